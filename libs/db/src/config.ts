@@ -1,0 +1,62 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+const originPattern = /^[^\s+][^\n+]*[^\s+]$|^[^\s+]$/;
+
+export const configSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
+  CONNECT_DATA_DIR: z.string().min(1).default('./.data'),
+  CONNECT_LEDGER_ORIGIN: z
+    .string()
+    .regex(originPattern, 'must hold no "+", no newline and no leading or trailing space')
+    .default('connect.local/ledger'),
+  CONNECT_LEDGER_KEY: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]{43}=$/, 'must be the base64 of a 32-byte Ed25519 seed')
+    .optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  ledgerOrigin: string;
+  ledgerKey: string | undefined;
+  logLevel: z.infer<typeof configSchema>['LOG_LEVEL'];
+}
+
+export class ConfigError extends Error {
+  constructor(readonly issues: { variable: string; message: string }[]) {
+    super(`invalid configuration:\n${issues.map((i) => `  ${i.variable}: ${i.message}`).join('\n')}`);
+  }
+}
+
+/** Reads the configuration from environment variables; a bad value throws a ConfigError naming it. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([, value]) => value !== undefined && value !== ''),
+  );
+  const parsed = configSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => ({ variable: String(issue.path[0]), message: issue.message })),
+    );
+  }
+  const c = parsed.data;
+  return {
+    port: c.PORT,
+    host: c.HOST,
+    databaseUrl: c.DATABASE_URL,
+    dataDir: path.resolve(c.CONNECT_DATA_DIR),
+    ledgerOrigin: c.CONNECT_LEDGER_ORIGIN,
+    ledgerKey: c.CONNECT_LEDGER_KEY,
+    logLevel: c.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,5 @@
+export * from './config.ts';
+export * from './database.ts';
+export * from './embedded-postgres.ts';
+export * from './migrate.ts';
+export type * from './schema.ts';

@@ -1,0 +1,59 @@
+// Kysely types of the tables the migrations create.
+import type { ColumnType } from 'kysely';
+
+type Generated<T> = ColumnType<T, T | undefined, T>;
+
+export interface LedgerHeadTable {
+  singleton: Generated<boolean>;
+  origin: string;
+  verifier_key: string;
+  tree_size: Generated<number>;
+  root_hash: Generated<Uint8Array>;
+}
+
+export interface LedgerEntriesTable {
+  index: number;
+  id: string;
+  stream: string;
+  version: number;
+  type: string;
+  schema: number;
+  recorded_at: Date;
+  actor: string | null;
+  meta: unknown;
+  data: unknown;
+  salt: Uint8Array | null;
+  data_hash: Uint8Array;
+  leaf_hash: Uint8Array;
+}
+
+export interface LedgerTreeTable {
+  level: number;
+  idx: number;
+  hash: Uint8Array;
+}
+
+export interface LedgerCheckpointsTable {
+  tree_size: number;
+  root_hash: Uint8Array;
+  note: string;
+  signed_at: Generated<Date>;
+}
+
+export interface LedgerIdempotencyTable {
+  key: string;
+  stream: string;
+  first_index: number;
+  count: number;
+  fingerprint: Uint8Array;
+  created_at: Generated<Date>;
+}
+
+export interface Database {
+  ledger_head: LedgerHeadTable;
+  ledger_entries: LedgerEntriesTable;
+  ledger_tree: LedgerTreeTable;
+  ledger_checkpoints: LedgerCheckpointsTable;
+  ledger_idempotency: LedgerIdempotencyTable;
+  schema_migrations: { name: string; applied_at: Generated<Date> };
+}

@@ -1,0 +1,384 @@
+// Group commit: appends queue up while one transaction holds the ledger head; the next
+// transaction takes everything queued. Indexes are assigned under the head's row lock, so they
+// are dense and commit in order, and each batch signs one checkpoint for its new head.
+import { randomBytes, randomUUID } from 'node:crypto';
+import {
+  appendLeaf,
+  dataHash,
+  type EntryHeader,
+  entryLeafHash,
+  formatRecordedAt,
+  type HashedNode,
+  jcs,
+  rootFromPeaks,
+  SALT_SIZE,
+  type SigningKey,
+  sha256,
+  signCheckpoint,
+  toBase64,
+} from '@connect/crypto';
+import type { Database } from '@connect/db';
+import type { Kysely } from 'kysely';
+import type pg from 'pg';
+import { entryFromRow } from './rows.ts';
+import { loadPeaks } from './tree-store.ts';
+import type { AppendRequest, AppendResult, Entry, ExpectedVersion, NewEvent } from './types.ts';
+import { validateAppend } from './validate.ts';
+
+export const LEDGER_CHANNEL = 'connect_ledger';
+
+export interface AppenderDeps {
+  pool: pg.Pool;
+  db: Kysely<Database>;
+  origin: string;
+  key: SigningKey;
+  /** Most events one transaction takes (a single larger append still goes alone). */
+  maxBatchEvents?: number;
+}
+
+export interface Appender {
+  append(request: AppendRequest): Promise<AppendResult>;
+  /** Waits for queued appends to finish. */
+  drain(): Promise<void>;
+}
+
+interface Pending {
+  request: Omit<AppendRequest, 'events'> & { events: (NewEvent & { id: string })[] };
+  fingerprint: Uint8Array;
+  resolve(result: AppendResult): void;
+  reject(error: unknown): void;
+}
+
+interface BatchState {
+  versions: Map<string, number>;
+  keys: Map<string, { firstIndex: number; count: number; fingerprint: Uint8Array }>;
+  existingIds: Set<string>;
+}
+
+/** What a retry must match to be the same append: everything but generated ids. */
+function fingerprintOf(request: AppendRequest): Uint8Array {
+  return sha256(
+    jcs({
+      stream: request.stream,
+      expectedVersion: request.expectedVersion,
+      actor: request.actor,
+      events: request.events.map((e) => ({
+        type: e.type,
+        schema: e.schema ?? 1,
+        data: e.data,
+        meta: e.meta ?? {},
+      })),
+    }),
+  );
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.compare(a, b) === 0;
+}
+
+function versionMatches(expected: ExpectedVersion, actual: number): boolean {
+  if (expected === 'any') return true;
+  if (expected === 'no_stream') return actual === 0;
+  return expected === actual;
+}
+
+export function createAppender(deps: AppenderDeps): Appender {
+  const { pool, db, origin, key } = deps;
+  const maxBatchEvents = deps.maxBatchEvents ?? 2000;
+  const queue: Pending[] = [];
+  let running: Promise<void> | undefined;
+  // The head this process last committed; another process appending makes it stale, and then
+  // the peaks are read again from the stored hashes.
+  let cachedTip: { treeSize: number; peaks: HashedNode[] } | undefined;
+  let lastRecordedAt = 0;
+
+  function append(request: AppendRequest): Promise<AppendResult> {
+    try {
+      validateAppend(request);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // Ids are fixed before the first attempt, so a retry can tell whether that attempt committed.
+    const events = request.events.map((event) => ({ ...event, id: event.id ?? randomUUID() }));
+    return new Promise((resolve, reject) => {
+      queue.push({ request: { ...request, events }, fingerprint: fingerprintOf(request), resolve, reject });
+      running ??= drainQueue();
+    });
+  }
+
+  async function drainQueue(): Promise<void> {
+    try {
+      while (queue.length > 0) {
+        const batch: Pending[] = [];
+        let events = 0;
+        while (queue.length > 0) {
+          const next = queue[0] as Pending;
+          if (batch.length > 0 && events + next.request.events.length > maxBatchEvents) break;
+          batch.push(next);
+          events += next.request.events.length;
+          queue.shift();
+        }
+        await commitBatch(batch);
+      }
+    } finally {
+      running = undefined;
+    }
+  }
+
+  async function commitBatch(batch: Pending[]): Promise<void> {
+    let failure: unknown;
+    const client = await pool.connect().catch((error: unknown) => {
+      failure = error;
+      return undefined;
+    });
+    if (client) {
+      try {
+        const results = await writeBatch(client, batch);
+        client.release();
+        batch.forEach((pending, i) => {
+          pending.resolve(results[i] as AppendResult);
+        });
+        return;
+      } catch (error) {
+        failure = error;
+        cachedTip = undefined;
+        await client.query('rollback').catch(() => undefined);
+        client.release(true); // a connection that failed mid-transaction is not reused
+      }
+    }
+    if (batch.length === 1) {
+      (batch[0] as Pending).reject(failure);
+      return;
+    }
+    // Something in the batch failed it as a whole: retry each alone, so only the culprit fails.
+    for (const pending of batch) await commitBatch([pending]);
+  }
+
+  async function readBatchState(client: pg.PoolClient, batch: Pending[]): Promise<BatchState> {
+    const streams = [...new Set(batch.map((p) => p.request.stream))];
+    const keys = batch.flatMap((p) => (p.request.idempotencyKey ? [p.request.idempotencyKey] : []));
+    const ids = batch.flatMap((p) => p.request.events.map((e) => e.id));
+    const { rows } = await client.query<{
+      versions: { stream: string; version: number }[];
+      keys: { key: string; first_index: number; count: number; fingerprint: string }[] | null;
+      ids: string[] | null;
+    }>(
+      `select
+         (select json_agg(json_build_object('stream', s.stream, 'version', coalesce(
+            (select version from ledger_entries e where e.stream = s.stream order by version desc limit 1), 0)))
+          from unnest($1::text[]) as s(stream)) as versions,
+         (select json_agg(json_build_object('key', key, 'first_index', first_index, 'count', count,
+            'fingerprint', encode(fingerprint, 'base64')))
+          from ledger_idempotency where key = any($2::text[])) as keys,
+         (select json_agg(id) from ledger_entries where id = any($3::uuid[])) as ids`,
+      [streams, keys, ids],
+    );
+    const row = rows[0];
+    return {
+      versions: new Map((row?.versions ?? []).map((v) => [v.stream, v.version])),
+      keys: new Map(
+        (row?.keys ?? []).map((k) => [
+          k.key,
+          { firstIndex: k.first_index, count: k.count, fingerprint: Buffer.from(k.fingerprint, 'base64') },
+        ]),
+      ),
+      existingIds: new Set(row?.ids ?? []),
+    };
+  }
+
+  async function entriesByIds(client: pg.PoolClient, ids: string[]): Promise<Entry[]> {
+    const { rows } = await client.query(
+      'select * from ledger_entries where id = any($1::uuid[]) order by index',
+      [ids],
+    );
+    return rows.map((row) => entryFromRow(row, origin));
+  }
+
+  async function entriesInRange(client: pg.PoolClient, from: number, count: number): Promise<Entry[]> {
+    const { rows } = await client.query(
+      'select * from ledger_entries where index >= $1 and index < $2 order by index',
+      [from, from + count],
+    );
+    return rows.map((row) => entryFromRow(row, origin));
+  }
+
+  async function writeBatch(client: pg.PoolClient, batch: Pending[]): Promise<AppendResult[]> {
+    const [, headResult] = (await client.query(
+      'begin; select tree_size, root_hash from ledger_head for update',
+    )) as unknown as [unknown, pg.QueryResult<{ tree_size: number }>];
+    const treeSize = headResult.rows[0]?.tree_size;
+    if (treeSize === undefined) throw new Error('the ledger head is missing; open the ledger first');
+    let peaks = cachedTip?.treeSize === treeSize ? cachedTip.peaks : await loadPeaks(db, treeSize);
+    const state = await readBatchState(client, batch);
+
+    lastRecordedAt = Math.max(lastRecordedAt, Date.now());
+    const recordedAt = formatRecordedAt(lastRecordedAt);
+    const results: (AppendResult | (() => Promise<AppendResult>))[] = [];
+    const written: Entry[] = [];
+    const treeRows: HashedNode[] = [];
+    const keyRows: {
+      key: string;
+      stream: string;
+      firstIndex: number;
+      count: number;
+      fingerprint: Uint8Array;
+    }[] = [];
+    let nextIndex = treeSize;
+
+    for (const { request, fingerprint } of batch) {
+      const { stream, idempotencyKey } = request;
+      const ids = request.events.map((e) => e.id);
+      const known = idempotencyKey ? state.keys.get(idempotencyKey) : undefined;
+      if (idempotencyKey && known) {
+        if (!sameBytes(known.fingerprint, fingerprint)) {
+          results.push({ outcome: 'idempotency_key_reused', idempotencyKey });
+        } else {
+          const { firstIndex, count } = known;
+          results.push(async () => {
+            const entries =
+              firstIndex >= treeSize
+                ? written.filter((e) => e.index >= firstIndex && e.index < firstIndex + count)
+                : await entriesInRange(client, firstIndex, count);
+            return { outcome: 'replayed', entries, streamVersion: entries.at(-1)?.version ?? 0 };
+          });
+        }
+        continue;
+      }
+      const alreadyCommitted = ids.filter((id) => state.existingIds.has(id));
+      if (alreadyCommitted.length === ids.length) {
+        // An earlier attempt of this very append committed (its ids are fixed before the first try).
+        results.push(async () => {
+          const entries = await entriesByIds(client, ids);
+          const sameAppend = entries.length === ids.length && entries.every((e) => e.stream === stream);
+          return sameAppend
+            ? { outcome: 'appended', entries, streamVersion: entries.at(-1)?.version ?? 0 }
+            : { outcome: 'duplicate_event_id', eventId: ids[0] as string };
+        });
+        continue;
+      }
+      if (alreadyCommitted.length > 0) {
+        results.push({ outcome: 'duplicate_event_id', eventId: alreadyCommitted[0] as string });
+        continue;
+      }
+      const actual = state.versions.get(stream) ?? 0;
+      if (!versionMatches(request.expectedVersion, actual)) {
+        results.push({
+          outcome: 'version_conflict',
+          expectedVersion: request.expectedVersion,
+          actualVersion: actual,
+        });
+        continue;
+      }
+
+      const entries: Entry[] = request.events.map((event, i) => {
+        const salt = randomBytes(SALT_SIZE);
+        const header: EntryHeader = {
+          ledger: origin,
+          index: nextIndex + i,
+          id: event.id,
+          stream,
+          version: actual + 1 + i,
+          type: event.type,
+          schema: event.schema ?? 1,
+          recordedAt,
+          actor: request.actor,
+          meta: event.meta ?? {},
+          dataHash: dataHash(salt, event.data),
+        };
+        const leaf = entryLeafHash(header);
+        const appended = appendLeaf(peaks, header.index, leaf);
+        peaks = appended.peaks;
+        for (const node of appended.completed) if (node.level > 0) treeRows.push(node);
+        return {
+          ...header,
+          data: event.data,
+          salt: toBase64(salt),
+          redacted: false,
+          leafHash: toBase64(leaf),
+        };
+      });
+      if (idempotencyKey) {
+        state.keys.set(idempotencyKey, { firstIndex: nextIndex, count: entries.length, fingerprint });
+        keyRows.push({
+          key: idempotencyKey,
+          stream,
+          firstIndex: nextIndex,
+          count: entries.length,
+          fingerprint,
+        });
+      }
+      for (const id of ids) state.existingIds.add(id);
+      nextIndex += entries.length;
+      state.versions.set(stream, actual + entries.length);
+      written.push(...entries);
+      results.push({ outcome: 'appended', entries, streamVersion: actual + entries.length });
+    }
+
+    if (written.length === 0) {
+      const settled = await Promise.all(results.map((r) => (typeof r === 'function' ? r() : r)));
+      await client.query('rollback');
+      return settled;
+    }
+
+    const rootHash = rootFromPeaks(peaks);
+    const note = signCheckpoint({ origin, treeSize: nextIndex, rootHash }, key);
+    const bytes = (b64: string | Uint8Array) =>
+      typeof b64 === 'string'
+        ? Buffer.from(b64, 'base64')
+        : Buffer.from(b64.buffer, b64.byteOffset, b64.byteLength);
+    await client.query(
+      `with entries as (
+         insert into ledger_entries
+           (index, id, stream, version, type, schema, recorded_at, actor, meta, data, salt, data_hash, leaf_hash)
+         select * from unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::int[],
+           $7::timestamptz[], $8::text[], $9::jsonb[], $10::jsonb[], $11::bytea[], $12::bytea[], $13::bytea[])),
+       tree as (
+         insert into ledger_tree (level, idx, hash) select * from unnest($14::smallint[], $15::bigint[], $16::bytea[])),
+       keys as (
+         insert into ledger_idempotency (key, stream, first_index, count, fingerprint)
+         select * from unnest($17::text[], $18::text[], $19::bigint[], $20::int[], $21::bytea[])),
+       checkpoint as (
+         insert into ledger_checkpoints (tree_size, root_hash, note) values ($22, $23, $24)),
+       head as (
+         update ledger_head set tree_size = $22, root_hash = $23)
+       select pg_notify('${LEDGER_CHANNEL}', $22::text)`,
+      [
+        written.map((e) => e.index),
+        written.map((e) => e.id),
+        written.map((e) => e.stream),
+        written.map((e) => e.version),
+        written.map((e) => e.type),
+        written.map((e) => e.schema),
+        written.map((e) => e.recordedAt),
+        written.map((e) => e.actor),
+        written.map((e) => JSON.stringify(e.meta)),
+        written.map((e) => JSON.stringify(e.data)),
+        written.map((e) => bytes(e.salt as string)),
+        written.map((e) => bytes(e.dataHash)),
+        written.map((e) => bytes(e.leafHash)),
+        treeRows.map((n) => n.level),
+        treeRows.map((n) => n.index),
+        treeRows.map((n) => bytes(n.hash)),
+        keyRows.map((k) => k.key),
+        keyRows.map((k) => k.stream),
+        keyRows.map((k) => k.firstIndex),
+        keyRows.map((k) => k.count),
+        keyRows.map((k) => bytes(k.fingerprint)),
+        nextIndex,
+        bytes(rootHash),
+        note,
+      ],
+    );
+    const settled = await Promise.all(results.map((r) => (typeof r === 'function' ? r() : r)));
+    await client.query('commit');
+    cachedTip = { treeSize: nextIndex, peaks };
+    return settled;
+  }
+
+  return {
+    append,
+    drain: async () => {
+      while (running) await running;
+    },
+  };
+}

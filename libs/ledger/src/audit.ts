@@ -1,0 +1,174 @@
+// Recomputes the ledger from its rows: every dataHash, every leaf hash, every stored subtree
+// hash and the head's root, and opens every signed checkpoint against the recomputed tree.
+// Streams in pages, holding only the tree's peaks, so memory stays flat as the ledger grows.
+import {
+  appendLeaf,
+  dataHash,
+  entryLeafHash,
+  equalBytes,
+  fromBase64,
+  type HashedNode,
+  nodeKey,
+  openCheckpoint,
+  rootFromPeaks,
+  toBase64,
+  type VerifierKey,
+} from '@connect/crypto';
+import type { Database } from '@connect/db';
+import { type Kysely, sql } from 'kysely';
+import { readHead } from './head.ts';
+import { entryFromRow } from './rows.ts';
+
+export type AuditResult =
+  | { ok: true; treeSize: number; checkpoints: number }
+  | { ok: false; treeSize: number; index: number | null; problem: string };
+
+export interface AuditProgress {
+  checked: number;
+  total: number;
+}
+
+function levelsAbove(size: number): number {
+  let levels = 0;
+  for (let width = 2; width <= size; width *= 2) levels++;
+  return levels;
+}
+
+export async function auditLedger(
+  db: Kysely<Database>,
+  key: VerifierKey,
+  options: { pageSize?: number; onProgress?(progress: AuditProgress): void } = {},
+): Promise<AuditResult> {
+  const pageSize = options.pageSize ?? 5000;
+  const head = await readHead(db);
+  if (!head) return { ok: true, treeSize: 0, checkpoints: 0 };
+  const origin = head.origin;
+  const total = head.treeSize;
+  const fail = (index: number | null, problem: string): AuditResult => ({
+    ok: false,
+    treeSize: total,
+    index,
+    problem,
+  });
+
+  let peaks: HashedNode[] = [];
+  let expected = 0;
+  let checkpointsChecked = 0;
+  let checkpoints = await nextCheckpoints(db, 0, pageSize);
+  let checkpointAt = 0;
+
+  const checkCheckpointsAt = async (size: number): Promise<AuditResult | undefined> => {
+    for (;;) {
+      if (checkpointAt >= checkpoints.length) {
+        if (checkpoints.length < pageSize) return undefined;
+        checkpoints = await nextCheckpoints(db, (checkpoints.at(-1)?.tree_size ?? 0) + 1, pageSize);
+        checkpointAt = 0;
+        continue;
+      }
+      const checkpoint = checkpoints[checkpointAt];
+      if (!checkpoint || checkpoint.tree_size > size) return undefined;
+      checkpointAt++;
+      if (checkpoint.tree_size < size) {
+        return fail(null, `checkpoint of size ${checkpoint.tree_size} does not match the tree`);
+      }
+      const root = rootFromPeaks(peaks);
+      try {
+        const opened = openCheckpoint(checkpoint.note, [key]);
+        if (
+          opened.treeSize !== size ||
+          !equalBytes(opened.rootHash, root) ||
+          !equalBytes(checkpoint.root_hash, root)
+        ) {
+          return fail(
+            size > 0 ? size - 1 : null,
+            `checkpoint of size ${size} does not match the recomputed root`,
+          );
+        }
+      } catch (error) {
+        return fail(null, `checkpoint of size ${size} does not verify: ${(error as Error).message}`);
+      }
+      checkpointsChecked++;
+    }
+  };
+
+  for (;;) {
+    const rows = await db
+      .selectFrom('ledger_entries')
+      .selectAll()
+      .where('index', '>=', expected)
+      .orderBy('index')
+      .limit(pageSize)
+      .execute();
+    if (rows.length === 0) break;
+    const first = expected;
+    const last = first + rows.length;
+    const stored = await storedNodesCompletedIn(db, first, last);
+    for (const row of rows) {
+      const index = expected;
+      if (row.index !== index) return fail(index, `entry ${index} is missing (found ${row.index} next)`);
+      const entry = entryFromRow(row, origin);
+      if (entry.data !== null) {
+        if (!entry.salt) return fail(index, 'entry has data but no salt');
+        if (dataHash(fromBase64(entry.salt), entry.data) !== entry.dataHash) {
+          return fail(index, 'dataHash does not match the data and salt');
+        }
+      } else if (entry.salt !== null) {
+        return fail(index, 'redacted entry still holds a salt');
+      }
+      const leaf = entryLeafHash(entry);
+      if (!equalBytes(leaf, row.leaf_hash)) return fail(index, 'leaf hash does not match the header');
+      const appended = appendLeaf(peaks, index, leaf);
+      peaks = appended.peaks;
+      for (const node of appended.completed) {
+        if (node.level === 0) continue;
+        const hash = stored.get(nodeKey(node));
+        if (!hash) return fail(index, `stored tree hash ${nodeKey(node)} is missing`);
+        if (!equalBytes(hash, node.hash))
+          return fail(index, `stored tree hash ${nodeKey(node)} does not match`);
+      }
+      expected++;
+      const bad = await checkCheckpointsAt(expected);
+      if (bad) return bad;
+    }
+    options.onProgress?.({ checked: expected, total });
+  }
+  if (expected !== total) return fail(expected, `the head says ${total} entries but ${expected} are stored`);
+  if (!equalBytes(rootFromPeaks(peaks), head.rootHash)) {
+    return fail(null, `the head's root ${toBase64(head.rootHash)} does not match the recomputed root`);
+  }
+  if (checkpointAt < checkpoints.length)
+    return fail(null, 'a checkpoint is signed for a size beyond the head');
+  return { ok: true, treeSize: total, checkpoints: checkpointsChecked };
+}
+
+async function nextCheckpoints(db: Kysely<Database>, fromSize: number, limit: number) {
+  return db
+    .selectFrom('ledger_checkpoints')
+    .select(['tree_size', 'root_hash', 'note'])
+    .where('tree_size', '>=', fromSize)
+    .orderBy('tree_size')
+    .limit(limit)
+    .execute();
+}
+
+/** Stored hashes of the subtrees (level ≥ 1) that leaves [first, last) complete. */
+async function storedNodesCompletedIn(db: Kysely<Database>, first: number, last: number) {
+  const levels: number[] = [];
+  const lows: number[] = [];
+  const highs: number[] = [];
+  for (let level = 1, width = 2; level <= levelsAbove(last); level++, width *= 2) {
+    // Node (level, idx) completes with leaf (idx+1)·width − 1.
+    const low = Math.ceil((first + 1) / width) - 1;
+    const high = Math.floor(last / width);
+    if (high > low) {
+      levels.push(level);
+      lows.push(low);
+      highs.push(high);
+    }
+  }
+  const { rows } = await sql<{ level: number; idx: number; hash: Uint8Array }>`
+    select t.level, t.idx, t.hash
+    from unnest(${levels}::smallint[], ${lows}::bigint[], ${highs}::bigint[]) as q(level, low, high)
+    join ledger_tree t on t.level = q.level and t.idx >= q.low and t.idx < q.high`.execute(db);
+  return new Map(rows.map((row) => [nodeKey({ level: row.level, index: row.idx }), row.hash]));
+}

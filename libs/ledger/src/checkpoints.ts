@@ -1,0 +1,37 @@
+import { type Checkpoint, openCheckpoint, type VerifierKey } from '@connect/crypto';
+import type { Database } from '@connect/db';
+import type { Kysely } from 'kysely';
+
+export interface SignedCheckpoint {
+  treeSize: number;
+  rootHash: Uint8Array;
+  /** The C2SP signed note, as served. */
+  note: string;
+  signedAt: Date;
+}
+
+type Db = Kysely<Database>;
+
+export async function latestCheckpoint(db: Db): Promise<SignedCheckpoint | undefined> {
+  const row = await db
+    .selectFrom('ledger_checkpoints')
+    .selectAll()
+    .orderBy('tree_size', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  return row && { treeSize: row.tree_size, rootHash: row.root_hash, note: row.note, signedAt: row.signed_at };
+}
+
+export async function checkpointAt(db: Db, treeSize: number): Promise<SignedCheckpoint | undefined> {
+  const row = await db
+    .selectFrom('ledger_checkpoints')
+    .selectAll()
+    .where('tree_size', '=', treeSize)
+    .executeTakeFirst();
+  return row && { treeSize: row.tree_size, rootHash: row.root_hash, note: row.note, signedAt: row.signed_at };
+}
+
+/** Opens a stored checkpoint's note under the ledger key; throws a NoteError when it does not verify. */
+export function openStoredCheckpoint(checkpoint: SignedCheckpoint, key: VerifierKey): Checkpoint {
+  return openCheckpoint(checkpoint.note, [key]);
+}

@@ -1,0 +1,51 @@
+import type { Database } from '@connect/db';
+import type { Kysely } from 'kysely';
+
+export interface LedgerHead {
+  origin: string;
+  verifierKey: string;
+  treeSize: number;
+  rootHash: Uint8Array;
+}
+
+export async function readHead(db: Kysely<Database>): Promise<LedgerHead | undefined> {
+  const row = await db.selectFrom('ledger_head').selectAll().executeTakeFirst();
+  return (
+    row && {
+      origin: row.origin,
+      verifierKey: row.verifier_key,
+      treeSize: row.tree_size,
+      rootHash: row.root_hash,
+    }
+  );
+}
+
+export class LedgerIdentityError extends Error {}
+
+/**
+ * Creates the head on a new ledger, or checks that this process's origin and key are the ones
+ * the ledger was started with: a ledger signed by two keys, or under two origins, is no ledger.
+ */
+export async function ensureHead(
+  db: Kysely<Database>,
+  identity: { origin: string; verifierKey: string },
+): Promise<LedgerHead> {
+  await db
+    .insertInto('ledger_head')
+    .values({ origin: identity.origin, verifier_key: identity.verifierKey })
+    .onConflict((oc) => oc.doNothing())
+    .execute();
+  const head = await readHead(db);
+  if (!head) throw new LedgerIdentityError('the ledger head is missing');
+  if (head.origin !== identity.origin) {
+    throw new LedgerIdentityError(
+      `CONNECT_LEDGER_ORIGIN is "${identity.origin}" but this ledger's origin is "${head.origin}"`,
+    );
+  }
+  if (head.verifierKey !== identity.verifierKey) {
+    throw new LedgerIdentityError(
+      `the ledger key (CONNECT_LEDGER_KEY or the key file) is not the key this ledger is signed with (${head.verifierKey})`,
+    );
+  }
+  return head;
+}

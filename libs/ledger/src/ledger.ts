@@ -1,0 +1,25 @@
+import { formatVerifierKey, type SigningKey } from '@connect/crypto';
+import type { Database } from '@connect/db';
+import type { Kysely } from 'kysely';
+import type pg from 'pg';
+import { type Appender, createAppender } from './append.ts';
+import { ensureHead } from './head.ts';
+
+export interface Ledger extends Appender {
+  origin: string;
+  key: SigningKey;
+  verifierKey: string;
+}
+
+/** Opens the ledger for appending: creates its head on first use and checks origin and key. */
+export async function openLedger(deps: {
+  pool: pg.Pool;
+  db: Kysely<Database>;
+  origin: string;
+  key: SigningKey;
+  maxBatchEvents?: number;
+}): Promise<Ledger> {
+  const verifierKey = formatVerifierKey(deps.key);
+  await ensureHead(deps.db, { origin: deps.origin, verifierKey });
+  return { ...createAppender(deps), origin: deps.origin, key: deps.key, verifierKey };
+}

@@ -1,0 +1,58 @@
+import { toBase64 } from '@connect/crypto';
+import type { Database } from '@connect/db';
+import type { Kysely } from 'kysely';
+import { readHead } from './head.ts';
+import { consistencyHashes, inclusionHashes } from './tree-store.ts';
+
+type Db = Kysely<Database>;
+
+/** A proof request outside the ledger as it stands; `parameter` names the culprit. */
+export class ProofRequestError extends RangeError {
+  constructor(
+    readonly parameter: string,
+    message: string,
+  ) {
+    super(`${parameter}: ${message}`);
+  }
+}
+
+export interface InclusionProofJson {
+  index: number;
+  treeSize: number;
+  leafHash: string;
+  hashes: string[];
+}
+
+export interface ConsistencyProofJson {
+  from: number;
+  to: number;
+  hashes: string[];
+}
+
+function checkSize(parameter: string, value: number, max: number, min = 0): void {
+  if (!Number.isSafeInteger(value) || value < min)
+    throw new ProofRequestError(parameter, `must be an integer ≥ ${min}`);
+  if (value > max) throw new ProofRequestError(parameter, `must be at most ${max}`);
+}
+
+async function currentSize(db: Db): Promise<number> {
+  return (await readHead(db))?.treeSize ?? 0;
+}
+
+export async function inclusionProof(db: Db, index: number, treeSize: number): Promise<InclusionProofJson> {
+  const size = await currentSize(db);
+  checkSize('treeSize', treeSize, size, 1);
+  checkSize('index', index, treeSize - 1);
+  const [leaf, hashes] = await Promise.all([
+    db.selectFrom('ledger_entries').select('leaf_hash').where('index', '=', index).executeTakeFirstOrThrow(),
+    inclusionHashes(db, index, treeSize),
+  ]);
+  return { index, treeSize, leafHash: toBase64(leaf.leaf_hash), hashes: hashes.map(toBase64) };
+}
+
+export async function consistencyProof(db: Db, from: number, to: number): Promise<ConsistencyProofJson> {
+  const size = await currentSize(db);
+  checkSize('to', to, size);
+  checkSize('from', from, to);
+  return { from, to, hashes: (await consistencyHashes(db, from, to)).map(toBase64) };
+}
