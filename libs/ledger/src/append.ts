@@ -132,8 +132,12 @@ export function createAppender(deps: AppenderDeps): Appender {
       return undefined;
     });
     if (client) {
+      // A checked-out client whose connection dies emits 'error' besides failing its query.
+      const ignore = () => undefined;
+      client.on('error', ignore);
       try {
         const results = await writeBatch(client, batch);
+        client.off('error', ignore);
         client.release();
         batch.forEach((pending, i) => {
           pending.resolve(results[i] as AppendResult);
@@ -143,6 +147,7 @@ export function createAppender(deps: AppenderDeps): Appender {
         failure = error;
         cachedTip = undefined;
         await client.query('rollback').catch(() => undefined);
+        client.off('error', ignore);
         client.release(true); // a connection that failed mid-transaction is not reused
       }
     }

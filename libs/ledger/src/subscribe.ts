@@ -70,9 +70,10 @@ export function subscribeEntries(
       listener = client;
       client.on('notification', wake);
       client.on('error', (error) => {
+        if (listener !== client) return; // a dying connection can report more than once
+        listener = undefined;
         report(error);
         client.release(true);
-        if (listener === client) listener = undefined;
         if (!closed) setTimeout(listen, pollMs);
       });
       await client.query(`listen ${LEDGER_CHANNEL}`);

@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest';
+import type { TestDatabase } from '../../../test/support/database.ts';
+import { auditLedger, type Ledger } from '../src/index.ts';
+import { event, KEY, testLedger } from './support.ts';
+
+let database: TestDatabase;
+let ledger: Ledger;
+
+beforeAll(async () => {
+  ({ database, ledger } = await testLedger());
+  for (let i = 0; i < 40; i++) {
+    await ledger.append({
+      stream: `s-${i % 5}`,
+      expectedVersion: 'any',
+      actor: 'ana',
+      events: [event('Noted', { text: `note ${i}`, n: i }), event('Checked')],
+    });
+  }
+});
+afterAll(() => database.close());
+
+// Tampering as a hostile operator would: as the table owner, with the immutability triggers off.
+async function tamper(sql: string): Promise<void> {
+  const client = await database.pool.connect();
+  try {
+    await client.query('begin');
+    await client.query('set local session_replication_role = replica');
+    await client.query(sql);
+    await client.query('commit');
+  } finally {
+    client.release();
+  }
+}
+
+let snapshot: { entries: unknown[]; tree: unknown[] };
+beforeEach(async () => {
+  snapshot ??= {
+    entries: (await database.pool.query('select * from ledger_entries order by index')).rows,
+    tree: (await database.pool.query('select * from ledger_tree order by level, idx')).rows,
+  };
+  await tamper(`delete from ledger_entries; delete from ledger_tree;`);
+  const client = await database.pool.connect();
+  try {
+    await client.query('set session_replication_role = replica');
+    await client.query(
+      `insert into ledger_entries select * from jsonb_populate_recordset(null::ledger_entries, $1::jsonb)`,
+      [JSON.stringify(snapshot.entries.map(hexBytes))],
+    );
+    await client.query(
+      `insert into ledger_tree select * from jsonb_populate_recordset(null::ledger_tree, $1::jsonb)`,
+      [JSON.stringify(snapshot.tree.map(hexBytes))],
+    );
+    await client.query('set session_replication_role = origin');
+  } finally {
+    client.release();
+  }
+});
+
+function hexBytes(row: unknown): unknown {
+  return Object.fromEntries(
+    Object.entries(row as Record<string, unknown>).map(([k, v]) => [
+      k,
+      Buffer.isBuffer(v) ? `\\x${v.toString('hex')}` : v,
+    ]),
+  );
+}
+
+test('an untouched ledger passes the audit', async () => {
+  expect(await auditLedger(database.db, KEY, { pageSize: 7 })).toEqual({
+    ok: true,
+    treeSize: 80,
+    checkpoints: 40,
+  });
+});
+
+test('the audit names an entry whose data changed by one byte', async () => {
+  await tamper(`update ledger_entries set data = jsonb_set(data, '{text}', '"note 2X"') where index = 26`);
+  expect(await auditLedger(database.db, KEY, { pageSize: 7 })).toMatchObject({
+    ok: false,
+    index: 26,
+    problem: 'dataHash does not match the data and salt',
+  });
+});
+
+test('the audit names an entry whose header changed', async () => {
+  await tamper(`update ledger_entries set actor = 'eve' where index = 33`);
+  expect(await auditLedger(database.db, KEY)).toMatchObject({ ok: false, index: 33 });
+});
+
+test('the audit names an entry whose salt changed', async () => {
+  await tamper(`update ledger_entries set salt = set_byte(salt, 0, get_byte(salt, 0) # 1) where index = 5`);
+  expect(await auditLedger(database.db, KEY)).toMatchObject({ ok: false, index: 5 });
+});
+
+test('the audit names the entry completing a stored subtree hash that changed', async () => {
+  await tamper(
+    `update ledger_tree set hash = set_byte(hash, 3, get_byte(hash, 3) # 1) where level = 3 and idx = 2`,
+  );
+  // Node (3, 2) covers leaves 16..23 and is completed by entry 23.
+  expect(await auditLedger(database.db, KEY)).toMatchObject({
+    ok: false,
+    index: 23,
+    problem: 'stored tree hash 3/2 does not match',
+  });
+});
+
+test('the audit names a missing entry', async () => {
+  await tamper(`delete from ledger_entries where index = 50`);
+  expect(await auditLedger(database.db, KEY)).toMatchObject({ ok: false, index: 50 });
+});
+
+test('rewriting an entry consistently (new dataHash and leaf) still breaks the tree', async () => {
+  await tamper(
+    `update ledger_entries set leaf_hash = set_byte(leaf_hash, 0, get_byte(leaf_hash, 0) # 1) where index = 12`,
+  );
+  expect(await auditLedger(database.db, KEY)).toMatchObject({ ok: false, index: 12 });
+});
+
+test('without tampering rights, entries cannot be changed or deleted', async () => {
+  await expect(
+    database.pool.query(`update ledger_entries set actor = 'eve' where index = 1`),
+  ).rejects.toThrow(/immutable/);
+  await expect(database.pool.query(`delete from ledger_entries where index = 1`)).rejects.toThrow(
+    /cannot be deleted/,
+  );
+  await expect(database.pool.query(`update ledger_tree set hash = '\\x00' where level = 1`)).rejects.toThrow(
+    /immutable/,
+  );
+});

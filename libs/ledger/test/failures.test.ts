@@ -1,0 +1,74 @@
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import type { TestDatabase } from '../../../test/support/database.ts';
+import { auditLedger, type Ledger, readHead, readStream } from '../src/index.ts';
+import { event, KEY, ORIGIN, testLedger } from './support.ts';
+
+let database: TestDatabase;
+let ledger: Ledger;
+
+beforeAll(async () => {
+  ({ database, ledger } = await testLedger());
+  // Stand-ins for failures the database can throw at an append halfway through its transaction.
+  await database.pool.query(`alter table ledger_entries add constraint no_poison check (type <> 'Poison')`);
+  await database.pool.query(`
+    create function drop_connection() returns trigger language plpgsql as $$
+    begin
+      if new.type = 'DropConnection' then perform pg_terminate_backend(pg_backend_pid()); end if;
+      return new;
+    end $$;
+    create trigger drop_connection before insert on ledger_entries for each row execute function drop_connection();`);
+});
+afterAll(() => database.close());
+
+async function entryCount(): Promise<number> {
+  const { rows } = await database.pool.query<{ n: number }>('select count(*)::int as n from ledger_entries');
+  return rows[0]?.n ?? -1;
+}
+
+test.each(['Poison', 'DropConnection'])(
+  'an append whose transaction fails (%s) fails alone: its batch-mates commit, nothing partial stays',
+  async (culprit) => {
+    const before = await entryCount();
+    const appends = Array.from({ length: 10 }, (_, i) =>
+      ledger.append({
+        stream: `batch-${culprit}-${i}`,
+        expectedVersion: 'no_stream',
+        actor: null,
+        events: i === 4 ? [event('Fine'), event(culprit)] : [event('Fine', { i })],
+      }),
+    );
+    const settled = await Promise.allSettled(appends);
+    const failed = settled.flatMap((s, i) => (s.status === 'rejected' ? [i] : []));
+    expect(failed).toEqual([4]);
+    for (const s of settled) if (s.status === 'fulfilled') expect(s.value.outcome).toBe('appended');
+    expect(await readStream(database.db, ORIGIN, `batch-${culprit}-4`)).toEqual([]);
+    expect(await entryCount()).toBe(before + 9);
+    const head = await readHead(database.db);
+    expect(head?.treeSize).toBe(before + 9);
+
+    const next = await ledger.append({
+      stream: `after-${culprit}`,
+      expectedVersion: 'any',
+      actor: null,
+      events: [event('Fine')],
+    });
+    expect(next.outcome === 'appended' && next.entries[0]?.index).toBe(before + 9);
+    expect(await auditLedger(database.db, KEY)).toMatchObject({ ok: true, treeSize: before + 10 });
+  },
+);
+
+test('a batch with one version conflict fails only that command', async () => {
+  await ledger.append({
+    stream: 'shared',
+    expectedVersion: 'no_stream',
+    actor: null,
+    events: [event('Opened')],
+  });
+  const results = await Promise.all([
+    ledger.append({ stream: 'shared', expectedVersion: 1, actor: null, events: [event('First')] }),
+    ledger.append({ stream: 'shared', expectedVersion: 1, actor: null, events: [event('Second')] }),
+    ledger.append({ stream: 'other', expectedVersion: 'no_stream', actor: null, events: [event('Fine')] }),
+  ]);
+  expect(results.map((r) => r.outcome)).toEqual(['appended', 'version_conflict', 'appended']);
+  expect((await readStream(database.db, ORIGIN, 'shared')).map((e) => e.type)).toEqual(['Opened', 'First']);
+});

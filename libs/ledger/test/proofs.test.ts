@@ -1,0 +1,90 @@
+import {
+  fromBase64,
+  openCheckpoint,
+  rootFromLeaves,
+  verifyConsistency,
+  verifyInclusion,
+} from '@connect/crypto';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import type { TestDatabase } from '../../../test/support/database.ts';
+import {
+  checkpointAt,
+  consistencyProof,
+  inclusionProof,
+  type Ledger,
+  ProofRequestError,
+  readEntries,
+  rootAt,
+} from '../src/index.ts';
+import { event, KEY, ORIGIN, testLedger } from './support.ts';
+
+let database: TestDatabase;
+let ledger: Ledger;
+let leaves: Uint8Array[];
+const SIZE = 70;
+
+beforeAll(async () => {
+  ({ database, ledger } = await testLedger());
+  for (let i = 0; i < SIZE; i++) {
+    await ledger.append({
+      stream: `p-${i % 3}`,
+      expectedVersion: 'any',
+      actor: null,
+      events: [event('E', { i })],
+    });
+  }
+  leaves = (await readEntries(database.db, ORIGIN, 0, SIZE)).map((e) => fromBase64(e.leafHash));
+});
+afterAll(() => database.close());
+
+test('every past size has a signed checkpoint whose root is the root of its leaves', async () => {
+  for (let size = 1; size <= SIZE; size++) {
+    const checkpoint = await checkpointAt(database.db, size);
+    const opened = openCheckpoint(checkpoint?.note ?? '', [KEY]);
+    expect(Buffer.from(opened.rootHash)).toEqual(Buffer.from(rootFromLeaves(leaves.slice(0, size))));
+    expect(Buffer.from(await rootAt(database.db, size))).toEqual(Buffer.from(opened.rootHash));
+  }
+});
+
+test('inclusion proofs verify for every index at every size', async () => {
+  for (let size = 1; size <= SIZE; size += 3) {
+    const root = rootFromLeaves(leaves.slice(0, size));
+    for (let index = 0; index < size; index++) {
+      const proof = await inclusionProof(database.db, index, size);
+      const ok = verifyInclusion(
+        { index, treeSize: size, hashes: proof.hashes.map(fromBase64) },
+        leaves[index] as Uint8Array,
+        root,
+      );
+      if (!ok) expect.fail(`proof of ${index} in ${size}`);
+    }
+  }
+});
+
+test('consistency proofs verify between any two sizes', async () => {
+  for (let from = 0; from <= SIZE; from += 5) {
+    for (let to = from; to <= SIZE; to += 4) {
+      const proof = await consistencyProof(database.db, from, to);
+      const ok = verifyConsistency(
+        { from, to, hashes: proof.hashes.map(fromBase64) },
+        rootFromLeaves(leaves.slice(0, from)),
+        rootFromLeaves(leaves.slice(0, to)),
+      );
+      if (!ok) expect.fail(`consistency ${from} → ${to}`);
+    }
+  }
+});
+
+test.each([
+  ['index', () => inclusionProof(database.db, SIZE, SIZE)],
+  ['index', () => inclusionProof(database.db, -1, SIZE)],
+  ['treeSize', () => inclusionProof(database.db, 0, SIZE + 1)],
+  ['treeSize', () => inclusionProof(database.db, 0, 0)],
+  ['to', () => consistencyProof(database.db, 1, SIZE + 1)],
+  ['from', () => consistencyProof(database.db, 10, 5)],
+  ['from', () => consistencyProof(database.db, 1.5, 5)],
+])('an out-of-range request names %s', async (parameter, request) => {
+  const error = await request().catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(ProofRequestError);
+  expect((error as ProofRequestError).parameter).toBe(parameter);
+});
