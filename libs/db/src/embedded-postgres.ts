@@ -126,6 +126,8 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPo
     throw new Error(`CONNECT_DATA_DIR is too long a path for a PostgreSQL socket: ${dataDir}`);
   }
   const url = `postgresql://postgres@localhost:${SOCKET_PORT}/postgres?host=${encodeURIComponent(socketDir)}`;
+  // Others may enter the data directory but not list it: the server's own user must pass through.
+  mkdirSync(dataDir, { recursive: true, mode: 0o711 });
   mkdirSync(root, { recursive: true, mode: 0o700 });
   const logFile = path.join(root, 'postgres.log');
 

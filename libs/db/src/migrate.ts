@@ -53,10 +53,20 @@ export async function migrate(pool: pg.Pool, dir = MIGRATIONS_DIR): Promise<Migr
   }
 }
 
-/** True when every migration file has been applied (what /readyz reports). */
-export async function migrationsApplied(pool: pg.Pool, dir = MIGRATIONS_DIR): Promise<boolean> {
-  const files = await migrationFiles(dir);
-  const { rows } = await pool.query<{ name: string }>('select name from schema_migrations');
-  const done = new Set(rows.map((row) => row.name));
-  return files.every((name) => done.has(name));
+/** Throws unless the database answers and every migration file has been applied (what /readyz reports). */
+export async function assertMigrated(pool: pg.Pool, dir = MIGRATIONS_DIR): Promise<void> {
+  const done = new Set<string>();
+  try {
+    const { rows } = await pool.query<{ exists: boolean }>(
+      `select to_regclass('schema_migrations') is not null as exists`,
+    );
+    if (rows[0]?.exists) {
+      const applied = await pool.query<{ name: string }>('select name from schema_migrations');
+      for (const row of applied.rows) done.add(row.name);
+    }
+  } catch (error) {
+    throw new Error(`database unreachable (${(error as Error).message})`);
+  }
+  const pending = (await migrationFiles(dir)).filter((name) => !done.has(name));
+  if (pending.length > 0) throw new Error(`migrations not applied: ${pending.join(', ')}`);
 }

@@ -91,6 +91,8 @@ export async function auditLedger(
     }
   };
 
+  const emptyTree = await checkCheckpointsAt(0);
+  if (emptyTree) return emptyTree;
   for (;;) {
     const rows = await db
       .selectFrom('ledger_entries')

@@ -1,3 +1,4 @@
+import { EMPTY_ROOT, formatVerifierKey, type SigningKey, signCheckpoint } from '@connect/crypto';
 import type { Database } from '@connect/db';
 import type { Kysely } from 'kysely';
 
@@ -23,26 +24,35 @@ export async function readHead(db: Kysely<Database>): Promise<LedgerHead | undef
 export class LedgerIdentityError extends Error {}
 
 /**
- * Creates the head on a new ledger, or checks that this process's origin and key are the ones
- * the ledger was started with: a ledger signed by two keys, or under two origins, is no ledger.
+ * Creates the head on a new ledger, with a signed checkpoint of the empty tree, or checks that
+ * this process's origin and key are the ones the ledger was started with: a ledger signed by
+ * two keys, or under two origins, is no ledger.
  */
-export async function ensureHead(
-  db: Kysely<Database>,
-  identity: { origin: string; verifierKey: string },
-): Promise<LedgerHead> {
-  await db
-    .insertInto('ledger_head')
-    .values({ origin: identity.origin, verifier_key: identity.verifierKey })
-    .onConflict((oc) => oc.doNothing())
-    .execute();
+export async function ensureHead(db: Kysely<Database>, origin: string, key: SigningKey): Promise<LedgerHead> {
+  const verifierKey = formatVerifierKey(key);
+  await db.transaction().execute(async (trx) => {
+    const created = await trx
+      .insertInto('ledger_head')
+      .values({ origin, verifier_key: verifierKey })
+      .onConflict((oc) => oc.doNothing())
+      .returning('tree_size')
+      .executeTakeFirst();
+    if (created) {
+      const note = signCheckpoint({ origin, treeSize: 0, rootHash: EMPTY_ROOT }, key);
+      await trx
+        .insertInto('ledger_checkpoints')
+        .values({ tree_size: 0, root_hash: EMPTY_ROOT, note })
+        .execute();
+    }
+  });
   const head = await readHead(db);
   if (!head) throw new LedgerIdentityError('the ledger head is missing');
-  if (head.origin !== identity.origin) {
+  if (head.origin !== origin) {
     throw new LedgerIdentityError(
-      `CONNECT_LEDGER_ORIGIN is "${identity.origin}" but this ledger's origin is "${head.origin}"`,
+      `CONNECT_LEDGER_ORIGIN is "${origin}" but this ledger's origin is "${head.origin}"`,
     );
   }
-  if (head.verifierKey !== identity.verifierKey) {
+  if (head.verifierKey !== verifierKey) {
     throw new LedgerIdentityError(
       `the ledger key (CONNECT_LEDGER_KEY or the key file) is not the key this ledger is signed with (${head.verifierKey})`,
     );

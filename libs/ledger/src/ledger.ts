@@ -1,4 +1,4 @@
-import { formatVerifierKey, type SigningKey } from '@connect/crypto';
+import type { SigningKey } from '@connect/crypto';
 import type { Database } from '@connect/db';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
@@ -19,7 +19,6 @@ export async function openLedger(deps: {
   key: SigningKey;
   maxBatchEvents?: number;
 }): Promise<Ledger> {
-  const verifierKey = formatVerifierKey(deps.key);
-  await ensureHead(deps.db, { origin: deps.origin, verifierKey });
-  return { ...createAppender(deps), origin: deps.origin, key: deps.key, verifierKey };
+  const head = await ensureHead(deps.db, deps.origin, deps.key);
+  return { ...createAppender(deps), origin: deps.origin, key: deps.key, verifierKey: head.verifierKey };
 }

@@ -1,3 +1,4 @@
+import { signCheckpoint, signingKeyFromSeed } from '@connect/crypto';
 import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest';
 import type { TestDatabase } from '../../../test/support/database.ts';
 import { auditLedger, type Ledger } from '../src/index.ts';
@@ -32,24 +33,23 @@ async function tamper(sql: string): Promise<void> {
   }
 }
 
-let snapshot: { entries: unknown[]; tree: unknown[] };
+const TABLES = ['ledger_entries', 'ledger_tree', 'ledger_checkpoints'] as const;
+let snapshot: Record<string, unknown[]> | undefined;
 beforeEach(async () => {
-  snapshot ??= {
-    entries: (await database.pool.query('select * from ledger_entries order by index')).rows,
-    tree: (await database.pool.query('select * from ledger_tree order by level, idx')).rows,
-  };
-  await tamper(`delete from ledger_entries; delete from ledger_tree;`);
+  if (!snapshot) {
+    snapshot = {};
+    for (const table of TABLES) snapshot[table] = (await database.pool.query(`select * from ${table}`)).rows;
+  }
   const client = await database.pool.connect();
   try {
     await client.query('set session_replication_role = replica');
-    await client.query(
-      `insert into ledger_entries select * from jsonb_populate_recordset(null::ledger_entries, $1::jsonb)`,
-      [JSON.stringify(snapshot.entries.map(hexBytes))],
-    );
-    await client.query(
-      `insert into ledger_tree select * from jsonb_populate_recordset(null::ledger_tree, $1::jsonb)`,
-      [JSON.stringify(snapshot.tree.map(hexBytes))],
-    );
+    for (const table of TABLES) {
+      await client.query(`delete from ${table}`);
+      await client.query(
+        `insert into ${table} select * from jsonb_populate_recordset(null::${table}, $1::jsonb)`,
+        [JSON.stringify((snapshot[table] ?? []).map(hexBytes))],
+      );
+    }
     await client.query('set session_replication_role = origin');
   } finally {
     client.release();
@@ -126,4 +126,32 @@ test('without tampering rights, entries cannot be changed or deleted', async () 
   await expect(database.pool.query(`update ledger_tree set hash = '\\x00' where level = 1`)).rejects.toThrow(
     /immutable/,
   );
+});
+
+test('the audit catches a checkpoint signed by another key', async () => {
+  const other = signingKeyFromSeed(KEY.name, new Uint8Array(32).fill(1));
+  const { rows } = await database.pool.query<{ root_hash: Buffer }>(
+    'select root_hash from ledger_checkpoints where tree_size = 10',
+  );
+  const forged = signCheckpoint(
+    { origin: KEY.name, treeSize: 10, rootHash: rows[0]?.root_hash ?? new Uint8Array() },
+    other,
+  );
+  await tamper(`update ledger_checkpoints set note = '${forged}' where tree_size = 10`);
+  expect(await auditLedger(database.db, KEY)).toMatchObject({
+    ok: false,
+    problem: expect.stringMatching(/checkpoint of size 10 does not verify/),
+  });
+});
+
+test('the audit catches a checkpoint for a root the tree never had', async () => {
+  const forged = signCheckpoint({ origin: KEY.name, treeSize: 12, rootHash: new Uint8Array(32) }, KEY);
+  await tamper(
+    `update ledger_checkpoints set note = '${forged}', root_hash = '\\x${'00'.repeat(32)}' where tree_size = 12`,
+  );
+  expect(await auditLedger(database.db, KEY)).toMatchObject({
+    ok: false,
+    index: 11,
+    problem: 'checkpoint of size 12 does not match the recomputed root',
+  });
 });

@@ -1,0 +1,28 @@
+import { commandRoutes } from '@connect/command';
+import { assertMigrated, loadConfig } from '@connect/db';
+import { createServer, serve } from '@connect/http';
+import { openLedgerRuntime } from '@connect/ledger';
+import { queryRoutes } from '@connect/query';
+
+/**
+ * Runs the command and query services in one process, on one port, with the embedded
+ * PostgreSQL unless DATABASE_URL is set. (docker-compose runs each service's own main.ts.)
+ */
+export async function start(): Promise<number> {
+  const config = loadConfig(process.env);
+  const runtime = await openLedgerRuntime(config);
+  const { pool, db } = runtime.database;
+  const { ledger } = runtime;
+  const app = createServer({ logLevel: config.logLevel, checkReady: () => assertMigrated(pool) });
+  app.register(commandRoutes, { pool, ledger });
+  app.register(queryRoutes, {
+    pool,
+    db,
+    origin: ledger.origin,
+    verifierKey: ledger.verifierKey,
+    key: ledger.key,
+  });
+  const address = await serve(app, { port: config.port, host: config.host, onClose: runtime.close });
+  app.log.info({ address, origin: ledger.origin, verifierKey: ledger.verifierKey }, 'Connect is running');
+  return 0;
+}

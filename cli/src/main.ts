@@ -1,0 +1,50 @@
+import { ConfigError } from '@connect/db';
+import { keysShow } from './commands/keys.ts';
+import { migrateCommand } from './commands/migrate.ts';
+import { start } from './commands/start.ts';
+
+const USAGE = `usage: connect <command>
+
+  start        run the service (embedded PostgreSQL unless DATABASE_URL is set)
+  migrate      apply database migrations and exit
+  keys show    print the ledger's verifier key
+
+Configuration comes from the environment; see README.md.`;
+
+class UsageError extends Error {}
+
+async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  switch (command) {
+    case 'start':
+      return start();
+    case 'migrate':
+      return migrateCommand();
+    case 'keys':
+      if (rest[0] === 'show') return keysShow();
+      throw new UsageError('keys: the only subcommand is "show"');
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (error) {
+  if (error instanceof UsageError) {
+    console.error(`connect: ${error.message}\n\n${USAGE}`);
+    process.exitCode = 2;
+  } else if (error instanceof ConfigError) {
+    console.error(`connect: ${error.message}`);
+    process.exitCode = 2;
+  } else {
+    console.error(`connect: ${(error as Error).message}`);
+    process.exitCode = 1;
+  }
+}

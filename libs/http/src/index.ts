@@ -1,0 +1,3 @@
+export * from './problem.ts';
+export * from './serve.ts';
+export * from './server.ts';

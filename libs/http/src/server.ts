@@ -1,0 +1,93 @@
+// What every Connect HTTP service shares: logging without secrets, problem+json errors, and
+// the operations endpoints /healthz, /readyz and /metrics.
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { badRequest, HttpProblem, problem, sendProblem } from './problem.ts';
+
+export interface ServerOptions {
+  logLevel?: string;
+  /** Throws (or rejects) with a reason when the service cannot serve yet. */
+  checkReady(): Promise<void>;
+  bodyLimit?: number;
+}
+
+export function createServer(options: ServerOptions): FastifyInstance {
+  const app = Fastify({
+    logger: {
+      level: options.logLevel ?? 'info',
+      redact: {
+        paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["idempotency-key"]'],
+        remove: true,
+      },
+    },
+    bodyLimit: options.bodyLimit ?? 1024 * 1024,
+  });
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof HttpProblem) return sendProblem(reply, error.body);
+    if (error.validation) {
+      const context = error.validationContext ?? 'body';
+      return sendProblem(
+        reply,
+        badRequest(
+          error.validation.map((v) => ({
+            path: `${context}${v.instancePath.replaceAll('/', '.')}`,
+            message: v.message ?? 'is invalid',
+          })),
+        ).body,
+      );
+    }
+    const status = error.statusCode ?? 500;
+    if (status >= 500) {
+      request.log.error({ err: error }, 'request failed');
+      return sendProblem(reply, problem(500, 'Something went wrong on our side; try again.'));
+    }
+    return sendProblem(reply, problem(status, error.message));
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, problem(404, `No route for ${request.method} ${request.url.split('?')[0]}.`)),
+  );
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const durations = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request durations by route and status',
+    labelNames: ['method', 'route', 'status'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    durations.observe(
+      {
+        method: request.method,
+        route: request.routeOptions.url ?? 'unknown',
+        status: String(reply.statusCode),
+      },
+      reply.elapsedTime / 1000,
+    );
+  });
+  app.decorate('metrics', registry);
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (request, reply) => {
+    try {
+      await options.checkReady();
+      return { status: 'ready' };
+    } catch (error) {
+      request.log.warn({ err: error }, 'not ready');
+      return sendProblem(reply, problem(503, `Not ready: ${(error as Error).message}`));
+    }
+  });
+  app.get('/metrics', async (_request, reply) =>
+    reply.type(registry.contentType).send(await registry.metrics()),
+  );
+  return app;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: Registry;
+  }
+}

@@ -1,0 +1,69 @@
+// Public ledger endpoints: the signed checkpoint, the verifier key and Merkle proofs. They
+// reveal only hashes (leaves commit to salted data hashes), so they need no caller identity.
+import { toBase64, type VerifierKey } from '@connect/crypto';
+import type { Database } from '@connect/db';
+import { badRequest, HttpProblem, problem } from '@connect/http';
+import { consistencyProof, inclusionProof, latestCheckpoint, ProofRequestError } from '@connect/ledger';
+import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+
+export interface LedgerRouteDeps {
+  db: Kysely<Database>;
+  origin: string;
+  verifierKey: string;
+  key: VerifierKey;
+}
+
+function integerParam(query: Record<string, string | undefined>, name: string): number {
+  const raw = query[name];
+  if (raw === undefined || !/^(0|[1-9][0-9]{0,15})$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+    throw badRequest([{ path: `query.${name}`, message: 'must be a non-negative integer' }]);
+  }
+  return Number(raw);
+}
+
+async function proofOr400<T>(make: () => Promise<T>): Promise<T> {
+  try {
+    return await make();
+  } catch (error) {
+    if (error instanceof ProofRequestError) {
+      throw badRequest([
+        { path: `query.${error.parameter}`, message: error.message.replace(/^[^:]+: /, '') },
+      ]);
+    }
+    throw error;
+  }
+}
+
+export async function ledgerRoutes(app: FastifyInstance, deps: LedgerRouteDeps): Promise<void> {
+  app.get('/v1/ledger/checkpoint', async (_request, reply) => {
+    const checkpoint = await latestCheckpoint(deps.db);
+    if (!checkpoint) throw new HttpProblem(problem(404, 'The ledger is empty: no checkpoint is signed yet.'));
+    return reply
+      .type('text/plain; charset=utf-8')
+      .header('cache-control', 'no-cache')
+      .header('connect-tree-size', String(checkpoint.treeSize))
+      .send(checkpoint.note);
+  });
+
+  app.get('/v1/ledger/key', async () => ({
+    origin: deps.origin,
+    verifierKey: deps.verifierKey,
+    publicKey: toBase64(deps.key.publicKey),
+    algorithm: 'Ed25519',
+  }));
+
+  app.get('/v1/ledger/proofs/inclusion', async (request) => {
+    const query = request.query as Record<string, string | undefined>;
+    const index = integerParam(query, 'index');
+    const treeSize = integerParam(query, 'treeSize');
+    return proofOr400(() => inclusionProof(deps.db, index, treeSize));
+  });
+
+  app.get('/v1/ledger/proofs/consistency', async (request) => {
+    const query = request.query as Record<string, string | undefined>;
+    const from = integerParam(query, 'from');
+    const to = integerParam(query, 'to');
+    return proofOr400(() => consistencyProof(deps.db, from, to));
+  });
+}
