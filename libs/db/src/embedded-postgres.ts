@@ -69,8 +69,10 @@ function makeOwnedDir(dir: string, owner: RunAs): void {
 }
 
 function run(binary: string, args: string[], owner: RunAs, logFd: number): ChildProcess {
+  // detached: its own process group, so a terminal's Ctrl-C reaches only us, and we stop it in order.
   return spawn(binary, args, {
     ...owner,
+    detached: true,
     stdio: ['ignore', logFd, logFd],
     env: { ...process.env, LC_ALL: 'C' },
   });

@@ -8,19 +8,19 @@ export async function serve(
   app: FastifyInstance,
   options: { port: number; host: string; onClose(): Promise<void> },
 ): Promise<string> {
-  let closing: Promise<void> | undefined;
-  const shutdown = (signal: string) => {
-    closing ??= (async () => {
-      app.log.info({ signal }, 'shutting down');
-      try {
-        await app.close();
-        await options.onClose();
-        process.exitCode = 0;
-      } catch (error) {
-        app.log.error({ err: error }, 'shutdown failed');
-        process.exitCode = 1;
-      }
-    })();
+  let closing = false;
+  const shutdown = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down');
+    try {
+      await app.close();
+      await options.onClose();
+      process.exitCode = 0;
+    } catch (error) {
+      app.log.error({ err: error }, 'shutdown failed');
+      process.exitCode = 1;
+    }
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);

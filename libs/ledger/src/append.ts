@@ -26,6 +26,7 @@ import type { AppendRequest, AppendResult, Entry, ExpectedVersion, NewEvent } fr
 import { validateAppend } from './validate.ts';
 
 export const LEDGER_CHANNEL = 'connect_ledger';
+const MAX_BATCHES_IN_FLIGHT = 1;
 
 export interface AppenderDeps {
   pool: pg.Pool;
@@ -45,6 +46,8 @@ export interface Appender {
 interface Pending {
   request: Omit<AppendRequest, 'events'> & { events: (NewEvent & { id: string })[] };
   fingerprint: Uint8Array;
+  /** Whether to look for its event ids in the ledger: ids a caller chose, or a retry's. */
+  checkIds: boolean;
   resolve(result: AppendResult): void;
   reject(error: unknown): void;
 }
@@ -86,10 +89,13 @@ export function createAppender(deps: AppenderDeps): Appender {
   const { pool, db, origin, key } = deps;
   const maxBatchEvents = deps.maxBatchEvents ?? 2000;
   const queue: Pending[] = [];
-  let running: Promise<void> | undefined;
-  // The head this process last committed; another process appending makes it stale, and then
-  // the peaks are read again from the stored hashes.
-  let cachedTip: { treeSize: number; peaks: HashedNode[] } | undefined;
+  let inFlight = 0;
+  const idleWaiters: (() => void)[] = [];
+  // The tree as this process last wrote it. It is used only when the locked head shows the same
+  // size and root (then it is the same tree); after another process appends, peaks are re-read.
+  let tip: { treeSize: number; rootHash: Uint8Array; peaks: HashedNode[] } | undefined;
+  // Stream versions as of `tip`: exact while the head is still that tip, cleared otherwise.
+  const knownVersions = new Map<string, number>();
   let lastRecordedAt = 0;
 
   function append(request: AppendRequest): Promise<AppendResult> {
@@ -101,27 +107,37 @@ export function createAppender(deps: AppenderDeps): Appender {
     // Ids are fixed before the first attempt, so a retry can tell whether that attempt committed.
     const events = request.events.map((event) => ({ ...event, id: event.id ?? randomUUID() }));
     return new Promise((resolve, reject) => {
-      queue.push({ request: { ...request, events }, fingerprint: fingerprintOf(request), resolve, reject });
-      running ??= drainQueue();
+      const checkIds = request.events.some((event) => event.id !== undefined);
+      queue.push({
+        request: { ...request, events },
+        fingerprint: fingerprintOf(request),
+        checkIds,
+        resolve,
+        reject,
+      });
+      pump();
     });
   }
 
-  async function drainQueue(): Promise<void> {
-    try {
+  // Two batches in flight: while one commits, the next already waits on the head's row lock,
+  // so the ledger head is never idle waiting for this process to send the next batch.
+  function pump(): void {
+    while (inFlight < MAX_BATCHES_IN_FLIGHT && queue.length > 0) {
+      const batch: Pending[] = [];
+      let events = 0;
       while (queue.length > 0) {
-        const batch: Pending[] = [];
-        let events = 0;
-        while (queue.length > 0) {
-          const next = queue[0] as Pending;
-          if (batch.length > 0 && events + next.request.events.length > maxBatchEvents) break;
-          batch.push(next);
-          events += next.request.events.length;
-          queue.shift();
-        }
-        await commitBatch(batch);
+        const next = queue[0] as Pending;
+        if (batch.length > 0 && events + next.request.events.length > maxBatchEvents) break;
+        batch.push(next);
+        events += next.request.events.length;
+        queue.shift();
       }
-    } finally {
-      running = undefined;
+      inFlight++;
+      void commitBatch(batch).finally(() => {
+        inFlight--;
+        pump();
+        if (inFlight === 0 && queue.length === 0) for (const resolve of idleWaiters.splice(0)) resolve();
+      });
     }
   }
 
@@ -145,30 +161,34 @@ export function createAppender(deps: AppenderDeps): Appender {
         return;
       } catch (error) {
         failure = error;
-        cachedTip = undefined;
         await client.query('rollback').catch(() => undefined);
         client.off('error', ignore);
         client.release(true); // a connection that failed mid-transaction is not reused
       }
     }
-    if (batch.length === 1) {
+    if (batch.length === 1 && (batch[0] as Pending).checkIds) {
       (batch[0] as Pending).reject(failure);
       return;
     }
     // Something in the batch failed it as a whole: retry each alone, so only the culprit fails.
-    for (const pending of batch) await commitBatch([pending]);
+    for (const pending of batch) await commitBatch([{ ...pending, checkIds: true }]);
   }
 
   async function readBatchState(client: pg.PoolClient, batch: Pending[]): Promise<BatchState> {
-    const streams = [...new Set(batch.map((p) => p.request.stream))];
+    const streams = [...new Set(batch.map((p) => p.request.stream))].filter(
+      (stream) => !knownVersions.has(stream),
+    );
     const keys = batch.flatMap((p) => (p.request.idempotencyKey ? [p.request.idempotencyKey] : []));
-    const ids = batch.flatMap((p) => p.request.events.map((e) => e.id));
+    const ids = batch.flatMap((p) => (p.checkIds ? p.request.events.map((e) => e.id) : []));
+    const state: BatchState = { versions: new Map(knownVersions), keys: new Map(), existingIds: new Set() };
+    if (streams.length === 0 && keys.length === 0 && ids.length === 0) return state;
     const { rows } = await client.query<{
-      versions: { stream: string; version: number }[];
+      versions: { stream: string; version: number }[] | null;
       keys: { key: string; first_index: number; count: number; fingerprint: string }[] | null;
       ids: string[] | null;
-    }>(
-      `select
+    }>({
+      name: 'ledger-batch-state',
+      text: `select
          (select json_agg(json_build_object('stream', s.stream, 'version', coalesce(
             (select version from ledger_entries e where e.stream = s.stream order by version desc limit 1), 0)))
           from unnest($1::text[]) as s(stream)) as versions,
@@ -176,19 +196,19 @@ export function createAppender(deps: AppenderDeps): Appender {
             'fingerprint', encode(fingerprint, 'base64')))
           from ledger_idempotency where key = any($2::text[])) as keys,
          (select json_agg(id) from ledger_entries where id = any($3::uuid[])) as ids`,
-      [streams, keys, ids],
-    );
+      values: [streams, keys, ids],
+    });
     const row = rows[0];
-    return {
-      versions: new Map((row?.versions ?? []).map((v) => [v.stream, v.version])),
-      keys: new Map(
-        (row?.keys ?? []).map((k) => [
-          k.key,
-          { firstIndex: k.first_index, count: k.count, fingerprint: Buffer.from(k.fingerprint, 'base64') },
-        ]),
-      ),
-      existingIds: new Set(row?.ids ?? []),
-    };
+    for (const v of row?.versions ?? []) state.versions.set(v.stream, v.version);
+    for (const k of row?.keys ?? []) {
+      state.keys.set(k.key, {
+        firstIndex: k.first_index,
+        count: k.count,
+        fingerprint: Buffer.from(k.fingerprint, 'base64'),
+      });
+    }
+    for (const id of row?.ids ?? []) state.existingIds.add(id);
+    return state;
   }
 
   async function entriesByIds(client: pg.PoolClient, ids: string[]): Promise<Entry[]> {
@@ -210,10 +230,13 @@ export function createAppender(deps: AppenderDeps): Appender {
   async function writeBatch(client: pg.PoolClient, batch: Pending[]): Promise<AppendResult[]> {
     const [, headResult] = (await client.query(
       'begin; select tree_size, root_hash from ledger_head for update',
-    )) as unknown as [unknown, pg.QueryResult<{ tree_size: number }>];
-    const treeSize = headResult.rows[0]?.tree_size;
-    if (treeSize === undefined) throw new Error('the ledger head is missing; open the ledger first');
-    let peaks = cachedTip?.treeSize === treeSize ? cachedTip.peaks : await loadPeaks(db, treeSize);
+    )) as unknown as [unknown, pg.QueryResult<{ tree_size: number; root_hash: Uint8Array }>];
+    const head = headResult.rows[0];
+    if (!head) throw new Error('the ledger head is missing; open the ledger first');
+    const treeSize = head.tree_size;
+    const atTip = tip?.treeSize === treeSize && sameBytes(tip.rootHash, head.root_hash);
+    if (!atTip || knownVersions.size > 100_000) knownVersions.clear();
+    let peaks = atTip && tip ? tip.peaks : await loadPeaks(db, treeSize);
     const state = await readBatchState(client, batch);
 
     lastRecordedAt = Math.max(lastRecordedAt, Date.now());
@@ -275,8 +298,9 @@ export function createAppender(deps: AppenderDeps): Appender {
         continue;
       }
 
+      const salts = randomBytes(SALT_SIZE * request.events.length);
       const entries: Entry[] = request.events.map((event, i) => {
-        const salt = randomBytes(SALT_SIZE);
+        const salt = salts.subarray(i * SALT_SIZE, (i + 1) * SALT_SIZE);
         const header: EntryHeader = {
           ledger: origin,
           index: nextIndex + i,
@@ -331,8 +355,10 @@ export function createAppender(deps: AppenderDeps): Appender {
       typeof b64 === 'string'
         ? Buffer.from(b64, 'base64')
         : Buffer.from(b64.buffer, b64.byteOffset, b64.byteLength);
-    await client.query(
-      `with entries as (
+    await client.query({
+      // Named, so each connection parses and plans it once.
+      name: 'ledger-append-batch',
+      text: `with entries as (
          insert into ledger_entries
            (index, id, stream, version, type, schema, recorded_at, actor, meta, data, salt, data_hash, leaf_hash)
          select * from unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::int[],
@@ -347,7 +373,7 @@ export function createAppender(deps: AppenderDeps): Appender {
        head as (
          update ledger_head set tree_size = $22, root_hash = $23)
        select pg_notify('${LEDGER_CHANNEL}', $22::text)`,
-      [
+      values: [
         written.map((e) => e.index),
         written.map((e) => e.id),
         written.map((e) => e.stream),
@@ -373,17 +399,20 @@ export function createAppender(deps: AppenderDeps): Appender {
         bytes(rootHash),
         note,
       ],
-    );
+    });
     const settled = await Promise.all(results.map((r) => (typeof r === 'function' ? r() : r)));
+    // Safe before the commit: both are trusted only while the locked head shows this very tree.
+    tip = { treeSize: nextIndex, rootHash, peaks };
+    for (const [stream, version] of state.versions) knownVersions.set(stream, version);
     await client.query('commit');
-    cachedTip = { treeSize: nextIndex, peaks };
     return settled;
   }
 
   return {
     append,
-    drain: async () => {
-      while (running) await running;
-    },
+    drain: () =>
+      inFlight === 0 && queue.length === 0
+        ? Promise.resolve()
+        : new Promise((resolve) => idleWaiters.push(resolve)),
   };
 }

@@ -1,0 +1,19 @@
+// npm run bench -- [suite…]   (suites: ledger; default: all)
+// Prints a table and, when BENCH_OUT names a file, merges the figures into it as JSON.
+import { benchLedger } from './ledger.ts';
+import { type Metrics, writeResults } from './support.ts';
+
+const SUITES: Record<string, () => Promise<Metrics>> = { ledger: benchLedger };
+
+const requested = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
+const unknown = requested.filter((name) => !(name in SUITES));
+if (unknown.length > 0) {
+  console.error(`unknown suite(s): ${unknown.join(', ')}; known: ${Object.keys(SUITES).join(', ')}`);
+  process.exit(2);
+}
+const metrics: Metrics = {};
+for (const name of requested.length > 0 ? requested : Object.keys(SUITES)) {
+  console.log(`== ${name}`);
+  Object.assign(metrics, await (SUITES[name] as () => Promise<Metrics>)());
+}
+await writeResults(metrics);
