@@ -54,20 +54,18 @@ export async function benchLedger(): Promise<Metrics> {
     let lastReport = performance.now();
     while (size < PROOF_TREE_SIZE) {
       const batch = Math.min(1000, PROOF_TREE_SIZE - size);
+      const parts = [Math.ceil(batch / 2), Math.floor(batch / 2)].filter((n) => n > 0);
       await Promise.all(
-        [0, 1].map((part) =>
+        parts.map((count, part) =>
           ledger.append({
             stream: `bulk-${size % 997}-${part}`,
             expectedVersion: 'any',
             actor: null,
-            events: Array.from({ length: batch / 2 }, (_, k) => ({
-              type: 'BulkRecorded',
-              data: { k, size },
-            })),
+            events: Array.from({ length: count }, (_, k) => ({ type: 'BulkRecorded', data: { k, size } })),
           }),
         ),
       );
-      size += 2 * Math.floor(batch / 2) || batch;
+      size += batch;
       if (performance.now() - lastReport > 5000) {
         lastReport = performance.now();
         const rate = (size - start) / ((performance.now() - growStarted) / 1000);

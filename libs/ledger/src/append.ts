@@ -228,17 +228,48 @@ export function createAppender(deps: AppenderDeps): Appender {
   }
 
   async function writeBatch(client: pg.PoolClient, batch: Pending[]): Promise<AppendResult[]> {
+    // Fast path, one round trip: when this process wrote the head last and the batch needs no
+    // lookups, write against that tip in one statement that applies only if the head is still it.
+    const fast =
+      tip !== undefined &&
+      batch.every((p) => !p.request.idempotencyKey && !p.checkIds && knownVersions.has(p.request.stream));
+    if (fast && tip) {
+      const state: BatchState = { versions: new Map(knownVersions), keys: new Map(), existingIds: new Set() };
+      const results = await planAndWrite(client, batch, tip, state, { allOrNothing: true });
+      if (results) return results;
+      // Another process appended, or a command conflicts: decide again under the head's lock.
+    }
     const [, headResult] = (await client.query(
       'begin; select tree_size, root_hash from ledger_head for update',
     )) as unknown as [unknown, pg.QueryResult<{ tree_size: number; root_hash: Uint8Array }>];
     const head = headResult.rows[0];
     if (!head) throw new Error('the ledger head is missing; open the ledger first');
-    const treeSize = head.tree_size;
-    const atTip = tip?.treeSize === treeSize && sameBytes(tip.rootHash, head.root_hash);
+    const atTip = tip?.treeSize === head.tree_size && sameBytes(tip.rootHash, head.root_hash);
     if (!atTip || knownVersions.size > 100_000) knownVersions.clear();
-    let peaks = atTip && tip ? tip.peaks : await loadPeaks(db, treeSize);
+    const peaks = atTip && tip ? tip.peaks : await loadPeaks(db, head.tree_size);
     const state = await readBatchState(client, batch);
+    const base = { treeSize: head.tree_size, rootHash: head.root_hash, peaks };
+    const results = await planAndWrite(client, batch, base, state, { allOrNothing: false });
+    if (!results) throw new Error('the ledger head moved while locked');
+    await client.query('commit');
+    return results;
+  }
 
+  /**
+   * Decides each append of the batch against the tree `base` and the stream state, writes the
+   * entries, subtree hashes, checkpoint and head in one statement that applies only while the
+   * head is still `base`, and returns the outcomes; null when nothing was written because the
+   * head moved, or (allOrNothing) because some append did not simply succeed.
+   */
+  async function planAndWrite(
+    client: pg.PoolClient,
+    batch: Pending[],
+    base: { treeSize: number; rootHash: Uint8Array; peaks: HashedNode[] },
+    state: BatchState,
+    { allOrNothing }: { allOrNothing: boolean },
+  ): Promise<AppendResult[] | null> {
+    const treeSize = base.treeSize;
+    let peaks = base.peaks;
     lastRecordedAt = Math.max(lastRecordedAt, Date.now());
     const recordedAt = formatRecordedAt(lastRecordedAt);
     const results: (AppendResult | (() => Promise<AppendResult>))[] = [];
@@ -343,11 +374,8 @@ export function createAppender(deps: AppenderDeps): Appender {
       results.push({ outcome: 'appended', entries, streamVersion: actual + entries.length });
     }
 
-    if (written.length === 0) {
-      const settled = await Promise.all(results.map((r) => (typeof r === 'function' ? r() : r)));
-      await client.query('rollback');
-      return settled;
-    }
+    if (allOrNothing && written.length < batch.reduce((n, p) => n + p.request.events.length, 0)) return null;
+    if (written.length === 0) return Promise.all(results.map((r) => (typeof r === 'function' ? r() : r)));
 
     const rootHash = rootFromPeaks(peaks);
     const note = signCheckpoint({ origin, treeSize: nextIndex, rootHash }, key);
@@ -355,24 +383,29 @@ export function createAppender(deps: AppenderDeps): Appender {
       typeof b64 === 'string'
         ? Buffer.from(b64, 'base64')
         : Buffer.from(b64.buffer, b64.byteOffset, b64.byteLength);
-    await client.query({
+    const { rows } = await client.query({
       // Named, so each connection parses and plans it once.
       name: 'ledger-append-batch',
-      text: `with entries as (
+      text: `with head as (
+         update ledger_head set tree_size = $22, root_hash = $23
+         where tree_size = $25 and root_hash = $26 returning tree_size),
+       entries as (
          insert into ledger_entries
            (index, id, stream, version, type, schema, recorded_at, actor, meta, data, salt, data_hash, leaf_hash)
          select * from unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::int[],
-           $7::timestamptz[], $8::text[], $9::jsonb[], $10::jsonb[], $11::bytea[], $12::bytea[], $13::bytea[])),
+           $7::timestamptz[], $8::text[], $9::jsonb[], $10::jsonb[], $11::bytea[], $12::bytea[], $13::bytea[])
+         where exists (select from head)),
        tree as (
-         insert into ledger_tree (level, idx, hash) select * from unnest($14::smallint[], $15::bigint[], $16::bytea[])),
+         insert into ledger_tree (level, idx, hash)
+         select * from unnest($14::smallint[], $15::bigint[], $16::bytea[]) where exists (select from head)),
        keys as (
          insert into ledger_idempotency (key, stream, first_index, count, fingerprint)
-         select * from unnest($17::text[], $18::text[], $19::bigint[], $20::int[], $21::bytea[])),
+         select * from unnest($17::text[], $18::text[], $19::bigint[], $20::int[], $21::bytea[])
+         where exists (select from head)),
        checkpoint as (
-         insert into ledger_checkpoints (tree_size, root_hash, note) values ($22, $23, $24)),
-       head as (
-         update ledger_head set tree_size = $22, root_hash = $23)
-       select pg_notify('${LEDGER_CHANNEL}', $22::text)`,
+         insert into ledger_checkpoints (tree_size, root_hash, note)
+         select $22, $23, $24 where exists (select from head))
+       select pg_notify('${LEDGER_CHANNEL}', tree_size::text) from head`,
       values: [
         written.map((e) => e.index),
         written.map((e) => e.id),
@@ -398,13 +431,19 @@ export function createAppender(deps: AppenderDeps): Appender {
         nextIndex,
         bytes(rootHash),
         note,
+        treeSize,
+        bytes(base.rootHash),
       ],
     });
+    if (rows.length === 0) {
+      tip = undefined;
+      knownVersions.clear();
+      return null;
+    }
     const settled = await Promise.all(results.map((r) => (typeof r === 'function' ? r() : r)));
-    // Safe before the commit: both are trusted only while the locked head shows this very tree.
+    // Safe even before a commit: both are trusted only while the head shows this very tree.
     tip = { treeSize: nextIndex, rootHash, peaks };
     for (const [stream, version] of state.versions) knownVersions.set(stream, version);
-    await client.query('commit');
     return settled;
   }
 

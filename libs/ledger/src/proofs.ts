@@ -1,8 +1,8 @@
-import { toBase64 } from '@connect/crypto';
+import { inclusionPlan, nodeKey, type TreeNode, toBase64 } from '@connect/crypto';
 import type { Database } from '@connect/db';
 import type { Kysely } from 'kysely';
 import { readHead } from './head.ts';
-import { consistencyHashes, inclusionHashes } from './tree-store.ts';
+import { consistencyHashes, MissingTreeHashError, readNodes } from './tree-store.ts';
 
 type Db = Kysely<Database>;
 
@@ -40,14 +40,19 @@ async function currentSize(db: Db): Promise<number> {
 }
 
 export async function inclusionProof(db: Db, index: number, treeSize: number): Promise<InclusionProofJson> {
-  const size = await currentSize(db);
-  checkSize('treeSize', treeSize, size, 1);
+  checkSize('treeSize', treeSize, Number.MAX_SAFE_INTEGER, 1);
   checkSize('index', index, treeSize - 1);
-  const [leaf, hashes] = await Promise.all([
-    db.selectFrom('ledger_entries').select('leaf_hash').where('index', '=', index).executeTakeFirstOrThrow(),
-    inclusionHashes(db, index, treeSize),
-  ]);
-  return { index, treeSize, leafHash: toBase64(leaf.leaf_hash), hashes: hashes.map(toBase64) };
+  const plan = inclusionPlan(index, treeSize);
+  const leaf = { level: 0, index };
+  // The head check and the hash reads run together; the proof is only built within the head.
+  const [size, hashes] = await Promise.all([currentSize(db), readNodes(db, [...plan.nodes, leaf])]);
+  checkSize('treeSize', treeSize, size, 1);
+  const read = (node: TreeNode) => {
+    const hash = hashes.get(nodeKey(node));
+    if (!hash) throw new MissingTreeHashError(`stored tree hash ${nodeKey(node)} is missing`);
+    return hash;
+  };
+  return { index, treeSize, leafHash: toBase64(read(leaf)), hashes: plan.assemble(read).map(toBase64) };
 }
 
 export async function consistencyProof(db: Db, from: number, to: number): Promise<ConsistencyProofJson> {

@@ -2,7 +2,6 @@
 import {
   consistencyPlan,
   type HashedNode,
-  inclusionPlan,
   nodeKey,
   type ProofPlan,
   rootPlan,
@@ -21,21 +20,15 @@ export async function readNodes(db: Db, nodes: readonly TreeNode[]): Promise<Map
   if (nodes.length === 0) return found;
   const leaves = nodes.filter((node) => node.level === 0).map((node) => node.index);
   const inner = nodes.filter((node) => node.level > 0);
-  const [leafRows, innerRows] = await Promise.all([
-    leaves.length === 0
-      ? []
-      : db.selectFrom('ledger_entries').select(['index', 'leaf_hash']).where('index', 'in', leaves).execute(),
-    inner.length === 0
-      ? []
-      : sql<{ level: number; idx: number; hash: Uint8Array }>`
-          select t.level, t.idx, t.hash
-          from unnest(${inner.map((n) => n.level)}::smallint[], ${inner.map((n) => n.index)}::bigint[]) as q(level, idx)
-          join ledger_tree t using (level, idx)`
-          .execute(db)
-          .then((result) => result.rows),
-  ]);
-  for (const row of leafRows) found.set(nodeKey({ level: 0, index: row.index }), row.leaf_hash);
-  for (const row of innerRows) found.set(nodeKey({ level: row.level, index: row.idx }), row.hash);
+  // One round trip: leaves from the entries, inner nodes from the stored subtree hashes.
+  const { rows } = await sql<{ level: number; idx: number; hash: Uint8Array }>`
+    select 0::smallint as level, index as idx, leaf_hash as hash
+    from ledger_entries where index = any(${leaves}::bigint[])
+    union all
+    select t.level, t.idx, t.hash
+    from unnest(${inner.map((n) => n.level)}::smallint[], ${inner.map((n) => n.index)}::bigint[]) as q(level, idx)
+    join ledger_tree t using (level, idx)`.execute(db);
+  for (const row of rows) found.set(nodeKey({ level: row.level, index: row.idx }), row.hash);
   return found;
 }
 
@@ -61,10 +54,6 @@ export async function loadPeaks(db: Db, treeSize: number): Promise<HashedNode[]>
 
 export async function rootAt(db: Db, treeSize: number): Promise<Uint8Array> {
   return (await runPlan(db, rootPlan(treeSize)))[0] as Uint8Array;
-}
-
-export async function inclusionHashes(db: Db, index: number, treeSize: number): Promise<Uint8Array[]> {
-  return runPlan(db, inclusionPlan(index, treeSize));
 }
 
 export async function consistencyHashes(db: Db, from: number, to: number): Promise<Uint8Array[]> {

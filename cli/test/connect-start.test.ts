@@ -1,0 +1,184 @@
+// End to end, as a user runs it: `connect start` on the embedded PostgreSQL, over real HTTP.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { openCheckpoint, parseVerifierKey } from '@connect/crypto';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const BIN = path.join(ROOT, 'cli/bin/connect.js');
+let dataDir: string;
+
+interface Running {
+  child: ChildProcess;
+  url: string;
+}
+
+async function startConnect(env: Record<string, string> = {}): Promise<Running> {
+  const child = spawn(process.execPath, [BIN, 'start'], {
+    env: {
+      ...process.env,
+      DATABASE_URL: '',
+      CONNECT_DATA_DIR: dataDir,
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('connect start did not come up in 60 s')), 60_000);
+    child.once('exit', (code) => reject(new Error(`connect start exited with ${code}`)));
+    lines.on('line', (line) => {
+      const log = JSON.parse(line) as { msg?: string; address?: string };
+      if (log.msg === 'Connect is running' && log.address) {
+        clearTimeout(timer);
+        resolve(log.address);
+      }
+    });
+  });
+  return { child, url };
+}
+
+async function stop({ child }: Running, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  child.kill(signal);
+  return exited;
+}
+
+function embeddedPostgresRunning(): boolean {
+  try {
+    execFileSync('pgrep', ['-f', `postgres -D ${dataDir}`]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-e2e-'));
+  await chmod(dataDir, 0o711);
+});
+afterAll(() => rm(dataDir, { recursive: true, force: true }));
+
+describe('connect start', () => {
+  let firstKey: string;
+
+  test('serves health, readiness, metrics, the key and a checkpoint that verifies under it', async () => {
+    const running = await startConnect();
+    try {
+      expect(await (await fetch(`${running.url}/healthz`)).json()).toEqual({ status: 'ok' });
+      expect((await fetch(`${running.url}/readyz`)).status).toBe(200);
+      const metrics = await (await fetch(`${running.url}/metrics`)).text();
+      expect(metrics).toContain('http_request_duration_seconds');
+
+      const key = (await (await fetch(`${running.url}/v1/ledger/key`)).json()) as Record<string, string>;
+      expect(key).toMatchObject({ origin: 'connect.local/ledger', algorithm: 'Ed25519' });
+      firstKey = key.verifierKey as string;
+      const response = await fetch(`${running.url}/v1/ledger/checkpoint`);
+      expect(response.headers.get('content-type')).toMatch(/^text\/plain/);
+      const note = await response.text();
+      const checkpoint = openCheckpoint(note, [parseVerifierKey(firstKey)]);
+      expect(checkpoint.origin).toBe('connect.local/ledger');
+
+      const problem = await fetch(`${running.url}/v1/ledger/proofs/inclusion?index=0&treeSize=abc`);
+      expect(problem.status).toBe(400);
+      expect(problem.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(await problem.json()).toMatchObject({ errors: [{ path: 'query.treeSize' }] });
+
+      // The ledger key is private to the process's user.
+      expect((await stat(path.join(dataDir, 'ledger-key'))).mode & 0o777).toBe(0o600);
+    } finally {
+      expect(await stop(running)).toBe(0);
+    }
+    expect(embeddedPostgresRunning()).toBe(false);
+  });
+
+  test('keeps its key across a restart (the ledger it signed opens with it), and stops cleanly on SIGINT', async () => {
+    const running = await startConnect();
+    try {
+      const key = (await (await fetch(`${running.url}/v1/ledger/key`)).json()) as Record<string, string>;
+      expect(key.verifierKey).toBe(firstKey);
+      const shown = execFileSync(process.execPath, [BIN, 'keys', 'show'], {
+        env: { ...process.env, CONNECT_DATA_DIR: dataDir },
+        encoding: 'utf8',
+      });
+      expect(shown.trim()).toBe(firstKey);
+    } finally {
+      expect(await stop(running, 'SIGINT')).toBe(0);
+    }
+    expect(embeddedPostgresRunning()).toBe(false);
+  });
+
+  test('a bad configuration value stops start-up naming the variable, and leaks no secret', () => {
+    let output = '';
+    try {
+      execFileSync(process.execPath, [BIN, 'start'], {
+        env: {
+          ...process.env,
+          CONNECT_DATA_DIR: dataDir,
+          PORT: 'eighty',
+          CONNECT_LEDGER_KEY: 'c2VjcmV0LXNlY3JldA==',
+        },
+        encoding: 'utf8',
+        stdio: 'pipe',
+      });
+    } catch (error) {
+      const failed = error as { status: number; stderr: string };
+      expect(failed.status).toBe(2);
+      output = failed.stderr;
+    }
+    expect(output).toMatch(/PORT/);
+    expect(output).toMatch(/CONNECT_LEDGER_KEY/);
+    expect(output).not.toContain('c2VjcmV0LXNlY3JldA==');
+  });
+});
+
+// Go's golang.org/x/mod/sumdb/note is the reference for signed notes. CI installs it (Debian's
+// golang-go and golang-golang-x-mod-dev); elsewhere this check runs wherever Go and x/mod are present.
+const goNote = '/usr/share/gocode/src/golang.org/x/mod/sumdb/note';
+const hasGoNote =
+  (() => {
+    try {
+      execFileSync('go', ['version']);
+      return true;
+    } catch {
+      return false;
+    }
+  })() &&
+  (await stat(goNote)
+    .then(() => true)
+    .catch(() => false));
+
+test.skipIf(!hasGoNote)(
+  'the served checkpoint verifies with Go’s reference signed-note implementation',
+  async () => {
+    const running = await startConnect();
+    try {
+      const key = (await (await fetch(`${running.url}/v1/ledger/key`)).json()) as Record<string, string>;
+      const note = await (await fetch(`${running.url}/v1/ledger/checkpoint`)).text();
+      const out = execFileSync(
+        'go',
+        ['run', path.join(ROOT, 'test/interop/note_verify.go'), key.verifierKey as string],
+        {
+          input: note,
+          encoding: 'utf8',
+          env: {
+            ...process.env,
+            GOPATH: '/usr/share/gocode',
+            GO111MODULE: 'off',
+            GOFLAGS: '',
+            GOCACHE: path.join(os.tmpdir(), 'connect-gocache'),
+          },
+        },
+      );
+      expect(out).toMatch(/^origin=connect\.local\/ledger size=\d+ root=/);
+    } finally {
+      await stop(running);
+    }
+  },
+);

@@ -1,0 +1,30 @@
+// The one error the domain throws: a command that may not happen, with a reason a person can act on.
+
+/** forbidden: not this actor's to do (403); conflict: not in this state (409); invalid: bad values (400). */
+export type RefusalKind = 'forbidden' | 'conflict' | 'invalid';
+
+export class Refusal extends Error {
+  constructor(
+    readonly kind: RefusalKind,
+    readonly reason: string,
+    readonly field?: string,
+  ) {
+    super(reason);
+  }
+}
+
+export function refuse(reason: string): never {
+  throw new Refusal('conflict', reason);
+}
+
+export function forbid(reason: string): never {
+  throw new Refusal('forbidden', reason);
+}
+
+export function invalid(field: string, reason: string): never {
+  throw new Refusal('invalid', reason, field);
+}
+
+export function unreachable(value: never): never {
+  throw new Error(`unhandled case ${JSON.stringify(value)}`);
+}
