@@ -54,6 +54,9 @@ export const commandBodies = {
 } as const;
 
 export type CommandName = keyof typeof commandBodies;
+// An empty strict object infers as Record<string, never>, which no command with an action satisfies.
+type Body<T> = string extends keyof T ? unknown : T;
+
 export type CommitmentCommand = {
-  [K in CommandName]: { type: K } & z.infer<(typeof commandBodies)[K]>;
+  [K in CommandName]: { action: K } & Body<z.infer<(typeof commandBodies)[K]>>;
 }[CommandName];

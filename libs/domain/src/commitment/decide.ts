@@ -55,16 +55,16 @@ function actorOf(ctx: Context): string {
 }
 
 export function decide(command: CommitmentCommand, state: Commitment, ctx: Context): CommitmentEvent[] {
-  if (command.type === 'create') return create(command, state, ctx);
+  if (command.action === 'create') return create(command, state, ctx);
   mustExist(state);
-  if (command.type === 'miss-deadline') return missDeadline(state, ctx);
+  if (command.action === 'miss-deadline') return missDeadline(state, ctx);
   const actor = actorOf(ctx);
-  switch (command.type) {
+  switch (command.action) {
     case 'update': {
       mustBeCreator(state, actor, 'change the terms');
       if (state.status === 'active') refuse('the commitment is active: propose an amendment instead');
       mustBe(state, 'change the terms', 'draft');
-      const { type: _command, ...changes } = command;
+      const { action: _action, ...changes } = command;
       return [{ type: 'CommitmentUpdated', data: { changes } }];
     }
     case 'invite': {
@@ -214,7 +214,7 @@ export function decide(command: CommitmentCommand, state: Commitment, ctx: Conte
 }
 
 function create(
-  command: Extract<CommitmentCommand, { type: 'create' }>,
+  command: Extract<CommitmentCommand, { action: 'create' }>,
   state: Commitment,
   ctx: Context,
 ): CommitmentEvent[] {
