@@ -2,12 +2,14 @@ import { ConfigError } from '@connect/db';
 import { keysShow } from './commands/keys.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { start } from './commands/start.ts';
+import { usersCommand } from './commands/users.ts';
 
 const USAGE = `usage: connect <command>
 
   start        run the service (embedded PostgreSQL unless DATABASE_URL is set)
   migrate      apply database migrations and exit
   keys show    print the ledger's verifier key
+  users grant-admin EMAIL   make that user an admin
 
 Configuration comes from the environment; see README.md.`;
 
@@ -20,6 +22,8 @@ async function main(args: string[]): Promise<number> {
       return start();
     case 'migrate':
       return migrateCommand();
+    case 'users':
+      return usersCommand(rest);
     case 'keys':
       if (rest[0] === 'show') return keysShow();
       throw new UsageError('keys: the only subcommand is "show"');

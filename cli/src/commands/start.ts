@@ -1,4 +1,4 @@
-import { commandRoutes } from '@connect/command';
+import { commandDeps, commandRoutes } from '@connect/command';
 import { assertMigrated, loadConfig } from '@connect/db';
 import { createServer, serve } from '@connect/http';
 import { openLedgerRuntime } from '@connect/ledger';
@@ -14,7 +14,7 @@ export async function start(): Promise<number> {
   const { pool, db } = runtime.database;
   const { ledger } = runtime;
   const app = createServer({ logLevel: config.logLevel, checkReady: () => assertMigrated(pool) });
-  app.register(commandRoutes, { pool, ledger });
+  app.register(commandRoutes, await commandDeps(runtime));
   app.register(queryRoutes, {
     pool,
     db,

@@ -3,3 +3,4 @@ export * from './database.ts';
 export * from './embedded-postgres.ts';
 export * from './migrate.ts';
 export type * from './schema.ts';
+export * from './secret-file.ts';

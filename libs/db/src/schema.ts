@@ -56,4 +56,41 @@ export interface Database {
   ledger_checkpoints: LedgerCheckpointsTable;
   ledger_idempotency: LedgerIdempotencyTable;
   schema_migrations: { name: string; applied_at: Generated<Date> };
+  users: UsersTable;
+  sessions: SessionsTable;
+  refresh_tokens: RefreshTokensTable;
+  http_idempotency: HttpIdempotencyTable;
+}
+
+export interface UsersTable {
+  id: string;
+  email: string;
+  password_hash: string;
+  display_name: string;
+  is_admin: Generated<boolean>;
+  created_at: Generated<Date>;
+}
+
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  created_at: Generated<Date>;
+  revoked_at: Date | null;
+}
+
+export interface RefreshTokensTable {
+  token_hash: Uint8Array;
+  session_id: string;
+  issued_at: Generated<Date>;
+  used_at: Date | null;
+}
+
+export interface HttpIdempotencyTable {
+  user_id: string;
+  key: string;
+  request_hash: Uint8Array;
+  status: number | null;
+  body: unknown;
+  headers: unknown;
+  created_at: Generated<Date>;
 }

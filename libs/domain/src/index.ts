@@ -6,3 +6,4 @@ export * from './commitment/policy.ts';
 export * from './commitment/state.ts';
 export * from './commitment/types.ts';
 export * from './refusal.ts';
+export * from './streams.ts';

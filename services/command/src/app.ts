@@ -1,16 +1,46 @@
-import { assertMigrated } from '@connect/db';
+import { assertMigrated, type Database } from '@connect/db';
 import { createServer } from '@connect/http';
-import type { Ledger } from '@connect/ledger';
+import type { Ledger, LedgerRuntime } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
 import type pg from 'pg';
+import { authenticator } from './auth/authenticate.ts';
+import { authRoutes } from './auth/routes.ts';
+import { loadTokenIssuer, type TokenIssuer } from './auth/tokens.ts';
+import { ensureDefaultTypes, type TypeRegistry, typeRegistry } from './commitments/load.ts';
+import { commitmentRoutes } from './commitments/routes.ts';
 
 export interface CommandDeps {
   pool: pg.Pool;
+  db: Kysely<Database>;
   ledger: Ledger;
+  tokens: TokenIssuer;
+  types: TypeRegistry;
+  dataDir: string;
+  authAttemptsPerMinute?: number;
+  maxDocumentBytes?: number;
 }
 
-/** The command service's routes (auth and commitment commands arrive with their issue). */
-export async function commandRoutes(_app: FastifyInstance, _deps: CommandDeps): Promise<void> {}
+/** Everything the command service needs beyond the ledger runtime: auth keys, commitment types. */
+export async function commandDeps(runtime: LedgerRuntime): Promise<CommandDeps> {
+  const { pool, db } = runtime.database;
+  await ensureDefaultTypes(runtime.ledger);
+  return {
+    pool,
+    db,
+    ledger: runtime.ledger,
+    tokens: await loadTokenIssuer(runtime.config.dataDir),
+    types: typeRegistry(db, runtime.ledger.origin),
+    dataDir: runtime.config.dataDir,
+  };
+}
+
+/** The command service's routes, for a server of its own or the combined `connect start`. */
+export async function commandRoutes(app: FastifyInstance, deps: CommandDeps): Promise<void> {
+  const authenticate = authenticator(deps);
+  await app.register(authRoutes, { ...deps, authenticate });
+  await app.register(commitmentRoutes, { ...deps, authenticate });
+}
 
 export function buildApp(deps: CommandDeps, options: { logLevel?: string } = {}): FastifyInstance {
   const app = createServer({ logLevel: options.logLevel, checkReady: () => assertMigrated(deps.pool) });

@@ -1,1 +1,2 @@
 export * from './app.ts';
+export { grantAdmin } from './auth/accounts.ts';

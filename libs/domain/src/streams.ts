@@ -1,0 +1,12 @@
+// Stream names and the events outside a commitment's own stream.
+import { z } from 'zod';
+
+export const commitmentStream = (commitmentId: string) => `commitment-${commitmentId}`;
+export const profileStream = (userId: string) => `profile-${userId}`;
+
+/** Written when a user signs up, so the parties of a commitment are verifiable too. */
+export const profileRegistered = z.object({
+  userId: z.string(),
+  displayName: z.string().trim().min(1).max(100),
+});
+export type ProfileRegistered = z.infer<typeof profileRegistered>;

@@ -1,0 +1,14 @@
+import type { z } from 'zod';
+import { badRequest } from './problem.ts';
+
+/** Parses with a zod schema; a failure is a 400 problem naming every invalid field by path. */
+export function parseWith<T extends z.ZodType>(schema: T, value: unknown, where = 'body'): z.infer<T> {
+  const result = schema.safeParse(value ?? {});
+  if (result.success) return result.data;
+  throw badRequest(
+    result.error.issues.map((issue) => ({
+      path: [where, ...issue.path.map(String)].join('.'),
+      message: issue.message,
+    })),
+  );
+}

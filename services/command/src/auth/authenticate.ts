@@ -1,0 +1,31 @@
+import type { Database } from '@connect/db';
+import { HttpProblem, problem } from '@connect/http';
+import type { FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import { sessionIsActive } from './accounts.ts';
+import type { AccessClaims, TokenIssuer } from './tokens.ts';
+
+export type Authenticate = (request: FastifyRequest) => Promise<AccessClaims>;
+
+/** The caller of a request: a valid bearer token of a session that is still open; else 401. */
+export function authenticator(deps: { db: Kysely<Database>; tokens: TokenIssuer }): Authenticate {
+  return async (request) => {
+    const header = request.headers.authorization;
+    const match = header ? /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(header) : null;
+    if (!match) throw unauthorized('Send an access token: Authorization: Bearer <token>.');
+    let claims: AccessClaims;
+    try {
+      claims = await deps.tokens.verifyAccessToken(match[1] as string);
+    } catch {
+      throw unauthorized('The access token is invalid or expired; refresh it or log in again.');
+    }
+    if (!(await sessionIsActive(deps.db, claims.sessionId))) {
+      throw unauthorized('This session has ended; log in again.');
+    }
+    return claims;
+  };
+}
+
+function unauthorized(detail: string): HttpProblem {
+  return new HttpProblem(problem(401, detail));
+}

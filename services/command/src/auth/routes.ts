@@ -1,0 +1,139 @@
+// Supabase-like auth: signup, password and refresh-token grants, logout, me, JWKS.
+import { randomUUID } from 'node:crypto';
+import type { Database } from '@connect/db';
+import { profileRegistered, profileStream } from '@connect/domain';
+import { HttpProblem, parseWith, problem } from '@connect/http';
+import type { Ledger } from '@connect/ledger';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import {
+  findUser,
+  findUserByEmail,
+  insertUser,
+  revokeSession,
+  rotateRefreshToken,
+  startSession,
+  type User,
+} from './accounts.ts';
+import type { Authenticate } from './authenticate.ts';
+import { hashPassword, UNKNOWN_USER_HASH, verifyPassword } from './passwords.ts';
+import { ACCESS_TOKEN_SECONDS, hashRefreshToken, newRefreshToken, type TokenIssuer } from './tokens.ts';
+
+export interface AuthDeps {
+  db: Kysely<Database>;
+  ledger: Ledger;
+  tokens: TokenIssuer;
+  authenticate: Authenticate;
+  /** Attempts per client address and minute for signup and login. */
+  authAttemptsPerMinute?: number;
+}
+
+const email = z.email().max(254);
+const password = z.string().min(8, 'must be at least 8 characters').max(1024);
+
+export const signupBody = z
+  .object({ email, password, displayName: profileRegistered.shape.displayName })
+  .strict();
+export const tokenBody = z.discriminatedUnion('grant_type', [
+  z.object({ grant_type: z.literal('password'), email, password: z.string().min(1).max(1024) }).strict(),
+  z.object({ grant_type: z.literal('refresh_token'), refresh_token: z.string().min(1).max(200) }).strict(),
+]);
+
+const publicUser = (user: User) => ({
+  id: user.id,
+  email: user.email,
+  displayName: user.displayName,
+  isAdmin: user.isAdmin,
+});
+
+export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<void> {
+  const { db, ledger, tokens, authenticate } = deps;
+  await app.register(rateLimit, { global: false });
+  const limited = {
+    config: { rateLimit: { max: deps.authAttemptsPerMinute ?? 20, timeWindow: '1 minute' } },
+  };
+
+  async function tokenResponse(user: User, sessionId: string, refreshToken: string) {
+    return {
+      access_token: await tokens.issueAccessToken({ userId: user.id, sessionId, isAdmin: user.isAdmin }),
+      token_type: 'Bearer',
+      expires_in: ACCESS_TOKEN_SECONDS,
+      refresh_token: refreshToken,
+      user: publicUser(user),
+    };
+  }
+
+  async function openSession(user: User) {
+    const sessionId = randomUUID();
+    const refresh = newRefreshToken();
+    await startSession(db, { id: sessionId, userId: user.id, refreshHash: refresh.hash });
+    return tokenResponse(user, sessionId, refresh.token);
+  }
+
+  app.post('/v1/auth/signup', limited, async (request, reply) => {
+    const body = parseWith(signupBody, request.body);
+    const user: User = {
+      id: randomUUID(),
+      email: body.email.toLowerCase(),
+      displayName: body.displayName,
+      isAdmin: false,
+    };
+    const passwordHash = await hashPassword(body.password);
+    // The account and its ledger profile go together: if the profile cannot be appended, no account.
+    await db.transaction().execute(async (trx) => {
+      if (!(await insertUser(trx, { ...user, passwordHash }))) {
+        throw new HttpProblem(problem(409, 'An account with this email exists; log in instead.'));
+      }
+      const profile = await ledger.append({
+        stream: profileStream(user.id),
+        expectedVersion: 'no_stream',
+        actor: user.id,
+        events: [{ type: 'ProfileRegistered', data: { userId: user.id, displayName: user.displayName } }],
+      });
+      if (profile.outcome !== 'appended') throw new Error(`profile append: ${profile.outcome}`);
+    });
+    return reply.code(201).send(await openSession(user));
+  });
+
+  app.post('/v1/auth/token', limited, async (request) => {
+    const body = parseWith(tokenBody, request.body);
+    if (body.grant_type === 'password') {
+      const user = await findUserByEmail(db, body.email);
+      const valid = await verifyPassword(body.password, user?.passwordHash ?? (await UNKNOWN_USER_HASH));
+      if (!user || !valid) throw new HttpProblem(problem(400, 'The email or the password is wrong.'));
+      return openSession(user);
+    }
+    const next = newRefreshToken();
+    const rotation = await rotateRefreshToken(
+      db,
+      hashRefreshToken(body.refresh_token),
+      next.hash,
+      new Date(),
+    );
+    if (rotation.outcome === 'reused') {
+      throw new HttpProblem(
+        problem(400, 'This refresh token was already used; the session is ended. Log in again.'),
+      );
+    }
+    if (rotation.outcome === 'invalid')
+      throw new HttpProblem(problem(400, 'The refresh token is invalid or expired.'));
+    return tokenResponse(rotation.user, rotation.sessionId, next.token);
+  });
+
+  app.post('/v1/auth/logout', async (request, reply) => {
+    const caller = await authenticate(request);
+    await revokeSession(db, caller.sessionId, new Date());
+    return reply.code(204).send();
+  });
+
+  app.get('/v1/auth/me', async (request) => {
+    const caller = await authenticate(request);
+    const user = await findUser(db, caller.userId);
+    if (!user) throw new HttpProblem(problem(401, 'This account no longer exists.'));
+    return publicUser(user);
+  });
+
+  app.get('/.well-known/jwks.json', async () => tokens.jwks);
+}

@@ -1,0 +1,67 @@
+// Short-lived ES256 access tokens (jose) carrying the session id; JWKS publishes the public key.
+import { createHash, randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { readOrCreateSecretFile } from '@connect/db';
+import { exportJWK, generateKeyPair, importJWK, type JWK, jwtVerify, SignJWT } from 'jose';
+
+export const ACCESS_TOKEN_SECONDS = 15 * 60;
+const ISSUER = 'connect';
+const AUDIENCE = 'connect-api';
+
+export interface AccessClaims {
+  userId: string;
+  sessionId: string;
+  isAdmin: boolean;
+}
+
+export interface TokenIssuer {
+  issueAccessToken(claims: AccessClaims): Promise<string>;
+  /** The claims of a valid, unexpired token; throws otherwise. */
+  verifyAccessToken(token: string): Promise<AccessClaims>;
+  jwks: { keys: JWK[] };
+}
+
+export async function loadTokenIssuer(dataDir: string): Promise<TokenIssuer> {
+  const text = await readOrCreateSecretFile(path.join(dataDir, 'auth-key.json'), async () => {
+    const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+    return JSON.stringify(await exportJWK(privateKey));
+  });
+  const privateJwk = JSON.parse(text) as JWK;
+  const kid = createHash('sha256').update(`${privateJwk.x}.${privateJwk.y}`).digest('base64url').slice(0, 16);
+  const { d: _private, ...publicJwk } = privateJwk;
+  const privateKey = await importJWK(privateJwk, 'ES256');
+  const publicKey = await importJWK(publicJwk, 'ES256');
+  return {
+    issueAccessToken: ({ userId, sessionId, isAdmin }) =>
+      new SignJWT({ sid: sessionId, adm: isAdmin })
+        .setProtectedHeader({ alg: 'ES256', kid })
+        .setSubject(userId)
+        .setIssuer(ISSUER)
+        .setAudience(AUDIENCE)
+        .setIssuedAt()
+        .setJti(randomBytes(8).toString('hex'))
+        .setExpirationTime(`${ACCESS_TOKEN_SECONDS}s`)
+        .sign(privateKey),
+    verifyAccessToken: async (token) => {
+      const { payload } = await jwtVerify(token, publicKey, {
+        issuer: ISSUER,
+        audience: AUDIENCE,
+        algorithms: ['ES256'],
+      });
+      if (typeof payload.sub !== 'string' || typeof payload.sid !== 'string')
+        throw new Error('malformed token');
+      return { userId: payload.sub, sessionId: payload.sid, isAdmin: payload.adm === true };
+    },
+    jwks: { keys: [{ ...publicJwk, kid, alg: 'ES256', use: 'sig' }] },
+  };
+}
+
+/** Refresh tokens are random; only their SHA-256 is stored. */
+export function newRefreshToken(): { token: string; hash: Buffer } {
+  const token = randomBytes(32).toString('base64url');
+  return { token, hash: hashRefreshToken(token) };
+}
+
+export function hashRefreshToken(token: string): Buffer {
+  return createHash('sha256').update(token).digest();
+}

@@ -1,0 +1,118 @@
+// Runs one command: load the commitment, decide, append with optimistic concurrency, answer
+// with a receipt. Losing a race without If-Match decides again on the new state.
+import { randomUUID } from 'node:crypto';
+import type { Database } from '@connect/db';
+import {
+  type Commitment,
+  type CommitmentCommand,
+  CURRENT_SCHEMA,
+  canSee,
+  commitmentStream,
+  decide,
+  Refusal,
+} from '@connect/domain';
+import { badRequest, HttpProblem, problem } from '@connect/http';
+import type { Ledger } from '@connect/ledger';
+import type { Kysely } from 'kysely';
+import { loadCommitment, type TypeRegistry } from './load.ts';
+
+export interface Receipt {
+  commitmentId: string;
+  version: number;
+  events: { index: number; id: string; type: string; leafHash: string }[];
+}
+
+export interface ExecuteDeps {
+  db: Kysely<Database>;
+  ledger: Ledger;
+  types: TypeRegistry;
+  now?: () => Date;
+}
+
+const MAX_ATTEMPTS = 5;
+
+export function notFound(): HttpProblem {
+  return new HttpProblem(problem(404, 'No such commitment, or it is not visible to you.'));
+}
+
+function asProblem(refusal: Refusal): HttpProblem {
+  if (refusal.kind === 'forbidden') return new HttpProblem(problem(403, refusal.reason));
+  if (refusal.kind === 'invalid')
+    return badRequest([{ path: `body.${refusal.field ?? ''}`, message: refusal.reason }], refusal.reason);
+  return new HttpProblem(problem(409, refusal.reason));
+}
+
+export async function executeCommand(
+  deps: ExecuteDeps,
+  input: {
+    commitmentId: string;
+    command: CommitmentCommand;
+    actor: { userId: string; isAdmin: boolean };
+    /** The version the client saw (If-Match); a moved commitment is then a 412. */
+    ifMatch?: number;
+    correlationId: string;
+  },
+): Promise<{ receipt: Receipt; state: Commitment }> {
+  const { commitmentId, command, actor, ifMatch } = input;
+  for (let attempt = 1; ; attempt++) {
+    const state = await loadCommitment(deps.db, deps.ledger.origin, commitmentId);
+    if (command.action !== 'create' && (!state.exists || !canSee(state, actor))) throw notFound();
+    if (ifMatch !== undefined && state.version !== ifMatch) {
+      throw new HttpProblem(
+        problem(412, `The commitment is at version ${state.version}, not ${ifMatch}; reload it and retry.`),
+      );
+    }
+    const refreshTypes = command.action === 'create' && !(await deps.types.get()).has(command.type);
+    let events: ReturnType<typeof decide>;
+    try {
+      events = decide(command, state, {
+        actor: actor.userId,
+        now: (deps.now?.() ?? new Date()).toISOString(),
+        newId: randomUUID,
+        types: await deps.types.get(refreshTypes),
+      });
+    } catch (error) {
+      if (error instanceof Refusal) throw asProblem(error);
+      throw error;
+    }
+    const result = await deps.ledger.append({
+      stream: commitmentStream(commitmentId),
+      expectedVersion: state.exists ? state.version : 'no_stream',
+      actor: actor.userId,
+      events: events.map((event) => ({
+        type: event.type,
+        schema: CURRENT_SCHEMA[event.type],
+        data: event.data as Record<string, never>,
+        meta: { correlationId: input.correlationId, command: command.action },
+      })),
+    });
+    if (result.outcome === 'appended') {
+      const next = { ...state, version: result.streamVersion };
+      return {
+        state: next,
+        receipt: {
+          commitmentId,
+          version: result.streamVersion,
+          events: result.entries.map((e) => ({
+            index: e.index,
+            id: e.id,
+            type: e.type,
+            leafHash: e.leafHash,
+          })),
+        },
+      };
+    }
+    if (result.outcome !== 'version_conflict') throw new Error(`unexpected append outcome ${result.outcome}`);
+    if (ifMatch !== undefined) {
+      throw new HttpProblem(
+        problem(412, 'The commitment changed while this command ran; reload it and retry.'),
+      );
+    }
+    if (command.action === 'create') throw new HttpProblem(problem(409, 'A commitment with this id exists.'));
+    if (attempt >= MAX_ATTEMPTS) {
+      throw new HttpProblem(
+        problem(409, 'The commitment is changing too fast to apply this command; try again.'),
+      );
+    }
+  }
+}

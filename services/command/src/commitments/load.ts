@@ -1,0 +1,61 @@
+// A commitment's state, replayed from its stream; and the commitment types, from theirs.
+
+import type { Database } from '@connect/db';
+import {
+  COMMITMENT_TYPES_STREAM,
+  type Commitment,
+  type CommitmentType,
+  commitmentStream,
+  commitmentTypeSchema,
+  DEFAULT_TYPES,
+  evolve,
+  initialState,
+  readEvent,
+} from '@connect/domain';
+import { type Ledger, readStream } from '@connect/ledger';
+import type { Kysely } from 'kysely';
+
+export async function loadCommitment(
+  db: Kysely<Database>,
+  origin: string,
+  commitmentId: string,
+): Promise<Commitment> {
+  const entries = await readStream(db, origin, commitmentStream(commitmentId));
+  return entries.reduce(
+    (state, entry) => evolve(state, { event: readEvent(entry), at: entry.recordedAt }),
+    initialState(commitmentId),
+  );
+}
+
+export interface TypeRegistry {
+  /** The types, reloaded from the ledger when `refresh` is set or a key is unknown. */
+  get(refresh?: boolean): Promise<ReadonlyMap<string, CommitmentType>>;
+}
+
+export function typeRegistry(db: Kysely<Database>, origin: string): TypeRegistry {
+  let cached: Map<string, CommitmentType> | undefined;
+  return {
+    async get(refresh = false) {
+      if (!cached || refresh) {
+        const entries = await readStream(db, origin, COMMITMENT_TYPES_STREAM);
+        cached = new Map();
+        for (const entry of entries) {
+          if (entry.type !== 'CommitmentTypeDefined' || !entry.data) continue;
+          const type = commitmentTypeSchema.parse(entry.data);
+          cached.set(type.key, type);
+        }
+      }
+      return cached;
+    },
+  };
+}
+
+/** A new ledger starts with the default types, as ledger events. */
+export async function ensureDefaultTypes(ledger: Ledger): Promise<void> {
+  await ledger.append({
+    stream: COMMITMENT_TYPES_STREAM,
+    expectedVersion: 'no_stream',
+    actor: null,
+    events: DEFAULT_TYPES.map((type) => ({ type: 'CommitmentTypeDefined', data: { ...type } })),
+  });
+}

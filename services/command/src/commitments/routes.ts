@@ -1,0 +1,194 @@
+// The command API: POST /v1/commitments and POST /v1/commitments/:id/<action>, documents.
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import type { Database } from '@connect/db';
+import {
+  type CommandName,
+  type CommitmentCommand,
+  canSee,
+  commandBodies,
+  latestDocuments,
+} from '@connect/domain';
+import { badRequest, HttpProblem, parseWith, problem } from '@connect/http';
+import type { Ledger } from '@connect/ledger';
+import multipart from '@fastify/multipart';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { findUser, findUserByEmail } from '../auth/accounts.ts';
+import type { Authenticate } from '../auth/authenticate.ts';
+import { idempotent } from '../idempotency.ts';
+import { DocumentTooLargeError, openDocument, storeDocument } from './document-store.ts';
+import { executeCommand, notFound, type Receipt } from './execute.ts';
+import { loadCommitment, type TypeRegistry } from './load.ts';
+
+export interface CommitmentRouteDeps {
+  db: Kysely<Database>;
+  ledger: Ledger;
+  types: TypeRegistry;
+  authenticate: Authenticate;
+  dataDir: string;
+  maxDocumentBytes?: number;
+}
+
+/** Actions a client may post to /v1/commitments/:id/<action> with a JSON body. */
+const JSON_ACTIONS = Object.keys(commandBodies).filter(
+  (action) => !['create', 'miss-deadline', 'attach-document', 'invite'].includes(action),
+) as CommandName[];
+
+/** Invite by user id or by the email of a registered user. */
+export const inviteBody = z
+  .object({
+    userId: z.string().min(1).optional(),
+    email: z.email().optional(),
+    role: z.enum(['participant', 'witness']),
+  })
+  .strict()
+  .refine((body) => (body.userId === undefined) !== (body.email === undefined), {
+    message: 'give exactly one of userId and email',
+    path: ['userId'],
+  });
+
+const idParam = z.object({ id: z.uuid('must be a commitment id (UUID)') });
+const DEFAULT_MAX_DOCUMENT_BYTES = 25 * 1024 * 1024;
+
+function parseIfMatch(request: FastifyRequest): number | undefined {
+  const header = request.headers['if-match'];
+  if (header === undefined) return undefined;
+  const match = /^(?:W\/)?"(\d{1,15})"$/.exec(String(header));
+  if (!match)
+    throw badRequest([{ path: 'header.if-match', message: 'must be a version in quotes, e.g. "3"' }]);
+  return Number(match[1]);
+}
+
+function receiptResponse(receipt: Receipt, status: number) {
+  return { status, body: receipt, headers: { etag: `"${receipt.version}"` } };
+}
+
+export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRouteDeps): Promise<void> {
+  const { db, authenticate } = deps;
+  const documentsDir = path.join(deps.dataDir, 'documents');
+  const maxDocumentBytes = deps.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES;
+  await app.register(multipart, { limits: { fileSize: maxDocumentBytes, files: 1, fields: 5 } });
+
+  async function run(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    commitmentId: string,
+    status: number,
+    body: unknown,
+    toCommand: () => Promise<CommitmentCommand> | CommitmentCommand,
+  ) {
+    const caller = await authenticate(request);
+    const ifMatch = parseIfMatch(request);
+    return idempotent(db, request, reply, caller.userId, body, async () => {
+      const { receipt } = await executeCommand(deps, {
+        commitmentId,
+        command: await toCommand(),
+        actor: caller,
+        ifMatch,
+        correlationId: request.id,
+      });
+      return receiptResponse(receipt, status);
+    });
+  }
+
+  app.post('/v1/commitments', async (request, reply) => {
+    const body = parseWith(commandBodies.create, request.body);
+    return run(request, reply, randomUUID(), 201, body, () => ({ action: 'create', ...body }));
+  });
+
+  app.post('/v1/commitments/:id/invite', async (request, reply) => {
+    const { id } = parseWith(idParam, request.params, 'path');
+    const body = parseWith(inviteBody, request.body);
+    return run(request, reply, id, 200, body, async () => {
+      const user = body.email
+        ? await findUserByEmail(db, body.email)
+        : await findUser(db, body.userId as string);
+      if (!user) {
+        throw badRequest([
+          {
+            path: body.email ? 'body.email' : 'body.userId',
+            message: 'no registered user has this ' + (body.email ? 'email' : 'id'),
+          },
+        ]);
+      }
+      return { action: 'invite', userId: user.id, role: body.role };
+    });
+  });
+
+  for (const action of JSON_ACTIONS) {
+    app.post(`/v1/commitments/:id/${action}`, async (request, reply) => {
+      const { id } = parseWith(idParam, request.params, 'path');
+      const body = parseWith(commandBodies[action], request.body);
+      return run(request, reply, id, 200, body, () => ({ action, ...body }) as CommitmentCommand);
+    });
+  }
+
+  app.post('/v1/commitments/:id/documents', async (request, reply) => {
+    const { id } = parseWith(idParam, request.params, 'path');
+    const caller = await authenticate(request);
+    const state = await loadCommitment(db, deps.ledger.origin, id);
+    if (!state.exists || !canSee(state, caller)) throw notFound();
+    if (!request.isMultipart())
+      throw new HttpProblem(problem(415, 'Send the document as multipart/form-data.'));
+    let name: string | undefined;
+    let stored: { sha256: string; size: number; mediaType: string; filename: string } | undefined;
+    try {
+      for await (const part of request.parts()) {
+        if (part.type === 'field' && part.fieldname === 'name') name = String(part.value);
+        else if (part.type === 'file' && part.fieldname === 'file' && !stored) {
+          const { sha256, size } = await storeDocument(documentsDir, part.file, maxDocumentBytes);
+          stored = {
+            sha256,
+            size,
+            mediaType: part.mimetype || 'application/octet-stream',
+            filename: part.filename,
+          };
+        } else if (part.type === 'file') part.file.resume();
+      }
+    } catch (error) {
+      if (
+        error instanceof DocumentTooLargeError ||
+        (error as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE'
+      ) {
+        throw new HttpProblem(problem(413, `Documents are limited to ${maxDocumentBytes} bytes.`));
+      }
+      throw error;
+    }
+    if (!stored) throw badRequest([{ path: 'body.file', message: 'attach the document as the "file" part' }]);
+    const command = parseWith(commandBodies['attach-document'], {
+      name: name ?? stored.filename,
+      mediaType: stored.mediaType,
+      size: stored.size,
+      sha256: stored.sha256,
+    });
+    return run(request, reply, id, 201, command, () => ({ action: 'attach-document', ...command }));
+  });
+
+  app.get('/v1/commitments/:id/documents/:documentId/content', async (request, reply) => {
+    const { id, documentId } = parseWith(idParam.extend({ documentId: z.uuid() }), request.params, 'path');
+    const { version } = parseWith(
+      z.object({ version: z.coerce.number().int().min(1).optional() }).strict(),
+      request.query,
+      'query',
+    );
+    const caller = await authenticate(request);
+    const state = await loadCommitment(db, deps.ledger.origin, id);
+    if (!state.exists || !canSee(state, caller)) throw notFound();
+    const versions = state.documents.filter((d) => d.documentId === documentId);
+    const document =
+      version === undefined
+        ? latestDocuments(state).find((d) => d.documentId === documentId)
+        : versions.find((d) => d.version === version);
+    if (!document) throw new HttpProblem(problem(404, 'No such document or version on this commitment.'));
+    const { stream, size } = await openDocument(documentsDir, document.sha256);
+    return reply
+      .type(document.mediaType)
+      .header('content-length', size)
+      .header('etag', `"${document.sha256}"`)
+      .header('connect-document-version', document.version)
+      .header('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(document.name)}`)
+      .send(stream);
+  });
+}
