@@ -1,0 +1,405 @@
+import { createHash } from 'node:crypto';
+import { jcsText } from '@connect/crypto';
+import { readStream } from '@connect/ledger';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type Account, signUp, type TestApp, testApp } from './support.ts';
+
+let t: TestApp;
+let ana: Account;
+let ben: Account;
+let cy: Account;
+let eve: Account;
+
+beforeAll(async () => {
+  t = await testApp();
+  [ana, ben, cy, eve] = (await Promise.all(['Ana', 'Ben', 'Cy', 'Eve'].map((name) => signUp(t.app, name)))) as [
+    Account,
+    Account,
+    Account,
+    Account,
+  ];
+});
+afterAll(() => t.close());
+
+const post = (url: string, who: Account, payload: unknown = {}, headers: Record<string, string> = {}) =>
+  t.app.inject({ method: 'POST', url, payload: payload as object, headers: { ...who.auth, ...headers } });
+
+async function create(who: Account, body: Record<string, unknown> = {}): Promise<string> {
+  const response = await post('/v1/commitments', who, {
+    type: 'personal',
+    title: 'Lend Ben 200 EUR',
+    ...body,
+  });
+  expect(response.statusCode).toBe(201);
+  return response.json().commitmentId;
+}
+
+describe('the lifecycle over HTTP', () => {
+  test('create, invite, propose, accept: the accept activates the commitment in the same receipt', async () => {
+    const created = await post('/v1/commitments', ana, {
+      type: 'financial',
+      title: 'Lend Ben 200 EUR',
+      amount: { minor: 20000, currency: 'EUR' },
+      dueAt: '2030-06-01T00:00:00.000Z',
+    });
+    expect(created.statusCode).toBe(201);
+    expect(created.headers.etag).toBe('"1"');
+    const receipt = created.json();
+    expect(receipt).toMatchObject({
+      version: 1,
+      events: [{ index: expect.any(Number), type: 'CommitmentDrafted' }],
+    });
+    expect(receipt.events[0].leafHash).toMatch(/^[A-Za-z0-9+/]{43}=$/);
+    const id = receipt.commitmentId;
+
+    expect(
+      (await post(`/v1/commitments/${id}/invite`, ana, { email: ben.email, role: 'participant' })).statusCode,
+    ).toBe(200);
+    expect((await post(`/v1/commitments/${id}/propose`, ana)).statusCode).toBe(200);
+    const accepted = await post(`/v1/commitments/${id}/accept`, ben);
+    expect(accepted.statusCode).toBe(200);
+    expect(accepted.json().events.map((e: { type: string }) => e.type)).toEqual([
+      'InvitationAccepted',
+      'CommitmentActivated',
+    ]);
+    expect(accepted.headers.etag).toBe('"5"');
+
+    const stream = await readStream(t.database.db, t.deps.ledger.origin, `commitment-${id}`);
+    expect(stream.map((e) => [e.version, e.type, e.actor])).toEqual([
+      [1, 'CommitmentDrafted', ana.userId],
+      [2, 'PartyInvited', ana.userId],
+      [3, 'CommitmentProposed', ana.userId],
+      [4, 'InvitationAccepted', ben.userId],
+      [5, 'CommitmentActivated', ben.userId],
+    ]);
+  });
+
+  test('claim, confirm: fulfilled', async () => {
+    const id = await create(ana);
+    await post(`/v1/commitments/${id}/invite`, ana, { userId: ben.userId, role: 'participant' });
+    await post(`/v1/commitments/${id}/propose`, ana);
+    await post(`/v1/commitments/${id}/accept`, ben);
+    expect((await post(`/v1/commitments/${id}/claim-fulfilment`, ben, { note: 'paid' })).statusCode).toBe(
+      200,
+    );
+    const confirmed = await post(`/v1/commitments/${id}/confirm-fulfilment`, ana);
+    expect(confirmed.json().events.map((e: { type: string }) => e.type)).toEqual(['FulfilmentConfirmed']);
+  });
+});
+
+describe('errors', () => {
+  test('400 names each invalid field', async () => {
+    const response = await post('/v1/commitments', ana, {
+      type: 'personal',
+      title: '',
+      amount: { minor: -1, currency: 'eur' },
+      extra: 1,
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.headers['content-type']).toMatch(/problem\+json/);
+    const paths = response
+      .json()
+      .errors.map((e: { path: string }) => e.path)
+      .sort();
+    expect(paths).toEqual(['body', 'body.amount.currency', 'body.amount.minor', 'body.title']);
+  });
+
+  test('400 for an unknown commitment type and for inviting an unknown email', async () => {
+    const unknownType = await post('/v1/commitments', ana, { type: 'no-such-type', title: 'x' });
+    expect(unknownType.statusCode).toBe(400);
+    expect(unknownType.json().errors[0].path).toBe('body.type');
+    const id = await create(ana);
+    const unknown = await post(`/v1/commitments/${id}/invite`, ana, {
+      email: 'nobody@example.test',
+      role: 'participant',
+    });
+    expect(unknown.statusCode).toBe(400);
+    expect(unknown.json().errors[0].path).toBe('body.email');
+  });
+
+  test('401 without a token', async () => {
+    const response = await t.app.inject({
+      method: 'POST',
+      url: '/v1/commitments',
+      payload: { type: 'personal', title: 'x' },
+    });
+    expect(response.statusCode).toBe(401);
+  });
+
+  test('404 for an unknown commitment and for one you may not see; a malformed id is a 400', async () => {
+    const id = await create(ana);
+    expect((await post(`/v1/commitments/${crypto.randomUUID()}/propose`, ana)).statusCode).toBe(404);
+    const hidden = await post(`/v1/commitments/${id}/accept`, eve);
+    expect(hidden.statusCode).toBe(404);
+    expect(hidden.json().detail).toBe('No such commitment, or it is not visible to you.');
+    expect((await post('/v1/commitments/not-a-uuid/propose', ana)).statusCode).toBe(400);
+  });
+
+  test('403 for a party who may not do it; 409 with a reason for the wrong state', async () => {
+    const id = await create(ana);
+    await post(`/v1/commitments/${id}/invite`, ana, { userId: ben.userId, role: 'participant' });
+    const forbidden = await post(`/v1/commitments/${id}/propose`, ben);
+    expect(forbidden.statusCode).toBe(403);
+    expect(forbidden.json().detail).toBe('only the creator can propose the commitment');
+    const conflict = await post(`/v1/commitments/${id}/accept`, ben);
+    expect(conflict.statusCode).toBe(409);
+    expect(conflict.json().detail).toMatch(/the commitment is a draft/);
+  });
+
+  test('412 when If-Match is stale, and the command then appends nothing', async () => {
+    const id = await create(ana);
+    const stale = await post(
+      `/v1/commitments/${id}/update`,
+      ana,
+      { title: 'New title' },
+      { 'if-match': '"0"' },
+    );
+    expect(stale.statusCode).toBe(412);
+    const fresh = await post(
+      `/v1/commitments/${id}/update`,
+      ana,
+      { title: 'New title' },
+      { 'if-match': '"1"' },
+    );
+    expect(fresh.statusCode).toBe(200);
+    expect((await readStream(t.database.db, t.deps.ledger.origin, `commitment-${id}`)).length).toBe(2);
+  });
+
+  test('413 for a body over the limit, 415 for a body that is not JSON', async () => {
+    const big = await post('/v1/commitments', ana, {
+      type: 'personal',
+      title: 'x',
+      description: 'x'.repeat(2 * 1024 * 1024),
+    });
+    expect(big.statusCode).toBe(413);
+    const text = await t.app.inject({
+      method: 'POST',
+      url: '/v1/commitments',
+      payload: 'hello',
+      headers: { ...ana.auth, 'content-type': 'text/plain' },
+    });
+    expect(text.statusCode).toBe(415);
+  });
+
+  test('404 for an unknown action', async () => {
+    const id = await create(ana);
+    expect((await post(`/v1/commitments/${id}/explode`, ana)).statusCode).toBe(404);
+  });
+});
+
+describe('idempotency', () => {
+  test('a retry with the same key and body replays the first response and appends nothing', async () => {
+    const headers = { 'idempotency-key': `create-${Date.now()}` };
+    const body = { type: 'personal', title: 'Once only' };
+    const first = await post('/v1/commitments', ana, body, headers);
+    const again = await post('/v1/commitments', ana, body, headers);
+    expect(first.statusCode).toBe(201);
+    expect(again.statusCode).toBe(201);
+    expect(again.json()).toEqual(first.json());
+    expect(again.headers.etag).toBe(first.headers.etag);
+    expect(again.headers['idempotency-replayed']).toBe('true');
+    const { rows } = await t.database.pool.query(
+      `select count(*)::int as n from ledger_entries where data->>'title' = 'Once only'`,
+    );
+    expect(rows[0].n).toBe(1);
+  });
+
+  test('the same key with another body is a 422', async () => {
+    const headers = { 'idempotency-key': `other-${Date.now()}` };
+    await post('/v1/commitments', ana, { type: 'personal', title: 'A' }, headers);
+    const other = await post('/v1/commitments', ana, { type: 'personal', title: 'B' }, headers);
+    expect(other.statusCode).toBe(422);
+  });
+
+  test('a retry while the first is still in flight is a 409', async () => {
+    const key = `inflight-${Date.now()}`;
+    const body = { type: 'personal', title: 'in flight' };
+    // The first request has claimed the key and not finished: its record has no response yet.
+    const hash = createHash('sha256').update('POST /v1/commitments\n').update(jcsText(body)).digest();
+    await t.database.pool.query(
+      'insert into http_idempotency (user_id, key, request_hash) values ($1, $2, $3)',
+      [ana.userId, key, hash],
+    );
+    const retry = await post('/v1/commitments', ana, body, { 'idempotency-key': key });
+    expect(retry.statusCode).toBe(409);
+    expect(retry.json().detail).toMatch(/still in progress/);
+    const { rows } = await t.database.pool.query(
+      `select count(*)::int as n from ledger_entries where data->>'title' = 'in flight'`,
+    );
+    expect(rows[0].n).toBe(0);
+  });
+
+  test('keys are per user', async () => {
+    const key = `shared-${Date.now()}`;
+    expect(
+      (await post('/v1/commitments', ana, { type: 'personal', title: 'Ana' }, { 'idempotency-key': key }))
+        .statusCode,
+    ).toBe(201);
+    expect(
+      (await post('/v1/commitments', ben, { type: 'personal', title: 'Ben' }, { 'idempotency-key': key }))
+        .statusCode,
+    ).toBe(201);
+  });
+});
+
+describe('races', () => {
+  test('two accepts of the last invitation: both land, the commitment activates once', async () => {
+    const id = await create(ana);
+    await post(`/v1/commitments/${id}/invite`, ana, { userId: ben.userId, role: 'participant' });
+    await post(`/v1/commitments/${id}/invite`, ana, { userId: cy.userId, role: 'witness' });
+    await post(`/v1/commitments/${id}/propose`, ana);
+    const [a, b] = await Promise.all([
+      post(`/v1/commitments/${id}/accept`, ben),
+      post(`/v1/commitments/${id}/accept`, cy),
+    ]);
+    expect([a.statusCode, b.statusCode]).toEqual([200, 200]);
+    const types = (await readStream(t.database.db, t.deps.ledger.origin, `commitment-${id}`)).map(
+      (e) => e.type,
+    );
+    expect(types.filter((type) => type === 'CommitmentActivated')).toHaveLength(1);
+    expect(types.at(-1)).toBe('CommitmentActivated');
+  });
+
+  test('the same party accepting twice at once: one success, one 409, nothing lost', async () => {
+    const id = await create(ana);
+    await post(`/v1/commitments/${id}/invite`, ana, { userId: ben.userId, role: 'participant' });
+    await post(`/v1/commitments/${id}/invite`, ana, { userId: cy.userId, role: 'witness' });
+    await post(`/v1/commitments/${id}/propose`, ana);
+    const results = await Promise.all([
+      post(`/v1/commitments/${id}/accept`, ben),
+      post(`/v1/commitments/${id}/accept`, ben),
+    ]);
+    expect(results.map((r) => r.statusCode).sort()).toEqual([200, 409]);
+  });
+
+  test('update racing propose with If-Match: one wins, the other gets 412', async () => {
+    const id = await create(ana);
+    await post(`/v1/commitments/${id}/invite`, ana, { userId: ben.userId, role: 'participant' });
+    const version = { 'if-match': '"2"' };
+    const [update, propose] = await Promise.all([
+      post(`/v1/commitments/${id}/update`, ana, { title: 'Changed' }, version),
+      post(`/v1/commitments/${id}/propose`, ana, {}, version),
+    ]);
+    expect([update.statusCode, propose.statusCode].sort()).toEqual([200, 412]);
+    expect((await readStream(t.database.db, t.deps.ledger.origin, `commitment-${id}`)).length).toBe(3);
+  });
+
+  test('update racing propose without If-Match: decided again on the new state, one 409', async () => {
+    const id = await create(ana);
+    await post(`/v1/commitments/${id}/invite`, ana, { userId: ben.userId, role: 'participant' });
+    const [update, propose] = await Promise.all([
+      post(`/v1/commitments/${id}/update`, ana, { title: 'Changed' }),
+      post(`/v1/commitments/${id}/propose`, ana),
+    ]);
+    const statuses = [update.statusCode, propose.statusCode];
+    // Either order is a valid history: update then propose (both 200), or propose then update (409).
+    expect(
+      [
+        [200, 200],
+        [409, 200],
+      ].map(String),
+    ).toContain(String(statuses));
+  });
+});
+
+describe('documents', () => {
+  function multipart(fields: Record<string, string>, file: { name: string; type: string; content: Buffer }) {
+    const boundary = `----connect${Date.now()}`;
+    const parts = Object.entries(fields).map(
+      ([k, v]) => `--${boundary}\r\ncontent-disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`,
+    );
+    const payload = Buffer.concat([
+      Buffer.from(parts.join('')),
+      Buffer.from(
+        `--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${file.name}"\r\ncontent-type: ${file.type}\r\n\r\n`,
+      ),
+      file.content,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    return { payload, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
+  }
+
+  test('an upload is recorded by its SHA-256, versions by name, and every version downloads with that hash', async () => {
+    const id = await create(ana);
+    await post(`/v1/commitments/${id}/invite`, ana, { userId: ben.userId, role: 'participant' });
+    const v1 = Buffer.from('%PDF-1.7 first version');
+    const v2 = Buffer.from('%PDF-1.7 second version, longer');
+    const upload = async (content: Buffer) => {
+      const form = multipart({ name: 'loan.pdf' }, { name: 'x.pdf', type: 'application/pdf', content });
+      return t.app.inject({
+        method: 'POST',
+        url: `/v1/commitments/${id}/documents`,
+        payload: form.payload,
+        headers: { ...ana.auth, ...form.headers },
+      });
+    };
+    const first = await upload(v1);
+    expect(first.statusCode).toBe(201);
+    expect((await upload(v2)).statusCode).toBe(201);
+    const attached = (await readStream(t.database.db, t.deps.ledger.origin, `commitment-${id}`)).filter(
+      (e) => e.type === 'DocumentAttached',
+    );
+    expect(attached.map((e) => e.data?.version)).toEqual([1, 2]);
+    const documentId = attached[0]?.data?.documentId as string;
+    expect(attached[1]?.data?.documentId).toBe(documentId);
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    expect(attached.map((e) => e.data?.sha256)).toEqual([sha(v1), sha(v2)]);
+
+    for (const [version, content] of [
+      [1, v1],
+      [2, v2],
+    ] as const) {
+      const download = await t.app.inject({
+        method: 'GET',
+        url: `/v1/commitments/${id}/documents/${documentId}/content?version=${version}`,
+        headers: ben.auth,
+      });
+      expect(download.statusCode).toBe(200);
+      expect(download.headers['content-type']).toBe('application/pdf');
+      expect(sha(download.rawPayload)).toBe(attached[version - 1]?.data?.sha256);
+      expect(download.rawPayload.equals(content)).toBe(true);
+    }
+    const latest = await t.app.inject({
+      method: 'GET',
+      url: `/v1/commitments/${id}/documents/${documentId}/content`,
+      headers: ana.auth,
+    });
+    expect(latest.rawPayload.equals(v2)).toBe(true);
+    const stranger = await t.app.inject({
+      method: 'GET',
+      url: `/v1/commitments/${id}/documents/${documentId}/content`,
+      headers: eve.auth,
+    });
+    expect(stranger.statusCode).toBe(404);
+  });
+
+  test('an upload over the size limit is a 413 and records nothing', async () => {
+    const small = await testApp({ maxDocumentBytes: 1024 });
+    try {
+      const owner = await signUp(small.app, 'Uploader');
+      const created = await small.app.inject({
+        method: 'POST',
+        url: '/v1/commitments',
+        payload: { type: 'personal', title: 'x' },
+        headers: owner.auth,
+      });
+      const id = created.json().commitmentId;
+      const form = multipart(
+        { name: 'big.bin' },
+        { name: 'big.bin', type: 'application/octet-stream', content: Buffer.alloc(4096, 1) },
+      );
+      const response = await small.app.inject({
+        method: 'POST',
+        url: `/v1/commitments/${id}/documents`,
+        payload: form.payload,
+        headers: { ...owner.auth, ...form.headers },
+      });
+      expect(response.statusCode).toBe(413);
+      expect((await readStream(small.database.db, small.deps.ledger.origin, `commitment-${id}`)).length).toBe(
+        1,
+      );
+    } finally {
+      await small.close();
+    }
+  });
+});
