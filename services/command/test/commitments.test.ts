@@ -12,12 +12,9 @@ let eve: Account;
 
 beforeAll(async () => {
   t = await testApp();
-  [ana, ben, cy, eve] = (await Promise.all(['Ana', 'Ben', 'Cy', 'Eve'].map((name) => signUp(t.app, name)))) as [
-    Account,
-    Account,
-    Account,
-    Account,
-  ];
+  [ana, ben, cy, eve] = (await Promise.all(
+    ['Ana', 'Ben', 'Cy', 'Eve'].map((name) => signUp(t.app, name)),
+  )) as [Account, Account, Account, Account];
 });
 afterAll(() => t.close());
 
