@@ -1,9 +1,10 @@
-// npm run bench -- [suite…]   (suites: ledger; default: all)
+// npm run bench -- [suite…]   (suites: ledger, commands; default: all)
 // Prints a table and, when BENCH_OUT names a file, merges the figures into it as JSON.
+import { benchCommands } from './commands.ts';
 import { benchLedger } from './ledger.ts';
 import { type Metrics, writeResults } from './support.ts';
 
-const SUITES: Record<string, () => Promise<Metrics>> = { ledger: benchLedger };
+const SUITES: Record<string, () => Promise<Metrics>> = { ledger: benchLedger, commands: benchCommands };
 
 const requested = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
 const unknown = requested.filter((name) => !(name in SUITES));

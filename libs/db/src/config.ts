@@ -19,6 +19,7 @@ export const configSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9+/]{43}=$/, 'must be the base64 of a 32-byte Ed25519 seed')
     .optional(),
+  CONNECT_AUTH_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(20),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -29,6 +30,8 @@ export interface Config {
   dataDir: string;
   ledgerOrigin: string;
   ledgerKey: string | undefined;
+  /** Signup and login attempts per client address and minute. */
+  authRateLimit: number;
   logLevel: z.infer<typeof configSchema>['LOG_LEVEL'];
 }
 
@@ -57,6 +60,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: path.resolve(c.CONNECT_DATA_DIR),
     ledgerOrigin: c.CONNECT_LEDGER_ORIGIN,
     ledgerKey: c.CONNECT_LEDGER_KEY,
+    authRateLimit: c.CONNECT_AUTH_RATE_LIMIT,
     logLevel: c.LOG_LEVEL,
   };
 }

@@ -30,7 +30,7 @@ export function createKysely(pool: pg.Pool): Kysely<Database> {
 export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'dataDir'>): Promise<DatabaseHandle> {
   const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir);
   const url = config.databaseUrl ?? (embedded?.url as string);
-  const pool = createPool(url);
+  const pool = createPool(url, 40);
   const db = createKysely(pool);
   return {
     url,

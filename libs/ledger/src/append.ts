@@ -246,7 +246,7 @@ export function createAppender(deps: AppenderDeps): Appender {
     if (!head) throw new Error('the ledger head is missing; open the ledger first');
     const atTip = tip?.treeSize === head.tree_size && sameBytes(tip.rootHash, head.root_hash);
     if (!atTip || knownVersions.size > 100_000) knownVersions.clear();
-    const peaks = atTip && tip ? tip.peaks : await loadPeaks(db, head.tree_size);
+    const peaks = atTip && tip ? tip.peaks : await loadPeaks(pool, head.tree_size);
     const state = await readBatchState(client, batch);
     const base = { treeSize: head.tree_size, rootHash: head.root_hash, peaks };
     const results = await planAndWrite(client, batch, base, state, { allOrNothing: false });

@@ -1,10 +1,5 @@
 import { inclusionPlan, nodeKey, type TreeNode, toBase64 } from '@connect/crypto';
-import type { Database } from '@connect/db';
-import type { Kysely } from 'kysely';
-import { readHead } from './head.ts';
-import { consistencyHashes, MissingTreeHashError, readNodes } from './tree-store.ts';
-
-type Db = Kysely<Database>;
+import { consistencyHashes, MissingTreeHashError, type Queryable, readNodes } from './tree-store.ts';
 
 /** A proof request outside the ledger as it stands; `parameter` names the culprit. */
 export class ProofRequestError extends RangeError {
@@ -35,18 +30,18 @@ function checkSize(parameter: string, value: number, max: number, min = 0): void
   if (value > max) throw new ProofRequestError(parameter, `must be at most ${max}`);
 }
 
-async function currentSize(db: Db): Promise<number> {
-  return (await readHead(db))?.treeSize ?? 0;
-}
-
-export async function inclusionProof(db: Db, index: number, treeSize: number): Promise<InclusionProofJson> {
+export async function inclusionProof(
+  db: Queryable,
+  index: number,
+  treeSize: number,
+): Promise<InclusionProofJson> {
   checkSize('treeSize', treeSize, Number.MAX_SAFE_INTEGER, 1);
   checkSize('index', index, treeSize - 1);
   const plan = inclusionPlan(index, treeSize);
   const leaf = { level: 0, index };
-  // The head check and the hash reads run together; the proof is only built within the head.
-  const [size, hashes] = await Promise.all([currentSize(db), readNodes(db, [...plan.nodes, leaf])]);
-  checkSize('treeSize', treeSize, size, 1);
+  // The head check and the hash reads share one round trip; the proof is only built within the head.
+  const hashes = await readNodes(db, [...plan.nodes, leaf]);
+  checkSize('treeSize', treeSize, hashes.treeSize, 1);
   const read = (node: TreeNode) => {
     const hash = hashes.get(nodeKey(node));
     if (!hash) throw new MissingTreeHashError(`stored tree hash ${nodeKey(node)} is missing`);
@@ -55,8 +50,12 @@ export async function inclusionProof(db: Db, index: number, treeSize: number): P
   return { index, treeSize, leafHash: toBase64(read(leaf)), hashes: plan.assemble(read).map(toBase64) };
 }
 
-export async function consistencyProof(db: Db, from: number, to: number): Promise<ConsistencyProofJson> {
-  const size = await currentSize(db);
+export async function consistencyProof(
+  db: Queryable,
+  from: number,
+  to: number,
+): Promise<ConsistencyProofJson> {
+  const size = (await readNodes(db, [])).treeSize;
   checkSize('to', to, size);
   checkSize('from', from, to);
   return { from, to, hashes: (await consistencyHashes(db, from, to)).map(toBase64) };

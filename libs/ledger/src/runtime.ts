@@ -1,5 +1,5 @@
 // Everything a service process needs to reach the ledger, wired from the configuration.
-import { type Config, type DatabaseHandle, migrate, openDatabase } from '@connect/db';
+import { type Config, createPool, type DatabaseHandle, migrate, openDatabase } from '@connect/db';
 import { loadLedgerKey } from './keys.ts';
 import { type Ledger, openLedger } from './ledger.ts';
 
@@ -13,6 +13,8 @@ export interface LedgerRuntime {
 
 export async function openLedgerRuntime(config: Config): Promise<LedgerRuntime> {
   const database = await openDatabase(config);
+  // Appends get connections of their own, so a batch never queues behind request traffic.
+  const appendPool = createPool(database.url, 2);
   try {
     await migrate(database.pool);
     const key = await loadLedgerKey({
@@ -20,22 +22,19 @@ export async function openLedgerRuntime(config: Config): Promise<LedgerRuntime> 
       dataDir: config.dataDir,
       seed: config.ledgerKey,
     });
-    const ledger = await openLedger({
-      pool: database.pool,
-      db: database.db,
-      origin: config.ledgerOrigin,
-      key,
-    });
+    const ledger = await openLedger({ pool: appendPool, db: database.db, origin: config.ledgerOrigin, key });
     return {
       config,
       database,
       ledger,
       close: async () => {
         await ledger.drain();
+        await appendPool.end();
         await database.close();
       },
     };
   } catch (error) {
+    await appendPool.end();
     await database.close();
     throw error;
   }

@@ -8,32 +8,42 @@ import {
   type TreeNode,
   treePeaks,
 } from '@connect/crypto';
-import type { Database } from '@connect/db';
-import { type Kysely, sql } from 'kysely';
+import type pg from 'pg';
 
-type Db = Kysely<Database>;
+/** A pg pool or client. Proof reads use named statements, parsed and planned once per connection. */
+export type Queryable = Pick<pg.Pool, 'query'>;
 
 export class MissingTreeHashError extends Error {}
 
-export async function readNodes(db: Db, nodes: readonly TreeNode[]): Promise<Map<string, Uint8Array>> {
-  const found = new Map<string, Uint8Array>();
-  if (nodes.length === 0) return found;
+/** Stored hashes of the given nodes, and the head's tree size, in one round trip. */
+export async function readNodes(
+  db: Queryable,
+  nodes: readonly TreeNode[],
+): Promise<Map<string, Uint8Array> & { treeSize: number }> {
   const leaves = nodes.filter((node) => node.level === 0).map((node) => node.index);
   const inner = nodes.filter((node) => node.level > 0);
-  // One round trip: leaves from the entries, inner nodes from the stored subtree hashes.
-  const { rows } = await sql<{ level: number; idx: number; hash: Uint8Array }>`
-    select 0::smallint as level, index as idx, leaf_hash as hash
-    from ledger_entries where index = any(${leaves}::bigint[])
-    union all
-    select t.level, t.idx, t.hash
-    from unnest(${inner.map((n) => n.level)}::smallint[], ${inner.map((n) => n.index)}::bigint[]) as q(level, idx)
-    join ledger_tree t using (level, idx)`.execute(db);
-  for (const row of rows) found.set(nodeKey({ level: row.level, index: row.idx }), row.hash);
+  // Leaves come from the entries, inner nodes from the stored subtree hashes; level -1 carries the size.
+  const { rows } = await db.query<{ level: number; idx: number; hash: Uint8Array | null }>({
+    name: 'ledger-read-nodes',
+    text: `select -1::smallint as level, tree_size as idx, null::bytea as hash from ledger_head
+      union all
+      select 0::smallint, index, leaf_hash from ledger_entries where index = any($1::bigint[])
+      union all
+      select t.level, t.idx, t.hash
+      from unnest($2::smallint[], $3::bigint[]) as q(level, idx)
+      join ledger_tree t using (level, idx)`,
+    values: [leaves, inner.map((n) => n.level), inner.map((n) => n.index)],
+  });
+  const found = Object.assign(new Map<string, Uint8Array>(), { treeSize: 0 });
+  for (const row of rows) {
+    if (row.level < 0) found.treeSize = row.idx;
+    else if (row.hash) found.set(nodeKey({ level: row.level, index: row.idx }), row.hash);
+  }
   return found;
 }
 
 /** Runs a proof plan against the stored hashes. */
-export async function runPlan(db: Db, plan: ProofPlan): Promise<Uint8Array[]> {
+export async function runPlan(db: Queryable, plan: ProofPlan): Promise<Uint8Array[]> {
   const hashes = await readNodes(db, plan.nodes);
   return plan.assemble((node) => {
     const hash = hashes.get(nodeKey(node));
@@ -42,7 +52,7 @@ export async function runPlan(db: Db, plan: ProofPlan): Promise<Uint8Array[]> {
   });
 }
 
-export async function loadPeaks(db: Db, treeSize: number): Promise<HashedNode[]> {
+export async function loadPeaks(db: Queryable, treeSize: number): Promise<HashedNode[]> {
   const nodes = treePeaks(treeSize);
   const hashes = await readNodes(db, nodes);
   return nodes.map((node) => {
@@ -52,10 +62,10 @@ export async function loadPeaks(db: Db, treeSize: number): Promise<HashedNode[]>
   });
 }
 
-export async function rootAt(db: Db, treeSize: number): Promise<Uint8Array> {
+export async function rootAt(db: Queryable, treeSize: number): Promise<Uint8Array> {
   return (await runPlan(db, rootPlan(treeSize)))[0] as Uint8Array;
 }
 
-export async function consistencyHashes(db: Db, from: number, to: number): Promise<Uint8Array[]> {
+export async function consistencyHashes(db: Queryable, from: number, to: number): Promise<Uint8Array[]> {
   return runPlan(db, consistencyPlan(from, to));
 }

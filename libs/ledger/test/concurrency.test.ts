@@ -97,7 +97,7 @@ test('32 concurrent appenders on overlapping streams leave a dense, verifiable l
   expect(Buffer.from(opened.rootHash)).toEqual(Buffer.from(rootFromLeaves(leaves)));
 
   for (const [index, leaf] of leaves.entries()) {
-    const proof = await inclusionProof(database.db, index, opened.treeSize);
+    const proof = await inclusionProof(database.pool, index, opened.treeSize);
     const ok = verifyInclusion(
       { index, treeSize: opened.treeSize, hashes: proof.hashes.map(fromBase64) },
       leaf,

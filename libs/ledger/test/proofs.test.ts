@@ -42,7 +42,7 @@ test('every past size has a signed checkpoint whose root is the root of its leav
     const checkpoint = await checkpointAt(database.db, size);
     const opened = openCheckpoint(checkpoint?.note ?? '', [KEY]);
     expect(Buffer.from(opened.rootHash)).toEqual(Buffer.from(rootFromLeaves(leaves.slice(0, size))));
-    expect(Buffer.from(await rootAt(database.db, size))).toEqual(Buffer.from(opened.rootHash));
+    expect(Buffer.from(await rootAt(database.pool, size))).toEqual(Buffer.from(opened.rootHash));
   }
 });
 
@@ -50,7 +50,7 @@ test('inclusion proofs verify for every index at every size', async () => {
   for (let size = 1; size <= SIZE; size += 3) {
     const root = rootFromLeaves(leaves.slice(0, size));
     for (let index = 0; index < size; index++) {
-      const proof = await inclusionProof(database.db, index, size);
+      const proof = await inclusionProof(database.pool, index, size);
       const ok = verifyInclusion(
         { index, treeSize: size, hashes: proof.hashes.map(fromBase64) },
         leaves[index] as Uint8Array,
@@ -64,7 +64,7 @@ test('inclusion proofs verify for every index at every size', async () => {
 test('consistency proofs verify between any two sizes', async () => {
   for (let from = 0; from <= SIZE; from += 5) {
     for (let to = from; to <= SIZE; to += 4) {
-      const proof = await consistencyProof(database.db, from, to);
+      const proof = await consistencyProof(database.pool, from, to);
       const ok = verifyConsistency(
         { from, to, hashes: proof.hashes.map(fromBase64) },
         rootFromLeaves(leaves.slice(0, from)),
@@ -76,13 +76,13 @@ test('consistency proofs verify between any two sizes', async () => {
 });
 
 test.each([
-  ['index', () => inclusionProof(database.db, SIZE, SIZE)],
-  ['index', () => inclusionProof(database.db, -1, SIZE)],
-  ['treeSize', () => inclusionProof(database.db, 0, SIZE + 1)],
-  ['treeSize', () => inclusionProof(database.db, 0, 0)],
-  ['to', () => consistencyProof(database.db, 1, SIZE + 1)],
-  ['from', () => consistencyProof(database.db, 10, 5)],
-  ['from', () => consistencyProof(database.db, 1.5, 5)],
+  ['index', () => inclusionProof(database.pool, SIZE, SIZE)],
+  ['index', () => inclusionProof(database.pool, -1, SIZE)],
+  ['treeSize', () => inclusionProof(database.pool, 0, SIZE + 1)],
+  ['treeSize', () => inclusionProof(database.pool, 0, 0)],
+  ['to', () => consistencyProof(database.pool, 1, SIZE + 1)],
+  ['from', () => consistencyProof(database.pool, 10, 5)],
+  ['from', () => consistencyProof(database.pool, 1.5, 5)],
 ])('an out-of-range request names %s', async (parameter, request) => {
   const error = await request().catch((e: unknown) => e);
   expect(error).toBeInstanceOf(ProofRequestError);

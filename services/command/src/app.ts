@@ -9,6 +9,8 @@ import { authRoutes } from './auth/routes.ts';
 import { loadTokenIssuer, type TokenIssuer } from './auth/tokens.ts';
 import { ensureDefaultTypes, type TypeRegistry, typeRegistry } from './commitments/load.ts';
 import { commitmentRoutes } from './commitments/routes.ts';
+import { commitmentTypeRoutes } from './commitments/type-routes.ts';
+import { docsPage, openApiDocument } from './openapi.ts';
 
 export interface CommandDeps {
   pool: pg.Pool;
@@ -32,6 +34,7 @@ export async function commandDeps(runtime: LedgerRuntime): Promise<CommandDeps> 
     tokens: await loadTokenIssuer(runtime.config.dataDir),
     types: typeRegistry(db, runtime.ledger.origin),
     dataDir: runtime.config.dataDir,
+    authAttemptsPerMinute: runtime.config.authRateLimit,
   };
 }
 
@@ -40,6 +43,10 @@ export async function commandRoutes(app: FastifyInstance, deps: CommandDeps): Pr
   const authenticate = authenticator(deps);
   await app.register(authRoutes, { ...deps, authenticate });
   await app.register(commitmentRoutes, { ...deps, authenticate });
+  await app.register(commitmentTypeRoutes, { ...deps, authenticate });
+  const document = openApiDocument();
+  app.get('/openapi.json', async () => document);
+  app.get('/docs', async (_request, reply) => reply.type('text/html; charset=utf-8').send(docsPage()));
 }
 
 export function buildApp(deps: CommandDeps, options: { logLevel?: string } = {}): FastifyInstance {

@@ -3,12 +3,19 @@
 import { toBase64, type VerifierKey } from '@connect/crypto';
 import type { Database } from '@connect/db';
 import { badRequest, HttpProblem, problem } from '@connect/http';
-import { consistencyProof, inclusionProof, latestCheckpoint, ProofRequestError } from '@connect/ledger';
+import {
+  consistencyProof,
+  inclusionProof,
+  latestCheckpoint,
+  ProofRequestError,
+  type Queryable,
+} from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 
 export interface LedgerRouteDeps {
   db: Kysely<Database>;
+  pool: Queryable;
   origin: string;
   verifierKey: string;
   key: VerifierKey;
@@ -57,13 +64,13 @@ export async function ledgerRoutes(app: FastifyInstance, deps: LedgerRouteDeps):
     const query = request.query as Record<string, string | undefined>;
     const index = integerParam(query, 'index');
     const treeSize = integerParam(query, 'treeSize');
-    return proofOr400(() => inclusionProof(deps.db, index, treeSize));
+    return proofOr400(() => inclusionProof(deps.pool, index, treeSize));
   });
 
   app.get('/v1/ledger/proofs/consistency', async (request) => {
     const query = request.query as Record<string, string | undefined>;
     const from = integerParam(query, 'from');
     const to = integerParam(query, 'to');
-    return proofOr400(() => consistencyProof(deps.db, from, to));
+    return proofOr400(() => consistencyProof(deps.pool, from, to));
   });
 }

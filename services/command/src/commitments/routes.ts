@@ -32,7 +32,7 @@ export interface CommitmentRouteDeps {
 }
 
 /** Actions a client may post to /v1/commitments/:id/<action> with a JSON body. */
-const JSON_ACTIONS = Object.keys(commandBodies).filter(
+export const JSON_ACTIONS = Object.keys(commandBodies).filter(
   (action) => !['create', 'miss-deadline', 'attach-document', 'invite'].includes(action),
 ) as CommandName[];
 

@@ -1,0 +1,182 @@
+// npm run bench -- commands: `connect start` on the embedded database, over real HTTP, 64
+// connections, each running create → invite → propose → accept for its own pair of users.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { signingKeyFromSeed } from '@connect/crypto';
+import { openLedger } from '@connect/ledger';
+import autocannon from 'autocannon';
+import { appendRate } from './ledger.ts';
+import { benchDatabase, type Metrics, round } from './support.ts';
+
+const CONNECTIONS = 64;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const BIN = fileURLToPath(new URL('../cli/bin/connect.js', import.meta.url));
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function startConnect(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [...(process.env.BENCH_SERVER_NODE_OPTIONS?.split(' ').filter(Boolean) ?? []), BIN, 'start'],
+    {
+      // warn: no per-request log lines, as a production deployment would run
+      env: {
+        ...process.env,
+        DATABASE_URL: '',
+        CONNECT_DATA_DIR: dataDir,
+        PORT: String(port),
+        LOG_LEVEL: 'warn',
+        CONNECT_AUTH_RATE_LIMIT: '10000',
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`connect start exited with ${child.exitCode}`);
+    const ready = await fetch(`${url}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ready) return { child, url };
+    if (i > 600) throw new Error('connect start did not become ready');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function json(url: string, init: RequestInit & { body?: string }): Promise<Record<string, unknown>> {
+  const response = await fetch(url, {
+    ...init,
+    headers: { 'content-type': 'application/json', ...init.headers },
+  });
+  if (!response.ok) throw new Error(`${init.method} ${url}: ${response.status} ${await response.text()}`);
+  return (await response.json()) as Record<string, unknown>;
+}
+
+export async function benchCommands(): Promise<Metrics> {
+  // The ledger alone, on the same machine in the same run: the ceiling the HTTP path is held to.
+  const database = await benchDatabase(CONNECTIONS + 8);
+  const key = signingKeyFromSeed('bench.connect.local/ledger', new Uint8Array(32).fill(42));
+  const ledger = await openLedger({ pool: database.pool, db: database.db, origin: key.name, key });
+  const ledgerOnly = await appendRate(ledger, SECONDS);
+  await database.close();
+
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-bench-http-'));
+  await chmod(dataDir, 0o711);
+  const server = await startConnect(dataDir);
+  try {
+    console.log(`signing up ${CONNECTIONS * 2} users…`);
+    const users: { token: string; id: string }[] = [];
+    for (let i = 0; i < CONNECTIONS * 2; i += 8) {
+      const batch = await Promise.all(
+        Array.from({ length: 8 }, (_, k) =>
+          json(`${server.url}/v1/auth/signup`, {
+            method: 'POST',
+            body: JSON.stringify({
+              email: `user${i + k}@bench.test`,
+              password: 'bench password 1',
+              displayName: `User ${i + k}`,
+            }),
+          }),
+        ),
+      );
+      for (const body of batch)
+        users.push({ token: body.access_token as string, id: (body.user as { id: string }).id });
+    }
+
+    console.log(`commands over HTTP: ${CONNECTIONS} connections, ${SECONDS}s`);
+    let pairs = 0;
+    type Context = {
+      creator?: { token: string; id: string };
+      other?: { token: string; id: string };
+      id?: string;
+    };
+    const auth = (user: { token: string } | undefined) => ({
+      authorization: `Bearer ${user?.token}`,
+      'content-type': 'application/json',
+    });
+    const result = await autocannon({
+      url: server.url,
+      connections: CONNECTIONS,
+      duration: SECONDS,
+      requests: [
+        {
+          method: 'POST',
+          path: '/v1/commitments',
+          setupRequest: (request, context: Context) => {
+            if (!context.creator) {
+              const pair = pairs++ % CONNECTIONS;
+              context.creator = users[pair * 2];
+              context.other = users[pair * 2 + 1];
+            }
+            return {
+              ...request,
+              headers: auth(context.creator),
+              body: JSON.stringify({ type: 'personal', title: 'Lend 20 EUR' }),
+            };
+          },
+          onResponse: (_status, body, context: Context) => {
+            context.id = (JSON.parse(body) as { commitmentId: string }).commitmentId;
+          },
+        },
+        {
+          method: 'POST',
+          setupRequest: (request, context: Context) => ({
+            ...request,
+            path: `/v1/commitments/${context.id}/invite`,
+            headers: auth(context.creator),
+            body: JSON.stringify({ userId: context.other?.id, role: 'participant' }),
+          }),
+        },
+        {
+          method: 'POST',
+          setupRequest: (request, context: Context) => ({
+            ...request,
+            path: `/v1/commitments/${context.id}/propose`,
+            headers: auth(context.creator),
+            body: '{}',
+          }),
+        },
+        {
+          method: 'POST',
+          setupRequest: (request, context: Context) => ({
+            ...request,
+            path: `/v1/commitments/${context.id}/accept`,
+            headers: auth(context.other),
+            body: '{}',
+          }),
+        },
+      ],
+    } as autocannon.Options);
+    const ok = result['2xx'];
+    const perSecond = ok / SECONDS;
+    console.log(`  ${ok} commands answered 2xx, ${result.non2xx} not, ${result.errors} errors`);
+    return {
+      'commands.http.per_s': { value: round(perSecond, 0), unit: 'commands/s' },
+      'commands.http.p50_ms': { value: result.latency.p50, unit: 'ms' },
+      'commands.http.p99_ms': { value: result.latency.p99, unit: 'ms' },
+      'commands.http.non_2xx': { value: result.non2xx, unit: 'responses' },
+      'commands.ledger_append.per_s': { value: round(ledgerOnly.perSecond, 0), unit: 'appends/s' },
+      'commands.http.ratio_to_ledger_append': {
+        value: round(perSecond / ledgerOnly.perSecond, 3),
+        unit: 'ratio',
+      },
+    };
+  } finally {
+    const exited = new Promise((resolve) => server.child.once('exit', resolve));
+    server.child.kill('SIGTERM');
+    await exited;
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
