@@ -114,6 +114,89 @@ describe('connect start', () => {
     expect(embeddedPostgresRunning()).toBe(false);
   });
 
+  test('an outside client signs up, logs in, creates, invites, proposes and accepts over real HTTP', async () => {
+    const running = await startConnect();
+    try {
+      const call = async (method: string, url: string, body?: unknown, token?: string) => {
+        const response = await fetch(`${running.url}${url}`, {
+          method,
+          headers: {
+            'content-type': 'application/json',
+            ...(token ? { authorization: `Bearer ${token}` } : {}),
+          },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        return {
+          status: response.status,
+          etag: response.headers.get('etag'),
+          body: (await response.json()) as Record<string, unknown>,
+        };
+      };
+      const ana = await call('POST', '/v1/auth/signup', {
+        email: 'ana@e2e.test',
+        password: 'a long password',
+        displayName: 'Ana',
+      });
+      await call('POST', '/v1/auth/signup', {
+        email: 'ben@e2e.test',
+        password: 'a long password',
+        displayName: 'Ben',
+      });
+      expect(ana.status).toBe(201);
+      const login = await call('POST', '/v1/auth/token', {
+        grant_type: 'password',
+        email: 'ben@e2e.test',
+        password: 'a long password',
+      });
+      expect(login.status).toBe(200);
+      const anaToken = ana.body.access_token as string;
+      const benToken = login.body.access_token as string;
+      const created = await call(
+        'POST',
+        '/v1/commitments',
+        { type: 'personal', title: 'Water the plants' },
+        anaToken,
+      );
+      expect(created.status).toBe(201);
+      const id = created.body.commitmentId as string;
+      expect(
+        (
+          await call(
+            'POST',
+            `/v1/commitments/${id}/invite`,
+            { email: 'ben@e2e.test', role: 'participant' },
+            anaToken,
+          )
+        ).status,
+      ).toBe(200);
+      expect((await call('POST', `/v1/commitments/${id}/propose`, {}, anaToken)).status).toBe(200);
+      const accepted = await call('POST', `/v1/commitments/${id}/accept`, {}, benToken);
+      expect(accepted.status).toBe(200);
+      expect(accepted.etag).toBe('"5"');
+      expect((accepted.body.events as { type: string }[]).map((e) => e.type)).toEqual([
+        'InvitationAccepted',
+        'CommitmentActivated',
+      ]);
+
+      // The CLI joins the running embedded PostgreSQL to make an admin.
+      const granted = execFileSync(process.execPath, [BIN, 'users', 'grant-admin', 'ana@e2e.test'], {
+        env: { ...process.env, CONNECT_DATA_DIR: dataDir, DATABASE_URL: '' },
+        encoding: 'utf8',
+      });
+      expect(granted).toMatch(/is now an admin/);
+      const relogin = await call('POST', '/v1/auth/token', {
+        grant_type: 'password',
+        email: 'ana@e2e.test',
+        password: 'a long password',
+      });
+      expect(
+        (await call('GET', '/v1/auth/me', undefined, relogin.body.access_token as string)).body.isAdmin,
+      ).toBe(true);
+    } finally {
+      expect(await stop(running)).toBe(0);
+    }
+  });
+
   test('a bad configuration value stops start-up naming the variable, and leaks no secret', () => {
     let output = '';
     try {

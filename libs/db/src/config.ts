@@ -19,6 +19,11 @@ export const configSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9+/]{43}=$/, 'must be the base64 of a 32-byte Ed25519 seed')
     .optional(),
+  CONNECT_MAX_DOCUMENT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(25 * 1024 * 1024),
   CONNECT_AUTH_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(20),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -30,6 +35,8 @@ export interface Config {
   dataDir: string;
   ledgerOrigin: string;
   ledgerKey: string | undefined;
+  /** Largest document upload accepted, in bytes. */
+  maxDocumentBytes: number;
   /** Signup and login attempts per client address and minute. */
   authRateLimit: number;
   logLevel: z.infer<typeof configSchema>['LOG_LEVEL'];
@@ -60,6 +67,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: path.resolve(c.CONNECT_DATA_DIR),
     ledgerOrigin: c.CONNECT_LEDGER_ORIGIN,
     ledgerKey: c.CONNECT_LEDGER_KEY,
+    maxDocumentBytes: c.CONNECT_MAX_DOCUMENT_BYTES,
     authRateLimit: c.CONNECT_AUTH_RATE_LIMIT,
     logLevel: c.LOG_LEVEL,
   };

@@ -35,6 +35,7 @@ export async function commandDeps(runtime: LedgerRuntime): Promise<CommandDeps> 
     types: typeRegistry(db, runtime.ledger.origin),
     dataDir: runtime.config.dataDir,
     authAttemptsPerMinute: runtime.config.authRateLimit,
+    maxDocumentBytes: runtime.config.maxDocumentBytes,
   };
 }
 
