@@ -95,7 +95,6 @@ export async function benchCommands(): Promise<Metrics> {
         users.push({ token: body.access_token as string, id: (body.user as { id: string }).id });
     }
 
-    console.log(`commands over HTTP: ${CONNECTIONS} connections, ${SECONDS}s`);
     let pairs = 0;
     type Context = {
       creator?: { token: string; id: string };
@@ -106,59 +105,65 @@ export async function benchCommands(): Promise<Metrics> {
       authorization: `Bearer ${user?.token}`,
       'content-type': 'application/json',
     });
-    const result = await autocannon({
-      url: server.url,
-      connections: CONNECTIONS,
-      duration: SECONDS,
-      requests: [
-        {
-          method: 'POST',
-          path: '/v1/commitments',
-          setupRequest: (request, context: Context) => {
-            if (!context.creator) {
-              const pair = pairs++ % CONNECTIONS;
-              context.creator = users[pair * 2];
-              context.other = users[pair * 2 + 1];
-            }
-            return {
+    const run = (duration: number) =>
+      autocannon({
+        url: server.url,
+        connections: CONNECTIONS,
+        duration,
+        requests: [
+          {
+            method: 'POST',
+            path: '/v1/commitments',
+            setupRequest: (request, context: Context) => {
+              if (!context.creator) {
+                const pair = pairs++ % CONNECTIONS;
+                context.creator = users[pair * 2];
+                context.other = users[pair * 2 + 1];
+              }
+              return {
+                ...request,
+                headers: auth(context.creator),
+                body: JSON.stringify({ type: 'personal', title: 'Lend 20 EUR' }),
+              };
+            },
+            onResponse: (_status, body, context: Context) => {
+              context.id = (JSON.parse(body) as { commitmentId: string }).commitmentId;
+            },
+          },
+          {
+            method: 'POST',
+            setupRequest: (request, context: Context) => ({
               ...request,
+              path: `/v1/commitments/${context.id}/invite`,
               headers: auth(context.creator),
-              body: JSON.stringify({ type: 'personal', title: 'Lend 20 EUR' }),
-            };
+              body: JSON.stringify({ userId: context.other?.id, role: 'participant' }),
+            }),
           },
-          onResponse: (_status, body, context: Context) => {
-            context.id = (JSON.parse(body) as { commitmentId: string }).commitmentId;
+          {
+            method: 'POST',
+            setupRequest: (request, context: Context) => ({
+              ...request,
+              path: `/v1/commitments/${context.id}/propose`,
+              headers: auth(context.creator),
+              body: '{}',
+            }),
           },
-        },
-        {
-          method: 'POST',
-          setupRequest: (request, context: Context) => ({
-            ...request,
-            path: `/v1/commitments/${context.id}/invite`,
-            headers: auth(context.creator),
-            body: JSON.stringify({ userId: context.other?.id, role: 'participant' }),
-          }),
-        },
-        {
-          method: 'POST',
-          setupRequest: (request, context: Context) => ({
-            ...request,
-            path: `/v1/commitments/${context.id}/propose`,
-            headers: auth(context.creator),
-            body: '{}',
-          }),
-        },
-        {
-          method: 'POST',
-          setupRequest: (request, context: Context) => ({
-            ...request,
-            path: `/v1/commitments/${context.id}/accept`,
-            headers: auth(context.other),
-            body: '{}',
-          }),
-        },
-      ],
-    } as autocannon.Options);
+          {
+            method: 'POST',
+            setupRequest: (request, context: Context) => ({
+              ...request,
+              path: `/v1/commitments/${context.id}/accept`,
+              headers: auth(context.other),
+              body: '{}',
+            }),
+          },
+        ],
+      } as autocannon.Options);
+    console.log('warming up the server for 3s…');
+    await run(3);
+    console.log(`commands over HTTP: ${CONNECTIONS} connections, ${SECONDS}s`);
+    const result = await run(SECONDS);
+
     const ok = result['2xx'];
     const perSecond = ok / SECONDS;
     console.log(`  ${ok} commands answered 2xx, ${result.non2xx} not, ${result.errors} errors`);

@@ -2,15 +2,15 @@
 import { fromBase64, signingKeyFromSeed, verifyInclusion } from '@connect/crypto';
 import { inclusionProof, type Ledger, latestCheckpoint, openLedger } from '@connect/ledger';
 import pg from 'pg';
-import { benchDatabase, closedLoop, type Metrics, percentile, round } from './support.ts';
+import { benchDatabase, closedLoop, type Metrics, median, percentile, round } from './support.ts';
 
 const CLIENTS = 64;
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const ROUNDS = 3;
 const PROOF_TREE_SIZE = Number(process.env.BENCH_PROOF_TREE_SIZE ?? 1_000_000);
 
 /** Single-event appends, each awaited, from 64 concurrent clients. */
 export async function appendRate(ledger: Ledger, seconds: number) {
-  console.log(`ledger append: ${CLIENTS} concurrent appenders, ${seconds}s`);
   return closedLoop(CLIENTS, seconds, async (c, i) => {
     const result = await ledger.append({
       stream: `stream-${c}`,
@@ -39,16 +39,32 @@ export async function benchLedger(): Promise<Metrics> {
         return client;
       }),
     );
-    console.log(`insert baseline: ${CLIENTS} connections, ${SECONDS}s`);
-    const insert = await closedLoop(CLIENTS, SECONDS, async (c, i) => {
-      await (clients[c] as pg.Client).query('insert into bench_insert (stream, data) values ($1, $2)', [
-        `stream-${c}`,
-        JSON.stringify({ client: c, i, note: 'a commitment was made' }),
-      ]);
-    });
+    // Alternate the two, so neither pays for the other's aftermath (checkpoints, autovacuum).
+    const inserts: number[] = [];
+    const appends: number[] = [];
+    const insertLatencies: number[] = [];
+    const appendLatencies: number[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      console.log(
+        `round ${round}/${ROUNDS}: plain INSERTs from ${CLIENTS} connections, then ${CLIENTS} appenders, ${SECONDS}s each`,
+      );
+      const insert = await closedLoop(CLIENTS, SECONDS, async (c, i) => {
+        await (clients[c] as pg.Client).query('insert into bench_insert (stream, data) values ($1, $2)', [
+          `stream-${c}`,
+          JSON.stringify({ client: c, i, note: 'a commitment was made' }),
+        ]);
+      });
+      const append = await appendRate(ledger, SECONDS);
+      inserts.push(insert.perSecond);
+      appends.push(append.perSecond);
+      insertLatencies.push(...insert.latenciesMs);
+      appendLatencies.push(...append.latenciesMs);
+    }
     await Promise.all(clients.map((client) => client.end()));
-
-    const append = await appendRate(ledger, SECONDS);
+    insertLatencies.sort((a, b) => a - b);
+    appendLatencies.sort((a, b) => a - b);
+    const insert = { perSecond: median(inserts), latenciesMs: insertLatencies };
+    const append = { perSecond: median(appends), latenciesMs: appendLatencies };
 
     // Grow the ledger to the proof tree size with large appends, then time proofs at that size.
     const start = (await latestCheckpoint(database.db))?.treeSize ?? 0;

@@ -1,9 +1,7 @@
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createKysely, createPool, type Database, migrate, startEmbeddedPostgres } from '@connect/db';
-import type { Kysely } from 'kysely';
-import pg from 'pg';
+import { createScratchDatabase, type DatabaseHandle, startEmbeddedPostgres } from '@connect/db';
 
 export interface Metric {
   value: number;
@@ -18,17 +16,19 @@ export function percentile(sorted: number[], p: number): number {
   return sorted[rank] as number;
 }
 
+export function median(values: number[]): number {
+  return percentile(
+    [...values].sort((a, b) => a - b),
+    50,
+  );
+}
+
 export function round(value: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 }
 
-export interface BenchDatabase {
-  url: string;
-  pool: pg.Pool;
-  db: Kysely<Database>;
-  close(): Promise<void>;
-}
+export type BenchDatabase = DatabaseHandle;
 
 /** A fresh database: on DATABASE_URL's server when set, else a new embedded PostgreSQL. */
 export async function benchDatabase(poolSize: number): Promise<BenchDatabase> {
@@ -42,26 +42,11 @@ export async function benchDatabase(poolSize: number): Promise<BenchDatabase> {
     adminUrl = embedded.url;
     stopEmbedded = embedded.stop;
   }
-  const name = `connect_bench_${Date.now()}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const pool = createPool(url.toString(), poolSize);
-  await migrate(pool);
-  const db = createKysely(pool);
+  const database = await createScratchDatabase(adminUrl, 'connect_bench', poolSize);
   return {
-    url: url.toString(),
-    pool,
-    db,
+    ...database,
     close: async () => {
-      await db.destroy();
-      const dropper = new pg.Client({ connectionString: adminUrl });
-      await dropper.connect();
-      await dropper.query(`drop database if exists ${name} with (force)`);
-      await dropper.end();
+      await database.close();
       await stopEmbedded?.();
       if (dir) await rm(dir, { recursive: true, force: true });
     },

@@ -3,4 +3,5 @@ export * from './database.ts';
 export * from './embedded-postgres.ts';
 export * from './migrate.ts';
 export type * from './schema.ts';
+export * from './scratch-database.ts';
 export * from './secret-file.ts';
