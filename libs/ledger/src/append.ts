@@ -174,13 +174,23 @@ export function createAppender(deps: AppenderDeps): Appender {
     for (const pending of batch) await commitBatch([{ ...pending, checkIds: true }]);
   }
 
+  /** The known versions of the batch's streams only (the whole map can be large). */
+  function knownVersionsOf(batch: Pending[]): Map<string, number> {
+    const versions = new Map<string, number>();
+    for (const { request } of batch) {
+      const version = knownVersions.get(request.stream);
+      if (version !== undefined) versions.set(request.stream, version);
+    }
+    return versions;
+  }
+
   async function readBatchState(client: pg.PoolClient, batch: Pending[]): Promise<BatchState> {
     const streams = [...new Set(batch.map((p) => p.request.stream))].filter(
       (stream) => !knownVersions.has(stream),
     );
     const keys = batch.flatMap((p) => (p.request.idempotencyKey ? [p.request.idempotencyKey] : []));
     const ids = batch.flatMap((p) => (p.checkIds ? p.request.events.map((e) => e.id) : []));
-    const state: BatchState = { versions: new Map(knownVersions), keys: new Map(), existingIds: new Set() };
+    const state: BatchState = { versions: knownVersionsOf(batch), keys: new Map(), existingIds: new Set() };
     if (streams.length === 0 && keys.length === 0 && ids.length === 0) return state;
     const { rows } = await client.query<{
       versions: { stream: string; version: number }[] | null;
@@ -230,11 +240,20 @@ export function createAppender(deps: AppenderDeps): Appender {
   async function writeBatch(client: pg.PoolClient, batch: Pending[]): Promise<AppendResult[]> {
     // Fast path, one round trip: when this process wrote the head last and the batch needs no
     // lookups, write against that tip in one statement that applies only if the head is still it.
+    // A stream expected not to exist is taken as empty: if it does exist, inserting its version 1
+    // violates (stream, version) and the batch is retried append by append, with every lookup.
     const fast =
       tip !== undefined &&
-      batch.every((p) => !p.request.idempotencyKey && !p.checkIds && knownVersions.has(p.request.stream));
+      batch.every(
+        ({ request, checkIds }) =>
+          !request.idempotencyKey &&
+          !checkIds &&
+          (knownVersions.has(request.stream) || request.expectedVersion === 'no_stream'),
+      );
     if (fast && tip) {
-      const state: BatchState = { versions: new Map(knownVersions), keys: new Map(), existingIds: new Set() };
+      const state: BatchState = { versions: knownVersionsOf(batch), keys: new Map(), existingIds: new Set() };
+      for (const { request } of batch)
+        if (!state.versions.has(request.stream)) state.versions.set(request.stream, 0);
       const results = await planAndWrite(client, batch, tip, state, { allOrNothing: true });
       if (results) return results;
       // Another process appended, or a command conflicts: decide again under the head's lock.

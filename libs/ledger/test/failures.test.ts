@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { TestDatabase } from '../../../test/support/database.ts';
 import { auditLedger, type Ledger, readHead, readStream } from '../src/index.ts';
-import { event, KEY, ORIGIN, testLedger } from './support.ts';
+import { event, KEY, ledgerOn, ORIGIN, testLedger } from './support.ts';
 
 let database: TestDatabase;
 let ledger: Ledger;
@@ -71,4 +71,38 @@ test('a batch with one version conflict fails only that command', async () => {
   ]);
   expect(results.map((r) => r.outcome)).toEqual(['appended', 'version_conflict', 'appended']);
   expect((await readStream(database.db, ORIGIN, 'shared')).map((e) => e.type)).toEqual(['Opened', 'First']);
+});
+
+test('"no_stream" on a stream this process has not seen is checked by the database, not assumed', async () => {
+  const other = await ledgerOn(database);
+  await other.append({
+    stream: 'made-elsewhere',
+    expectedVersion: 'no_stream',
+    actor: null,
+    events: [event('Made')],
+  });
+  await ledger.append({
+    stream: 'warm-up',
+    expectedVersion: 'no_stream',
+    actor: null,
+    events: [event('Fine')],
+  });
+  const [dup, fresh] = await Promise.all([
+    ledger.append({
+      stream: 'made-elsewhere',
+      expectedVersion: 'no_stream',
+      actor: null,
+      events: [event('Again')],
+    }),
+    ledger.append({
+      stream: 'brand-new',
+      expectedVersion: 'no_stream',
+      actor: null,
+      events: [event('Fine')],
+    }),
+  ]);
+  expect(dup).toEqual({ outcome: 'version_conflict', expectedVersion: 'no_stream', actualVersion: 1 });
+  expect(fresh.outcome).toBe('appended');
+  expect((await readStream(database.db, ORIGIN, 'made-elsewhere')).map((e) => e.type)).toEqual(['Made']);
+  expect(await auditLedger(database.db, KEY)).toMatchObject({ ok: true });
 });

@@ -7,6 +7,7 @@ import { exportJWK, generateKeyPair, importJWK, type JWK, jwtVerify, SignJWT } f
 export const ACCESS_TOKEN_SECONDS = 15 * 60;
 const ISSUER = 'connect';
 const AUDIENCE = 'connect-api';
+const VERIFIED_CACHE_SIZE = 10_000;
 
 export interface AccessClaims {
   userId: string;
@@ -31,6 +32,7 @@ export async function loadTokenIssuer(dataDir: string): Promise<TokenIssuer> {
   const { d: _private, ...publicJwk } = privateJwk;
   const privateKey = await importJWK(privateJwk, 'ES256');
   const publicKey = await importJWK(publicJwk, 'ES256');
+  const verified = new Map<string, { claims: AccessClaims; expiresAt: number }>();
   return {
     issueAccessToken: ({ userId, sessionId, isAdmin }) =>
       new SignJWT({ sid: sessionId, adm: isAdmin })
@@ -43,6 +45,8 @@ export async function loadTokenIssuer(dataDir: string): Promise<TokenIssuer> {
         .setExpirationTime(`${ACCESS_TOKEN_SECONDS}s`)
         .sign(privateKey),
     verifyAccessToken: async (token) => {
+      const cached = verified.get(token);
+      if (cached && cached.expiresAt > Date.now()) return cached.claims;
       const { payload } = await jwtVerify(token, publicKey, {
         issuer: ISSUER,
         audience: AUDIENCE,
@@ -50,7 +54,12 @@ export async function loadTokenIssuer(dataDir: string): Promise<TokenIssuer> {
       });
       if (typeof payload.sub !== 'string' || typeof payload.sid !== 'string')
         throw new Error('malformed token');
-      return { userId: payload.sub, sessionId: payload.sid, isAdmin: payload.adm === true };
+      const claims = { userId: payload.sub, sessionId: payload.sid, isAdmin: payload.adm === true };
+      // A signature checked once stays checked until the token expires; the session is still
+      // looked up on every request, so a logout takes effect at once.
+      if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value as string);
+      verified.set(token, { claims, expiresAt: (payload.exp ?? 0) * 1000 });
+      return claims;
     },
     jwks: { keys: [{ ...publicJwk, kid, alg: 'ES256', use: 'sig' }] },
   };

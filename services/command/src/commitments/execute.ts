@@ -9,6 +9,7 @@ import {
   canSee,
   commitmentStream,
   decide,
+  initialState,
   Refusal,
 } from '@connect/domain';
 import { badRequest, HttpProblem, problem } from '@connect/http';
@@ -55,7 +56,11 @@ export async function executeCommand(
 ): Promise<{ receipt: Receipt; state: Commitment }> {
   const { commitmentId, command, actor, ifMatch } = input;
   for (let attempt = 1; ; attempt++) {
-    const state = await loadCommitment(deps.db, deps.ledger.origin, commitmentId);
+    // A create names a new random id: there is nothing to load (the ledger refuses a second version 1).
+    const state =
+      command.action === 'create' && attempt === 1
+        ? initialState(commitmentId)
+        : await loadCommitment(deps.db, deps.ledger.origin, commitmentId);
     if (command.action !== 'create' && (!state.exists || !canSee(state, actor))) throw notFound();
     if (ifMatch !== undefined && state.version !== ifMatch) {
       throw new HttpProblem(
