@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { signingKeyFromSeed } from '@connect/crypto';
-import { openLedger } from '@connect/ledger';
+import { openLedger, withNativeSigner } from '@connect/ledger';
 import autocannon from 'autocannon';
 import { appendRate } from './ledger.ts';
 import { benchDatabase, type Metrics, round } from './support.ts';
@@ -67,7 +67,7 @@ async function json(url: string, init: RequestInit & { body?: string }): Promise
 export async function benchCommands(): Promise<Metrics> {
   // The ledger alone, on the same machine in the same run: the ceiling the HTTP path is held to.
   const database = await benchDatabase(CONNECTIONS + 8);
-  const key = signingKeyFromSeed('bench.connect.local/ledger', new Uint8Array(32).fill(42));
+  const key = withNativeSigner(signingKeyFromSeed('bench.connect.local/ledger', new Uint8Array(32).fill(42)));
   const ledger = await openLedger({ pool: database.pool, db: database.db, origin: key.name, key });
   const ledgerOnly = await appendRate(ledger, SECONDS);
   await database.close();

@@ -1,6 +1,6 @@
 // npm run bench -- ledger
 import { fromBase64, signingKeyFromSeed, verifyInclusion } from '@connect/crypto';
-import { inclusionProof, type Ledger, latestCheckpoint, openLedger } from '@connect/ledger';
+import { inclusionProof, type Ledger, latestCheckpoint, openLedger, withNativeSigner } from '@connect/ledger';
 import pg from 'pg';
 import { benchDatabase, closedLoop, type Metrics, median, percentile, round } from './support.ts';
 
@@ -25,7 +25,9 @@ export async function appendRate(ledger: Ledger, seconds: number) {
 export async function benchLedger(): Promise<Metrics> {
   const database = await benchDatabase(CLIENTS + 8);
   try {
-    const key = signingKeyFromSeed('bench.connect.local/ledger', new Uint8Array(32).fill(42));
+    const key = withNativeSigner(
+      signingKeyFromSeed('bench.connect.local/ledger', new Uint8Array(32).fill(42)),
+    );
     const ledger = await openLedger({ pool: database.pool, db: database.db, origin: key.name, key });
 
     // The floor the hardware gives: one-row INSERT transactions from 64 connections.

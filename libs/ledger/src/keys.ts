@@ -1,10 +1,23 @@
 // The Ed25519 ledger key: from CONNECT_LEDGER_KEY, or generated once into the data directory.
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, sign as nodeSign, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fromBase64, type SigningKey, signingKeyFromSeed, toBase64 } from '@connect/crypto';
 import { readOrCreateSecretFile } from '@connect/db';
 
 export const KEY_FILE = 'ledger-key';
+
+// PKCS #8 wrapping of a raw Ed25519 seed (RFC 8410): this prefix, then the 32 seed bytes.
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/** The key with Node's native Ed25519 as its signer: the same signatures, many times faster. */
+export function withNativeSigner(key: SigningKey): SigningKey {
+  const privateKey = createPrivateKey({
+    key: Buffer.concat([ED25519_PKCS8_PREFIX, key.seed]),
+    format: 'der',
+    type: 'pkcs8',
+  });
+  return { ...key, signer: (message) => nodeSign(null, message, privateKey) };
+}
 
 export async function loadLedgerKey(options: {
   origin: string;
@@ -12,11 +25,11 @@ export async function loadLedgerKey(options: {
   /** base64 of a 32-byte seed (CONNECT_LEDGER_KEY). */
   seed?: string | undefined;
 }): Promise<SigningKey> {
-  if (options.seed) return signingKeyFromSeed(options.origin, fromBase64(options.seed));
+  if (options.seed) return withNativeSigner(signingKeyFromSeed(options.origin, fromBase64(options.seed)));
   const file = path.join(options.dataDir, KEY_FILE);
   const seed = (await readOrCreateSecretFile(file, () => `${toBase64(randomBytes(32))}\n`)).trim();
   try {
-    return signingKeyFromSeed(options.origin, fromBase64(seed));
+    return withNativeSigner(signingKeyFromSeed(options.origin, fromBase64(seed)));
   } catch {
     throw new Error(`${file} does not hold the base64 of a 32-byte Ed25519 seed`);
   }

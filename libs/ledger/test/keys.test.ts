@@ -1,9 +1,9 @@
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { formatVerifierKey } from '@connect/crypto';
+import { formatVerifierKey, fromBase64, signCheckpoint, signingKeyFromSeed } from '@connect/crypto';
 import { afterAll, expect, test } from 'vitest';
-import { KEY_FILE, loadLedgerKey } from '../src/index.ts';
+import { KEY_FILE, loadLedgerKey, withNativeSigner } from '../src/index.ts';
 
 const dirs: string[] = [];
 afterAll(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
@@ -32,4 +32,17 @@ test('CONNECT_LEDGER_KEY wins over the file and writes nothing', async () => {
   const key = await loadLedgerKey({ origin: 'x.test/ledger', dataDir, seed });
   expect(Buffer.from(key.seed).toString('base64')).toBe(seed);
   await expect(readFile(path.join(dataDir, KEY_FILE))).rejects.toThrow();
+});
+
+test('the native signer makes exactly the signatures of the pure one (the checkpoint vector)', async () => {
+  const vector = (await import('../../crypto/test/fixtures/checkpoint.json', { with: { type: 'json' } }))
+    .default;
+  const pure = signingKeyFromSeed(vector.origin, fromBase64(vector.ed25519Seed));
+  const checkpoint = {
+    origin: vector.origin,
+    treeSize: vector.treeSize,
+    rootHash: fromBase64(vector.rootHash),
+  };
+  expect(signCheckpoint(checkpoint, withNativeSigner(pure))).toBe(vector.note);
+  expect(signCheckpoint(checkpoint, pure)).toBe(vector.note);
 });
