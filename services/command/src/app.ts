@@ -6,6 +6,7 @@ import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { authenticator } from './auth/authenticate.ts';
 import { authRoutes } from './auth/routes.ts';
+import { sessionGate } from './auth/session-gate.ts';
 import { loadTokenIssuer, type TokenIssuer } from './auth/tokens.ts';
 import { ensureDefaultTypes, type TypeRegistry, typeRegistry } from './commitments/load.ts';
 import { commitmentRoutes } from './commitments/routes.ts';
@@ -41,8 +42,10 @@ export async function commandDeps(runtime: LedgerRuntime): Promise<CommandDeps> 
 
 /** The command service's routes, for a server of its own or the combined `connect start`. */
 export async function commandRoutes(app: FastifyInstance, deps: CommandDeps): Promise<void> {
-  const authenticate = authenticator(deps);
-  await app.register(authRoutes, { ...deps, authenticate });
+  const sessions = sessionGate(deps);
+  app.addHook('onClose', () => sessions.close());
+  const authenticate = authenticator({ tokens: deps.tokens, sessions });
+  await app.register(authRoutes, { ...deps, authenticate, sessions });
   await app.register(commitmentRoutes, { ...deps, authenticate });
   await app.register(commitmentTypeRoutes, { ...deps, authenticate });
   const document = openApiDocument();

@@ -1,5 +1,6 @@
 import { readStream } from '@connect/ledger';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { buildApp } from '../src/app.ts';
 import { signUp, type TestApp, testApp } from './support.ts';
 
 let t: TestApp;
@@ -174,5 +175,33 @@ test('login and signup are rate limited per client', async () => {
     expect(statuses).toEqual([400, 400, 400, 429, 429]);
   } finally {
     await limited.close();
+  }
+});
+
+test('a logout through one instance ends the session in another at once (NOTIFY), even after it was remembered there', async () => {
+  const other = buildApp(t.deps, { logLevel: 'silent' });
+  await other.ready();
+  try {
+    const ana = await signUp(t.app, 'TwoInstances');
+    // Both instances have seen the session open.
+    await expect
+      .poll(
+        async () => (await other.inject({ method: 'GET', url: '/v1/auth/me', headers: ana.auth })).statusCode,
+      )
+      .toBe(200);
+    expect((await t.app.inject({ method: 'GET', url: '/v1/auth/me', headers: ana.auth })).statusCode).toBe(
+      200,
+    );
+    expect(
+      (await t.app.inject({ method: 'POST', url: '/v1/auth/logout', headers: ana.auth })).statusCode,
+    ).toBe(204);
+    await expect
+      .poll(
+        async () => (await other.inject({ method: 'GET', url: '/v1/auth/me', headers: ana.auth })).statusCode,
+        { timeout: 1000, interval: 20 },
+      )
+      .toBe(401);
+  } finally {
+    await other.close();
   }
 });

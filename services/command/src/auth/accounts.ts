@@ -1,6 +1,7 @@
 // Users, sessions and refresh tokens: plain functions over a kysely handle.
 import type { Database } from '@connect/db';
 import type { Kysely } from 'kysely';
+import { announceSessionEnded } from './session-gate.ts';
 
 type Db = Kysely<Database>;
 
@@ -77,7 +78,7 @@ export async function startSession(
 export type Rotation =
   | { outcome: 'rotated'; sessionId: string; user: User }
   | { outcome: 'invalid' }
-  | { outcome: 'reused' };
+  | { outcome: 'reused'; sessionId: string };
 
 /**
  * Uses a refresh token once, storing its successor. A token used again within the grace window
@@ -105,7 +106,8 @@ export async function rotateRefreshToken(
     if (!token || token.revoked_at) return { outcome: 'invalid' } as const;
     if (token.used_at && now.getTime() - token.used_at.getTime() > REFRESH_REUSE_GRACE_MS) {
       await trx.updateTable('sessions').set({ revoked_at: now }).where('id', '=', token.session_id).execute();
-      return { outcome: 'reused' } as const;
+      await announceSessionEnded(trx, token.session_id);
+      return { outcome: 'reused', sessionId: token.session_id } as const;
     }
     if (!token.used_at) {
       await trx
@@ -128,12 +130,15 @@ export async function rotateRefreshToken(
 }
 
 export async function revokeSession(db: Db, sessionId: string, now: Date): Promise<void> {
-  await db
-    .updateTable('sessions')
-    .set({ revoked_at: now })
-    .where('id', '=', sessionId)
-    .where('revoked_at', 'is', null)
-    .execute();
+  await db.transaction().execute(async (trx) => {
+    await trx
+      .updateTable('sessions')
+      .set({ revoked_at: now })
+      .where('id', '=', sessionId)
+      .where('revoked_at', 'is', null)
+      .execute();
+    await announceSessionEnded(trx, sessionId);
+  });
 }
 
 export async function sessionIsActive(db: Db, sessionId: string): Promise<boolean> {

@@ -1,14 +1,12 @@
-import type { Database } from '@connect/db';
 import { HttpProblem, problem } from '@connect/http';
 import type { FastifyRequest } from 'fastify';
-import type { Kysely } from 'kysely';
-import { sessionIsActive } from './accounts.ts';
+import type { SessionGate } from './session-gate.ts';
 import type { AccessClaims, TokenIssuer } from './tokens.ts';
 
 export type Authenticate = (request: FastifyRequest) => Promise<AccessClaims>;
 
 /** The caller of a request: a valid bearer token of a session that is still open; else 401. */
-export function authenticator(deps: { db: Kysely<Database>; tokens: TokenIssuer }): Authenticate {
+export function authenticator(deps: { tokens: TokenIssuer; sessions: SessionGate }): Authenticate {
   return async (request) => {
     const header = request.headers.authorization;
     const match = header ? /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(header) : null;
@@ -19,7 +17,7 @@ export function authenticator(deps: { db: Kysely<Database>; tokens: TokenIssuer 
     } catch {
       throw unauthorized('The access token is invalid or expired; refresh it or log in again.');
     }
-    if (!(await sessionIsActive(deps.db, claims.sessionId))) {
+    if (!(await deps.sessions.isActive(claims.sessionId))) {
       throw unauthorized('This session has ended; log in again.');
     }
     return claims;

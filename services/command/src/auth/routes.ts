@@ -19,6 +19,7 @@ import {
 } from './accounts.ts';
 import type { Authenticate } from './authenticate.ts';
 import { hashPassword, UNKNOWN_USER_HASH, verifyPassword } from './passwords.ts';
+import type { SessionGate } from './session-gate.ts';
 import { ACCESS_TOKEN_SECONDS, hashRefreshToken, newRefreshToken, type TokenIssuer } from './tokens.ts';
 
 export interface AuthDeps {
@@ -26,6 +27,7 @@ export interface AuthDeps {
   ledger: Ledger;
   tokens: TokenIssuer;
   authenticate: Authenticate;
+  sessions: SessionGate;
   /** Attempts per client address and minute for signup and login. */
   authAttemptsPerMinute?: number;
 }
@@ -113,6 +115,7 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
       new Date(),
     );
     if (rotation.outcome === 'reused') {
+      deps.sessions.forget(rotation.sessionId);
       throw new HttpProblem(
         problem(400, 'This refresh token was already used; the session is ended. Log in again.'),
       );
@@ -125,6 +128,7 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
   app.post('/v1/auth/logout', async (request, reply) => {
     const caller = await authenticate(request);
     await revokeSession(db, caller.sessionId, new Date());
+    deps.sessions.forget(caller.sessionId);
     return reply.code(204).send();
   });
 

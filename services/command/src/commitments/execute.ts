@@ -9,6 +9,7 @@ import {
   canSee,
   commitmentStream,
   decide,
+  evolve,
   initialState,
   Refusal,
 } from '@connect/domain';
@@ -16,6 +17,7 @@ import { badRequest, HttpProblem, problem } from '@connect/http';
 import type { Ledger } from '@connect/ledger';
 import type { Kysely } from 'kysely';
 import { loadCommitment, type TypeRegistry } from './load.ts';
+import type { StateCache } from './state-cache.ts';
 
 export interface Receipt {
   commitmentId: string;
@@ -27,6 +29,7 @@ export interface ExecuteDeps {
   db: Kysely<Database>;
   ledger: Ledger;
   types: TypeRegistry;
+  states: StateCache;
   now?: () => Date;
 }
 
@@ -43,6 +46,24 @@ function asProblem(refusal: Refusal): HttpProblem {
   return new HttpProblem(problem(409, refusal.reason));
 }
 
+/**
+ * The state to decide on: nothing to load for a create (a new random id; the ledger refuses a
+ * second version 1), the state this process last wrote when it has one, else the stored stream.
+ * A stale If-Match against a cached state is checked against the stored stream before a 412.
+ */
+async function currentState(
+  deps: ExecuteDeps,
+  commitmentId: string,
+  command: CommitmentCommand,
+  attempt: number,
+  ifMatch: number | undefined,
+): Promise<Commitment> {
+  if (command.action === 'create' && attempt === 1) return initialState(commitmentId);
+  const cached = attempt === 1 ? deps.states.get(commitmentId) : undefined;
+  if (cached && (ifMatch === undefined || cached.version === ifMatch)) return cached;
+  return loadCommitment(deps.db, deps.ledger.origin, commitmentId);
+}
+
 export async function executeCommand(
   deps: ExecuteDeps,
   input: {
@@ -56,11 +77,7 @@ export async function executeCommand(
 ): Promise<{ receipt: Receipt; state: Commitment }> {
   const { commitmentId, command, actor, ifMatch } = input;
   for (let attempt = 1; ; attempt++) {
-    // A create names a new random id: there is nothing to load (the ledger refuses a second version 1).
-    const state =
-      command.action === 'create' && attempt === 1
-        ? initialState(commitmentId)
-        : await loadCommitment(deps.db, deps.ledger.origin, commitmentId);
+    const state = await currentState(deps, commitmentId, command, attempt, ifMatch);
     if (command.action !== 'create' && (!state.exists || !canSee(state, actor))) throw notFound();
     if (ifMatch !== undefined && state.version !== ifMatch) {
       throw new HttpProblem(
@@ -92,7 +109,12 @@ export async function executeCommand(
       })),
     });
     if (result.outcome === 'appended') {
-      const next = { ...state, version: result.streamVersion };
+      const next = events.reduce(
+        (s, event, i) => evolve(s, { event, at: result.entries[i]?.recordedAt ?? '' }),
+        state,
+      );
+      if (next.version === result.streamVersion) deps.states.set(next);
+      else deps.states.drop(commitmentId);
       return {
         state: next,
         receipt: {
@@ -108,6 +130,7 @@ export async function executeCommand(
       };
     }
     if (result.outcome !== 'version_conflict') throw new Error(`unexpected append outcome ${result.outcome}`);
+    deps.states.drop(commitmentId);
     if (ifMatch !== undefined) {
       throw new HttpProblem(
         problem(412, 'The commitment changed while this command ran; reload it and retry.'),

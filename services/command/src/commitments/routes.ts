@@ -21,6 +21,7 @@ import { idempotent } from '../idempotency.ts';
 import { DocumentTooLargeError, openDocument, storeDocument } from './document-store.ts';
 import { executeCommand, notFound, type Receipt } from './execute.ts';
 import { loadCommitment, type TypeRegistry } from './load.ts';
+import { stateCache } from './state-cache.ts';
 
 export interface CommitmentRouteDeps {
   db: Kysely<Database>;
@@ -69,6 +70,7 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
   const { db, authenticate } = deps;
   const documentsDir = path.join(deps.dataDir, 'documents');
   const maxDocumentBytes = deps.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES;
+  const execution = { ...deps, states: stateCache() };
   await app.register(multipart, { limits: { fileSize: maxDocumentBytes, files: 1, fields: 5 } });
 
   async function run(
@@ -82,7 +84,7 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
     const caller = await authenticate(request);
     const ifMatch = parseIfMatch(request);
     return idempotent(db, request, reply, caller.userId, body, async () => {
-      const { receipt } = await executeCommand(deps, {
+      const { receipt } = await executeCommand(execution, {
         commitmentId,
         command: await toCommand(),
         actor: caller,
