@@ -29,7 +29,8 @@ export function createKysely(pool: pg.Pool): Kysely<Database> {
 /** Connects to DATABASE_URL, or starts the embedded PostgreSQL when it is unset. */
 export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'dataDir'>): Promise<DatabaseHandle> {
   const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir);
-  const url = config.databaseUrl ?? (embedded?.url as string);
+  const url = config.databaseUrl ?? embedded?.url;
+  if (!url) throw new Error('no database: set DATABASE_URL or let the embedded PostgreSQL start');
   const pool = createPool(url, 40);
   const db = createKysely(pool);
   return {

@@ -1,6 +1,7 @@
 // Runs one command: load the commitment, decide, append with optimistic concurrency, answer
 // with a receipt. Losing a race without If-Match decides again on the new state.
 import { randomUUID } from 'node:crypto';
+import type { JsonObject } from '@connect/crypto';
 import type { Database } from '@connect/db';
 import {
   type Commitment,
@@ -104,7 +105,8 @@ export async function executeCommand(
       events: events.map((event) => ({
         type: event.type,
         schema: CURRENT_SCHEMA[event.type],
-        data: event.data as Record<string, never>,
+        // Event data is JSON by construction: zod-checked command fields and ids, no undefined values.
+        data: event.data as JsonObject,
         meta: { correlationId: input.correlationId, command: command.action },
       })),
     });
