@@ -3,6 +3,7 @@ import { keysShow } from './commands/keys.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { start } from './commands/start.ts';
 import { usersCommand } from './commands/users.ts';
+import { verifyCommand } from './commands/verify.ts';
 
 const USAGE = `usage: connect <command>
 
@@ -10,6 +11,7 @@ const USAGE = `usage: connect <command>
   migrate      apply database migrations and exit
   keys show    print the ledger's verifier key
   users grant-admin EMAIL   make that user an admin
+  verify ledger             recompute every hash and check every checkpoint; exit 1 naming the first bad entry
 
 Configuration comes from the environment; see README.md.`;
 
@@ -24,6 +26,8 @@ async function main(args: string[]): Promise<number> {
       return migrateCommand();
     case 'users':
       return usersCommand(rest);
+    case 'verify':
+      return verifyCommand(rest);
     case 'keys':
       if (rest[0] === 'show') return keysShow();
       throw new UsageError('keys: the only subcommand is "show"');

@@ -1,0 +1,47 @@
+import { parseVerifierKey } from '@connect/crypto';
+import { loadConfig, openDatabase } from '@connect/db';
+import { auditLedger, readHead } from '@connect/ledger';
+
+function progressBar(checked: number, total: number, startedAt: number): string {
+  const width = 30;
+  const done = total === 0 ? width : Math.round((checked / total) * width);
+  const seconds = (performance.now() - startedAt) / 1000;
+  const rate = seconds > 0 ? checked / seconds : 0;
+  const eta = rate > 0 ? (total - checked) / rate : 0;
+  return `[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${checked}/${total} entries, ${Math.round(rate)}/s, ETA ${eta.toFixed(0)} s`;
+}
+
+/** connect verify ledger: the audit, streamed with progress; exits 1 naming the first bad entry. */
+export async function verifyCommand(args: string[]): Promise<number> {
+  if (args[0] !== 'ledger') throw new Error('usage: connect verify ledger');
+  const database = await openDatabase(loadConfig(process.env));
+  try {
+    const head = await readHead(database.db);
+    if (!head) {
+      console.log('the ledger is empty: nothing to verify');
+      return 0;
+    }
+    // The key the ledger was started with: every checkpoint must be signed by it.
+    const key = parseVerifierKey(head.verifierKey);
+    const startedAt = performance.now();
+    const interactive = process.stderr.isTTY;
+    const result = await auditLedger(database.db, key, {
+      onProgress: ({ checked, total }) => {
+        const line = progressBar(checked, total, startedAt);
+        if (interactive) process.stderr.write(`\r${line}`);
+      },
+    });
+    if (interactive) process.stderr.write('\n');
+    if (result.ok) {
+      console.log(
+        `ledger ${head.origin} verified: ${result.treeSize} entries, ${result.checkpoints} checkpoints`,
+      );
+      return 0;
+    }
+    const where = result.index === null ? '' : ` at entry ${result.index}`;
+    console.error(`ledger ${head.origin} FAILED verification${where}: ${result.problem}`);
+    return 1;
+  } finally {
+    await database.close();
+  }
+}
