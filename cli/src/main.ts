@@ -12,6 +12,7 @@ const USAGE = `usage: connect <command>
   keys show    print the ledger's verifier key
   users grant-admin EMAIL   make that user an admin
   verify ledger             recompute every hash and check every checkpoint; exit 1 naming the first bad entry
+  verify receipt FILE --key KEY   check a receipt bundle offline against a trusted verifier key
 
 Configuration comes from the environment; see README.md.`;
 

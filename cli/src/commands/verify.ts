@@ -1,4 +1,6 @@
-import { parseVerifierKey } from '@connect/crypto';
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { parseVerifierKey, verifyReceipt } from '@connect/crypto';
 import { loadConfig, openDatabase } from '@connect/db';
 import { auditLedger, readHead } from '@connect/ledger';
 
@@ -11,9 +13,39 @@ function progressBar(checked: number, total: number, startedAt: number): string 
   return `[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${checked}/${total} entries, ${Math.round(rate)}/s, ETA ${eta.toFixed(0)} s`;
 }
 
-/** connect verify ledger: the audit, streamed with progress; exits 1 naming the first bad entry. */
+/** connect verify ledger | receipt FILE --key KEY */
 export async function verifyCommand(args: string[]): Promise<number> {
-  if (args[0] !== 'ledger') throw new Error('usage: connect verify ledger');
+  if (args[0] === 'receipt') return verifyReceiptFile(args.slice(1));
+  if (args[0] !== 'ledger')
+    throw new Error('usage: connect verify ledger | connect verify receipt FILE --key VERIFIER_KEY');
+  return verifyLedger();
+}
+
+/** Offline: a receipt bundle checked against a key the user trusts; no server is asked. */
+async function verifyReceiptFile(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { key: { type: 'string' } },
+  });
+  const file = positionals[0];
+  if (!file) throw new Error('usage: connect verify receipt FILE --key VERIFIER_KEY');
+  const bundle = JSON.parse(await readFile(file, 'utf8')) as unknown;
+  const trusted = values.key ? parseVerifierKey(values.key) : undefined;
+  if (!trusted)
+    console.warn(
+      'warning: no --key given; trusting the key inside the receipt. Pin the ledger key with --key.',
+    );
+  const result = verifyReceipt(bundle, trusted);
+  for (const check of result.checks) {
+    console.log(`${check.ok ? 'ok  ' : 'FAIL'} ${check.name}${check.detail ? ` — ${check.detail}` : ''}`);
+  }
+  console.log(result.valid ? 'receipt verified' : 'receipt does NOT verify');
+  return result.valid ? 0 : 1;
+}
+
+/** The audit, streamed with progress; exits 1 naming the first bad entry. */
+async function verifyLedger(): Promise<number> {
   const database = await openDatabase(loadConfig(process.env));
   try {
     const head = await readHead(database.db);

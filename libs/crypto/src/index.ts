@@ -6,3 +6,4 @@ export * from './keys.ts';
 export * from './merkle.ts';
 export * from './proofs.ts';
 export * from './sha256.ts';
+export * from './verify.ts';

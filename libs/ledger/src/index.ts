@@ -6,6 +6,7 @@ export * from './head.ts';
 export * from './keys.ts';
 export * from './ledger.ts';
 export * from './proofs.ts';
+export * from './receipt.ts';
 export * from './runtime.ts';
 export * from './subscribe.ts';
 export * from './tree-store.ts';
