@@ -13,6 +13,7 @@ const USAGE = `usage: connect <command>
   users grant-admin EMAIL   make that user an admin
   verify ledger             recompute every hash and check every checkpoint; exit 1 naming the first bad entry
   verify receipt FILE --key KEY   check a receipt bundle offline against a trusted verifier key
+  verify remote --url URL   pin the server's key, then check each new checkpoint extends the last
 
 Configuration comes from the environment; see README.md.`;
 

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { parseVerifierKey, verifyReceipt } from '@connect/crypto';
 import { loadConfig, openDatabase } from '@connect/db';
 import { auditLedger, readHead } from '@connect/ledger';
+import { verifyRemote } from './verify-remote.ts';
 
 function progressBar(checked: number, total: number, startedAt: number): string {
   const width = 30;
@@ -16,8 +17,9 @@ function progressBar(checked: number, total: number, startedAt: number): string 
 /** connect verify ledger | receipt FILE --key KEY */
 export async function verifyCommand(args: string[]): Promise<number> {
   if (args[0] === 'receipt') return verifyReceiptFile(args.slice(1));
+  if (args[0] === 'remote') return verifyRemote(args.slice(1));
   if (args[0] !== 'ledger')
-    throw new Error('usage: connect verify ledger | connect verify receipt FILE --key VERIFIER_KEY');
+    throw new Error('usage: connect verify ledger | receipt FILE --key VERIFIER_KEY | remote --url URL');
   return verifyLedger();
 }
 

@@ -1,9 +1,9 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ReceiptBundle, signingKeyFromSeed } from '@connect/crypto';
+import { type ReceiptBundle, signCheckpoint, signingKeyFromSeed } from '@connect/crypto';
 import {
   buildReceipt,
   checkpointAt,
@@ -105,6 +105,66 @@ test('connect verify receipt FILE --key works offline and fails a doctored recei
     const failed = run(bad);
     expect(failed.status).toBe(1);
     expect(failed.stdout).toMatch(/FAIL entries are one stream, versions 1..k in order/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('connect verify remote pins the key, accepts growth, and catches a rollback or a fork', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'connect-remote-'));
+  const address = await app.listen({ port: 0, host: '127.0.0.1' });
+  try {
+    const bin = fileURLToPath(new URL('../../../cli/bin/connect.js', import.meta.url));
+    const stateFile = path.join(dir, 'state.json');
+    // Asynchronous: the server answering the CLI runs in this very process.
+    const run = () =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = execFile(
+          process.execPath,
+          [bin, 'verify', 'remote', '--url', address, '--state', stateFile],
+          { encoding: 'utf8' },
+          (_error, stdout, stderr) => resolve({ status: child.exitCode, stdout, stderr }),
+        );
+      });
+    const first = await run();
+    expect(first.status).toBe(0);
+    expect(first.stdout).toMatch(/pinned the ledger key/);
+    await ledger.append({
+      stream: 'later',
+      expectedVersion: 'any',
+      actor: null,
+      events: [{ type: 'Grown', data: {} }],
+    });
+    const second = await run();
+    expect(second.status).toBe(0);
+    expect(second.stdout).toMatch(/grew from 12 to 13 entries/);
+
+    const state = JSON.parse(await readFile(stateFile, 'utf8'));
+    // A server that rewrote history: the checkpoint we kept for size 13 has another root.
+    state[address].checkpoint = signCheckpoint(
+      { origin: KEY.name, treeSize: 13, rootHash: new Uint8Array(32).fill(7) },
+      KEY,
+    );
+    await writeFile(stateFile, JSON.stringify(state));
+    await ledger.append({
+      stream: 'later',
+      expectedVersion: 'any',
+      actor: null,
+      events: [{ type: 'Grown', data: {} }],
+    });
+    const forked = await run();
+    expect(forked.status).toBe(1);
+    expect(forked.stderr).toMatch(/forked or rewritten/);
+
+    // A server that rolled back: we have seen a bigger tree than it now shows.
+    state[address].checkpoint = signCheckpoint(
+      { origin: KEY.name, treeSize: 99, rootHash: new Uint8Array(32) },
+      KEY,
+    );
+    await writeFile(stateFile, JSON.stringify(state));
+    const rolledBack = await run();
+    expect(rolledBack.status).toBe(1);
+    expect(rolledBack.stderr).toMatch(/rolled back from 99 to 14 entries/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
