@@ -1,4 +1,5 @@
 import { ConfigError } from '@connect/db';
+import { exportCommand, importCommand } from './commands/export-import.ts';
 import { keysShow } from './commands/keys.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { start } from './commands/start.ts';
@@ -14,6 +15,8 @@ const USAGE = `usage: connect <command>
   verify ledger             recompute every hash and check every checkpoint; exit 1 naming the first bad entry
   verify receipt FILE --key KEY   check a receipt bundle offline against a trusted verifier key
   verify remote --url URL   pin the server's key, then check each new checkpoint extends the last
+  export FILE               the whole ledger as JSON Lines
+  import FILE               into an empty database, after checking every hash and signature
 
 Configuration comes from the environment; see README.md.`;
 
@@ -30,6 +33,10 @@ async function main(args: string[]): Promise<number> {
       return usersCommand(rest);
     case 'verify':
       return verifyCommand(rest);
+    case 'export':
+      return exportCommand(rest);
+    case 'import':
+      return importCommand(rest);
     case 'keys':
       if (rest[0] === 'show') return keysShow();
       throw new UsageError('keys: the only subcommand is "show"');

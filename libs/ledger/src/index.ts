@@ -2,6 +2,7 @@ export * from './append.ts';
 export * from './audit.ts';
 export * from './checkpoints.ts';
 export * from './entries.ts';
+export * from './export-import.ts';
 export * from './head.ts';
 export * from './keys.ts';
 export * from './ledger.ts';

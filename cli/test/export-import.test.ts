@@ -1,0 +1,97 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { signingKeyFromSeed } from '@connect/crypto';
+import { auditLedger, buildReceipt, latestCheckpoint, openLedger, readHead } from '@connect/ledger';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../test/support/database.ts';
+
+const BIN = fileURLToPath(new URL('../bin/connect.js', import.meta.url));
+const KEY = signingKeyFromSeed('export.test/ledger', new Uint8Array(32).fill(8));
+let source: TestDatabase;
+let dir: string;
+
+beforeAll(async () => {
+  source = await createTestDatabase();
+  dir = await mkdtemp(path.join(os.tmpdir(), 'connect-export-'));
+  const ledger = await openLedger({ pool: source.pool, db: source.db, origin: KEY.name, key: KEY });
+  for (let i = 0; i < 50; i++) {
+    await ledger.append({
+      stream: `commitment-${i % 4}`,
+      expectedVersion: 'any',
+      actor: 'ana',
+      events: [{ type: 'Noted', data: { i, note: `n${i}` } }],
+    });
+  }
+  await Promise.all(
+    Array.from({ length: 20 }, (_, i) =>
+      ledger.append({
+        stream: `burst-${i}`,
+        expectedVersion: 'no_stream',
+        actor: null,
+        events: [{ type: 'Burst', data: { i } }],
+      }),
+    ),
+  );
+});
+afterAll(async () => {
+  await source.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const cli = (args: string[], url: string) =>
+  spawnSync(process.execPath, [BIN, ...args], {
+    env: { ...process.env, DATABASE_URL: url },
+    encoding: 'utf8',
+  });
+
+test('export → import round-trips: same root, same checkpoints, same receipts; the copy passes the audit', async () => {
+  const file = path.join(dir, 'ledger.jsonl');
+  const exported = cli(['export', file], source.url);
+  expect(exported.status).toBe(0);
+  expect(exported.stdout).toMatch(/exported 70 entries/);
+  const target = await createTestDatabase();
+  try {
+    const imported = cli(['import', file], target.url);
+    expect(imported.stderr).toBe('');
+    expect(imported.status).toBe(0);
+    const [a, b] = await Promise.all([readHead(source.db), readHead(target.db)]);
+    expect(b).toEqual(a);
+    expect((await latestCheckpoint(target.db))?.note).toBe((await latestCheckpoint(source.db))?.note);
+    const receipt = (db: TestDatabase) =>
+      buildReceipt(
+        { db: db.db, pool: db.pool, origin: KEY.name, verifierKey: a?.verifierKey ?? '' },
+        'commitment-2',
+      );
+    expect(await receipt(target)).toEqual(await receipt(source));
+    expect(await auditLedger(target.db, KEY)).toMatchObject({ ok: true, treeSize: 70 });
+    // And only into an empty database.
+    const again = cli(['import', file], target.url);
+    expect(again.status).toBe(1);
+    expect(again.stderr).toMatch(/not empty/);
+  } finally {
+    await target.close();
+  }
+});
+
+test('a doctored export is refused before anything is written', async () => {
+  const file = path.join(dir, 'doctored.jsonl');
+  const original = (await readFile(path.join(dir, 'ledger.jsonl'), 'utf8')).split('\n');
+  const at = original.findIndex((line) => line.includes('"n33"'));
+  await writeFile(
+    file,
+    original.map((line, i) => (i === at ? line.replace('"n33"', '"n34"') : line)).join('\n'),
+  );
+  const target = await createTestDatabase();
+  try {
+    const result = cli(['import', file], target.url);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(new RegExp(`line ${at + 1}: entry \\d+: dataHash does not match`));
+    const { rows } = await target.pool.query<{ n: number }>('select count(*)::int as n from ledger_entries');
+    expect(rows[0]?.n).toBe(0);
+  } finally {
+    await target.close();
+  }
+});

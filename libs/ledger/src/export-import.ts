@@ -1,0 +1,251 @@
+// The whole ledger as JSON Lines, and back. An import re-checks every hash and every signature
+// of the file before it writes anything, and only into an empty ledger.
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import {
+  appendLeaf,
+  dataHash,
+  entryLeafHash,
+  equalBytes,
+  fromBase64,
+  type HashedNode,
+  openCheckpoint,
+  parseVerifierKey,
+  rootFromPeaks,
+  toBase64,
+} from '@connect/crypto';
+import type { Database } from '@connect/db';
+import type { Kysely } from 'kysely';
+import type pg from 'pg';
+import { readEntries } from './entries.ts';
+import { readHead } from './head.ts';
+import type { Entry } from './types.ts';
+
+export type ExportLine =
+  | { kind: 'ledger'; origin: string; verifierKey: string; treeSize: number; rootHash: string }
+  | ({ kind: 'entry' } & Entry)
+  | { kind: 'checkpoint'; treeSize: number; note: string };
+
+/** Writes every line of the export through `write`, streaming (constant memory). */
+export async function exportLedger(
+  db: Kysely<Database>,
+  write: (line: string) => Promise<void> | void,
+): Promise<number> {
+  const head = await readHead(db);
+  if (!head) throw new Error('there is no ledger to export');
+  const emit = (line: ExportLine) => write(`${JSON.stringify(line)}\n`);
+  await emit({
+    kind: 'ledger',
+    origin: head.origin,
+    verifierKey: head.verifierKey,
+    treeSize: head.treeSize,
+    rootHash: toBase64(head.rootHash),
+  });
+  // Each checkpoint follows the entry that brings the tree to its size, so an import checks it
+  // against the root it has just computed, holding nothing but the tree's peaks.
+  let pending: { tree_size: number; note: string }[] = [];
+  let nextSize = 0;
+  const emitCheckpointsUpTo = async (size: number) => {
+    for (;;) {
+      if (pending.length === 0) {
+        pending = await db
+          .selectFrom('ledger_checkpoints')
+          .select(['tree_size', 'note'])
+          .where('tree_size', '>=', nextSize)
+          .orderBy('tree_size')
+          .limit(5000)
+          .execute();
+        if (pending.length === 0) return;
+      }
+      const checkpoint = pending[0] as { tree_size: number; note: string };
+      if (checkpoint.tree_size > size) return;
+      pending.shift();
+      nextSize = checkpoint.tree_size + 1;
+      await emit({ kind: 'checkpoint', treeSize: checkpoint.tree_size, note: checkpoint.note });
+    }
+  };
+  await emitCheckpointsUpTo(0);
+  let count = 0;
+  for (let from = 0; from < head.treeSize; ) {
+    const page = await readEntries(db, head.origin, from, 5000);
+    if (page.length === 0) break;
+    for (const entry of page) {
+      await emit({ kind: 'entry', ...entry });
+      await emitCheckpointsUpTo(entry.index + 1);
+    }
+    count += page.length;
+    from += page.length;
+  }
+  return count;
+}
+
+export class ImportError extends Error {
+  constructor(
+    readonly line: number,
+    message: string,
+  ) {
+    super(`line ${line}: ${message}`);
+  }
+}
+
+async function* lines(file: string): AsyncGenerator<[number, ExportLine]> {
+  let number = 0;
+  for await (const text of createInterface({
+    input: createReadStream(file),
+    crlfDelay: Number.POSITIVE_INFINITY,
+  })) {
+    number++;
+    if (text.trim() === '') continue;
+    try {
+      yield [number, JSON.parse(text) as ExportLine];
+    } catch {
+      throw new ImportError(number, 'not JSON');
+    }
+  }
+}
+
+interface Pass {
+  onEntry?(entry: Entry, completed: HashedNode[]): Promise<void> | void;
+  onCheckpoint?(checkpoint: { treeSize: number; note: string; rootHash: Uint8Array }): Promise<void> | void;
+}
+
+/** Reads the file once, checking everything; the callbacks see only what has been checked. */
+async function readChecked(file: string, pass: Pass = {}) {
+  let header: Extract<ExportLine, { kind: 'ledger' }> | undefined;
+  let peaks: HashedNode[] = [];
+  let size = 0;
+  for await (const [number, line] of lines(file)) {
+    if (!header) {
+      if (line.kind !== 'ledger') throw new ImportError(number, 'the file must start with the ledger line');
+      header = line;
+      parseVerifierKey(header.verifierKey);
+      continue;
+    }
+    if (line.kind === 'entry') {
+      if (line.index !== size) throw new ImportError(number, `expected entry ${size}, found ${line.index}`);
+      if (line.ledger !== header.origin)
+        throw new ImportError(number, `entry ${line.index} is of another ledger`);
+      if (line.data !== null) {
+        if (!line.salt || dataHash(fromBase64(line.salt), line.data) !== line.dataHash) {
+          throw new ImportError(number, `entry ${line.index}: dataHash does not match its data and salt`);
+        }
+      }
+      const leaf = entryLeafHash(line);
+      if (toBase64(leaf) !== line.leafHash)
+        throw new ImportError(number, `entry ${line.index}: leaf hash does not match its header`);
+      const appended = appendLeaf(peaks, size, leaf);
+      peaks = appended.peaks;
+      size++;
+      await pass.onEntry?.(
+        line,
+        appended.completed.filter((node) => node.level > 0),
+      );
+    } else if (line.kind === 'checkpoint') {
+      const key = parseVerifierKey(header.verifierKey);
+      let opened: ReturnType<typeof openCheckpoint>;
+      try {
+        opened = openCheckpoint(line.note, [key]);
+      } catch (error) {
+        throw new ImportError(number, `checkpoint ${line.treeSize}: ${(error as Error).message}`);
+      }
+      const root = rootFromPeaks(peaks);
+      if (opened.treeSize !== line.treeSize || line.treeSize !== size || !equalBytes(root, opened.rootHash)) {
+        throw new ImportError(number, `checkpoint ${line.treeSize} does not match the entries`);
+      }
+      await pass.onCheckpoint?.({ treeSize: line.treeSize, note: line.note, rootHash: opened.rootHash });
+    } else {
+      throw new ImportError(number, `unexpected line kind ${(line as { kind: string }).kind}`);
+    }
+  }
+  if (!header) throw new ImportError(0, 'the file is empty');
+  if (size !== header.treeSize || toBase64(rootFromPeaks(peaks)) !== header.rootHash) {
+    throw new ImportError(
+      0,
+      `the ledger line says ${header.treeSize} entries and root ${header.rootHash}; the entries give ${size}`,
+    );
+  }
+  return { header, size, rootHash: rootFromPeaks(peaks) };
+}
+
+/**
+ * Imports an export into an empty ledger: a first pass checks every hash and signature; only
+ * then, in one transaction, are the entries, subtree hashes, checkpoints and head written.
+ */
+export async function importLedger(
+  pool: pg.Pool,
+  file: string,
+): Promise<{ entries: number; origin: string }> {
+  const { header, size, rootHash } = await readChecked(file);
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    const { rows } = await client.query<{ n: number }>('select count(*)::int as n from ledger_entries');
+    if ((rows[0]?.n ?? 0) > 0) throw new Error('the ledger is not empty: import only into a new database');
+    await client.query('set local session_replication_role = replica'); // the empty-tree checkpoint may be replaced
+    await client.query('delete from ledger_checkpoints');
+    await client.query('delete from ledger_head');
+    await client.query('set local session_replication_role = origin');
+    const entries: Entry[] = [];
+    const tree: HashedNode[] = [];
+    const flush = async () => {
+      if (entries.length > 0) {
+        await client.query(
+          `insert into ledger_entries
+             (index, id, stream, version, type, schema, recorded_at, actor, meta, data, salt, data_hash, leaf_hash)
+           select * from unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::int[],
+             $7::timestamptz[], $8::text[], $9::jsonb[], $10::jsonb[], $11::bytea[], $12::bytea[], $13::bytea[])`,
+          [
+            entries.map((e) => e.index),
+            entries.map((e) => e.id),
+            entries.map((e) => e.stream),
+            entries.map((e) => e.version),
+            entries.map((e) => e.type),
+            entries.map((e) => e.schema),
+            entries.map((e) => e.recordedAt),
+            entries.map((e) => e.actor),
+            entries.map((e) => JSON.stringify(e.meta)),
+            entries.map((e) => (e.data === null ? null : JSON.stringify(e.data))),
+            entries.map((e) => (e.salt === null ? null : Buffer.from(e.salt, 'base64'))),
+            entries.map((e) => Buffer.from(e.dataHash, 'base64')),
+            entries.map((e) => Buffer.from(e.leafHash, 'base64')),
+          ],
+        );
+      }
+      if (tree.length > 0) {
+        await client.query(
+          'insert into ledger_tree (level, idx, hash) select * from unnest($1::smallint[], $2::bigint[], $3::bytea[])',
+          [tree.map((n) => n.level), tree.map((n) => n.index), tree.map((n) => Buffer.from(n.hash))],
+        );
+      }
+      entries.length = 0;
+      tree.length = 0;
+    };
+    await readChecked(file, {
+      onEntry: async (entry, completed) => {
+        const { kind: _kind, ...stored } = entry as Entry & { kind?: string };
+        entries.push(stored);
+        tree.push(...completed);
+        if (entries.length >= 2000) await flush();
+      },
+      onCheckpoint: async ({ treeSize, note, rootHash: root }) => {
+        await flush();
+        await client.query(
+          'insert into ledger_checkpoints (tree_size, root_hash, note) values ($1, $2, $3)',
+          [treeSize, Buffer.from(root), note],
+        );
+      },
+    });
+    await flush();
+    await client.query(
+      'insert into ledger_head (origin, verifier_key, tree_size, root_hash) values ($1, $2, $3, $4)',
+      [header.origin, header.verifierKey, size, Buffer.from(rootHash)],
+    );
+    await client.query('commit');
+    return { entries: size, origin: header.origin };
+  } catch (error) {
+    await client.query('rollback').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
