@@ -9,6 +9,7 @@ import { authRoutes } from './auth/routes.ts';
 import { sessionGate } from './auth/session-gate.ts';
 import { loadTokenIssuer, type TokenIssuer } from './auth/tokens.ts';
 import { ensureDefaultTypes, type TypeRegistry, typeRegistry } from './commitments/load.ts';
+import { receiptRoute } from './commitments/receipt-route.ts';
 import { commitmentRoutes } from './commitments/routes.ts';
 import { commitmentTypeRoutes } from './commitments/type-routes.ts';
 import { docsPage, openApiDocument } from './openapi.ts';
@@ -48,6 +49,7 @@ export async function commandRoutes(app: FastifyInstance, deps: CommandDeps): Pr
   await app.register(authRoutes, { ...deps, authenticate, sessions });
   await app.register(commitmentRoutes, { ...deps, authenticate });
   await app.register(commitmentTypeRoutes, { ...deps, authenticate });
+  await app.register(receiptRoute, { ...deps, authenticate });
   const document = openApiDocument();
   app.get('/openapi.json', async () => document);
   app.get('/docs', async (_request, reply) => reply.type('text/html; charset=utf-8').send(docsPage()));

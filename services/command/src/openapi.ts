@@ -128,6 +128,18 @@ export const operations: Operation[] = [
     },
   },
   {
+    method: 'get',
+    path: '/v1/commitments/{id}/receipt',
+    summary:
+      'The receipt bundle: checkpoint, key, every event with its inclusion proof, the state (parties only)',
+    auth: true,
+    responses: {
+      '200': 'Receipt bundle (LEDGER.md)',
+      '401': 'No or bad access token',
+      '404': 'No such commitment, or not visible to you',
+    },
+  },
+  {
     method: 'post',
     path: '/v1/commitment-types',
     summary: 'Define a commitment type (admins)',
@@ -175,7 +187,7 @@ export function openApiDocument() {
         const schema = status.startsWith('2')
           ? op.path.startsWith('/v1/auth/') && status !== '204'
             ? tokenResponse
-            : op.path.startsWith('/v1/commitments')
+            : op.method === 'post' && op.path.startsWith('/v1/commitments')
               ? receipt
               : undefined
           : problemSchema;
