@@ -1,5 +1,5 @@
 // An entry's header and body → dataHash → leaf hash, exactly as LEDGER.md defines them.
-import { concatBytes, toBase64 } from './bytes.ts';
+import { concatBytes, fromBase64, toBase64 } from './bytes.ts';
 import { type JsonObject, jcs } from './jcs.ts';
 import { leafHash } from './merkle.ts';
 import { sha256 } from './sha256.ts';
@@ -54,4 +54,20 @@ export function entryLeafHash(header: EntryHeader): Uint8Array {
 /** The recordedAt form: ISO 8601 UTC with milliseconds, from epoch milliseconds. */
 export function formatRecordedAt(epochMs: number): string {
   return new Date(epochMs).toISOString();
+}
+
+/**
+ * What is wrong with an entry's body, if anything: a body must hash to the header's dataHash
+ * with its salt; a redacted body (data erased) keeps no salt, and its dataHash stands as recorded.
+ */
+export function bodyProblem(entry: {
+  data: JsonObject | null;
+  salt: string | null;
+  dataHash: string;
+}): string | undefined {
+  if (entry.data === null) return entry.salt === null ? undefined : 'redacted entry still holds a salt';
+  if (!entry.salt) return 'entry has data but no salt';
+  return dataHash(fromBase64(entry.salt), entry.data) === entry.dataHash
+    ? undefined
+    : 'dataHash does not match the data and salt';
 }

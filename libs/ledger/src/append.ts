@@ -20,7 +20,7 @@ import {
 import type { Database } from '@connect/db';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
-import { entryFromRow } from './rows.ts';
+import { ENTRY_ROWS_SQL, entryFromRow, entryRowValues } from './rows.ts';
 import { loadPeaks } from './tree-store.ts';
 import type { AppendRequest, AppendResult, Entry, ExpectedVersion, NewEvent } from './types.ts';
 import { validateAppend } from './validate.ts';
@@ -408,12 +408,7 @@ export function createAppender(deps: AppenderDeps): Appender {
       text: `with head as (
          update ledger_head set tree_size = $22, root_hash = $23
          where tree_size = $25 and root_hash = $26 returning tree_size),
-       entries as (
-         insert into ledger_entries
-           (index, id, stream, version, type, schema, recorded_at, actor, meta, data, salt, data_hash, leaf_hash)
-         select * from unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::int[],
-           $7::timestamptz[], $8::text[], $9::jsonb[], $10::jsonb[], $11::bytea[], $12::bytea[], $13::bytea[])
-         where exists (select from head)),
+       entries as (${ENTRY_ROWS_SQL} where exists (select from head)),
        tree as (
          insert into ledger_tree (level, idx, hash)
          select * from unnest($14::smallint[], $15::bigint[], $16::bytea[]) where exists (select from head)),
@@ -426,19 +421,7 @@ export function createAppender(deps: AppenderDeps): Appender {
          select $22, $23, $24 where exists (select from head))
        select pg_notify('${LEDGER_CHANNEL}', tree_size::text) from head`,
       values: [
-        written.map((e) => e.index),
-        written.map((e) => e.id),
-        written.map((e) => e.stream),
-        written.map((e) => e.version),
-        written.map((e) => e.type),
-        written.map((e) => e.schema),
-        written.map((e) => e.recordedAt),
-        written.map((e) => e.actor),
-        written.map((e) => JSON.stringify(e.meta)),
-        written.map((e) => JSON.stringify(e.data)),
-        written.map((e) => bytes(e.salt as string)),
-        written.map((e) => bytes(e.dataHash)),
-        written.map((e) => bytes(e.leafHash)),
+        ...entryRowValues(written),
         treeRows.map((n) => n.level),
         treeRows.map((n) => n.index),
         treeRows.map((n) => bytes(n.hash)),

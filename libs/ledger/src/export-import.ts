@@ -4,7 +4,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import {
   appendLeaf,
-  dataHash,
+  bodyProblem,
   entryLeafHash,
   equalBytes,
   fromBase64,
@@ -19,6 +19,7 @@ import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { readEntries } from './entries.ts';
 import { readHead } from './head.ts';
+import { ENTRY_ROWS_SQL, entryRowValues } from './rows.ts';
 import type { Entry } from './types.ts';
 
 export type ExportLine =
@@ -125,11 +126,8 @@ async function readChecked(file: string, pass: Pass = {}) {
       if (line.index !== size) throw new ImportError(number, `expected entry ${size}, found ${line.index}`);
       if (line.ledger !== header.origin)
         throw new ImportError(number, `entry ${line.index} is of another ledger`);
-      if (line.data !== null) {
-        if (!line.salt || dataHash(fromBase64(line.salt), line.data) !== line.dataHash) {
-          throw new ImportError(number, `entry ${line.index}: dataHash does not match its data and salt`);
-        }
-      }
+      const body = bodyProblem(line);
+      if (body) throw new ImportError(number, `entry ${line.index}: ${body}`);
       const leaf = entryLeafHash(line);
       if (toBase64(leaf) !== line.leafHash)
         throw new ImportError(number, `entry ${line.index}: leaf hash does not match its header`);
@@ -189,27 +187,7 @@ export async function importLedger(
     const tree: HashedNode[] = [];
     const flush = async () => {
       if (entries.length > 0) {
-        await client.query(
-          `insert into ledger_entries
-             (index, id, stream, version, type, schema, recorded_at, actor, meta, data, salt, data_hash, leaf_hash)
-           select * from unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::int[],
-             $7::timestamptz[], $8::text[], $9::jsonb[], $10::jsonb[], $11::bytea[], $12::bytea[], $13::bytea[])`,
-          [
-            entries.map((e) => e.index),
-            entries.map((e) => e.id),
-            entries.map((e) => e.stream),
-            entries.map((e) => e.version),
-            entries.map((e) => e.type),
-            entries.map((e) => e.schema),
-            entries.map((e) => e.recordedAt),
-            entries.map((e) => e.actor),
-            entries.map((e) => JSON.stringify(e.meta)),
-            entries.map((e) => (e.data === null ? null : JSON.stringify(e.data))),
-            entries.map((e) => (e.salt === null ? null : Buffer.from(e.salt, 'base64'))),
-            entries.map((e) => Buffer.from(e.dataHash, 'base64')),
-            entries.map((e) => Buffer.from(e.leafHash, 'base64')),
-          ],
-        );
+        await client.query(ENTRY_ROWS_SQL, entryRowValues(entries));
       }
       if (tree.length > 0) {
         await client.query(
