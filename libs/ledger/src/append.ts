@@ -86,7 +86,7 @@ function versionMatches(expected: ExpectedVersion, actual: number): boolean {
 }
 
 export function createAppender(deps: AppenderDeps): Appender {
-  const { pool, db, origin, key } = deps;
+  const { pool, origin, key } = deps;
   const maxBatchEvents = deps.maxBatchEvents ?? 2000;
   const queue: Pending[] = [];
   let inFlight = 0;

@@ -7,7 +7,6 @@ import {
   bodyProblem,
   entryLeafHash,
   equalBytes,
-  fromBase64,
   type HashedNode,
   openCheckpoint,
   parseVerifierKey,

@@ -1,13 +1,11 @@
+import { authenticator, loadTokenIssuer, sessionGate, type TokenIssuer } from '@connect/auth';
 import { assertMigrated, type Database } from '@connect/db';
 import { createServer } from '@connect/http';
 import type { Ledger, LedgerRuntime } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
-import { authenticator } from './auth/authenticate.ts';
 import { authRoutes } from './auth/routes.ts';
-import { sessionGate } from './auth/session-gate.ts';
-import { loadTokenIssuer, type TokenIssuer } from './auth/tokens.ts';
 import { ensureDefaultTypes, type TypeRegistry, typeRegistry } from './commitments/load.ts';
 import { receiptRoute } from './commitments/receipt-route.ts';
 import { commitmentRoutes } from './commitments/routes.ts';

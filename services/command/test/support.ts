@@ -1,12 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { loadTokenIssuer } from '@connect/auth';
 import { signingKeyFromSeed } from '@connect/crypto';
 import { openLedger } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
 import { buildApp, type CommandDeps } from '../src/app.ts';
-import { loadTokenIssuer } from '../src/auth/tokens.ts';
 import { ensureDefaultTypes, typeRegistry } from '../src/commitments/load.ts';
 
 export interface TestApp {

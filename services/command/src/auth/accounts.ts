@@ -1,7 +1,8 @@
 // Users, sessions and refresh tokens: plain functions over a kysely handle.
+
+import { announceSessionEnded } from '@connect/auth';
 import type { Database } from '@connect/db';
 import type { Kysely } from 'kysely';
-import { announceSessionEnded } from './session-gate.ts';
 
 type Db = Kysely<Database>;
 
@@ -139,15 +140,6 @@ export async function revokeSession(db: Db, sessionId: string, now: Date): Promi
       .execute();
     await announceSessionEnded(trx, sessionId);
   });
-}
-
-export async function sessionIsActive(db: Db, sessionId: string): Promise<boolean> {
-  const row = await db
-    .selectFrom('sessions')
-    .select('revoked_at')
-    .where('id', '=', sessionId)
-    .executeTakeFirst();
-  return row !== undefined && row.revoked_at === null;
 }
 
 /** Makes the user with this email an admin; false when there is none. */

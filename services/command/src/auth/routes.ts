@@ -1,5 +1,6 @@
 // Supabase-like auth: signup, password and refresh-token grants, logout, me, JWKS.
 import { randomUUID } from 'node:crypto';
+import { ACCESS_TOKEN_SECONDS, type Authenticate, type SessionGate, type TokenIssuer } from '@connect/auth';
 import type { Database } from '@connect/db';
 import { profileRegistered, profileStream } from '@connect/domain';
 import { HttpProblem, parseWith, problem } from '@connect/http';
@@ -17,10 +18,8 @@ import {
   startSession,
   type User,
 } from './accounts.ts';
-import type { Authenticate } from './authenticate.ts';
 import { hashPassword, UNKNOWN_USER_HASH, verifyPassword } from './passwords.ts';
-import type { SessionGate } from './session-gate.ts';
-import { ACCESS_TOKEN_SECONDS, hashRefreshToken, newRefreshToken, type TokenIssuer } from './tokens.ts';
+import { hashRefreshToken, newRefreshToken } from './refresh-tokens.ts';
 
 export interface AuthDeps {
   db: Kysely<Database>;

@@ -1,5 +1,7 @@
 // GET /v1/commitments/:id/receipt: the self-contained bundle a party keeps and verifies offline.
 // (It lives beside the commands for now, where callers are authenticated.)
+
+import type { Authenticate } from '@connect/auth';
 import type { Database } from '@connect/db';
 import { canSee, commitmentStream, evolve, initialState, readEvent } from '@connect/domain';
 import { parseWith } from '@connect/http';
@@ -8,7 +10,6 @@ import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { z } from 'zod';
-import type { Authenticate } from '../auth/authenticate.ts';
 import { notFound } from './execute.ts';
 import { loadCommitment } from './load.ts';
 

@@ -1,6 +1,7 @@
 // The command API: POST /v1/commitments and POST /v1/commitments/:id/<action>, documents.
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
+import type { Authenticate } from '@connect/auth';
 import type { Database } from '@connect/db';
 import {
   type CommandName,
@@ -16,7 +17,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { findUser, findUserByEmail } from '../auth/accounts.ts';
-import type { Authenticate } from '../auth/authenticate.ts';
 import { idempotent } from '../idempotency.ts';
 import { DocumentTooLargeError, openDocument, storeDocument } from './document-store.ts';
 import { executeCommand, notFound, type Receipt } from './execute.ts';
@@ -111,7 +111,7 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
         throw badRequest([
           {
             path: body.email ? 'body.email' : 'body.userId',
-            message: 'no registered user has this ' + (body.email ? 'email' : 'id'),
+            message: `no registered user has this ${body.email ? 'email' : 'id'}`,
           },
         ]);
       }

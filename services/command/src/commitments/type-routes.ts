@@ -1,9 +1,10 @@
 // Admins define commitment types beyond the defaults; each definition is a ledger event.
+
+import type { Authenticate } from '@connect/auth';
 import { COMMITMENT_TYPES_STREAM, commitmentTypeSchema } from '@connect/domain';
 import { HttpProblem, parseWith, problem } from '@connect/http';
 import type { Ledger } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
-import type { Authenticate } from '../auth/authenticate.ts';
 import type { TypeRegistry } from './load.ts';
 
 export async function commitmentTypeRoutes(

@@ -4,7 +4,6 @@
 import type { Database } from '@connect/db';
 import { type Kysely, sql } from 'kysely';
 import type pg from 'pg';
-import { sessionIsActive } from './accounts.ts';
 
 export const SESSIONS_CHANNEL = 'connect_sessions_ended';
 const REMEMBER_MS = 60_000;
@@ -78,4 +77,13 @@ export function sessionGate(deps: { db: Kysely<Database>; pool: pg.Pool }): Sess
       }
     },
   };
+}
+
+export async function sessionIsActive(db: Kysely<Database>, sessionId: string): Promise<boolean> {
+  const row = await db
+    .selectFrom('sessions')
+    .select('revoked_at')
+    .where('id', '=', sessionId)
+    .executeTakeFirst();
+  return row !== undefined && row.revoked_at === null;
 }

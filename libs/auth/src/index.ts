@@ -1,0 +1,3 @@
+export * from './authenticate.ts';
+export * from './session-gate.ts';
+export * from './tokens.ts';
