@@ -2,10 +2,11 @@ import { commandDeps, commandRoutes } from '@connect/command';
 import { assertMigrated, loadConfig } from '@connect/db';
 import { createServer, serve } from '@connect/http';
 import { openLedgerRuntime } from '@connect/ledger';
+import { attachProjector, type Projector } from '@connect/projector';
 import { queryRoutes } from '@connect/query';
 
 /**
- * Runs the command and query services in one process, on one port, with the embedded
+ * Runs the command and query services and the projector in one process, on one port, with the embedded
  * PostgreSQL unless DATABASE_URL is set. (docker-compose runs each service's own main.ts.)
  */
 export async function start(): Promise<number> {
@@ -13,7 +14,15 @@ export async function start(): Promise<number> {
   const runtime = await openLedgerRuntime(config);
   const { pool, db } = runtime.database;
   const { ledger } = runtime;
-  const app = createServer({ logLevel: config.logLevel, checkReady: () => assertMigrated(pool) });
+  let projector: Projector | undefined;
+  const app = createServer({
+    logLevel: config.logLevel,
+    checkReady: async () => {
+      await assertMigrated(pool);
+      projector?.assertHealthy();
+    },
+  });
+  projector = attachProjector(app, { pool, origin: ledger.origin });
   app.register(commandRoutes, await commandDeps(runtime));
   app.register(queryRoutes, {
     pool,

@@ -60,6 +60,13 @@ export interface Database {
   sessions: SessionsTable;
   refresh_tokens: RefreshTokensTable;
   http_idempotency: HttpIdempotencyTable;
+  projection_checkpoints: ProjectionCheckpointsTable;
+  profiles: ProfilesTable;
+  commitment_types: CommitmentTypesTable;
+  commitments: CommitmentsTable;
+  commitment_parties: CommitmentPartiesTable;
+  commitment_documents: CommitmentDocumentsTable;
+  commitment_history: CommitmentHistoryTable;
 }
 
 export interface UsersTable {
@@ -93,4 +100,79 @@ export interface HttpIdempotencyTable {
   body: unknown;
   headers: unknown;
   created_at: Generated<Date>;
+}
+
+export interface ProjectionCheckpointsTable {
+  projection: string;
+  last_index: Generated<number>;
+  updated_at: Generated<Date>;
+}
+
+export interface ProfilesTable {
+  user_id: string;
+  display_name: string;
+  registered_at: Date;
+  redacted: Generated<boolean>;
+  last_index: number;
+}
+
+export interface CommitmentTypesTable {
+  key: string;
+  name: string;
+  requires_amount: boolean;
+  requires_due_date: boolean;
+  min_witnesses: number;
+  last_index: number;
+}
+
+export interface CommitmentsTable {
+  id: string;
+  type: string;
+  title: string;
+  description: string;
+  terms: string;
+  amount_minor: number | null;
+  amount_currency: string | null;
+  due_at: Date | null;
+  status: string;
+  overdue: boolean;
+  version: number;
+  created_at: Date;
+  updated_at: Date;
+  last_index: number;
+  state: unknown;
+}
+
+export interface CommitmentPartiesTable {
+  commitment_id: string;
+  user_id: string;
+  role: string;
+  response: string;
+  status: string;
+  type: string;
+  due_at: Date | null;
+  created_at: Date;
+}
+
+export interface CommitmentDocumentsTable {
+  commitment_id: string;
+  document_id: string;
+  version: number;
+  name: string;
+  media_type: string;
+  size: number;
+  sha256: string;
+  latest: boolean;
+}
+
+export interface CommitmentHistoryTable {
+  index: number;
+  commitment_id: string;
+  version: number;
+  event_type: string;
+  actor: string | null;
+  recorded_at: Date;
+  changes: unknown;
+  leaf_hash: Uint8Array;
+  redacted: Generated<boolean>;
 }

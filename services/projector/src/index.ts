@@ -1,1 +1,5 @@
 export * from './app.ts';
+export * from './batch.ts';
+export * from './projection.ts';
+export * from './projections/index.ts';
+export * from './runner.ts';

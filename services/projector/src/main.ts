@@ -5,5 +5,8 @@ import { buildApp } from './app.ts';
 
 const config = loadConfig(process.env);
 const runtime = await openLedgerRuntime(config);
-const app = buildApp({ pool: runtime.database.pool }, { logLevel: config.logLevel });
+const app = buildApp(
+  { pool: runtime.database.pool, origin: runtime.ledger.origin },
+  { logLevel: config.logLevel },
+);
 await serve(app, { port: config.port, host: config.host, onClose: runtime.close });

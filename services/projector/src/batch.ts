@@ -1,0 +1,57 @@
+// One step of a projection: the entries after its checkpoint, their rows and the new checkpoint,
+// in one transaction. The checkpoint row is locked first, so two runners (or a runner and a
+// replay switching tables) never project the same entries twice.
+import { entryFromRow } from '@connect/ledger';
+import type pg from 'pg';
+import type { Projection, Tables } from './projection.ts';
+
+export const PROJECTED_CHANNEL = 'connect_projected';
+
+export interface BatchResult {
+  /** How many entries it projected (0: the projection is at the ledger head). */
+  count: number;
+  lastIndex: number;
+}
+
+/** Reads up to `limit` entries after `from` (from the ledger, in index order). */
+export async function readEntriesAfter(client: pg.ClientBase, origin: string, from: number, limit: number) {
+  const { rows } = await client.query(
+    'select * from ledger_entries where index > $1 order by index limit $2',
+    [from, limit],
+  );
+  return rows.map((row) => entryFromRow(row, origin));
+}
+
+export async function projectBatch(
+  client: pg.ClientBase,
+  projection: Projection,
+  tables: Tables,
+  options: { origin: string; limit: number },
+): Promise<BatchResult> {
+  await client.query('begin');
+  try {
+    const { rows } = await client.query<{ last_index: number }>(
+      'select last_index from projection_checkpoints where projection = $1 for update',
+      [projection.name],
+    );
+    const from = rows[0]?.last_index;
+    if (from === undefined) throw new Error(`no checkpoint row for projection ${projection.name}`);
+    const entries = await readEntriesAfter(client, options.origin, from, options.limit);
+    if (entries.length === 0) {
+      await client.query('commit');
+      return { count: 0, lastIndex: from };
+    }
+    await projection.apply(client, entries, tables);
+    const lastIndex = entries.at(-1)?.index as number;
+    await client.query(
+      `update projection_checkpoints set last_index = $2, updated_at = now() where projection = $1;`,
+      [projection.name, lastIndex],
+    );
+    await client.query('select pg_notify($1, $2)', [PROJECTED_CHANNEL, `${projection.name}:${lastIndex}`]);
+    await client.query('commit');
+    return { count: entries.length, lastIndex };
+  } catch (error) {
+    await client.query('rollback').catch(() => undefined);
+    throw error;
+  }
+}

@@ -1,0 +1,38 @@
+import type { Entry } from '@connect/ledger';
+import type pg from 'pg';
+
+/** A read-model table's name as the projection knows it → the table it writes (replay builds new ones). */
+export type Tables = Readonly<Record<string, string>>;
+
+export interface Projection {
+  name: string;
+  /** The read-model tables it owns: it alone writes them, and replay rebuilds them. */
+  tables: readonly string[];
+  /** Writes the rows these entries (consecutive, in index order) imply, inside the caller's transaction. */
+  apply(client: pg.ClientBase, entries: Entry[], tables: Tables): Promise<void>;
+}
+
+/** An entry the projection cannot apply: it stops there rather than skip it. */
+export class ProjectionError extends Error {
+  static of(index: number, cause: unknown): ProjectionError {
+    const issues = (cause as { issues?: { path: PropertyKey[]; message: string }[] })?.issues;
+    if (Array.isArray(issues)) {
+      return new ProjectionError(
+        index,
+        issues.map((i) => `data.${i.path.join('.')}: ${i.message}`).join('; '),
+      );
+    }
+    return new ProjectionError(index, cause instanceof Error ? cause.message : String(cause));
+  }
+
+  constructor(
+    readonly index: number,
+    readonly reason: string,
+  ) {
+    super(`entry ${index}: ${reason}`);
+  }
+}
+
+/** The tables of a projection under their own names: what the live runner writes. */
+export const liveTables = (projection: Projection): Tables =>
+  Object.fromEntries(projection.tables.map((table) => [table, table]));

@@ -1,0 +1,181 @@
+// commitments and what hangs off them (parties, documents, history), from each commitment's
+// stream. The domain's own evolve() computes the state; the rows are a function of that state.
+import { type Commitment, evolve, initialState, readEvent } from '@connect/domain';
+import type { Entry } from '@connect/ledger';
+import type pg from 'pg';
+import { type Projection, ProjectionError, type Tables } from '../projection.ts';
+import { ident, insertRows, upsertOn } from '../sql.ts';
+
+const COMMITMENT_STREAM = /^commitment-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+
+const commitmentColumns = [
+  { name: 'id', type: 'uuid' },
+  { name: 'type', type: 'text' },
+  { name: 'title', type: 'text' },
+  { name: 'description', type: 'text' },
+  { name: 'terms', type: 'text' },
+  { name: 'amount_minor', type: 'bigint' },
+  { name: 'amount_currency', type: 'text' },
+  { name: 'due_at', type: 'timestamptz' },
+  { name: 'status', type: 'text' },
+  { name: 'overdue', type: 'boolean' },
+  { name: 'version', type: 'integer' },
+  { name: 'created_at', type: 'timestamptz' },
+  { name: 'updated_at', type: 'timestamptz' },
+  { name: 'last_index', type: 'bigint' },
+  { name: 'state', type: 'jsonb' },
+] as const;
+
+const partyColumns = [
+  { name: 'commitment_id', type: 'uuid' },
+  { name: 'user_id', type: 'text' },
+  { name: 'role', type: 'text' },
+  { name: 'response', type: 'text' },
+  { name: 'status', type: 'text' },
+  { name: 'type', type: 'text' },
+  { name: 'due_at', type: 'timestamptz' },
+  { name: 'created_at', type: 'timestamptz' },
+] as const;
+
+const documentColumns = [
+  { name: 'commitment_id', type: 'uuid' },
+  { name: 'document_id', type: 'uuid' },
+  { name: 'version', type: 'integer' },
+  { name: 'name', type: 'text' },
+  { name: 'media_type', type: 'text' },
+  { name: 'size', type: 'bigint' },
+  { name: 'sha256', type: 'text' },
+  { name: 'latest', type: 'boolean' },
+] as const;
+
+const historyColumns = [
+  { name: 'index', type: 'bigint' },
+  { name: 'commitment_id', type: 'uuid' },
+  { name: 'version', type: 'integer' },
+  { name: 'event_type', type: 'text' },
+  { name: 'actor', type: 'text' },
+  { name: 'recorded_at', type: 'timestamptz' },
+  { name: 'changes', type: 'jsonb' },
+  { name: 'leaf_hash', type: 'bytea' },
+  { name: 'redacted', type: 'boolean' },
+] as const;
+
+interface Projected {
+  state: Commitment;
+  lastIndex: number;
+}
+
+export const commitmentsProjection: Projection = {
+  name: 'commitments',
+  tables: ['commitments', 'commitment_parties', 'commitment_documents', 'commitment_history'],
+  async apply(client, entries, tables) {
+    const mine = entries.flatMap((entry) => {
+      const id = COMMITMENT_STREAM.exec(entry.stream)?.[1];
+      return id ? [{ id, entry }] : [];
+    });
+    if (mine.length === 0) return;
+    const touched = await loadStates(client, tables, [...new Set(mine.map((m) => m.id))]);
+    const history: unknown[][] = [];
+    for (const { id, entry } of mine) {
+      const before = touched.get(id) ?? { state: initialState(id), lastIndex: -1 };
+      const { state, changes } = applyEntry(before.state, entry);
+      touched.set(id, { state, lastIndex: entry.index });
+      history.push([
+        entry.index,
+        id,
+        entry.version,
+        entry.type,
+        entry.actor,
+        entry.recordedAt,
+        JSON.stringify(changes),
+        Buffer.from(entry.leafHash, 'base64'),
+        entry.redacted,
+      ]);
+    }
+    await writeStates(client, tables, [...touched.values()]);
+    await insertRows(client, tables.commitment_history as string, historyColumns, history);
+  },
+};
+
+/** The state after one entry, and what the history shows it changed. A redacted entry changes nothing. */
+function applyEntry(state: Commitment, entry: Entry): { state: Commitment; changes: unknown } {
+  if (entry.data === null) {
+    return { state: { ...state, version: state.version + 1, updatedAt: entry.recordedAt }, changes: {} };
+  }
+  try {
+    const event = readEvent(entry);
+    return { state: evolve(state, { event, at: entry.recordedAt }), changes: event.data };
+  } catch (error) {
+    throw ProjectionError.of(entry.index, error);
+  }
+}
+
+async function loadStates(
+  client: pg.ClientBase,
+  tables: Tables,
+  ids: string[],
+): Promise<Map<string, Projected>> {
+  const { rows } = await client.query<{ id: string; state: Commitment; last_index: number }>(
+    `select id, state, last_index from ${ident(tables.commitments as string)} where id = any($1::uuid[])`,
+    [ids],
+  );
+  return new Map(rows.map((row) => [row.id, { state: row.state, lastIndex: row.last_index }]));
+}
+
+async function writeStates(client: pg.ClientBase, tables: Tables, projected: Projected[]): Promise<void> {
+  const ids = projected.map((p) => p.state.id);
+  const commitments = projected.map(({ state, lastIndex }) => [
+    state.id,
+    state.type,
+    state.title,
+    state.description,
+    state.terms,
+    state.amount?.minor ?? null,
+    state.amount?.currency ?? null,
+    state.dueAt,
+    state.status,
+    state.overdue,
+    state.version,
+    state.createdAt,
+    state.updatedAt,
+    lastIndex,
+    JSON.stringify(state),
+  ]);
+  const parties = projected.flatMap(({ state }) =>
+    state.parties.map((p) => [
+      state.id,
+      p.userId,
+      p.role,
+      p.response,
+      state.status,
+      state.type,
+      state.dueAt,
+      state.createdAt,
+    ]),
+  );
+  const documents = projected.flatMap(({ state }) => {
+    const latest = new Map(state.documents.map((d) => [d.documentId, d.version]));
+    return state.documents.map((d) => [
+      state.id,
+      d.documentId,
+      d.version,
+      d.name,
+      d.mediaType,
+      d.size,
+      d.sha256,
+      latest.get(d.documentId) === d.version,
+    ]);
+  });
+  await insertRows(
+    client,
+    tables.commitments as string,
+    commitmentColumns,
+    commitments,
+    upsertOn('id', commitmentColumns),
+  );
+  for (const table of [tables.commitment_parties, tables.commitment_documents] as string[]) {
+    await client.query(`delete from ${ident(table)} where commitment_id = any($1::uuid[])`, [ids]);
+  }
+  await insertRows(client, tables.commitment_parties as string, partyColumns, parties);
+  await insertRows(client, tables.commitment_documents as string, documentColumns, documents);
+}

@@ -1,0 +1,143 @@
+// Runs projections over the ledger: one active runner per projection across every process (a
+// session advisory lock), the others on standby, taking over within `standbyMs` when it dies.
+// An entry a projection cannot apply stops that projection, named in status() and the log.
+import type { FastifyBaseLogger } from 'fastify';
+import type pg from 'pg';
+import { projectBatch } from './batch.ts';
+import { liveTables, type Projection, ProjectionError } from './projection.ts';
+import { PROJECTIONS } from './projections/index.ts';
+import { isTransient } from './transient.ts';
+import { ledgerWakeup } from './wakeup.ts';
+
+/** First key of the advisory locks; the second is hashtext(projection name). */
+const LOCK_CLASS = 0x636f6e6e; // "conn"
+
+export type RunnerState = 'standby' | 'active' | 'failed' | 'stopped';
+
+export interface ProjectionStatus {
+  projection: string;
+  state: RunnerState;
+  /** The last index this runner projected or found checkpointed; -1 before any. */
+  lastIndex: number;
+  failure?: { index: number; error: string };
+}
+
+export interface ProjectorOptions {
+  projections?: readonly Projection[];
+  batchSize?: number;
+  /** Longest wait for new entries without a notification. */
+  pollMs?: number;
+  /** How often a standby tries to take over. */
+  standbyMs?: number;
+}
+
+export interface Projector {
+  status(): ProjectionStatus[];
+  /** Throws naming the projection, index and error when one has stopped on an entry. */
+  assertHealthy(): void;
+  close(): Promise<void>;
+}
+
+export function startProjector(
+  deps: { pool: pg.Pool; origin: string; log: FastifyBaseLogger },
+  options: ProjectorOptions = {},
+): Projector {
+  const { pool, origin, log } = deps;
+  const { batchSize = 2000, pollMs = 1000, standbyMs = 1000 } = options;
+  const wakeup = ledgerWakeup(pool, pollMs);
+  const statuses = new Map<string, ProjectionStatus>();
+  let closed = false;
+  const sleep = (ms: number) => wakeup.wait(ms);
+
+  async function run(projection: Projection): Promise<void> {
+    const status: ProjectionStatus = { projection: projection.name, state: 'standby', lastIndex: -1 };
+    statuses.set(projection.name, status);
+    while (!closed && status.state !== 'failed') {
+      let lockClient: pg.PoolClient | undefined;
+      try {
+        lockClient = await pool.connect();
+        const { rows } = await lockClient.query<{ locked: boolean }>(
+          'select pg_try_advisory_lock($1, hashtext($2)) as locked',
+          [LOCK_CLASS, projection.name],
+        );
+        if (!rows[0]?.locked) {
+          status.state = 'standby';
+          lockClient.release();
+          await new Promise((resolve) => setTimeout(resolve, standbyMs));
+          continue;
+        }
+        let lost = false;
+        lockClient.on('error', () => {
+          lost = true;
+        });
+        status.state = 'active';
+        log.info({ projection: projection.name }, 'projection active');
+        await drive(projection, status, () => lost || closed);
+        await lockClient.query('select pg_advisory_unlock($1, hashtext($2))', [LOCK_CLASS, projection.name]);
+        lockClient.release();
+      } catch (error) {
+        lockClient?.release(true);
+        if (!closed) {
+          log.warn({ projection: projection.name, err: error }, 'projection interrupted; retrying');
+          await new Promise((resolve) => setTimeout(resolve, standbyMs));
+        }
+      }
+    }
+    if (status.state !== 'failed') status.state = 'stopped';
+  }
+
+  /** Projects batches while this runner holds the lock; returns when it must stop. */
+  async function drive(projection: Projection, status: ProjectionStatus, mustStop: () => boolean) {
+    const tables = liveTables(projection);
+    // After a failed batch, go one entry at a time through its range to find the entry at fault.
+    let singleSteps = 0;
+    while (!mustStop()) {
+      const client = await pool.connect();
+      try {
+        const limit = singleSteps > 0 ? 1 : batchSize;
+        const result = await projectBatch(client, projection, tables, { origin, limit });
+        client.release();
+        status.lastIndex = result.lastIndex;
+        if (singleSteps > 0) singleSteps--;
+        if (result.count === 0) await sleep(pollMs);
+      } catch (error) {
+        client.release(isTransient(error));
+        if (isTransient(error)) throw error;
+        if (singleSteps === 0) {
+          // Project what comes before the entry at fault, so the projection stops right at it.
+          singleSteps = batchSize;
+          continue;
+        }
+        const index = error instanceof ProjectionError ? error.index : status.lastIndex + 1;
+        const message = error instanceof ProjectionError ? error.reason : (error as Error).message;
+        status.state = 'failed';
+        status.failure = { index, error: message };
+        log.error(
+          { projection: projection.name, index, error: message },
+          'projection stopped: it cannot apply this entry',
+        );
+        return;
+      }
+    }
+  }
+
+  const runs = (options.projections ?? PROJECTIONS).map((projection) => run(projection));
+
+  return {
+    status: () => [...statuses.values()].map((s) => ({ ...s })),
+    assertHealthy() {
+      const failed = [...statuses.values()].filter((s) => s.failure);
+      if (failed.length === 0) return;
+      throw new Error(
+        failed
+          .map((s) => `projection ${s.projection} stopped at entry ${s.failure?.index}: ${s.failure?.error}`)
+          .join('; '),
+      );
+    },
+    async close() {
+      closed = true;
+      await wakeup.close();
+      await Promise.all(runs);
+    },
+  };
+}

@@ -1,0 +1,167 @@
+import { randomUUID } from 'node:crypto';
+import { commitmentStream } from '@connect/domain';
+import type { FastifyBaseLogger } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TestDatabase } from '../../../test/support/database.ts';
+import { buildApp } from '../src/app.ts';
+import { startProjector } from '../src/runner.ts';
+import { activeCommitment, ORIGIN, projectorLedger, registerProfile } from './support.ts';
+
+const quiet = { info() {}, warn() {}, error() {} } as unknown as FastifyBaseLogger;
+
+async function until(check: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+async function checkpoints(database: TestDatabase): Promise<Record<string, number>> {
+  const rows = await database.db.selectFrom('projection_checkpoints').selectAll().execute();
+  return Object.fromEntries(rows.map((row) => [row.projection, row.last_index]));
+}
+
+async function headIndex(database: TestDatabase): Promise<number> {
+  const head = await database.db.selectFrom('ledger_head').select('tree_size').executeTakeFirstOrThrow();
+  return head.tree_size - 1;
+}
+
+const atHead = (database: TestDatabase) => async () => {
+  const head = await headIndex(database);
+  return Object.values(await checkpoints(database)).every((index) => index === head);
+};
+
+describe('projector', () => {
+  let database: TestDatabase;
+  let ledger: Awaited<ReturnType<typeof projectorLedger>>['ledger'];
+
+  beforeAll(async () => {
+    ({ database, ledger } = await projectorLedger());
+  });
+  afterAll(async () => {
+    await ledger.drain();
+    await database.close();
+  });
+
+  it('builds every read model from the ledger and resumes exactly where it stopped', async () => {
+    const alice = await registerProfile(ledger, 'Alice');
+    const bob = await registerProfile(ledger, 'Bob');
+    const first = await activeCommitment(ledger, alice, bob);
+    const projector = startProjector({ pool: database.pool, origin: ORIGIN, log: quiet }, { batchSize: 3 });
+    await until(atHead(database));
+    await projector.close();
+
+    const second = await activeCommitment(ledger, bob, alice, 'Walk the dog');
+    const restarted = startProjector({ pool: database.pool, origin: ORIGIN, log: quiet });
+    await until(atHead(database));
+    await restarted.close();
+
+    const commitments = await database.db
+      .selectFrom('commitments')
+      .selectAll()
+      .orderBy('created_at')
+      .execute();
+    expect(commitments.map((c) => [c.id, c.status, c.version, c.title])).toEqual([
+      [first, 'active', 5, 'Lend a bike'],
+      [second, 'active', 5, 'Walk the dog'],
+    ]);
+    const parties = await database.db
+      .selectFrom('commitment_parties')
+      .select(['user_id', 'role', 'response', 'status'])
+      .where('commitment_id', '=', first)
+      .orderBy('role')
+      .execute();
+    expect(parties).toEqual([
+      { user_id: alice, role: 'creator', response: 'accepted', status: 'active' },
+      { user_id: bob, role: 'participant', response: 'accepted', status: 'active' },
+    ]);
+    const history = await database.db.selectFrom('commitment_history').selectAll().orderBy('index').execute();
+    expect(history).toHaveLength(10); // each event once, across the restart
+    expect(history.map((h) => h.version)).toEqual([1, 2, 3, 4, 5, 1, 2, 3, 4, 5]);
+    const entries = await database.db.selectFrom('ledger_entries').select(['index', 'leaf_hash']).execute();
+    const leaf = new Map(entries.map((e) => [e.index, Buffer.from(e.leaf_hash).toString('hex')]));
+    for (const row of history) expect(Buffer.from(row.leaf_hash).toString('hex')).toBe(leaf.get(row.index));
+    const profiles = await database.db.selectFrom('profiles').select(['user_id', 'display_name']).execute();
+    expect(new Map(profiles.map((p) => [p.user_id, p.display_name]))).toEqual(
+      new Map([
+        [alice, 'Alice'],
+        [bob, 'Bob'],
+      ]),
+    );
+    const types = await database.db.selectFrom('commitment_types').select('key').orderBy('key').execute();
+    expect(types.map((t) => t.key)).toEqual(['business', 'financial', 'personal']);
+  });
+
+  it('keeps one active runner per projection; a standby takes over within seconds', async () => {
+    const log = quiet;
+    const one = startProjector({ pool: database.pool, origin: ORIGIN, log }, { standbyMs: 200 });
+    await until(() => one.status().every((s) => s.state === 'active'));
+    const two = startProjector({ pool: database.pool, origin: ORIGIN, log }, { standbyMs: 200 });
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(two.status().map((s) => s.state)).toEqual(['standby', 'standby', 'standby']);
+
+    await one.close(); // the active process goes away, releasing its locks
+    const closedAt = Date.now();
+    await until(() => two.status().every((s) => s.state === 'active'), 5000);
+    expect(Date.now() - closedAt).toBeLessThan(3000);
+    const alice = await registerProfile(ledger, 'Carol');
+    await until(async () => {
+      const row = await database.db
+        .selectFrom('profiles')
+        .select('display_name')
+        .where('user_id', '=', alice)
+        .executeTakeFirst();
+      return row?.display_name === 'Carol';
+    });
+    await two.close();
+  });
+
+  it('stops a projection at an entry it cannot apply, names it, and keeps the others going', async () => {
+    const alice = await registerProfile(ledger, 'Dana');
+    const bob = await registerProfile(ledger, 'Eve');
+    const before = await activeCommitment(ledger, alice, bob);
+    const broken = randomUUID();
+    const appended = await ledger.append({
+      stream: commitmentStream(broken),
+      expectedVersion: 'no_stream',
+      actor: alice,
+      events: [{ type: 'CommitmentDrafted', schema: 2, data: { type: 'personal', creatorId: alice } }],
+    });
+    if (appended.outcome !== 'appended') throw new Error(appended.outcome);
+    const badIndex = appended.entries[0]?.index as number;
+    const later = await registerProfile(ledger, 'Frank');
+
+    const app = buildApp({ pool: database.pool, origin: ORIGIN }, { logLevel: 'silent' });
+    await until(async () => (await app.inject({ url: '/v1/projections' })).json().projections.length === 3);
+    await until(async () => (await app.inject({ url: '/readyz' })).statusCode === 503);
+    const readyz = await app.inject({ url: '/readyz' });
+    expect(readyz.json().detail).toContain(`projection commitments stopped at entry ${badIndex}`);
+    expect(readyz.json().detail).toContain('title');
+    const { projections } = (await app.inject({ url: '/v1/projections' })).json();
+    const commitments = projections.find((p: { projection: string }) => p.projection === 'commitments');
+    expect(commitments).toMatchObject({
+      state: 'failed',
+      lastIndex: badIndex - 1,
+      failure: { index: badIndex },
+    });
+
+    // Everything before the bad entry is projected; nothing after it; other projections go on.
+    expect((await checkpoints(database)).commitments).toBe(badIndex - 1);
+    const row = await database.db
+      .selectFrom('commitments')
+      .select('status')
+      .where('id', '=', before)
+      .executeTakeFirst();
+    expect(row?.status).toBe('active');
+    await until(async () => {
+      const profile = await database.db
+        .selectFrom('profiles')
+        .select('user_id')
+        .where('user_id', '=', later)
+        .executeTakeFirst();
+      return profile !== undefined;
+    });
+    await app.close();
+  });
+});
