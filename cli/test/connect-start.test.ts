@@ -178,6 +178,19 @@ describe('connect start', () => {
         'CommitmentActivated',
       ]);
 
+      // Reading its own write: the read models are waited for up to the receipt's last index.
+      const lastIndex = (accepted.body.events as { index: number }[]).at(-1)?.index as number;
+      const read = await fetch(`${running.url}/v1/commitments/${id}`, {
+        headers: { authorization: `Bearer ${benToken}`, 'connect-min-index': String(lastIndex) },
+      });
+      expect(read.status).toBe(200);
+      expect(Number(read.headers.get('connect-index'))).toBeGreaterThanOrEqual(lastIndex);
+      expect(await read.json()).toMatchObject({ id, status: 'active', version: 5 });
+      const mine = await fetch(`${running.url}/v1/commitments`, {
+        headers: { authorization: `Bearer ${anaToken}` },
+      });
+      expect(((await mine.json()) as { items: { id: string }[] }).items.map((c) => c.id)).toEqual([id]);
+
       // The CLI joins the running embedded PostgreSQL to make an admin.
       const granted = execFileSync(process.execPath, [BIN, 'users', 'grant-admin', 'ana@e2e.test'], {
         env: { ...process.env, CONNECT_DATA_DIR: dataDir, DATABASE_URL: '' },

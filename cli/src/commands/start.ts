@@ -1,9 +1,9 @@
-import { commandDeps, commandRoutes } from '@connect/command';
+import { commandDeps, commandOperations, commandRoutes } from '@connect/command';
 import { assertMigrated, loadConfig } from '@connect/db';
-import { createServer, serve } from '@connect/http';
+import { createServer, docsRoutes, serve } from '@connect/http';
 import { openLedgerRuntime } from '@connect/ledger';
 import { attachProjector, type Projector } from '@connect/projector';
-import { queryRoutes } from '@connect/query';
+import { queryDeps, queryOperations, queryRoutes } from '@connect/query';
 
 /**
  * Runs the command and query services and the projector in one process, on one port, with the embedded
@@ -12,7 +12,7 @@ import { queryRoutes } from '@connect/query';
 export async function start(): Promise<number> {
   const config = loadConfig(process.env);
   const runtime = await openLedgerRuntime(config);
-  const { pool, db } = runtime.database;
+  const { pool } = runtime.database;
   const { ledger } = runtime;
   let projector: Projector | undefined;
   const app = createServer({
@@ -23,14 +23,10 @@ export async function start(): Promise<number> {
     },
   });
   projector = attachProjector(app, { pool, origin: ledger.origin });
-  app.register(commandRoutes, await commandDeps(runtime));
-  app.register(queryRoutes, {
-    pool,
-    db,
-    origin: ledger.origin,
-    verifierKey: ledger.verifierKey,
-    key: ledger.key,
-  });
+  const command = await commandDeps(runtime);
+  app.register(commandRoutes, command);
+  app.register(queryRoutes, await queryDeps(runtime, command.tokens));
+  app.register(docsRoutes, { operations: [...commandOperations, ...queryOperations] });
   const address = await serve(app, { port: config.port, host: config.host, onClose: runtime.close });
   app.log.info({ address, origin: ledger.origin, verifierKey: ledger.verifierKey }, 'Connect is running');
   return 0;

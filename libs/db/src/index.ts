@@ -1,3 +1,4 @@
+export * from './channels.ts';
 export * from './config.ts';
 export * from './database.ts';
 export * from './embedded-postgres.ts';

@@ -1,3 +1,4 @@
+export * from './openapi.ts';
 export * from './problem.ts';
 export * from './serve.ts';
 export * from './server.ts';

@@ -1,6 +1,6 @@
 import { authenticator, loadTokenIssuer, sessionGate, type TokenIssuer } from '@connect/auth';
 import { assertMigrated, type Database } from '@connect/db';
-import { createServer } from '@connect/http';
+import { createServer, docsRoutes } from '@connect/http';
 import type { Ledger, LedgerRuntime } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
@@ -10,7 +10,7 @@ import { ensureDefaultTypes, type TypeRegistry, typeRegistry } from './commitmen
 import { receiptRoute } from './commitments/receipt-route.ts';
 import { commitmentRoutes } from './commitments/routes.ts';
 import { commitmentTypeRoutes } from './commitments/type-routes.ts';
-import { docsPage, openApiDocument } from './openapi.ts';
+import { commandOperations } from './openapi.ts';
 
 export interface CommandDeps {
   pool: pg.Pool;
@@ -48,13 +48,11 @@ export async function commandRoutes(app: FastifyInstance, deps: CommandDeps): Pr
   await app.register(commitmentRoutes, { ...deps, authenticate });
   await app.register(commitmentTypeRoutes, { ...deps, authenticate });
   await app.register(receiptRoute, { ...deps, authenticate });
-  const document = openApiDocument();
-  app.get('/openapi.json', async () => document);
-  app.get('/docs', async (_request, reply) => reply.type('text/html; charset=utf-8').send(docsPage()));
 }
 
 export function buildApp(deps: CommandDeps, options: { logLevel?: string } = {}): FastifyInstance {
   const app = createServer({ logLevel: options.logLevel, checkReady: () => assertMigrated(deps.pool) });
   app.register(commandRoutes, deps);
+  app.register(docsRoutes, { operations: commandOperations });
   return app;
 }

@@ -1,2 +1,3 @@
 export * from './app.ts';
 export { grantAdmin } from './auth/accounts.ts';
+export { commandOperations } from './openapi.ts';

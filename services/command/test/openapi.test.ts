@@ -1,7 +1,8 @@
-import { createServer } from '@connect/http';
+import { createServer, openApiDocument } from '@connect/http';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { commandRoutes } from '../src/app.ts';
 import { grantAdmin } from '../src/auth/accounts.ts';
+import { commandOperations } from '../src/openapi.ts';
 import { signUp, type TestApp, testApp } from './support.ts';
 
 let t: TestApp;
@@ -23,6 +24,7 @@ test('the OpenAPI document lists exactly the routes the service registers', asyn
   app.register(commandRoutes, t.deps);
   await app.ready();
   const document = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+  expect(document).toEqual(openApiDocument(commandOperations));
   const documented = Object.entries(document.paths as Record<string, Record<string, unknown>>).flatMap(
     ([path, ops]) => Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`),
   );

@@ -1,11 +1,10 @@
 // One step of a projection: the entries after its checkpoint, their rows and the new checkpoint,
 // in one transaction. The checkpoint row is locked first, so two runners (or a runner and a
 // replay switching tables) never project the same entries twice.
+import { PROJECTED_CHANNEL } from '@connect/db';
 import { entryFromRow } from '@connect/ledger';
 import type pg from 'pg';
 import type { Projection, Tables } from './projection.ts';
-
-export const PROJECTED_CHANNEL = 'connect_projected';
 
 export interface BatchResult {
   /** How many entries it projected (0: the projection is at the ledger head). */

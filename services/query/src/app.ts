@@ -1,22 +1,53 @@
+import { authenticator, loadTokenIssuer, sessionGate, type TokenIssuer } from '@connect/auth';
 import { assertMigrated } from '@connect/db';
-import { createServer } from '@connect/http';
+import { createServer, docsRoutes } from '@connect/http';
+import type { LedgerRuntime } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
+import { readRoutes } from './commitments/routes.ts';
 import { type LedgerRouteDeps, ledgerRoutes } from './ledger-routes.ts';
+import { queryOperations } from './openapi.ts';
+import { watchProjectedIndex } from './projected-index.ts';
 import { verifyRoutes } from './verify-routes.ts';
 
 export interface QueryDeps extends LedgerRouteDeps {
   pool: pg.Pool;
+  tokens: TokenIssuer;
+  /** How long Connect-Min-Index may hold a request; 5 s by default. */
+  minIndexWaitMs?: number;
+}
+
+/** What the query service needs, wired from a ledger runtime (and its data dir's token key). */
+export async function queryDeps(runtime: LedgerRuntime, tokens?: TokenIssuer): Promise<QueryDeps> {
+  const { pool, db } = runtime.database;
+  const { ledger } = runtime;
+  return {
+    pool,
+    db,
+    origin: ledger.origin,
+    verifierKey: ledger.verifierKey,
+    key: ledger.key,
+    tokens: tokens ?? (await loadTokenIssuer(runtime.config.dataDir)),
+  };
 }
 
 /** The query service's routes, for a server of its own or the combined `connect start`. */
 export async function queryRoutes(app: FastifyInstance, deps: QueryDeps): Promise<void> {
+  const sessions = sessionGate(deps);
+  const projectedIndex = await watchProjectedIndex(deps.pool);
+  app.addHook('onClose', async () => {
+    await sessions.close();
+    await projectedIndex.close();
+  });
+  const authenticate = authenticator({ tokens: deps.tokens, sessions });
   await app.register(ledgerRoutes, deps);
   await app.register(verifyRoutes, deps);
+  await app.register(readRoutes, { ...deps, authenticate, projectedIndex });
 }
 
 export function buildApp(deps: QueryDeps, options: { logLevel?: string } = {}): FastifyInstance {
   const app = createServer({ logLevel: options.logLevel, checkReady: () => assertMigrated(deps.pool) });
   app.register(queryRoutes, deps);
+  app.register(docsRoutes, { operations: queryOperations });
   return app;
 }

@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadTokenIssuer } from '@connect/auth';
 import { type ReceiptBundle, signCheckpoint, signingKeyFromSeed } from '@connect/crypto';
 import {
   buildReceipt,
@@ -35,7 +36,14 @@ beforeAll(async () => {
     });
   }
   app = buildApp(
-    { pool: database.pool, db: database.db, origin: KEY.name, verifierKey: ledger.verifierKey, key: KEY },
+    {
+      pool: database.pool,
+      db: database.db,
+      origin: KEY.name,
+      verifierKey: ledger.verifierKey,
+      key: KEY,
+      tokens: await loadTokenIssuer(await mkdtemp(path.join(os.tmpdir(), 'connect-query-'))),
+    },
     { logLevel: 'silent' },
   );
   await app.ready();

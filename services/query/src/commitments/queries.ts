@@ -1,0 +1,246 @@
+// Reads of the commitment read models: plain functions over a reader transaction, so row-level
+// security has already narrowed every table to what the caller may see.
+import { type Expression, type SqlBool, sql } from 'kysely';
+import type { Reader } from '../reader.ts';
+
+export interface PartyView {
+  userId: string;
+  displayName: string | null;
+  role: string;
+  response: string;
+}
+
+export interface DocumentView {
+  documentId: string;
+  name: string;
+  mediaType: string;
+  size: number;
+  sha256: string;
+  version: number;
+}
+
+export interface CommitmentView {
+  id: string;
+  type: string;
+  title: string;
+  description: string;
+  terms: string;
+  amount: { minor: number; currency: string } | null;
+  dueAt: string | null;
+  status: string;
+  overdue: boolean;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+  parties: PartyView[];
+  documents: DocumentView[];
+}
+
+export interface ListFilter {
+  status?: string[];
+  role?: string;
+  type?: string;
+  dueBefore?: string;
+  dueAfter?: string;
+  /** Keyset: commitments created before this (createdAt, id), in the list's order. */
+  after?: { createdAt: string; id: string };
+  limit: number;
+}
+
+interface CommitmentRow {
+  id: string;
+  type: string;
+  title: string;
+  description: string;
+  terms: string;
+  amount_minor: number | null;
+  amount_currency: string | null;
+  due_at: Date | null;
+  status: string;
+  overdue: boolean;
+  version: number;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** Full commitments (with parties and latest documents) by id, in the order given; one statement. */
+export async function commitmentsById(trx: Reader, ids: readonly string[]): Promise<CommitmentView[]> {
+  if (ids.length === 0) return [];
+  const rows = await trx
+    .selectFrom('commitments as c')
+    .select([
+      'c.id',
+      'c.type',
+      'c.title',
+      'c.description',
+      'c.terms',
+      'c.amount_minor',
+      'c.amount_currency',
+      'c.due_at',
+      'c.status',
+      'c.overdue',
+      'c.version',
+      'c.created_at',
+      'c.updated_at',
+    ])
+    .select((eb) => [
+      eb
+        .selectFrom('commitment_parties as p')
+        .leftJoin('profiles as pr', 'pr.user_id', 'p.user_id')
+        .whereRef('p.commitment_id', '=', 'c.id')
+        .select(
+          sql<PartyView[]>`coalesce(json_agg(json_build_object('userId', p.user_id,
+            'displayName', pr.display_name, 'role', p.role, 'response', p.response)
+            order by case p.role when 'creator' then 0 when 'participant' then 1 else 2 end, p.user_id), '[]')`.as(
+            'parties',
+          ),
+        )
+        .as('parties'),
+      eb
+        .selectFrom('commitment_documents as d')
+        .whereRef('d.commitment_id', '=', 'c.id')
+        .where('d.latest', '=', true)
+        .select(
+          sql<DocumentView[]>`coalesce(json_agg(json_build_object('documentId', d.document_id, 'name', d.name,
+            'mediaType', d.media_type, 'size', d.size, 'sha256', d.sha256, 'version', d.version)
+            order by d.name, d.document_id), '[]')`.as('documents'),
+        )
+        .as('documents'),
+    ])
+    .where('c.id', 'in', ids)
+    .execute();
+  const byId = new Map(rows.map((row) => [row.id, toView(row, row.parties ?? [], row.documents ?? [])]));
+  return ids.flatMap((id) => byId.get(id) ?? []);
+}
+
+function toView(row: CommitmentRow, parties: PartyView[], documents: DocumentView[]): CommitmentView {
+  return {
+    id: row.id,
+    type: row.type,
+    title: row.title,
+    description: row.description,
+    terms: row.terms,
+    amount:
+      row.amount_minor === null || row.amount_currency === null
+        ? null
+        : { minor: row.amount_minor, currency: row.amount_currency },
+    dueAt: row.due_at?.toISOString() ?? null,
+    status: row.status,
+    overdue: row.overdue,
+    version: row.version,
+    createdAt: row.created_at.toISOString(),
+    updatedAt: row.updated_at.toISOString(),
+    parties,
+    documents,
+  };
+}
+
+export interface ListPage {
+  ids: string[];
+  /** The keyset of the last row, when more may follow. */
+  next: { createdAt: string; id: string } | null;
+}
+
+/** The caller's commitments, newest first by (createdAt, id): a stable order for cursors. */
+export async function listCommitmentIds(trx: Reader, userId: string, filter: ListFilter): Promise<ListPage> {
+  let query = trx
+    .selectFrom('commitment_parties as p')
+    .select(['p.commitment_id', 'p.created_at'])
+    .where('p.user_id', '=', userId);
+  if (filter.status?.length) query = query.where('p.status', 'in', filter.status);
+  if (filter.role) query = query.where('p.role', '=', filter.role);
+  if (filter.type) query = query.where('p.type', '=', filter.type);
+  if (filter.dueBefore) query = query.where('p.due_at', '<', new Date(filter.dueBefore));
+  if (filter.dueAfter) query = query.where('p.due_at', '>=', new Date(filter.dueAfter));
+  const after = filter.after;
+  if (after) {
+    query = query.where(
+      (eb): Expression<SqlBool> =>
+        sql<SqlBool>`(${eb.ref('p.created_at')}, ${eb.ref('p.commitment_id')}) < (${new Date(after.createdAt)}, ${after.id}::uuid)`,
+    );
+  }
+  const rows = await query
+    .orderBy('p.created_at', 'desc')
+    .orderBy('p.commitment_id', 'desc')
+    .limit(filter.limit + 1)
+    .execute();
+  const page = rows.slice(0, filter.limit);
+  const last = page.at(-1);
+  return {
+    ids: page.map((row) => row.commitment_id),
+    next:
+      rows.length > filter.limit && last
+        ? { createdAt: last.created_at.toISOString(), id: last.commitment_id }
+        : null,
+  };
+}
+
+export interface HistoryRow {
+  index: number;
+  commitmentId: string;
+  version: number;
+  type: string;
+  actor: string | null;
+  actorName: string | null;
+  at: string;
+  changes: Record<string, unknown>;
+  leafHash: string;
+  redacted: boolean;
+}
+
+/** Every event of these commitments, in ledger order; one statement. */
+export async function historyOf(trx: Reader, commitmentIds: readonly string[]): Promise<HistoryRow[]> {
+  if (commitmentIds.length === 0) return [];
+  const rows = await trx
+    .selectFrom('commitment_history as h')
+    .leftJoin('profiles as pr', 'pr.user_id', 'h.actor')
+    .select([
+      'h.index',
+      'h.commitment_id',
+      'h.version',
+      'h.event_type',
+      'h.actor',
+      'pr.display_name',
+      'h.recorded_at',
+      'h.changes',
+      'h.leaf_hash',
+      'h.redacted',
+    ])
+    .where('h.commitment_id', 'in', commitmentIds)
+    .orderBy('h.index')
+    .execute();
+  return rows.map((row) => ({
+    index: row.index,
+    commitmentId: row.commitment_id,
+    version: row.version,
+    type: row.event_type,
+    actor: row.actor,
+    actorName: row.display_name,
+    at: row.recorded_at.toISOString(),
+    changes: row.changes as Record<string, unknown>,
+    leafHash: Buffer.from(row.leaf_hash).toString('base64'),
+    redacted: row.redacted,
+  }));
+}
+
+/** Display names of the profiles the caller may see, by user id. */
+export async function displayNames(trx: Reader, userIds: readonly string[]): Promise<Map<string, string>> {
+  if (userIds.length === 0) return new Map();
+  const rows = await trx
+    .selectFrom('profiles')
+    .select(['user_id', 'display_name'])
+    .where('user_id', 'in', userIds)
+    .execute();
+  return new Map(rows.map((row) => [row.user_id, row.display_name]));
+}
+
+export async function commitmentTypes(trx: Reader) {
+  const rows = await trx.selectFrom('commitment_types').selectAll().orderBy('key').execute();
+  return rows.map((row) => ({
+    key: row.key,
+    name: row.name,
+    requiresAmount: row.requires_amount,
+    requiresDueDate: row.requires_due_date,
+    minWitnesses: row.min_witnesses,
+  }));
+}

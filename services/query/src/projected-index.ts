@@ -1,0 +1,117 @@
+// How far the read models reach: the lowest checkpoint of all projections, kept current by the
+// projector's NOTIFY (and a poll, in case a notification is lost). Reads answer with it in
+// Connect-Index, and Connect-Min-Index waits on it.
+import { PROJECTED_CHANNEL } from '@connect/db';
+import type pg from 'pg';
+
+export interface ProjectedIndex {
+  /** The last ledger index every read model includes (-1: none yet). */
+  current(): number;
+  /** Resolves true once current() ≥ index, false after `ms`. */
+  waitFor(index: number, ms: number): Promise<boolean>;
+  /** Called with (from, to] whenever the read models move on. */
+  onAdvance(listener: (from: number, to: number) => void): () => void;
+  close(): Promise<void>;
+}
+
+export async function watchProjectedIndex(pool: pg.Pool, pollMs = 1000): Promise<ProjectedIndex> {
+  const positions = new Map<string, number>();
+  const listeners = new Set<(from: number, to: number) => void>();
+  const waiters = new Set<() => void>();
+  let listener: pg.PoolClient | undefined;
+  let closed = false;
+  let reported = -1;
+
+  const current = () => (positions.size === 0 ? -1 : Math.min(...positions.values()));
+
+  function moved(): void {
+    const now = current();
+    if (now <= reported) return;
+    const from = reported;
+    reported = now;
+    for (const wake of waiters) wake();
+    for (const notify of listeners) notify(from, now);
+  }
+
+  function record(projection: string, index: number): void {
+    if (index > (positions.get(projection) ?? -1)) positions.set(projection, index);
+  }
+
+  async function refresh(): Promise<void> {
+    const { rows } = await pool.query<{ projection: string; last_index: number }>(
+      'select projection, last_index from projection_checkpoints',
+    );
+    for (const row of rows) {
+      if (!positions.has(row.projection)) positions.set(row.projection, row.last_index);
+      record(row.projection, row.last_index);
+    }
+    moved();
+  }
+
+  async function listen(): Promise<void> {
+    try {
+      const client = await pool.connect();
+      if (closed) return client.release();
+      client.on('notification', (message) => {
+        const [projection, index] = (message.payload ?? '').split(':');
+        if (projection && index) record(projection, Number(index));
+        moved();
+      });
+      client.on('error', () => {
+        if (listener !== client) return;
+        listener = undefined;
+        client.release(true);
+        if (!closed) setTimeout(listen, pollMs).unref();
+      });
+      await client.query(`listen ${PROJECTED_CHANNEL}`);
+      listener = client;
+      if (closed) await unlisten();
+    } catch {
+      if (!closed) setTimeout(listen, pollMs).unref();
+    }
+  }
+
+  async function unlisten(): Promise<void> {
+    const client = listener;
+    listener = undefined;
+    if (!client) return;
+    await client.query(`unlisten ${PROJECTED_CHANNEL}`).catch(() => undefined);
+    client.release();
+  }
+
+  await refresh();
+  await listen();
+  const timer = setInterval(() => void refresh().catch(() => undefined), pollMs);
+  timer.unref();
+
+  return {
+    current,
+    waitFor(index, ms) {
+      if (current() >= index) return Promise.resolve(true);
+      return new Promise((resolve) => {
+        const finish = () => {
+          if (current() < index && Date.now() < deadline) return;
+          clearTimeout(timeout);
+          waiters.delete(finish);
+          resolve(current() >= index);
+        };
+        const deadline = Date.now() + ms;
+        const timeout = setTimeout(() => {
+          waiters.delete(finish);
+          resolve(current() >= index);
+        }, ms);
+        waiters.add(finish);
+      });
+    },
+    onAdvance(listenerFn) {
+      listeners.add(listenerFn);
+      return () => listeners.delete(listenerFn);
+    },
+    async close() {
+      closed = true;
+      clearInterval(timer);
+      for (const wake of waiters) wake();
+      await unlisten();
+    },
+  };
+}

@@ -1,0 +1,71 @@
+// The whole service in one Fastify instance, as `connect start` runs it (commands, reads, the
+// projector), on a fresh test database: for tests that go from a command to what is read.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadTokenIssuer } from '@connect/auth';
+import { type CommandDeps, commandRoutes } from '@connect/command';
+import { signingKeyFromSeed } from '@connect/crypto';
+import { createServer } from '@connect/http';
+import { openLedger } from '@connect/ledger';
+import { attachProjector, type Projector } from '@connect/projector';
+import { type QueryDeps, queryRoutes } from '@connect/query';
+import type { FastifyInstance } from 'fastify';
+import { ensureDefaultTypes, typeRegistry } from '../../services/command/src/commitments/load.ts';
+import { createTestDatabase, type TestDatabase } from './database.ts';
+
+export interface Stack {
+  app: FastifyInstance;
+  database: TestDatabase;
+  command: CommandDeps;
+  query: QueryDeps;
+  projector: Projector;
+  close(): Promise<void>;
+}
+
+export async function testStack(
+  options: { minIndexWaitMs?: number; poolSize?: number } = {},
+): Promise<Stack> {
+  const database = await createTestDatabase({ poolSize: options.poolSize ?? 20 });
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-stack-'));
+  const key = signingKeyFromSeed('test.connect.local/ledger', new Uint8Array(32).fill(11));
+  const ledger = await openLedger({ pool: database.pool, db: database.db, origin: key.name, key });
+  await ensureDefaultTypes(ledger);
+  const tokens = await loadTokenIssuer(dataDir);
+  const command: CommandDeps = {
+    pool: database.pool,
+    db: database.db,
+    ledger,
+    tokens,
+    types: typeRegistry(database.db, key.name),
+    dataDir,
+    authAttemptsPerMinute: 10_000,
+  };
+  const query: QueryDeps = {
+    pool: database.pool,
+    db: database.db,
+    origin: key.name,
+    verifierKey: ledger.verifierKey,
+    key,
+    tokens,
+    minIndexWaitMs: options.minIndexWaitMs,
+  };
+  const app = createServer({ logLevel: 'silent', checkReady: async () => undefined });
+  const projector = attachProjector(app, { pool: database.pool, origin: key.name, options: { pollMs: 200 } });
+  app.register(commandRoutes, command);
+  app.register(queryRoutes, query);
+  await app.ready();
+  return {
+    app,
+    database,
+    command,
+    query,
+    projector,
+    close: async () => {
+      await app.close();
+      await ledger.drain();
+      await database.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
