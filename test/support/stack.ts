@@ -6,11 +6,13 @@ import path from 'node:path';
 import { loadTokenIssuer } from '@connect/auth';
 import { type CommandDeps, commandRoutes } from '@connect/command';
 import { signingKeyFromSeed } from '@connect/crypto';
+import type { Database } from '@connect/db';
 import { createServer } from '@connect/http';
 import { openLedger } from '@connect/ledger';
 import { attachProjector, type Projector } from '@connect/projector';
 import { type QueryDeps, queryRoutes } from '@connect/query';
 import type { FastifyInstance } from 'fastify';
+import { Kysely, PostgresDialect } from 'kysely';
 import { ensureDefaultTypes, typeRegistry } from '../../services/command/src/commitments/load.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 
@@ -23,9 +25,14 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export async function testStack(
-  options: { minIndexWaitMs?: number; poolSize?: number } = {},
-): Promise<Stack> {
+export interface StackOptions {
+  minIndexWaitMs?: number;
+  poolSize?: number;
+  /** Sees every SQL statement the query service runs. */
+  onQuerySql?(sql: string): void;
+}
+
+export async function testStack(options: StackOptions = {}): Promise<Stack> {
   const database = await createTestDatabase({ poolSize: options.poolSize ?? 20 });
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-stack-'));
   const key = signingKeyFromSeed('test.connect.local/ledger', new Uint8Array(32).fill(11));
@@ -41,9 +48,18 @@ export async function testStack(
     dataDir,
     authAttemptsPerMinute: 10_000,
   };
+  const onQuerySql = options.onQuerySql;
+  const queryDb = onQuerySql
+    ? new Kysely<Database>({
+        dialect: new PostgresDialect({ pool: database.pool }),
+        log: (event) => {
+          if (event.level === 'query') onQuerySql(event.query.sql);
+        },
+      })
+    : database.db;
   const query: QueryDeps = {
     pool: database.pool,
-    db: database.db,
+    db: queryDb,
     origin: key.name,
     verifierKey: ledger.verifierKey,
     key,

@@ -5,23 +5,30 @@ import type { AccessClaims, TokenIssuer } from './tokens.ts';
 
 export type Authenticate = (request: FastifyRequest) => Promise<AccessClaims>;
 
+interface AuthDeps {
+  tokens: TokenIssuer;
+  sessions: SessionGate;
+}
+
 /** The caller of a request: a valid bearer token of a session that is still open; else 401. */
-export function authenticator(deps: { tokens: TokenIssuer; sessions: SessionGate }): Authenticate {
-  return async (request) => {
-    const header = request.headers.authorization;
-    const match = header ? /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(header) : null;
-    if (!match) throw unauthorized('Send an access token: Authorization: Bearer <token>.');
-    let claims: AccessClaims;
-    try {
-      claims = await deps.tokens.verifyAccessToken(match[1] as string);
-    } catch {
-      throw unauthorized('The access token is invalid or expired; refresh it or log in again.');
-    }
-    if (!(await deps.sessions.isActive(claims.sessionId))) {
-      throw unauthorized('This session has ended; log in again.');
-    }
-    return claims;
-  };
+export function authenticator(deps: AuthDeps): Authenticate {
+  return (request) => authenticateBearer(deps, request.headers.authorization);
+}
+
+/** The same check for an `Authorization` value that came another way (a WebSocket's connection_init). */
+export async function authenticateBearer(deps: AuthDeps, header: string | undefined): Promise<AccessClaims> {
+  const match = header ? /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(header) : null;
+  if (!match) throw unauthorized('Send an access token: Authorization: Bearer <token>.');
+  let claims: AccessClaims;
+  try {
+    claims = await deps.tokens.verifyAccessToken(match[1] as string);
+  } catch {
+    throw unauthorized('The access token is invalid or expired; refresh it or log in again.');
+  }
+  if (!(await deps.sessions.isActive(claims.sessionId))) {
+    throw unauthorized('This session has ended; log in again.');
+  }
+  return claims;
 }
 
 function unauthorized(detail: string): HttpProblem {

@@ -5,6 +5,7 @@ import type { LedgerRuntime } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import { readRoutes } from './commitments/routes.ts';
+import { graphqlRoutes } from './graphql/plugin.ts';
 import { type LedgerRouteDeps, ledgerRoutes } from './ledger-routes.ts';
 import { queryOperations } from './openapi.ts';
 import { watchProjectedIndex } from './projected-index.ts';
@@ -43,6 +44,7 @@ export async function queryRoutes(app: FastifyInstance, deps: QueryDeps): Promis
   await app.register(ledgerRoutes, deps);
   await app.register(verifyRoutes, deps);
   await app.register(readRoutes, { ...deps, authenticate, projectedIndex });
+  await app.register(graphqlRoutes, { ...deps, authenticate, sessions, projectedIndex });
 }
 
 export function buildApp(deps: QueryDeps, options: { logLevel?: string } = {}): FastifyInstance {

@@ -1,0 +1,166 @@
+// /graphql (queries over HTTP, subscriptions over graphql-ws on the same path) and /graphiql.
+import { type Authenticate, authenticateBearer, type SessionGate, type TokenIssuer } from '@connect/auth';
+import type { Database } from '@connect/db';
+import { HttpProblem, sendProblem } from '@connect/http';
+import type { FastifyInstance } from 'fastify';
+import { GraphQLError } from 'graphql';
+import type { Kysely } from 'kysely';
+import mercurius, { type MercuriusOptions } from 'mercurius';
+import type pg from 'pg';
+import { z } from 'zod';
+import { commitmentsById } from '../commitments/queries.ts';
+import { readConsistency } from '../consistency.ts';
+import type { ProjectedIndex } from '../projected-index.ts';
+import { type Caller, readAs } from '../reader.ts';
+import { documentCost, MAX_COST } from './cost.ts';
+import { announceChanges, type ChangedCommitment, commitmentTopic, userTopic } from './fanout.ts';
+import { type GraphqlContext, graphqlResolvers } from './resolvers.ts';
+import { schema } from './schema.ts';
+
+export const MAX_DEPTH = 8;
+
+/** Every error gets a code; one no resolver meant to show (a database failure…) keeps its details in the log. */
+const formatErrors: NonNullable<MercuriusOptions['errorFormatter']> = (execution, context) => {
+  const formatted = mercurius.defaultErrorFormatter(execution, context);
+  const errors = (formatted.response.errors ?? []).map((error) => {
+    if (error.extensions?.code) return error;
+    if (error.path) {
+      return {
+        ...error,
+        message: 'Something went wrong on our side; try again.',
+        extensions: { code: 'INTERNAL_SERVER_ERROR' },
+      };
+    }
+    return { ...error, extensions: { ...error.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } };
+  });
+  return { statusCode: formatted.statusCode, response: { ...formatted.response, errors } };
+};
+
+export interface GraphqlDeps {
+  db: Kysely<Database>;
+  pool: pg.Pool;
+  authenticate: Authenticate;
+  tokens: TokenIssuer;
+  sessions: SessionGate;
+  projectedIndex: ProjectedIndex;
+  minIndexWaitMs?: number;
+}
+
+type SubscriptionContext = GraphqlContext;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    caller?: Caller;
+  }
+}
+
+export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Promise<void> {
+  const { db } = deps;
+  const { resolvers, loaders } = graphqlResolvers(db);
+  const { ErrorWithProps, withFilter } = mercurius;
+  const consistent = readConsistency(deps.projectedIndex, deps.minIndexWaitMs);
+
+  // Still a party, and the session still open, when each change arrives.
+  const stillEntitled = async (change: ChangedCommitment, _args: unknown, ctx: SubscriptionContext) =>
+    change.parties.includes(ctx.caller.userId) && (await deps.sessions.isActive(ctx.sessionId ?? ''));
+  const load = async (change: ChangedCommitment, _args: unknown, ctx: SubscriptionContext) => {
+    const [commitment] = await readAs(db, ctx.caller, (trx) => commitmentsById(trx, [change.id]));
+    if (!commitment) throw new ErrorWithProps('no longer visible to you', { code: 'NOT_FOUND' });
+    return commitment;
+  };
+
+  resolvers.Subscription = {
+    commitmentChanged: {
+      subscribe: withFilter(async (_root: unknown, { id }: { id: string }, ctx: SubscriptionContext) => {
+        const visible =
+          z.uuid().safeParse(id).success &&
+          (await readAs(db, ctx.caller, (trx) => commitmentsById(trx, [id]))).length === 1;
+        if (!visible) {
+          throw new ErrorWithProps(`No commitment ${id}, or you are not a party to it.`, {
+            code: 'NOT_FOUND',
+          });
+        }
+        return ctx.pubsub.subscribe(commitmentTopic(id));
+      }, stillEntitled),
+      resolve: load,
+    },
+    myCommitments: {
+      subscribe: withFilter(
+        (_root: unknown, _args: unknown, ctx: SubscriptionContext) =>
+          ctx.pubsub.subscribe(userTopic(ctx.caller.userId)),
+        stillEntitled,
+      ),
+      resolve: load,
+    },
+  };
+
+  // Queries over HTTP need a bearer token (401 before any GraphQL runs) and honour Connect-Min-Index; subscriptions
+  // authenticate in connection_init instead, since browsers cannot set WebSocket headers.
+  app.addHook('preValidation', async (request, reply) => {
+    if (request.routeOptions.url !== '/graphql' || request.headers.upgrade?.toLowerCase() === 'websocket')
+      return;
+    const claims = await deps.authenticate(request);
+    request.caller = { userId: claims.userId, isAdmin: claims.isAdmin };
+    await consistent(request, reply);
+  });
+
+  await app.register(mercurius, {
+    schema,
+    resolvers,
+    loaders,
+    graphiql: true,
+    queryDepth: MAX_DEPTH,
+    context: (request) => ({ caller: request.caller }),
+    errorFormatter: formatErrors,
+    // A refusal before GraphQL runs (401) stays a problem+json; anything else is a GraphQL error.
+    errorHandler: async (error, _request, reply) => {
+      if (error instanceof HttpProblem) {
+        sendProblem(reply, error.body);
+        return;
+      }
+      const graphqlError =
+        error instanceof GraphQLError ? error : new GraphQLError(error.message, { originalError: error });
+      const { statusCode, response } = formatErrors({ errors: [graphqlError] }, { reply, app } as never);
+      reply.code(statusCode).send(response);
+    },
+    subscription: {
+      fullWsTransport: true,
+      onConnect: async ({ payload }) => {
+        const header =
+          typeof payload?.authorization === 'string'
+            ? payload.authorization
+            : typeof payload?.token === 'string'
+              ? `Bearer ${payload.token}`
+              : undefined;
+        try {
+          const claims = await authenticateBearer(deps, header);
+          return { caller: { userId: claims.userId, isAdmin: claims.isAdmin }, sessionId: claims.sessionId };
+        } catch {
+          return false;
+        }
+      },
+    },
+  });
+
+  // Too costly a query is refused before it runs (after validation, so variables are known).
+  app.graphql.addHook('preExecution', async (_schema, document, _context, variables) => {
+    const cost = documentCost(document, variables ?? {});
+    if (cost > MAX_COST) {
+      throw new ErrorWithProps(
+        `This query costs ${cost}; the limit is ${MAX_COST}. Ask for fewer items or fields.`,
+        {
+          code: 'QUERY_TOO_COSTLY',
+          cost,
+          limit: MAX_COST,
+        },
+      );
+    }
+  });
+
+  const stop = announceChanges(
+    deps,
+    (topic, payload) => void app.graphql.pubsub.publish({ topic, payload }),
+    (error) => app.log.error({ err: error }, 'could not announce changes to subscribers'),
+  );
+  app.addHook('onClose', async () => stop());
+}

@@ -1,0 +1,129 @@
+// GraphQL resolvers over the same reads as REST, each as the caller under row-level security.
+// Parties and documents come with each commitment in one statement; history is batched by a
+// loader across every commitment of a response, so nesting never costs a query per item.
+import type { Database } from '@connect/db';
+import type { Kysely } from 'kysely';
+import mercurius, { type IResolvers, type MercuriusContext, type MercuriusLoaders } from 'mercurius';
+import { z } from 'zod';
+import { describeEvent, mentionedUsers } from '../commitments/describe.ts';
+import {
+  type CommitmentView,
+  commitmentsById,
+  commitmentTypes,
+  displayNames,
+  historyOf,
+  listCommitmentIds,
+} from '../commitments/queries.ts';
+import { encodeCursor } from '../commitments/routes.ts';
+import { type Caller, readAs } from '../reader.ts';
+
+export type GraphqlContext = MercuriusContext;
+
+declare module 'mercurius' {
+  interface MercuriusContext {
+    /** Who asks: set from the bearer token (HTTP) or from connection_init (subscriptions). */
+    caller: Caller;
+    sessionId?: string;
+  }
+}
+
+const { ErrorWithProps } = mercurius;
+export const MAX_PAGE = 100;
+
+function badInput(field: string, message: string): Error {
+  return new ErrorWithProps(`${field}: ${message}`, { code: 'BAD_USER_INPUT', field });
+}
+
+const instant = z.iso.datetime({ offset: true });
+const cursorShape = z.tuple([instant, z.uuid()]);
+
+function parseCursor(cursor: string): { createdAt: string; id: string } {
+  try {
+    const [createdAt, id] = cursorShape.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString()));
+    return { createdAt, id };
+  } catch {
+    throw badInput('after', 'is not a cursor this API gave out');
+  }
+}
+
+function parseInstant(field: string, value: string | undefined | null): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!instant.safeParse(value).success) throw badInput(field, 'must be an ISO 8601 instant');
+  return value;
+}
+
+interface ListArgs {
+  first: number;
+  after?: string | null;
+  filter?: {
+    status?: string[] | null;
+    role?: string | null;
+    type?: string | null;
+    dueBefore?: string | null;
+    dueAfter?: string | null;
+  } | null;
+}
+
+export function graphqlResolvers(db: Kysely<Database>): { resolvers: IResolvers; loaders: MercuriusLoaders } {
+  const one = async (caller: Caller, id: string): Promise<CommitmentView | null> => {
+    if (!z.uuid().safeParse(id).success) throw badInput('id', 'must be a commitment id (UUID)');
+    const [found] = await readAs(db, caller, (trx) => commitmentsById(trx, [id]));
+    return found ?? null;
+  };
+
+  const resolvers: IResolvers = {
+    Query: {
+      me: async (_root, _args, { caller }: GraphqlContext) => {
+        const names = await readAs(db, caller, (trx) => displayNames(trx, [caller.userId]));
+        return { id: caller.userId, displayName: names.get(caller.userId) ?? null, isAdmin: caller.isAdmin };
+      },
+      commitment: (_root, { id }: { id: string }, { caller }: GraphqlContext) => one(caller, id),
+      commitments: async (_root, args: ListArgs, { caller }: GraphqlContext) => {
+        if (!Number.isInteger(args.first) || args.first < 1 || args.first > MAX_PAGE) {
+          throw badInput('first', `must be between 1 and ${MAX_PAGE}`);
+        }
+        const filter = args.filter ?? {};
+        const list = {
+          status: filter.status ?? undefined,
+          role: filter.role ?? undefined,
+          type: filter.type ?? undefined,
+          dueBefore: parseInstant('filter.dueBefore', filter.dueBefore),
+          dueAfter: parseInstant('filter.dueAfter', filter.dueAfter),
+          after: args.after ? parseCursor(args.after) : undefined,
+          limit: args.first,
+        };
+        return readAs(db, caller, async (trx) => {
+          const page = await listCommitmentIds(trx, caller.userId, list);
+          const nodes = await commitmentsById(trx, page.ids);
+          const edges = nodes.map((node) => ({ cursor: encodeCursor(node), node }));
+          return {
+            edges,
+            pageInfo: { hasNextPage: page.next !== null, endCursor: edges.at(-1)?.cursor ?? null },
+          };
+        });
+      },
+      commitmentTypes: (_root, _args, { caller }: GraphqlContext) => readAs(db, caller, commitmentTypes),
+    },
+  };
+
+  const loaders: MercuriusLoaders = {
+    Commitment: {
+      async history(queries: { obj: CommitmentView }[], { caller }: GraphqlContext) {
+        const ids = [...new Set(queries.map((q) => q.obj.id))];
+        const rows = await readAs(db, caller, async (trx) => {
+          const history = await historyOf(trx, ids);
+          const names = await displayNames(trx, [...new Set(history.flatMap(mentionedUsers))]);
+          return history.map((row) => ({
+            ...row,
+            summary: describeEvent(row, names),
+            actor:
+              row.actor === null ? null : { userId: row.actor, displayName: names.get(row.actor) ?? null },
+          }));
+        });
+        return queries.map((q) => rows.filter((row) => row.commitmentId === q.obj.id));
+      },
+    },
+  };
+
+  return { resolvers, loaders };
+}

@@ -1,0 +1,57 @@
+export const schema = /* GraphQL */ `
+  enum Status { draft proposed active fulfilment_claimed fulfilled disputed breached cancelled }
+  enum Role { creator participant witness }
+  enum Response { invited accepted declined }
+
+  type User { id: ID!, displayName: String, isAdmin: Boolean! }
+  type Amount { minor: Float!, currency: String! }
+  type Party { userId: ID!, displayName: String, role: Role!, response: Response! }
+  type Document { documentId: ID!, name: String!, mediaType: String!, size: Float!, sha256: String!, version: Int! }
+  type Actor { userId: ID!, displayName: String }
+  type HistoryEvent {
+    index: Float!
+    version: Int!
+    type: String!
+    at: String!
+    actor: Actor
+    summary: String!
+    leafHash: String!
+    redacted: Boolean!
+  }
+  type Commitment {
+    id: ID!
+    type: String!
+    title: String!
+    description: String!
+    terms: String!
+    amount: Amount
+    dueAt: String
+    status: Status!
+    overdue: Boolean!
+    version: Int!
+    createdAt: String!
+    updatedAt: String!
+    parties: [Party!]!
+    documents: [Document!]!
+    history: [HistoryEvent!]!
+  }
+  type CommitmentType { key: ID!, name: String!, requiresAmount: Boolean!, requiresDueDate: Boolean!, minWitnesses: Int! }
+  type PageInfo { hasNextPage: Boolean!, endCursor: String }
+  type CommitmentEdge { cursor: String!, node: Commitment! }
+  type CommitmentConnection { edges: [CommitmentEdge!]!, pageInfo: PageInfo! }
+  input CommitmentFilter { status: [Status!], role: Role, type: String, dueBefore: String, dueAfter: String }
+
+  type Query {
+    me: User!
+    commitment(id: ID!): Commitment
+    commitments(first: Int = 20, after: String, filter: CommitmentFilter): CommitmentConnection!
+    commitmentTypes: [CommitmentType!]!
+  }
+
+  type Subscription {
+    "Every change to one commitment you are party to."
+    commitmentChanged(id: ID!): Commitment!
+    "Every change to any commitment you are party to."
+    myCommitments: Commitment!
+  }
+`;
