@@ -2,6 +2,7 @@ import { ConfigError } from '@connect/db';
 import { exportCommand, importCommand } from './commands/export-import.ts';
 import { keysShow } from './commands/keys.ts';
 import { migrateCommand } from './commands/migrate.ts';
+import { replayCommand } from './commands/replay.ts';
 import { start } from './commands/start.ts';
 import { usersCommand } from './commands/users.ts';
 import { verifyCommand } from './commands/verify.ts';
@@ -10,6 +11,7 @@ const USAGE = `usage: connect <command>
 
   start        run the service (embedded PostgreSQL unless DATABASE_URL is set)
   migrate      apply database migrations and exit
+  replay [--projection NAME]  rebuild read models from the ledger while the service keeps answering
   keys show    print the ledger's verifier key
   users grant-admin EMAIL   make that user an admin
   verify ledger             recompute every hash and check every checkpoint; exit 1 naming the first bad entry
@@ -29,6 +31,8 @@ async function main(args: string[]): Promise<number> {
       return start();
     case 'migrate':
       return migrateCommand();
+    case 'replay':
+      return replayCommand(rest);
     case 'users':
       return usersCommand(rest);
     case 'verify':

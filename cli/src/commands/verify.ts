@@ -3,16 +3,8 @@ import { parseArgs } from 'node:util';
 import { parseVerifierKey, verifyReceipt } from '@connect/crypto';
 import { loadConfig, openDatabase } from '@connect/db';
 import { auditLedger, readHead } from '@connect/ledger';
+import { progressBar } from '../progress.ts';
 import { verifyRemote } from './verify-remote.ts';
-
-function progressBar(checked: number, total: number, startedAt: number): string {
-  const width = 30;
-  const done = total === 0 ? width : Math.round((checked / total) * width);
-  const seconds = (performance.now() - startedAt) / 1000;
-  const rate = seconds > 0 ? checked / seconds : 0;
-  const eta = rate > 0 ? (total - checked) / rate : 0;
-  return `[${'#'.repeat(done)}${'.'.repeat(width - done)}] ${checked}/${total} entries, ${Math.round(rate)}/s, ETA ${eta.toFixed(0)} s`;
-}
 
 /** connect verify ledger | receipt FILE --key KEY */
 export async function verifyCommand(args: string[]): Promise<number> {

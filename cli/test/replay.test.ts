@@ -1,0 +1,46 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { activeCommitment, projectorLedger, registerProfile } from '../../services/projector/test/support.ts';
+import type { TestDatabase } from '../../test/support/database.ts';
+
+const BIN = fileURLToPath(new URL('../bin/connect.js', import.meta.url));
+let database: TestDatabase;
+
+beforeAll(async () => {
+  const setup = await projectorLedger();
+  database = setup.database;
+  const ana = await registerProfile(setup.ledger, 'Ana');
+  const ben = await registerProfile(setup.ledger, 'Ben');
+  for (let i = 0; i < 5; i++) await activeCommitment(setup.ledger, ana, ben, `Promise ${i}`);
+  await setup.ledger.drain();
+});
+afterAll(() => database.close());
+
+const replay = (...args: string[]) =>
+  spawnSync(process.execPath, [BIN, 'replay', ...args], {
+    env: { ...process.env, DATABASE_URL: database.url },
+    encoding: 'utf8',
+  });
+
+test('connect replay rebuilds the read models from the ledger, with progress', async () => {
+  const result = replay();
+  expect(result.status).toBe(0);
+  expect(result.stdout).toMatch(/commitments: rebuilt from 30 events/);
+  expect(result.stderr).toMatch(/commitments \[#+\] 30\/30 events/);
+  const { rows } = await database.pool.query(
+    'select status, count(*)::int as n from commitments group by status',
+  );
+  expect(rows).toEqual([{ status: 'active', n: 5 }]);
+  const checkpoints = await database.pool.query(
+    'select min(last_index)::int as n from projection_checkpoints',
+  );
+  expect(checkpoints.rows[0].n).toBe(29);
+});
+
+test('connect replay --projection names the projections when given an unknown one', () => {
+  const result = replay('--projection', 'nope');
+  expect(result.status).toBe(2);
+  expect(result.stderr).toMatch(/profiles, commitment_types, commitments/);
+  expect(replay('--projection', 'profiles').stdout).toMatch(/profiles: rebuilt from 30 events/);
+});
