@@ -1,59 +1,16 @@
 // npm run bench -- commands: `connect start` on the embedded database, over real HTTP, 64
 // connections, each running create → invite → propose → accept for its own pair of users.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { signingKeyFromSeed } from '@connect/crypto';
 import { openLedger, withNativeSigner } from '@connect/ledger';
 import autocannon from 'autocannon';
 import { appendRate } from './ledger.ts';
-import { benchDatabase, type Metrics, round } from './support.ts';
+import { benchDatabase, type Metrics, round, startConnect } from './support.ts';
 
 const CONNECTIONS = 64;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const BIN = fileURLToPath(new URL('../cli/bin/connect.js', import.meta.url));
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function startConnect(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [...(process.env.BENCH_SERVER_NODE_OPTIONS?.split(' ').filter(Boolean) ?? []), BIN, 'start'],
-    {
-      // warn: no per-request log lines, as a production deployment would run
-      env: {
-        ...process.env,
-        DATABASE_URL: '',
-        CONNECT_DATA_DIR: dataDir,
-        PORT: String(port),
-        LOG_LEVEL: 'warn',
-        CONNECT_AUTH_RATE_LIMIT: '10000',
-      },
-      stdio: ['ignore', 'inherit', 'inherit'],
-    },
-  );
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`connect start exited with ${child.exitCode}`);
-    const ready = await fetch(`${url}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ready) return { child, url };
-    if (i > 600) throw new Error('connect start did not become ready');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 async function json(url: string, init: RequestInit & { body?: string }): Promise<Record<string, unknown>> {
   const response = await fetch(url, {
@@ -74,7 +31,7 @@ export async function benchCommands(): Promise<Metrics> {
 
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-bench-http-'));
   await chmod(dataDir, 0o711);
-  const server = await startConnect(dataDir);
+  const server = await startConnect({ DATABASE_URL: '', CONNECT_DATA_DIR: dataDir });
   try {
     console.log(`signing up ${CONNECTIONS * 2} users…`);
     const users: { token: string; id: string }[] = [];

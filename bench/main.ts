@@ -1,10 +1,15 @@
-// npm run bench -- [suite…]   (suites: ledger, commands; default: all)
+// npm run bench -- [suite…]   (suites: ledger, commands, queries; default: all)
 // Prints a table and, when BENCH_OUT names a file, merges the figures into it as JSON.
 import { benchCommands } from './commands.ts';
 import { benchLedger } from './ledger.ts';
+import { benchQueries } from './queries.ts';
 import { type Metrics, writeResults } from './support.ts';
 
-const SUITES: Record<string, () => Promise<Metrics>> = { ledger: benchLedger, commands: benchCommands };
+const SUITES: Record<string, () => Promise<Metrics>> = {
+  ledger: benchLedger,
+  commands: benchCommands,
+  queries: benchQueries,
+};
 
 const requested = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
 const unknown = requested.filter((name) => !(name in SUITES));

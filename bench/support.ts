@@ -1,6 +1,9 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createScratchDatabase, type DatabaseHandle, startEmbeddedPostgres } from '@connect/db';
 
 export interface Metric {
@@ -89,4 +92,55 @@ export async function writeResults(metrics: Metrics): Promise<void> {
   } catch {}
   await writeFile(out, `${JSON.stringify({ ...previous, ...metrics }, null, 2)}\n`);
   console.log(`\nwritten to ${out}`);
+}
+
+const BIN = fileURLToPath(new URL('../cli/bin/connect.js', import.meta.url));
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** `connect start` as a child process, with these environment variables; resolves once /readyz is 200. */
+export async function startConnect(
+  env: Record<string, string>,
+): Promise<{ child: ChildProcess; url: string }> {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [...(process.env.BENCH_SERVER_NODE_OPTIONS?.split(' ').filter(Boolean) ?? []), BIN, 'start'],
+    {
+      // warn: no per-request log lines, as a production deployment would run
+      env: {
+        ...process.env,
+        PORT: String(port),
+        LOG_LEVEL: 'warn',
+        CONNECT_AUTH_RATE_LIMIT: '10000',
+        ...env,
+      },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`connect start exited with ${child.exitCode}`);
+    const ready = await fetch(`${url}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ready) return { child, url };
+    if (i > 600) throw new Error('connect start did not become ready');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Stops a `connect start` child (SIGTERM) and waits for it to exit. */
+export async function stopConnect(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
 }

@@ -6,13 +6,11 @@ import path from 'node:path';
 import { loadTokenIssuer } from '@connect/auth';
 import { type CommandDeps, commandRoutes } from '@connect/command';
 import { signingKeyFromSeed } from '@connect/crypto';
-import type { Database } from '@connect/db';
 import { createServer } from '@connect/http';
 import { openLedger } from '@connect/ledger';
 import { attachProjector, type Projector } from '@connect/projector';
-import { type QueryDeps, queryRoutes } from '@connect/query';
+import { createReaderDb, type QueryDeps, queryRoutes } from '@connect/query';
 import type { FastifyInstance } from 'fastify';
-import { Kysely, PostgresDialect } from 'kysely';
 import { ensureDefaultTypes, typeRegistry } from '../../services/command/src/commitments/load.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 
@@ -49,17 +47,16 @@ export async function testStack(options: StackOptions = {}): Promise<Stack> {
     authAttemptsPerMinute: 10_000,
   };
   const onQuerySql = options.onQuerySql;
-  const queryDb = onQuerySql
-    ? new Kysely<Database>({
-        dialect: new PostgresDialect({ pool: database.pool }),
-        log: (event) => {
-          if (event.level === 'query') onQuerySql(event.query.sql);
-        },
-      })
-    : database.db;
+  const reader = createReaderDb(database.url, {
+    log: (event) => {
+      if (event.level === 'query') onQuerySql?.(event.query.sql);
+    },
+  });
   const query: QueryDeps = {
     pool: database.pool,
-    db: queryDb,
+    db: database.db,
+    databaseUrl: database.url,
+    reader: reader.db,
     origin: key.name,
     verifierKey: ledger.verifierKey,
     key,
@@ -79,6 +76,7 @@ export async function testStack(options: StackOptions = {}): Promise<Stack> {
     projector,
     close: async () => {
       await app.close();
+      await reader.close();
       await ledger.drain();
       await database.close();
       await rm(dataDir, { recursive: true, force: true });

@@ -15,8 +15,8 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
-export function createPool(url: string, max = 20): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max });
+export function createPool(url: string, max = 20, extra: pg.PoolConfig = {}): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max, ...extra });
   // An idle client whose connection dies (server restart, network) must not crash the process.
   pool.on('error', () => undefined);
   return pool;

@@ -29,13 +29,18 @@ export async function projectBatch(
 ): Promise<BatchResult> {
   await client.query('begin');
   try {
-    const { rows } = await client.query<{ last_index: number }>(
-      'select last_index from projection_checkpoints where projection = $1 for update',
-      [projection.name],
+    // The checkpoint, locked, and the entries after it: one round trip.
+    const { rows } = await client.query(
+      `with checkpoint as (
+         select last_index from projection_checkpoints where projection = $1 for update)
+       select checkpoint.last_index as checkpoint_index, e.*
+         from checkpoint left join lateral (
+           select * from ledger_entries where index > checkpoint.last_index order by index limit $2) e on true`,
+      [projection.name, options.limit],
     );
-    const from = rows[0]?.last_index;
+    const from = rows[0]?.checkpoint_index as number | undefined;
     if (from === undefined) throw new Error(`no checkpoint row for projection ${projection.name}`);
-    const entries = await readEntriesAfter(client, options.origin, from, options.limit);
+    const entries = rows.filter((row) => row.index !== null).map((row) => entryFromRow(row, options.origin));
     if (entries.length === 0) {
       await client.query('commit');
       return { count: 0, lastIndex: from };
@@ -43,10 +48,11 @@ export async function projectBatch(
     await projection.apply(client, entries, tables);
     const lastIndex = entries.at(-1)?.index as number;
     await client.query(
-      `update projection_checkpoints set last_index = $2, updated_at = now() where projection = $1;`,
-      [projection.name, lastIndex],
+      `with moved as (
+         update projection_checkpoints set last_index = $2, updated_at = now() where projection = $1)
+       select pg_notify($3, $1 || ':' || $2)`,
+      [projection.name, lastIndex, PROJECTED_CHANNEL],
     );
-    await client.query('select pg_notify($1, $2)', [PROJECTED_CHANNEL, `${projection.name}:${lastIndex}`]);
     await client.query('commit');
     return { count: entries.length, lastIndex };
   } catch (error) {

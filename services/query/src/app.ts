@@ -1,18 +1,24 @@
 import { authenticator, loadTokenIssuer, sessionGate, type TokenIssuer } from '@connect/auth';
-import { assertMigrated } from '@connect/db';
+import { assertMigrated, type Database } from '@connect/db';
 import { createServer, docsRoutes } from '@connect/http';
 import type { LedgerRuntime } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { readRoutes } from './commitments/routes.ts';
 import { graphqlRoutes } from './graphql/plugin.ts';
 import { type LedgerRouteDeps, ledgerRoutes } from './ledger-routes.ts';
 import { queryOperations } from './openapi.ts';
 import { watchProjectedIndex } from './projected-index.ts';
+import { createReaderDb, type ReaderDb } from './reader.ts';
 import { verifyRoutes } from './verify-routes.ts';
 
 export interface QueryDeps extends LedgerRouteDeps {
   pool: pg.Pool;
+  /** Where the read models are; reads connect there as connect_reader. */
+  databaseUrl: string;
+  /** Read-model connections to use instead of opening a pool from databaseUrl. */
+  reader?: Kysely<Database>;
   tokens: TokenIssuer;
   /** How long Connect-Min-Index may hold a request; 5 s by default. */
   minIndexWaitMs?: number;
@@ -25,6 +31,7 @@ export async function queryDeps(runtime: LedgerRuntime, tokens?: TokenIssuer): P
   return {
     pool,
     db,
+    databaseUrl: runtime.database.url,
     origin: ledger.origin,
     verifierKey: ledger.verifierKey,
     key: ledger.key,
@@ -36,15 +43,18 @@ export async function queryDeps(runtime: LedgerRuntime, tokens?: TokenIssuer): P
 export async function queryRoutes(app: FastifyInstance, deps: QueryDeps): Promise<void> {
   const sessions = sessionGate(deps);
   const projectedIndex = await watchProjectedIndex(deps.pool);
+  const own = deps.reader ? undefined : createReaderDb(deps.databaseUrl);
+  const reader = deps.reader ?? (own as ReaderDb).db;
   app.addHook('onClose', async () => {
     await sessions.close();
     await projectedIndex.close();
+    await own?.close();
   });
   const authenticate = authenticator({ tokens: deps.tokens, sessions });
   await app.register(ledgerRoutes, deps);
   await app.register(verifyRoutes, deps);
-  await app.register(readRoutes, { ...deps, authenticate, projectedIndex });
-  await app.register(graphqlRoutes, { ...deps, authenticate, sessions, projectedIndex });
+  await app.register(readRoutes, { ...deps, reader, authenticate, projectedIndex });
+  await app.register(graphqlRoutes, { ...deps, reader, authenticate, sessions, projectedIndex });
 }
 
 export function buildApp(deps: QueryDeps, options: { logLevel?: string } = {}): FastifyInstance {

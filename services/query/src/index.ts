@@ -1,2 +1,3 @@
 export * from './app.ts';
 export { queryOperations } from './openapi.ts';
+export { createReaderDb } from './reader.ts';

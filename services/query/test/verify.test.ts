@@ -39,6 +39,7 @@ beforeAll(async () => {
     {
       pool: database.pool,
       db: database.db,
+      databaseUrl: database.url,
       origin: KEY.name,
       verifierKey: ledger.verifierKey,
       key: KEY,

@@ -4,7 +4,7 @@ import { type Commitment, evolve, initialState, readEvent } from '@connect/domai
 import type { Entry } from '@connect/ledger';
 import type pg from 'pg';
 import { type Projection, ProjectionError, type Tables } from '../projection.ts';
-import { ident, insertRows, upsertOn } from '../sql.ts';
+import { ident, Statement, upsertOn } from '../sql.ts';
 
 const COMMITMENT_STREAM = /^commitment-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
 
@@ -92,8 +92,7 @@ export const commitmentsProjection: Projection = {
         entry.redacted,
       ]);
     }
-    await writeStates(client, tables, [...touched.values()]);
-    await insertRows(client, tables.commitment_history as string, historyColumns, history);
+    await writeRows(client, tables, [...touched.values()], history);
   },
 };
 
@@ -122,7 +121,12 @@ async function loadStates(
   return new Map(rows.map((row) => [row.id, { state: row.state, lastIndex: row.last_index }]));
 }
 
-async function writeStates(client: pg.ClientBase, tables: Tables, projected: Projected[]): Promise<void> {
+async function writeRows(
+  client: pg.ClientBase,
+  tables: Tables,
+  projected: Projected[],
+  history: unknown[][],
+): Promise<void> {
   const ids = projected.map((p) => p.state.id);
   const commitments = projected.map(({ state, lastIndex }) => [
     state.id,
@@ -166,16 +170,48 @@ async function writeStates(client: pg.ClientBase, tables: Tables, projected: Pro
       latest.get(d.documentId) === d.version,
     ]);
   });
-  await insertRows(
-    client,
-    tables.commitments as string,
-    commitmentColumns,
-    commitments,
-    upsertOn('id', commitmentColumns),
+  // One statement: upsert the commitments and their parties and documents, drop parties and
+  // documents no longer there, add the history rows.
+  const statement = new Statement();
+  const table = (name: string) => tables[name] as string;
+  const dropOthers = (target: string, keys: string[], rows: unknown[][], types: string[]) => {
+    const arrays = keys.map((_, i) =>
+      statement.param(
+        rows.map((row) => row[i]),
+        `${types[i]}[]`,
+      ),
+    );
+    const names = keys.map((_, i) => `k${i}`);
+    const match = keys.map((key, i) => `n.k${i} = t.${ident(key)}`).join(' and ');
+    return `delete from ${ident(target)} t where t.commitment_id = any(${statement.param(ids, 'uuid[]')})
+      and not exists (select 1 from unnest(${arrays.join(', ')}) as n(${names.join(', ')}) where ${match})`;
+  };
+  statement.parts.push(
+    statement.insert(
+      table('commitments'),
+      commitmentColumns,
+      commitments,
+      upsertOn('id', commitmentColumns),
+    ) ?? '',
+    dropOthers(table('commitment_parties'), ['commitment_id', 'user_id'], parties, ['uuid', 'text']),
+    statement.insert(
+      table('commitment_parties'),
+      partyColumns,
+      parties,
+      upsertOn(['commitment_id', 'user_id'], partyColumns),
+    ) ?? '',
+    dropOthers(table('commitment_documents'), ['commitment_id', 'document_id', 'version'], documents, [
+      'uuid',
+      'uuid',
+      'integer',
+    ]),
+    statement.insert(
+      table('commitment_documents'),
+      documentColumns,
+      documents,
+      upsertOn(['commitment_id', 'document_id', 'version'], documentColumns),
+    ) ?? '',
+    statement.insert(table('commitment_history'), historyColumns, history) ?? '',
   );
-  for (const table of [tables.commitment_parties, tables.commitment_documents] as string[]) {
-    await client.query(`delete from ${ident(table)} where commitment_id = any($1::uuid[])`, [ids]);
-  }
-  await insertRows(client, tables.commitment_parties as string, partyColumns, parties);
-  await insertRows(client, tables.commitment_documents as string, documentColumns, documents);
+  await statement.run(client);
 }

@@ -1,6 +1,7 @@
 // Reads of the commitment read models: plain functions over a reader transaction, so row-level
 // security has already narrowed every table to what the caller may see.
-import { type Expression, type SqlBool, sql } from 'kysely';
+import type { CommitmentsTable, Database } from '@connect/db';
+import { type Expression, type ExpressionBuilder, type SqlBool, sql } from 'kysely';
 import type { Reader } from '../reader.ts';
 
 export interface PartyView {
@@ -63,50 +64,59 @@ interface CommitmentRow {
   updated_at: Date;
 }
 
+const COMMITMENT_COLUMNS = [
+  'c.id',
+  'c.type',
+  'c.title',
+  'c.description',
+  'c.terms',
+  'c.amount_minor',
+  'c.amount_currency',
+  'c.due_at',
+  'c.status',
+  'c.overdue',
+  'c.version',
+  'c.created_at',
+  'c.updated_at',
+] as const;
+
+type WithCommitment = Database & { c: CommitmentsTable };
+
+/** A commitment's parties (named) and latest documents, as JSON columns of the same row. */
+function partiesAndDocuments(eb: ExpressionBuilder<WithCommitment, 'c'>) {
+  return [
+    eb
+      .selectFrom('commitment_parties as p')
+      .leftJoin('profiles as pr', 'pr.user_id', 'p.user_id')
+      .whereRef('p.commitment_id', '=', 'c.id')
+      .select(
+        sql<PartyView[]>`coalesce(json_agg(json_build_object('userId', p.user_id,
+          'displayName', pr.display_name, 'role', p.role, 'response', p.response)
+          order by case p.role when 'creator' then 0 when 'participant' then 1 else 2 end, p.user_id), '[]')`.as(
+          'parties',
+        ),
+      )
+      .as('parties'),
+    eb
+      .selectFrom('commitment_documents as d')
+      .whereRef('d.commitment_id', '=', 'c.id')
+      .where('d.latest', '=', true)
+      .select(
+        sql<DocumentView[]>`coalesce(json_agg(json_build_object('documentId', d.document_id, 'name', d.name,
+          'mediaType', d.media_type, 'size', d.size, 'sha256', d.sha256, 'version', d.version)
+          order by d.name, d.document_id), '[]')`.as('documents'),
+      )
+      .as('documents'),
+  ];
+}
+
 /** Full commitments (with parties and latest documents) by id, in the order given; one statement. */
 export async function commitmentsById(trx: Reader, ids: readonly string[]): Promise<CommitmentView[]> {
   if (ids.length === 0) return [];
   const rows = await trx
     .selectFrom('commitments as c')
-    .select([
-      'c.id',
-      'c.type',
-      'c.title',
-      'c.description',
-      'c.terms',
-      'c.amount_minor',
-      'c.amount_currency',
-      'c.due_at',
-      'c.status',
-      'c.overdue',
-      'c.version',
-      'c.created_at',
-      'c.updated_at',
-    ])
-    .select((eb) => [
-      eb
-        .selectFrom('commitment_parties as p')
-        .leftJoin('profiles as pr', 'pr.user_id', 'p.user_id')
-        .whereRef('p.commitment_id', '=', 'c.id')
-        .select(
-          sql<PartyView[]>`coalesce(json_agg(json_build_object('userId', p.user_id,
-            'displayName', pr.display_name, 'role', p.role, 'response', p.response)
-            order by case p.role when 'creator' then 0 when 'participant' then 1 else 2 end, p.user_id), '[]')`.as(
-            'parties',
-          ),
-        )
-        .as('parties'),
-      eb
-        .selectFrom('commitment_documents as d')
-        .whereRef('d.commitment_id', '=', 'c.id')
-        .where('d.latest', '=', true)
-        .select(
-          sql<DocumentView[]>`coalesce(json_agg(json_build_object('documentId', d.document_id, 'name', d.name,
-            'mediaType', d.media_type, 'size', d.size, 'sha256', d.sha256, 'version', d.version)
-            order by d.name, d.document_id), '[]')`.as('documents'),
-        )
-        .as('documents'),
-    ])
+    .select(COMMITMENT_COLUMNS)
+    .select(partiesAndDocuments)
     .where('c.id', 'in', ids)
     .execute();
   const byId = new Map(rows.map((row) => [row.id, toView(row, row.parties ?? [], row.documents ?? [])]));
@@ -136,42 +146,47 @@ function toView(row: CommitmentRow, parties: PartyView[], documents: DocumentVie
 }
 
 export interface ListPage {
-  ids: string[];
+  items: CommitmentView[];
   /** The keyset of the last row, when more may follow. */
   next: { createdAt: string; id: string } | null;
 }
 
-/** The caller's commitments, newest first by (createdAt, id): a stable order for cursors. */
-export async function listCommitmentIds(trx: Reader, userId: string, filter: ListFilter): Promise<ListPage> {
-  let query = trx
+/** A page of the caller's commitments, newest first by (createdAt, id), a stable order for cursors; one statement. */
+export async function listCommitments(trx: Reader, userId: string, filter: ListFilter): Promise<ListPage> {
+  let page = trx
     .selectFrom('commitment_parties as p')
     .select(['p.commitment_id', 'p.created_at'])
     .where('p.user_id', '=', userId);
-  if (filter.status?.length) query = query.where('p.status', 'in', filter.status);
-  if (filter.role) query = query.where('p.role', '=', filter.role);
-  if (filter.type) query = query.where('p.type', '=', filter.type);
-  if (filter.dueBefore) query = query.where('p.due_at', '<', new Date(filter.dueBefore));
-  if (filter.dueAfter) query = query.where('p.due_at', '>=', new Date(filter.dueAfter));
+  if (filter.status?.length) page = page.where('p.status', 'in', filter.status);
+  if (filter.role) page = page.where('p.role', '=', filter.role);
+  if (filter.type) page = page.where('p.type', '=', filter.type);
+  if (filter.dueBefore) page = page.where('p.due_at', '<', new Date(filter.dueBefore));
+  if (filter.dueAfter) page = page.where('p.due_at', '>=', new Date(filter.dueAfter));
   const after = filter.after;
   if (after) {
-    query = query.where(
+    page = page.where(
       (eb): Expression<SqlBool> =>
         sql<SqlBool>`(${eb.ref('p.created_at')}, ${eb.ref('p.commitment_id')}) < (${new Date(after.createdAt)}, ${after.id}::uuid)`,
     );
   }
-  const rows = await query
+  const limited = page
     .orderBy('p.created_at', 'desc')
     .orderBy('p.commitment_id', 'desc')
-    .limit(filter.limit + 1)
+    .limit(filter.limit + 1);
+  const rows = await trx
+    .with('page', () => limited)
+    .selectFrom('page')
+    .innerJoin('commitments as c', 'c.id', 'page.commitment_id')
+    .select(COMMITMENT_COLUMNS)
+    .select(partiesAndDocuments)
+    .orderBy('page.created_at', 'desc')
+    .orderBy('page.commitment_id', 'desc')
     .execute();
-  const page = rows.slice(0, filter.limit);
-  const last = page.at(-1);
+  const items = rows.slice(0, filter.limit).map((row) => toView(row, row.parties ?? [], row.documents ?? []));
+  const last = items.at(-1);
   return {
-    ids: page.map((row) => row.commitment_id),
-    next:
-      rows.length > filter.limit && last
-        ? { createdAt: last.created_at.toISOString(), id: last.commitment_id }
-        : null,
+    items,
+    next: rows.length > filter.limit && last ? { createdAt: last.createdAt, id: last.id } : null,
   };
 }
 

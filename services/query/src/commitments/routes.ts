@@ -11,10 +11,11 @@ import { readConsistency } from '../consistency.ts';
 import type { ProjectedIndex } from '../projected-index.ts';
 import { type Caller, readAs } from '../reader.ts';
 import { describeEvent, mentionedUsers } from './describe.ts';
-import { commitmentsById, commitmentTypes, displayNames, historyOf, listCommitmentIds } from './queries.ts';
+import { commitmentsById, commitmentTypes, displayNames, historyOf, listCommitments } from './queries.ts';
 
 export interface ReadRouteDeps {
-  db: Kysely<Database>;
+  /** Connections as connect_reader (see reader.ts). */
+  reader: Kysely<Database>;
   authenticate: Authenticate;
   projectedIndex: ProjectedIndex;
   minIndexWaitMs?: number;
@@ -59,7 +60,7 @@ export const notVisible = (id: string) =>
   new HttpProblem(problem(404, `No commitment ${id}, or you are not a party to it.`));
 
 export async function readRoutes(app: FastifyInstance, deps: ReadRouteDeps): Promise<void> {
-  const { db, authenticate } = deps;
+  const { reader, authenticate } = deps;
   const caller = async (request: FastifyRequest): Promise<Caller> => {
     const claims = await authenticate(request);
     return { userId: claims.userId, isAdmin: claims.isAdmin };
@@ -76,19 +77,16 @@ export async function readRoutes(app: FastifyInstance, deps: ReadRouteDeps): Pro
     const who = await begin(request, reply);
     const query = parseWith(listQuery, request.query, 'query');
     const filter = { ...query, after: query.cursor === undefined ? undefined : decodeCursor(query.cursor) };
-    return readAs(db, who, async (trx) => {
-      const page = await listCommitmentIds(trx, who.userId, filter);
-      return {
-        items: await commitmentsById(trx, page.ids),
-        nextCursor: page.next && encodeCursor(page.next),
-      };
+    return readAs(reader, who, async (trx) => {
+      const page = await listCommitments(trx, who.userId, filter);
+      return { items: page.items, nextCursor: page.next && encodeCursor(page.next) };
     });
   });
 
   app.get('/v1/commitments/:id', async (request, reply) => {
     const who = await begin(request, reply);
     const { id } = parseWith(idParam, request.params, 'path');
-    const [commitment] = await readAs(db, who, (trx) => commitmentsById(trx, [id]));
+    const [commitment] = await readAs(reader, who, (trx) => commitmentsById(trx, [id]));
     if (!commitment) throw notVisible(id);
     const etag = `"${commitment.version}"`;
     reply.header('etag', etag);
@@ -99,7 +97,7 @@ export async function readRoutes(app: FastifyInstance, deps: ReadRouteDeps): Pro
   app.get('/v1/commitments/:id/history', async (request, reply) => {
     const who = await begin(request, reply);
     const { id } = parseWith(idParam, request.params, 'path');
-    return readAs(db, who, async (trx) => {
+    return readAs(reader, who, async (trx) => {
       const rows = await historyOf(trx, [id]);
       if (rows.length === 0) throw notVisible(id);
       const names = await displayNames(trx, [...new Set(rows.flatMap(mentionedUsers))]);
@@ -122,6 +120,6 @@ export async function readRoutes(app: FastifyInstance, deps: ReadRouteDeps): Pro
 
   app.get('/v1/commitment-types', async (request, reply) => {
     const who = await begin(request, reply);
-    return { items: await readAs(db, who, commitmentTypes) };
+    return { items: await readAs(reader, who, commitmentTypes) };
   });
 }

@@ -37,7 +37,7 @@ const formatErrors: NonNullable<MercuriusOptions['errorFormatter']> = (execution
 };
 
 export interface GraphqlDeps {
-  db: Kysely<Database>;
+  reader: Kysely<Database>;
   pool: pg.Pool;
   authenticate: Authenticate;
   tokens: TokenIssuer;
@@ -55,8 +55,8 @@ declare module 'fastify' {
 }
 
 export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Promise<void> {
-  const { db } = deps;
-  const { resolvers, loaders } = graphqlResolvers(db);
+  const { reader } = deps;
+  const { resolvers, loaders } = graphqlResolvers(reader);
   const { ErrorWithProps, withFilter } = mercurius;
   const consistent = readConsistency(deps.projectedIndex, deps.minIndexWaitMs);
 
@@ -64,7 +64,7 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
   const stillEntitled = async (change: ChangedCommitment, _args: unknown, ctx: SubscriptionContext) =>
     change.parties.includes(ctx.caller.userId) && (await deps.sessions.isActive(ctx.sessionId ?? ''));
   const load = async (change: ChangedCommitment, _args: unknown, ctx: SubscriptionContext) => {
-    const [commitment] = await readAs(db, ctx.caller, (trx) => commitmentsById(trx, [change.id]));
+    const [commitment] = await readAs(reader, ctx.caller, (trx) => commitmentsById(trx, [change.id]));
     if (!commitment) throw new ErrorWithProps('no longer visible to you', { code: 'NOT_FOUND' });
     return commitment;
   };
@@ -74,7 +74,7 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
       subscribe: withFilter(async (_root: unknown, { id }: { id: string }, ctx: SubscriptionContext) => {
         const visible =
           z.uuid().safeParse(id).success &&
-          (await readAs(db, ctx.caller, (trx) => commitmentsById(trx, [id]))).length === 1;
+          (await readAs(reader, ctx.caller, (trx) => commitmentsById(trx, [id]))).length === 1;
         if (!visible) {
           throw new ErrorWithProps(`No commitment ${id}, or you are not a party to it.`, {
             code: 'NOT_FOUND',

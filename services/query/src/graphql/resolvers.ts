@@ -12,7 +12,7 @@ import {
   commitmentTypes,
   displayNames,
   historyOf,
-  listCommitmentIds,
+  listCommitments,
 } from '../commitments/queries.ts';
 import { encodeCursor } from '../commitments/routes.ts';
 import { type Caller, readAs } from '../reader.ts';
@@ -64,17 +64,20 @@ interface ListArgs {
   } | null;
 }
 
-export function graphqlResolvers(db: Kysely<Database>): { resolvers: IResolvers; loaders: MercuriusLoaders } {
+export function graphqlResolvers(reader: Kysely<Database>): {
+  resolvers: IResolvers;
+  loaders: MercuriusLoaders;
+} {
   const one = async (caller: Caller, id: string): Promise<CommitmentView | null> => {
     if (!z.uuid().safeParse(id).success) throw badInput('id', 'must be a commitment id (UUID)');
-    const [found] = await readAs(db, caller, (trx) => commitmentsById(trx, [id]));
+    const [found] = await readAs(reader, caller, (trx) => commitmentsById(trx, [id]));
     return found ?? null;
   };
 
   const resolvers: IResolvers = {
     Query: {
       me: async (_root, _args, { caller }: GraphqlContext) => {
-        const names = await readAs(db, caller, (trx) => displayNames(trx, [caller.userId]));
+        const names = await readAs(reader, caller, (trx) => displayNames(trx, [caller.userId]));
         return { id: caller.userId, displayName: names.get(caller.userId) ?? null, isAdmin: caller.isAdmin };
       },
       commitment: (_root, { id }: { id: string }, { caller }: GraphqlContext) => one(caller, id),
@@ -92,17 +95,16 @@ export function graphqlResolvers(db: Kysely<Database>): { resolvers: IResolvers;
           after: args.after ? parseCursor(args.after) : undefined,
           limit: args.first,
         };
-        return readAs(db, caller, async (trx) => {
-          const page = await listCommitmentIds(trx, caller.userId, list);
-          const nodes = await commitmentsById(trx, page.ids);
-          const edges = nodes.map((node) => ({ cursor: encodeCursor(node), node }));
+        return readAs(reader, caller, async (trx) => {
+          const page = await listCommitments(trx, caller.userId, list);
+          const edges = page.items.map((node) => ({ cursor: encodeCursor(node), node }));
           return {
             edges,
             pageInfo: { hasNextPage: page.next !== null, endCursor: edges.at(-1)?.cursor ?? null },
           };
         });
       },
-      commitmentTypes: (_root, _args, { caller }: GraphqlContext) => readAs(db, caller, commitmentTypes),
+      commitmentTypes: (_root, _args, { caller }: GraphqlContext) => readAs(reader, caller, commitmentTypes),
     },
   };
 
@@ -110,7 +112,7 @@ export function graphqlResolvers(db: Kysely<Database>): { resolvers: IResolvers;
     Commitment: {
       async history(queries: { obj: CommitmentView }[], { caller }: GraphqlContext) {
         const ids = [...new Set(queries.map((q) => q.obj.id))];
-        const rows = await readAs(db, caller, async (trx) => {
+        const rows = await readAs(reader, caller, async (trx) => {
           const history = await historyOf(trx, ids);
           const names = await displayNames(trx, [...new Set(history.flatMap(mentionedUsers))]);
           return history.map((row) => ({
