@@ -104,14 +104,6 @@ language sql stable security definer set search_path = public, pg_temp as $$
     select 1 from commitment_parties p where p.commitment_id = commitment and p.user_id = connect_user_id())
 $$;
 
-create function connect_can_see_profile(profile text) returns boolean
-language sql stable security definer set search_path = public, pg_temp as $$
-  select profile = connect_user_id() or connect_is_admin() or exists (
-    select 1 from commitment_parties mine
-    join commitment_parties theirs on theirs.commitment_id = mine.commitment_id
-    where mine.user_id = connect_user_id() and theirs.user_id = profile)
-$$;
-
 do $$
 begin
   create role connect_reader nologin noinherit;
@@ -129,8 +121,7 @@ exception when duplicate_object or unique_violation then
 end $$;
 
 grant usage on schema public to connect_reader;
-grant execute on function connect_user_id(), connect_is_admin(), connect_can_see_commitment(uuid),
-  connect_can_see_profile(text) to connect_reader;
+grant execute on function connect_user_id(), connect_is_admin(), connect_can_see_commitment(uuid) to connect_reader;
 
 -- Turns on row-level security for a read-model table and lets connect_reader SELECT the rows
 -- `visible` allows. Replay calls it for the tables it builds.
@@ -145,7 +136,9 @@ end $$;
 
 select connect_protect_read_model('projection_checkpoints', 'connect_user_id() is not null');
 select connect_protect_read_model('commitment_types', 'connect_user_id() is not null');
-select connect_protect_read_model('profiles', 'connect_can_see_profile(user_id)');
+-- Display names are seen by every signed-in user (as a directory would show them), so naming
+-- the parties of a list of commitments costs no visibility check per name.
+select connect_protect_read_model('profiles', 'connect_user_id() is not null');
 select connect_protect_read_model('commitments', 'connect_can_see_commitment(id)');
 select connect_protect_read_model('commitment_parties',
   'user_id = connect_user_id() or connect_can_see_commitment(commitment_id)');

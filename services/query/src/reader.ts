@@ -1,10 +1,16 @@
-// Every read of the read models runs here, on connections that log in as connect_reader (SELECT
-// only, no BYPASSRLS, read-only): the caller's id is set first, so row-level security decides
-// what each statement sees. Setting it for the session rather than a transaction saves two round
-// trips per read (BEGIN, COMMIT), which is most of a read's cost; nothing else uses these
-// connections, and every read sets the caller anew before its first statement.
+// Every read of the read models runs here, as connect_reader (a login-time role that can only
+// SELECT and has no BYPASSRLS) with the caller's id set for the statement's own transaction, so
+// row-level security decides what each statement sees.
+//
+// Reads are most of the query service's work and round trips are most of a read's cost, so the
+// caller is not set by a statement of its own: each statement goes out as one pipeline
+// `set_config(caller) ; statement ; Sync`, which PostgreSQL runs as one implicit transaction.
+// A statement outside readAs() has no caller and is refused before it is sent.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash } from 'node:crypto';
 import { createPool, type Database } from '@connect/db';
-import { Kysely, type LogEvent, PostgresDialect, sql } from 'kysely';
+import { Kysely, type LogEvent, PostgresDialect } from 'kysely';
+import pg from 'pg';
 
 export interface Caller {
   userId: string;
@@ -18,13 +24,88 @@ export interface ReaderDb {
   close(): Promise<void>;
 }
 
-/** A pool whose sessions start as connect_reader, read-only. */
+const callers = new AsyncLocalStorage<Caller>();
+const SET_CALLER = "select set_config('connect.user_id', $1, true), set_config('connect.admin', $2, true)";
+
+interface Wire {
+  parse(message: { text: string; name: string; types: unknown[] }): void;
+  bind(message: { portal: string; statement: string; values: unknown[]; valueMapper?: unknown }): void;
+  execute(message: { portal: string; rows: number }): void;
+}
+
+// pg's Query, extended to send the caller's settings ahead of the statement in the same pipeline
+// and to keep that first result out of the statement's own.
+const BaseQuery = (pg as unknown as { Query: new (...args: unknown[]) => object }).Query;
+class CallerQuery extends BaseQuery {
+  private settingCaller = true;
+
+  constructor(
+    config: { name: string; text: string; values: unknown[] },
+    private readonly caller: Caller,
+    callback: unknown,
+  ) {
+    super(config, undefined, callback);
+  }
+
+  requiresPreparation(): boolean {
+    return true;
+  }
+
+  prepare(connection: Wire): void {
+    connection.parse({ text: SET_CALLER, name: '', types: [] });
+    connection.bind({
+      portal: '',
+      statement: '',
+      values: [this.caller.userId, this.caller.isAdmin ? 'on' : 'off'],
+    });
+    connection.execute({ portal: '', rows: 0 });
+    (BaseQuery.prototype as { prepare(c: Wire): void }).prepare.call(this, connection);
+  }
+
+  handleDataRow(message: unknown): void {
+    if (this.settingCaller) return;
+    (BaseQuery.prototype as { handleDataRow(m: unknown): void }).handleDataRow.call(this, message);
+  }
+
+  handleCommandComplete(message: unknown, connection: unknown): void {
+    if (this.settingCaller) {
+      this.settingCaller = false;
+      return;
+    }
+    (
+      BaseQuery.prototype as { handleCommandComplete(m: unknown, c: unknown): void }
+    ).handleCommandComplete.call(this, message, connection);
+  }
+}
+
+/** A client for the reader pool: every statement carries the caller of the read it belongs to. */
+class ReaderClient extends pg.Client {
+  override query(...args: unknown[]): never {
+    const [text, values, callback] = args;
+    const caller = callers.getStore();
+    if (typeof text !== 'string' || !caller) {
+      throw new Error('read-model statements run only inside readAs(), with a caller');
+    }
+    // Named after its text, each statement shape is parsed and planned once per connection.
+    const name = `r${createHash('sha1').update(text).digest('base64url').slice(0, 20)}`;
+    const config = { name, text, values: (values as unknown[]) ?? [] };
+    const run = (done: (error: Error | null, result?: unknown) => void) =>
+      (super.query as (q: unknown) => unknown)(new CallerQuery(config, caller, done));
+    if (typeof callback === 'function') return run(callback as never) as never;
+    return new Promise((resolve, reject) => {
+      run((error, result) => (error ? reject(error) : resolve(result)));
+    }) as never;
+  }
+}
+
+/** The connections reads go through: logged in as connect_reader, read-only. */
 export function createReaderDb(
   url: string,
   options: { max?: number; log?(event: LogEvent): void } = {},
 ): ReaderDb {
   const pool = createPool(url, options.max ?? 20, {
     options: '-c role=connect_reader -c default_transaction_read_only=on',
+    Client: ReaderClient,
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: options.log });
   return { db, close: () => db.destroy() };
@@ -35,9 +116,5 @@ export function readAs<T>(
   caller: Caller,
   read: (db: Reader) => Promise<T>,
 ): Promise<T> {
-  return reader.connection().execute(async (connection) => {
-    await sql`select set_config('connect.user_id', ${caller.userId}, false),
-      set_config('connect.admin', ${caller.isAdmin ? 'on' : 'off'}, false)`.execute(connection);
-    return read(connection);
-  });
+  return callers.run(caller, () => read(reader));
 }

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Stack, testStack } from '../../../test/support/stack.ts';
 import { type Account, signUp } from '../../command/test/support.ts';
+import { readAs } from '../src/reader.ts';
 
 let s: Stack;
 let ana: Account;
@@ -239,7 +240,25 @@ describe('row-level security', () => {
     );
     expect(joined).toEqual([]);
     const profiles = await rowsAs(cat.userId, 'select user_id from profiles');
-    expect(profiles.map((r) => r.user_id)).toEqual([cat.userId]);
+    expect(profiles.length).toBeGreaterThanOrEqual(3); // display names are a directory of signed-in users
+  });
+
+  it('runs the query service’s statements only with a caller, set for that statement alone', async () => {
+    const reader = s.query.reader;
+    if (!reader) throw new Error('the stack gives the query service a reader');
+    await expect(reader.selectFrom('commitments').select('id').execute()).rejects.toThrow(/readAs/);
+    const seen = async (who: Account) =>
+      readAs(reader, { userId: who.userId, isAdmin: false }, async (db) => {
+        const { rows } = await sql<{
+          me: string;
+          role: string;
+        }>`select current_setting('connect.user_id') as me, current_user as role`.execute(db);
+        const ids = await db.selectFrom('commitments').select('id').execute();
+        return { ...rows[0], count: ids.length };
+      });
+    const [asBen, asCat] = await Promise.all([seen(ben), seen(cat)]);
+    expect(asBen).toEqual({ me: ben.userId, role: 'connect_reader', count: 1 });
+    expect(asCat).toMatchObject({ me: cat.userId, role: 'connect_reader' });
   });
 
   it('can only read: no writes, no way around the policies', async () => {
