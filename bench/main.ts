@@ -1,14 +1,16 @@
-// npm run bench -- [suite…]   (suites: ledger, commands, queries; default: all)
+// npm run bench -- [suite…]   (suites: ledger, commands, queries, verify; default: all)
 // Prints a table and, when BENCH_OUT names a file, merges the figures into it as JSON.
 import { benchCommands } from './commands.ts';
 import { benchLedger } from './ledger.ts';
 import { benchQueries } from './queries.ts';
 import { type Metrics, writeResults } from './support.ts';
+import { benchVerify } from './verify.ts';
 
 const SUITES: Record<string, () => Promise<Metrics>> = {
   ledger: benchLedger,
   commands: benchCommands,
   queries: benchQueries,
+  verify: benchVerify,
 };
 
 const requested = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));

@@ -2,6 +2,7 @@ import { ConfigError } from '@connect/db';
 import { exportCommand, importCommand } from './commands/export-import.ts';
 import { keysShow } from './commands/keys.ts';
 import { migrateCommand } from './commands/migrate.ts';
+import { redactCommand } from './commands/redact.ts';
 import { replayCommand } from './commands/replay.ts';
 import { start } from './commands/start.ts';
 import { usersCommand } from './commands/users.ts';
@@ -14,6 +15,7 @@ const USAGE = `usage: connect <command>
   replay [--projection NAME]  rebuild read models from the ledger while the service keeps answering
   keys show    print the ledger's verifier key
   users grant-admin EMAIL   make that user an admin
+  redact (--index N | --user ID) --reason TEXT --admin EMAIL   erase an entry's body; proofs stay valid
   verify ledger             recompute every hash and check every checkpoint; exit 1 naming the first bad entry
   verify receipt FILE --key KEY   check a receipt bundle offline against a trusted verifier key
   verify remote --url URL   pin the server's key, then check each new checkpoint extends the last
@@ -31,6 +33,8 @@ async function main(args: string[]): Promise<number> {
       return start();
     case 'migrate':
       return migrateCommand();
+    case 'redact':
+      return redactCommand(rest);
     case 'replay':
       return replayCommand(rest);
     case 'users':

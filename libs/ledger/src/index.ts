@@ -8,6 +8,7 @@ export * from './keys.ts';
 export * from './ledger.ts';
 export * from './proofs.ts';
 export * from './receipt.ts';
+export * from './redact.ts';
 export { entryFromRow } from './rows.ts';
 export * from './runtime.ts';
 export * from './subscribe.ts';

@@ -7,7 +7,6 @@ import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { authRoutes } from './auth/routes.ts';
 import { ensureDefaultTypes, type TypeRegistry, typeRegistry } from './commitments/load.ts';
-import { receiptRoute } from './commitments/receipt-route.ts';
 import { commitmentRoutes } from './commitments/routes.ts';
 import { commitmentTypeRoutes } from './commitments/type-routes.ts';
 import { commandOperations } from './openapi.ts';
@@ -47,7 +46,6 @@ export async function commandRoutes(app: FastifyInstance, deps: CommandDeps): Pr
   await app.register(authRoutes, { ...deps, authenticate, sessions });
   await app.register(commitmentRoutes, { ...deps, authenticate });
   await app.register(commitmentTypeRoutes, { ...deps, authenticate });
-  await app.register(receiptRoute, { ...deps, authenticate });
 }
 
 export function buildApp(deps: CommandDeps, options: { logLevel?: string } = {}): FastifyInstance {

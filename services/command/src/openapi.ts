@@ -125,18 +125,6 @@ export const commandOperations: Operation[] = [
     },
   },
   {
-    method: 'get',
-    path: '/v1/commitments/{id}/receipt',
-    summary:
-      'The receipt bundle: checkpoint, key, every event with its inclusion proof, the state (parties only)',
-    auth: true,
-    responses: {
-      '200': 'Receipt bundle (LEDGER.md)',
-      '401': 'No or bad access token',
-      '404': 'No such commitment, or not visible to you',
-    },
-  },
-  {
     method: 'post',
     path: '/v1/commitment-types',
     summary: 'Define a commitment type (admins)',

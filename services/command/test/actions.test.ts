@@ -1,5 +1,4 @@
 // Every lifecycle action through HTTP at least once, each answered with a receipt whose events
-import { parseVerifierKey, verifyReceipt } from '@connect/crypto';
 // are the ones the domain decides.
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type Account, signUp, type TestApp, testApp } from './support.ts';
@@ -182,30 +181,4 @@ test('remove-document', async () => {
     headers: ana.auth,
   });
   expect(removed.json().events.map((e: { type: string }) => e.type)).toEqual(['DocumentRemoved']);
-});
-
-test('a party gets the receipt bundle, which verifies offline and replays to the state; a stranger gets 404', async () => {
-  const { id } = await run(active());
-  const response = await t.app.inject({
-    method: 'GET',
-    url: `/v1/commitments/${id}/receipt`,
-    headers: ben.auth,
-  });
-  expect(response.statusCode).toBe(200);
-  const bundle = response.json();
-  const result = verifyReceipt(bundle, parseVerifierKey(t.deps.ledger.verifierKey));
-  expect(result.valid).toBe(true);
-  expect(bundle.entries.map((e: { type: string }) => e.type)).toEqual([
-    'CommitmentDrafted',
-    'PartyInvited',
-    'CommitmentProposed',
-    'InvitationAccepted',
-    'CommitmentActivated',
-  ]);
-  expect(bundle.state).toMatchObject({ id, status: 'active', version: 5 });
-  const eve = await signUp(t.app, 'Stranger');
-  expect(
-    (await t.app.inject({ method: 'GET', url: `/v1/commitments/${id}/receipt`, headers: eve.auth }))
-      .statusCode,
-  ).toBe(404);
 });

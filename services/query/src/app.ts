@@ -5,12 +5,15 @@ import type { LedgerRuntime } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
+import { adminRoutes } from './admin-routes.ts';
 import { readRoutes } from './commitments/routes.ts';
 import { graphqlRoutes } from './graphql/plugin.ts';
 import { type LedgerRouteDeps, ledgerRoutes } from './ledger-routes.ts';
 import { queryOperations } from './openapi.ts';
+import { partyLedgerRoutes } from './party-ledger-routes.ts';
 import { watchProjectedIndex } from './projected-index.ts';
 import { createReaderDb, type ReaderDb } from './reader.ts';
+import { verifyPageRoutes } from './verify-page/routes.ts';
 import { verifyRoutes } from './verify-routes.ts';
 
 export interface QueryDeps extends LedgerRouteDeps {
@@ -52,8 +55,11 @@ export async function queryRoutes(app: FastifyInstance, deps: QueryDeps): Promis
   });
   const authenticate = authenticator({ tokens: deps.tokens, sessions });
   await app.register(ledgerRoutes, deps);
+  await app.register(verifyPageRoutes);
   await app.register(verifyRoutes, deps);
   await app.register(readRoutes, { ...deps, reader, authenticate, projectedIndex });
+  await app.register(partyLedgerRoutes, { ...deps, reader, authenticate, projectedIndex });
+  await app.register(adminRoutes, { ...deps, authenticate });
   await app.register(graphqlRoutes, { ...deps, reader, authenticate, sessions, projectedIndex });
 }
 

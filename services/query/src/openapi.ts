@@ -129,6 +129,34 @@ export const queryOperations: Operation[] = [
     responses: { '200': 'The proof', '400': 'Bad or out-of-range parameter, named' },
   },
   {
+    method: 'get',
+    path: '/v1/ledger/entries/{index}',
+    summary: 'One ledger entry: header, data, salt, leaf hash (parties of its commitment only)',
+    auth: true,
+    headers: readHeaders,
+    responses: { '200': 'The entry', '404': 'No such entry, or not yours to read', ...readErrors },
+  },
+  {
+    method: 'get',
+    path: '/v1/commitments/{id}/receipt',
+    summary:
+      'The receipt bundle: checkpoint, key, every event with its inclusion proof, the state (parties only)',
+    auth: true,
+    headers: readHeaders,
+    responses: { '200': 'Receipt bundle (LEDGER.md)', '404': 'Not there or not visible', ...readErrors },
+  },
+  {
+    method: 'post',
+    path: '/v1/admin/ledger/audit',
+    summary: 'Run the full ledger audit (admins): every hash, subtree and checkpoint recomputed',
+    auth: true,
+    responses: {
+      '200': '{ok, treeSize, …} naming the first bad entry',
+      '403': 'Not an admin',
+      '409': 'Already running',
+    },
+  },
+  {
     method: 'post',
     path: '/v1/ledger/verify',
     summary: 'Verify a receipt bundle, an entry with its proof, or two checkpoints; names every check',

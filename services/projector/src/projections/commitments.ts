@@ -1,10 +1,12 @@
 // commitments and what hangs off them (parties, documents, history), from each commitment's
 // stream. The domain's own evolve() computes the state; the rows are a function of that state.
-import { type Commitment, evolve, initialState, readEvent } from '@connect/domain';
+import { applyRecorded, type Commitment, initialState, replayRecorded } from '@connect/domain';
 import type { Entry } from '@connect/ledger';
+import { entryFromRow, REDACTIONS_STREAM } from '@connect/ledger';
 import type pg from 'pg';
 import { type Projection, ProjectionError, type Tables } from '../projection.ts';
 import { ident, Statement, upsertOn } from '../sql.ts';
+import { redactedIndex, redactedStream } from './redactions.ts';
 
 const COMMITMENT_STREAM = /^commitment-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
 
@@ -69,14 +71,25 @@ export const commitmentsProjection: Projection = {
   name: 'commitments',
   tables: ['commitments', 'commitment_parties', 'commitment_documents', 'commitment_history'],
   async apply(client, entries, tables) {
+    // A commitment's own events, and redactions of them (which replay it from the ledger as now erased).
     const mine = entries.flatMap((entry) => {
-      const id = COMMITMENT_STREAM.exec(entry.stream)?.[1];
+      const id =
+        COMMITMENT_STREAM.exec(entry.stream ?? '')?.[1] ??
+        COMMITMENT_STREAM.exec(redactedStream(entry) ?? '')?.[1];
       return id ? [{ id, entry }] : [];
     });
     if (mine.length === 0) return;
     const touched = await loadStates(client, tables, [...new Set(mine.map((m) => m.id))]);
     const history: unknown[][] = [];
+    const redactedIndexes: number[] = [];
     for (const { id, entry } of mine) {
+      if (entry.stream === REDACTIONS_STREAM) {
+        redactedIndexes.push(redactedIndex(entry));
+        const replayed = await replayFromLedger(client, entry.index, id);
+        if (replayed.exists)
+          touched.set(id, { state: replayed, lastIndex: touched.get(id)?.lastIndex ?? -1 });
+        continue;
+      }
       const before = touched.get(id) ?? { state: initialState(id), lastIndex: -1 };
       const { state, changes } = applyEntry(before.state, entry);
       touched.set(id, { state, lastIndex: entry.index });
@@ -92,18 +105,37 @@ export const commitmentsProjection: Projection = {
         entry.redacted,
       ]);
     }
-    await writeRows(client, tables, [...touched.values()], history);
+    for (const row of history) {
+      if (redactedIndexes.includes(row[0] as number)) {
+        row[6] = '{}';
+        row[8] = true;
+      }
+    }
+    await writeRows(client, tables, [...touched.values()], history, redactedIndexes);
   },
 };
 
-/** The state after one entry, and what the history shows it changed. A redacted entry changes nothing. */
-function applyEntry(state: Commitment, entry: Entry): { state: Commitment; changes: unknown } {
-  if (entry.data === null) {
-    return { state: { ...state, version: state.version + 1, updatedAt: entry.recordedAt }, changes: {} };
-  }
+/** A commitment replayed from its entries before `before`, as the ledger holds them now (redactions erased). */
+async function replayFromLedger(client: pg.ClientBase, before: number, id: string): Promise<Commitment> {
+  const { rows } = await client.query(
+    'select * from ledger_entries where stream = $1 and index < $2 order by version',
+    [`commitment-${id}`, before],
+  );
   try {
-    const event = readEvent(entry);
-    return { state: evolve(state, { event, at: entry.recordedAt }), changes: event.data };
+    return replayRecorded(
+      initialState(id),
+      rows.map((row) => entryFromRow(row, '')),
+    );
+  } catch (error) {
+    throw ProjectionError.of(before, error);
+  }
+}
+
+/** The state after one entry, and what the history shows it changed. */
+function applyEntry(state: Commitment, entry: Entry): { state: Commitment; changes: unknown } {
+  try {
+    const applied = applyRecorded(state, entry);
+    return { state: applied.state, changes: applied.event?.data ?? {} };
   } catch (error) {
     throw ProjectionError.of(entry.index, error);
   }
@@ -126,6 +158,7 @@ async function writeRows(
   tables: Tables,
   projected: Projected[],
   history: unknown[][],
+  redactedIndexes: number[],
 ): Promise<void> {
   const ids = projected.map((p) => p.state.id);
   const commitments = projected.map(({ state, lastIndex }) => [
@@ -212,6 +245,10 @@ async function writeRows(
       upsertOn(['commitment_id', 'document_id', 'version'], documentColumns),
     ) ?? '',
     statement.insert(table('commitment_history'), historyColumns, history) ?? '',
+    redactedIndexes.length === 0
+      ? ''
+      : `update ${ident(table('commitment_history'))} set redacted = true, changes = '{}'
+          where index = any(${statement.param(redactedIndexes, 'bigint[]')})`,
   );
   await statement.run(client);
 }

@@ -1,7 +1,9 @@
 // profiles: a user's display name, from ProfileRegistered in the user's profile stream.
 import { profileRegistered } from '@connect/domain';
+import type pg from 'pg';
 import { type Projection, ProjectionError } from '../projection.ts';
-import { insertRows, upsertOn } from '../sql.ts';
+import { ident, insertRows, upsertOn } from '../sql.ts';
+import { redactedStream } from './redactions.ts';
 
 const columns = [
   { name: 'user_id', type: 'text' },
@@ -13,12 +15,30 @@ const columns = [
 
 export const REDACTED_NAME = '(redacted)';
 
+async function currentRow(
+  client: pg.ClientBase,
+  table: string,
+  userId: string,
+): Promise<unknown[] | undefined> {
+  const { rows } = await client.query(`select registered_at from ${ident(table)} where user_id = $1`, [
+    userId,
+  ]);
+  return rows[0] ? [userId, null, rows[0].registered_at] : undefined;
+}
+
 export const profilesProjection: Projection = {
   name: 'profiles',
   tables: ['profiles'],
   async apply(client, entries, tables) {
     const rows = new Map<string, unknown[]>();
     for (const entry of entries) {
+      const redacted = redactedStream(entry);
+      if (redacted?.startsWith('profile-')) {
+        const userId = redacted.slice('profile-'.length);
+        const known = rows.get(userId) ?? (await currentRow(client, tables.profiles as string, userId));
+        if (known) rows.set(userId, [userId, REDACTED_NAME, known[2], true, entry.index]);
+        continue;
+      }
       if (entry.type !== 'ProfileRegistered') continue;
       const userId = entry.stream.slice('profile-'.length);
       if (entry.data === null) {

@@ -1,0 +1,164 @@
+// npm run bench -- verify: a ledger of BENCH_VERIFY_ENTRIES entries (default 200,000) with one
+// 20-event commitment in it, then
+//   verify.receipt     POST /v1/ledger/verify of that commitment's receipt bundle, one at a time
+//                      (and the same check offline, in this process, with libs/crypto)
+//   verify.proof       inclusion and consistency proof endpoints, 64 connections
+//   verify.audit       the full audit (every dataHash, leaf, stored subtree and checkpoint)
+import { randomUUID } from 'node:crypto';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseVerifierKey, signingKeyFromSeed, toBase64, verifyReceipt } from '@connect/crypto';
+import { commitmentStream } from '@connect/domain';
+import { auditLedger, buildReceipt, openLedger, withNativeSigner } from '@connect/ledger';
+import autocannon from 'autocannon';
+import { benchDatabase, type Metrics, percentile, round, startConnect, stopConnect } from './support.ts';
+
+const ENTRIES = Number(process.env.BENCH_VERIFY_ENTRIES ?? 200_000);
+const CONNECTIONS = 64;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const ORIGIN = 'bench.connect.local/ledger';
+const SEED = new Uint8Array(32).fill(44);
+
+function twentyEvents(creator: string) {
+  return [
+    {
+      type: 'CommitmentDrafted',
+      schema: 2,
+      data: {
+        type: 'personal',
+        creatorId: creator,
+        title: 'Twenty steps',
+        description: '',
+        terms: '',
+        amount: null,
+        dueAt: null,
+      },
+    },
+    ...Array.from({ length: 19 }, (_, i) => ({
+      type: 'CommitmentUpdated',
+      data: { changes: { terms: `Step ${i + 1}` } },
+    })),
+  ];
+}
+
+export async function benchVerify(): Promise<Metrics> {
+  const database = await benchDatabase(16);
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-bench-verify-'));
+  await chmod(dataDir, 0o711);
+  const key = withNativeSigner(signingKeyFromSeed(ORIGIN, SEED));
+  const ledger = await openLedger({ pool: database.pool, db: database.db, origin: ORIGIN, key });
+  let server: Awaited<ReturnType<typeof startConnect>> | undefined;
+  try {
+    console.log(`growing the ledger to ${ENTRIES} entries, one commitment of 20 events among them…`);
+    const id = randomUUID();
+    let size = 0;
+    while (size < ENTRIES) {
+      if (size >= ENTRIES / 2 && size < ENTRIES / 2 + 1000) {
+        await ledger.append({
+          stream: commitmentStream(id),
+          expectedVersion: 'no_stream',
+          actor: 'bench',
+          events: twentyEvents('bench'),
+        });
+        size += 20;
+      }
+      const count = Math.min(1000, ENTRIES - size);
+      await ledger.append({
+        stream: `bulk-${size % 997}`,
+        expectedVersion: 'any',
+        actor: null,
+        events: Array.from({ length: count }, (_, k) => ({ type: 'BulkRecorded', data: { k, size } })),
+      });
+      size += count;
+    }
+    await ledger.drain();
+    const verifier = parseVerifierKey(ledger.verifierKey);
+
+    const receipt = await buildReceipt(
+      { db: database.db, pool: database.pool, origin: ORIGIN, verifierKey: ledger.verifierKey },
+      commitmentStream(id),
+    );
+    const offline: number[] = [];
+    for (let i = 0; i < 200; i++) {
+      const t0 = performance.now();
+      if (!verifyReceipt(receipt, verifier).valid) throw new Error('the receipt does not verify');
+      offline.push(performance.now() - t0);
+    }
+    offline.sort((a, b) => a - b);
+
+    console.log('audit…');
+    const auditStarted = performance.now();
+    const audit = await auditLedger(database.db, verifier);
+    const auditSeconds = (performance.now() - auditStarted) / 1000;
+    if (!audit.ok) throw new Error(`audit failed: ${audit.problem}`);
+    console.log(
+      `  ${audit.treeSize} entries, ${audit.checkpoints} checkpoints in ${auditSeconds.toFixed(1)} s`,
+    );
+
+    server = await startConnect({
+      DATABASE_URL: database.url,
+      CONNECT_DATA_DIR: dataDir,
+      CONNECT_LEDGER_ORIGIN: ORIGIN,
+      CONNECT_LEDGER_KEY: toBase64(SEED),
+    });
+    const url = server.url;
+    const body = JSON.stringify(receipt);
+    const online: number[] = [];
+    const deadline = performance.now() + SECONDS * 1000;
+    while (performance.now() < deadline) {
+      const t0 = performance.now();
+      const response = await fetch(`${url}/v1/ledger/verify`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      const result = (await response.json()) as { valid: boolean };
+      if (!result.valid) throw new Error('the server does not verify the receipt');
+      online.push(performance.now() - t0);
+    }
+    online.sort((a, b) => a - b);
+    console.log(
+      `  receipt over HTTP: ${online.length} checks, p50 ${round(percentile(online, 50))} ms, p99 ${round(percentile(online, 99))} ms`,
+    );
+
+    const treeSize = audit.treeSize;
+    const random = (n: number) => Math.floor(Math.random() * n);
+    const proofs = await autocannon({
+      url,
+      connections: CONNECTIONS,
+      duration: SECONDS,
+      requests: [
+        {
+          method: 'GET',
+          setupRequest: (base) => {
+            const size = 1 + random(treeSize);
+            return random(2) === 0
+              ? { ...base, path: `/v1/ledger/proofs/inclusion?index=${random(size)}&treeSize=${size}` }
+              : { ...base, path: `/v1/ledger/proofs/consistency?from=${1 + random(size)}&to=${size}` };
+          },
+        },
+      ],
+    } as autocannon.Options);
+    console.log(
+      `  proofs: ${proofs['2xx']} 2xx, ${proofs.non2xx} not, p50 ${proofs.latency.p50} ms, p99 ${proofs.latency.p99} ms`,
+    );
+
+    return {
+      'verify.ledger_entries': { value: treeSize, unit: 'entries' },
+      'verify.receipt.p50_ms': { value: round(percentile(online, 50)), unit: 'ms' },
+      'verify.receipt.p99_ms': { value: round(percentile(online, 99)), unit: 'ms' },
+      'verify.receipt.offline_p99_ms': { value: round(percentile(offline, 99)), unit: 'ms' },
+      'verify.proof.per_s': { value: round(proofs['2xx'] / SECONDS, 0), unit: 'requests/s' },
+      'verify.proof.p50_ms': { value: proofs.latency.p50, unit: 'ms' },
+      'verify.proof.p99_ms': { value: proofs.latency.p99, unit: 'ms' },
+      'verify.proof.non_2xx': { value: proofs.non2xx, unit: 'responses' },
+      'verify.audit.entries_per_s': { value: round(treeSize / auditSeconds, 0), unit: 'entries/s' },
+    };
+  } finally {
+    if (server) await stopConnect(server.child);
+    await ledger.drain();
+    await database.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,79 @@
+// What a party may fetch from the ledger itself: one entry (GET /v1/ledger/entries/:index) and
+// the receipt bundle of a commitment (GET /v1/commitments/:id/receipt). Whether the caller is a
+// party is the read models' answer, under row-level security like every other read.
+import type { Authenticate } from '@connect/auth';
+import type { VerifierKey } from '@connect/crypto';
+import type { Database } from '@connect/db';
+import { COMMITMENT_TYPES_STREAM, commitmentStream, initialState, replayRecorded } from '@connect/domain';
+import { badRequest, HttpProblem, parseWith, problem } from '@connect/http';
+import { buildReceipt, type Entry, type Queryable, readEntry } from '@connect/ledger';
+import type { FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import { idParam, notVisible } from './commitments/routes.ts';
+import { readConsistency } from './consistency.ts';
+import type { ProjectedIndex } from './projected-index.ts';
+import { type Caller, readAs } from './reader.ts';
+
+export interface PartyLedgerDeps {
+  db: Kysely<Database>;
+  pool: Queryable;
+  reader: Kysely<Database>;
+  origin: string;
+  verifierKey: string;
+  key: VerifierKey;
+  authenticate: Authenticate;
+  projectedIndex: ProjectedIndex;
+  minIndexWaitMs?: number;
+}
+
+const COMMITMENT = /^commitment-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+
+async function canSeeCommitment(reader: Kysely<Database>, caller: Caller, id: string): Promise<boolean> {
+  const row = await readAs(reader, caller, (db) =>
+    db.selectFrom('commitments').select('id').where('id', '=', id).executeTakeFirst(),
+  );
+  return row !== undefined;
+}
+
+/** Who may read an entry: parties for a commitment's, anyone signed in for types and profiles, else admins. */
+async function mayRead(reader: Kysely<Database>, caller: Caller, entry: Entry): Promise<boolean> {
+  if (caller.isAdmin) return true;
+  const commitment = COMMITMENT.exec(entry.stream)?.[1];
+  if (commitment) return canSeeCommitment(reader, caller, commitment);
+  return entry.stream === COMMITMENT_TYPES_STREAM || entry.stream.startsWith('profile-');
+}
+
+export async function partyLedgerRoutes(app: FastifyInstance, deps: PartyLedgerDeps): Promise<void> {
+  const consistent = readConsistency(deps.projectedIndex, deps.minIndexWaitMs);
+  const callerOf = async (request: Parameters<Authenticate>[0]): Promise<Caller> => {
+    const claims = await deps.authenticate(request);
+    return { userId: claims.userId, isAdmin: claims.isAdmin };
+  };
+
+  app.get('/v1/ledger/entries/:index', async (request, reply) => {
+    const caller = await callerOf(request);
+    const raw = (request.params as { index: string }).index;
+    if (!/^(0|[1-9][0-9]{0,15})$/.test(raw)) {
+      throw badRequest([{ path: 'path.index', message: 'must be a ledger index (a non-negative integer)' }]);
+    }
+    await consistent(request, reply);
+    const entry = await readEntry(deps.db, deps.origin, Number(raw));
+    if (!entry || !(await mayRead(deps.reader, caller, entry))) {
+      throw new HttpProblem(
+        problem(404, `No entry ${raw}, or it is not about a commitment you are party to.`),
+      );
+    }
+    return entry;
+  });
+
+  app.get('/v1/commitments/:id/receipt', async (request, reply) => {
+    const caller = await callerOf(request);
+    const { id } = parseWith(idParam, request.params, 'path');
+    await consistent(request, reply);
+    if (!(await canSeeCommitment(deps.reader, caller, id))) throw notVisible(id);
+    const bundle = await buildReceipt(deps, commitmentStream(id));
+    // The state exactly the bundled events replay to (later events are not in this checkpoint).
+    const { exists: _exists, ...state } = replayRecorded(initialState(id), bundle.entries);
+    return { ...bundle, state };
+  });
+}
