@@ -28,6 +28,9 @@ async function tamper(sql: string): Promise<void> {
     await client.query('set local session_replication_role = replica');
     await client.query(sql);
     await client.query('commit');
+  } catch (error) {
+    await client.query('rollback');
+    throw error;
   } finally {
     client.release();
   }
@@ -154,4 +157,26 @@ test('the audit catches a checkpoint for a root the tree never had', async () =>
     index: 11,
     problem: 'checkpoint of size 12 does not match the recomputed root',
   });
+});
+
+test('the audit names swapped entries', async () => {
+  // Entries 20 and 21 trade places: each header now claims the other's position.
+  await tamper(`update ledger_entries set index = 1000000 where index = 20`);
+  await tamper(`update ledger_entries set index = 20 where index = 21`);
+  await tamper(`update ledger_entries set index = 21 where index = 1000000`);
+  expect(await auditLedger(database.db, KEY)).toMatchObject({ ok: false, index: 20 });
+});
+
+test('the audit catches a ledger rolled back to an earlier size while a later checkpoint stands', async () => {
+  // The operator drops the last entries and moves the head back; the checkpoint clients were
+  // given for the larger tree is still in the table, and no longer matches anything.
+  await tamper(`delete from ledger_entries where index >= 70`);
+  await tamper(`delete from ledger_tree where (idx + 1) * (1 << level) > 70`);
+  await tamper(`delete from ledger_checkpoints where tree_size > 70 and tree_size < 80`);
+  await tamper(
+    `update ledger_head set tree_size = 70, root_hash = (select root_hash from ledger_checkpoints where tree_size = 70)`,
+  );
+  const result = await auditLedger(database.db, KEY);
+  expect(result.ok).toBe(false);
+  expect(result).toMatchObject({ problem: 'a checkpoint is signed for a size beyond the head' });
 });
