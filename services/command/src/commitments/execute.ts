@@ -70,7 +70,8 @@ export async function executeCommand(
   input: {
     commitmentId: string;
     command: CommitmentCommand;
-    actor: { userId: string; isAdmin: boolean };
+    /** Who acts; userId null is the system itself (for the commands only it may give). */
+    actor: { userId: string | null; isAdmin: boolean };
     /** The version the client saw (If-Match); a moved commitment is then a 412. */
     ifMatch?: number;
     correlationId: string;
@@ -79,7 +80,8 @@ export async function executeCommand(
   const { commitmentId, command, actor, ifMatch } = input;
   for (let attempt = 1; ; attempt++) {
     const state = await currentState(deps, commitmentId, command, attempt, ifMatch);
-    if (command.action !== 'create' && (!state.exists || !canSee(state, actor))) throw notFound();
+    const visible = actor.userId === null || canSee(state, { userId: actor.userId, isAdmin: actor.isAdmin });
+    if (command.action !== 'create' && (!state.exists || !visible)) throw notFound();
     if (ifMatch !== undefined && state.version !== ifMatch) {
       throw new HttpProblem(
         problem(412, `The commitment is at version ${state.version}, not ${ifMatch}; reload it and retry.`),

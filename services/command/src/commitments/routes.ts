@@ -15,9 +15,11 @@ import type { Ledger } from '@connect/ledger';
 import multipart from '@fastify/multipart';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
+import type pg from 'pg';
 import { z } from 'zod';
 import { findUser, findUserByEmail } from '../auth/accounts.ts';
 import { idempotent } from '../idempotency.ts';
+import { startDeadlineSweeps } from './deadlines.ts';
 import { DocumentTooLargeError, openDocument, storeDocument } from './document-store.ts';
 import { executeCommand, notFound, type Receipt } from './execute.ts';
 import { loadCommitment, type TypeRegistry } from './load.ts';
@@ -25,6 +27,7 @@ import { stateCache } from './state-cache.ts';
 
 export interface CommitmentRouteDeps {
   db: Kysely<Database>;
+  pool: pg.Pool;
   ledger: Ledger;
   types: TypeRegistry;
   authenticate: Authenticate;
@@ -71,6 +74,8 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
   const documentsDir = path.join(deps.dataDir, 'documents');
   const maxDocumentBytes = deps.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES;
   const execution = { ...deps, states: stateCache() };
+  const sweeps = startDeadlineSweeps({ ...execution, log: app.log });
+  app.addHook('onClose', async () => sweeps.close());
   await app.register(multipart, { limits: { fileSize: maxDocumentBytes, files: 1, fields: 5 } });
 
   async function run(
