@@ -1,6 +1,10 @@
-import { type JsonObject, toBase64 } from '@connect/crypto';
+import type { JsonObject } from '@connect/crypto';
 import type { LedgerEntriesTable } from '@connect/db';
 import type { Entry } from './types.ts';
+
+/** base64 of stored bytes, natively (this runs for every entry read). */
+const base64 = (bytes: Uint8Array) =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 
 export function entryFromRow(row: LedgerEntriesTable, origin: string): Entry {
   return {
@@ -14,11 +18,11 @@ export function entryFromRow(row: LedgerEntriesTable, origin: string): Entry {
     recordedAt: row.recorded_at.toISOString(),
     actor: row.actor,
     meta: row.meta as JsonObject,
-    dataHash: toBase64(row.data_hash),
+    dataHash: base64(row.data_hash),
     data: row.data as JsonObject | null,
-    salt: row.salt ? toBase64(row.salt) : null,
+    salt: row.salt ? base64(row.salt) : null,
     redacted: row.data === null,
-    leafHash: toBase64(row.leaf_hash),
+    leafHash: base64(row.leaf_hash),
   };
 }
 
