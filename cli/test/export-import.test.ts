@@ -6,8 +6,17 @@ import { fileURLToPath } from 'node:url';
 import { signingKeyFromSeed } from '@connect/crypto';
 import { auditLedger, buildReceipt, latestCheckpoint, openLedger, readHead } from '@connect/ledger';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { activeCommitment, registerProfile } from '../../services/projector/test/support.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/support/database.ts';
 
+const READ_MODELS: Record<string, string> = {
+  profiles: 'user_id',
+  commitment_types: 'key',
+  commitments: 'id',
+  commitment_parties: 'commitment_id, user_id',
+  commitment_history: 'index',
+  projection_checkpoints: 'projection',
+};
 const BIN = fileURLToPath(new URL('../bin/connect.js', import.meta.url));
 const KEY = signingKeyFromSeed('export.test/ledger', new Uint8Array(32).fill(8));
 let source: TestDatabase;
@@ -25,6 +34,11 @@ beforeAll(async () => {
       events: [{ type: 'Noted', data: { i, note: `n${i}` } }],
     });
   }
+  // Two real commitments among them, so the read models have something to rebuild.
+  const ana = await registerProfile(ledger, 'Ana');
+  const ben = await registerProfile(ledger, 'Ben');
+  await activeCommitment(ledger, ana, ben, 'Exported promise');
+  await activeCommitment(ledger, ben, ana, 'Another one');
   await Promise.all(
     Array.from({ length: 20 }, (_, i) =>
       ledger.append({
@@ -51,7 +65,7 @@ test('export → import round-trips: same root, same checkpoints, same receipts;
   const file = path.join(dir, 'ledger.jsonl');
   const exported = cli(['export', file], source.url);
   expect(exported.status).toBe(0);
-  expect(exported.stdout).toMatch(/exported 70 entries/);
+  expect(exported.stdout).toMatch(/exported 82 entries/);
   const target = await createTestDatabase();
   try {
     const imported = cli(['import', file], target.url);
@@ -66,7 +80,21 @@ test('export → import round-trips: same root, same checkpoints, same receipts;
         'commitment-2',
       );
     expect(await receipt(target)).toEqual(await receipt(source));
-    expect(await auditLedger(target.db, KEY)).toMatchObject({ ok: true, treeSize: 70 });
+    expect(await auditLedger(target.db, KEY)).toMatchObject({ ok: true, treeSize: 82 });
+    // Projections rebuilt on each side give the same read models.
+    expect(cli(['replay'], source.url).status).toBe(0);
+    expect(cli(['replay'], target.url).status).toBe(0);
+    const readModels = async (db: TestDatabase) => {
+      const rows: Record<string, unknown[]> = {};
+      for (const [table, key] of Object.entries(READ_MODELS)) {
+        const all = (await db.pool.query(`select * from ${table} order by ${key}`)).rows;
+        rows[table] = all.map(({ updated_at: _when, ...row }) => row); // when it was written differs, not what
+      }
+      return rows;
+    };
+    const copied = await readModels(target);
+    expect(copied.commitments).toHaveLength(2);
+    expect(copied).toEqual(await readModels(source));
     // And only into an empty database.
     const again = cli(['import', file], target.url);
     expect(again.status).toBe(1);
