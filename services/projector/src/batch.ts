@@ -29,24 +29,32 @@ export async function projectBatch(
 ): Promise<BatchResult> {
   await client.query('begin');
   try {
-    // The checkpoint, locked, and the entries after it: one round trip.
+    // The checkpoint, locked, how far the next `limit` entries reach, and those of them in the
+    // projection's streams: one round trip.
     const { rows } = await client.query(
       `with checkpoint as (
-         select last_index from projection_checkpoints where projection = $1 for update)
-       select checkpoint.last_index as checkpoint_index, e.*
-         from checkpoint left join lateral (
-           select * from ledger_entries where index > checkpoint.last_index order by index limit $2) e on true`,
-      [projection.name, options.limit],
+         select last_index from projection_checkpoints where projection = $1 for update),
+       reach as (
+         select max(index) as upto from (
+           select index from ledger_entries where index > (select last_index from checkpoint)
+           order by index limit $2) next)
+       select checkpoint.last_index as checkpoint_index, reach.upto, e.*
+         from checkpoint cross join reach left join lateral (
+           select * from ledger_entries
+           where index > checkpoint.last_index and index <= reach.upto and stream like any($3)
+           order by index) e on true`,
+      [projection.name, options.limit, projection.streams],
     );
     const from = rows[0]?.checkpoint_index as number | undefined;
     if (from === undefined) throw new Error(`no checkpoint row for projection ${projection.name}`);
+    const upto = (rows[0]?.upto as number | null) ?? from;
     const entries = rows.filter((row) => row.index !== null).map((row) => entryFromRow(row, options.origin));
-    if (entries.length === 0) {
+    if (upto === from) {
       await client.query('commit');
       return { count: 0, lastIndex: from };
     }
-    await projection.apply(client, entries, tables);
-    const lastIndex = entries.at(-1)?.index as number;
+    if (entries.length > 0) await projection.apply(client, entries, tables);
+    const lastIndex = upto;
     await client.query(
       `with moved as (
          update projection_checkpoints set last_index = $2, updated_at = now() where projection = $1)
@@ -54,7 +62,7 @@ export async function projectBatch(
       [projection.name, lastIndex, PROJECTED_CHANNEL],
     );
     await client.query('commit');
-    return { count: entries.length, lastIndex };
+    return { count: upto - from, lastIndex };
   } catch (error) {
     await client.query('rollback').catch(() => undefined);
     throw error;

@@ -8,6 +8,8 @@ export interface Projection {
   name: string;
   /** The read-model tables it owns: it alone writes them, and replay rebuilds them. */
   tables: readonly string[];
+  /** The streams it reads (LIKE patterns); the entries of others only move its checkpoint on. */
+  streams: readonly string[];
   /** Writes the rows these entries (consecutive, in index order) imply, inside the caller's transaction. */
   apply(client: pg.ClientBase, entries: Entry[], tables: Tables): Promise<void>;
 }

@@ -15,6 +15,7 @@ const columns = [
 export const commitmentTypesProjection: Projection = {
   name: 'commitment_types',
   tables: ['commitment_types'],
+  streams: [COMMITMENT_TYPES_STREAM],
   async apply(client, entries, tables) {
     const rows = new Map<string, unknown[]>();
     for (const entry of entries) {

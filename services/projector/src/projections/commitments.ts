@@ -70,6 +70,7 @@ interface Projected {
 export const commitmentsProjection: Projection = {
   name: 'commitments',
   tables: ['commitments', 'commitment_parties', 'commitment_documents', 'commitment_history'],
+  streams: ['commitment-%', 'redactions'],
   async apply(client, entries, tables) {
     // A commitment's own events, and redactions of them (which replay it from the ledger as now erased).
     const mine = entries.flatMap((entry) => {

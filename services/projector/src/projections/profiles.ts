@@ -29,6 +29,7 @@ async function currentRow(
 export const profilesProjection: Projection = {
   name: 'profiles',
   tables: ['profiles'],
+  streams: ['profile-%', 'redactions'],
   async apply(client, entries, tables) {
     const rows = new Map<string, unknown[]>();
     for (const entry of entries) {
