@@ -6,6 +6,7 @@ export * from './export-import.ts';
 export * from './head.ts';
 export * from './keys.ts';
 export * from './ledger.ts';
+export * from './native-crypto.ts';
 export * from './proofs.ts';
 export * from './receipt.ts';
 export * from './redact.ts';

@@ -3,20 +3,21 @@ import { createPrivateKey, sign as nodeSign, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fromBase64, type SigningKey, signingKeyFromSeed, toBase64 } from '@connect/crypto';
 import { readOrCreateSecretFile } from '@connect/db';
+import { withNativeVerifier } from './native-crypto.ts';
 
 export const KEY_FILE = 'ledger-key';
 
 // PKCS #8 wrapping of a raw Ed25519 seed (RFC 8410): this prefix, then the 32 seed bytes.
 const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 
-/** The key with Node's native Ed25519 as its signer: the same signatures, many times faster. */
+/** The key with Node's native Ed25519 as its signer (and verifier): the same signatures, many times faster. */
 export function withNativeSigner(key: SigningKey): SigningKey {
   const privateKey = createPrivateKey({
     key: Buffer.concat([ED25519_PKCS8_PREFIX, key.seed]),
     format: 'der',
     type: 'pkcs8',
   });
-  return { ...key, signer: (message) => nodeSign(null, message, privateKey) };
+  return withNativeVerifier({ ...key, signer: (message) => nodeSign(null, message, privateKey) });
 }
 
 export async function loadLedgerKey(options: {
