@@ -47,7 +47,6 @@ export function startProjector(
   const wakeup = ledgerWakeup(pool, pollMs);
   const statuses = new Map<string, ProjectionStatus>();
   let closed = false;
-  const sleep = (ms: number) => wakeup.wait(ms);
 
   async function run(projection: Projection): Promise<void> {
     const status: ProjectionStatus = { projection: projection.name, state: 'standby', lastIndex: -1 };
@@ -92,6 +91,7 @@ export function startProjector(
     // After a failed batch, go one entry at a time through its range to find the entry at fault.
     let singleSteps = 0;
     while (!mustStop()) {
+      const seen = wakeup.seen();
       const client = await pool.connect();
       try {
         const limit = singleSteps > 0 ? 1 : batchSize;
@@ -99,7 +99,7 @@ export function startProjector(
         client.release();
         status.lastIndex = result.lastIndex;
         if (singleSteps > 0) singleSteps--;
-        if (result.count === 0) await sleep(pollMs);
+        if (result.count === 0) await wakeup.wait(pollMs, seen);
       } catch (error) {
         client.release(isTransient(error));
         if (isTransient(error)) throw error;

@@ -4,8 +4,13 @@ import { LEDGER_CHANNEL } from '@connect/ledger';
 import type pg from 'pg';
 
 export interface Wakeup {
-  /** Resolves at the next append, or after `ms` at the latest. */
-  wait(ms: number): Promise<void>;
+  /** How many appends have been announced so far. */
+  seen(): number;
+  /**
+   * Resolves at the next append after the `since`-th (at once if one came already: an append
+   * announced while the caller was busy is not missed), or after `ms` at the latest.
+   */
+  wait(ms: number, since?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -14,7 +19,9 @@ export function ledgerWakeup(pool: pg.Pool, retryMs = 1000): Wakeup {
   let listener: pg.PoolClient | undefined;
   let closed = false;
 
+  let announced = 0;
   const wakeAll = () => {
+    announced++;
     for (const wake of waiting) wake();
     waiting.clear();
   };
@@ -48,8 +55,13 @@ export function ledgerWakeup(pool: pg.Pool, retryMs = 1000): Wakeup {
 
   void listen();
   return {
-    wait: (ms) =>
+    seen: () => announced,
+    wait: (ms, since) =>
       new Promise((resolve) => {
+        if (since !== undefined && announced > since) {
+          resolve();
+          return;
+        }
         const timer = setTimeout(done, ms);
         function done() {
           clearTimeout(timer);
