@@ -1,5 +1,6 @@
-import { createServer, openApiDocument } from '@connect/http';
+import { openApiDocument } from '@connect/http';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { documentedRoutes, registeredRoutes } from '../../../test/support/routes.ts';
 import { commandRoutes } from '../src/app.ts';
 import { grantAdmin } from '../src/auth/accounts.ts';
 import { commandOperations } from '../src/openapi.ts';
@@ -12,27 +13,13 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 test('the OpenAPI document lists exactly the routes the service registers', async () => {
-  const registered: string[] = [];
-  const app = createServer({ logLevel: 'silent', checkReady: async () => undefined });
-  app.addHook('onRoute', (route) => {
-    for (const method of [route.method].flat()) {
-      if (method !== 'HEAD' && (route.url.startsWith('/v1/') || route.url.startsWith('/.well-known/'))) {
-        registered.push(`${method} ${route.url.replace(/:(\w+)/g, '{$1}')}`);
-      }
-    }
-  });
-  app.register(commandRoutes, t.deps);
-  await app.ready();
+  const registered = await registeredRoutes((app) => app.register(commandRoutes, t.deps));
   const document = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json();
   expect(document).toEqual(openApiDocument(commandOperations));
-  const documented = Object.entries(document.paths as Record<string, Record<string, unknown>>).flatMap(
-    ([path, ops]) => Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`),
-  );
-  expect(documented.sort()).toEqual(registered.sort());
+  expect(documentedRoutes(document)).toEqual(registered);
   expect(document.openapi).toBe('3.1.0');
   const create = document.paths['/v1/commitments'].post.requestBody.content['application/json'].schema;
   expect(create.required).toEqual(['type', 'title']);
-  await app.close();
 });
 
 test('the docs page lists the operations', async () => {

@@ -48,21 +48,8 @@ export interface ListFilter {
   limit: number;
 }
 
-interface CommitmentRow {
-  id: string;
-  type: string;
-  title: string;
-  description: string;
-  terms: string;
-  amount_minor: number | null;
-  amount_currency: string | null;
-  due_at: Date | null;
-  status: string;
-  overdue: boolean;
-  version: number;
-  created_at: Date;
-  updated_at: Date;
-}
+/** The commitment columns a view is made from (the read model's `state` stays inside). */
+type CommitmentRow = Omit<CommitmentsTable, 'last_index' | 'state'>;
 
 const COMMITMENT_COLUMNS = [
   'c.id',
