@@ -54,7 +54,7 @@ export async function replayProjection(
     });
   };
 
-  /** Projects into the new tables until the ledger has nothing more; returns how many it read. */
+  /** Projects into the new tables until the ledger has nothing more. */
   const catchUp = async (client: pg.ClientBase): Promise<void> => {
     for (;;) {
       const entries = await readEntriesAfter(client, origin, position, batchSize);
@@ -75,20 +75,10 @@ export async function replayProjection(
     }
     await client.query('commit');
 
-    // Most of the work: batches of their own, while the live tables keep serving and updating.
-    for (;;) {
-      await client.query('begin');
-      const before = position;
-      const entries = await readEntriesAfter(client, origin, position, batchSize);
-      if (entries.length > 0) {
-        await projection.apply(client, entries, tables);
-        position = entries.at(-1)?.index as number;
-        projected += entries.length;
-      }
-      await client.query('commit');
-      await report();
-      if (position === before || entries.length < batchSize) break;
-    }
+    // Most of the work, while the live tables keep serving and updating. The new tables are
+    // private until the switch (a replay that dies is dropped by the next), so batches need no
+    // transaction of their own.
+    await catchUp(client);
 
     // The switch: hold the live runner (its checkpoint row), take the last few entries, swap.
     // Readers lock the tables in their own order; rather than risk a deadlock that could fail a

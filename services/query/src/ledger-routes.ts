@@ -12,6 +12,7 @@ import {
 } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
+import { parseLedgerIndex } from './ledger-index.ts';
 
 export interface LedgerRouteDeps {
   db: Kysely<Database>;
@@ -21,13 +22,8 @@ export interface LedgerRouteDeps {
   key: VerifierKey;
 }
 
-function integerParam(query: Record<string, string | undefined>, name: string): number {
-  const raw = query[name];
-  if (raw === undefined || !/^(0|[1-9][0-9]{0,15})$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
-    throw badRequest([{ path: `query.${name}`, message: 'must be a non-negative integer' }]);
-  }
-  return Number(raw);
-}
+const integerParam = (query: Record<string, string | undefined>, name: string) =>
+  parseLedgerIndex(query[name], `query.${name}`);
 
 async function proofOr400<T>(make: () => Promise<T>): Promise<T> {
   try {

@@ -4,13 +4,20 @@
 import type { Authenticate } from '@connect/auth';
 import type { VerifierKey } from '@connect/crypto';
 import type { Database } from '@connect/db';
-import { COMMITMENT_TYPES_STREAM, commitmentStream, initialState, replayRecorded } from '@connect/domain';
-import { badRequest, HttpProblem, parseWith, problem } from '@connect/http';
+import {
+  COMMITMENT_TYPES_STREAM,
+  commitmentIdOf,
+  commitmentStream,
+  initialState,
+  replayRecorded,
+} from '@connect/domain';
+import { HttpProblem, parseWith, problem } from '@connect/http';
 import { buildReceipt, type Entry, type Queryable, readEntry } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { idParam, notVisible } from './commitments/routes.ts';
 import { readConsistency } from './consistency.ts';
+import { parseLedgerIndex } from './ledger-index.ts';
 import type { ProjectedIndex } from './projected-index.ts';
 import { type Caller, readAs } from './reader.ts';
 
@@ -26,8 +33,6 @@ export interface PartyLedgerDeps {
   minIndexWaitMs?: number;
 }
 
-const COMMITMENT = /^commitment-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
-
 async function canSeeCommitment(reader: Kysely<Database>, caller: Caller, id: string): Promise<boolean> {
   const row = await readAs(reader, caller, (db) =>
     db.selectFrom('commitments').select('id').where('id', '=', id).executeTakeFirst(),
@@ -38,7 +43,7 @@ async function canSeeCommitment(reader: Kysely<Database>, caller: Caller, id: st
 /** Who may read an entry: parties for a commitment's, anyone signed in for types and profiles, else admins. */
 async function mayRead(reader: Kysely<Database>, caller: Caller, entry: Entry): Promise<boolean> {
   if (caller.isAdmin) return true;
-  const commitment = COMMITMENT.exec(entry.stream)?.[1];
+  const commitment = commitmentIdOf(entry.stream);
   if (commitment) return canSeeCommitment(reader, caller, commitment);
   return entry.stream === COMMITMENT_TYPES_STREAM || entry.stream.startsWith('profile-');
 }
@@ -52,15 +57,12 @@ export async function partyLedgerRoutes(app: FastifyInstance, deps: PartyLedgerD
 
   app.get('/v1/ledger/entries/:index', async (request, reply) => {
     const caller = await callerOf(request);
-    const raw = (request.params as { index: string }).index;
-    if (!/^(0|[1-9][0-9]{0,15})$/.test(raw)) {
-      throw badRequest([{ path: 'path.index', message: 'must be a ledger index (a non-negative integer)' }]);
-    }
+    const index = parseLedgerIndex((request.params as { index: string }).index, 'path.index');
     await consistent(request, reply);
-    const entry = await readEntry(deps.db, deps.origin, Number(raw));
+    const entry = await readEntry(deps.db, deps.origin, index);
     if (!entry || !(await mayRead(deps.reader, caller, entry))) {
       throw new HttpProblem(
-        problem(404, `No entry ${raw}, or it is not about a commitment you are party to.`),
+        problem(404, `No entry ${index}, or it is not about a commitment you are party to.`),
       );
     }
     return entry;

@@ -1,14 +1,19 @@
 // commitments and what hangs off them (parties, documents, history), from each commitment's
 // stream. The domain's own evolve() computes the state; the rows are a function of that state.
-import { applyRecorded, type Commitment, initialState, replayRecorded } from '@connect/domain';
+import {
+  applyRecorded,
+  type Commitment,
+  commitmentIdOf,
+  commitmentStream,
+  initialState,
+  replayRecorded,
+} from '@connect/domain';
 import type { Entry } from '@connect/ledger';
 import { entryFromRow, REDACTIONS_STREAM } from '@connect/ledger';
 import type pg from 'pg';
 import { type Projection, ProjectionError, type Tables } from '../projection.ts';
 import { ident, Statement, upsertOn } from '../sql.ts';
 import { redactedIndex, redactedStream } from './redactions.ts';
-
-const COMMITMENT_STREAM = /^commitment-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
 
 const commitmentColumns = [
   { name: 'id', type: 'uuid' },
@@ -74,9 +79,7 @@ export const commitmentsProjection: Projection = {
   async apply(client, entries, tables) {
     // A commitment's own events, and redactions of them (which replay it from the ledger as now erased).
     const mine = entries.flatMap((entry) => {
-      const id =
-        COMMITMENT_STREAM.exec(entry.stream ?? '')?.[1] ??
-        COMMITMENT_STREAM.exec(redactedStream(entry) ?? '')?.[1];
+      const id = commitmentIdOf(entry.stream) ?? commitmentIdOf(redactedStream(entry) ?? '');
       return id ? [{ id, entry }] : [];
     });
     if (mine.length === 0) return;
@@ -120,7 +123,7 @@ export const commitmentsProjection: Projection = {
 async function replayFromLedger(client: pg.ClientBase, before: number, id: string): Promise<Commitment> {
   const { rows } = await client.query(
     'select * from ledger_entries where stream = $1 and index < $2 order by version',
-    [`commitment-${id}`, before],
+    [commitmentStream(id), before],
   );
   try {
     return replayRecorded(

@@ -1,6 +1,7 @@
 // Reads of the commitment read models: plain functions over a reader transaction, so row-level
 // security has already narrowed every table to what the caller may see.
 import type { CommitmentsTable, Database } from '@connect/db';
+import type { DocumentVersion } from '@connect/domain';
 import { type Expression, type ExpressionBuilder, type SqlBool, sql } from 'kysely';
 import type { Reader } from '../reader.ts';
 
@@ -11,14 +12,8 @@ export interface PartyView {
   response: string;
 }
 
-export interface DocumentView {
-  documentId: string;
-  name: string;
-  mediaType: string;
-  size: number;
-  sha256: string;
-  version: number;
-}
+/** A document as the API shows it: the domain's latest version of it. */
+export type DocumentView = DocumentVersion;
 
 export interface CommitmentView {
   id: string;

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { readConsistency } from '../consistency.ts';
 import type { ProjectedIndex } from '../projected-index.ts';
 import { type Caller, readAs } from '../reader.ts';
+import { type CursorKey, encodeCursor, readCursor } from './cursor.ts';
 import { describeEvent, mentionedUsers } from './describe.ts';
 import { commitmentsById, commitmentTypes, displayNames, historyOf, listCommitments } from './queries.ts';
 
@@ -41,19 +42,10 @@ export const listQuery = z
 
 export const idParam = z.object({ id: z.uuid('must be a commitment id (UUID)') });
 
-const cursorShape = z.tuple([instant, z.uuid()]);
-
-export function encodeCursor(key: { createdAt: string; id: string }): string {
-  return Buffer.from(JSON.stringify([key.createdAt, key.id])).toString('base64url');
-}
-
-export function decodeCursor(cursor: string, path = 'query.cursor'): { createdAt: string; id: string } {
-  try {
-    const [createdAt, id] = cursorShape.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString()));
-    return { createdAt, id };
-  } catch {
-    throw badRequest([{ path, message: 'is not a cursor this API gave out' }]);
-  }
+export function decodeCursor(cursor: string, path = 'query.cursor'): CursorKey {
+  const key = readCursor(cursor);
+  if (!key) throw badRequest([{ path, message: 'is not a cursor this API gave out' }]);
+  return key;
 }
 
 export const notVisible = (id: string) =>

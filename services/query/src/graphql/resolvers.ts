@@ -5,6 +5,7 @@ import type { Database } from '@connect/db';
 import type { Kysely } from 'kysely';
 import mercurius, { type IResolvers, type MercuriusContext, type MercuriusLoaders } from 'mercurius';
 import { z } from 'zod';
+import { type CursorKey, encodeCursor, readCursor } from '../commitments/cursor.ts';
 import { describeEvent, mentionedUsers } from '../commitments/describe.ts';
 import {
   type CommitmentView,
@@ -14,7 +15,6 @@ import {
   historyOf,
   listCommitments,
 } from '../commitments/queries.ts';
-import { encodeCursor } from '../commitments/routes.ts';
 import { type Caller, readAs } from '../reader.ts';
 
 export type GraphqlContext = MercuriusContext;
@@ -35,15 +35,10 @@ function badInput(field: string, message: string): Error {
 }
 
 const instant = z.iso.datetime({ offset: true });
-const cursorShape = z.tuple([instant, z.uuid()]);
-
-function parseCursor(cursor: string): { createdAt: string; id: string } {
-  try {
-    const [createdAt, id] = cursorShape.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString()));
-    return { createdAt, id };
-  } catch {
-    throw badInput('after', 'is not a cursor this API gave out');
-  }
+function parseCursor(cursor: string): CursorKey {
+  const key = readCursor(cursor);
+  if (!key) throw badInput('after', 'is not a cursor this API gave out');
+  return key;
 }
 
 function parseInstant(field: string, value: string | undefined | null): string | undefined {
