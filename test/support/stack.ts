@@ -20,6 +20,8 @@ export interface Stack {
   command: CommandDeps;
   query: QueryDeps;
   projector: Projector;
+  /** `METHOD /path/:param` of every route the app serves. */
+  routes: string[];
   close(): Promise<void>;
 }
 
@@ -64,6 +66,10 @@ export async function testStack(options: StackOptions = {}): Promise<Stack> {
     minIndexWaitMs: options.minIndexWaitMs,
   };
   const app = createServer({ logLevel: 'silent', checkReady: async () => undefined });
+  const routes: string[] = [];
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) if (method !== 'HEAD') routes.push(`${method} ${route.url}`);
+  });
   const projector = attachProjector(app, { pool: database.pool, origin: key.name, options: { pollMs: 200 } });
   app.register(commandRoutes, command);
   app.register(queryRoutes, query);
@@ -74,6 +80,7 @@ export async function testStack(options: StackOptions = {}): Promise<Stack> {
     command,
     query,
     projector,
+    routes,
     close: async () => {
       await app.close();
       await reader.close();

@@ -7,7 +7,7 @@ import { exportLedger, importLedger } from '@connect/ledger';
 export async function exportCommand(args: string[]): Promise<number> {
   const file = args[0];
   if (!file) throw new Error('usage: connect export FILE');
-  const database = await openDatabase(loadConfig(process.env));
+  const database = await openDatabase(loadConfig(process.env), { create: false });
   try {
     const out = createWriteStream(file, { mode: 0o600 });
     const count = await exportLedger(database.db, async (line) => {

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { loadConfig } from '@connect/db';
+import { loadConfig, openDatabase } from '@connect/db';
 import { profileStream } from '@connect/domain';
 import { openLedgerRuntime, redactEntries } from '@connect/ledger';
 
@@ -28,7 +28,13 @@ export async function redactCommand(args: string[]): Promise<number> {
     console.error('connect: --index must be a ledger index (a non-negative integer)');
     return 2;
   }
-  const runtime = await openLedgerRuntime(loadConfig(process.env));
+  const config = loadConfig(process.env);
+  // Opened here so a missing database is refused, not created; the runtime then joins it.
+  const database = await openDatabase(config, { create: false });
+  const runtime = await openLedgerRuntime({ ...config, databaseUrl: database.url }).catch(async (error) => {
+    await database.close();
+    throw error;
+  });
   try {
     const { db } = runtime.database;
     const admin = await db
@@ -57,5 +63,6 @@ export async function redactCommand(args: string[]): Promise<number> {
     return 0;
   } finally {
     await runtime.close();
+    await database.close();
   }
 }

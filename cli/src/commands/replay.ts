@@ -17,7 +17,7 @@ export async function replayCommand(args: string[]): Promise<number> {
     );
     return 2;
   }
-  const database = await openDatabase(loadConfig(process.env));
+  const database = await openDatabase(loadConfig(process.env), { create: false });
   try {
     await migrate(database.pool);
     const head = await readHead(database.db);
@@ -38,6 +38,9 @@ export async function replayCommand(args: string[]): Promise<number> {
       console.log(
         `${result.projection}: rebuilt from ${result.events} events in ${result.seconds.toFixed(1)} s (${Math.round(result.events / Math.max(result.seconds, 0.001))}/s), now at index ${result.lastIndex}`,
       );
+      for (const q of result.quarantined) {
+        console.log(`${result.projection}: ${q.stream} still set aside at entry ${q.index}: ${q.error}`);
+      }
     }
     return 0;
   } finally {

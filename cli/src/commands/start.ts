@@ -17,9 +17,10 @@ export async function start(): Promise<number> {
   let projector: Projector | undefined;
   const app = createServer({
     logLevel: config.logLevel,
+    timeouts: config.httpTimeouts,
     checkReady: async () => {
       await assertMigrated(pool);
-      projector?.assertHealthy();
+      return projector?.readiness();
     },
   });
   projector = attachProjector(app, { pool, origin: ledger.origin });

@@ -5,7 +5,7 @@ import { loadConfig, migrate, openDatabase } from '@connect/db';
 export async function usersCommand(args: string[]): Promise<number> {
   const [sub, email] = args;
   if (sub !== 'grant-admin' || !email) throw new Error('usage: connect users grant-admin <email>');
-  const database = await openDatabase(loadConfig(process.env));
+  const database = await openDatabase(loadConfig(process.env), { create: false });
   try {
     await migrate(database.pool);
     if (!(await grantAdmin(database.db, email))) {

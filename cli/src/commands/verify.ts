@@ -40,7 +40,7 @@ async function verifyReceiptFile(args: string[]): Promise<number> {
 
 /** The audit, streamed with progress; exits 1 naming the first bad entry. */
 async function verifyLedger(): Promise<number> {
-  const database = await openDatabase(loadConfig(process.env));
+  const database = await openDatabase(loadConfig(process.env), { create: false });
   try {
     const head = await readHead(database.db);
     if (!head) {

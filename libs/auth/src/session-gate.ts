@@ -1,6 +1,8 @@
 // Whether a session is still open, without a query per request: open sessions are remembered for
-// a minute, and every process forgets one the moment it ends, told by NOTIFY from the transaction
-// that ended it. While the notification connection is down, nothing is remembered.
+// a minute (never past the moment they lapse), and every process forgets one the moment it is
+// revoked, told by NOTIFY from the transaction that revoked it. While the notification connection
+// is down, nothing is remembered. A session lapses on its own at active_until, which the command
+// service sets from its idle timeout and absolute lifetime; a refresh moves it later.
 import type { Database } from '@connect/db';
 import { type Kysely, sql } from 'kysely';
 import type pg from 'pg';
@@ -21,7 +23,8 @@ export async function announceSessionEnded(db: Kysely<Database>, sessionId: stri
   await sql`select pg_notify(${SESSIONS_CHANNEL}, ${sessionId})`.execute(db);
 }
 
-export function sessionGate(deps: { db: Kysely<Database>; pool: pg.Pool }): SessionGate {
+export function sessionGate(deps: { db: Kysely<Database>; pool: pg.Pool; now?: () => Date }): SessionGate {
+  const now = () => (deps.now ? deps.now().getTime() : Date.now());
   const open = new Map<string, number>();
   let listener: pg.PoolClient | undefined;
   let closed = false;
@@ -56,11 +59,12 @@ export function sessionGate(deps: { db: Kysely<Database>; pool: pg.Pool }): Sess
 
   return {
     async isActive(sessionId) {
-      if (listener && (open.get(sessionId) ?? 0) > Date.now()) return true;
-      const active = await sessionIsActive(deps.db, sessionId);
+      if (listener && (open.get(sessionId) ?? 0) > now()) return true;
+      const until = await sessionActiveUntil(deps.db, sessionId);
+      const active = until !== undefined && until.getTime() > now();
       if (active && listener) {
         if (open.size >= CAPACITY) open.delete(open.keys().next().value as string);
-        open.set(sessionId, Date.now() + REMEMBER_MS);
+        open.set(sessionId, Math.min(now() + REMEMBER_MS, until.getTime()));
       }
       return active;
     },
@@ -79,11 +83,13 @@ export function sessionGate(deps: { db: Kysely<Database>; pool: pg.Pool }): Sess
   };
 }
 
-export async function sessionIsActive(db: Kysely<Database>, sessionId: string): Promise<boolean> {
+/** Until when the session stays open unless refreshed; undefined when it is revoked or unknown. */
+export async function sessionActiveUntil(db: Kysely<Database>, sessionId: string): Promise<Date | undefined> {
   const row = await db
     .selectFrom('sessions')
-    .select('revoked_at')
+    .select('active_until')
     .where('id', '=', sessionId)
+    .where('revoked_at', 'is', null)
     .executeTakeFirst();
-  return row !== undefined && row.revoked_at === null;
+  return row?.active_until;
 }

@@ -10,6 +10,10 @@ export const configSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
     .optional(),
+  CONNECT_READER_DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
   CONNECT_DATA_DIR: z.string().min(1).default('./.data'),
   CONNECT_LEDGER_ORIGIN: z
     .string()
@@ -25,6 +29,20 @@ export const configSchema = z.object({
     .min(1)
     .default(25 * 1024 * 1024),
   CONNECT_AUTH_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(20),
+  CONNECT_INVITE_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(20),
+  CONNECT_SESSION_IDLE_TIMEOUT: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .default(7 * 24 * 3600),
+  CONNECT_SESSION_MAX_LIFETIME: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .default(30 * 24 * 3600),
+  CONNECT_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
+  CONNECT_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(10_000),
+  CONNECT_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(72_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -32,6 +50,8 @@ export interface Config {
   port: number;
   host: string;
   databaseUrl: string | undefined;
+  /** How the query service logs in as connect_reader; unset → derived from the database URL. */
+  readerDatabaseUrl: string | undefined;
   dataDir: string;
   ledgerOrigin: string;
   ledgerKey: string | undefined;
@@ -39,6 +59,14 @@ export interface Config {
   maxDocumentBytes: number;
   /** Signup and login attempts per client address and minute. */
   authRateLimit: number;
+  /** Invitations by email per user and minute. */
+  inviteRateLimit: number;
+  /** Seconds a session lasts without a refresh. */
+  sessionIdleTimeout: number;
+  /** Seconds a session lasts at most, however active. */
+  sessionMaxLifetime: number;
+  /** How long a client may take to send a request, its headers, and to idle between requests. */
+  httpTimeouts: { requestMs: number; headersMs: number; keepAliveMs: number };
   logLevel: z.infer<typeof configSchema>['LOG_LEVEL'];
 }
 
@@ -64,11 +92,20 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     port: c.PORT,
     host: c.HOST,
     databaseUrl: c.DATABASE_URL,
+    readerDatabaseUrl: c.CONNECT_READER_DATABASE_URL,
     dataDir: path.resolve(c.CONNECT_DATA_DIR),
     ledgerOrigin: c.CONNECT_LEDGER_ORIGIN,
     ledgerKey: c.CONNECT_LEDGER_KEY,
     maxDocumentBytes: c.CONNECT_MAX_DOCUMENT_BYTES,
     authRateLimit: c.CONNECT_AUTH_RATE_LIMIT,
+    inviteRateLimit: c.CONNECT_INVITE_RATE_LIMIT,
+    sessionIdleTimeout: c.CONNECT_SESSION_IDLE_TIMEOUT,
+    sessionMaxLifetime: c.CONNECT_SESSION_MAX_LIFETIME,
+    httpTimeouts: {
+      requestMs: c.CONNECT_REQUEST_TIMEOUT_MS,
+      headersMs: c.CONNECT_HEADERS_TIMEOUT_MS,
+      keepAliveMs: c.CONNECT_KEEP_ALIVE_TIMEOUT_MS,
+    },
     logLevel: c.LOG_LEVEL,
   };
 }

@@ -26,20 +26,51 @@ export function createKysely(pool: pg.Pool): Kysely<Database> {
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
-/** Connects to DATABASE_URL, or starts the embedded PostgreSQL when it is unset. */
-export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'dataDir'>): Promise<DatabaseHandle> {
-  const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir);
+/** Where a database is, for a message: the data directory, or the URL without its password. */
+function describe(config: Pick<Config, 'databaseUrl' | 'dataDir'>): string {
+  if (!config.databaseUrl) return `${config.dataDir} (CONNECT_DATA_DIR)`;
+  const url = new URL(config.databaseUrl);
+  url.password = '';
+  return `${url} (DATABASE_URL)`;
+}
+
+async function assertCreated(pool: pg.Pool, config: Pick<Config, 'databaseUrl' | 'dataDir'>): Promise<void> {
+  const { rows } = await pool.query<{ exists: boolean }>(
+    `select to_regclass('schema_migrations') is not null as exists`,
+  );
+  if (!rows[0]?.exists) {
+    throw new Error(
+      `no Connect database in ${describe(config)}: it was never migrated; point it at the service's database, or run connect migrate first`,
+    );
+  }
+}
+
+/**
+ * Connects to DATABASE_URL, or starts the embedded PostgreSQL when it is unset. With `create`
+ * false, a database Connect never migrated (or an embedded one never initialised) is refused.
+ */
+export async function openDatabase(
+  config: Pick<Config, 'databaseUrl' | 'dataDir'>,
+  options: { create?: boolean } = {},
+): Promise<DatabaseHandle> {
+  const embedded = config.databaseUrl
+    ? undefined
+    : await startEmbeddedPostgres(config.dataDir, { create: options.create });
   const url = config.databaseUrl ?? embedded?.url;
   if (!url) throw new Error('no database: set DATABASE_URL or let the embedded PostgreSQL start');
   const pool = createPool(url, 40);
   const db = createKysely(pool);
-  return {
-    url,
-    pool,
-    db,
-    close: async () => {
-      await db.destroy();
-      await embedded?.stop();
-    },
+  const close = async () => {
+    await db.destroy();
+    await embedded?.stop();
   };
+  if (options.create === false) {
+    try {
+      await assertCreated(pool, config);
+    } catch (error) {
+      await close();
+      throw error;
+    }
+  }
+  return { url, pool, db, close };
 }

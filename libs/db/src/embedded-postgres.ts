@@ -9,12 +9,16 @@ import pg from 'pg';
 
 export interface EmbeddedPostgres {
   url: string;
-  /** Stops the server if this process started it; a server another process runs is left alone. */
+  /** Stops the server if this process owns it; a server another live process owns is left alone. */
   stop(): Promise<void>;
 }
 
 const SOCKET_PORT = 5432;
 const MAX_SOCKET_PATH = 100;
+// Held, on a connection of its own, by the process that stops the server: the one that started it,
+// or one that found it running after that process died (kill -9 leaves the server behind). The
+// server drops the lock with the connection, however its process ended.
+const OWNER_LOCK = 0x6f776e72; // "ownr"
 
 interface Binaries {
   postgres: string;
@@ -85,16 +89,51 @@ function exited(child: ChildProcess): Promise<number | null> {
   });
 }
 
-/** A server another process started in this data directory, if one is alive. */
-function runningServer(pgData: string): boolean {
-  const pidFile = path.join(pgData, 'postmaster.pid');
-  if (!existsSync(pidFile)) return false;
-  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch {
     return false;
+  }
+}
+
+/** The pid of the server running in this data directory, if one is alive. */
+function runningServer(pgData: string): number | undefined {
+  const pidFile = path.join(pgData, 'postmaster.pid');
+  if (!existsSync(pidFile)) return undefined;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  return pid > 0 && alive(pid) ? pid : undefined;
+}
+
+/** The owner's connection, or undefined when another live process owns the server. */
+async function claimOwnership(url: string): Promise<pg.Client | undefined> {
+  const client = new pg.Client({
+    connectionString: url,
+    application_name: 'connect: embedded owner',
+    options: '-c idle_session_timeout=0', // idle for the process's life, whatever the server's default
+  });
+  client.on('error', () => undefined); // the server going away ends ownership; nothing to handle
+  await client.connect();
+  const { rows } = await client.query<{ owner: boolean }>('select pg_try_advisory_lock($1) as owner', [
+    OWNER_LOCK,
+  ]);
+  if (rows[0]?.owner) return client;
+  await client.end();
+  return undefined;
+}
+
+/** Stops a server this process did not start: it is no child of ours, so watch its pid file. */
+async function stopAdopted(pgData: string, pid: number): Promise<void> {
+  try {
+    process.kill(pid, 'SIGINT'); // fast shutdown, as for our own
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + 60_000;
+  // The server removes postmaster.pid last; its pid alone may linger as an unreaped zombie.
+  while (runningServer(pgData) === pid && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
@@ -119,13 +158,24 @@ async function waitUntilAccepting(
   }
 }
 
-/** Starts (initialising on first use) or joins the embedded PostgreSQL in `dataDir/postgres`. */
-export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPostgres> {
+/**
+ * Starts (initialising on first use, unless `create` is false) or joins the embedded PostgreSQL in
+ * `dataDir/postgres`. Joining a server whose owner died makes this process its owner.
+ */
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  options: { create?: boolean } = {},
+): Promise<EmbeddedPostgres> {
   const root = path.join(dataDir, 'postgres');
   const pgData = path.join(root, 'data');
   const socketDir = path.join(root, 'run');
   if (path.join(socketDir, `.s.PGSQL.${SOCKET_PORT}`).length > MAX_SOCKET_PATH) {
     throw new Error(`CONNECT_DATA_DIR is too long a path for a PostgreSQL socket: ${dataDir}`);
+  }
+  if (options.create === false && !existsSync(path.join(pgData, 'PG_VERSION'))) {
+    throw new Error(
+      `no Connect database in ${dataDir} (CONNECT_DATA_DIR): set CONNECT_DATA_DIR to the service's data directory or DATABASE_URL to its database; only connect start, migrate and import create one`,
+    );
   }
   const url = `postgresql://postgres@localhost:${SOCKET_PORT}/postgres?host=${encodeURIComponent(socketDir)}`;
   // Others may enter the data directory but not list it: the server's own user must pass through.
@@ -133,9 +183,18 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPo
   mkdirSync(root, { recursive: true, mode: 0o700 });
   const logFile = path.join(root, 'postgres.log');
 
-  if (runningServer(pgData)) {
+  const running = runningServer(pgData);
+  if (running !== undefined) {
     await waitUntilAccepting(url, undefined, logFile);
-    return { url, stop: async () => undefined };
+    const ownership = await claimOwnership(url);
+    return {
+      url,
+      stop: async () => {
+        if (!ownership) return;
+        await ownership.end().catch(() => undefined);
+        await stopAdopted(pgData, running);
+      },
+    };
   }
 
   const { postgres, initdb } = await binaries();
@@ -176,9 +235,11 @@ export async function startEmbeddedPostgres(dataDir: string): Promise<EmbeddedPo
       logFd,
     );
     await waitUntilAccepting(url, server, logFile);
+    const ownership = await claimOwnership(url);
     return {
       url,
       stop: async () => {
+        await ownership?.end().catch(() => undefined);
         if (server.exitCode !== null) return;
         server.kill('SIGINT'); // fast shutdown: ends sessions, writes a clean checkpoint
         await exited(server);

@@ -61,6 +61,7 @@ export interface Database {
   refresh_tokens: RefreshTokensTable;
   http_idempotency: HttpIdempotencyTable;
   projection_checkpoints: ProjectionCheckpointsTable;
+  projection_quarantine: ProjectionQuarantineTable;
   profiles: ProfilesTable;
   commitment_types: CommitmentTypesTable;
   commitments: CommitmentsTable;
@@ -83,6 +84,11 @@ export interface SessionsTable {
   user_id: string;
   created_at: Generated<Date>;
   revoked_at: Date | null;
+  last_active_at: Generated<Date>;
+  /** The absolute end of the session, however active it is. */
+  expires_at: Generated<Date>;
+  /** When the session lapses unless refreshed: the earlier of the idle deadline and expires_at. */
+  active_until: Generated<Date>;
 }
 
 export interface RefreshTokensTable {
@@ -90,6 +96,8 @@ export interface RefreshTokensTable {
   session_id: string;
   issued_at: Generated<Date>;
   used_at: Date | null;
+  /** The successor token, sealed with a key derived from this token (see refresh-tokens.ts). */
+  successor: Uint8Array | null;
 }
 
 export interface HttpIdempotencyTable {
@@ -100,6 +108,14 @@ export interface HttpIdempotencyTable {
   body: unknown;
   headers: unknown;
   created_at: Generated<Date>;
+}
+
+export interface ProjectionQuarantineTable {
+  projection: string;
+  stream: string;
+  index: number;
+  error: string;
+  quarantined_at: Generated<Date>;
 }
 
 export interface ProjectionCheckpointsTable {

@@ -6,9 +6,44 @@ import { badRequest, HttpProblem, problem, sendProblem } from './problem.ts';
 
 export interface ServerOptions {
   logLevel?: string;
-  /** Throws (or rejects) with a reason when the service cannot serve yet. */
-  checkReady(): Promise<void>;
+  /** Throws (or rejects) with a reason when the service cannot serve yet; may say more when it can. */
+  checkReady(): Promise<unknown>;
   bodyLimit?: number;
+  timeouts?: Partial<HttpTimeouts>;
+}
+
+export interface HttpTimeouts {
+  /** The whole request, body included, must arrive within this; else 408 and the connection closes. */
+  requestMs: number;
+  /** The request line and headers must arrive within this (at most requestMs). */
+  headersMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveMs: number;
+}
+
+// Long enough for a 25 MB document on a ~2 Mbit/s uplink; a stalled client holds a connection
+// for two minutes at most.
+export const DEFAULT_HTTP_TIMEOUTS: HttpTimeouts = {
+  requestMs: 120_000,
+  headersMs: 10_000,
+  // Longer than the usual load balancer idle timeout (60 s), so the balancer closes first and never
+  // reuses a connection the service is closing.
+  keepAliveMs: 72_000,
+};
+
+function timeoutOptions(options: Partial<HttpTimeouts> = {}) {
+  const { requestMs, headersMs, keepAliveMs } = { ...DEFAULT_HTTP_TIMEOUTS, ...options };
+  const headersTimeout = Math.min(headersMs, requestMs);
+  return {
+    requestTimeout: requestMs,
+    keepAliveTimeout: keepAliveMs,
+    http: {
+      requestTimeout: requestMs,
+      headersTimeout,
+      // Node enforces both only when it sweeps its connections (every 30 s by default).
+      connectionsCheckingInterval: Math.max(10, Math.min(1000, Math.floor(headersTimeout / 4))),
+    },
+  };
 }
 
 export function createServer(options: ServerOptions): FastifyInstance {
@@ -21,6 +56,14 @@ export function createServer(options: ServerOptions): FastifyInstance {
       },
     },
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    ...timeoutOptions(options.timeouts),
+    // What Fastify refuses before routing (a URL that does not decode, a bad content type) is a
+    // problem too.
+    frameworkErrors: (error, _request, reply) =>
+      sendProblem(
+        reply,
+        problem(error.statusCode && error.statusCode < 500 ? error.statusCode : 400, error.message),
+      ),
   });
 
   // JSON only: a text body is refused with 415 rather than parsed as a string.
@@ -76,8 +119,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (request, reply) => {
     try {
-      await options.checkReady();
-      return { status: 'ready' };
+      const details = await options.checkReady();
+      return { status: 'ready', ...(typeof details === 'object' ? details : {}) };
     } catch (error) {
       request.log.warn({ err: error }, 'not ready');
       return sendProblem(reply, problem(503, `Not ready: ${(error as Error).message}`));

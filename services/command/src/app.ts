@@ -1,11 +1,12 @@
 import { authenticator, loadTokenIssuer, sessionGate, type TokenIssuer } from '@connect/auth';
 import { assertMigrated, type Database } from '@connect/db';
-import { createServer, docsRoutes } from '@connect/http';
+import { createServer, docsRoutes, type ServerOptions } from '@connect/http';
 import type { Ledger, LedgerRuntime } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { authRoutes } from './auth/routes.ts';
+import type { SessionLifetimes } from './auth/sessions.ts';
 import { ensureDefaultTypes, type TypeRegistry, typeRegistry } from './commitments/load.ts';
 import { commitmentRoutes } from './commitments/routes.ts';
 import { commitmentTypeRoutes } from './commitments/type-routes.ts';
@@ -19,6 +20,11 @@ export interface CommandDeps {
   types: TypeRegistry;
   dataDir: string;
   authAttemptsPerMinute?: number;
+  /** Invitations by email per user and minute. */
+  invitesPerMinute?: number;
+  sessionLifetimes?: SessionLifetimes;
+  /** The clock sessions are started, refreshed, ended and checked by (tests move it). */
+  now?: () => Date;
   maxDocumentBytes?: number;
 }
 
@@ -34,6 +40,11 @@ export async function commandDeps(runtime: LedgerRuntime): Promise<CommandDeps> 
     types: typeRegistry(db, runtime.ledger.origin),
     dataDir: runtime.config.dataDir,
     authAttemptsPerMinute: runtime.config.authRateLimit,
+    invitesPerMinute: runtime.config.inviteRateLimit,
+    sessionLifetimes: {
+      idleSeconds: runtime.config.sessionIdleTimeout,
+      maxSeconds: runtime.config.sessionMaxLifetime,
+    },
     maxDocumentBytes: runtime.config.maxDocumentBytes,
   };
 }
@@ -48,8 +59,11 @@ export async function commandRoutes(app: FastifyInstance, deps: CommandDeps): Pr
   await app.register(commitmentTypeRoutes, { ...deps, authenticate });
 }
 
-export function buildApp(deps: CommandDeps, options: { logLevel?: string } = {}): FastifyInstance {
-  const app = createServer({ logLevel: options.logLevel, checkReady: () => assertMigrated(deps.pool) });
+export function buildApp(
+  deps: CommandDeps,
+  options: Pick<ServerOptions, 'logLevel' | 'timeouts'> = {},
+): FastifyInstance {
+  const app = createServer({ ...options, checkReady: () => assertMigrated(deps.pool) });
   app.register(commandRoutes, deps);
   app.register(docsRoutes, { operations: commandOperations });
   return app;

@@ -5,5 +5,8 @@ import { buildApp, commandDeps } from './app.ts';
 
 const config = loadConfig(process.env);
 const runtime = await openLedgerRuntime(config);
-const app = buildApp(await commandDeps(runtime), { logLevel: config.logLevel });
+const app = buildApp(await commandDeps(runtime), {
+  logLevel: config.logLevel,
+  timeouts: config.httpTimeouts,
+});
 await serve(app, { port: config.port, host: config.host, onClose: runtime.close });

@@ -49,7 +49,12 @@ export const commandOperations: Operation[] = [
     summary: 'Log in (password) or refresh (refresh_token)',
     body: tokenBody,
     response: tokenResponse,
-    responses: { '200': 'Tokens', '400': 'Wrong credentials or refresh token', '429': 'Too many attempts' },
+    responses: {
+      '200': 'Tokens',
+      '400': 'Wrong credentials or refresh token',
+      '401': 'The session timed out (/problems/session-expired)',
+      '429': 'Too many attempts',
+    },
   },
   {
     method: 'post',
@@ -89,7 +94,7 @@ export const commandOperations: Operation[] = [
     auth: true,
     headers: commandHeaders,
     response: receipt,
-    responses: { '200': 'Receipt', ...commandErrors },
+    responses: { '200': 'Receipt', ...commandErrors, '429': 'Too many invitations by email' },
   },
   ...JSON_ACTIONS.map(
     (action): Operation => ({
@@ -111,7 +116,12 @@ export const commandOperations: Operation[] = [
     auth: true,
     headers: commandHeaders,
     response: receipt,
-    responses: { '201': 'Receipt', '413': 'Too large', ...commandErrors },
+    responses: {
+      '201': 'Receipt',
+      ...commandErrors,
+      '413': 'The file, or the form around it (more than one file or five fields), is too large',
+      '415': 'Not multipart/form-data',
+    },
   },
   {
     method: 'get',

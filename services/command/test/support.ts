@@ -32,7 +32,7 @@ export async function testApp(overrides: Partial<CommandDeps> = {}): Promise<Tes
     authAttemptsPerMinute: 1000,
     ...overrides,
   };
-  const app = buildApp(deps, { logLevel: 'silent' });
+  const app = buildApp(deps, { logLevel: process.env.TEST_LOG ?? 'silent' });
   await app.ready();
   return {
     app,

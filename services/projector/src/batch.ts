@@ -5,11 +5,14 @@ import { PROJECTED_CHANNEL } from '@connect/db';
 import { entryFromRow } from '@connect/ledger';
 import type pg from 'pg';
 import type { Projection, Tables } from './projection.ts';
+import { applyOrQuarantine, type Quarantined, recordQuarantined } from './quarantine.ts';
 
 export interface BatchResult {
   /** How many entries it projected (0: the projection is at the ledger head). */
   count: number;
   lastIndex: number;
+  /** Streams this batch set aside because an entry of theirs could not be applied. */
+  quarantined: Quarantined[];
 }
 
 /** Reads up to `limit` entries after `from` (from the ledger, in index order). */
@@ -29,8 +32,8 @@ export async function projectBatch(
 ): Promise<BatchResult> {
   await client.query('begin');
   try {
-    // The checkpoint, locked, how far the next `limit` entries reach, and those of them in the
-    // projection's streams: one round trip.
+    // The checkpoint, locked, how far the next `limit` entries reach, those of them in the
+    // projection's streams, and the streams set aside: one round trip.
     const { rows } = await client.query(
       `with checkpoint as (
          select last_index from projection_checkpoints where projection = $1 for update),
@@ -38,7 +41,8 @@ export async function projectBatch(
          select max(index) as upto from (
            select index from ledger_entries where index > (select last_index from checkpoint)
            order by index limit $2) next)
-       select checkpoint.last_index as checkpoint_index, reach.upto, e.*
+       select checkpoint.last_index as checkpoint_index, reach.upto,
+              array(select stream from projection_quarantine where projection = $1) as quarantined, e.*
          from checkpoint cross join reach left join lateral (
            select * from ledger_entries
            where index > checkpoint.last_index and index <= reach.upto and stream like any($3)
@@ -51,9 +55,11 @@ export async function projectBatch(
     const entries = rows.filter((row) => row.index !== null).map((row) => entryFromRow(row, options.origin));
     if (upto === from) {
       await client.query('commit');
-      return { count: 0, lastIndex: from };
+      return { count: 0, lastIndex: from, quarantined: [] };
     }
-    if (entries.length > 0) await projection.apply(client, entries, tables);
+    const skip = new Set<string>(rows[0]?.quarantined ?? []);
+    const quarantined = await applyOrQuarantine(client, projection, entries, tables, skip);
+    await recordQuarantined(client, projection.name, quarantined);
     const lastIndex = upto;
     await client.query(
       `with moved as (
@@ -62,7 +68,7 @@ export async function projectBatch(
       [projection.name, lastIndex, PROJECTED_CHANNEL],
     );
     await client.query('commit');
-    return { count: upto - from, lastIndex };
+    return { count: upto - from, lastIndex, quarantined };
   } catch (error) {
     await client.query('rollback').catch(() => undefined);
     throw error;

@@ -5,6 +5,7 @@ import { PROJECTED_CHANNEL } from '@connect/db';
 import type pg from 'pg';
 import { readEntriesAfter } from './batch.ts';
 import type { Projection, Tables } from './projection.ts';
+import { applyOrQuarantine, type Quarantined, recordQuarantined } from './quarantine.ts';
 import { ident } from './sql.ts';
 
 const SUFFIX = '__replay';
@@ -25,6 +26,8 @@ export interface ReplayResult {
   events: number;
   seconds: number;
   lastIndex: number;
+  /** Streams set aside because an entry of theirs still cannot be applied. */
+  quarantined: Quarantined[];
 }
 
 export async function replayProjection(
@@ -38,6 +41,9 @@ export async function replayProjection(
   const started = performance.now();
   let position = -1;
   let projected = 0;
+  // Replay starts the list of streams set aside anew: what a fix repaired comes back.
+  let skip = new Set<string>();
+  let quarantined: Quarantined[] = [];
 
   const report = async () => {
     if (!options.onProgress) return;
@@ -54,12 +60,14 @@ export async function replayProjection(
     });
   };
 
-  /** Projects into the new tables until the ledger has nothing more. */
-  const catchUp = async (client: pg.ClientBase): Promise<void> => {
+  /** Projects into the new tables until the ledger has nothing more; each batch in a transaction of its own unless the caller's. */
+  const catchUp = async (client: pg.ClientBase, inTransaction = false): Promise<void> => {
     for (;;) {
       const entries = await readEntriesAfter(client, origin, position, batchSize);
       if (entries.length === 0) return;
-      await projection.apply(client, entries, tables);
+      if (!inTransaction) await client.query('begin');
+      quarantined.push(...(await applyOrQuarantine(client, projection, entries, tables, skip)));
+      if (!inTransaction) await client.query('commit');
       position = entries.at(-1)?.index as number;
       projected += entries.length;
       await report();
@@ -76,23 +84,29 @@ export async function replayProjection(
     await client.query('commit');
 
     // Most of the work, while the live tables keep serving and updating. The new tables are
-    // private until the switch (a replay that dies is dropped by the next), so batches need no
-    // transaction of their own.
+    // private until the switch (a replay that dies is dropped by the next).
     await catchUp(client);
 
     // The switch: hold the live runner (its checkpoint row), take the last few entries, swap.
     // Readers lock the tables in their own order; rather than risk a deadlock that could fail a
     // read, a swap that cannot get its locks at once gives way and tries again.
     for (let attempt = 1; ; attempt++) {
-      const before = { position, projected };
+      const before = { position, projected, skip: new Set(skip), quarantined: [...quarantined] };
       try {
-        await swapIn(client, projection, tables, catchUp, () => position);
+        await swapIn(
+          client,
+          projection,
+          tables,
+          () => catchUp(client, true),
+          () => position,
+          () => quarantined,
+        );
         break;
       } catch (error) {
         await client.query('rollback').catch(() => undefined);
         if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE || attempt >= MAX_SWAP_ATTEMPTS)
           throw error;
-        ({ position, projected } = before);
+        ({ position, projected, skip, quarantined } = before);
         await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 100));
       }
     }
@@ -107,6 +121,7 @@ export async function replayProjection(
     events: projected,
     seconds: (performance.now() - started) / 1000,
     lastIndex: position,
+    quarantined,
   };
 }
 
@@ -115,14 +130,15 @@ async function swapIn(
   client: pg.ClientBase,
   projection: Projection,
   tables: Tables,
-  catchUp: (client: pg.ClientBase) => Promise<void>,
+  catchUp: () => Promise<void>,
   position: () => number,
+  quarantined: () => Quarantined[],
 ): Promise<void> {
   await client.query('begin');
   await client.query('select last_index from projection_checkpoints where projection = $1 for update', [
     projection.name,
   ]);
-  await catchUp(client);
+  await catchUp();
   const { rows: policies } = await client.query<{ tablename: string; qual: string }>(
     `select tablename, qual from pg_policies
       where schemaname = current_schema() and policyname = 'reader_sees' and tablename = any($1)`,
@@ -151,6 +167,8 @@ async function swapIn(
     'update projection_checkpoints set last_index = $2, updated_at = now() where projection = $1',
     [projection.name, position()],
   );
+  await client.query('delete from projection_quarantine where projection = $1', [projection.name]);
+  await recordQuarantined(client, projection.name, quarantined());
   await client.query('select pg_notify($1, $2)', [PROJECTED_CHANNEL, `${projection.name}:${position()}`]);
   await client.query('commit');
 }

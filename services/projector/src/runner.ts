@@ -1,10 +1,11 @@
 // Runs projections over the ledger: one active runner per projection across every process (a
 // session advisory lock), the others on standby, taking over within `standbyMs` when it dies.
-// An entry a projection cannot apply stops that projection, named in status() and the log.
+// An entry a projection cannot apply sets its stream aside (quarantine.ts) and the rest flows on;
+// only a fault of the system itself (not of an entry) stops a projection, named in status().
 import type { FastifyBaseLogger } from 'fastify';
 import type pg from 'pg';
 import { projectBatch } from './batch.ts';
-import { liveTables, type Projection, ProjectionError } from './projection.ts';
+import { liveTables, type Projection } from './projection.ts';
 import { PROJECTIONS } from './projections/index.ts';
 import { isTransient } from './transient.ts';
 import { ledgerWakeup } from './wakeup.ts';
@@ -22,6 +23,14 @@ export interface ProjectionStatus {
   failure?: { index: number; error: string };
 }
 
+export interface QuarantinedStream {
+  projection: string;
+  stream: string;
+  index: number;
+  error: string;
+  since: string;
+}
+
 export interface ProjectorOptions {
   projections?: readonly Projection[];
   batchSize?: number;
@@ -33,8 +42,8 @@ export interface ProjectorOptions {
 
 export interface Projector {
   status(): ProjectionStatus[];
-  /** Throws naming the projection, index and error when one has stopped on an entry. */
-  assertHealthy(): void;
+  /** Throws naming the projection and error when one has stopped; else the streams set aside. */
+  readiness(): Promise<{ quarantined: QuarantinedStream[] }>;
   close(): Promise<void>;
 }
 
@@ -88,34 +97,27 @@ export function startProjector(
   /** Projects batches while this runner holds the lock; returns when it must stop. */
   async function drive(projection: Projection, status: ProjectionStatus, mustStop: () => boolean) {
     const tables = liveTables(projection);
-    // After a failed batch, go one entry at a time through its range to find the entry at fault.
-    let singleSteps = 0;
     while (!mustStop()) {
       const seen = wakeup.seen();
       const client = await pool.connect();
       try {
-        const limit = singleSteps > 0 ? 1 : batchSize;
-        const result = await projectBatch(client, projection, tables, { origin, limit });
+        const result = await projectBatch(client, projection, tables, { origin, limit: batchSize });
         client.release();
         status.lastIndex = result.lastIndex;
-        if (singleSteps > 0) singleSteps--;
+        for (const q of result.quarantined) {
+          log.error(
+            { projection: projection.name, stream: q.stream, index: q.index, error: q.error },
+            'stream set aside: this projection cannot apply its entry; the others go on',
+          );
+        }
         if (result.count === 0) await wakeup.wait(pollMs, seen);
       } catch (error) {
         client.release(isTransient(error));
         if (isTransient(error)) throw error;
-        if (singleSteps === 0) {
-          // Project what comes before the entry at fault, so the projection stops right at it.
-          singleSteps = batchSize;
-          continue;
-        }
-        const index = error instanceof ProjectionError ? error.index : status.lastIndex + 1;
-        const message = error instanceof ProjectionError ? error.reason : (error as Error).message;
+        const message = (error as Error).message;
         status.state = 'failed';
-        status.failure = { index, error: message };
-        log.error(
-          { projection: projection.name, index, error: message },
-          'projection stopped: it cannot apply this entry',
-        );
+        status.failure = { index: status.lastIndex + 1, error: message };
+        log.error({ projection: projection.name, error: message }, 'projection stopped');
         return;
       }
     }
@@ -125,14 +127,18 @@ export function startProjector(
 
   return {
     status: () => [...statuses.values()].map((s) => ({ ...s })),
-    assertHealthy() {
+    async readiness() {
       const failed = [...statuses.values()].filter((s) => s.failure);
-      if (failed.length === 0) return;
-      throw new Error(
-        failed
-          .map((s) => `projection ${s.projection} stopped at entry ${s.failure?.index}: ${s.failure?.error}`)
-          .join('; '),
-      );
+      if (failed.length > 0) {
+        throw new Error(
+          failed
+            .map(
+              (s) => `projection ${s.projection} stopped at entry ${s.failure?.index}: ${s.failure?.error}`,
+            )
+            .join('; '),
+        );
+      }
+      return { quarantined: await listQuarantined(pool) };
     },
     async close() {
       closed = true;
@@ -140,4 +146,17 @@ export function startProjector(
       await Promise.all(runs);
     },
   };
+}
+
+export async function listQuarantined(pool: pg.Pool): Promise<QuarantinedStream[]> {
+  const { rows } = await pool.query<{
+    projection: string;
+    stream: string;
+    index: string;
+    error: string;
+    since: Date;
+  }>(
+    'select projection, stream, index, error, quarantined_at as since from projection_quarantine order by index',
+  );
+  return rows.map((row) => ({ ...row, index: Number(row.index), since: row.since.toISOString() }));
 }

@@ -1,6 +1,6 @@
 import { authenticator, loadTokenIssuer, sessionGate, type TokenIssuer } from '@connect/auth';
-import { assertMigrated, type Database } from '@connect/db';
-import { createServer, docsRoutes } from '@connect/http';
+import { assertMigrated, type Database, readerLogin } from '@connect/db';
+import { createServer, docsRoutes, type ServerOptions } from '@connect/http';
 import type { LedgerRuntime } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
@@ -18,7 +18,7 @@ import { verifyRoutes } from './verify-routes.ts';
 
 export interface QueryDeps extends LedgerRouteDeps {
   pool: pg.Pool;
-  /** Where the read models are; reads connect there as connect_reader. */
+  /** Where the read models are; reads log in there as connect_reader. */
   databaseUrl: string;
   /** Read-model connections to use instead of opening a pool from databaseUrl. */
   reader?: Kysely<Database>;
@@ -34,7 +34,7 @@ export async function queryDeps(runtime: LedgerRuntime, tokens?: TokenIssuer): P
   return {
     pool,
     db,
-    databaseUrl: runtime.database.url,
+    databaseUrl: await readerLogin(pool, runtime.database.url, runtime.config),
     origin: ledger.origin,
     verifierKey: ledger.verifierKey,
     key: ledger.key,
@@ -63,8 +63,11 @@ export async function queryRoutes(app: FastifyInstance, deps: QueryDeps): Promis
   await app.register(graphqlRoutes, { ...deps, reader, authenticate, sessions, projectedIndex });
 }
 
-export function buildApp(deps: QueryDeps, options: { logLevel?: string } = {}): FastifyInstance {
-  const app = createServer({ logLevel: options.logLevel, checkReady: () => assertMigrated(deps.pool) });
+export function buildApp(
+  deps: QueryDeps,
+  options: Pick<ServerOptions, 'logLevel' | 'timeouts'> = {},
+): FastifyInstance {
+  const app = createServer({ ...options, checkReady: () => assertMigrated(deps.pool) });
   app.register(queryRoutes, deps);
   app.register(docsRoutes, { operations: queryOperations });
   return app;

@@ -1,6 +1,7 @@
 // What a party may fetch from the ledger itself: one entry (GET /v1/ledger/entries/:index) and
 // the receipt bundle of a commitment (GET /v1/commitments/:id/receipt). Whether the caller is a
-// party is the read models' answer, under row-level security like every other read.
+// party, or shares a commitment with someone, is the read models' answer, under row-level
+// security like every other read.
 import type { Authenticate } from '@connect/auth';
 import type { VerifierKey } from '@connect/crypto';
 import type { Database } from '@connect/db';
@@ -9,6 +10,7 @@ import {
   commitmentIdOf,
   commitmentStream,
   initialState,
+  profileStream,
   replayRecorded,
 } from '@connect/domain';
 import { HttpProblem, parseWith, problem } from '@connect/http';
@@ -40,12 +42,37 @@ async function canSeeCommitment(reader: Kysely<Database>, caller: Caller, id: st
   return row !== undefined;
 }
 
-/** Who may read an entry: parties for a commitment's, anyone signed in for types and profiles, else admins. */
+const PROFILE_PREFIX = profileStream('');
+const profileUserOf = (stream: string) =>
+  stream.startsWith(PROFILE_PREFIX) ? stream.slice(PROFILE_PREFIX.length) : undefined;
+
+/** Whether the caller is a party to a commitment this user is a party to. */
+async function sharesCommitment(reader: Kysely<Database>, caller: Caller, userId: string): Promise<boolean> {
+  // Row-level security shows the caller only the party rows of commitments they can see.
+  const row = await readAs(reader, caller, (db) =>
+    db
+      .selectFrom('commitment_parties')
+      .select('user_id')
+      .where('user_id', '=', userId)
+      .limit(1)
+      .executeTakeFirst(),
+  );
+  return row !== undefined;
+}
+
+/**
+ * Who may read an entry: parties for a commitment's; anyone signed in for types; for a profile,
+ * the user, whoever shares a commitment with them (so no one can walk the list of every user);
+ * admins for anything.
+ */
 async function mayRead(reader: Kysely<Database>, caller: Caller, entry: Entry): Promise<boolean> {
   if (caller.isAdmin) return true;
   const commitment = commitmentIdOf(entry.stream);
   if (commitment) return canSeeCommitment(reader, caller, commitment);
-  return entry.stream === COMMITMENT_TYPES_STREAM || entry.stream.startsWith('profile-');
+  if (entry.stream === COMMITMENT_TYPES_STREAM) return true;
+  const profileOf = profileUserOf(entry.stream);
+  if (profileOf === undefined) return false;
+  return profileOf === caller.userId || sharesCommitment(reader, caller, profileOf);
 }
 
 export async function partyLedgerRoutes(app: FastifyInstance, deps: PartyLedgerDeps): Promise<void> {
@@ -61,9 +88,7 @@ export async function partyLedgerRoutes(app: FastifyInstance, deps: PartyLedgerD
     await consistent(request, reply);
     const entry = await readEntry(deps.db, deps.origin, index);
     if (!entry || !(await mayRead(deps.reader, caller, entry))) {
-      throw new HttpProblem(
-        problem(404, `No entry ${index}, or it is not about a commitment you are party to.`),
-      );
+      throw new HttpProblem(problem(404, `No entry ${index}, or not one you may read.`));
     }
     return entry;
   });

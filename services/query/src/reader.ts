@@ -1,6 +1,6 @@
-// Every read of the read models runs here, as connect_reader (a login-time role that can only
-// SELECT and has no BYPASSRLS) with the caller's id set for the statement's own transaction, so
-// row-level security decides what each statement sees.
+// Every read of the read models runs here, logged in as connect_reader (a login role that can only
+// SELECT, has no BYPASSRLS and cannot become another role) with the caller's id set for the
+// statement's own transaction, so row-level security decides what each statement sees.
 //
 // Reads are most of the query service's work and round trips are most of a read's cost, so the
 // caller is not set by a statement of its own: each statement goes out as one pipeline
@@ -8,7 +8,7 @@
 // A statement outside readAs() has no caller and is refused before it is sent.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
-import { createPool, type Database } from '@connect/db';
+import { createPool, type Database, READER_ROLE, readerUrlFor } from '@connect/db';
 import { Kysely, type LogEvent, PostgresDialect } from 'kysely';
 import pg from 'pg';
 
@@ -98,13 +98,17 @@ class ReaderClient extends pg.Client {
   }
 }
 
-/** The connections reads go through: logged in as connect_reader, read-only. */
+/**
+ * The connections reads go through: logged in as connect_reader, read-only. A `url` with another
+ * user (a test's database) logs in as connect_reader there, without a password.
+ */
 export function createReaderDb(
   url: string,
   options: { max?: number; log?(event: LogEvent): void } = {},
 ): ReaderDb {
-  const pool = createPool(url, options.max ?? 20, {
-    options: '-c role=connect_reader -c default_transaction_read_only=on',
+  const login = new URL(url).username === READER_ROLE ? url : readerUrlFor(url);
+  const pool = createPool(login, options.max ?? 20, {
+    options: '-c default_transaction_read_only=on',
     Client: ReaderClient,
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: options.log });

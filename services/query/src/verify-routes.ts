@@ -1,6 +1,7 @@
 // POST /v1/ledger/verify: checks what a client sends — a receipt bundle, an entry with its proof
 // and checkpoint, or two checkpoints with a consistency proof — against this ledger's key, and
-// says which checks hold.
+// says which checks hold. A body of the wrong shape is a 400 naming the field; values of the
+// right shape that do not add up are what the checks report.
 import {
   type ReceiptBundle,
   type ServedEntry,
@@ -9,24 +10,72 @@ import {
   verifyEntryProof,
   verifyReceipt,
 } from '@connect/crypto';
-import { badRequest } from '@connect/http';
+import { badRequest, parseWith } from '@connect/http';
 import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
 
-type Body =
-  | { receipt: ReceiptBundle }
-  | { entry: ServedEntry; proof: { index: number; treeSize: number; hashes: string[] }; checkpoint: string }
-  | { from: string; to: string; proof: { from: number; to: number; hashes: string[] } };
+const MAX_PROOF_HASHES = 64;
+const index = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const hashes = z.array(z.string().max(64)).max(MAX_PROOF_HASHES);
+const inclusionProof = z.object({ index, treeSize: index.min(1), hashes });
+const consistencyProof = z.object({ from: index, to: index, hashes });
+const note = z.string().max(10_000);
+
+// Header fields are optional here: a missing one is a failed check ("header is complete"), not a 400.
+const servedEntry = z.looseObject({
+  ledger: z.string().optional(),
+  index: index.optional(),
+  id: z.string().optional(),
+  stream: z.string().optional(),
+  version: index.optional(),
+  type: z.string().optional(),
+  schema: index.optional(),
+  recordedAt: z.string().optional(),
+  actor: z.string().nullable().optional(),
+  meta: z.record(z.string(), z.unknown()).optional(),
+  dataHash: z.string().optional(),
+  data: z.record(z.string(), z.unknown()).nullable().optional(),
+  salt: z.string().nullable().optional(),
+  leafHash: z.string().optional(),
+});
+
+const receiptBody = z.object({
+  receipt: z.looseObject({
+    origin: z.string().optional(),
+    verifierKey: z.string().optional(),
+    checkpoint: note.optional(),
+    entries: z.array(servedEntry.extend({ proof: inclusionProof })).max(100_000),
+  }),
+});
+const entryBody = z.object({
+  entry: servedEntry,
+  proof: inclusionProof,
+  checkpoint: note,
+  verifierKey: z.string().optional(),
+});
+const consistencyBody = z.object({
+  from: note,
+  to: note,
+  proof: consistencyProof,
+  verifierKey: z.string().optional(),
+});
+
+const has = (body: unknown, ...keys: string[]) =>
+  typeof body === 'object' && body !== null && keys.every((key) => key in body);
 
 export async function verifyRoutes(app: FastifyInstance, deps: { key: VerifierKey }): Promise<void> {
   app.post('/v1/ledger/verify', { bodyLimit: 8 * 1024 * 1024 }, async (request) => {
-    const body = request.body as Partial<Record<string, unknown>> | null;
-    if (body && typeof body === 'object' && 'receipt' in body) return verifyReceipt(body.receipt, deps.key);
-    if (body && typeof body === 'object' && 'entry' in body && 'proof' in body && 'checkpoint' in body) {
-      return verifyEntryProof(body as Extract<Body, { entry: unknown }>, deps.key);
+    const body = request.body;
+    if (has(body, 'receipt')) {
+      const { receipt } = parseWith(receiptBody, body);
+      return verifyReceipt(receipt as unknown as ReceiptBundle, deps.key);
     }
-    if (body && typeof body === 'object' && 'from' in body && 'to' in body && 'proof' in body) {
-      return verifyCheckpointConsistency(body as Extract<Body, { from: unknown }>, deps.key);
+    if (has(body, 'entry', 'proof', 'checkpoint')) {
+      const input = parseWith(entryBody, body);
+      return verifyEntryProof({ ...input, entry: input.entry as unknown as ServedEntry }, deps.key);
     }
+    if (has(body, 'from', 'to', 'proof'))
+      return verifyCheckpointConsistency(parseWith(consistencyBody, body), deps.key);
     throw badRequest(
       [{ path: 'body', message: 'send {receipt}, {entry, proof, checkpoint} or {from, to, proof}' }],
       'Nothing to verify.',

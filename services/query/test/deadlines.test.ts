@@ -3,6 +3,7 @@
 
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type Stack, testStack } from '../../../test/support/stack.ts';
+import { commandLanes } from '../../command/src/commitments/command-lanes.ts';
 import { sweepDeadlines } from '../../command/src/commitments/deadlines.ts';
 import { stateCache } from '../../command/src/commitments/state-cache.ts';
 import { type Account, signUp } from '../../command/test/support.ts';
@@ -47,7 +48,7 @@ test('an active commitment past its due date is marked overdue by the system, on
   const accepted = await command(ben, `/v1/commitments/${id}/accept`);
   expect((await read(id, accepted.events.at(-1)?.index as number)).status).toBe('active');
 
-  const deps = { ...s.command, states: stateCache() };
+  const deps = { ...s.command, states: stateCache(), lanes: commandLanes() };
   expect(await sweepDeadlines(deps, new Date(dueAt.getTime() - 1000))).toBe(0);
   const later = new Date(dueAt.getTime() + 1000);
   expect(await sweepDeadlines(deps, later)).toBe(1);

@@ -203,6 +203,8 @@ describe('GraphQL subscriptions over graphql-ws', () => {
     const created = await command(ana, '/v1/commitments', { type: 'personal', title: 'Live' });
     const id = created.commitmentId;
     await command(ana, `/v1/commitments/${id}/invite`, { userId: ben.userId, role: 'participant' });
+    // Subscribing checks the read models, which must have the commitment by then (Connect-Min-Index).
+    expect((await graphql(ana, '{ me { id } }')).status).toBe(200);
     const anaSub = collect(
       client(ana),
       'subscription($id: ID!) { commitmentChanged(id: $id) { id status version } }',

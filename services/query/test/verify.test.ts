@@ -93,6 +93,20 @@ test('nothing to verify is a 400 naming the body', async () => {
   expect(response.json().errors[0].path).toBe('body');
 });
 
+test('a body of the wrong shape is a 400 naming the field, never a 500', async () => {
+  for (const [payload, path] of [
+    [{ receipt: { entries: [null] } }, 'body.receipt.entries.0'],
+    [{ receipt: null }, 'body.receipt'],
+    [{ entry: null, proof: { index: 0, treeSize: 1, hashes: [] }, checkpoint: 'x' }, 'body.entry'],
+    [{ entry: {}, proof: null, checkpoint: 'x' }, 'body.proof'],
+    [{ from: 'a', to: 'b', proof: { from: 1, to: 2, hashes: [null] } }, 'body.proof.hashes.0'],
+  ] as const) {
+    const response = await verify(payload);
+    expect(response.statusCode, JSON.stringify(payload)).toBe(400);
+    expect(response.json().errors.map((e: { path: string }) => e.path)).toContain(path);
+  }
+});
+
 test('connect verify receipt FILE --key works offline and fails a doctored receipt', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'connect-receipt-'));
   try {

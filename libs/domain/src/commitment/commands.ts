@@ -24,8 +24,8 @@ export const commandBodies = {
     })
     .strict(),
   update: termChanges,
-  invite: z.object({ userId: z.string().min(1), role: roleSchema }).strict(),
-  'remove-party': z.object({ userId: z.string().min(1) }).strict(),
+  invite: z.object({ userId: uuid, role: roleSchema }).strict(),
+  'remove-party': z.object({ userId: uuid }).strict(),
   'attach-document': z
     .object({
       documentId: uuid.optional(),

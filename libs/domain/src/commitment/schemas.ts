@@ -6,7 +6,11 @@ export const amountSchema = z.object({
   minor: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
   currency,
 });
-export const instant = z.iso.datetime({ offset: false, precision: 3 }).or(z.iso.datetime({ offset: false }));
+/** A UTC instant the read models can store: years 0001 to 9999 (PostgreSQL has no year 0). */
+export const instant = z.iso
+  .datetime({ offset: false, precision: 3 })
+  .or(z.iso.datetime({ offset: false }))
+  .refine((value) => !value.startsWith('0000'), 'must be a date in the years 0001 to 9999');
 export const roleSchema = z.enum(['participant', 'witness']);
 export const outcomeSchema = z.enum(['fulfilled', 'breached']);
 

@@ -9,17 +9,16 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
+import { findUser, findUserByEmail, insertUser, type User } from './accounts.ts';
+import { hashPassword, UNKNOWN_USER_HASH, verifyPassword } from './passwords.ts';
+import { newRefreshToken } from './refresh-tokens.ts';
 import {
-  findUser,
-  findUserByEmail,
-  insertUser,
+  DEFAULT_SESSION_LIFETIMES,
   revokeSession,
   rotateRefreshToken,
+  type SessionLifetimes,
   startSession,
-  type User,
-} from './accounts.ts';
-import { hashPassword, UNKNOWN_USER_HASH, verifyPassword } from './passwords.ts';
-import { hashRefreshToken, newRefreshToken } from './refresh-tokens.ts';
+} from './sessions.ts';
 
 export interface AuthDeps {
   db: Kysely<Database>;
@@ -29,6 +28,9 @@ export interface AuthDeps {
   sessions: SessionGate;
   /** Attempts per client address and minute for signup and login. */
   authAttemptsPerMinute?: number;
+  sessionLifetimes?: SessionLifetimes;
+  /** The clock sessions are started, refreshed and ended by. */
+  now?: () => Date;
 }
 
 const email = z.email().max(254);
@@ -51,6 +53,8 @@ const publicUser = (user: User) => ({
 
 export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<void> {
   const { db, ledger, tokens, authenticate } = deps;
+  const now = deps.now ?? (() => new Date());
+  const lifetimes = deps.sessionLifetimes ?? DEFAULT_SESSION_LIFETIMES;
   await app.register(rateLimit, { global: false });
   const limited = {
     config: { rateLimit: { max: deps.authAttemptsPerMinute ?? 20, timeWindow: '1 minute' } },
@@ -69,7 +73,7 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
   async function openSession(user: User) {
     const sessionId = randomUUID();
     const refresh = newRefreshToken();
-    await startSession(db, { id: sessionId, userId: user.id, refreshHash: refresh.hash });
+    await startSession(db, { id: sessionId, userId: user.id, refreshHash: refresh.hash }, now(), lifetimes);
     return tokenResponse(user, sessionId, refresh.token);
   }
 
@@ -106,27 +110,28 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
       if (!user || !valid) throw new HttpProblem(problem(400, 'The email or the password is wrong.'));
       return openSession(user);
     }
-    const next = newRefreshToken();
-    const rotation = await rotateRefreshToken(
-      db,
-      hashRefreshToken(body.refresh_token),
-      next.hash,
-      new Date(),
-    );
+    const rotation = await rotateRefreshToken(db, body.refresh_token, now(), lifetimes);
     if (rotation.outcome === 'reused') {
       deps.sessions.forget(rotation.sessionId);
       throw new HttpProblem(
         problem(400, 'This refresh token was already used; the session is ended. Log in again.'),
       );
     }
+    if (rotation.outcome === 'expired') {
+      deps.sessions.forget(rotation.sessionId);
+      throw new HttpProblem({
+        ...problem(401, 'This session has timed out; log in again.'),
+        type: '/problems/session-expired',
+      });
+    }
     if (rotation.outcome === 'invalid')
       throw new HttpProblem(problem(400, 'The refresh token is invalid or expired.'));
-    return tokenResponse(rotation.user, rotation.sessionId, next.token);
+    return tokenResponse(rotation.user, rotation.sessionId, rotation.refreshToken);
   });
 
   app.post('/v1/auth/logout', async (request, reply) => {
     const caller = await authenticate(request);
-    await revokeSession(db, caller.sessionId, new Date());
+    await revokeSession(db, caller.sessionId, now());
     deps.sessions.forget(caller.sessionId);
     return reply.code(204).send();
   });

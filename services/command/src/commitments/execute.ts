@@ -17,6 +17,7 @@ import {
 import { badRequest, HttpProblem, problem } from '@connect/http';
 import type { Ledger } from '@connect/ledger';
 import type { Kysely } from 'kysely';
+import type { CommandLanes } from './command-lanes.ts';
 import { loadCommitment, type TypeRegistry } from './load.ts';
 import type { StateCache } from './state-cache.ts';
 
@@ -31,6 +32,7 @@ export interface ExecuteDeps {
   ledger: Ledger;
   types: TypeRegistry;
   states: StateCache;
+  lanes: CommandLanes;
   now?: () => Date;
 }
 
@@ -40,7 +42,8 @@ export function notFound(): HttpProblem {
   return new HttpProblem(problem(404, 'No such commitment, or it is not visible to you.'));
 }
 
-function asProblem(refusal: Refusal): HttpProblem {
+/** A refused command as the HTTP answer it gets. */
+export function refusalToProblem(refusal: Refusal): HttpProblem {
   if (refusal.kind === 'forbidden') return new HttpProblem(problem(403, refusal.reason));
   if (refusal.kind === 'invalid')
     return badRequest([{ path: `body.${refusal.field ?? ''}`, message: refusal.reason }], refusal.reason);
@@ -65,17 +68,26 @@ async function currentState(
   return loadCommitment(deps.db, deps.ledger.origin, commitmentId);
 }
 
-export async function executeCommand(
+type CommandInput = {
+  commitmentId: string;
+  command: CommitmentCommand;
+  /** Who acts; userId null is the system itself (for the commands only it may give). */
+  actor: { userId: string | null; isAdmin: boolean };
+  /** The version the client saw (If-Match); a moved commitment is then a 412. */
+  ifMatch?: number;
+  correlationId: string;
+};
+
+export function executeCommand(
   deps: ExecuteDeps,
-  input: {
-    commitmentId: string;
-    command: CommitmentCommand;
-    /** Who acts; userId null is the system itself (for the commands only it may give). */
-    actor: { userId: string | null; isAdmin: boolean };
-    /** The version the client saw (If-Match); a moved commitment is then a 412. */
-    ifMatch?: number;
-    correlationId: string;
-  },
+  input: CommandInput,
+): Promise<{ receipt: Receipt; state: Commitment }> {
+  return deps.lanes.run(input.commitmentId, () => decideAndAppend(deps, input));
+}
+
+async function decideAndAppend(
+  deps: ExecuteDeps,
+  input: CommandInput,
 ): Promise<{ receipt: Receipt; state: Commitment }> {
   const { commitmentId, command, actor, ifMatch } = input;
   for (let attempt = 1; ; attempt++) {
@@ -97,7 +109,7 @@ export async function executeCommand(
         types: await deps.types.get(refreshTypes),
       });
     } catch (error) {
-      if (error instanceof Refusal) throw asProblem(error);
+      if (error instanceof Refusal) throw refusalToProblem(error);
       throw error;
     }
     const result = await deps.ledger.append({

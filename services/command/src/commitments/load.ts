@@ -8,9 +8,8 @@ import {
   commitmentStream,
   commitmentTypeSchema,
   DEFAULT_TYPES,
-  evolve,
   initialState,
-  readEvent,
+  replayRecorded,
 } from '@connect/domain';
 import { type Ledger, readStream } from '@connect/ledger';
 import type { Kysely } from 'kysely';
@@ -20,10 +19,10 @@ export async function loadCommitment(
   origin: string,
   commitmentId: string,
 ): Promise<Commitment> {
-  const entries = await readStream(db, origin, commitmentStream(commitmentId));
-  return entries.reduce(
-    (state, entry) => evolve(state, { event: readEvent(entry), at: entry.recordedAt }),
+  // The projector's replay too, so a stream with redacted entries loads as the read models show it.
+  return replayRecorded(
     initialState(commitmentId),
+    await readStream(db, origin, commitmentStream(commitmentId)),
   );
 }
 

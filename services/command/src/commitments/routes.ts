@@ -18,12 +18,21 @@ import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { z } from 'zod';
 import { findUser, findUserByEmail } from '../auth/accounts.ts';
+import { callerRateLimit } from '../auth/caller-rate-limit.ts';
 import { idempotent } from '../idempotency.ts';
+import { commandLanes } from './command-lanes.ts';
 import { startDeadlineSweeps } from './deadlines.ts';
-import { DocumentTooLargeError, openDocument, storeDocument } from './document-store.ts';
+import {
+  commitDraft,
+  discardDraft,
+  openDocument,
+  servedMediaType,
+  startDraftSweeps,
+} from './document-store.ts';
 import { executeCommand, notFound, type Receipt } from './execute.ts';
 import { loadCommitment, type TypeRegistry } from './load.ts';
 import { stateCache } from './state-cache.ts';
+import { assertMayAttach, receiveUpload, UPLOAD_LIMITS } from './upload.ts';
 
 export interface CommitmentRouteDeps {
   db: Kysely<Database>;
@@ -33,6 +42,8 @@ export interface CommitmentRouteDeps {
   authenticate: Authenticate;
   dataDir: string;
   maxDocumentBytes?: number;
+  /** Invitations by email per user and minute. */
+  invitesPerMinute?: number;
 }
 
 /** Actions a client may post to /v1/commitments/:id/<action> with a JSON body. */
@@ -43,7 +54,7 @@ export const JSON_ACTIONS = Object.keys(commandBodies).filter(
 /** Invite by user id or by the email of a registered user. */
 export const inviteBody = z
   .object({
-    userId: z.string().min(1).optional(),
+    userId: z.uuid('must be a user id (UUID)').optional(),
     email: z.email().optional(),
     role: z.enum(['participant', 'witness']),
   })
@@ -73,10 +84,12 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
   const { db, authenticate } = deps;
   const documentsDir = path.join(deps.dataDir, 'documents');
   const maxDocumentBytes = deps.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES;
-  const execution = { ...deps, states: stateCache() };
+  const execution = { ...deps, states: stateCache(), lanes: commandLanes() };
   const sweeps = startDeadlineSweeps({ ...execution, log: app.log });
   app.addHook('onClose', async () => sweeps.close());
-  await app.register(multipart, { limits: { fileSize: maxDocumentBytes, files: 1, fields: 5 } });
+  const drafts = await startDraftSweeps(documentsDir, app.log);
+  app.addHook('onClose', async () => drafts.close());
+  await app.register(multipart, { limits: { fileSize: maxDocumentBytes, ...UPLOAD_LIMITS } });
 
   async function run(
     request: FastifyRequest,
@@ -105,7 +118,13 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
     return run(request, reply, randomUUID(), 201, body, () => ({ action: 'create', ...body }));
   });
 
-  app.post('/v1/commitments/:id/invite', async (request, reply) => {
+  const inviteByEmailLimit = await callerRateLimit(app, {
+    authenticate,
+    max: deps.invitesPerMinute ?? 20,
+    applies: (request) => (request.body as { email?: unknown } | null)?.email !== undefined,
+    what: 'invitations by email',
+  });
+  app.post('/v1/commitments/:id/invite', inviteByEmailLimit, async (request, reply) => {
     const { id } = parseWith(idParam, request.params, 'path');
     const body = parseWith(inviteBody, request.body);
     return run(request, reply, id, 200, body, async () => {
@@ -135,42 +154,37 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
   app.post('/v1/commitments/:id/documents', async (request, reply) => {
     const { id } = parseWith(idParam, request.params, 'path');
     const caller = await authenticate(request);
+    const ifMatch = parseIfMatch(request);
     const state = await loadCommitment(db, deps.ledger.origin, id);
     if (!state.exists || !canSee(state, caller)) throw notFound();
     if (!request.isMultipart())
       throw new HttpProblem(problem(415, 'Send the document as multipart/form-data.'));
-    let name: string | undefined;
-    let stored: { sha256: string; size: number; mediaType: string; filename: string } | undefined;
+    // Decide first, stream second: a refused upload writes nothing.
+    await assertMayAttach(state, caller.userId, deps.types, ifMatch);
+    const upload = await receiveUpload(request, documentsDir, maxDocumentBytes);
     try {
-      for await (const part of request.parts()) {
-        if (part.type === 'field' && part.fieldname === 'name') name = String(part.value);
-        else if (part.type === 'file' && part.fieldname === 'file' && !stored) {
-          const { sha256, size } = await storeDocument(documentsDir, part.file, maxDocumentBytes);
-          stored = {
-            sha256,
-            size,
-            mediaType: part.mimetype || 'application/octet-stream',
-            filename: part.filename,
-          };
-        } else if (part.type === 'file') part.file.resume();
-      }
-    } catch (error) {
-      if (
-        error instanceof DocumentTooLargeError ||
-        (error as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE'
-      ) {
-        throw new HttpProblem(problem(413, `Documents are limited to ${maxDocumentBytes} bytes.`));
-      }
-      throw error;
+      const command = parseWith(commandBodies['attach-document'], {
+        name: upload.name ?? upload.filename,
+        mediaType: upload.mediaType,
+        size: upload.draft.size,
+        sha256: upload.draft.sha256,
+      });
+      return await idempotent(db, request, reply, caller.userId, command, async () => {
+        const { receipt } = await executeCommand(execution, {
+          commitmentId: id,
+          command: { action: 'attach-document', ...command },
+          actor: caller,
+          ifMatch,
+          correlationId: request.id,
+        });
+        // Only a recorded document takes its place: the bytes at a hash are always referenced.
+        await commitDraft(documentsDir, upload.draft);
+        return receiptResponse(receipt, 201);
+      });
+    } finally {
+      // Gone already once committed; otherwise refused, failed or an idempotent replay.
+      await discardDraft(upload.draft);
     }
-    if (!stored) throw badRequest([{ path: 'body.file', message: 'attach the document as the "file" part' }]);
-    const command = parseWith(commandBodies['attach-document'], {
-      name: name ?? stored.filename,
-      mediaType: stored.mediaType,
-      size: stored.size,
-      sha256: stored.sha256,
-    });
-    return run(request, reply, id, 201, command, () => ({ action: 'attach-document', ...command }));
   });
 
   app.get('/v1/commitments/:id/documents/:documentId/content', async (request, reply) => {
@@ -191,7 +205,9 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
     if (!document) throw new HttpProblem(problem(404, 'No such document or version on this commitment.'));
     const { stream, size } = await openDocument(documentsDir, document.sha256);
     return reply
-      .type(document.mediaType)
+      .type(servedMediaType(document.mediaType))
+      .header('x-content-type-options', 'nosniff')
+      .header('content-security-policy', 'sandbox')
       .header('content-length', size)
       .header('etag', `"${document.sha256}"`)
       .header('connect-document-version', document.version)

@@ -99,7 +99,7 @@ export async function commitmentsById(trx: Reader, ids: readonly string[]): Prom
     .selectFrom('commitments as c')
     .select(COMMITMENT_COLUMNS)
     .select(partiesAndDocuments)
-    .where('c.id', 'in', ids)
+    .where(sql<boolean>`c.id = any(${ids}::uuid[])`) // one statement shape for any number of ids
     .execute();
   const byId = new Map(rows.map((row) => [row.id, toView(row, row.parties ?? [], row.documents ?? [])]));
   return ids.flatMap((id) => byId.get(id) ?? []);
@@ -203,7 +203,7 @@ export async function historyOf(trx: Reader, commitmentIds: readonly string[]): 
       'h.leaf_hash',
       'h.redacted',
     ])
-    .where('h.commitment_id', 'in', commitmentIds)
+    .where(sql<boolean>`h.commitment_id = any(${commitmentIds}::uuid[])`) // one statement shape for any number of ids
     .orderBy('h.index')
     .execute();
   return rows.map((row) => ({

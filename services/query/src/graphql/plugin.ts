@@ -12,8 +12,8 @@ import { commitmentsById } from '../commitments/queries.ts';
 import { readConsistency } from '../consistency.ts';
 import type { ProjectedIndex } from '../projected-index.ts';
 import { type Caller, readAs } from '../reader.ts';
-import { documentCost, MAX_COST } from './cost.ts';
 import { announceChanges, type ChangedCommitment, commitmentTopic, userTopic } from './fanout.ts';
+import { refuseTooCostly, refuseTooDeep, refuseTooLarge } from './limits.ts';
 import { type GraphqlContext, graphqlResolvers } from './resolvers.ts';
 import { schema } from './schema.ts';
 
@@ -142,19 +142,21 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
     },
   });
 
-  // Too costly a query is refused before it runs (after validation, so variables are known).
-  app.graphql.addHook('preExecution', async (_schema, document, _context, variables) => {
-    const cost = documentCost(document, variables ?? {});
-    if (cost > MAX_COST) {
-      throw new ErrorWithProps(
-        `This query costs ${cost}; the limit is ${MAX_COST}. Ask for fewer items or fields.`,
-        {
-          code: 'QUERY_TOO_COSTLY',
-          cost,
-          limit: MAX_COST,
-        },
-      );
-    }
+  // A document is bounded before graphql-js parses and validates it (see limits.ts), and costed again
+  // once its variables are known. Subscriptions, which mercurius neither validates nor costs, get the
+  // same bounds.
+  app.graphql.addHook('preParsing', async (_schema, source) => refuseTooLarge(source));
+  app.graphql.addHook('preValidation', async (_schema, document) => {
+    refuseTooDeep(document);
+    refuseTooCostly(document);
+  });
+  app.graphql.addHook('preExecution', async (_schema, document, _context, variables) =>
+    refuseTooCostly(document, variables ?? {}),
+  );
+  app.graphql.addHook('preSubscriptionParsing', async (_schema, source) => refuseTooLarge(source));
+  app.graphql.addHook('preSubscriptionExecution', async (_schema, document) => {
+    refuseTooDeep(document);
+    refuseTooCostly(document);
   });
 
   const stop = announceChanges(

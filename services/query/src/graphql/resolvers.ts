@@ -1,6 +1,6 @@
 // GraphQL resolvers over the same reads as REST, each as the caller under row-level security.
-// Parties and documents come with each commitment in one statement; history is batched by a
-// loader across every commitment of a response, so nesting never costs a query per item.
+// Parties and documents come with each commitment in one statement; `commitment(id)` and history
+// are batched by loaders across a response, so neither aliases nor nesting cost a query per item.
 import type { Database } from '@connect/db';
 import type { Kysely } from 'kysely';
 import mercurius, { type IResolvers, type MercuriusContext, type MercuriusLoaders } from 'mercurius';
@@ -63,19 +63,12 @@ export function graphqlResolvers(reader: Kysely<Database>): {
   resolvers: IResolvers;
   loaders: MercuriusLoaders;
 } {
-  const one = async (caller: Caller, id: string): Promise<CommitmentView | null> => {
-    if (!z.uuid().safeParse(id).success) throw badInput('id', 'must be a commitment id (UUID)');
-    const [found] = await readAs(reader, caller, (trx) => commitmentsById(trx, [id]));
-    return found ?? null;
-  };
-
   const resolvers: IResolvers = {
     Query: {
       me: async (_root, _args, { caller }: GraphqlContext) => {
         const names = await readAs(reader, caller, (trx) => displayNames(trx, [caller.userId]));
         return { id: caller.userId, displayName: names.get(caller.userId) ?? null, isAdmin: caller.isAdmin };
       },
-      commitment: (_root, { id }: { id: string }, { caller }: GraphqlContext) => one(caller, id),
       commitments: async (_root, args: ListArgs, { caller }: GraphqlContext) => {
         if (!Number.isInteger(args.first) || args.first < 1 || args.first > MAX_PAGE) {
           throw badInput('first', `must be between 1 and ${MAX_PAGE}`);
@@ -104,6 +97,19 @@ export function graphqlResolvers(reader: Kysely<Database>): {
   };
 
   const loaders: MercuriusLoaders = {
+    Query: {
+      // Every `commitment(id)` of a response (aliases, say) in one statement.
+      async commitment(queries: { params: { id: string } }[], { caller }: GraphqlContext) {
+        const isId = (id: string) => z.uuid().safeParse(id).success;
+        const ids = [...new Set(queries.map((q) => q.params.id).filter(isId))];
+        const found = await readAs(reader, caller, (trx) => commitmentsById(trx, ids));
+        const byId = new Map(found.map((commitment) => [commitment.id, commitment]));
+        // An error in its place fails that field alone.
+        return queries.map(({ params: { id } }) =>
+          isId(id) ? (byId.get(id) ?? null) : badInput('id', 'must be a commitment id (UUID)'),
+        );
+      },
+    },
     Commitment: {
       async history(queries: { obj: CommitmentView }[], { caller }: GraphqlContext) {
         const ids = [...new Set(queries.map((q) => q.obj.id))];

@@ -1,0 +1,45 @@
+// A rate limit per signed-in caller rather than per client address, for routes one account could
+// abuse from many addresses (invite by email tells whether an address is registered).
+import type { Authenticate } from '@connect/auth';
+import { HttpProblem, problem } from '@connect/http';
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+
+export interface CallerRateLimit {
+  authenticate: Authenticate;
+  /** Requests per caller and minute. */
+  max: number;
+  /** Which requests count; all by default. */
+  applies?(request: FastifyRequest): boolean;
+  /** What is limited, for the 429's detail: "Too many <what>". */
+  what: string;
+}
+
+/** Registers the limiter on `app` and returns the route options that apply it. */
+export async function callerRateLimit(app: FastifyInstance, limit: CallerRateLimit) {
+  await app.register(rateLimit, { global: false });
+  return {
+    config: {
+      rateLimit: {
+        max: limit.max,
+        timeWindow: '1 minute',
+        // After the body is parsed, so `applies` can look at it.
+        hook: 'preHandler' as const,
+        keyGenerator: async (request: FastifyRequest) => {
+          try {
+            return `caller:${(await limit.authenticate(request)).userId}`;
+          } catch {
+            return ''; // unauthenticated: the route answers 401 itself
+          }
+        },
+        allowList: (request: FastifyRequest, key: string) =>
+          key === '' || (limit.applies ? !limit.applies(request) : false),
+        errorResponseBuilder: (_request: FastifyRequest, context: { after: string }) =>
+          new HttpProblem({
+            ...problem(429, `Too many ${limit.what}; try again in ${context.after}.`),
+            type: '/problems/rate-limited',
+          }),
+      },
+    },
+  };
+}

@@ -1,0 +1,141 @@
+// Sessions and their refresh tokens: started at login, extended by each refresh until the idle
+// timeout or the absolute lifetime ends them, revoked by logout or by a refresh token's reuse.
+import { announceSessionEnded } from '@connect/auth';
+import type { Database } from '@connect/db';
+import type { Kysely } from 'kysely';
+import { toUser, type User } from './accounts.ts';
+import { hashRefreshToken, newRefreshToken, openSuccessor, sealSuccessor } from './refresh-tokens.ts';
+
+type Db = Kysely<Database>;
+
+export const REFRESH_REUSE_GRACE_MS = 10_000;
+
+export interface SessionLifetimes {
+  /** Seconds without a refresh after which a session lapses. */
+  idleSeconds: number;
+  /** Seconds after login after which a session ends, however active. */
+  maxSeconds: number;
+}
+
+export const DEFAULT_SESSION_LIFETIMES: SessionLifetimes = {
+  idleSeconds: 7 * 24 * 3600,
+  maxSeconds: 30 * 24 * 3600,
+};
+
+const after = (now: Date, seconds: number) => new Date(now.getTime() + seconds * 1000);
+const earlier = (a: Date, b: Date) => (a < b ? a : b);
+
+export async function startSession(
+  db: Db,
+  session: { id: string; userId: string; refreshHash: Buffer },
+  now: Date,
+  lifetimes: SessionLifetimes,
+): Promise<void> {
+  const expiresAt = after(now, lifetimes.maxSeconds);
+  await db.transaction().execute(async (trx) => {
+    await trx
+      .insertInto('sessions')
+      .values({
+        id: session.id,
+        user_id: session.userId,
+        revoked_at: null,
+        created_at: now,
+        last_active_at: now,
+        expires_at: expiresAt,
+        active_until: earlier(after(now, lifetimes.idleSeconds), expiresAt),
+      })
+      .execute();
+    await trx
+      .insertInto('refresh_tokens')
+      .values({ token_hash: session.refreshHash, session_id: session.id, issued_at: now, used_at: null })
+      .execute();
+  });
+}
+
+export type Rotation =
+  | { outcome: 'rotated'; sessionId: string; user: User; refreshToken: string }
+  | { outcome: 'invalid' }
+  | { outcome: 'expired'; sessionId: string }
+  | { outcome: 'reused'; sessionId: string };
+
+/**
+ * Uses a refresh token once, answering with its successor and extending the session's idle
+ * deadline. Used again within the grace window (two tabs refreshing together), it answers with
+ * the same successor; used again later, it revokes the session.
+ */
+export async function rotateRefreshToken(
+  db: Db,
+  token: string,
+  now: Date,
+  lifetimes: SessionLifetimes,
+): Promise<Rotation> {
+  const tokenHash = hashRefreshToken(token);
+  return db.transaction().execute(async (trx) => {
+    const row = await trx
+      .selectFrom('refresh_tokens')
+      .innerJoin('sessions', 'sessions.id', 'refresh_tokens.session_id')
+      .select([
+        'refresh_tokens.session_id',
+        'refresh_tokens.used_at',
+        'refresh_tokens.successor',
+        'sessions.revoked_at',
+        'sessions.user_id',
+        'sessions.expires_at',
+        'sessions.active_until',
+      ])
+      .where('refresh_tokens.token_hash', '=', tokenHash)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!row || row.revoked_at) return { outcome: 'invalid' } as const;
+    if (row.active_until <= now) return { outcome: 'expired', sessionId: row.session_id } as const;
+
+    let successor: string | undefined;
+    if (row.used_at) {
+      const withinGrace = now.getTime() - row.used_at.getTime() <= REFRESH_REUSE_GRACE_MS;
+      if (withinGrace && row.successor) successor = openSuccessor(token, row.successor);
+      if (!successor) {
+        await trx.updateTable('sessions').set({ revoked_at: now }).where('id', '=', row.session_id).execute();
+        await announceSessionEnded(trx, row.session_id);
+        return { outcome: 'reused', sessionId: row.session_id } as const;
+      }
+    } else {
+      const next = newRefreshToken();
+      successor = next.token;
+      await trx
+        .updateTable('refresh_tokens')
+        .set({ used_at: now, successor: sealSuccessor(token, next.token) })
+        .where('token_hash', '=', tokenHash)
+        .execute();
+      await trx
+        .insertInto('refresh_tokens')
+        .values({ token_hash: next.hash, session_id: row.session_id, issued_at: now, used_at: null })
+        .execute();
+    }
+    await trx
+      .updateTable('sessions')
+      .set({
+        last_active_at: now,
+        active_until: earlier(after(now, lifetimes.idleSeconds), row.expires_at),
+      })
+      .where('id', '=', row.session_id)
+      .execute();
+    const user = await trx
+      .selectFrom('users')
+      .selectAll()
+      .where('id', '=', row.user_id)
+      .executeTakeFirstOrThrow();
+    return { outcome: 'rotated', sessionId: row.session_id, user: toUser(user), refreshToken: successor };
+  });
+}
+
+export async function revokeSession(db: Db, sessionId: string, now: Date): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await trx
+      .updateTable('sessions')
+      .set({ revoked_at: now })
+      .where('id', '=', sessionId)
+      .where('revoked_at', 'is', null)
+      .execute();
+    await announceSessionEnded(trx, sessionId);
+  });
+}

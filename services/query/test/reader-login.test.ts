@@ -1,0 +1,75 @@
+// Reads log in as connect_reader, a role that cannot become any other: a statement smuggled
+// into a read cannot take the superuser's role back, as it could after a mere SET ROLE.
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { readerLogin, scramVerifier } from '@connect/db';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
+import { createReaderDb, type ReaderDb, readAs } from '../src/reader.ts';
+
+const ana = { userId: 'ana', isAdmin: false };
+let database: TestDatabase;
+let dataDir: string;
+let reader: ReaderDb;
+let admin: string;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-reader-'));
+  const url = await readerLogin(database.pool, database.url, { dataDir, readerDatabaseUrl: undefined });
+  reader = createReaderDb(url, { max: 2 });
+  const { rows } = await database.pool.query<{ user: string }>('select current_user as user');
+  admin = rows[0]?.user as string;
+});
+afterAll(async () => {
+  await reader.close();
+  await database.close();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+test('a read connection logs in as connect_reader, which is no superuser', async () => {
+  const { rows } = await readAs(reader.db, ana, (db) =>
+    sql<{ session: string; current: string; rolsuper: boolean }>`
+      select session_user as session, current_user as current, rolsuper
+        from pg_roles where rolname = current_user`.execute(db),
+  );
+  expect(rows).toEqual([{ session: 'connect_reader', current: 'connect_reader', rolsuper: false }]);
+});
+
+test('a read cannot switch to the database owner’s role, nor its session to another user', async () => {
+  await expect(readAs(reader.db, ana, (db) => sql.raw(`set role ${admin}`).execute(db))).rejects.toThrow(
+    /permission denied/,
+  );
+  await expect(
+    readAs(reader.db, ana, (db) => sql.raw(`set session authorization ${admin}`).execute(db)),
+  ).rejects.toThrow(/permission denied/);
+});
+
+test('the reader’s generated password stays private to the service’s user', async () => {
+  expect((await stat(path.join(dataDir, 'reader-password'))).mode & 0o777).toBe(0o600);
+});
+
+test('a configured reader URL that logs in as a privileged user is refused', async () => {
+  await expect(
+    readerLogin(database.pool, database.url, { dataDir, readerDatabaseUrl: database.url }),
+  ).rejects.toThrow(/must log in as connect_reader/);
+});
+
+test('the password is set as a SCRAM verifier PostgreSQL itself would store', async () => {
+  // Another role, so the reader's own password (shared by the whole server) stays as it is.
+  const role = `connect_scram_${process.pid}`;
+  await database.pool.query(`create role ${role} password 'pencil'`);
+  try {
+    const { rows } = await database.pool.query<{ stored: string }>(
+      'select rolpassword as stored from pg_authid where rolname = $1',
+      [role],
+    );
+    const stored = rows[0]?.stored as string;
+    const salt = Buffer.from(stored.split('$')[1]?.split(':')[1] as string, 'base64');
+    expect(scramVerifier('pencil', salt)).toBe(stored);
+  } finally {
+    await database.pool.query(`drop role ${role}`);
+  }
+});
