@@ -17,7 +17,7 @@ const USAGE = `usage: connect <command>
   users grant-admin EMAIL   make that user an admin
   redact (--index N | --user ID) --reason TEXT --admin EMAIL   erase an entry's body; proofs stay valid
   verify ledger             recompute every hash and check every checkpoint; exit 1 naming the first bad entry
-  verify receipt FILE --key KEY   check a receipt bundle offline against a trusted verifier key
+  verify receipt FILE [--key KEY]   check a receipt offline against a trusted key (--key, or pinned by verify remote)
   verify remote --url URL   pin the server's key, then check each new checkpoint extends the last
   export FILE               the whole ledger as JSON Lines
   import FILE               into an empty database, after checking every hash and signature

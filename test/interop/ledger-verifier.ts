@@ -139,43 +139,142 @@ export function parseVerifierKey(text: string) {
   return { name, keyId, publicKey: createPublicKey({ key: der, format: 'der', type: 'spki' }) };
 }
 
-/** The checkpoint's origin, size and root, if a signature line of the trusted key verifies; else null. */
-export function openCheckpoint(note: string, trusted: ReturnType<typeof parseVerifierKey>) {
+/** The text of a signed note, if a signature line of the trusted key (named as the note says) verifies; else null. */
+function openSignedNote(note: string, trusted: ReturnType<typeof parseVerifierKey>): string | null {
   const split = note.indexOf('\n\n');
-  if (split < 0) return null;
+  if (split < 0 || !note.endsWith('\n')) return null;
   const text = note.slice(0, split + 1);
-  const lines = text.split('\n');
-  if (lines.length !== 4 || lines[3] !== '') return null;
-  const [origin = '', size = '', root = ''] = lines;
-  if (!/^(0|[1-9][0-9]*)$/.test(size)) return null;
-  for (const line of note
-    .slice(split + 2)
-    .split('\n')
-    .filter(Boolean)) {
+  for (const line of note.slice(split + 2, -1).split('\n')) {
     const match = /^\u2014 (\S+) (\S+)$/.exec(line);
     if (!match || match[1] !== trusted.name) continue;
     const signature = b64(match[2] as string);
     if (!signature.subarray(0, 4).equals(trusted.keyId)) continue;
-    if (verifySignature(null, Buffer.from(text, 'utf8'), trusted.publicKey, signature.subarray(4))) {
-      return { origin, treeSize: Number(size), root: b64(root) };
-    }
+    if (verifySignature(null, Buffer.from(text, 'utf8'), trusted.publicKey, signature.subarray(4)))
+      return text;
   }
   return null;
 }
 
-/** Verifying a commitment as LEDGER.md says a party does, offline. */
-export function receiptHolds(bundle: Json, trustedKeyText: string): boolean {
+const decimal = (line: string | undefined) =>
+  line !== undefined && /^(0|[1-9][0-9]*)$/.test(line) ? Number(line) : null;
+
+/** The checkpoint's origin, size and root, if a signature line of the trusted key verifies; else null. */
+export function openCheckpoint(note: string, trusted: ReturnType<typeof parseVerifierKey>) {
+  const text = openSignedNote(note, trusted);
+  const lines = text?.split('\n') ?? [];
+  if (lines.length !== 4 || lines[3] !== '') return null;
+  const [origin = '', size, root = ''] = lines;
+  const treeSize = decimal(size);
+  if (treeSize === null || origin !== trusted.name) return null;
+  return { origin, treeSize, root: b64(root) };
+}
+
+/** LEDGER.md "Stream head": seven lines, the first `connect-stream-head/v1`, signed like a checkpoint. */
+export function openStreamHead(note: string, trusted: ReturnType<typeof parseVerifierKey>) {
+  const text = openSignedNote(note, trusted);
+  const lines = text?.split('\n') ?? [];
+  if (lines.length !== 8 || lines[7] !== '' || lines[0] !== 'connect-stream-head/v1') return null;
+  const [, origin = '', stream = '', version, index, size, root = ''] = lines;
+  const numbers = [decimal(version), decimal(index), decimal(size)];
+  if (numbers.includes(null) || origin !== trusted.name) return null;
+  const [k, i, n] = numbers as number[];
+  return { origin, stream, version: k as number, index: i as number, treeSize: n as number, root: b64(root) };
+}
+
+export interface ReceiptCheck {
+  /** Every check made holds. */
+  holds: boolean;
+  /** The LEDGER.md steps that failed. */
+  failed: string[];
+  /** Checks this verifier did not make (the replay, without the domain's rules). */
+  notMade: string[];
+}
+
+/**
+ * Verifying a commitment as LEDGER.md says a party does, offline. The domain's rules are not in
+ * this file: a caller that has them passes `replay`; without it the state check is not made.
+ */
+export function checkReceipt(
+  bundle: Json,
+  trustedKeyText: string | undefined,
+  replay?: (entries: Json[]) => Json,
+): ReceiptCheck {
+  const failed: string[] = [];
+  const notMade: string[] = [];
+  const step = (name: string, ok: () => boolean) => {
+    let holds = false;
+    try {
+      holds = ok();
+    } catch {
+      holds = false;
+    }
+    if (!holds) failed.push(name);
+    return holds;
+  };
+  if (!trustedKeyText) return { holds: false, failed: ['1. no trusted key: nothing verified'], notMade };
   const trusted = parseVerifierKey(trustedKeyText);
   const checkpoint = openCheckpoint(bundle.checkpoint, trusted);
-  if (!checkpoint || checkpoint.origin !== trusted.name) return false;
-  return bundle.entries.every(
-    (entry: Json, i: number) =>
-      entry.version === i + 1 &&
-      entry.ledger === checkpoint.origin &&
-      dataHashHolds(entry) &&
-      leafHash(entry).equals(b64(entry.leafHash)) &&
-      entry.proof.treeSize === checkpoint.treeSize &&
-      entry.proof.index === entry.index &&
-      inclusionHolds(entry.index, checkpoint.treeSize, leafHash(entry), entry.proof.hashes, checkpoint.root),
+  step(
+    '2. checkpoint signed by the trusted key',
+    () => checkpoint !== null && bundle.origin === checkpoint.origin,
   );
+  const entries: Json[] = bundle.entries;
+  step('3. every entry: dataHash, leaf hash, inclusion in the checkpoint', () =>
+    entries.every(
+      (entry: Json) =>
+        checkpoint !== null &&
+        entry.ledger === checkpoint.origin &&
+        dataHashHolds(entry) &&
+        leafHash(entry).equals(b64(entry.leafHash)) &&
+        entry.proof.treeSize === checkpoint.treeSize &&
+        entry.proof.index === entry.index &&
+        inclusionHolds(
+          entry.index,
+          checkpoint.treeSize,
+          leafHash(entry),
+          entry.proof.hashes,
+          checkpoint.root,
+        ),
+    ),
+  );
+  const head = openStreamHead(bundle.streamHead, trusted);
+  const last = entries.at(-1);
+  step('4. stream head signed by the trusted key', () => head !== null);
+  step(
+    '4. stream head for the checkpoint’s size and root',
+    () =>
+      head !== null &&
+      checkpoint !== null &&
+      head.treeSize === checkpoint.treeSize &&
+      head.root.equals(checkpoint.root),
+  );
+  step(
+    '4. stream head names the stream, and its last entry’s version and index',
+    () =>
+      head !== null &&
+      last !== undefined &&
+      head.origin === bundle.origin &&
+      head.stream === last.stream &&
+      head.version === last.version &&
+      head.index === last.index,
+  );
+  step('4. versions 1..k of one stream, none missing', () =>
+    entries.every((entry: Json, i: number) => entry.version === i + 1 && entry.stream === last?.stream),
+  );
+  if (replay)
+    step(
+      '5. state is what the entries replay to',
+      () => jcs(JSON.parse(JSON.stringify(replay(entries)))) === jcs(bundle.state),
+    );
+  else notMade.push('5. state is what the entries replay to (no domain rules here)');
+  return { holds: failed.length === 0, failed, notMade };
+}
+
+/** Whether a receipt holds as far as this verifier can tell (see checkReceipt). */
+export function receiptHolds(
+  bundle: Json,
+  trustedKeyText: string,
+  replay?: (entries: Json[]) => Json,
+): boolean {
+  return checkReceipt(bundle, trustedKeyText, replay).holds;
 }

@@ -30,6 +30,7 @@ export interface StackOptions {
   poolSize?: number;
   /** Sees every SQL statement the query service runs. */
   onQuerySql?(sql: string): void;
+  subscriptions?: QueryDeps['subscriptions'];
 }
 
 export async function testStack(options: StackOptions = {}): Promise<Stack> {
@@ -64,6 +65,7 @@ export async function testStack(options: StackOptions = {}): Promise<Stack> {
     key,
     tokens,
     minIndexWaitMs: options.minIndexWaitMs,
+    subscriptions: options.subscriptions,
   };
   const app = createServer({ logLevel: 'silent', checkReady: async () => undefined });
   const routes: string[] = [];

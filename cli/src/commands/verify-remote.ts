@@ -13,7 +13,7 @@ interface Pinned {
   checkpoint: string;
 }
 
-function defaultStateFile(): string {
+export function defaultStateFile(): string {
   const base = process.env.XDG_CONFIG_HOME ?? path.join(os.homedir(), '.config');
   return path.join(base, 'connect', 'verified-checkpoints.json');
 }
@@ -64,7 +64,9 @@ export async function verifyRemote(args: string[]): Promise<number> {
       return 1;
     }
     console.log(
-      `ok: ${latest.origin} grew from ${previous.treeSize} to ${latest.treeSize} entries without rewriting any`,
+      latest.treeSize === previous.treeSize
+        ? `ok: ${latest.origin} unchanged at ${latest.treeSize} entries`
+        : `ok: ${latest.origin} grew from ${previous.treeSize} to ${latest.treeSize} entries without rewriting any`,
     );
   } else {
     console.log(`ok: ${latest.origin} at ${latest.treeSize} entries`);

@@ -3,7 +3,7 @@
 // revoked, told by NOTIFY from the transaction that revoked it. While the notification connection
 // is down, nothing is remembered. A session lapses on its own at active_until, which the command
 // service sets from its idle timeout and absolute lifetime; a refresh moves it later.
-import type { Database } from '@connect/db';
+import { type Database, listen } from '@connect/db';
 import { type Kysely, sql } from 'kysely';
 import type pg from 'pg';
 
@@ -26,43 +26,24 @@ export async function announceSessionEnded(db: Kysely<Database>, sessionId: stri
 export function sessionGate(deps: { db: Kysely<Database>; pool: pg.Pool; now?: () => Date }): SessionGate {
   const now = () => (deps.now ? deps.now().getTime() : Date.now());
   const open = new Map<string, number>();
-  let listener: pg.PoolClient | undefined;
-  let closed = false;
 
-  const stopRemembering = () => {
-    listener = undefined;
-    open.clear();
-  };
-
-  async function listen(): Promise<void> {
-    try {
-      const client = await deps.pool.connect();
-      if (closed) return client.release();
-      client.on('notification', (message) => {
-        if (message.payload) open.delete(message.payload);
-      });
-      client.on('error', () => {
-        if (listener !== client) return;
-        stopRemembering();
-        client.release(true);
-        if (!closed) setTimeout(listen, 1000).unref();
-      });
-      await client.query(`listen ${SESSIONS_CHANNEL}`);
-      if (closed) return client.release();
-      listener = client;
-    } catch {
-      stopRemembering();
-      if (!closed) setTimeout(listen, 1000).unref();
-    }
-  }
-  void listen();
+  // While no LISTEN is in force, a revocation could go unheard: nothing is remembered then.
+  const listener = listen(
+    deps.pool,
+    [SESSIONS_CHANNEL],
+    (message) => {
+      if (message.payload) open.delete(message.payload);
+    },
+    { onDown: () => open.clear() },
+  );
+  const listening = () => listener.isListening();
 
   return {
     async isActive(sessionId) {
-      if (listener && (open.get(sessionId) ?? 0) > now()) return true;
+      if (listening() && (open.get(sessionId) ?? 0) > now()) return true;
       const until = await sessionActiveUntil(deps.db, sessionId);
       const active = until !== undefined && until.getTime() > now();
-      if (active && listener) {
+      if (active && listening()) {
         if (open.size >= CAPACITY) open.delete(open.keys().next().value as string);
         open.set(sessionId, Math.min(now() + REMEMBER_MS, until.getTime()));
       }
@@ -72,13 +53,8 @@ export function sessionGate(deps: { db: Kysely<Database>; pool: pg.Pool; now?: (
       open.delete(sessionId);
     },
     async close() {
-      closed = true;
-      const client = listener;
-      stopRemembering();
-      if (client) {
-        await client.query(`unlisten ${SESSIONS_CHANNEL}`).catch(() => undefined);
-        client.release();
-      }
+      await listener.close();
+      open.clear();
     },
   };
 }

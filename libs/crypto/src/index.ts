@@ -4,6 +4,8 @@ export * from './entry.ts';
 export * from './jcs.ts';
 export * from './keys.ts';
 export * from './merkle.ts';
+export * from './note.ts';
 export * from './proofs.ts';
 export * from './sha256.ts';
+export * from './stream-head.ts';
 export * from './verify.ts';

@@ -1,19 +1,23 @@
 // What a party checks offline (LEDGER.md, "Verifying a commitment"): every check named, with
 // what failed, so a client can show exactly what holds and what does not.
-import { fromBase64, toBase64 } from './bytes.ts';
+import { equalBytes, fromBase64, toBase64 } from './bytes.ts';
 import { type Checkpoint, openCheckpoint } from './checkpoint.ts';
 import { bodyProblem, type EntryHeader, entryLeafHash, HEADER_FIELDS } from './entry.ts';
-import { assertLedgerJson, type JsonObject } from './jcs.ts';
+import { assertLedgerJson, type JsonObject, type JsonValue, jcsText } from './jcs.ts';
 import { parseVerifierKey, sameKey, type VerifierKey } from './keys.ts';
 import { verifyConsistency, verifyInclusion } from './proofs.ts';
+import { openStreamHead, type StreamHead } from './stream-head.ts';
 
 export interface Check {
   name: string;
   ok: boolean;
   detail?: string;
+  /** Set on a check this verifier could not make (it then counts neither for nor against). */
+  notMade?: true;
 }
 
 export interface VerifyResult {
+  /** At least one check was made, and every check made holds. */
   valid: boolean;
   checks: Check[];
 }
@@ -25,13 +29,28 @@ export interface ServedEntry extends EntryHeader {
   leafHash: string;
 }
 
+export type ProvenEntry = ServedEntry & { proof: { index: number; treeSize: number; hashes: string[] } };
+
 export interface ReceiptBundle {
   origin: string;
   verifierKey: string;
   checkpoint: string;
-  entries: (ServedEntry & { proof: { index: number; treeSize: number; hashes: string[] } })[];
+  /** The signed stream head: the stream's latest version and index at the checkpoint's tree. */
+  streamHead: string;
+  entries: ProvenEntry[];
+  /** The entries of the parties' profiles, proven to the same checkpoint, for their names. */
+  profiles?: ProvenEntry[];
   state?: unknown;
 }
+
+export interface VerifyReceiptOptions {
+  /** The domain's rules: what the entries replay to. Without it, that check is reported as not made. */
+  replay?: (entries: ProvenEntry[]) => unknown;
+}
+
+export const NO_TRUSTED_KEY =
+  'no trusted key: nothing was verified. Give the ledger’s verifier key you trust';
+export const STATE_CHECK = 'state is what the entries replay to';
 
 class Checks {
   readonly list: Check[] = [];
@@ -48,8 +67,12 @@ class Checks {
     this.list.push(detail === undefined ? { name, ok } : { name, ok, detail });
     return ok;
   }
+  notMade(name: string, detail: string): void {
+    this.list.push({ name, ok: false, detail, notMade: true });
+  }
   result(): VerifyResult {
-    return { valid: this.list.length > 0 && this.list.every((c) => c.ok), checks: this.list };
+    const made = this.list.filter((c) => !c.notMade);
+    return { valid: made.length > 0 && made.every((c) => c.ok), checks: this.list };
   }
 }
 
@@ -57,38 +80,36 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** The key to trust: the one given (the served one must then be it), else the served one. */
+/**
+ * The key to check signatures with: the trusted one, never the one a bundle brings (anyone can
+ * sign a forgery with a key of their own). A served key must be the trusted one.
+ */
 function keyToTrust(
   checks: Checks,
   served: unknown,
   trusted: VerifierKey | undefined,
 ): VerifierKey | undefined {
-  if (trusted && served === undefined) return trusted;
+  if (!trusted) {
+    checks.add('a trusted verifier key is given', () => NO_TRUSTED_KEY);
+    return undefined;
+  }
+  if (served === undefined) return trusted;
   let key: VerifierKey | undefined;
   checks.add('verifier key is well formed', () => {
-    if (typeof served !== 'string') return 'missing verifierKey';
+    if (typeof served !== 'string') return 'verifierKey is not a string';
     key = parseVerifierKey(served);
     return true;
   });
-  if (trusted) {
-    checks.add('verifier key is the trusted key', () =>
-      key && sameKey(key, trusted) ? true : 'another key signed this',
-    );
-    return trusted;
-  }
-  return key;
+  checks.add('verifier key is the trusted key', () =>
+    key && sameKey(key, trusted) ? true : 'another key signed this',
+  );
+  return trusted;
 }
 
-function openNote(
-  checks: Checks,
-  name: string,
-  note: unknown,
-  key: VerifierKey | undefined,
-): Checkpoint | undefined {
+function openNote(checks: Checks, name: string, note: unknown, key: VerifierKey): Checkpoint | undefined {
   let checkpoint: Checkpoint | undefined;
   checks.add(name, () => {
     if (typeof note !== 'string') return 'missing checkpoint note';
-    if (!key) return 'no key to check it with';
     checkpoint = openCheckpoint(note, [key]);
     return true;
   });
@@ -117,33 +138,24 @@ function checkEntry(checks: Checks, entry: ServedEntry, label: string): Uint8Arr
   return leaf;
 }
 
-/** A receipt bundle (LEDGER.md): checkpoint, key, every event of one stream with its proof. */
-export function verifyReceipt(bundle: unknown, trusted?: VerifierKey): VerifyResult {
-  const checks = new Checks();
-  if (
-    !checks.add('receipt is a JSON object with entries', () =>
-      isObject(bundle) && Array.isArray(bundle.entries) ? true : 'not a receipt',
-    )
-  ) {
-    return checks.result();
-  }
-  const receipt = bundle as unknown as ReceiptBundle;
-  const key = keyToTrust(checks, receipt.verifierKey, trusted);
-  const checkpoint = openNote(checks, 'checkpoint is signed by the key', receipt.checkpoint, key);
-  checks.add('checkpoint origin is the receipt origin', () =>
-    checkpoint && checkpoint.origin === receipt.origin ? true : 'origins differ',
-  );
-  checks.add('entries are one stream, versions 1..k in order', () => {
-    const streams = new Set(receipt.entries.map((e) => e.stream));
-    if (streams.size > 1) return `entries of ${streams.size} streams`;
-    const wrong = receipt.entries.findIndex((e, i) => e.version !== i + 1);
-    return wrong < 0 ? true : `entry ${wrong} has version ${receipt.entries[wrong]?.version}`;
-  });
-  receipt.entries.forEach((entry, i) => {
-    const label = `entry ${entry.index ?? `#${i}`} (version ${entry.version})`;
+/** Entries with their proofs: each one's body, leaf, ledger and inclusion in the checkpoint. */
+function checkProvenEntries(
+  checks: Checks,
+  entries: unknown[],
+  origin: unknown,
+  checkpoint: Checkpoint | undefined,
+  labelOf: (entry: ProvenEntry, i: number) => string,
+): void {
+  entries.forEach((item, i) => {
+    if (!isObject(item)) {
+      checks.add(`entry #${i}`, () => 'not an entry');
+      return;
+    }
+    const entry = item as unknown as ProvenEntry;
+    const label = labelOf(entry, i);
     const leaf = checkEntry(checks, entry, label);
     checks.add(`${label}: ledger is the receipt origin`, () =>
-      entry.ledger === receipt.origin ? true : 'another ledger',
+      entry.ledger === origin ? true : 'another ledger',
     );
     checks.add(`${label}: included in the checkpoint`, () => {
       if (!checkpoint || !leaf) return 'no checkpoint or leaf to check against';
@@ -159,6 +171,120 @@ export function verifyReceipt(bundle: unknown, trusted?: VerifierKey): VerifyRes
       return ok ? true : 'inclusion proof does not lead to the checkpoint root';
     });
   });
+}
+
+/** LEDGER.md step 4: the signed stream head closes the list of entries at the checkpoint's tree. */
+function checkStreamHead(
+  checks: Checks,
+  receipt: ReceiptBundle,
+  key: VerifierKey,
+  checkpoint: Checkpoint | undefined,
+): void {
+  let head: StreamHead | undefined;
+  const signed = checks.add('stream head is signed by the key', () => {
+    if (typeof receipt.streamHead !== 'string') return 'the receipt has no stream head';
+    head = openStreamHead(receipt.streamHead, [key]);
+    return true;
+  });
+  if (!signed || !head) return;
+  const { treeSize, rootHash, stream, version, index, origin } = head;
+  checks.add('stream head is for the checkpoint’s tree size and root', () => {
+    if (!checkpoint) return 'no checkpoint to compare with';
+    if (treeSize !== checkpoint.treeSize)
+      return `stream head is for size ${treeSize}, checkpoint is ${checkpoint.treeSize}`;
+    return equalBytes(rootHash, checkpoint.rootHash) ? true : 'stream head has another root';
+  });
+  const last = receipt.entries.at(-1) as ProvenEntry | undefined;
+  checks.add('stream head names the receipt’s stream', () => {
+    if (origin !== receipt.origin) return `stream head is of ledger ${origin}`;
+    if (!isObject(last)) return 'the receipt holds no entries';
+    return stream === last.stream ? true : `stream head is of stream ${stream}`;
+  });
+  checks.add('stream head’s latest entry is the receipt’s last (version and index)', () => {
+    if (!isObject(last)) return 'the receipt holds no entries';
+    if (last.version !== version || last.index !== index)
+      return `the stream's latest is version ${version} at index ${index}; the receipt ends at version ${last.version} (index ${last.index})`;
+    return true;
+  });
+}
+
+const canonical = (value: unknown) => jcsText(JSON.parse(JSON.stringify(value)) as JsonValue);
+
+/** LEDGER.md step 5: the bundle's state is what the entries replay to, equal as JCS. */
+function checkState(checks: Checks, receipt: ReceiptBundle, options: VerifyReceiptOptions): void {
+  const { replay } = options;
+  if (!replay) {
+    checks.notMade(STATE_CHECK, 'not made: this verifier has no domain rules to replay the entries with');
+    return;
+  }
+  checks.add(STATE_CHECK, () => {
+    if (receipt.state === undefined) return 'the receipt carries no state';
+    const replayed = replay(receipt.entries);
+    if (canonical(replayed) === canonical(receipt.state)) return true;
+    if (!isObject(replayed) || !isObject(receipt.state)) return 'the state differs from the replay';
+    const fields = [...new Set([...Object.keys(replayed), ...Object.keys(receipt.state)])].filter(
+      (field) =>
+        !(field in replayed) ||
+        !(field in (receipt.state as object)) ||
+        canonical(replayed[field] ?? null) !==
+          canonical((receipt.state as Record<string, unknown>)[field] ?? null),
+    );
+    return `the state differs from the replay in ${fields.sort().join(', ')}`;
+  });
+}
+
+/**
+ * A receipt bundle (LEDGER.md): checkpoint, stream head, every event of one stream with its proof,
+ * and the state they replay to, all against a key the caller trusts. Without one, nothing is
+ * verified. The replay check needs the domain's rules, given as options.replay.
+ */
+export function verifyReceipt(
+  bundle: unknown,
+  trusted: VerifierKey | undefined,
+  options: VerifyReceiptOptions = {},
+): VerifyResult {
+  const checks = new Checks();
+  const key = keyToTrust(checks, isObject(bundle) ? bundle.verifierKey : undefined, trusted);
+  if (!key) return checks.result();
+  if (
+    !checks.add('receipt is a JSON object with entries', () =>
+      isObject(bundle) && Array.isArray(bundle.entries) ? true : 'not a receipt',
+    )
+  ) {
+    return checks.result();
+  }
+  const receipt = bundle as unknown as ReceiptBundle;
+  const checkpoint = openNote(checks, 'checkpoint is signed by the key', receipt.checkpoint, key);
+  checks.add('checkpoint origin is the receipt origin', () =>
+    checkpoint && checkpoint.origin === receipt.origin ? true : 'origins differ',
+  );
+  checks.add('entries are one stream, versions 1..k in order', () => {
+    const streams = new Set(receipt.entries.map((e) => (isObject(e) ? e.stream : undefined)));
+    if (streams.size > 1) return `entries of ${streams.size} streams`;
+    const wrong = receipt.entries.findIndex((e, i) => !isObject(e) || e.version !== i + 1);
+    return wrong < 0 ? true : `entry ${wrong} has version ${receipt.entries[wrong]?.version}`;
+  });
+  checkProvenEntries(
+    checks,
+    receipt.entries,
+    receipt.origin,
+    checkpoint,
+    (entry, i) => `entry ${entry.index ?? `#${i}`} (version ${entry.version})`,
+  );
+  if (receipt.profiles !== undefined) {
+    checks.add('profiles are a list', () => (Array.isArray(receipt.profiles) ? true : 'not a list'));
+    if (Array.isArray(receipt.profiles)) {
+      checkProvenEntries(
+        checks,
+        receipt.profiles,
+        receipt.origin,
+        checkpoint,
+        (entry, i) => `profile entry ${entry.index ?? `#${i}`} (${entry.stream})`,
+      );
+    }
+  }
+  checkStreamHead(checks, receipt, key, checkpoint);
+  checkState(checks, receipt, options);
   return checks.result();
 }
 
@@ -170,10 +296,11 @@ export function verifyEntryProof(
     checkpoint: string;
     verifierKey?: string;
   },
-  trusted?: VerifierKey,
+  trusted: VerifierKey | undefined,
 ): VerifyResult {
   const checks = new Checks();
   const key = keyToTrust(checks, input.verifierKey, trusted);
+  if (!key) return checks.result();
   const checkpoint = openNote(checks, 'checkpoint is signed by the key', input.checkpoint, key);
   const leaf = checkEntry(checks, input.entry, `entry ${input.entry?.index}`);
   checks.add('entry is included in the checkpoint', () => {
@@ -197,10 +324,11 @@ export function verifyCheckpointConsistency(
     proof: { from: number; to: number; hashes: string[] };
     verifierKey?: string;
   },
-  trusted?: VerifierKey,
+  trusted: VerifierKey | undefined,
 ): VerifyResult {
   const checks = new Checks();
   const key = keyToTrust(checks, input.verifierKey, trusted);
+  if (!key) return checks.result();
   const older = openNote(checks, 'older checkpoint is signed by the key', input.from, key);
   const newer = openNote(checks, 'newer checkpoint is signed by the key', input.to, key);
   checks.add('newer tree extends the older one', () => {

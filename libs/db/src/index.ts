@@ -2,6 +2,7 @@ export * from './channels.ts';
 export * from './config.ts';
 export * from './database.ts';
 export * from './embedded-postgres.ts';
+export * from './listen.ts';
 export * from './migrate.ts';
 export * from './reader-login.ts';
 export type * from './schema.ts';

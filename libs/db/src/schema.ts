@@ -179,6 +179,9 @@ export interface CommitmentDocumentsTable {
   size: number;
   sha256: string;
   latest: boolean;
+  /** terms | evidence */
+  purpose: Generated<string>;
+  attached_by: string | null;
 }
 
 export interface CommitmentHistoryTable {

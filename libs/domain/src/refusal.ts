@@ -1,7 +1,11 @@
 // The one error the domain throws: a command that may not happen, with a reason a person can act on.
 
-/** forbidden: not this actor's to do (403); conflict: not in this state (409); invalid: bad values (400). */
-export type RefusalKind = 'forbidden' | 'conflict' | 'invalid';
+/**
+ * forbidden: not this actor's to do (403); conflict: not in this state (409); invalid: bad values
+ * (400); not-found: no such commitment, or not visible to this actor (404); stale: the commitment
+ * is not at the version the actor saw (412); busy: it changes too fast to apply this now (409).
+ */
+export type RefusalKind = 'forbidden' | 'conflict' | 'invalid' | 'not-found' | 'stale' | 'busy';
 
 export class Refusal extends Error {
   constructor(

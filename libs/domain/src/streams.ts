@@ -2,14 +2,24 @@
 import { z } from 'zod';
 
 export const commitmentStream = (commitmentId: string) => `commitment-${commitmentId}`;
+/** Every commitment's stream, as a LIKE pattern (it matches the types stream too: see commitmentIdOf). */
+export const COMMITMENT_STREAMS = commitmentStream('%');
 
 const COMMITMENT_STREAM = /^commitment-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
 
 /** The commitment a stream belongs to; undefined for any other stream (types, profiles…). */
 export const commitmentIdOf = (stream: string): string | undefined => COMMITMENT_STREAM.exec(stream)?.[1];
-export const profileStream = (userId: string) => `profile-${userId}`;
+
+const PROFILE_PREFIX = 'profile-';
+export const profileStream = (userId: string) => `${PROFILE_PREFIX}${userId}`;
+/** Every profile stream, as a LIKE pattern. */
+export const PROFILE_STREAMS = profileStream('%');
+/** The user a profile stream belongs to; undefined for any other stream. */
+export const profileUserOf = (stream: string): string | undefined =>
+  stream.startsWith(PROFILE_PREFIX) ? stream.slice(PROFILE_PREFIX.length) : undefined;
 
 /** Written when a user signs up, so the parties of a commitment are verifiable too. */
+export const PROFILE_REGISTERED = 'ProfileRegistered';
 export const profileRegistered = z.object({
   userId: z.string(),
   displayName: z.string().trim().min(1).max(100),

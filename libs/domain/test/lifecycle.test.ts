@@ -1,10 +1,11 @@
 import { describe, expect, test } from 'vitest';
-import { commandBodies, readEvent } from '../src/index.ts';
+import { type CommitmentEvent, commandBodies, readEvent } from '../src/index.ts';
 import {
   accepted,
   activated,
   activeBetweenAnaAndBen,
   ana,
+  attach,
   ben,
   by,
   cancelled,
@@ -14,6 +15,7 @@ import {
   dee,
   disputed,
   drafted,
+  evidence,
   given,
   invited,
   proposed,
@@ -359,6 +361,103 @@ describe('deadlines', () => {
     given(...activeWithDue)
       .when(by(ana, { action: 'miss-deadline' }, '2026-12-02T00:00:00.000Z'))
       .refuses(/only the system/, 'invalid');
+  });
+});
+
+describe('evidence after activation', () => {
+  const receiptId = '00000000-0000-4000-8000-0000000000e1';
+
+  test('a participant attaches proof of payment to an active commitment as evidence; the terms stay', () => {
+    const state = given(...activeBetweenAnaAndBen)
+      .when(by(ben, attach('receipt.pdf')))
+      .then((e) =>
+        expect(e).toMatchObject({
+          type: 'EvidenceAttached',
+          data: { name: 'receipt.pdf', version: 1, userId: ben },
+        }),
+      );
+    expect(state.documents).toEqual([expect.objectContaining({ purpose: 'evidence', attachedBy: ben })]);
+    expect(state).toMatchObject({ status: 'active', terms: 'Back by June', title: 'Lend Ben 200 EUR' });
+  });
+
+  test('any party who accepted, a witness too, attaches evidence to a claim or a dispute', () => {
+    const witnessed = [
+      drafted(),
+      invited(ben),
+      invited(cy, 'witness'),
+      proposed,
+      accepted(ben),
+      accepted(cy),
+    ];
+    given(...witnessed, activated, claimed(ben))
+      .when(by(cy, attach('photo.jpg')))
+      .then((e) => expect(e).toMatchObject({ type: 'EvidenceAttached', data: { userId: cy } }));
+    given(...activeBetweenAnaAndBen, disputed(ana))
+      .when(by(ana, attach('bank-statement.pdf')))
+      .then((e) => expect(e).toMatchObject({ type: 'EvidenceAttached', data: { userId: ana } }));
+  });
+
+  test('the same name from the same party is a next version; from another party, a document of its own', () => {
+    const withReceipt = [...activeBetweenAnaAndBen, evidence(ben, receiptId, 'receipt.pdf')];
+    given(...withReceipt)
+      .when(by(ben, attach('receipt.pdf', 'b'.repeat(64))))
+      .then((e) => expect(e).toMatchObject({ data: { documentId: receiptId, version: 2, userId: ben } }));
+    const state = given(...withReceipt)
+      .when(by(ana, attach('receipt.pdf')))
+      .then((e) => expect(e).toMatchObject({ data: { version: 1, userId: ana } }));
+    expect(new Set(state.documents.map((d) => d.documentId)).size).toBe(2);
+  });
+
+  test('evidence named like a document of the terms does not replace it', () => {
+    const termsId = '00000000-0000-4000-8000-0000000000d1';
+    const terms: CommitmentEvent = {
+      type: 'DocumentAttached',
+      data: {
+        documentId: termsId,
+        name: 'loan.pdf',
+        mediaType: 'application/pdf',
+        size: 1,
+        sha256: 'c'.repeat(64),
+        version: 1,
+      },
+    };
+    const [draft, ...rest] = activeBetweenAnaAndBen;
+    const state = given(draft as CommitmentEvent, terms, ...rest)
+      .when(by(ana, attach('loan.pdf')))
+      .then((e) => expect(e).toMatchObject({ type: 'EvidenceAttached', data: { version: 1 } }));
+    const [kept, added] = state.documents;
+    expect(kept).toMatchObject({
+      documentId: termsId,
+      purpose: 'terms',
+      attachedBy: ana,
+      sha256: 'c'.repeat(64),
+    });
+    expect(added).toMatchObject({ purpose: 'evidence', attachedBy: ana });
+    expect(added?.documentId).not.toBe(termsId);
+  });
+
+  test('in a draft only the creator attaches documents, and they are terms', () => {
+    given(drafted(), invited(ben))
+      .when(by(ben, attach('receipt.pdf')))
+      .refuses(/only the creator can attach documents/, 'forbidden');
+    given(drafted())
+      .when(by(ana, attach('loan.pdf')))
+      .then((e) => expect(e.type).toBe('DocumentAttached'));
+  });
+
+  test('no evidence while proposed or once settled, none from a stranger, and none is removed', () => {
+    given(drafted(), invited(ben), proposed)
+      .when(by(ben, attach('receipt.pdf')))
+      .refuses(/the commitment is proposed; this is only possible while it is a draft or active/);
+    given(...activeBetweenAnaAndBen, claimed(ben), { type: 'FulfilmentConfirmed', data: { userId: ana } })
+      .when(by(ben, attach('receipt.pdf')))
+      .refuses(/the commitment is fulfilled/);
+    given(...activeBetweenAnaAndBen)
+      .when(by(dee, attach('receipt.pdf')))
+      .refuses(/only a party/, 'forbidden');
+    given(...activeBetweenAnaAndBen, evidence(ben, receiptId, 'receipt.pdf'))
+      .when(by(ana, { action: 'remove-document', documentId: receiptId }))
+      .refuses(/only possible while it is a draft/);
   });
 });
 

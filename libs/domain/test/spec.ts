@@ -120,3 +120,21 @@ export const cancelled = (reason?: string): CommitmentEvent => ({
 
 /** A commitment between ana (creator) and ben (participant), active. */
 export const activeBetweenAnaAndBen = [drafted(), invited(ben), proposed, accepted(ben), activated];
+
+/** The attach-document command for a file of this name. */
+export const attach = (name: string, sha256 = 'a'.repeat(64)): CommitmentCommand => ({
+  action: 'attach-document',
+  name,
+  mediaType: 'application/pdf',
+  size: 10,
+  sha256,
+});
+export const evidence = (
+  userId: string,
+  documentId: string,
+  name: string,
+  version = 1,
+): Extract<CommitmentEvent, { type: 'EvidenceAttached' }> => ({
+  type: 'EvidenceAttached',
+  data: { documentId, name, mediaType: 'application/pdf', size: 10, sha256: 'a'.repeat(64), version, userId },
+});

@@ -2,7 +2,7 @@
 // the operations endpoints /healthz, /readyz and /metrics.
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
-import { badRequest, HttpProblem, problem, sendProblem } from './problem.ts';
+import { badRequest, HttpProblem, type Problem, type ProblemName, problem, sendProblem } from './problem.ts';
 
 export interface ServerOptions {
   logLevel?: string;
@@ -46,6 +46,36 @@ function timeoutOptions(options: Partial<HttpTimeouts> = {}) {
   };
 }
 
+/**
+ * An error that says why something may not happen, by kind (the domain's Refusal has this shape):
+ * the error handler answers it with the problem its kind means, so no route translates it.
+ */
+export interface Refused {
+  kind: string;
+  reason: string;
+  /** The invalid field, for kind `invalid`. */
+  field?: string;
+}
+
+const REFUSED: Readonly<Record<string, { status: number; type: ProblemName }>> = {
+  invalid: { status: 400, type: 'invalid-input' },
+  forbidden: { status: 403, type: 'forbidden' },
+  'not-found': { status: 404, type: 'not-found' },
+  conflict: { status: 409, type: 'state-conflict' },
+  busy: { status: 409, type: 'busy' },
+  stale: { status: 412, type: 'version-conflict' },
+};
+
+/** The problem a refusal answers with; undefined for any other error. */
+export function refusedProblem(error: unknown): Problem | undefined {
+  const { kind, reason, field } = (error ?? {}) as Partial<Refused>;
+  if (typeof kind !== 'string' || !Object.hasOwn(REFUSED, kind) || typeof reason !== 'string')
+    return undefined;
+  const { status, type } = REFUSED[kind] as (typeof REFUSED)[string];
+  const errors = kind === 'invalid' ? [{ path: `body.${field ?? ''}`, message: reason }] : undefined;
+  return problem(status, reason, errors, type);
+}
+
 export function createServer(options: ServerOptions): FastifyInstance {
   const app = Fastify({
     logger: {
@@ -71,6 +101,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof HttpProblem) return sendProblem(reply, error.body);
+    const refused = refusedProblem(error);
+    if (refused) return sendProblem(reply, refused);
     if (error.validation) {
       const context = error.validationContext ?? 'body';
       return sendProblem(

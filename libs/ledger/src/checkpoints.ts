@@ -1,4 +1,3 @@
-import { type Checkpoint, openCheckpoint, type VerifierKey } from '@connect/crypto';
 import type { Database } from '@connect/db';
 import type { Kysely } from 'kysely';
 
@@ -29,9 +28,4 @@ export async function checkpointAt(db: Db, treeSize: number): Promise<SignedChec
     .where('tree_size', '=', treeSize)
     .executeTakeFirst();
   return row && { treeSize: row.tree_size, rootHash: row.root_hash, note: row.note, signedAt: row.signed_at };
-}
-
-/** Opens a stored checkpoint's note under the ledger key; throws a NoteError when it does not verify. */
-export function openStoredCheckpoint(checkpoint: SignedCheckpoint, key: VerifierKey): Checkpoint {
-  return openCheckpoint(checkpoint.note, [key]);
 }

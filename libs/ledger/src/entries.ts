@@ -32,14 +32,3 @@ export async function readEntry(db: Db, origin: string, index: number): Promise<
   const row = await db.selectFrom('ledger_entries').selectAll().where('index', '=', index).executeTakeFirst();
   return row && entryFromRow(row, origin);
 }
-
-export async function streamVersion(db: Db, stream: string): Promise<number> {
-  const row = await db
-    .selectFrom('ledger_entries')
-    .select('version')
-    .where('stream', '=', stream)
-    .orderBy('version', 'desc')
-    .limit(1)
-    .executeTakeFirst();
-  return row?.version ?? 0;
-}

@@ -1,5 +1,8 @@
-// The whole ledger as JSON Lines, and back. An import re-checks every hash and every signature
-// of the file before it writes anything, and only into an empty ledger.
+// The whole ledger as JSON Lines, and back: for moving a ledger to another database, signed by the
+// same key (not a backup: it holds no users, sessions or documents). The first line says which
+// ledger it is (origin, verifier key, size); an import re-checks every hash and every signature of
+// the file before it writes anything, only into an empty ledger, and only for a process that will
+// sign with the export's key, since checkpoints it signs later must verify under the same key.
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import {
@@ -21,8 +24,21 @@ import { readHead } from './head.ts';
 import { ENTRY_ROWS_SQL, entryRowValues } from './rows.ts';
 import type { Entry } from './types.ts';
 
+export const EXPORT_FORMAT = 'connect-ledger-export/1';
+
+/** The first line. Exports from before `format` and `exportedAt` have the rest and still import. */
+export interface ExportHeader {
+  kind: 'ledger';
+  format?: string;
+  origin: string;
+  verifierKey: string;
+  treeSize: number;
+  rootHash: string;
+  exportedAt?: string;
+}
+
 export type ExportLine =
-  | { kind: 'ledger'; origin: string; verifierKey: string; treeSize: number; rootHash: string }
+  | ExportHeader
   | ({ kind: 'entry' } & Entry)
   | { kind: 'checkpoint'; treeSize: number; note: string };
 
@@ -30,12 +46,15 @@ export type ExportLine =
 export async function exportLedger(
   db: Kysely<Database>,
   write: (line: string) => Promise<void> | void,
+  exportedAt: Date = new Date(),
 ): Promise<number> {
   const head = await readHead(db);
   if (!head) throw new Error('there is no ledger to export');
   const emit = (line: ExportLine) => write(`${JSON.stringify(line)}\n`);
   await emit({
     kind: 'ledger',
+    format: EXPORT_FORMAT,
+    exportedAt: exportedAt.toISOString(),
     origin: head.origin,
     verifierKey: head.verifierKey,
     treeSize: head.treeSize,
@@ -109,16 +128,55 @@ interface Pass {
   onCheckpoint?(checkpoint: { treeSize: number; note: string; rootHash: Uint8Array }): Promise<void> | void;
 }
 
+function checkedHeader(number: number, line: ExportLine): ExportHeader {
+  if (line?.kind !== 'ledger') {
+    throw new ImportError(number, 'the file must start with the ledger line: is this a `connect export`?');
+  }
+  if (line.format !== undefined && line.format !== EXPORT_FORMAT) {
+    throw new ImportError(
+      number,
+      `the export's format is ${line.format}; this connect reads ${EXPORT_FORMAT}`,
+    );
+  }
+  try {
+    parseVerifierKey(line.verifierKey);
+  } catch (error) {
+    throw new ImportError(number, `the ledger line's verifier key: ${(error as Error).message}`);
+  }
+  return line;
+}
+
+/** The export's first line: which ledger it holds and the key its checkpoints are signed with. */
+export async function readExportHeader(file: string): Promise<ExportHeader> {
+  for await (const [number, line] of lines(file)) return checkedHeader(number, line);
+  throw new ImportError(0, 'the file is empty');
+}
+
+/** Why a process signing as `signer` must not import this export, or undefined when it may. */
+export function signerMismatch(
+  header: ExportHeader,
+  signer: { origin: string; verifierKey: string | undefined },
+): string | undefined {
+  if (header.origin !== signer.origin) {
+    return `the export is of ledger "${header.origin}" but CONNECT_LEDGER_ORIGIN is "${signer.origin}"; set CONNECT_LEDGER_ORIGIN to "${header.origin}"`;
+  }
+  if (header.verifierKey !== signer.verifierKey) {
+    const yours = signer.verifierKey
+      ? `the key this import would sign with is ${signer.verifierKey}`
+      : 'there is no ledger key here yet';
+    return `the export is signed with ${header.verifierKey}, and ${yours}; set CONNECT_LEDGER_KEY to the exporting ledger's key (base64 seed) or copy its CONNECT_DATA_DIR/ledger-key into this CONNECT_DATA_DIR`;
+  }
+  return undefined;
+}
+
 /** Reads the file once, checking everything; the callbacks see only what has been checked. */
 async function readChecked(file: string, pass: Pass = {}) {
-  let header: Extract<ExportLine, { kind: 'ledger' }> | undefined;
+  let header: ExportHeader | undefined;
   let peaks: HashedNode[] = [];
   let size = 0;
   for await (const [number, line] of lines(file)) {
     if (!header) {
-      if (line.kind !== 'ledger') throw new ImportError(number, 'the file must start with the ledger line');
-      header = line;
-      parseVerifierKey(header.verifierKey);
+      header = checkedHeader(number, line);
       continue;
     }
     if (line.kind === 'entry') {
@@ -164,14 +222,20 @@ async function readChecked(file: string, pass: Pass = {}) {
   return { header, size, rootHash: rootFromPeaks(peaks) };
 }
 
+export class ImportRefused extends Error {}
+
 /**
- * Imports an export into an empty ledger: a first pass checks every hash and signature; only
- * then, in one transaction, are the entries, subtree hashes, checkpoints and head written.
+ * Imports an export into an empty ledger for a process that signs as `signer`: a first pass checks
+ * every hash and signature; only then, in one transaction, are the entries, subtree hashes,
+ * checkpoints and head written.
  */
 export async function importLedger(
   pool: pg.Pool,
   file: string,
+  signer: { origin: string; verifierKey: string | undefined },
 ): Promise<{ entries: number; origin: string }> {
+  const refusal = signerMismatch(await readExportHeader(file), signer);
+  if (refusal) throw new ImportRefused(refusal);
   const { header, size, rootHash } = await readChecked(file);
   const client = await pool.connect();
   try {

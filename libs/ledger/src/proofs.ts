@@ -1,5 +1,5 @@
-import { inclusionPlan, nodeKey, type TreeNode, toBase64 } from '@connect/crypto';
-import { consistencyHashes, MissingTreeHashError, type Queryable, readNodes } from './tree-store.ts';
+import { inclusionPlan, type TreeNode, toBase64 } from '@connect/crypto';
+import { consistencyHashes, type Queryable, readNodes, storedHash } from './tree-store.ts';
 
 /** A proof request outside the ledger as it stands; `parameter` names the culprit. */
 export class ProofRequestError extends RangeError {
@@ -42,11 +42,7 @@ export async function inclusionProof(
   // The head check and the hash reads share one round trip; the proof is only built within the head.
   const hashes = await readNodes(db, [...plan.nodes, leaf]);
   checkSize('treeSize', treeSize, hashes.treeSize, 1);
-  const read = (node: TreeNode) => {
-    const hash = hashes.get(nodeKey(node));
-    if (!hash) throw new MissingTreeHashError(`stored tree hash ${nodeKey(node)} is missing`);
-    return hash;
-  };
+  const read = (node: TreeNode) => storedHash(hashes, node);
   return { index, treeSize, leafHash: toBase64(read(leaf)), hashes: plan.assemble(read).map(toBase64) };
 }
 

@@ -1,40 +1,104 @@
-// A receipt bundle (LEDGER.md): the latest checkpoint, the verifier key, and every entry of one
-// stream with its inclusion proof to that checkpoint; it verifies offline on its own.
-import { inclusionPlan, nodeKey, type ReceiptBundle, type TreeNode, toBase64 } from '@connect/crypto';
+// A receipt bundle (LEDGER.md): the latest checkpoint, the verifier key, a stream head signed for
+// that checkpoint's tree, and every entry of one stream with its inclusion proof to that
+// checkpoint; it verifies offline on its own.
+import {
+  inclusionPlan,
+  type ProvenEntry,
+  type ReceiptBundle,
+  type SigningKey,
+  signStreamHead,
+  type TreeNode,
+  toBase64,
+} from '@connect/crypto';
 import type { Database } from '@connect/db';
 import type { Kysely } from 'kysely';
-import { latestCheckpoint } from './checkpoints.ts';
+import { latestCheckpoint, type SignedCheckpoint } from './checkpoints.ts';
 import { readStream } from './entries.ts';
-import { MissingTreeHashError, type Queryable, readNodes } from './tree-store.ts';
+import { type Queryable, readNodes, storedHash } from './tree-store.ts';
+import type { Entry } from './types.ts';
 
-export async function buildReceipt(
-  deps: { db: Kysely<Database>; pool: Queryable; origin: string; verifierKey: string },
+export interface ReceiptDeps {
+  db: Kysely<Database>;
+  pool: Queryable;
+  origin: string;
+  verifierKey: string;
+  /** The ledger's signing key: it signs the stream head. */
+  key: SigningKey;
+}
+
+export class ReceiptError extends Error {}
+
+/** Entries with their inclusion proofs to the tree of `treeSize`. */
+async function prove(pool: Queryable, entries: Entry[], treeSize: number): Promise<ProvenEntry[]> {
+  const plans = entries.map((entry) => inclusionPlan(entry.index, treeSize));
+  const hashes = await readNodes(
+    pool,
+    plans.flatMap((plan) => plan.nodes),
+  );
+  const read = (node: TreeNode) => storedHash(hashes, node);
+  return entries.map((entry, i) => ({
+    ...entry,
+    proof: {
+      index: entry.index,
+      treeSize,
+      hashes: (plans[i] as (typeof plans)[number]).assemble(read).map(toBase64),
+    },
+  }));
+}
+
+/**
+ * The stream head for a checkpoint's tree: the stream's latest entry below its size. Signed only
+ * for a tree the ledger has a checkpoint for, and only when the entries run 1..k, so the head
+ * never says what the log contradicts.
+ */
+export function signedStreamHead(
+  key: SigningKey,
+  origin: string,
   stream: string,
+  checkpoint: SignedCheckpoint,
+  entries: readonly Entry[],
+): string {
+  const last = entries.at(-1);
+  if (!last) return '';
+  entries.forEach((entry, i) => {
+    if (entry.stream !== stream || entry.version !== i + 1 || entry.index >= checkpoint.treeSize)
+      throw new ReceiptError(`stream ${stream} is not versions 1..k in the tree of ${checkpoint.treeSize}`);
+  });
+  return signStreamHead(
+    {
+      origin,
+      stream,
+      version: last.version,
+      index: last.index,
+      treeSize: checkpoint.treeSize,
+      rootHash: checkpoint.rootHash,
+    },
+    key,
+  );
+}
+
+/**
+ * The bundle of one stream at the latest checkpoint. `profiles` names further streams (a
+ * commitment's parties' profiles) whose entries come along, proven to the same checkpoint.
+ */
+export async function buildReceipt(
+  deps: ReceiptDeps,
+  stream: string,
+  options: { profiles?: (entries: Entry[]) => string[] } = {},
 ): Promise<Omit<ReceiptBundle, 'state'>> {
   const checkpoint = await latestCheckpoint(deps.db);
   const treeSize = checkpoint?.treeSize ?? 0;
-  const entries = (await readStream(deps.db, deps.origin, stream)).filter((e) => e.index < treeSize);
-  const plans = entries.map((entry) => inclusionPlan(entry.index, treeSize));
-  const hashes = await readNodes(
-    deps.pool,
-    plans.flatMap((plan) => plan.nodes),
-  );
-  const read = (node: TreeNode) => {
-    const hash = hashes.get(nodeKey(node));
-    if (!hash) throw new MissingTreeHashError(`stored tree hash ${nodeKey(node)} is missing`);
-    return hash;
-  };
+  const inTree = async (name: string) =>
+    (await readStream(deps.db, deps.origin, name)).filter((e) => e.index < treeSize);
+  const entries = await inTree(stream);
+  const profileStreams = [...new Set(options.profiles?.(entries) ?? [])].filter((name) => name !== stream);
+  const profiles = (await Promise.all(profileStreams.map(inTree))).flat();
   return {
     origin: deps.origin,
     verifierKey: deps.verifierKey,
     checkpoint: checkpoint?.note ?? '',
-    entries: entries.map((entry, i) => ({
-      ...entry,
-      proof: {
-        index: entry.index,
-        treeSize,
-        hashes: (plans[i] as (typeof plans)[number]).assemble(read).map(toBase64),
-      },
-    })),
+    streamHead: checkpoint ? signedStreamHead(deps.key, deps.origin, stream, checkpoint, entries) : '',
+    entries: await prove(deps.pool, entries, treeSize),
+    ...(options.profiles ? { profiles: await prove(deps.pool, profiles, treeSize) } : {}),
   };
 }

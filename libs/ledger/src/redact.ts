@@ -7,6 +7,8 @@ import { type Kysely, sql } from 'kysely';
 import type { Ledger } from './ledger.ts';
 
 export const REDACTIONS_STREAM = 'redactions';
+/** The event in the redactions stream that names the redacted entry (its index and stream). */
+export const ENTRY_REDACTED = 'EntryRedacted';
 
 export interface Redacted {
   index: number;
@@ -55,7 +57,7 @@ export async function redactEntries(
         actor: options.by,
         events: [
           {
-            type: 'EntryRedacted',
+            type: ENTRY_REDACTED,
             data: { index: entry.index, stream: entry.stream, reason: options.reason },
           },
         ],

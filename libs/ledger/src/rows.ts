@@ -1,5 +1,6 @@
 import type { JsonObject } from '@connect/crypto';
 import type { LedgerEntriesTable } from '@connect/db';
+import { type SqlParameters, sqlParameters } from './sql-parameters.ts';
 import type { Entry } from './types.ts';
 
 /** base64 of stored bytes, natively (this runs for every entry read). */
@@ -26,28 +27,40 @@ export function entryFromRow(row: LedgerEntriesTable, origin: string): Entry {
   };
 }
 
-/** The ledger_entries columns as unnest($1 … $13) reads them: one place for the row shape. */
-export const ENTRY_ROWS_SQL = `insert into ledger_entries
-    (index, id, stream, version, type, schema, recorded_at, actor, meta, data, salt, data_hash, leaf_hash)
-  select * from unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::int[],
-    $7::timestamptz[], $8::text[], $9::jsonb[], $10::jsonb[], $11::bytea[], $12::bytea[], $13::bytea[])`;
+const bytes = (text: string) => Buffer.from(text, 'base64');
 
-/** The 13 column arrays of ENTRY_ROWS_SQL, for these entries. */
-export function entryRowValues(entries: Entry[]): unknown[][] {
-  const b64 = (text: string) => Buffer.from(text, 'base64');
-  return [
-    entries.map((e) => e.index),
-    entries.map((e) => e.id),
-    entries.map((e) => e.stream),
-    entries.map((e) => e.version),
-    entries.map((e) => e.type),
-    entries.map((e) => e.schema),
-    entries.map((e) => e.recordedAt),
-    entries.map((e) => e.actor),
-    entries.map((e) => JSON.stringify(e.meta)),
-    entries.map((e) => (e.data === null ? null : JSON.stringify(e.data))),
-    entries.map((e) => (e.salt === null ? null : b64(e.salt))),
-    entries.map((e) => b64(e.dataHash)),
-    entries.map((e) => b64(e.leafHash)),
-  ];
+/** One place for the row shape: each ledger_entries column, its type, and its value from an entry. */
+const ENTRY_COLUMNS: readonly { column: string; type: string; value(entry: Entry): unknown }[] = [
+  { column: 'index', type: 'bigint', value: (e) => e.index },
+  { column: 'id', type: 'uuid', value: (e) => e.id },
+  { column: 'stream', type: 'text', value: (e) => e.stream },
+  { column: 'version', type: 'int', value: (e) => e.version },
+  { column: 'type', type: 'text', value: (e) => e.type },
+  { column: 'schema', type: 'int', value: (e) => e.schema },
+  { column: 'recorded_at', type: 'timestamptz', value: (e) => e.recordedAt },
+  { column: 'actor', type: 'text', value: (e) => e.actor },
+  { column: 'meta', type: 'jsonb', value: (e) => JSON.stringify(e.meta) },
+  { column: 'data', type: 'jsonb', value: (e) => (e.data === null ? null : JSON.stringify(e.data)) },
+  { column: 'salt', type: 'bytea', value: (e) => (e.salt === null ? null : bytes(e.salt)) },
+  { column: 'data_hash', type: 'bytea', value: (e) => bytes(e.dataHash) },
+  { column: 'leaf_hash', type: 'bytea', value: (e) => bytes(e.leafHash) },
+];
+
+/** `insert into ledger_entries … select * from unnest(…)` of these entries, one array per column. */
+export function insertEntriesSql(parameters: SqlParameters, entries: readonly Entry[]): string {
+  const arrays = ENTRY_COLUMNS.map(
+    ({ type, value }) => `${parameters.add(entries.map((entry) => value(entry)))}::${type}[]`,
+  );
+  return `insert into ledger_entries (${ENTRY_COLUMNS.map((c) => c.column).join(', ')})
+  select * from unnest(${arrays.join(', ')})`;
+}
+
+/** The insert of entries as a statement of its own, with entryRowValues as its values. */
+export const ENTRY_ROWS_SQL = insertEntriesSql(sqlParameters(), []);
+
+/** The column arrays of ENTRY_ROWS_SQL, for these entries. */
+export function entryRowValues(entries: readonly Entry[]): unknown[] {
+  const parameters = sqlParameters();
+  insertEntriesSql(parameters, entries);
+  return parameters.values;
 }

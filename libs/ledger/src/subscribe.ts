@@ -1,9 +1,8 @@
 // New entries, in index order, as they commit: LISTEN/NOTIFY wakes the reader at once, and a
 // poll every `pollMs` catches up whatever a lost notification or a dropped connection missed.
-import type { Database } from '@connect/db';
+import { type Database, LEDGER_CHANNEL, listen } from '@connect/db';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
-import { LEDGER_CHANNEL } from './append.ts';
 import { readEntries } from './entries.ts';
 import type { Entry } from './types.ts';
 
@@ -28,7 +27,6 @@ export function subscribeEntries(
   const { pollMs = 1000, pageSize = 1000 } = options;
   let next = options.from;
   let closed = false;
-  let listener: pg.PoolClient | undefined;
   let reading: Promise<void> | undefined;
   let again = false;
 
@@ -60,33 +58,14 @@ export function subscribeEntries(
       });
   }
 
-  async function listen(): Promise<void> {
-    try {
-      const client = await deps.pool.connect();
-      if (closed) {
-        client.release();
-        return;
-      }
-      listener = client;
-      client.on('notification', wake);
-      client.on('error', (error) => {
-        if (listener !== client) return; // a dying connection can report more than once
-        listener = undefined;
-        report(error);
-        client.release(true);
-        if (!closed) setTimeout(listen, pollMs);
-      });
-      await client.query(`listen ${LEDGER_CHANNEL}`);
-      wake();
-    } catch (error) {
-      report(error);
-      if (!closed) setTimeout(listen, pollMs);
-    }
-  }
-
   const timer = setInterval(wake, pollMs);
   timer.unref();
-  void listen();
+  // Each time LISTEN takes effect, read what committed while it was not in force.
+  const listener = listen(deps.pool, [LEDGER_CHANNEL], wake, {
+    onListening: wake,
+    onDown: report,
+    retryMs: pollMs,
+  });
   wake();
 
   return {
@@ -94,12 +73,7 @@ export function subscribeEntries(
       closed = true;
       clearInterval(timer);
       await reading;
-      if (listener) {
-        const client = listener;
-        listener = undefined;
-        await client.query(`unlisten ${LEDGER_CHANNEL}`).catch(() => undefined);
-        client.release();
-      }
+      await listener.close();
     },
   };
 }

@@ -42,24 +42,23 @@ export async function readNodes(
   return found;
 }
 
+/** The hash of a node among those readNodes read; a MissingTreeHashError when it is not stored. */
+export function storedHash(hashes: ReadonlyMap<string, Uint8Array>, node: TreeNode): Uint8Array {
+  const hash = hashes.get(nodeKey(node));
+  if (!hash) throw new MissingTreeHashError(`stored tree hash ${nodeKey(node)} is missing`);
+  return hash;
+}
+
 /** Runs a proof plan against the stored hashes. */
 export async function runPlan(db: Queryable, plan: ProofPlan): Promise<Uint8Array[]> {
   const hashes = await readNodes(db, plan.nodes);
-  return plan.assemble((node) => {
-    const hash = hashes.get(nodeKey(node));
-    if (!hash) throw new MissingTreeHashError(`stored tree hash ${nodeKey(node)} is missing`);
-    return hash;
-  });
+  return plan.assemble((node) => storedHash(hashes, node));
 }
 
 export async function loadPeaks(db: Queryable, treeSize: number): Promise<HashedNode[]> {
   const nodes = treePeaks(treeSize);
   const hashes = await readNodes(db, nodes);
-  return nodes.map((node) => {
-    const hash = hashes.get(nodeKey(node));
-    if (!hash) throw new MissingTreeHashError(`stored tree hash ${nodeKey(node)} is missing`);
-    return { ...node, hash };
-  });
+  return nodes.map((node) => ({ ...node, hash: storedHash(hashes, node) }));
 }
 
 export async function rootAt(db: Queryable, treeSize: number): Promise<Uint8Array> {

@@ -1,7 +1,8 @@
+import { createPool } from '@connect/db';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { TestDatabase } from '../../../test/support/database.ts';
-import { AppendValidationError, type Ledger, readStream } from '../src/index.ts';
-import { event, ORIGIN, testLedger } from './support.ts';
+import { AppendValidationError, type Ledger, openLedger, readStream } from '../src/index.ts';
+import { event, KEY, ORIGIN, testLedger } from './support.ts';
 
 let database: TestDatabase;
 let ledger: Ledger;
@@ -144,4 +145,45 @@ describe('appending to a stream', () => {
     expect((error as AppendValidationError).field).toBe(field);
     expect(await readStream(database.db, ORIGIN, 'valid')).toHaveLength(0);
   });
+});
+
+test('an append by the process that wrote the head last is one round trip', async () => {
+  let statements = 0;
+  const pool = createPool(database.url, 2);
+  pool.on('connect', (client) => {
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    client.query = ((...args: unknown[]) => {
+      statements++;
+      return query(...args);
+    }) as typeof client.query;
+  });
+  try {
+    const counted = await openLedger({ pool, db: database.db, origin: ORIGIN, key: KEY });
+    // The first append reads the head under its lock; after it, this process knows the tip.
+    await counted.append({
+      stream: 'one-trip',
+      expectedVersion: 'no_stream',
+      actor: null,
+      events: [event('A')],
+    });
+    statements = 0;
+    const next = await counted.append({
+      stream: 'one-trip',
+      expectedVersion: 1,
+      actor: null,
+      events: [event('B')],
+    });
+    expect(next.outcome).toBe('appended');
+    expect(statements).toBe(1);
+    const fresh = await counted.append({
+      stream: 'one-trip-new',
+      expectedVersion: 'no_stream',
+      actor: null,
+      events: [event('C')],
+    });
+    expect(fresh.outcome).toBe('appended');
+    expect(statements).toBe(2);
+  } finally {
+    await pool.end();
+  }
 });

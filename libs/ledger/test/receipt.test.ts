@@ -1,5 +1,7 @@
 import {
   formatVerifierKey,
+  openCheckpoint,
+  openStreamHead,
   type ReceiptBundle,
   signCheckpoint,
   signingKeyFromSeed,
@@ -32,7 +34,7 @@ beforeAll(async () => {
     });
   }
   receipt = await buildReceipt(
-    { db: database.db, pool: database.pool, origin: ORIGIN, verifierKey: ledger.verifierKey },
+    { db: database.db, pool: database.pool, origin: ORIGIN, verifierKey: ledger.verifierKey, key: KEY },
     'commitment-r',
   );
 });
@@ -41,7 +43,7 @@ afterAll(() => database.close());
 const copy = (): ReceiptBundle => JSON.parse(JSON.stringify(receipt));
 const failing = (bundle: unknown, key = KEY) =>
   verifyReceipt(bundle, key)
-    .checks.filter((c) => !c.ok)
+    .checks.filter((c) => !c.ok && !c.notMade)
     .map((c) => c.name);
 
 describe('receipt bundles', () => {
@@ -50,6 +52,58 @@ describe('receipt bundles', () => {
     const result = verifyReceipt(receipt, KEY);
     expect(result.valid).toBe(true);
     expect(result.checks.length).toBeGreaterThan(60);
+  });
+
+  test('its stream head is signed for the checkpoint’s tree and names the last entry', async () => {
+    const checkpoint = openCheckpoint(receipt.checkpoint, [KEY]);
+    const head = openStreamHead(receipt.streamHead, [KEY]);
+    const last = receipt.entries.at(-1);
+    expect(head).toEqual({
+      origin: ORIGIN,
+      stream: 'commitment-r',
+      version: 20,
+      index: last?.index,
+      treeSize: checkpoint.treeSize,
+      rootHash: checkpoint.rootHash,
+    });
+    expect(checkpoint.treeSize).toBe((await latestCheckpoint(database.db))?.treeSize);
+    expect(receipt.entries.every((e) => e.proof.treeSize === checkpoint.treeSize)).toBe(true);
+    // Without the domain's rules, the replay is the one check not made.
+    const notMade = verifyReceipt(receipt, KEY).checks.filter((c) => c.notMade);
+    expect(notMade.map((c) => c.name)).toEqual(['state is what the entries replay to']);
+  });
+
+  test('entries cut off the end are caught by the stream head', () => {
+    const bundle = copy();
+    bundle.entries.splice(-3);
+    expect(failing(bundle)).toEqual(['stream head’s latest entry is the receipt’s last (version and index)']);
+  });
+
+  test('a stream with no entry in the tree has no stream head, and does not verify', async () => {
+    const empty = await buildReceipt(
+      { db: database.db, pool: database.pool, origin: ORIGIN, verifierKey: ledger.verifierKey, key: KEY },
+      'commitment-none',
+    );
+    expect(empty).toMatchObject({ entries: [], streamHead: '' });
+    expect(failing(empty)).toContain('stream head is signed by the key');
+  });
+
+  test('profile streams named by the caller come along, proven to the same checkpoint', async () => {
+    const bundle = await buildReceipt(
+      { db: database.db, pool: database.pool, origin: ORIGIN, verifierKey: ledger.verifierKey, key: KEY },
+      'commitment-r',
+      { profiles: (entries) => (entries.length === 20 ? ['other-1', 'other-2', 'commitment-r'] : []) },
+    );
+    expect(bundle.profiles?.map((e) => e.stream)).toEqual([
+      ...Array(7).fill('other-1'),
+      ...Array(6).fill('other-2'),
+    ]);
+    expect(verifyReceipt(bundle, KEY).valid).toBe(true);
+    const forged = JSON.parse(JSON.stringify(bundle)) as ReceiptBundle;
+    (forged.profiles?.[0]?.data as { i: number }).i = 7;
+    expect(failing(forged)).toEqual([
+      `profile entry ${forged.profiles?.[0]?.index} (other-1): dataHash matches salt and data`,
+    ]);
   });
 
   test('a changed data byte is named', () => {
@@ -94,6 +148,14 @@ describe('receipt bundles', () => {
     );
     expect(failing(forged)).toContain('checkpoint is signed by the key');
     expect(failing(receipt, other)).toContain('verifier key is the trusted key');
+    expect(failing(receipt, other)).toContain('stream head is signed by the key');
+  });
+
+  test('without a trusted key nothing is verified', () => {
+    expect(verifyReceipt(receipt, undefined)).toMatchObject({
+      valid: false,
+      checks: [{ name: 'a trusted verifier key is given', ok: false }],
+    });
   });
 
   test('a redacted entry (data and salt erased) still verifies', () => {

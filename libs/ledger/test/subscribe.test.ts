@@ -31,9 +31,10 @@ test('a subscriber gets every entry from its start index, in order, promptly aft
         }),
       ),
     );
-    // The poll interval is a minute: only a notification can deliver this fast.
-    await expect.poll(() => seen.length, { timeout: 5000 }).toBe(21);
-    expect(Date.now() - started).toBeLessThan(5000);
+    // The poll interval is a minute: only a notification delivers well within it (the bound is
+    // generous, for a loaded machine).
+    await expect.poll(() => seen.length, { timeout: 30_000 }).toBe(21);
+    expect(Date.now() - started).toBeLessThan(30_000);
     expect(seen.map((e) => e.index)).toEqual(seen.map((_, i) => i));
   } finally {
     await subscription.close();

@@ -58,12 +58,22 @@ export async function idempotent(
       .executeTakeFirstOrThrow();
     if (!Buffer.from(first.request_hash).equals(hash)) {
       throw new HttpProblem(
-        problem(422, 'This Idempotency-Key was used with another request; use a new key.'),
+        problem(
+          422,
+          'This Idempotency-Key was used with another request; use a new key.',
+          undefined,
+          'idempotency-key-reused',
+        ),
       );
     }
     if (first.status === null) {
       throw new HttpProblem(
-        problem(409, 'A request with this Idempotency-Key is still in progress; retry later.'),
+        problem(
+          409,
+          'A request with this Idempotency-Key is still in progress; retry later.',
+          undefined,
+          'idempotency-key-in-flight',
+        ),
       );
     }
     reply.header('idempotency-replayed', 'true');

@@ -182,3 +182,80 @@ test('remove-document', async () => {
   });
   expect(removed.json().events.map((e: { type: string }) => e.type)).toEqual(['DocumentRemoved']);
 });
+
+/** Uploads a small text file as `name`; the response as it is. */
+function upload(who: Account, id: string, name: string, content = 'paid 200 EUR') {
+  const boundary = '----connectevidence';
+  const payload = Buffer.from(
+    `--${boundary}\r\ncontent-disposition: form-data; name="name"\r\n\r\n${name}\r\n` +
+      `--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${name}"\r\ncontent-type: text/plain\r\n\r\n${content}\r\n--${boundary}--\r\n`,
+  );
+  return t.app.inject({
+    method: 'POST',
+    url: `/v1/commitments/${id}/documents`,
+    payload,
+    headers: { ...who.auth, 'content-type': `multipart/form-data; boundary=${boundary}` },
+  });
+}
+
+test('evidence: a party uploads proof of payment to a dispute, and only there', async () => {
+  const { id } = await run([...active(), [() => ben, 'dispute', { reason: 'I paid' }]]);
+  const uploaded = await upload(ben, id, 'transfer.txt');
+  expect(uploaded.statusCode).toBe(201);
+  expect(uploaded.json().events.map((e: { type: string }) => e.type)).toEqual(['EvidenceAttached']);
+  const { rows } = await t.database.pool.query<{ data: { documentId: string; userId: string } }>(
+    `select data from ledger_entries where stream = $1 and type = 'EvidenceAttached'`,
+    [`commitment-${id}`],
+  );
+  expect(rows[0]?.data.userId).toBe(ben.userId);
+  const content = await t.app.inject({
+    method: 'GET',
+    url: `/v1/commitments/${id}/documents/${rows[0]?.data.documentId}/content`,
+    headers: ana.auth,
+  });
+  expect(content.body).toBe('paid 200 EUR');
+  // Ana's file of the same name is hers, not a new version of Ben's.
+  const hers = await upload(ana, id, 'transfer.txt', 'not received');
+  expect(hers.statusCode).toBe(201);
+  const { rows: all } = await t.database.pool.query<{ data: { documentId: string; version: number } }>(
+    `select data from ledger_entries where stream = $1 and type = 'EvidenceAttached' order by version`,
+    [`commitment-${id}`],
+  );
+  expect(all.map((r) => r.data.version)).toEqual([1, 1]);
+  expect(new Set(all.map((r) => r.data.documentId)).size).toBe(2);
+
+  const stranger = await upload(cy, id, 'transfer.txt');
+  expect(stranger.statusCode).toBe(404);
+  const { id: proposed } = await run([
+    [() => ana, 'invite', { userId: ben.userId, role: 'participant' }],
+    [() => ana, 'propose'],
+  ]);
+  const tooEarly = await upload(ben, proposed, 'transfer.txt');
+  expect(tooEarly.statusCode).toBe(409);
+  expect(tooEarly.json()).toMatchObject({
+    type: '/problems/state-conflict',
+    detail: expect.stringMatching(/the commitment is proposed/),
+  });
+});
+
+test('a refused command is answered by the problem its kind means', async () => {
+  const { id } = await run([[() => ana, 'invite', { userId: ben.userId, role: 'participant' }]]);
+  const post = (who: Account, path: string, payload: object = {}, headers: object = {}) =>
+    t.app.inject({ method: 'POST', url: path, payload, headers: { ...who.auth, ...headers } });
+  const forbidden = await post(ben, `/v1/commitments/${id}/update`, { title: 'Mine now' });
+  expect(forbidden.json()).toMatchObject({
+    status: 403,
+    type: '/problems/forbidden',
+    detail: 'only the creator can change the terms',
+  });
+  const unknownType = await post(ana, '/v1/commitments', { type: 'no-such-type', title: 'x' });
+  expect(unknownType.json()).toMatchObject({
+    status: 400,
+    type: '/problems/invalid-input',
+    errors: [{ path: 'body.type', message: 'unknown commitment type "no-such-type"' }],
+  });
+  const hidden = await post(cy, `/v1/commitments/${id}/propose`);
+  expect(hidden.json()).toMatchObject({ status: 404, type: '/problems/not-found' });
+  const stale = await post(ana, `/v1/commitments/${id}/propose`, {}, { 'if-match': '"1"' });
+  expect(stale.json()).toMatchObject({ status: 412, type: '/problems/version-conflict' });
+});

@@ -1,14 +1,14 @@
-// Bulk writes: columns travel as parallel arrays through unnest, several tables per statement.
+// Bulk writes: rows are typed objects; their columns travel as parallel arrays through unnest,
+// several tables per statement.
 import type pg from 'pg';
 
 /** A quoted identifier; table names come from code, never from input. */
 export const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
-export interface ColumnSpec {
-  name: string;
-  /** The PostgreSQL type of one value, e.g. `uuid`, `jsonb`. */
-  type: string;
-}
+/** Each column of a row type, by name, with the PostgreSQL type of one value (e.g. `uuid`, `jsonb`). */
+export type Columns<Row> = { readonly [Column in keyof Row & string]: string };
+
+const names = <Row>(columns: Columns<Row>) => Object.keys(columns) as (keyof Row & string)[];
 
 /** A statement under construction: SQL pieces that each take their parameters from one list. */
 export class Statement {
@@ -22,23 +22,23 @@ export class Statement {
   }
 
   /** `insert into table (…) select * from unnest(…) <onConflict>`, or nothing when there are no rows. */
-  insert(
+  insert<Row>(
     table: string,
-    columns: readonly ColumnSpec[],
-    rows: readonly unknown[][],
+    columns: Columns<Row>,
+    rows: readonly Row[],
     onConflict = '',
   ): string | undefined {
     if (rows.length === 0) return undefined;
-    const names = columns.map((c) => ident(c.name)).join(', ');
-    const arrays = columns
-      .map((c, i) =>
+    const columnNames = names(columns);
+    const arrays = columnNames
+      .map((name) =>
         this.param(
-          rows.map((row) => row[i]),
-          `${c.type}[]`,
+          rows.map((row) => row[name]),
+          `${columns[name]}[]`,
         ),
       )
       .join(', ');
-    return `insert into ${ident(table)} (${names}) select * from unnest(${arrays}) ${onConflict}`;
+    return `insert into ${ident(table)} (${columnNames.map(ident).join(', ')}) select * from unnest(${arrays}) ${onConflict}`;
   }
 
   /** Runs the parts as one statement (data-modifying CTEs); nothing when there are none. */
@@ -51,20 +51,23 @@ export class Statement {
 }
 
 /** `on conflict (keys) do update` setting every other column from the new row. */
-export function upsertOn(keys: string | string[], columns: readonly ColumnSpec[]): string {
-  const keyList = [keys].flat();
-  const sets = columns
-    .filter((c) => !keyList.includes(c.name))
-    .map((c) => `${ident(c.name)} = excluded.${ident(c.name)}`)
+export function upsertOn<Row>(
+  keys: (keyof Row & string) | (keyof Row & string)[],
+  columns: Columns<Row>,
+): string {
+  const keyList: string[] = [keys].flat();
+  const sets = names(columns)
+    .filter((name) => !keyList.includes(name))
+    .map((name) => `${ident(name)} = excluded.${ident(name)}`)
     .join(', ');
   return `on conflict (${keyList.map(ident).join(', ')}) do update set ${sets}`;
 }
 
-export async function insertRows(
+export async function insertRows<Row>(
   client: pg.ClientBase,
   table: string,
-  columns: readonly ColumnSpec[],
-  rows: readonly unknown[][],
+  columns: Columns<Row>,
+  rows: readonly Row[],
   onConflict = '',
 ): Promise<void> {
   const statement = new Statement();

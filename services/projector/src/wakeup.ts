@@ -1,6 +1,6 @@
 // Wakes waiting projections when the ledger grows (LISTEN connect_ledger); a timer is the fallback
 // for a lost notification or a dropped listening connection.
-import { LEDGER_CHANNEL } from '@connect/ledger';
+import { LEDGER_CHANNEL, listen } from '@connect/db';
 import type pg from 'pg';
 
 export interface Wakeup {
@@ -16,8 +16,6 @@ export interface Wakeup {
 
 export function ledgerWakeup(pool: pg.Pool, retryMs = 1000): Wakeup {
   const waiting = new Set<() => void>();
-  let listener: pg.PoolClient | undefined;
-  let closed = false;
 
   let announced = 0;
   const wakeAll = () => {
@@ -26,34 +24,8 @@ export function ledgerWakeup(pool: pg.Pool, retryMs = 1000): Wakeup {
     waiting.clear();
   };
 
-  async function listen(): Promise<void> {
-    try {
-      const client = await pool.connect();
-      if (closed) return client.release();
-      client.on('notification', wakeAll);
-      client.on('error', () => {
-        if (listener !== client) return;
-        listener = undefined;
-        client.release(true);
-        if (!closed) setTimeout(listen, retryMs).unref();
-      });
-      await client.query(`listen ${LEDGER_CHANNEL}`);
-      listener = client;
-      if (closed) await release();
-    } catch {
-      if (!closed) setTimeout(listen, retryMs).unref();
-    }
-  }
-
-  async function release(): Promise<void> {
-    const client = listener;
-    listener = undefined;
-    if (!client) return;
-    await client.query(`unlisten ${LEDGER_CHANNEL}`).catch(() => undefined);
-    client.release();
-  }
-
-  void listen();
+  // Each time LISTEN takes effect, waiters look again: an append may have come while it was not.
+  const listener = listen(pool, [LEDGER_CHANNEL], wakeAll, { onListening: wakeAll, retryMs });
   return {
     seen: () => announced,
     wait: (ms, since) =>
@@ -71,9 +43,8 @@ export function ledgerWakeup(pool: pg.Pool, retryMs = 1000): Wakeup {
         waiting.add(done);
       }),
     async close() {
-      closed = true;
       wakeAll();
-      await release();
+      await listener.close();
     },
   };
 }

@@ -13,11 +13,7 @@ import { replayProjection } from '../src/replay.ts';
 import { activeCommitment, ORIGIN, projectorLedger, registerProfile } from './support.ts';
 
 async function until(check: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  await expect.poll(check, { timeout: ms, interval: 25 }).toBe(true);
 }
 
 async function atHead(database: TestDatabase): Promise<boolean> {

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Stack, testStack } from '../../../test/support/stack.ts';
 import { type Account, signUp } from '../../command/test/support.ts';
 import { PROJECTIONS } from '../src/projections/index.ts';
@@ -37,15 +37,16 @@ async function snapshot(): Promise<Record<string, unknown[]>> {
 }
 
 async function projectedTo(index: number): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const { rows } = await s.database.pool.query<{ n: number }>(
-      'select min(last_index)::int as n from projection_checkpoints',
-    );
-    if ((rows[0]?.n ?? -1) >= index) return;
-    if (Date.now() > deadline) throw new Error('projector did not catch up');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  // vi.waitFor rather than expect.poll: this runs in beforeAll too.
+  await vi.waitFor(
+    async () => {
+      const { rows } = await s.database.pool.query<{ n: number }>(
+        'select min(last_index)::int as n from projection_checkpoints',
+      );
+      if ((rows[0]?.n ?? -1) < index) throw new Error(`the projector has not reached ${index}`);
+    },
+    { timeout: 20_000, interval: 50 },
+  );
 }
 
 beforeAll(async () => {

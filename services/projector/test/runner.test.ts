@@ -11,11 +11,7 @@ import { activeCommitment, ORIGIN, projectorLedger, registerProfile } from './su
 const quiet = { info() {}, warn() {}, error() {} } as unknown as FastifyBaseLogger;
 
 async function until(check: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  await expect.poll(check, { timeout: ms, interval: 25 }).toBe(true);
 }
 
 async function checkpoints(database: TestDatabase): Promise<Record<string, number>> {
@@ -104,8 +100,9 @@ describe('projector', () => {
 
     await one.close(); // the active process goes away, releasing its locks
     const closedAt = Date.now();
-    await until(() => two.status().every((s) => s.state === 'active'), 5000);
-    expect(Date.now() - closedAt).toBeLessThan(3000);
+    await until(() => two.status().every((s) => s.state === 'active'), 20_000);
+    // Within seconds (standbyMs is 200): the bound is generous, for a loaded machine.
+    expect(Date.now() - closedAt).toBeLessThan(15_000);
     const alice = await registerProfile(ledger, 'Carol');
     await until(async () => {
       const row = await database.db

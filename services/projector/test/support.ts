@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { signingKeyFromSeed } from '@connect/crypto';
-import { commitmentStream, DEFAULT_TYPES, profileStream } from '@connect/domain';
+import {
+  COMMITMENT_TYPE_DEFINED,
+  COMMITMENT_TYPES_STREAM,
+  commitmentStream,
+  DEFAULT_TYPES,
+  PROFILE_REGISTERED,
+  profileStream,
+} from '@connect/domain';
 import { type Ledger, openLedger } from '@connect/ledger';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
 
@@ -11,10 +18,10 @@ export async function projectorLedger(poolSize = 12): Promise<{ database: TestDa
   const database = await createTestDatabase({ poolSize });
   const ledger = await openLedger({ pool: database.pool, db: database.db, origin: ORIGIN, key: KEY });
   await ledger.append({
-    stream: 'commitment-types',
+    stream: COMMITMENT_TYPES_STREAM,
     expectedVersion: 'no_stream',
     actor: null,
-    events: DEFAULT_TYPES.map((type) => ({ type: 'CommitmentTypeDefined', data: { ...type } })),
+    events: DEFAULT_TYPES.map((type) => ({ type: COMMITMENT_TYPE_DEFINED, data: { ...type } })),
   });
   return { database, ledger };
 }
@@ -25,7 +32,7 @@ export async function registerProfile(ledger: Ledger, displayName: string): Prom
     stream: profileStream(userId),
     expectedVersion: 'no_stream',
     actor: userId,
-    events: [{ type: 'ProfileRegistered', data: { userId, displayName } }],
+    events: [{ type: PROFILE_REGISTERED, data: { userId, displayName } }],
   });
   return userId;
 }

@@ -17,7 +17,10 @@ export async function adminRoutes(
     const claims = await deps.authenticate(request);
     if (!claims.isAdmin) throw new HttpProblem(problem(403, 'Only an admin can run the ledger audit.'));
     // One audit at a time per process: it reads the whole ledger.
-    if (running) throw new HttpProblem(problem(409, 'An audit is already running; try again when it ends.'));
+    if (running)
+      throw new HttpProblem(
+        problem(409, 'An audit is already running; try again when it ends.', undefined, 'busy'),
+      );
     const started = performance.now();
     running = auditLedger(deps.db, deps.key);
     try {

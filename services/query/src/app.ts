@@ -1,4 +1,5 @@
 import { authenticator, loadTokenIssuer, sessionGate, type TokenIssuer } from '@connect/auth';
+import type { SigningKey } from '@connect/crypto';
 import { assertMigrated, type Database, readerLogin } from '@connect/db';
 import { createServer, docsRoutes, type ServerOptions } from '@connect/http';
 import type { LedgerRuntime } from '@connect/ledger';
@@ -7,6 +8,7 @@ import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { adminRoutes } from './admin-routes.ts';
 import { readRoutes } from './commitments/routes.ts';
+import type { SubscriptionLimits } from './graphql/connections.ts';
 import { graphqlRoutes } from './graphql/plugin.ts';
 import { type LedgerRouteDeps, ledgerRoutes } from './ledger-routes.ts';
 import { queryOperations } from './openapi.ts';
@@ -17,6 +19,8 @@ import { verifyPageRoutes } from './verify-page/routes.ts';
 import { verifyRoutes } from './verify-routes.ts';
 
 export interface QueryDeps extends LedgerRouteDeps {
+  /** The ledger's key: the public half checks what clients send, the private half signs stream heads. */
+  key: SigningKey;
   pool: pg.Pool;
   /** Where the read models are; reads log in there as connect_reader. */
   databaseUrl: string;
@@ -25,6 +29,8 @@ export interface QueryDeps extends LedgerRouteDeps {
   tokens: TokenIssuer;
   /** How long Connect-Min-Index may hold a request; 5 s by default. */
   minIndexWaitMs?: number;
+  /** Bounds on GraphQL subscriptions (see graphql/connections.ts). */
+  subscriptions?: SubscriptionLimits;
 }
 
 /** What the query service needs, wired from a ledger runtime (and its data dir's token key). */

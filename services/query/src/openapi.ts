@@ -2,6 +2,13 @@
 import type { Operation } from '@connect/http';
 import { z } from 'zod';
 import { listQuery } from './commitments/routes.ts';
+import { consistencyBody, entryBody, receiptBody } from './verify-routes.ts';
+
+const COMMITMENT_ID = '0b6f8a52-3c1e-4d7a-9f43-2f5d8c9e7a10';
+const USER_ID = '5d1c2b7e-8a34-4f0e-b6a9-1e2f3a4b5c6d';
+const HASH = 'q1Jm7m0tYb2I1n6f0xk3V7wq6d5o0rj2cJ3wq1uXh5k=';
+const CHECKPOINT =
+  'connect.example.com/ledger\n43\nK2r1Zp9mQ0c8vH3yT6wX5uB4nA7sD1fG2hJ3kL4mN5o=\n\n— connect.example.com/ledger Az3f9Q…\n';
 
 const readHeaders = [
   {
@@ -28,7 +35,21 @@ const document = z.object({
   size: z.number().int(),
   sha256: z.string(),
   version: z.number().int(),
+  purpose: z
+    .enum(['terms', 'evidence'])
+    .meta({ description: 'terms (agreed in the draft) or evidence (added later)' }),
+  attachedBy: z.string().nullable(),
 });
+const termChanges = z.record(z.string(), z.unknown()).meta({ description: 'the terms it changes, by field' });
+const pendingAmendment = z
+  .object({
+    amendmentId: z.uuid(),
+    proposedBy: z.string(),
+    proposedByName: z.string().nullable(),
+    changes: termChanges,
+    acceptedBy: z.array(z.string()),
+  })
+  .meta({ description: 'an amendment awaiting every party’s acceptance' });
 const commitment = z.object({
   id: z.uuid(),
   type: z.string(),
@@ -44,6 +65,7 @@ const commitment = z.object({
   updatedAt: z.string(),
   parties: z.array(party),
   documents: z.array(document),
+  pendingAmendment: pendingAmendment.nullable(),
 });
 const historyEvent = z.object({
   index: z.number().int(),
@@ -57,6 +79,125 @@ const historyEvent = z.object({
   redacted: z.boolean(),
 });
 
+const commitmentType = z.object({
+  key: z.string(),
+  name: z.string(),
+  requiresAmount: z.boolean(),
+  requiresDueDate: z.boolean(),
+  minWitnesses: z.number().int(),
+});
+const entry = z.object({
+  ledger: z.string(),
+  index: z.number().int(),
+  id: z.uuid(),
+  stream: z.string(),
+  version: z.number().int(),
+  type: z.string(),
+  schema: z.number().int(),
+  recordedAt: z.string(),
+  actor: z.string().nullable(),
+  meta: z.record(z.string(), z.unknown()),
+  dataHash: z.string(),
+  data: z.record(z.string(), z.unknown()).nullable().meta({ description: 'null once redacted' }),
+  salt: z.string().nullable(),
+  redacted: z.boolean(),
+  leafHash: z.string(),
+});
+const hashes = z.array(z.string()).meta({ description: 'base64 SHA-256 hashes, leaf side first' });
+const inclusionProof = z.object({
+  index: z.number().int(),
+  treeSize: z.number().int(),
+  leafHash: z.string(),
+  hashes,
+});
+const consistencyProof = z.object({ from: z.number().int(), to: z.number().int(), hashes });
+const receiptBundle = z.looseObject({
+  origin: z.string(),
+  verifierKey: z.string(),
+  checkpoint: z.string().meta({ description: 'the signed note every proof leads to' }),
+  streamHead: z
+    .string()
+    .meta({ description: 'a signed note: the stream’s latest version and index at the checkpoint’s tree' }),
+  entries: z.array(entry.extend({ proof: inclusionProof.omit({ leafHash: true }) })),
+  state: z.record(z.string(), z.unknown()).meta({ description: 'what the entries replay to' }),
+});
+const verifyResult = z.object({
+  valid: z.boolean(),
+  checks: z.array(
+    z.object({
+      name: z.string(),
+      ok: z.boolean(),
+      detail: z.string().optional(),
+      notMade: z.boolean().optional().meta({ description: 'a check this verifier could not make' }),
+    }),
+  ),
+});
+const auditResult = z.union([
+  z.object({
+    ok: z.literal(true),
+    treeSize: z.number().int(),
+    checkpoints: z.number().int(),
+    seconds: z.number(),
+  }),
+  z.object({
+    ok: z.literal(false),
+    treeSize: z.number().int(),
+    index: z.number().int().nullable(),
+    problem: z.string(),
+    seconds: z.number(),
+  }),
+]);
+
+const entryExample = {
+  ledger: 'connect.example.com/ledger',
+  index: 42,
+  id: '3f2e1d0c-9b8a-4766-8554-433221100fed',
+  stream: `commitment-${COMMITMENT_ID}`,
+  version: 1,
+  type: 'CommitmentCreated',
+  schema: 1,
+  recordedAt: '2031-05-01T09:30:00.000Z',
+  actor: USER_ID,
+  meta: {},
+  dataHash: 'b7X1c2V3n4M5a6S7d8F9g0H1j2K3l4Z5x6C7v8B9n0M=',
+  data: { commitmentId: COMMITMENT_ID, type: 'personal', title: 'Paint the fence' },
+  salt: 'c2FsdHNhbHRzYWx0c2FsdA==',
+  redacted: false,
+  leafHash: HASH,
+};
+const commitmentExample = {
+  id: COMMITMENT_ID,
+  type: 'personal',
+  title: 'Paint the fence',
+  description: 'The garden fence, both sides',
+  terms: 'One coat, white',
+  amount: null,
+  dueAt: '2031-06-01T12:00:00.000Z',
+  status: 'proposed',
+  overdue: false,
+  version: 3,
+  createdAt: '2031-05-01T09:30:00.000Z',
+  updatedAt: '2031-05-01T10:02:00.000Z',
+  parties: [
+    { userId: USER_ID, displayName: 'Ana', role: 'creator', response: 'accepted' },
+    {
+      userId: '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d',
+      displayName: 'Ben',
+      role: 'participant',
+      response: 'invited',
+    },
+  ],
+  documents: [],
+  pendingAmendment: null,
+};
+const verifyExample = {
+  valid: true,
+  checks: [
+    { name: 'checkpoint is signed by the ledger key', ok: true },
+    { name: 'entry 42 is included in the checkpoint', ok: true },
+  ],
+};
+
 const proofQuery = (names: string[]) =>
   z.object(Object.fromEntries(names.map((name) => [name, z.number().int().min(0)])));
 
@@ -69,6 +210,7 @@ export const queryOperations: Operation[] = [
     query: listQuery,
     headers: readHeaders,
     response: z.object({ items: z.array(commitment), nextCursor: z.string().nullable() }),
+    examples: { response: { items: [commitmentExample], nextCursor: 'eyJjIjoiMjAzMS0wNS0wMSJ9' } },
     responses: { '200': 'A page', ...readErrors },
   },
   {
@@ -78,6 +220,7 @@ export const queryOperations: Operation[] = [
     auth: true,
     headers: readHeaders,
     response: commitment,
+    examples: { response: commitmentExample },
     responses: {
       '200': 'The commitment',
       '304': 'Not modified',
@@ -92,6 +235,24 @@ export const queryOperations: Operation[] = [
     auth: true,
     headers: readHeaders,
     response: z.object({ commitmentId: z.uuid(), events: z.array(historyEvent) }),
+    examples: {
+      response: {
+        commitmentId: COMMITMENT_ID,
+        events: [
+          {
+            index: 42,
+            version: 1,
+            type: 'CommitmentCreated',
+            at: '2031-05-01T09:30:00.000Z',
+            actor: { userId: USER_ID, displayName: 'Ana' },
+            summary: 'Ana created “Paint the fence”',
+            changes: { title: 'Paint the fence' },
+            leafHash: HASH,
+            redacted: false,
+          },
+        ],
+      },
+    },
     responses: { '200': 'The history', '404': 'Not there or not visible', ...readErrors },
   },
   {
@@ -100,18 +261,49 @@ export const queryOperations: Operation[] = [
     summary: 'The commitment types',
     auth: true,
     headers: readHeaders,
+    response: z.object({ items: z.array(commitmentType) }),
+    examples: {
+      response: {
+        items: [
+          {
+            key: 'personal',
+            name: 'Personal',
+            requiresAmount: false,
+            requiresDueDate: false,
+            minWitnesses: 0,
+          },
+        ],
+      },
+    },
     responses: { '200': 'The types', ...readErrors },
   },
   {
     method: 'get',
     path: '/v1/ledger/checkpoint',
     summary: 'The latest signed checkpoint (text/plain, C2SP signed note)',
-    responses: { '200': 'The checkpoint' },
+    response: z.string().meta({ description: 'origin, tree size and root hash, then the signature lines' }),
+    responseType: 'text/plain',
+    examples: { response: CHECKPOINT },
+    responses: { '200': 'The checkpoint', '404': 'No checkpoint signed yet' },
   },
   {
     method: 'get',
     path: '/v1/ledger/key',
     summary: 'The ledger origin and verifier key',
+    response: z.object({
+      origin: z.string(),
+      verifierKey: z.string(),
+      publicKey: z.string(),
+      algorithm: z.literal('Ed25519'),
+    }),
+    examples: {
+      response: {
+        origin: 'connect.example.com/ledger',
+        verifierKey: 'connect.example.com/ledger+1a2b3c4d+AXm…',
+        publicKey: 'Xm5v0JbqW1o2p3q4r5s6t7u8v9w0x1y2z3A4B5C6D7E=',
+        algorithm: 'Ed25519',
+      },
+    },
     responses: { '200': 'The key' },
   },
   {
@@ -119,6 +311,8 @@ export const queryOperations: Operation[] = [
     path: '/v1/ledger/proofs/inclusion',
     summary: 'Inclusion proof of an entry in a tree size',
     query: proofQuery(['index', 'treeSize']),
+    response: inclusionProof,
+    examples: { response: { index: 42, treeSize: 43, leafHash: HASH, hashes: [HASH] } },
     responses: { '200': 'The proof', '400': 'Bad or out-of-range parameter, named' },
   },
   {
@@ -126,6 +320,8 @@ export const queryOperations: Operation[] = [
     path: '/v1/ledger/proofs/consistency',
     summary: 'Consistency proof between two tree sizes',
     query: proofQuery(['from', 'to']),
+    response: consistencyProof,
+    examples: { response: { from: 40, to: 43, hashes: [HASH, HASH] } },
     responses: { '200': 'The proof', '400': 'Bad or out-of-range parameter, named' },
   },
   {
@@ -134,6 +330,8 @@ export const queryOperations: Operation[] = [
     summary: 'One ledger entry: header, data, salt, leaf hash (parties of its commitment only)',
     auth: true,
     headers: readHeaders,
+    response: entry,
+    examples: { response: entryExample },
     responses: { '200': 'The entry', '404': 'No such entry, or not yours to read', ...readErrors },
   },
   {
@@ -143,6 +341,17 @@ export const queryOperations: Operation[] = [
       'The receipt bundle: checkpoint, key, every event with its inclusion proof, the state (parties only)',
     auth: true,
     headers: readHeaders,
+    response: receiptBundle,
+    examples: {
+      response: {
+        origin: 'connect.example.com/ledger',
+        verifierKey: 'connect.example.com/ledger+1a2b3c4d+AXm…',
+        checkpoint: CHECKPOINT,
+        streamHead: `connect-stream-head/v1\nconnect.example.com/ledger\ncommitment-${COMMITMENT_ID}\n1\n42\n43\nK2r1Zp9mQ0c8vH3yT6wX5uB4nA7sD1fG2hJ3kL4mN5o=\n\n— connect.example.com/ledger Az3f9Q…\n`,
+        entries: [{ ...entryExample, proof: { index: 42, treeSize: 43, hashes: [HASH] } }],
+        state: { id: COMMITMENT_ID, status: 'draft', version: 1, title: 'Paint the fence' },
+      },
+    },
     responses: { '200': 'Receipt bundle (LEDGER.md)', '404': 'Not there or not visible', ...readErrors },
   },
   {
@@ -150,16 +359,34 @@ export const queryOperations: Operation[] = [
     path: '/v1/admin/ledger/audit',
     summary: 'Run the full ledger audit (admins): every hash, subtree and checkpoint recomputed',
     auth: true,
+    response: auditResult,
+    examples: { response: { ok: true, treeSize: 43, checkpoints: 12, seconds: 0.84 } },
     responses: {
       '200': '{ok, treeSize, …} naming the first bad entry',
+      '401': 'No or bad access token',
       '403': 'Not an admin',
       '409': 'Already running',
     },
+    problems: ['busy'],
   },
   {
     method: 'post',
     path: '/v1/ledger/verify',
     summary: 'Verify a receipt bundle, an entry with its proof, or two checkpoints; names every check',
-    responses: { '200': '{valid, checks}', '400': 'Not a receipt, entry or checkpoint pair' },
+    body: z.union([receiptBody, entryBody, consistencyBody]),
+    response: verifyResult,
+    examples: {
+      request: {
+        entry: entryExample,
+        proof: { index: 42, treeSize: 43, hashes: [HASH] },
+        checkpoint: CHECKPOINT,
+      },
+      response: verifyExample,
+    },
+    responses: {
+      '200': '{valid, checks}: values that do not add up are failed checks, not errors',
+      '400': 'Not a receipt, entry or checkpoint pair',
+      '413': 'Larger than 8 MB',
+    },
   },
 ];

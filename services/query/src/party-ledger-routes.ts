@@ -3,16 +3,9 @@
 // party, or shares a commitment with someone, is the read models' answer, under row-level
 // security like every other read.
 import type { Authenticate } from '@connect/auth';
-import type { VerifierKey } from '@connect/crypto';
+import type { SigningKey } from '@connect/crypto';
 import type { Database } from '@connect/db';
-import {
-  COMMITMENT_TYPES_STREAM,
-  commitmentIdOf,
-  commitmentStream,
-  initialState,
-  profileStream,
-  replayRecorded,
-} from '@connect/domain';
+import { COMMITMENT_TYPES_STREAM, commitmentIdOf, commitmentStream, profileStream } from '@connect/domain';
 import { HttpProblem, parseWith, problem } from '@connect/http';
 import { buildReceipt, type Entry, type Queryable, readEntry } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
@@ -22,6 +15,7 @@ import { readConsistency } from './consistency.ts';
 import { parseLedgerIndex } from './ledger-index.ts';
 import type { ProjectedIndex } from './projected-index.ts';
 import { type Caller, readAs } from './reader.ts';
+import { partyProfileStreams, replayReceipt } from './receipt-state.ts';
 
 export interface PartyLedgerDeps {
   db: Kysely<Database>;
@@ -29,7 +23,8 @@ export interface PartyLedgerDeps {
   reader: Kysely<Database>;
   origin: string;
   verifierKey: string;
-  key: VerifierKey;
+  /** The ledger's key: it signs each receipt's stream head. */
+  key: SigningKey;
   authenticate: Authenticate;
   projectedIndex: ProjectedIndex;
   minIndexWaitMs?: number;
@@ -98,9 +93,8 @@ export async function partyLedgerRoutes(app: FastifyInstance, deps: PartyLedgerD
     const { id } = parseWith(idParam, request.params, 'path');
     await consistent(request, reply);
     if (!(await canSeeCommitment(deps.reader, caller, id))) throw notVisible(id);
-    const bundle = await buildReceipt(deps, commitmentStream(id));
+    const bundle = await buildReceipt(deps, commitmentStream(id), { profiles: partyProfileStreams });
     // The state exactly the bundled events replay to (later events are not in this checkpoint).
-    const { exists: _exists, ...state } = replayRecorded(initialState(id), bundle.entries);
-    return { ...bundle, state };
+    return { ...bundle, state: replayReceipt(bundle.entries, id) };
   });
 }

@@ -1,7 +1,7 @@
 // How far the read models reach: the lowest checkpoint of all projections, kept current by the
 // projector's NOTIFY (and a poll, in case a notification is lost). Reads answer with it in
 // Connect-Index, and Connect-Min-Index waits on it.
-import { PROJECTED_CHANNEL } from '@connect/db';
+import { listen, PROJECTED_CHANNEL } from '@connect/db';
 import type pg from 'pg';
 
 export interface ProjectedIndex {
@@ -18,8 +18,6 @@ export async function watchProjectedIndex(pool: pg.Pool, pollMs = 1000): Promise
   const positions = new Map<string, number>();
   const listeners = new Set<(from: number, to: number) => void>();
   const waiters = new Set<() => void>();
-  let listener: pg.PoolClient | undefined;
-  let closed = false;
   let reported = -1;
 
   const current = () => (positions.size === 0 ? -1 : Math.min(...positions.values()));
@@ -48,39 +46,32 @@ export async function watchProjectedIndex(pool: pg.Pool, pollMs = 1000): Promise
     moved();
   }
 
-  async function listen(): Promise<void> {
-    try {
-      const client = await pool.connect();
-      if (closed) return client.release();
-      client.on('notification', (message) => {
-        const [projection, index] = (message.payload ?? '').split(':');
-        if (projection && index) record(projection, Number(index));
-        moved();
-      });
-      client.on('error', () => {
-        if (listener !== client) return;
-        listener = undefined;
-        client.release(true);
-        if (!closed) setTimeout(listen, pollMs).unref();
-      });
-      await client.query(`listen ${PROJECTED_CHANNEL}`);
-      listener = client;
-      if (closed) await unlisten();
-    } catch {
-      if (!closed) setTimeout(listen, pollMs).unref();
-    }
+  // LISTEN first, then read: nothing falls between. After a reconnect, read again, since
+  // notifications sent while the connection was down are lost.
+  let started = false;
+  const listener = listen(
+    pool,
+    [PROJECTED_CHANNEL],
+    (message) => {
+      const [projection, index] = (message.payload ?? '').split(':');
+      if (projection && index) record(projection, Number(index));
+      moved();
+    },
+    {
+      onListening: () => {
+        if (started) void refresh().catch(() => undefined);
+      },
+      retryMs: pollMs,
+    },
+  );
+  await listener.ready;
+  started = true;
+  try {
+    await refresh();
+  } catch (error) {
+    await listener.close();
+    throw error;
   }
-
-  async function unlisten(): Promise<void> {
-    const client = listener;
-    listener = undefined;
-    if (!client) return;
-    await client.query(`unlisten ${PROJECTED_CHANNEL}`).catch(() => undefined);
-    client.release();
-  }
-
-  await refresh();
-  await listen();
   const timer = setInterval(() => void refresh().catch(() => undefined), pollMs);
   timer.unref();
 
@@ -108,10 +99,9 @@ export async function watchProjectedIndex(pool: pg.Pool, pollMs = 1000): Promise
       return () => listeners.delete(listenerFn);
     },
     async close() {
-      closed = true;
       clearInterval(timer);
       for (const wake of waiters) wake();
-      await unlisten();
+      await listener.close();
     },
   };
 }

@@ -1,6 +1,7 @@
 // POST /v1/ledger/verify: checks what a client sends — a receipt bundle, an entry with its proof
 // and checkpoint, or two checkpoints with a consistency proof — against this ledger's key, and
-// says which checks hold. A body of the wrong shape is a 400 naming the field; values of the
+// says which checks hold. A receipt's entries are replayed with the domain's rules and compared
+// with its state. A body of the wrong shape is a 400 naming the field; values of the
 // right shape that do not add up are what the checks report.
 import {
   type ReceiptBundle,
@@ -13,6 +14,7 @@ import {
 import { badRequest, parseWith } from '@connect/http';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { replayReceipt } from './receipt-state.ts';
 
 const MAX_PROOF_HASHES = 64;
 const index = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
@@ -39,21 +41,25 @@ const servedEntry = z.looseObject({
   leafHash: z.string().optional(),
 });
 
-const receiptBody = z.object({
+const provenEntries = z.array(servedEntry.extend({ proof: inclusionProof })).max(100_000);
+export const receiptBody = z.object({
   receipt: z.looseObject({
     origin: z.string().optional(),
     verifierKey: z.string().optional(),
     checkpoint: note.optional(),
-    entries: z.array(servedEntry.extend({ proof: inclusionProof })).max(100_000),
+    streamHead: note.optional(),
+    entries: provenEntries,
+    profiles: provenEntries.optional(),
+    state: z.unknown().optional(),
   }),
 });
-const entryBody = z.object({
+export const entryBody = z.object({
   entry: servedEntry,
   proof: inclusionProof,
   checkpoint: note,
   verifierKey: z.string().optional(),
 });
-const consistencyBody = z.object({
+export const consistencyBody = z.object({
   from: note,
   to: note,
   proof: consistencyProof,
@@ -68,7 +74,7 @@ export async function verifyRoutes(app: FastifyInstance, deps: { key: VerifierKe
     const body = request.body;
     if (has(body, 'receipt')) {
       const { receipt } = parseWith(receiptBody, body);
-      return verifyReceipt(receipt as unknown as ReceiptBundle, deps.key);
+      return verifyReceipt(receipt as unknown as ReceiptBundle, deps.key, { replay: replayReceipt });
     }
     if (has(body, 'entry', 'proof', 'checkpoint')) {
       const input = parseWith(entryBody, body);

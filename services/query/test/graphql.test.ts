@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { type Client, createClient } from 'graphql-ws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import { type Stack, testStack } from '../../../test/support/stack.ts';
 import { type Account, signUp } from '../../command/test/support.ts';
@@ -192,11 +192,7 @@ describe('GraphQL subscriptions over graphql-ws', () => {
   }
 
   async function until(check: () => boolean, ms = 10_000) {
-    const deadline = Date.now() + ms;
-    while (!check()) {
-      if (Date.now() > deadline) throw new Error('timed out');
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await vi.waitFor(() => expect(check()).toBe(true), { timeout: ms, interval: 20 });
   }
 
   it('pushes changes of a commitment to its parties only', async () => {

@@ -2,17 +2,23 @@ import { createHash, generateKeyPairSync } from 'node:crypto';
 // Everything the service serves, checked by a verifier written from LEDGER.md alone
 // (test/interop/ledger-verifier.ts imports nothing from this repository).
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import checkpointVector from '../../../libs/crypto/test/fixtures/checkpoint.json' with { type: 'json' };
+import streamHeadVector from '../../../libs/crypto/test/fixtures/stream-head.json' with { type: 'json' };
 import {
+  checkReceipt,
   consistencyHolds,
   dataHashHolds,
   inclusionHolds,
   leafHash,
   openCheckpoint,
+  openStreamHead,
   parseVerifierKey,
   receiptHolds,
 } from '../../../test/interop/ledger-verifier.ts';
 import { type Stack, testStack } from '../../../test/support/stack.ts';
 import { type Account, signUp } from '../../command/test/support.ts';
+import { replayReceipt } from '../src/receipt-state.ts';
+import { CHECKS, type RefusedCase, refusedReceipts } from './receipt-cases.ts';
 
 let s: Stack;
 let ana: Account;
@@ -51,6 +57,18 @@ test('accepts the receipt, entries, proofs and checkpoints the service serves', 
   const trusted = parseVerifierKey(key);
   const receipt = (await get(`/v1/commitments/${id}/receipt`)).json();
   expect(receiptHolds(receipt, key)).toBe(true);
+  // With the domain's rules given, the state check is made too; without, it says it was not.
+  expect(checkReceipt(receipt, key, replayReceipt)).toEqual({ holds: true, failed: [], notMade: [] });
+  expect(checkReceipt(receipt, key).notMade).toEqual([
+    '5. state is what the entries replay to (no domain rules here)',
+  ]);
+  const head = openStreamHead(receipt.streamHead, trusted);
+  expect(head).toMatchObject({
+    stream: `commitment-${id}`,
+    version: receipt.entries.length,
+    index: receipt.entries.at(-1).index,
+    treeSize: receipt.entries[0].proof.treeSize,
+  });
 
   const note = (await get('/v1/ledger/checkpoint')).body;
   const checkpoint = openCheckpoint(note, trusted);
@@ -141,4 +159,49 @@ test('rejects doctored ones', async () => {
     .subarray(0, 4);
   const stranger = `${name}+${keyId.toString('hex')}+${Buffer.concat([Buffer.from([1]), publicKey]).toString('base64')}`;
   expect(receiptHolds(receipt, stranger)).toBe(false);
+});
+
+// The step of the independent verifier that each refused receipt fails.
+const STEPS: Record<RefusedCase, string> = {
+  cutOff: '4. stream head names the stream, and its last entry’s version and index',
+  editedState: '5. state is what the entries replay to',
+  otherStream: '4. stream head names the stream, and its last entry’s version and index',
+  otherTreeSize: '4. stream head for the checkpoint’s size and root',
+  otherKey: '4. stream head signed by the trusted key',
+};
+
+test.each(Object.keys(CHECKS) as RefusedCase[])('refuses a receipt with %s', async (name) => {
+  const key = (await get('/v1/ledger/key')).json().verifierKey as string;
+  const receipt = (await get(`/v1/commitments/${id}/receipt`)).json();
+  const bundle = refusedReceipts(receipt, s.command.ledger.key)[name];
+  const result = checkReceipt(bundle, key, replayReceipt);
+  expect(result.holds).toBe(false);
+  expect(result.failed).toContain(STEPS[name]);
+  // Entries cut off also no longer replay to the state; an unsigned head proves nothing of its content.
+  if (name !== 'cutOff' && name !== 'otherKey') expect(result.failed).toEqual([STEPS[name]]);
+});
+
+test('without a trusted key it verifies nothing', async () => {
+  const receipt = (await get(`/v1/commitments/${id}/receipt`)).json();
+  expect(checkReceipt(receipt, undefined, replayReceipt)).toEqual({
+    holds: false,
+    failed: ['1. no trusted key: nothing verified'],
+    notMade: [],
+  });
+});
+
+test('the stream-head vector: it opens the note, refuses every mustReject, and keeps checkpoints apart', () => {
+  const trusted = parseVerifierKey(streamHeadVector.verifierKey);
+  expect(openStreamHead(streamHeadVector.note, trusted)).toMatchObject({
+    origin: streamHeadVector.origin,
+    stream: streamHeadVector.stream,
+    version: streamHeadVector.version,
+    index: streamHeadVector.index,
+    treeSize: streamHeadVector.treeSize,
+  });
+  for (const { note, why } of streamHeadVector.mustReject)
+    expect(openStreamHead(note, trusted), why).toBeNull();
+  expect(openCheckpoint(streamHeadVector.note, trusted)).toBeNull();
+  expect(openStreamHead(checkpointVector.note, trusted)).toBeNull();
+  expect(openCheckpoint(checkpointVector.note, trusted)?.treeSize).toBe(8);
 });

@@ -277,3 +277,111 @@ describe('row-level security', () => {
     expect(role).toEqual({ rolbypassrls: false, rolsuper: false });
   });
 });
+
+describe('amendments and evidence in the view', () => {
+  let eve: Account;
+  let fay: Account;
+  let id: string;
+
+  async function view(who: Account, minIndex: number) {
+    const response = await read(who, `/v1/commitments/${id}`, minIndex);
+    expect(response.statusCode).toBe(200);
+    return response.json();
+  }
+
+  async function graphqlView(who: Account, minIndex: number) {
+    const response = await s.app.inject({
+      method: 'POST',
+      url: '/graphql',
+      headers: { ...who.auth, 'connect-min-index': String(minIndex) },
+      payload: {
+        query: `query One($id: ID!) { commitment(id: $id) {
+          pendingAmendment { amendmentId proposedBy proposedByName changes { terms dueAt } changedFields acceptedBy }
+          documents { name purpose attachedBy }
+          history { type changes summary }
+        } }`,
+        variables: { id },
+      },
+    });
+    const body = response.json();
+    expect(body.errors).toBeUndefined();
+    return body.data.commitment;
+  }
+
+  beforeAll(async () => {
+    eve = await signUp(s.app, 'Eve');
+    fay = await signUp(s.app, 'Fay');
+    id = (
+      await command(eve, '/v1/commitments', {
+        type: 'personal',
+        title: 'Lend Fay 200 EUR',
+        terms: 'Back by June',
+      })
+    ).commitmentId;
+    await command(eve, `/v1/commitments/${id}/invite`, { userId: fay.userId, role: 'participant' });
+    await command(eve, `/v1/commitments/${id}/propose`);
+    await command(fay, `/v1/commitments/${id}/accept`);
+  });
+
+  it('shows a pending amendment: its id, who proposed it, what it changes, who accepted it', async () => {
+    const proposed = await command(eve, `/v1/commitments/${id}/propose-amendment`, {
+      changes: { terms: 'Back by July', dueAt: null },
+    });
+    const rest = await view(fay, lastIndex(proposed));
+    expect(rest.terms).toBe('Back by June');
+    expect(rest.pendingAmendment).toEqual({
+      amendmentId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      proposedBy: eve.userId,
+      proposedByName: 'Eve',
+      changes: { terms: 'Back by July', dueAt: null },
+      acceptedBy: [eve.userId],
+    });
+    const graph = await graphqlView(fay, lastIndex(proposed));
+    expect(graph.pendingAmendment).toEqual({
+      ...rest.pendingAmendment,
+      changes: { terms: 'Back by July', dueAt: null },
+      changedFields: ['terms', 'dueAt'],
+    });
+    // GraphQL's history carries the same changes as REST's.
+    const history = (await read(fay, `/v1/commitments/${id}/history`, lastIndex(proposed))).json().events;
+    expect(graph.history.map((e: { changes: unknown }) => e.changes)).toEqual(
+      history.map((e: { changes: unknown }) => e.changes),
+    );
+    expect(graph.history.at(-1)).toMatchObject({
+      type: 'AmendmentProposed',
+      changes: { amendmentId: rest.pendingAmendment.amendmentId, changes: { terms: 'Back by July' } },
+    });
+
+    const applied = await command(fay, `/v1/commitments/${id}/accept-amendment`, {
+      amendmentId: rest.pendingAmendment.amendmentId,
+    });
+    const after = await view(eve, lastIndex(applied));
+    expect(after).toMatchObject({ terms: 'Back by July', dueAt: null, pendingAmendment: null });
+  });
+
+  it('shows evidence as such beside the terms, and the history says it is evidence', async () => {
+    const boundary = '----connectreads';
+    const uploaded = await s.app.inject({
+      method: 'POST',
+      url: `/v1/commitments/${id}/documents`,
+      payload: Buffer.from(
+        `--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="receipt.txt"\r\ncontent-type: text/plain\r\n\r\npaid\r\n--${boundary}--\r\n`,
+      ),
+      headers: { ...fay.auth, 'content-type': `multipart/form-data; boundary=${boundary}` },
+    });
+    expect(uploaded.statusCode).toBe(201);
+    const at = lastIndex(uploaded.json());
+    const rest = await view(eve, at);
+    expect(rest.documents).toEqual([
+      expect.objectContaining({
+        name: 'receipt.txt',
+        purpose: 'evidence',
+        attachedBy: fay.userId,
+        version: 1,
+      }),
+    ]);
+    const graph = await graphqlView(eve, at);
+    expect(graph.documents).toEqual([{ name: 'receipt.txt', purpose: 'evidence', attachedBy: fay.userId }]);
+    expect(graph.history.at(-1).summary).toBe('Fay attached receipt.txt as evidence (version 1)');
+  });
+});

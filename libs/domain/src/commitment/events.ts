@@ -33,7 +33,10 @@ export const eventSchemas = {
   CommitmentUpdated: z.object({ changes: termChanges }),
   PartyInvited: z.object({ userId: z.string(), role: roleSchema }),
   PartyRemoved: z.object({ userId: z.string() }),
+  /** A document of the terms, attached to a draft by its creator. */
   DocumentAttached: z.object(documentFields),
+  /** Proof a party adds once the commitment is agreed (of payment, say): it never changes the terms. */
+  EvidenceAttached: z.object({ ...documentFields, userId: z.string() }),
   DocumentRemoved: z.object({ documentId: uuid }),
   CommitmentProposed: z.object({}),
   ProposalWithdrawn: z.object({}),

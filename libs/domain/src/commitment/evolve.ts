@@ -1,7 +1,7 @@
 // evolve(state, event) → state: what each event means for a commitment. No rules here, only facts.
 import { unreachable } from '../refusal.ts';
 import type { CommitmentEvent } from './events.ts';
-import type { Commitment, Party } from './state.ts';
+import { type Commitment, creatorOf, type Party } from './state.ts';
 
 export interface EventEnvelope {
   event: CommitmentEvent;
@@ -38,8 +38,17 @@ export function evolve(state: Commitment, { event, at }: EventEnvelope): Commitm
       return { ...next, parties: [...state.parties, { ...event.data, response: 'invited' }] };
     case 'PartyRemoved':
       return { ...next, parties: state.parties.filter((p) => p.userId !== event.data.userId) };
-    case 'DocumentAttached':
-      return { ...next, documents: [...state.documents, event.data] };
+    case 'DocumentAttached': {
+      const attachedBy = creatorOf(state)?.userId ?? null;
+      return { ...next, documents: [...state.documents, { ...event.data, purpose: 'terms', attachedBy }] };
+    }
+    case 'EvidenceAttached': {
+      const { userId, ...document } = event.data;
+      return {
+        ...next,
+        documents: [...state.documents, { ...document, purpose: 'evidence', attachedBy: userId }],
+      };
+    }
     case 'DocumentRemoved':
       return { ...next, documents: state.documents.filter((d) => d.documentId !== event.data.documentId) };
     case 'CommitmentProposed':
@@ -76,7 +85,7 @@ export function evolve(state: Commitment, { event, at }: EventEnvelope): Commitm
       return { ...next, status: 'fulfilled' };
     case 'CommitmentDisputed':
     case 'BreachReported':
-      return { ...next, status: 'disputed', disputedBy: event.data.userId, resolutionVotes: {} };
+      return { ...next, status: 'disputed', resolutionVotes: {} };
     case 'ResolutionVoted':
       return {
         ...next,
@@ -115,9 +124,4 @@ export function evolve(state: Commitment, { event, at }: EventEnvelope): Commitm
     default:
       return unreachable(event);
   }
-}
-
-/** The state a list of events replays to. */
-export function replay(initial: Commitment, events: EventEnvelope[]): Commitment {
-  return events.reduce(evolve, initial);
 }

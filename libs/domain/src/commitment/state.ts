@@ -10,8 +10,7 @@ export const STATUSES = [
 ] as const;
 export type Status = (typeof STATUSES)[number];
 
-export const ROLES = ['creator', 'participant', 'witness'] as const;
-export type Role = (typeof ROLES)[number];
+export type Role = 'creator' | 'participant' | 'witness';
 
 export type Response = 'invited' | 'accepted' | 'declined';
 
@@ -26,6 +25,9 @@ export interface Amount {
   currency: string;
 }
 
+/** terms: part of what is agreed (drafts only); evidence: proof added later, never changing the terms. */
+export type DocumentPurpose = 'terms' | 'evidence';
+
 export interface DocumentVersion {
   documentId: string;
   name: string;
@@ -33,6 +35,9 @@ export interface DocumentVersion {
   size: number;
   sha256: string;
   version: number;
+  purpose: DocumentPurpose;
+  /** Who attached it: the creator for terms; for evidence, the party whose it is. */
+  attachedBy: string | null;
 }
 
 export type Outcome = 'fulfilled' | 'breached';
@@ -67,7 +72,6 @@ export interface Commitment extends Terms {
   /** Every version of every document, in upload order. */
   documents: DocumentVersion[];
   fulfilmentClaimedBy: string | null;
-  disputedBy: string | null;
   resolutionVotes: Record<string, Outcome>;
   cancellationRequestedBy: string[];
   amendment: Amendment | null;
@@ -91,7 +95,6 @@ export function initialState(id: string): Commitment {
     parties: [],
     documents: [],
     fulfilmentClaimedBy: null,
-    disputedBy: null,
     resolutionVotes: {},
     cancellationRequestedBy: [],
     amendment: null,
@@ -103,8 +106,9 @@ export const partyOf = (state: Commitment, userId: string) => state.parties.find
 export const principals = (state: Commitment) => state.parties.filter((p) => p.role !== 'witness');
 export const witnesses = (state: Commitment) => state.parties.filter((p) => p.role === 'witness');
 export const participants = (state: Commitment) => state.parties.filter((p) => p.role === 'participant');
+export const creatorOf = (state: Commitment) => state.parties.find((p) => p.role === 'creator');
 
-/** The latest version of each document, by name. */
+/** The latest version of each document. */
 export function latestDocuments(state: Commitment): DocumentVersion[] {
   const latest = new Map<string, DocumentVersion>();
   for (const doc of state.documents) latest.set(doc.documentId, doc);

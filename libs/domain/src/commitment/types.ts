@@ -14,6 +14,8 @@ export const commitmentTypeSchema = z
 export type CommitmentType = z.infer<typeof commitmentTypeSchema>;
 
 export const COMMITMENT_TYPES_STREAM = 'commitment-types';
+/** The event that defines (or redefines) a type in the types stream; its data is a CommitmentType. */
+export const COMMITMENT_TYPE_DEFINED = 'CommitmentTypeDefined';
 
 /** The types a new ledger starts with. */
 export const DEFAULT_TYPES: CommitmentType[] = [

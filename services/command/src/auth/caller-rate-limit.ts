@@ -35,10 +35,9 @@ export async function callerRateLimit(app: FastifyInstance, limit: CallerRateLim
         allowList: (request: FastifyRequest, key: string) =>
           key === '' || (limit.applies ? !limit.applies(request) : false),
         errorResponseBuilder: (_request: FastifyRequest, context: { after: string }) =>
-          new HttpProblem({
-            ...problem(429, `Too many ${limit.what}; try again in ${context.after}.`),
-            type: '/problems/rate-limited',
-          }),
+          new HttpProblem(
+            problem(429, `Too many ${limit.what}; try again in ${context.after}.`, undefined, 'rate-limited'),
+          ),
       },
     },
   };

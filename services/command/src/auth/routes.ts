@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { ACCESS_TOKEN_SECONDS, type Authenticate, type SessionGate, type TokenIssuer } from '@connect/auth';
 import type { Database } from '@connect/db';
-import { profileRegistered, profileStream } from '@connect/domain';
+import { PROFILE_REGISTERED, profileRegistered, profileStream } from '@connect/domain';
 import { HttpProblem, parseWith, problem } from '@connect/http';
 import type { Ledger } from '@connect/ledger';
 import rateLimit from '@fastify/rate-limit';
@@ -89,13 +89,15 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
     // The account and its ledger profile go together: if the profile cannot be appended, no account.
     await db.transaction().execute(async (trx) => {
       if (!(await insertUser(trx, { ...user, passwordHash }))) {
-        throw new HttpProblem(problem(409, 'An account with this email exists; log in instead.'));
+        throw new HttpProblem(
+          problem(409, 'An account with this email exists; log in instead.', undefined, 'already-exists'),
+        );
       }
       const profile = await ledger.append({
         stream: profileStream(user.id),
         expectedVersion: 'no_stream',
         actor: user.id,
-        events: [{ type: 'ProfileRegistered', data: { userId: user.id, displayName: user.displayName } }],
+        events: [{ type: PROFILE_REGISTERED, data: { userId: user.id, displayName: user.displayName } }],
       });
       if (profile.outcome !== 'appended') throw new Error(`profile append: ${profile.outcome}`);
     });
@@ -107,25 +109,34 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
     if (body.grant_type === 'password') {
       const user = await findUserByEmail(db, body.email);
       const valid = await verifyPassword(body.password, user?.passwordHash ?? (await UNKNOWN_USER_HASH));
-      if (!user || !valid) throw new HttpProblem(problem(400, 'The email or the password is wrong.'));
+      if (!user || !valid)
+        throw new HttpProblem(
+          problem(400, 'The email or the password is wrong.', undefined, 'invalid-grant'),
+        );
       return openSession(user);
     }
     const rotation = await rotateRefreshToken(db, body.refresh_token, now(), lifetimes);
     if (rotation.outcome === 'reused') {
       deps.sessions.forget(rotation.sessionId);
       throw new HttpProblem(
-        problem(400, 'This refresh token was already used; the session is ended. Log in again.'),
+        problem(
+          400,
+          'This refresh token was already used; the session is ended. Log in again.',
+          undefined,
+          'invalid-grant',
+        ),
       );
     }
     if (rotation.outcome === 'expired') {
       deps.sessions.forget(rotation.sessionId);
-      throw new HttpProblem({
-        ...problem(401, 'This session has timed out; log in again.'),
-        type: '/problems/session-expired',
-      });
+      throw new HttpProblem(
+        problem(401, 'This session has timed out; log in again.', undefined, 'session-expired'),
+      );
     }
     if (rotation.outcome === 'invalid')
-      throw new HttpProblem(problem(400, 'The refresh token is invalid or expired.'));
+      throw new HttpProblem(
+        problem(400, 'The refresh token is invalid or expired.', undefined, 'invalid-grant'),
+      );
     return tokenResponse(rotation.user, rotation.sessionId, rotation.refreshToken);
   });
 

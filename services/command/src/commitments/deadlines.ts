@@ -2,7 +2,7 @@
 // (DeadlineMissed). A sweep finds them in the read models and decides each like any command, so
 // a commitment fulfilled or changed meanwhile is simply refused. One process sweeps at a time.
 
-import { HttpProblem } from '@connect/http';
+import { Refusal } from '@connect/domain';
 import type { FastifyBaseLogger } from 'fastify';
 import type pg from 'pg';
 import { type ExecuteDeps, executeCommand } from './execute.ts';
@@ -42,7 +42,7 @@ export async function sweepDeadlines(
           marked++;
         } catch (error) {
           // Refused (no longer active, due date moved): the read model was behind; nothing to do.
-          if (!(error instanceof HttpProblem)) throw error;
+          if (!(error instanceof Refusal)) throw error;
         }
       }
       return marked;

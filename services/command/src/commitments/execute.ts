@@ -14,7 +14,6 @@ import {
   initialState,
   Refusal,
 } from '@connect/domain';
-import { badRequest, HttpProblem, problem } from '@connect/http';
 import type { Ledger } from '@connect/ledger';
 import type { Kysely } from 'kysely';
 import type { CommandLanes } from './command-lanes.ts';
@@ -38,16 +37,18 @@ export interface ExecuteDeps {
 
 const MAX_ATTEMPTS = 5;
 
-export function notFound(): HttpProblem {
-  return new HttpProblem(problem(404, 'No such commitment, or it is not visible to you.'));
-}
+/** The commitment is not there for this caller: unknown, or not theirs to see (the same answer). */
+export const notFound = (): Refusal =>
+  new Refusal('not-found', 'No such commitment, or it is not visible to you.');
 
-/** A refused command as the HTTP answer it gets. */
-export function refusalToProblem(refusal: Refusal): HttpProblem {
-  if (refusal.kind === 'forbidden') return new HttpProblem(problem(403, refusal.reason));
-  if (refusal.kind === 'invalid')
-    return badRequest([{ path: `body.${refusal.field ?? ''}`, message: refusal.reason }], refusal.reason);
-  return new HttpProblem(problem(409, refusal.reason));
+/** If-Match: the command is for the version the client saw, or it is refused as stale. */
+export function mustBeAtVersion(state: Commitment, ifMatch: number | undefined): void {
+  if (ifMatch !== undefined && state.version !== ifMatch) {
+    throw new Refusal(
+      'stale',
+      `The commitment is at version ${state.version}, not ${ifMatch}; reload it and retry.`,
+    );
+  }
 }
 
 /**
@@ -78,40 +79,25 @@ type CommandInput = {
   correlationId: string;
 };
 
-export function executeCommand(
-  deps: ExecuteDeps,
-  input: CommandInput,
-): Promise<{ receipt: Receipt; state: Commitment }> {
+/** Runs the command; a refused one throws the domain's Refusal, which the error handler answers. */
+export function executeCommand(deps: ExecuteDeps, input: CommandInput): Promise<Receipt> {
   return deps.lanes.run(input.commitmentId, () => decideAndAppend(deps, input));
 }
 
-async function decideAndAppend(
-  deps: ExecuteDeps,
-  input: CommandInput,
-): Promise<{ receipt: Receipt; state: Commitment }> {
+async function decideAndAppend(deps: ExecuteDeps, input: CommandInput): Promise<Receipt> {
   const { commitmentId, command, actor, ifMatch } = input;
   for (let attempt = 1; ; attempt++) {
     const state = await currentState(deps, commitmentId, command, attempt, ifMatch);
     const visible = actor.userId === null || canSee(state, { userId: actor.userId, isAdmin: actor.isAdmin });
     if (command.action !== 'create' && (!state.exists || !visible)) throw notFound();
-    if (ifMatch !== undefined && state.version !== ifMatch) {
-      throw new HttpProblem(
-        problem(412, `The commitment is at version ${state.version}, not ${ifMatch}; reload it and retry.`),
-      );
-    }
+    mustBeAtVersion(state, ifMatch);
     const refreshTypes = command.action === 'create' && !(await deps.types.get()).has(command.type);
-    let events: ReturnType<typeof decide>;
-    try {
-      events = decide(command, state, {
-        actor: actor.userId,
-        now: (deps.now?.() ?? new Date()).toISOString(),
-        newId: randomUUID,
-        types: await deps.types.get(refreshTypes),
-      });
-    } catch (error) {
-      if (error instanceof Refusal) throw refusalToProblem(error);
-      throw error;
-    }
+    const events = decide(command, state, {
+      actor: actor.userId,
+      now: (deps.now?.() ?? new Date()).toISOString(),
+      newId: randomUUID,
+      types: await deps.types.get(refreshTypes),
+    });
     const result = await deps.ledger.append({
       stream: commitmentStream(commitmentId),
       expectedVersion: state.exists ? state.version : 'no_stream',
@@ -132,31 +118,17 @@ async function decideAndAppend(
       if (next.version === result.streamVersion) deps.states.set(next);
       else deps.states.drop(commitmentId);
       return {
-        state: next,
-        receipt: {
-          commitmentId,
-          version: result.streamVersion,
-          events: result.entries.map((e) => ({
-            index: e.index,
-            id: e.id,
-            type: e.type,
-            leafHash: e.leafHash,
-          })),
-        },
+        commitmentId,
+        version: result.streamVersion,
+        events: result.entries.map((e) => ({ index: e.index, id: e.id, type: e.type, leafHash: e.leafHash })),
       };
     }
     if (result.outcome !== 'version_conflict') throw new Error(`unexpected append outcome ${result.outcome}`);
     deps.states.drop(commitmentId);
-    if (ifMatch !== undefined) {
-      throw new HttpProblem(
-        problem(412, 'The commitment changed while this command ran; reload it and retry.'),
-      );
-    }
-    if (command.action === 'create') throw new HttpProblem(problem(409, 'A commitment with this id exists.'));
-    if (attempt >= MAX_ATTEMPTS) {
-      throw new HttpProblem(
-        problem(409, 'The commitment is changing too fast to apply this command; try again.'),
-      );
-    }
+    if (ifMatch !== undefined)
+      throw new Refusal('stale', 'The commitment changed while this command ran; reload it and retry.');
+    if (command.action === 'create') throw new Refusal('conflict', 'A commitment with this id exists.');
+    if (attempt >= MAX_ATTEMPTS)
+      throw new Refusal('busy', 'The commitment is changing too fast to apply this command; try again.');
   }
 }

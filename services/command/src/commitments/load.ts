@@ -2,6 +2,7 @@
 
 import type { Database } from '@connect/db';
 import {
+  COMMITMENT_TYPE_DEFINED,
   COMMITMENT_TYPES_STREAM,
   type Commitment,
   type CommitmentType,
@@ -39,7 +40,7 @@ export function typeRegistry(db: Kysely<Database>, origin: string): TypeRegistry
         const entries = await readStream(db, origin, COMMITMENT_TYPES_STREAM);
         cached = new Map();
         for (const entry of entries) {
-          if (entry.type !== 'CommitmentTypeDefined' || !entry.data) continue;
+          if (entry.type !== COMMITMENT_TYPE_DEFINED || !entry.data) continue;
           const type = commitmentTypeSchema.parse(entry.data);
           cached.set(type.key, type);
         }
@@ -55,6 +56,6 @@ export async function ensureDefaultTypes(ledger: Ledger): Promise<void> {
     stream: COMMITMENT_TYPES_STREAM,
     expectedVersion: 'no_stream',
     actor: null,
-    events: DEFAULT_TYPES.map((type) => ({ type: 'CommitmentTypeDefined', data: { ...type } })),
+    events: DEFAULT_TYPES.map((type) => ({ type: COMMITMENT_TYPE_DEFINED, data: { ...type } })),
   });
 }

@@ -102,7 +102,7 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
     const caller = await authenticate(request);
     const ifMatch = parseIfMatch(request);
     return idempotent(db, request, reply, caller.userId, body, async () => {
-      const { receipt } = await executeCommand(execution, {
+      const receipt = await executeCommand(execution, {
         commitmentId,
         command: await toCommand(),
         actor: caller,
@@ -170,7 +170,7 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
         sha256: upload.draft.sha256,
       });
       return await idempotent(db, request, reply, caller.userId, command, async () => {
-        const { receipt } = await executeCommand(execution, {
+        const receipt = await executeCommand(execution, {
           commitmentId: id,
           command: { action: 'attach-document', ...command },
           actor: caller,

@@ -1,7 +1,7 @@
 // Admins define commitment types beyond the defaults; each definition is a ledger event.
 
 import type { Authenticate } from '@connect/auth';
-import { COMMITMENT_TYPES_STREAM, commitmentTypeSchema } from '@connect/domain';
+import { COMMITMENT_TYPE_DEFINED, COMMITMENT_TYPES_STREAM, commitmentTypeSchema } from '@connect/domain';
 import { HttpProblem, parseWith, problem } from '@connect/http';
 import type { Ledger } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
@@ -16,13 +16,15 @@ export async function commitmentTypeRoutes(
     if (!caller.isAdmin) throw new HttpProblem(problem(403, 'Only an admin can define commitment types.'));
     const type = parseWith(commitmentTypeSchema, request.body);
     if ((await deps.types.get(true)).has(type.key)) {
-      throw new HttpProblem(problem(409, `A commitment type "${type.key}" exists already.`));
+      throw new HttpProblem(
+        problem(409, `A commitment type "${type.key}" exists already.`, undefined, 'already-exists'),
+      );
     }
     const result = await deps.ledger.append({
       stream: COMMITMENT_TYPES_STREAM,
       expectedVersion: 'any',
       actor: caller.userId,
-      events: [{ type: 'CommitmentTypeDefined', data: type }],
+      events: [{ type: COMMITMENT_TYPE_DEFINED, data: type }],
     });
     if (result.outcome !== 'appended') throw new Error(`type append: ${result.outcome}`);
     await deps.types.get(true);

@@ -1,7 +1,7 @@
 // Receiving a document upload: refuse before any byte lands on disk, and leave no draft behind
 // on any failure (a limit, a malformed body, a client gone, a refused append).
 import { randomUUID } from 'node:crypto';
-import { type Commitment, decide, Refusal } from '@connect/domain';
+import { type Commitment, decide } from '@connect/domain';
 import { badRequest, HttpProblem, problem } from '@connect/http';
 import type { Multipart } from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
@@ -12,7 +12,7 @@ import {
   UploadCutOffError,
   writeDraft,
 } from './document-store.ts';
-import { refusalToProblem } from './execute.ts';
+import { mustBeAtVersion } from './execute.ts';
 import type { TypeRegistry } from './load.ts';
 
 /** Besides the file, a form needs only `name`; the slack is for clients that add their own fields. */
@@ -26,8 +26,9 @@ export interface Upload {
 }
 
 /**
- * Throws what attaching a document to this state would get (403, 409, 412), whatever the
- * document is, by deciding a placeholder: the rule stays in the domain's decide().
+ * Throws the Refusal attaching a document to this state would get (not the creator's or not a
+ * party's to do, not in this state, a stale If-Match), whatever the document is, by deciding a
+ * placeholder: the rule, for terms and for evidence alike, stays in the domain's decide().
  */
 export async function assertMayAttach(
   state: Commitment,
@@ -35,11 +36,7 @@ export async function assertMayAttach(
   types: TypeRegistry,
   ifMatch: number | undefined,
 ): Promise<void> {
-  if (ifMatch !== undefined && state.version !== ifMatch) {
-    throw new HttpProblem(
-      problem(412, `The commitment is at version ${state.version}, not ${ifMatch}; reload it and retry.`),
-    );
-  }
+  mustBeAtVersion(state, ifMatch);
   const placeholder = {
     action: 'attach-document',
     name: 'document',
@@ -47,17 +44,12 @@ export async function assertMayAttach(
     size: 0,
     sha256: '0'.repeat(64),
   } as const;
-  try {
-    decide(placeholder, state, {
-      actor,
-      now: new Date().toISOString(),
-      newId: randomUUID,
-      types: await types.get(),
-    });
-  } catch (error) {
-    if (error instanceof Refusal) throw refusalToProblem(error);
-    throw error;
-  }
+  decide(placeholder, state, {
+    actor,
+    now: new Date().toISOString(),
+    newId: randomUUID,
+    types: await types.get(),
+  });
 }
 
 function parserProblem(error: unknown, maxBytes: number): HttpProblem {

@@ -2,6 +2,7 @@
 // stream. The domain's own evolve() computes the state; the rows are a function of that state.
 import {
   applyRecorded,
+  COMMITMENT_STREAMS,
   type Commitment,
   commitmentIdOf,
   commitmentStream,
@@ -12,60 +13,119 @@ import type { Entry } from '@connect/ledger';
 import { entryFromRow, REDACTIONS_STREAM } from '@connect/ledger';
 import type pg from 'pg';
 import { type Projection, ProjectionError, type Tables } from '../projection.ts';
-import { ident, Statement, upsertOn } from '../sql.ts';
+import { type Columns, ident, Statement, upsertOn } from '../sql.ts';
 import { redactedIndex, redactedStream } from './redactions.ts';
 
-const commitmentColumns = [
-  { name: 'id', type: 'uuid' },
-  { name: 'type', type: 'text' },
-  { name: 'title', type: 'text' },
-  { name: 'description', type: 'text' },
-  { name: 'terms', type: 'text' },
-  { name: 'amount_minor', type: 'bigint' },
-  { name: 'amount_currency', type: 'text' },
-  { name: 'due_at', type: 'timestamptz' },
-  { name: 'status', type: 'text' },
-  { name: 'overdue', type: 'boolean' },
-  { name: 'version', type: 'integer' },
-  { name: 'created_at', type: 'timestamptz' },
-  { name: 'updated_at', type: 'timestamptz' },
-  { name: 'last_index', type: 'bigint' },
-  { name: 'state', type: 'jsonb' },
-] as const;
+interface CommitmentRow {
+  id: string;
+  type: string;
+  title: string;
+  description: string;
+  terms: string;
+  amount_minor: number | null;
+  amount_currency: string | null;
+  due_at: string | null;
+  status: string;
+  overdue: boolean;
+  version: number;
+  created_at: string | null;
+  updated_at: string | null;
+  last_index: number;
+  /** The state the next entry is applied to, as JSON. */
+  state: string;
+}
 
-const partyColumns = [
-  { name: 'commitment_id', type: 'uuid' },
-  { name: 'user_id', type: 'text' },
-  { name: 'role', type: 'text' },
-  { name: 'response', type: 'text' },
-  { name: 'status', type: 'text' },
-  { name: 'type', type: 'text' },
-  { name: 'due_at', type: 'timestamptz' },
-  { name: 'created_at', type: 'timestamptz' },
-] as const;
+const commitmentColumns: Columns<CommitmentRow> = {
+  id: 'uuid',
+  type: 'text',
+  title: 'text',
+  description: 'text',
+  terms: 'text',
+  amount_minor: 'bigint',
+  amount_currency: 'text',
+  due_at: 'timestamptz',
+  status: 'text',
+  overdue: 'boolean',
+  version: 'integer',
+  created_at: 'timestamptz',
+  updated_at: 'timestamptz',
+  last_index: 'bigint',
+  state: 'jsonb',
+};
 
-const documentColumns = [
-  { name: 'commitment_id', type: 'uuid' },
-  { name: 'document_id', type: 'uuid' },
-  { name: 'version', type: 'integer' },
-  { name: 'name', type: 'text' },
-  { name: 'media_type', type: 'text' },
-  { name: 'size', type: 'bigint' },
-  { name: 'sha256', type: 'text' },
-  { name: 'latest', type: 'boolean' },
-] as const;
+/** A party, with the commitment columns a list filters on. */
+interface PartyRow {
+  commitment_id: string;
+  user_id: string;
+  role: string;
+  response: string;
+  status: string;
+  type: string;
+  due_at: string | null;
+  created_at: string | null;
+}
 
-const historyColumns = [
-  { name: 'index', type: 'bigint' },
-  { name: 'commitment_id', type: 'uuid' },
-  { name: 'version', type: 'integer' },
-  { name: 'event_type', type: 'text' },
-  { name: 'actor', type: 'text' },
-  { name: 'recorded_at', type: 'timestamptz' },
-  { name: 'changes', type: 'jsonb' },
-  { name: 'leaf_hash', type: 'bytea' },
-  { name: 'redacted', type: 'boolean' },
-] as const;
+const partyColumns: Columns<PartyRow> = {
+  commitment_id: 'uuid',
+  user_id: 'text',
+  role: 'text',
+  response: 'text',
+  status: 'text',
+  type: 'text',
+  due_at: 'timestamptz',
+  created_at: 'timestamptz',
+};
+
+interface DocumentRow {
+  commitment_id: string;
+  document_id: string;
+  version: number;
+  name: string;
+  media_type: string;
+  size: number;
+  sha256: string;
+  latest: boolean;
+  purpose: string;
+  attached_by: string | null;
+}
+
+const documentColumns: Columns<DocumentRow> = {
+  commitment_id: 'uuid',
+  document_id: 'uuid',
+  version: 'integer',
+  name: 'text',
+  media_type: 'text',
+  size: 'bigint',
+  sha256: 'text',
+  latest: 'boolean',
+  purpose: 'text',
+  attached_by: 'text',
+};
+
+interface HistoryRow {
+  index: number;
+  commitment_id: string;
+  version: number;
+  event_type: string;
+  actor: string | null;
+  recorded_at: string;
+  /** The event's data as JSON; `{}` once redacted. */
+  changes: string;
+  leaf_hash: Buffer;
+  redacted: boolean;
+}
+
+const historyColumns: Columns<HistoryRow> = {
+  index: 'bigint',
+  commitment_id: 'uuid',
+  version: 'integer',
+  event_type: 'text',
+  actor: 'text',
+  recorded_at: 'timestamptz',
+  changes: 'jsonb',
+  leaf_hash: 'bytea',
+  redacted: 'boolean',
+};
 
 interface Projected {
   state: Commitment;
@@ -75,7 +135,7 @@ interface Projected {
 export const commitmentsProjection: Projection = {
   name: 'commitments',
   tables: ['commitments', 'commitment_parties', 'commitment_documents', 'commitment_history'],
-  streams: ['commitment-%', 'redactions'],
+  streams: [COMMITMENT_STREAMS, REDACTIONS_STREAM],
   async apply(client, entries, tables) {
     // A commitment's own events, and redactions of them (which replay it from the ledger as now erased).
     const mine = entries.flatMap((entry) => {
@@ -84,7 +144,7 @@ export const commitmentsProjection: Projection = {
     });
     if (mine.length === 0) return;
     const touched = await loadStates(client, tables, [...new Set(mine.map((m) => m.id))]);
-    const history: unknown[][] = [];
+    const history: HistoryRow[] = [];
     const redactedIndexes: number[] = [];
     for (const { id, entry } of mine) {
       if (entry.stream === REDACTIONS_STREAM) {
@@ -97,25 +157,23 @@ export const commitmentsProjection: Projection = {
       const before = touched.get(id) ?? { state: initialState(id), lastIndex: -1 };
       const { state, changes } = applyEntry(before.state, entry);
       touched.set(id, { state, lastIndex: entry.index });
-      history.push([
-        entry.index,
-        id,
-        entry.version,
-        entry.type,
-        entry.actor,
-        entry.recordedAt,
-        JSON.stringify(changes),
-        Buffer.from(entry.leafHash, 'base64'),
-        entry.redacted,
-      ]);
+      history.push({
+        index: entry.index,
+        commitment_id: id,
+        version: entry.version,
+        event_type: entry.type,
+        actor: entry.actor,
+        recorded_at: entry.recordedAt,
+        changes: JSON.stringify(changes),
+        leaf_hash: Buffer.from(entry.leafHash, 'base64'),
+        redacted: entry.redacted,
+      });
     }
-    for (const row of history) {
-      if (redactedIndexes.includes(row[0] as number)) {
-        row[6] = '{}';
-        row[8] = true;
-      }
-    }
-    await writeRows(client, tables, [...touched.values()], history, redactedIndexes);
+    // An entry redacted in the same batch that recorded it shows as redacted at once.
+    const shown = history.map((row) =>
+      redactedIndexes.includes(row.index) ? { ...row, changes: '{}', redacted: true } : row,
+    );
+    await writeRows(client, tables, [...touched.values()], shown, redactedIndexes);
   },
 };
 
@@ -161,61 +219,75 @@ async function writeRows(
   client: pg.ClientBase,
   tables: Tables,
   projected: Projected[],
-  history: unknown[][],
+  history: HistoryRow[],
   redactedIndexes: number[],
 ): Promise<void> {
   const ids = projected.map((p) => p.state.id);
-  const commitments = projected.map(({ state, lastIndex }) => [
-    state.id,
-    state.type,
-    state.title,
-    state.description,
-    state.terms,
-    state.amount?.minor ?? null,
-    state.amount?.currency ?? null,
-    state.dueAt,
-    state.status,
-    state.overdue,
-    state.version,
-    state.createdAt,
-    state.updatedAt,
-    lastIndex,
-    JSON.stringify(state),
-  ]);
+  const commitments = projected.map(
+    ({ state, lastIndex }): CommitmentRow => ({
+      id: state.id,
+      type: state.type,
+      title: state.title,
+      description: state.description,
+      terms: state.terms,
+      amount_minor: state.amount?.minor ?? null,
+      amount_currency: state.amount?.currency ?? null,
+      due_at: state.dueAt,
+      status: state.status,
+      overdue: state.overdue,
+      version: state.version,
+      created_at: state.createdAt,
+      updated_at: state.updatedAt,
+      last_index: lastIndex,
+      state: JSON.stringify(state),
+    }),
+  );
   const parties = projected.flatMap(({ state }) =>
-    state.parties.map((p) => [
-      state.id,
-      p.userId,
-      p.role,
-      p.response,
-      state.status,
-      state.type,
-      state.dueAt,
-      state.createdAt,
-    ]),
+    state.parties.map(
+      (p): PartyRow => ({
+        commitment_id: state.id,
+        user_id: p.userId,
+        role: p.role,
+        response: p.response,
+        status: state.status,
+        type: state.type,
+        due_at: state.dueAt,
+        created_at: state.createdAt,
+      }),
+    ),
   );
   const documents = projected.flatMap(({ state }) => {
     const latest = new Map(state.documents.map((d) => [d.documentId, d.version]));
-    return state.documents.map((d) => [
-      state.id,
-      d.documentId,
-      d.version,
-      d.name,
-      d.mediaType,
-      d.size,
-      d.sha256,
-      latest.get(d.documentId) === d.version,
-    ]);
+    return state.documents.map(
+      (d): DocumentRow => ({
+        commitment_id: state.id,
+        document_id: d.documentId,
+        version: d.version,
+        name: d.name,
+        media_type: d.mediaType,
+        size: d.size,
+        sha256: d.sha256,
+        latest: latest.get(d.documentId) === d.version,
+        purpose: d.purpose,
+        attached_by: d.attachedBy,
+      }),
+    );
   });
   // One statement: upsert the commitments and their parties and documents, drop parties and
   // documents no longer there, add the history rows.
   const statement = new Statement();
   const table = (name: string) => tables[name] as string;
-  const dropOthers = (target: string, keys: string[], rows: unknown[][], types: string[]) => {
-    const arrays = keys.map((_, i) =>
+  /** Deletes this commitment's rows whose keys are not among the rows written now. */
+  const dropOthers = <Row>(
+    target: string,
+    columns: Columns<Row>,
+    keys: (keyof Row & string)[],
+    rows: readonly Row[],
+  ) => {
+    const arrays = keys.map((key) =>
       statement.param(
-        rows.map((row) => row[i]),
-        `${types[i]}[]`,
+        rows.map((row) => row[key]),
+        `${columns[key]}[]`,
       ),
     );
     const names = keys.map((_, i) => `k${i}`);
@@ -230,18 +302,19 @@ async function writeRows(
       commitments,
       upsertOn('id', commitmentColumns),
     ) ?? '',
-    dropOthers(table('commitment_parties'), ['commitment_id', 'user_id'], parties, ['uuid', 'text']),
+    dropOthers(table('commitment_parties'), partyColumns, ['commitment_id', 'user_id'], parties),
     statement.insert(
       table('commitment_parties'),
       partyColumns,
       parties,
       upsertOn(['commitment_id', 'user_id'], partyColumns),
     ) ?? '',
-    dropOthers(table('commitment_documents'), ['commitment_id', 'document_id', 'version'], documents, [
-      'uuid',
-      'uuid',
-      'integer',
-    ]),
+    dropOthers(
+      table('commitment_documents'),
+      documentColumns,
+      ['commitment_id', 'document_id', 'version'],
+      documents,
+    ),
     statement.insert(
       table('commitment_documents'),
       documentColumns,

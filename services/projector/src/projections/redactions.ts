@@ -1,9 +1,9 @@
 import type { Entry } from '@connect/ledger';
-import { REDACTIONS_STREAM } from '@connect/ledger';
+import { ENTRY_REDACTED, REDACTIONS_STREAM } from '@connect/ledger';
 
 /** The stream of the entry an EntryRedacted event says was redacted; undefined for any other entry. */
 export function redactedStream(entry: Entry): string | undefined {
-  if (entry.stream !== REDACTIONS_STREAM || entry.type !== 'EntryRedacted' || entry.data === null)
+  if (entry.stream !== REDACTIONS_STREAM || entry.type !== ENTRY_REDACTED || entry.data === null)
     return undefined;
   const stream = (entry.data as { stream?: unknown }).stream;
   return typeof stream === 'string' ? stream : undefined;

@@ -1,4 +1,5 @@
 // A sentence a person can read for each event of a commitment's history.
+import type { CommitmentEvent } from '@connect/domain';
 import type { HistoryRow } from './queries.ts';
 
 type Names = ReadonlyMap<string, string>;
@@ -13,22 +14,25 @@ export function mentionedUsers(row: HistoryRow): string[] {
 
 export function describeEvent(row: HistoryRow, names: Names): string {
   if (row.redacted) return 'This event was redacted; its proof still holds.';
-  const name = (id: unknown) => (typeof id === 'string' ? (names.get(id) ?? 'someone') : 'someone');
+  const name = (id: string) => names.get(id) ?? 'someone';
   const who = row.actor === null ? 'Connect' : name(row.actor);
-  const c = row.changes as Record<string, unknown>;
-  const reason = typeof c.reason === 'string' ? `: ${c.reason}` : '';
-  const changed = (changes: unknown) => list(Object.keys((changes as object) ?? {}));
-  switch (row.type) {
+  // The projector stores each event's data as read today (upcast), so it has today's schema.
+  const event = { type: row.type, data: row.changes } as CommitmentEvent;
+  const reason = (data: { reason?: string }) => (data.reason ? `: ${data.reason}` : '');
+  const changed = (changes: object) => list(Object.keys(changes));
+  switch (event.type) {
     case 'CommitmentDrafted':
-      return `${who} drafted "${c.title}" (${c.type})`;
+      return `${who} drafted "${event.data.title}" (${event.data.type})`;
     case 'CommitmentUpdated':
-      return `${who} changed ${changed(c.changes)}`;
+      return `${who} changed ${changed(event.data.changes)}`;
     case 'PartyInvited':
-      return `${who} invited ${name(c.userId)} as ${c.role}`;
+      return `${who} invited ${name(event.data.userId)} as ${event.data.role}`;
     case 'PartyRemoved':
-      return `${who} removed ${name(c.userId)}`;
+      return `${who} removed ${name(event.data.userId)}`;
     case 'DocumentAttached':
-      return `${who} attached ${c.name} (version ${c.version})`;
+      return `${who} attached ${event.data.name} (version ${event.data.version})`;
+    case 'EvidenceAttached':
+      return `${name(event.data.userId)} attached ${event.data.name} as evidence (version ${event.data.version})`;
     case 'DocumentRemoved':
       return `${who} removed a document`;
     case 'CommitmentProposed':
@@ -36,35 +40,35 @@ export function describeEvent(row: HistoryRow, names: Names): string {
     case 'ProposalWithdrawn':
       return `${who} withdrew the proposal`;
     case 'InvitationAccepted':
-      return `${name(c.userId)} accepted`;
+      return `${name(event.data.userId)} accepted`;
     case 'InvitationDeclined':
-      return `${name(c.userId)} declined${reason}`;
+      return `${name(event.data.userId)} declined${reason(event.data)}`;
     case 'CommitmentActivated':
       return 'Everyone accepted: the commitment is active';
     case 'CommitmentCancelled':
-      return `${who} cancelled the commitment${reason}`;
+      return `${who} cancelled the commitment${reason(event.data)}`;
     case 'FulfilmentClaimed':
-      return `${name(c.userId)} said it is fulfilled`;
+      return `${name(event.data.userId)} said it is fulfilled`;
     case 'FulfilmentConfirmed':
-      return `${name(c.userId)} confirmed it is fulfilled`;
+      return `${name(event.data.userId)} confirmed it is fulfilled`;
     case 'CommitmentDisputed':
-      return `${name(c.userId)} disputed it${reason}`;
+      return `${name(event.data.userId)} disputed it${reason(event.data)}`;
     case 'BreachReported':
-      return `${name(c.userId)} reported a breach${reason}`;
+      return `${name(event.data.userId)} reported a breach${reason(event.data)}`;
     case 'ResolutionVoted':
-      return `${name(c.userId)} voted to resolve it as ${c.outcome}`;
+      return `${name(event.data.userId)} voted to resolve it as ${event.data.outcome}`;
     case 'DisputeResolved':
-      return `The dispute was resolved as ${c.outcome} (${c.decidedBy === 'witness' ? 'by a witness' : 'by agreement'})`;
+      return `The dispute was resolved as ${event.data.outcome} (${event.data.decidedBy === 'witness' ? 'by a witness' : 'by agreement'})`;
     case 'CancellationRequested':
-      return `${name(c.userId)} asked to cancel`;
+      return `${name(event.data.userId)} asked to cancel`;
     case 'DeadlineMissed':
-      return `The due date (${c.dueAt}) passed`;
+      return `The due date (${event.data.dueAt}) passed`;
     case 'AmendmentProposed':
-      return `${name(c.userId)} proposed changing ${changed(c.changes)}`;
+      return `${name(event.data.userId)} proposed changing ${changed(event.data.changes)}`;
     case 'AmendmentAccepted':
-      return `${name(c.userId)} accepted the amendment`;
+      return `${name(event.data.userId)} accepted the amendment`;
     case 'AmendmentDeclined':
-      return `${name(c.userId)} declined the amendment`;
+      return `${name(event.data.userId)} declined the amendment`;
     case 'AmendmentApplied':
       return 'Everyone accepted the amendment: the terms changed';
     default:

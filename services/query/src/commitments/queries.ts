@@ -1,7 +1,7 @@
 // Reads of the commitment read models: plain functions over a reader transaction, so row-level
 // security has already narrowed every table to what the caller may see.
 import type { CommitmentsTable, Database } from '@connect/db';
-import type { DocumentVersion } from '@connect/domain';
+import type { Amendment, DocumentVersion } from '@connect/domain';
 import { type Expression, type ExpressionBuilder, type SqlBool, sql } from 'kysely';
 import type { Reader } from '../reader.ts';
 
@@ -12,8 +12,13 @@ export interface PartyView {
   response: string;
 }
 
-/** A document as the API shows it: the domain's latest version of it. */
+/** A document as the API shows it: the domain's latest version of it; `purpose` tells terms from evidence. */
 export type DocumentView = DocumentVersion;
+
+/** An amendment awaiting answers: who proposed it, what it changes, who accepted it so far. */
+export interface PendingAmendmentView extends Amendment {
+  proposedByName: string | null;
+}
 
 export interface CommitmentView {
   id: string;
@@ -30,6 +35,7 @@ export interface CommitmentView {
   updatedAt: string;
   parties: PartyView[];
   documents: DocumentView[];
+  pendingAmendment: PendingAmendmentView | null;
 }
 
 export interface ListFilter {
@@ -64,7 +70,7 @@ const COMMITMENT_COLUMNS = [
 
 type WithCommitment = Database & { c: CommitmentsTable };
 
-/** A commitment's parties (named) and latest documents, as JSON columns of the same row. */
+/** A commitment's parties (named), latest documents and pending amendment, as JSON columns of the same row. */
 function partiesAndDocuments(eb: ExpressionBuilder<WithCommitment, 'c'>) {
   return [
     eb
@@ -85,27 +91,39 @@ function partiesAndDocuments(eb: ExpressionBuilder<WithCommitment, 'c'>) {
       .where('d.latest', '=', true)
       .select(
         sql<DocumentView[]>`coalesce(json_agg(json_build_object('documentId', d.document_id, 'name', d.name,
-          'mediaType', d.media_type, 'size', d.size, 'sha256', d.sha256, 'version', d.version)
-          order by d.name, d.document_id), '[]')`.as('documents'),
+          'mediaType', d.media_type, 'size', d.size, 'sha256', d.sha256, 'version', d.version,
+          'purpose', d.purpose, 'attachedBy', d.attached_by)
+          order by d.purpose = 'evidence', d.name, d.document_id), '[]')`.as('documents'),
       )
       .as('documents'),
+    // The domain's state keeps the amendment awaiting answers; its proposer is named here.
+    sql<PendingAmendmentView | null>`nullif(c.state->'amendment', 'null'::jsonb)
+      || jsonb_build_object('proposedByName', (select pr.display_name from profiles pr
+        where pr.user_id = c.state->'amendment'->>'proposedBy'))`.as('pending_amendment'),
   ];
 }
 
 /** Full commitments (with parties and latest documents) by id, in the order given; one statement. */
-export async function commitmentsById(trx: Reader, ids: readonly string[]): Promise<CommitmentView[]> {
+export async function commitmentsById(db: Reader, ids: readonly string[]): Promise<CommitmentView[]> {
   if (ids.length === 0) return [];
-  const rows = await trx
+  const rows = await db
     .selectFrom('commitments as c')
     .select(COMMITMENT_COLUMNS)
     .select(partiesAndDocuments)
     .where(sql<boolean>`c.id = any(${ids}::uuid[])`) // one statement shape for any number of ids
     .execute();
-  const byId = new Map(rows.map((row) => [row.id, toView(row, row.parties ?? [], row.documents ?? [])]));
+  const byId = new Map(rows.map((row) => [row.id, toView(row)]));
   return ids.flatMap((id) => byId.get(id) ?? []);
 }
 
-function toView(row: CommitmentRow, parties: PartyView[], documents: DocumentView[]): CommitmentView {
+function toView(
+  row: CommitmentRow & {
+    parties: PartyView[] | null;
+    documents: DocumentView[] | null;
+    pending_amendment: PendingAmendmentView | null;
+  },
+): CommitmentView {
+  const amendment = row.pending_amendment;
   return {
     id: row.id,
     type: row.type,
@@ -122,8 +140,15 @@ function toView(row: CommitmentRow, parties: PartyView[], documents: DocumentVie
     version: row.version,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
-    parties,
-    documents,
+    parties: row.parties ?? [],
+    documents: row.documents ?? [],
+    pendingAmendment: amendment && {
+      amendmentId: amendment.amendmentId,
+      proposedBy: amendment.proposedBy,
+      proposedByName: amendment.proposedByName ?? null,
+      changes: amendment.changes,
+      acceptedBy: amendment.acceptedBy,
+    },
   };
 }
 
@@ -134,8 +159,8 @@ export interface ListPage {
 }
 
 /** A page of the caller's commitments, newest first by (createdAt, id), a stable order for cursors; one statement. */
-export async function listCommitments(trx: Reader, userId: string, filter: ListFilter): Promise<ListPage> {
-  let page = trx
+export async function listCommitments(db: Reader, userId: string, filter: ListFilter): Promise<ListPage> {
+  let page = db
     .selectFrom('commitment_parties as p')
     .select(['p.commitment_id', 'p.created_at'])
     .where('p.user_id', '=', userId);
@@ -155,7 +180,7 @@ export async function listCommitments(trx: Reader, userId: string, filter: ListF
     .orderBy('p.created_at', 'desc')
     .orderBy('p.commitment_id', 'desc')
     .limit(filter.limit + 1);
-  const rows = await trx
+  const rows = await db
     .with('page', () => limited)
     .selectFrom('page')
     .innerJoin('commitments as c', 'c.id', 'page.commitment_id')
@@ -164,7 +189,7 @@ export async function listCommitments(trx: Reader, userId: string, filter: ListF
     .orderBy('page.created_at', 'desc')
     .orderBy('page.commitment_id', 'desc')
     .execute();
-  const items = rows.slice(0, filter.limit).map((row) => toView(row, row.parties ?? [], row.documents ?? []));
+  const items = rows.slice(0, filter.limit).map(toView);
   const last = items.at(-1);
   return {
     items,
@@ -186,9 +211,9 @@ export interface HistoryRow {
 }
 
 /** Every event of these commitments, in ledger order; one statement. */
-export async function historyOf(trx: Reader, commitmentIds: readonly string[]): Promise<HistoryRow[]> {
+export async function historyOf(db: Reader, commitmentIds: readonly string[]): Promise<HistoryRow[]> {
   if (commitmentIds.length === 0) return [];
-  const rows = await trx
+  const rows = await db
     .selectFrom('commitment_history as h')
     .leftJoin('profiles as pr', 'pr.user_id', 'h.actor')
     .select([
@@ -221,9 +246,9 @@ export async function historyOf(trx: Reader, commitmentIds: readonly string[]): 
 }
 
 /** Display names of the profiles the caller may see, by user id. */
-export async function displayNames(trx: Reader, userIds: readonly string[]): Promise<Map<string, string>> {
+export async function displayNames(db: Reader, userIds: readonly string[]): Promise<Map<string, string>> {
   if (userIds.length === 0) return new Map();
-  const rows = await trx
+  const rows = await db
     .selectFrom('profiles')
     .select(['user_id', 'display_name'])
     .where('user_id', 'in', userIds)
@@ -231,8 +256,8 @@ export async function displayNames(trx: Reader, userIds: readonly string[]): Pro
   return new Map(rows.map((row) => [row.user_id, row.display_name]));
 }
 
-export async function commitmentTypes(trx: Reader) {
-  const rows = await trx.selectFrom('commitment_types').selectAll().orderBy('key').execute();
+export async function commitmentTypes(db: Reader) {
+  const rows = await db.selectFrom('commitment_types').selectAll().orderBy('key').execute();
   return rows.map((row) => ({
     key: row.key,
     name: row.name,

@@ -69,8 +69,8 @@ export async function readRoutes(app: FastifyInstance, deps: ReadRouteDeps): Pro
     const who = await begin(request, reply);
     const query = parseWith(listQuery, request.query, 'query');
     const filter = { ...query, after: query.cursor === undefined ? undefined : decodeCursor(query.cursor) };
-    return readAs(reader, who, async (trx) => {
-      const page = await listCommitments(trx, who.userId, filter);
+    return readAs(reader, who, async (db) => {
+      const page = await listCommitments(db, who.userId, filter);
       return { items: page.items, nextCursor: page.next && encodeCursor(page.next) };
     });
   });
@@ -78,7 +78,7 @@ export async function readRoutes(app: FastifyInstance, deps: ReadRouteDeps): Pro
   app.get('/v1/commitments/:id', async (request, reply) => {
     const who = await begin(request, reply);
     const { id } = parseWith(idParam, request.params, 'path');
-    const [commitment] = await readAs(reader, who, (trx) => commitmentsById(trx, [id]));
+    const [commitment] = await readAs(reader, who, (db) => commitmentsById(db, [id]));
     if (!commitment) throw notVisible(id);
     const etag = `"${commitment.version}"`;
     reply.header('etag', etag);
@@ -89,10 +89,10 @@ export async function readRoutes(app: FastifyInstance, deps: ReadRouteDeps): Pro
   app.get('/v1/commitments/:id/history', async (request, reply) => {
     const who = await begin(request, reply);
     const { id } = parseWith(idParam, request.params, 'path');
-    return readAs(reader, who, async (trx) => {
-      const rows = await historyOf(trx, [id]);
+    return readAs(reader, who, async (db) => {
+      const rows = await historyOf(db, [id]);
       if (rows.length === 0) throw notVisible(id);
-      const names = await displayNames(trx, [...new Set(rows.flatMap(mentionedUsers))]);
+      const names = await displayNames(db, [...new Set(rows.flatMap(mentionedUsers))]);
       return {
         commitmentId: id,
         events: rows.map((row) => ({

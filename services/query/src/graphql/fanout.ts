@@ -3,6 +3,7 @@
 // see it is decided per subscriber (filter and read under row-level security), never here.
 import type pg from 'pg';
 import type { ProjectedIndex } from '../projected-index.ts';
+import type { Connection, Connections } from './connections.ts';
 
 export interface ChangedCommitment {
   id: string;
@@ -43,4 +44,66 @@ export function announceChanges(
       for (const userId of change.parties) publish(userTopic(userId), change);
     }
   }
+}
+
+export interface ChangeTopics {
+  publish(topic: string, change: ChangedCommitment): void;
+  /** The changes published to `topic` from now on, until the iterator returns. */
+  subscribe(topic: string, connection: Connection): AsyncIterableIterator<ChangedCommitment>;
+}
+
+/**
+ * Topics in this process. A subscription's waiting changes hold each commitment once: a newer
+ * change replaces the waiting one (what is sent is read when it is sent, so it is the same), which
+ * bounds them by the commitments visible to it; and their count per connection is bounded too.
+ */
+export function changeTopics(connections: Pick<Connections, 'queuedOne'>): ChangeTopics {
+  const listeners = new Map<string, Set<(change: ChangedCommitment) => void>>();
+  return {
+    publish(topic, change) {
+      for (const listener of listeners.get(topic) ?? []) listener(change);
+    },
+    subscribe(topic, connection) {
+      const waiting = new Map<string, ChangedCommitment>();
+      let wake: (() => void) | undefined;
+      let done = false;
+      const listener = (change: ChangedCommitment) => {
+        if (connection.socket.readyState !== connection.socket.OPEN) return;
+        if (!waiting.delete(change.id)) connection.queued++;
+        waiting.set(change.id, change);
+        connections.queuedOne(connection);
+        wake?.();
+      };
+      const subscribers = listeners.get(topic) ?? new Set();
+      listeners.set(topic, subscribers.add(listener));
+      const end = () => {
+        if (done) return;
+        done = true;
+        subscribers.delete(listener);
+        if (subscribers.size === 0 && listeners.get(topic) === subscribers) listeners.delete(topic);
+        connection.queued -= waiting.size;
+        waiting.clear();
+        wake?.();
+      };
+      const iterator: AsyncIterableIterator<ChangedCommitment> = {
+        async next() {
+          while (!done && waiting.size === 0) await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+          const [first] = waiting;
+          if (done || !first) return { done: true, value: undefined };
+          waiting.delete(first[0]);
+          connection.queued--;
+          return { done: false, value: first[1] };
+        },
+        async return() {
+          end();
+          return { done: true, value: undefined };
+        },
+        [Symbol.asyncIterator]() {
+          return iterator;
+        },
+      };
+      return iterator;
+    },
+  };
 }

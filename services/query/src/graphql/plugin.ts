@@ -12,7 +12,15 @@ import { commitmentsById } from '../commitments/queries.ts';
 import { readConsistency } from '../consistency.ts';
 import type { ProjectedIndex } from '../projected-index.ts';
 import { type Caller, readAs } from '../reader.ts';
-import { announceChanges, type ChangedCommitment, commitmentTopic, userTopic } from './fanout.ts';
+import { type Connection, connections as openConnections, type SubscriptionLimits } from './connections.ts';
+import {
+  announceChanges,
+  type ChangedCommitment,
+  changeTopics,
+  commitmentTopic,
+  userTopic,
+} from './fanout.ts';
+import { graphiqlRoutes } from './graphiql.ts';
 import { refuseTooCostly, refuseTooDeep, refuseTooLarge } from './limits.ts';
 import { type GraphqlContext, graphqlResolvers } from './resolvers.ts';
 import { schema } from './schema.ts';
@@ -44,9 +52,22 @@ export interface GraphqlDeps {
   sessions: SessionGate;
   projectedIndex: ProjectedIndex;
   minIndexWaitMs?: number;
+  subscriptions?: SubscriptionLimits;
 }
 
 type SubscriptionContext = GraphqlContext;
+
+declare module 'mercurius' {
+  interface MercuriusContext {
+    /** Over a WebSocket: its connection (from mercurius' subscription context). */
+    connection?: Connection;
+  }
+}
+
+function connectionOf(ctx: SubscriptionContext): Connection {
+  if (!ctx.connection) throw new Error('subscriptions run over a WebSocket');
+  return ctx.connection;
+}
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -59,14 +80,26 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
   const { resolvers, loaders } = graphqlResolvers(reader);
   const { ErrorWithProps, withFilter } = mercurius;
   const consistent = readConsistency(deps.projectedIndex, deps.minIndexWaitMs);
+  const connections = openConnections({ sessions: deps.sessions, limits: deps.subscriptions });
+  const topics = changeTopics(connections);
+  app.addHook('onClose', async () => connections.close());
 
   // Still a party, and the session still open, when each change arrives.
   const stillEntitled = async (change: ChangedCommitment, _args: unknown, ctx: SubscriptionContext) =>
     change.parties.includes(ctx.caller.userId) && (await deps.sessions.isActive(ctx.sessionId ?? ''));
   const load = async (change: ChangedCommitment, _args: unknown, ctx: SubscriptionContext) => {
-    const [commitment] = await readAs(reader, ctx.caller, (trx) => commitmentsById(trx, [change.id]));
+    const [commitment] = await readAs(reader, ctx.caller, (db) => commitmentsById(db, [change.id]));
     if (!commitment) throw new ErrorWithProps('no longer visible to you', { code: 'NOT_FOUND' });
     return commitment;
+  };
+
+  // Every operation on a WebSocket checks the session its connection_init authenticated; a sweep
+  // closes the connections of sessions that end in between (connections.ts).
+  const admit = async (ctx: SubscriptionContext) => {
+    if (!ctx.connection) return;
+    if (!(await connections.admit(ctx.connection, ctx.sessionId))) {
+      throw new ErrorWithProps('This session has ended; log in again.', { code: 'UNAUTHENTICATED' });
+    }
   };
 
   resolvers.Subscription = {
@@ -74,20 +107,20 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
       subscribe: withFilter(async (_root: unknown, { id }: { id: string }, ctx: SubscriptionContext) => {
         const visible =
           z.uuid().safeParse(id).success &&
-          (await readAs(reader, ctx.caller, (trx) => commitmentsById(trx, [id]))).length === 1;
+          (await readAs(reader, ctx.caller, (db) => commitmentsById(db, [id]))).length === 1;
         if (!visible) {
           throw new ErrorWithProps(`No commitment ${id}, or you are not a party to it.`, {
             code: 'NOT_FOUND',
           });
         }
-        return ctx.pubsub.subscribe(commitmentTopic(id));
+        return topics.subscribe(commitmentTopic(id), connectionOf(ctx));
       }, stillEntitled),
       resolve: load,
     },
     myCommitments: {
       subscribe: withFilter(
         (_root: unknown, _args: unknown, ctx: SubscriptionContext) =>
-          ctx.pubsub.subscribe(userTopic(ctx.caller.userId)),
+          topics.subscribe(userTopic(ctx.caller.userId), connectionOf(ctx)),
         stillEntitled,
       ),
       resolve: load,
@@ -104,11 +137,13 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
     await consistent(request, reply);
   });
 
+  await app.register(graphiqlRoutes);
   await app.register(mercurius, {
     schema,
     resolvers,
     loaders,
-    graphiql: true,
+    // mercurius's GraphiQL loads from a CDN; ours is served from node_modules (graphiql.ts).
+    graphiql: false,
     queryDepth: MAX_DEPTH,
     context: (request) => ({ caller: request.caller }),
     errorFormatter: formatErrors,
@@ -125,6 +160,7 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
     },
     subscription: {
       fullWsTransport: true,
+      context: (socket) => ({ connection: connections.open(socket) }),
       onConnect: async ({ payload }) => {
         const header =
           typeof payload?.authorization === 'string'
@@ -150,18 +186,20 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
     refuseTooDeep(document);
     refuseTooCostly(document);
   });
-  app.graphql.addHook('preExecution', async (_schema, document, _context, variables) =>
-    refuseTooCostly(document, variables ?? {}),
-  );
+  app.graphql.addHook('preExecution', async (_schema, document, context, variables) => {
+    refuseTooCostly(document, variables ?? {});
+    await admit(context);
+  });
   app.graphql.addHook('preSubscriptionParsing', async (_schema, source) => refuseTooLarge(source));
-  app.graphql.addHook('preSubscriptionExecution', async (_schema, document) => {
+  app.graphql.addHook('preSubscriptionExecution', async (_schema, document, context) => {
     refuseTooDeep(document);
     refuseTooCostly(document);
+    await admit(context);
   });
 
   const stop = announceChanges(
     deps,
-    (topic, payload) => void app.graphql.pubsub.publish({ topic, payload }),
+    (topic, payload) => topics.publish(topic, payload),
     (error) => app.log.error({ err: error }, 'could not announce changes to subscribers'),
   );
   app.addHook('onClose', async () => stop());

@@ -2,6 +2,8 @@
 // Parties and documents come with each commitment in one statement; `commitment(id)` and history
 // are batched by loaders across a response, so neither aliases nor nesting cost a query per item.
 import type { Database } from '@connect/db';
+import type { Terms } from '@connect/domain';
+import { GraphQLScalarType, valueFromASTUntyped } from 'graphql';
 import type { Kysely } from 'kysely';
 import mercurius, { type IResolvers, type MercuriusContext, type MercuriusLoaders } from 'mercurius';
 import { z } from 'zod';
@@ -14,6 +16,7 @@ import {
   displayNames,
   historyOf,
   listCommitments,
+  type PendingAmendmentView,
 } from '../commitments/queries.ts';
 import { type Caller, readAs } from '../reader.ts';
 
@@ -59,14 +62,30 @@ interface ListArgs {
   } | null;
 }
 
+/** The terms in the order a commitment shows them. */
+const TERM_FIELDS: readonly (keyof Terms)[] = ['title', 'description', 'terms', 'amount', 'dueAt'];
+
+/** Any JSON value, passed through as it is (an event's data). */
+const JSONScalar = new GraphQLScalarType({
+  name: 'JSON',
+  serialize: (value) => value,
+  parseValue: (value) => value,
+  parseLiteral: (ast, variables) => valueFromASTUntyped(ast, variables),
+});
+
 export function graphqlResolvers(reader: Kysely<Database>): {
   resolvers: IResolvers;
   loaders: MercuriusLoaders;
 } {
   const resolvers: IResolvers = {
+    JSON: JSONScalar,
+    PendingAmendment: {
+      changedFields: (amendment: PendingAmendmentView) =>
+        TERM_FIELDS.filter((field) => field in amendment.changes),
+    },
     Query: {
       me: async (_root, _args, { caller }: GraphqlContext) => {
-        const names = await readAs(reader, caller, (trx) => displayNames(trx, [caller.userId]));
+        const names = await readAs(reader, caller, (db) => displayNames(db, [caller.userId]));
         return { id: caller.userId, displayName: names.get(caller.userId) ?? null, isAdmin: caller.isAdmin };
       },
       commitments: async (_root, args: ListArgs, { caller }: GraphqlContext) => {
@@ -83,8 +102,8 @@ export function graphqlResolvers(reader: Kysely<Database>): {
           after: args.after ? parseCursor(args.after) : undefined,
           limit: args.first,
         };
-        return readAs(reader, caller, async (trx) => {
-          const page = await listCommitments(trx, caller.userId, list);
+        return readAs(reader, caller, async (db) => {
+          const page = await listCommitments(db, caller.userId, list);
           const edges = page.items.map((node) => ({ cursor: encodeCursor(node), node }));
           return {
             edges,
@@ -102,7 +121,7 @@ export function graphqlResolvers(reader: Kysely<Database>): {
       async commitment(queries: { params: { id: string } }[], { caller }: GraphqlContext) {
         const isId = (id: string) => z.uuid().safeParse(id).success;
         const ids = [...new Set(queries.map((q) => q.params.id).filter(isId))];
-        const found = await readAs(reader, caller, (trx) => commitmentsById(trx, ids));
+        const found = await readAs(reader, caller, (db) => commitmentsById(db, ids));
         const byId = new Map(found.map((commitment) => [commitment.id, commitment]));
         // An error in its place fails that field alone.
         return queries.map(({ params: { id } }) =>
@@ -113,12 +132,13 @@ export function graphqlResolvers(reader: Kysely<Database>): {
     Commitment: {
       async history(queries: { obj: CommitmentView }[], { caller }: GraphqlContext) {
         const ids = [...new Set(queries.map((q) => q.obj.id))];
-        const rows = await readAs(reader, caller, async (trx) => {
-          const history = await historyOf(trx, ids);
-          const names = await displayNames(trx, [...new Set(history.flatMap(mentionedUsers))]);
+        const rows = await readAs(reader, caller, async (db) => {
+          const history = await historyOf(db, ids);
+          const names = await displayNames(db, [...new Set(history.flatMap(mentionedUsers))]);
           return history.map((row) => ({
             ...row,
             summary: describeEvent(row, names),
+            changes: row.redacted ? null : row.changes,
             actor:
               row.actor === null ? null : { userId: row.actor, displayName: names.get(row.actor) ?? null },
           }));

@@ -2,11 +2,35 @@ export const schema = /* GraphQL */ `
   enum Status { draft proposed active fulfilment_claimed fulfilled disputed breached cancelled }
   enum Role { creator participant witness }
   enum Response { invited accepted declined }
+  "terms: part of what was agreed (attached to the draft); evidence: proof a party added later, never changing the terms."
+  enum DocumentPurpose { terms evidence }
+  "Any JSON value: an event's data, as REST's history shows it."
+  scalar JSON
 
   type User { id: ID!, displayName: String, isAdmin: Boolean! }
   type Amount { minor: Float!, currency: String! }
   type Party { userId: ID!, displayName: String, role: Role!, response: Response! }
-  type Document { documentId: ID!, name: String!, mediaType: String!, size: Float!, sha256: String!, version: Int! }
+  type Document {
+    documentId: ID!
+    name: String!
+    mediaType: String!
+    size: Float!
+    sha256: String!
+    version: Int!
+    purpose: DocumentPurpose!
+    attachedBy: ID
+  }
+  "Changes to the terms; a field left out is unchanged."
+  type TermChanges { title: String, description: String, terms: String, amount: Amount, dueAt: String }
+  type PendingAmendment {
+    amendmentId: ID!
+    proposedBy: ID!
+    proposedByName: String
+    changes: TermChanges!
+    "The terms it changes, by name: a named field that is null in changes is cleared."
+    changedFields: [String!]!
+    acceptedBy: [ID!]!
+  }
   type Actor { userId: ID!, displayName: String }
   type HistoryEvent {
     index: Float!
@@ -15,6 +39,8 @@ export const schema = /* GraphQL */ `
     at: String!
     actor: Actor
     summary: String!
+    "The event's data; null once redacted."
+    changes: JSON
     leafHash: String!
     redacted: Boolean!
   }
@@ -33,6 +59,8 @@ export const schema = /* GraphQL */ `
     updatedAt: String!
     parties: [Party!]!
     documents: [Document!]!
+    "An amendment awaiting answers; null when there is none."
+    pendingAmendment: PendingAmendment
     history: [HistoryEvent!]!
   }
   type CommitmentType { key: ID!, name: String!, requiresAmount: Boolean!, requiresDueDate: Boolean!, minWitnesses: Int! }

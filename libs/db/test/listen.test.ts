@@ -1,0 +1,90 @@
+import type pg from 'pg';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
+import { createPool, listen } from '../src/index.ts';
+
+let database: TestDatabase;
+let pool: pg.Pool;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  pool = createPool(database.url, 3);
+});
+afterAll(async () => {
+  await pool.end();
+  await database.close();
+});
+
+const notify = (channel: string, payload: string) =>
+  database.pool.query('select pg_notify($1, $2)', [channel, payload]);
+
+const killListeners = async () =>
+  (
+    await database.pool.query(
+      `select pg_terminate_backend(pid) from pg_stat_activity
+       where datname = current_database() and query ilike 'listen%' and pid <> pg_backend_pid()`,
+    )
+  ).rows.length;
+
+test('a LISTEN that fails gives its connection back, however often it is retried', async () => {
+  const failures: unknown[] = [];
+  // A zero-length channel name is a syntax error: PostgreSQL refuses this LISTEN every time.
+  const listener = listen(pool, [''], () => undefined, {
+    retryMs: 5,
+    maxRetryMs: 20,
+    onDown: (error) => failures.push(error),
+  });
+  await expect.poll(() => failures.length).toBeGreaterThanOrEqual(5);
+  expect(String(failures[0])).toMatch(/zero-length/);
+  expect(listener.isListening()).toBe(false);
+  await listener.close();
+  // Nothing is checked out: at most a connection the last attempt got after close, back idle.
+  expect(pool.totalCount - pool.idleCount).toBe(0);
+  expect(pool.totalCount).toBeLessThanOrEqual(1);
+  // More failed attempts than the pool has connections, and it still serves.
+  expect((await pool.query<{ one: number }>('select 1 as one')).rows).toEqual([{ one: 1 }]);
+});
+
+test('notifications arrive, and after the connection is killed it listens again', async () => {
+  const payloads: string[] = [];
+  let listenings = 0;
+  let downs = 0;
+  const listener = listen(
+    pool,
+    ['test_a', 'test_b'],
+    (message) => payloads.push(`${message.channel}:${message.payload}`),
+    {
+      retryMs: 10,
+      onListening: () => listenings++,
+      onDown: () => downs++,
+    },
+  );
+  try {
+    await listener.ready;
+    expect(listener.isListening()).toBe(true);
+    await notify('test_a', '1');
+    await notify('test_b', '2');
+    await expect.poll(() => payloads).toEqual(['test_a:1', 'test_b:2']);
+
+    expect(await killListeners()).toBe(1);
+    await expect.poll(() => downs).toBe(1);
+    await expect.poll(() => listenings).toBe(2);
+    expect(listener.isListening()).toBe(true);
+    await notify('test_a', '3');
+    await expect.poll(() => payloads.at(-1)).toBe('test_a:3');
+    // The dead connection was dropped, not kept: only the new one is checked out.
+    expect(pool.totalCount - pool.idleCount).toBe(1);
+  } finally {
+    await listener.close();
+  }
+  expect(pool.totalCount - pool.idleCount).toBe(0);
+  await notify('test_a', '4');
+  expect(await killListeners()).toBe(0); // UNLISTEN ran: nothing listens any more
+});
+
+test('closing while the first LISTEN is under way leaves no connection checked out', async () => {
+  const listener = listen(pool, ['test_c'], () => undefined);
+  await listener.close();
+  expect(listener.isListening()).toBe(false);
+  expect(pool.totalCount - pool.idleCount).toBe(0);
+});

@@ -1,0 +1,151 @@
+// The appender's SQL, on the connection of the batch: lock the head, read what a plan needs,
+// write a plan in one statement, and read back entries a plan points to.
+import { LEDGER_CHANNEL } from '@connect/db';
+import type pg from 'pg';
+import type { AppendPlan, IdempotencyRecord, PlannedOutcome, TreeTip } from './append-plan.ts';
+import { entryFromRow, insertEntriesSql } from './rows.ts';
+import { sqlParameters } from './sql-parameters.ts';
+import type { AppendResult, Entry } from './types.ts';
+
+const bytes = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+
+/** Opens the batch's transaction and locks the head until it commits, in one round trip. */
+export async function lockHead(client: pg.PoolClient): Promise<{ treeSize: number; rootHash: Uint8Array }> {
+  const [, headResult] = (await client.query(
+    'begin; select tree_size, root_hash from ledger_head for update',
+  )) as unknown as [unknown, pg.QueryResult<{ tree_size: number; root_hash: Uint8Array }>];
+  const head = headResult.rows[0];
+  if (!head) throw new Error('the ledger head is missing; open the ledger first');
+  return { treeSize: head.tree_size, rootHash: head.root_hash };
+}
+
+/** Versions of the streams, records of the idempotency keys, and which event ids exist: one round trip. */
+export async function readLedgerState(
+  client: pg.PoolClient,
+  lookups: { streams: string[]; keys: string[]; ids: string[] },
+): Promise<{
+  versions: Map<string, number>;
+  keys: Map<string, IdempotencyRecord>;
+  existingIds: Set<string>;
+}> {
+  const state = { versions: new Map(), keys: new Map(), existingIds: new Set<string>() };
+  if (lookups.streams.length === 0 && lookups.keys.length === 0 && lookups.ids.length === 0) return state;
+  const p = sqlParameters();
+  const { rows } = await client.query<{
+    versions: { stream: string; version: number }[] | null;
+    keys: { key: string; first_index: number; count: number; fingerprint: string }[] | null;
+    ids: string[] | null;
+  }>({
+    name: 'ledger-batch-state',
+    text: `select
+       (select json_agg(json_build_object('stream', s.stream, 'version', coalesce(
+          (select version from ledger_entries e where e.stream = s.stream order by version desc limit 1), 0)))
+        from unnest(${p.add(lookups.streams)}::text[]) as s(stream)) as versions,
+       (select json_agg(json_build_object('key', key, 'first_index', first_index, 'count', count,
+          'fingerprint', encode(fingerprint, 'base64')))
+        from ledger_idempotency where key = any(${p.add(lookups.keys)}::text[])) as keys,
+       (select json_agg(id) from ledger_entries where id = any(${p.add(lookups.ids)}::uuid[])) as ids`,
+    values: p.values,
+  });
+  const row = rows[0];
+  for (const v of row?.versions ?? []) state.versions.set(v.stream, v.version);
+  for (const k of row?.keys ?? []) {
+    state.keys.set(k.key, {
+      firstIndex: k.first_index,
+      count: k.count,
+      fingerprint: Buffer.from(k.fingerprint, 'base64'),
+    });
+  }
+  for (const id of row?.ids ?? []) state.existingIds.add(id);
+  return state;
+}
+
+/**
+ * Writes a plan's entries, subtree hashes, idempotency records, signed checkpoint and head in one
+ * statement that applies only while the head is still `base`, and NOTIFYs; false when the head
+ * had moved and nothing was written.
+ */
+export async function writePlan(
+  client: pg.PoolClient,
+  base: Pick<TreeTip, 'treeSize' | 'rootHash'>,
+  plan: AppendPlan,
+  note: string,
+): Promise<boolean> {
+  const p = sqlParameters();
+  const tree = plan.treeRows;
+  const keys = plan.idempotencyRows;
+  const treeSize = p.add(plan.tree.treeSize);
+  const rootHash = p.add(bytes(plan.tree.rootHash));
+  const { rows } = await client.query({
+    // Named, so each connection parses and plans it once.
+    name: 'ledger-append-batch',
+    text: `with head as (
+       update ledger_head set tree_size = ${treeSize}, root_hash = ${rootHash}
+       where tree_size = ${p.add(base.treeSize)} and root_hash = ${p.add(bytes(base.rootHash))}
+       returning tree_size),
+     entries as (${insertEntriesSql(p, plan.entries)} where exists (select from head)),
+     tree as (
+       insert into ledger_tree (level, idx, hash)
+       select * from unnest(${p.add(tree.map((n) => n.level))}::smallint[], ${p.add(tree.map((n) => n.index))}::bigint[],
+         ${p.add(tree.map((n) => bytes(n.hash)))}::bytea[])
+       where exists (select from head)),
+     keys as (
+       insert into ledger_idempotency (key, stream, first_index, count, fingerprint)
+       select * from unnest(${p.add(keys.map((k) => k.key))}::text[], ${p.add(keys.map((k) => k.stream))}::text[],
+         ${p.add(keys.map((k) => k.firstIndex))}::bigint[], ${p.add(keys.map((k) => k.count))}::int[],
+         ${p.add(keys.map((k) => bytes(k.fingerprint)))}::bytea[])
+       where exists (select from head)),
+     checkpoint as (
+       insert into ledger_checkpoints (tree_size, root_hash, note)
+       select ${treeSize}, ${rootHash}, ${p.add(note)} where exists (select from head))
+     select pg_notify('${LEDGER_CHANNEL}', tree_size::text) from head`,
+    values: p.values,
+  });
+  return rows.length > 0;
+}
+
+/** The outcomes of a plan, with the entries committed before the batch that some of them need. */
+export function settleOutcomes(
+  client: pg.PoolClient,
+  origin: string,
+  outcomes: readonly PlannedOutcome[],
+): Promise<AppendResult[]> {
+  return Promise.all(
+    outcomes.map(async (outcome): Promise<AppendResult> => {
+      if (outcome.outcome === 'replay_stored') {
+        const entries = await entriesInRange(client, origin, outcome.firstIndex, outcome.count);
+        return { outcome: 'replayed', entries, streamVersion: entries.at(-1)?.version ?? 0 };
+      }
+      if (outcome.outcome === 'committed_before') {
+        const { ids, stream } = outcome;
+        const entries = await entriesByIds(client, origin, ids);
+        const sameAppend = entries.length === ids.length && entries.every((e) => e.stream === stream);
+        return sameAppend
+          ? { outcome: 'appended', entries, streamVersion: entries.at(-1)?.version ?? 0 }
+          : { outcome: 'duplicate_event_id', eventId: ids[0] as string };
+      }
+      return outcome;
+    }),
+  );
+}
+
+async function entriesByIds(client: pg.PoolClient, origin: string, ids: string[]): Promise<Entry[]> {
+  const { rows } = await client.query(
+    'select * from ledger_entries where id = any($1::uuid[]) order by index',
+    [ids],
+  );
+  return rows.map((row) => entryFromRow(row, origin));
+}
+
+async function entriesInRange(
+  client: pg.PoolClient,
+  origin: string,
+  from: number,
+  count: number,
+): Promise<Entry[]> {
+  const { rows } = await client.query(
+    'select * from ledger_entries where index >= $1 and index < $2 order by index',
+    [from, from + count],
+  );
+  return rows.map((row) => entryFromRow(row, origin));
+}

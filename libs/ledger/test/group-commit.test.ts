@@ -1,0 +1,69 @@
+import { expect, test } from 'vitest';
+import { groupCommit } from '../src/group-commit.ts';
+
+/** A commit the test releases by hand, recording each batch it was given. */
+function gatedCommit(fail: (item: number) => boolean = () => false) {
+  const batches: { items: number[]; retry: boolean }[] = [];
+  const gates: (() => void)[] = [];
+  const commit = async (items: number[], retry: boolean) => {
+    batches.push({ items, retry });
+    await new Promise<void>((open) => gates.push(open));
+    if (items.some(fail)) throw new Error(`failed: ${items.join(',')}`);
+    return items.map((item) => item * 10);
+  };
+  const openNext = async () => {
+    await expect.poll(() => gates.length).toBeGreaterThan(0);
+    (gates.shift() as () => void)();
+  };
+  return { batches, commit, openNext };
+}
+
+test('one batch in flight; the next takes everything queued meanwhile, up to the weight', async () => {
+  const gated = gatedCommit();
+  const queue = groupCommit({ maxBatchWeight: 5, weight: (item: number) => item, commit: gated.commit });
+  const results = [1, 2, 2, 3, 9, 1].map((item) => queue.submit(item));
+  await gated.openNext(); // [1] went alone: the others queued behind it
+  await gated.openNext();
+  await gated.openNext();
+  await gated.openNext();
+  await gated.openNext();
+  expect(await Promise.all(results)).toEqual([10, 20, 20, 30, 90, 10]);
+  expect(gated.batches.map((b) => b.items)).toEqual([[1], [2, 2], [3], [9], [1]]);
+  await queue.drain();
+});
+
+test('a failed batch is committed again item by item, and only the culprit fails', async () => {
+  const gated = gatedCommit((item) => item === 3);
+  const queue = groupCommit({ maxBatchWeight: 100, weight: () => 1, commit: gated.commit });
+  const first = queue.submit(1);
+  const rest = Promise.allSettled([2, 3, 4].map((item) => queue.submit(item)));
+  for (let i = 0; i < 5; i++) await gated.openNext();
+  expect(await first).toBe(10);
+  const settled = await rest;
+  expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+  expect(gated.batches).toEqual([
+    { items: [1], retry: false },
+    { items: [2, 3, 4], retry: false },
+    { items: [2], retry: true },
+    { items: [3], retry: true },
+    { items: [4], retry: true },
+  ]);
+});
+
+test('drain waits for what is queued and committing', async () => {
+  const gated = gatedCommit();
+  const queue = groupCommit({ maxBatchWeight: 1, weight: () => 1, commit: gated.commit });
+  await queue.drain(); // idle: at once
+  void queue.submit(1);
+  void queue.submit(2);
+  let drained = false;
+  const draining = queue.drain().then(() => {
+    drained = true;
+  });
+  await gated.openNext();
+  await Promise.resolve();
+  expect(drained).toBe(false);
+  await gated.openNext();
+  await draining;
+  expect(drained).toBe(true);
+});
