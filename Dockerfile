@@ -16,7 +16,7 @@ ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 CONNECT_DATA_DIR=/data
 RUN mkdir -p /data && chown node:node /data
 USER node
 EXPOSE 3000
-# SERVICE is command, query or projector.
+# SERVICE is command, query, projector or notifier.
 ENV SERVICE=query
 CMD ["sh", "-c", "exec node --import tsx services/${SERVICE}/src/main.ts"]
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \

@@ -8,11 +8,15 @@ import { type CommandDeps, commandRoutes } from '@connect/command';
 import { signingKeyFromSeed } from '@connect/crypto';
 import { createServer } from '@connect/http';
 import { openLedger } from '@connect/ledger';
-import { attachProjector, type Projector } from '@connect/projector';
+import { type NotifierOptions, openNotifier } from '@connect/notifier';
+import { attachProjector, PROJECTIONS, type Projector } from '@connect/projector';
 import { createReaderDb, type QueryDeps, queryRoutes } from '@connect/query';
 import type { FastifyInstance } from 'fastify';
 import { ensureDefaultTypes, typeRegistry } from '../../services/command/src/commitments/load.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
+
+/** The web app the stack's notifications link to. */
+export const STACK_APP_URL = 'https://app.test.connect.local';
 
 export interface Stack {
   app: FastifyInstance;
@@ -31,6 +35,8 @@ export interface StackOptions {
   /** Sees every SQL statement the query service runs. */
   onQuerySql?(sql: string): void;
   subscriptions?: QueryDeps['subscriptions'];
+  /** The notifier's hooks (e.g. the delivery queue's), made once the database exists. */
+  notifierHooks?(database: TestDatabase): Promise<Pick<NotifierOptions, 'enqueue' | 'publish'>>;
 }
 
 export async function testStack(options: StackOptions = {}): Promise<Stack> {
@@ -72,7 +78,13 @@ export async function testStack(options: StackOptions = {}): Promise<Stack> {
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) if (method !== 'HEAD') routes.push(`${method} ${route.url}`);
   });
-  const projector = attachProjector(app, { pool: database.pool, origin: key.name, options: { pollMs: 200 } });
+  const hooks = (await options.notifierHooks?.(database)) ?? {};
+  const notifier = await openNotifier(database.pool, { appUrl: STACK_APP_URL, ...hooks });
+  const projector = attachProjector(app, {
+    pool: database.pool,
+    origin: key.name,
+    options: { pollMs: 200, projections: [...PROJECTIONS, notifier] },
+  });
   app.register(commandRoutes, command);
   app.register(queryRoutes, query);
   await app.ready();

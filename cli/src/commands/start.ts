@@ -2,12 +2,14 @@ import { commandDeps, commandOperations, commandRoutes } from '@connect/command'
 import { assertMigrated, loadConfig } from '@connect/db';
 import { createServer, docsRoutes, serve } from '@connect/http';
 import { openLedgerRuntime } from '@connect/ledger';
-import { attachProjector, type Projector } from '@connect/projector';
+import { openDeliveryQueue, openNotifier } from '@connect/notifier';
+import { attachProjector, PROJECTIONS, type Projector } from '@connect/projector';
 import { queryDeps, queryOperations, queryRoutes } from '@connect/query';
 
 /**
- * Runs the command and query services and the projector in one process, on one port, with the embedded
- * PostgreSQL unless DATABASE_URL is set. (docker-compose runs each service's own main.ts.)
+ * Runs the command and query services and the projector (the notifier too) in one process, on one
+ * port, with the embedded PostgreSQL unless DATABASE_URL is set. (docker-compose runs each
+ * service's own main.ts.)
  */
 export async function start(): Promise<number> {
   const config = loadConfig(process.env);
@@ -23,12 +25,26 @@ export async function start(): Promise<number> {
       return projector?.readiness();
     },
   });
-  projector = attachProjector(app, { pool, origin: ledger.origin });
+  const delivery = await openDeliveryQueue({ pool, db: runtime.database.db, config, log: app.log });
+  const notifier = await openNotifier(pool, { appUrl: config.appUrl, ...delivery.hooks });
+  projector = attachProjector(app, {
+    pool,
+    origin: ledger.origin,
+    options: { projections: [...PROJECTIONS, notifier] },
+  });
+  await delivery.start();
   const command = await commandDeps(runtime);
   app.register(commandRoutes, command);
   app.register(queryRoutes, await queryDeps(runtime, command.tokens));
   app.register(docsRoutes, { operations: [...commandOperations, ...queryOperations] });
-  const address = await serve(app, { port: config.port, host: config.host, onClose: runtime.close });
+  const address = await serve(app, {
+    port: config.port,
+    host: config.host,
+    onClose: async () => {
+      await delivery.close();
+      await runtime.close();
+    },
+  });
   app.log.info({ address, origin: ledger.origin, verifierKey: ledger.verifierKey }, 'Connect is running');
   return 0;
 }

@@ -68,6 +68,14 @@ export interface Database {
   commitment_parties: CommitmentPartiesTable;
   commitment_documents: CommitmentDocumentsTable;
   commitment_history: CommitmentHistoryTable;
+  notifications: NotificationsTable;
+  notification_preferences: NotificationPreferencesTable;
+  phone_numbers: PhoneNumbersTable;
+  phone_code_sends: PhoneCodeSendsTable;
+  calendar_feeds: CalendarFeedsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  push_subscriptions: PushSubscriptionsTable;
 }
 
 export interface UsersTable {
@@ -108,6 +116,19 @@ export interface HttpIdempotencyTable {
   body: unknown;
   headers: unknown;
   created_at: Generated<Date>;
+}
+
+export interface NotificationsTable {
+  id: string;
+  recipient_id: string;
+  kind: string;
+  title: string;
+  body: string;
+  link: string;
+  commitment_id: string;
+  ledger_index: number;
+  created_at: Date;
+  read_at: Date | null;
 }
 
 export interface ProjectionQuarantineTable {
@@ -194,4 +215,82 @@ export interface CommitmentHistoryTable {
   changes: unknown;
   leaf_hash: Uint8Array;
   redacted: Generated<boolean>;
+}
+
+export interface WebhookEndpointsTable {
+  id: string;
+  url: string;
+  events: string[] | null;
+  /** `whsec_<base64>`, stored as is: signing needs it. */
+  secret: string;
+  created_by: string | null;
+  created_at: Generated<Date>;
+  disabled_at: Date | null;
+  disabled_reason: string | null;
+  failing_since: Date | null;
+}
+
+export type WebhookDeliveryStatus = 'pending' | 'delivered' | 'failed' | 'dead';
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  endpoint_id: string;
+  webhook_id: string;
+  event_type: string;
+  payload: unknown;
+  attempts: Generated<number>;
+  status: Generated<WebhookDeliveryStatus>;
+  last_status_code: number | null;
+  last_error: string | null;
+  next_attempt_at: Date | null;
+  delivered_at: Date | null;
+  created_at: Generated<Date>;
+}
+
+export interface CalendarFeedsTable {
+  user_id: string;
+  /** The feed token is HMAC-SHA256(feed key, nonce); a new nonce revokes the old token. */
+  nonce: Uint8Array;
+  /** SHA-256 of the token, which finds the feed. */
+  token_hash: Uint8Array;
+  created_at: Generated<Date>;
+}
+
+/** A person's choice to have one kind of notification on one channel, or not (no row: the default). */
+export interface NotificationPreferencesTable {
+  user_id: string;
+  channel: string;
+  kind: string;
+  enabled: boolean;
+  updated_at: Generated<Date>;
+}
+
+/** A browser's Web Push subscription (its PushSubscription JSON); keys are base64url. */
+export interface PushSubscriptionsTable {
+  id: string;
+  user_id: string;
+  endpoint: string;
+  p256dh: string;
+  auth: string;
+  created_at: Generated<Date>;
+  last_success_at: Date | null;
+}
+
+/** A person's phone number for SMS (E.164); SMS other than the confirmation code waits for confirmed_at. */
+export interface PhoneNumbersTable {
+  user_id: string;
+  phone: string;
+  confirmed_at: Date | null;
+  /** SHA-256 of the pending confirmation code (with the user and the number); null once confirmed. */
+  code_hash: Uint8Array | null;
+  code_expires_at: Date | null;
+  code_attempts: Generated<number>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+/** One confirmation code sent (or tried), for the per-person limit; kept when the number is removed. */
+export interface PhoneCodeSendsTable {
+  user_id: string;
+  sent_at: Generated<Date>;
 }

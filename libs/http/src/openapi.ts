@@ -17,7 +17,7 @@ import {
 } from './problem.ts';
 
 export interface Operation {
-  method: 'get' | 'post';
+  method: 'get' | 'post' | 'put' | 'delete';
   path: string;
   summary: string;
   /** Defaults to the method and the path's words, e.g. `getCommitmentsByIdHistory`. */
@@ -114,6 +114,7 @@ function tagOf(path: string): string {
   if (path.startsWith('/v1/admin')) return 'admin';
   if (path.startsWith('/v1/ledger') || path.endsWith('/receipt')) return 'ledger';
   if (path.startsWith('/v1/commitment-types')) return 'commitment types';
+  if (path.startsWith('/v1/me/notification') || path.startsWith('/v1/unsubscribe')) return 'notifications';
   if (path.includes('/documents')) return 'documents';
   return 'commitments';
 }

@@ -2,6 +2,7 @@ import { authenticator, loadTokenIssuer, sessionGate, type TokenIssuer } from '@
 import { assertMigrated, type Database } from '@connect/db';
 import { createServer, docsRoutes, type ServerOptions } from '@connect/http';
 import type { Ledger, LedgerRuntime } from '@connect/ledger';
+import { loadVapidKeys, type SmsSender, smsSenderFromConfig, type VapidKeys } from '@connect/notifier';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
@@ -10,7 +11,12 @@ import type { SessionLifetimes } from './auth/sessions.ts';
 import { ensureDefaultTypes, type TypeRegistry, typeRegistry } from './commitments/load.ts';
 import { commitmentRoutes } from './commitments/routes.ts';
 import { commitmentTypeRoutes } from './commitments/type-routes.ts';
+import { deadLetterRoutes } from './notifications/dead-letter-routes.ts';
+import { phoneRoutes } from './notifications/phone-routes.ts';
+import { notificationPreferenceRoutes } from './notifications/preferences-routes.ts';
+import { pushRoutes } from './notifications/push-routes.ts';
 import { commandOperations } from './openapi.ts';
+import { webhookRoutes } from './webhooks/routes.ts';
 
 export interface CommandDeps {
   pool: pg.Pool;
@@ -26,6 +32,14 @@ export interface CommandDeps {
   /** The clock sessions are started, refreshed, ended and checked by (tests move it). */
   now?: () => Date;
   maxDocumentBytes?: number;
+  /** CONNECT_WEBHOOKS_ALLOW_PRIVATE: webhook endpoints may be on private or loopback addresses. */
+  webhooksAllowPrivate?: boolean;
+  /** Web Push VAPID keys (CONNECT_VAPID_*); made in the data directory when absent. */
+  vapidKeys?: VapidKeys;
+  /** Twilio, for phone confirmation codes (CONNECT_TWILIO_*); unset → SMS is off. */
+  sms?: SmsSender;
+  /** Phone confirmation codes sent per user and hour. */
+  phoneCodesPerHour?: number;
 }
 
 /** Everything the command service needs beyond the ledger runtime: auth keys, commitment types. */
@@ -46,6 +60,9 @@ export async function commandDeps(runtime: LedgerRuntime): Promise<CommandDeps> 
       maxSeconds: runtime.config.sessionMaxLifetime,
     },
     maxDocumentBytes: runtime.config.maxDocumentBytes,
+    webhooksAllowPrivate: runtime.config.webhooksAllowPrivate,
+    sms: smsSenderFromConfig(runtime.config),
+    vapidKeys: await loadVapidKeys(runtime.config),
   };
 }
 
@@ -57,6 +74,11 @@ export async function commandRoutes(app: FastifyInstance, deps: CommandDeps): Pr
   await app.register(authRoutes, { ...deps, authenticate, sessions });
   await app.register(commitmentRoutes, { ...deps, authenticate });
   await app.register(commitmentTypeRoutes, { ...deps, authenticate });
+  await app.register(notificationPreferenceRoutes, { ...deps, authenticate });
+  await app.register(deadLetterRoutes, { ...deps, authenticate });
+  await app.register(phoneRoutes, { ...deps, authenticate });
+  await app.register(pushRoutes, { ...deps, authenticate });
+  await app.register(webhookRoutes, { ...deps, authenticate });
 }
 
 export function buildApp(

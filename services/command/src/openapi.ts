@@ -4,6 +4,10 @@ import type { Operation } from '@connect/http';
 import { z } from 'zod';
 import { signupBody, tokenBody } from './auth/routes.ts';
 import { inviteBody, JSON_ACTIONS } from './commitments/routes.ts';
+import { notificationOperations } from './notifications/openapi.ts';
+import { phoneOperations } from './notifications/phone-openapi.ts';
+import { pushOperations } from './notifications/push-openapi.ts';
+import { webhookOperations } from './webhooks/openapi.ts';
 
 const COMMITMENT_ID = '0b6f8a52-3c1e-4d7a-9f43-2f5d8c9e7a10';
 const USER_ID = '5d1c2b7e-8a34-4f0e-b6a9-1e2f3a4b5c6d';
@@ -259,4 +263,8 @@ export const commandOperations: Operation[] = [
     },
     problems: ['already-exists'],
   },
+  ...webhookOperations,
+  ...notificationOperations,
+  ...phoneOperations,
+  ...pushOperations,
 ];

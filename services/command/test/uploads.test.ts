@@ -85,10 +85,12 @@ function rawRequest(chunks: (Buffer | (() => Promise<void>))[]): Promise<{ answe
       // One answer is all these tests need; don't wait for a keep-alive connection to close.
       if (/\r\n\r\n[\s\S]*\}$/.test(answer)) socket.end();
     });
-    socket.on('error', reject);
+    // A server that answered early may close while the rest of the body is still being written.
+    socket.on('error', (error) => (answer ? undefined : reject(error)));
     socket.on('close', () => resolve({ answer, ms: Date.now() - started }));
     (async () => {
       for (const chunk of chunks) {
+        if (socket.destroyed || socket.writableEnded) return;
         if (Buffer.isBuffer(chunk)) socket.write(chunk);
         else await chunk();
       }

@@ -1,16 +1,18 @@
 import { authenticator, loadTokenIssuer, sessionGate, type TokenIssuer } from '@connect/auth';
 import type { SigningKey } from '@connect/crypto';
-import { assertMigrated, type Database, readerLogin } from '@connect/db';
+import { assertMigrated, type Database, DEFAULT_APP_URL, DEFAULT_REMINDERS, readerLogin } from '@connect/db';
 import { createServer, docsRoutes, type ServerOptions } from '@connect/http';
 import type { LedgerRuntime } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { adminRoutes } from './admin-routes.ts';
+import { calendarRoutes } from './calendar/routes.ts';
 import { readRoutes } from './commitments/routes.ts';
 import type { SubscriptionLimits } from './graphql/connections.ts';
 import { graphqlRoutes } from './graphql/plugin.ts';
 import { type LedgerRouteDeps, ledgerRoutes } from './ledger-routes.ts';
+import { notificationRoutes } from './notifications/routes.ts';
 import { queryOperations } from './openapi.ts';
 import { partyLedgerRoutes } from './party-ledger-routes.ts';
 import { watchProjectedIndex } from './projected-index.ts';
@@ -31,6 +33,10 @@ export interface QueryDeps extends LedgerRouteDeps {
   minIndexWaitMs?: number;
   /** Bounds on GraphQL subscriptions (see graphql/connections.ts). */
   subscriptions?: SubscriptionLimits;
+  /** The web app's base URL, for links (CONNECT_APP_URL). */
+  appUrl?: string;
+  /** Seconds before a due date to remind at (CONNECT_REMINDERS). */
+  reminderOffsets?: readonly number[];
 }
 
 /** What the query service needs, wired from a ledger runtime (and its data dir's token key). */
@@ -45,6 +51,8 @@ export async function queryDeps(runtime: LedgerRuntime, tokens?: TokenIssuer): P
     verifierKey: ledger.verifierKey,
     key: ledger.key,
     tokens: tokens ?? (await loadTokenIssuer(runtime.config.dataDir)),
+    appUrl: runtime.config.appUrl,
+    reminderOffsets: runtime.config.reminderOffsets,
   };
 }
 
@@ -65,7 +73,17 @@ export async function queryRoutes(app: FastifyInstance, deps: QueryDeps): Promis
   await app.register(verifyRoutes, deps);
   await app.register(readRoutes, { ...deps, reader, authenticate, projectedIndex });
   await app.register(partyLedgerRoutes, { ...deps, reader, authenticate, projectedIndex });
+  await app.register(notificationRoutes, { ...deps, reader, authenticate, projectedIndex });
   await app.register(adminRoutes, { ...deps, authenticate });
+  await app.register(calendarRoutes, {
+    ...deps,
+    reader,
+    authenticate,
+    projectedIndex,
+    secret: deps.key.seed,
+    appUrl: deps.appUrl ?? DEFAULT_APP_URL,
+    reminderOffsets: deps.reminderOffsets ?? DEFAULT_REMINDERS,
+  });
   await app.register(graphqlRoutes, { ...deps, reader, authenticate, sessions, projectedIndex });
 }
 

@@ -1,7 +1,9 @@
 // The query API's operations for the OpenAPI document (libs/http builds it).
 import type { Operation } from '@connect/http';
 import { z } from 'zod';
+import { feedResponse } from './calendar/routes.ts';
 import { listQuery } from './commitments/routes.ts';
+import { notificationOperations } from './notifications/openapi.ts';
 import { consistencyBody, entryBody, receiptBody } from './verify-routes.ts';
 
 const COMMITMENT_ID = '0b6f8a52-3c1e-4d7a-9f43-2f5d8c9e7a10';
@@ -198,6 +200,38 @@ const verifyExample = {
   ],
 };
 
+const ICS = [
+  'BEGIN:VCALENDAR',
+  'VERSION:2.0',
+  'PRODID:-//Connect//Commitments//EN',
+  'BEGIN:VEVENT',
+  `UID:${COMMITMENT_ID}@connect.example.com/ledger`,
+  'DTSTAMP:20310501T100200Z',
+  'DTSTART:20310601T120000Z',
+  'SEQUENCE:3',
+  'STATUS:TENTATIVE',
+  'SUMMARY:Paint the fence',
+  `URL:https://app.connect.example.com/commitments/${COMMITMENT_ID}`,
+  `ATTENDEE;CN="Ben";ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION:urn:uuid:9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d`,
+  'BEGIN:VALARM',
+  'ACTION:DISPLAY',
+  'TRIGGER:-P1D',
+  'DESCRIPTION:Due in 1 day: Paint the fence',
+  'END:VALARM',
+  'END:VEVENT',
+  'END:VCALENDAR',
+  '',
+].join('\r\n');
+const calendarText = z.string().meta({ description: 'iCalendar (RFC 5545), one VEVENT per commitment' });
+const feedExample = {
+  url: 'https://connect.example.com/v1/calendar/q1Jm7m0tYb2I1n6f0xk3V7wq6d5o0rj2cJ3wq1uXh5k.ics',
+  createdAt: '2031-05-01T09:30:00.000Z',
+};
+const ifNoneMatch = {
+  name: 'If-None-Match',
+  description: 'the ETag of a calendar you have: 304 if unchanged',
+};
+
 const proofQuery = (names: string[]) =>
   z.object(Object.fromEntries(names.map((name) => [name, z.number().int().min(0)])));
 
@@ -277,6 +311,7 @@ export const queryOperations: Operation[] = [
     },
     responses: { '200': 'The types', ...readErrors },
   },
+  ...notificationOperations,
   {
     method: 'get',
     path: '/v1/ledger/checkpoint',
@@ -387,6 +422,62 @@ export const queryOperations: Operation[] = [
       '200': '{valid, checks}: values that do not add up are failed checks, not errors',
       '400': 'Not a receipt, entry or checkpoint pair',
       '413': 'Larger than 8 MB',
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/me/calendar',
+    summary:
+      'The caller’s secret calendar feed URL (issued on first use; the same URL until rotated). Anyone with the URL can read the feed',
+    auth: true,
+    response: feedResponse,
+    examples: { response: feedExample },
+    responses: { '200': '{url, createdAt}', '401': 'No or bad access token' },
+  },
+  {
+    method: 'post',
+    path: '/v1/me/calendar/rotate',
+    summary: 'A new calendar feed URL; the old one stops working at once',
+    auth: true,
+    body: z.object({}).strict().meta({ description: 'nothing: an empty object, or no body at all' }),
+    response: feedResponse,
+    examples: { request: {}, response: feedExample },
+    responses: {
+      '200': '{url, createdAt}',
+      '400': 'A body that is not empty',
+      '401': 'No or bad access token',
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/calendar/{token}.ics',
+    summary:
+      'A calendar feed (text/calendar): every commitment with a due date its owner is a party to, with reminders. The token in the URL is the credential; no Authorization header',
+    headers: [...readHeaders, ifNoneMatch],
+    response: calendarText,
+    responseType: 'text/calendar',
+    examples: { response: ICS },
+    responses: {
+      '200': 'The calendar (ETag: a hash of it)',
+      '304': 'Not modified',
+      '404': 'No feed has this token (never issued, or rotated)',
+      '503': 'Connect-Min-Index not reached in time (Retry-After)',
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/commitments/{id}/calendar.ics',
+    summary: 'One commitment’s calendar event (text/calendar), for its parties',
+    auth: true,
+    headers: [...readHeaders, ifNoneMatch],
+    response: calendarText,
+    responseType: 'text/calendar',
+    examples: { response: ICS },
+    responses: {
+      '200': 'The calendar (ETag: a hash of it)',
+      '304': 'Not modified',
+      '404': 'Not there, not visible, or no due date',
+      ...readErrors,
     },
   },
 ];

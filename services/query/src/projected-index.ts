@@ -11,12 +11,17 @@ export interface ProjectedIndex {
   waitFor(index: number, ms: number): Promise<boolean>;
   /** Called with (from, to] whenever the read models move on. */
   onAdvance(listener: (from: number, to: number) => void): () => void;
+  /** One projection's last index (-1: not known yet). */
+  positionOf(projection: string): number;
+  /** Called with (from, to] whenever one projection's checkpoint moves on from a known index. */
+  onProjectionAdvance(projection: string, listener: (from: number, to: number) => void): () => void;
   close(): Promise<void>;
 }
 
 export async function watchProjectedIndex(pool: pg.Pool, pollMs = 1000): Promise<ProjectedIndex> {
   const positions = new Map<string, number>();
   const listeners = new Set<(from: number, to: number) => void>();
+  const projectionListeners = new Map<string, Set<(from: number, to: number) => void>>();
   const waiters = new Set<() => void>();
   let reported = -1;
 
@@ -32,7 +37,12 @@ export async function watchProjectedIndex(pool: pg.Pool, pollMs = 1000): Promise
   }
 
   function record(projection: string, index: number): void {
-    if (index > (positions.get(projection) ?? -1)) positions.set(projection, index);
+    const before = positions.get(projection);
+    if (index <= (before ?? -1)) return;
+    positions.set(projection, index);
+    // A projection first seen has no (from, to] to tell: its past is not a change.
+    if (before === undefined) return;
+    for (const notify of projectionListeners.get(projection) ?? []) notify(before, index);
   }
 
   async function refresh(): Promise<void> {
@@ -97,6 +107,12 @@ export async function watchProjectedIndex(pool: pg.Pool, pollMs = 1000): Promise
     onAdvance(listenerFn) {
       listeners.add(listenerFn);
       return () => listeners.delete(listenerFn);
+    },
+    positionOf: (projection) => positions.get(projection) ?? -1,
+    onProjectionAdvance(projection, listenerFn) {
+      const forProjection = projectionListeners.get(projection) ?? new Set();
+      projectionListeners.set(projection, forProjection.add(listenerFn));
+      return () => forProjection.delete(listenerFn);
     },
     async close() {
       clearInterval(timer);

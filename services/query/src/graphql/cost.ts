@@ -14,6 +14,8 @@ import {
 
 export const MAX_COST = 10_000;
 const DEFAULT_PAGE = 20;
+/** The fields that are connections, paged by `first`. */
+const CONNECTIONS = new Set(['commitments', 'notifications']);
 
 /** Variables not known yet (before validation) count a page given by one as 1: the least it can be. */
 function pageSize(field: FieldNode, variables: Record<string, unknown> | undefined): number {
@@ -42,7 +44,7 @@ export function documentCost(document: DocumentNode, variables?: Record<string, 
     let cost = 0;
     for (const selection of selections?.selections ?? []) {
       if (selection.kind === Kind.FIELD) {
-        const multiplier = selection.name.value === 'commitments' ? pageSize(selection, variables) : 1;
+        const multiplier = CONNECTIONS.has(selection.name.value) ? pageSize(selection, variables) : 1;
         cost += 1 + multiplier * costOf(selection.selectionSet);
       } else if (selection.kind === Kind.INLINE_FRAGMENT) {
         cost += costOf(selection.selectionSet);

@@ -10,14 +10,18 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { commitmentsById } from '../commitments/queries.ts';
 import { readConsistency } from '../consistency.ts';
+import { type NotificationView, notificationsSince } from '../notifications/queries.ts';
 import type { ProjectedIndex } from '../projected-index.ts';
 import { type Caller, readAs } from '../reader.ts';
 import { type Connection, connections as openConnections, type SubscriptionLimits } from './connections.ts';
 import {
   announceChanges,
+  announceNotifications,
   type ChangedCommitment,
   changeTopics,
   commitmentTopic,
+  NOTIFICATIONS_PROJECTION,
+  notificationFeed,
   userTopic,
 } from './fanout.ts';
 import { graphiqlRoutes } from './graphiql.ts';
@@ -77,11 +81,14 @@ declare module 'fastify' {
 
 export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Promise<void> {
   const { reader } = deps;
-  const { resolvers, loaders } = graphqlResolvers(reader);
+  const { resolvers, loaders } = graphqlResolvers(reader, deps.pool);
   const { ErrorWithProps, withFilter } = mercurius;
   const consistent = readConsistency(deps.projectedIndex, deps.minIndexWaitMs);
   const connections = openConnections({ sessions: deps.sessions, limits: deps.subscriptions });
   const topics = changeTopics(connections);
+  const notifications = notificationFeed(connections, () =>
+    deps.projectedIndex.positionOf(NOTIFICATIONS_PROJECTION),
+  );
   app.addHook('onClose', async () => connections.close());
 
   // Still a party, and the session still open, when each change arrives.
@@ -124,6 +131,18 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
         stillEntitled,
       ),
       resolve: load,
+    },
+    // Read as the subscriber (row-level security) when sent; the session is checked for each one.
+    notificationAdded: {
+      subscribe: withFilter(
+        (_root: unknown, _args: unknown, ctx: SubscriptionContext) =>
+          notifications.subscribe(ctx.caller.userId, connectionOf(ctx), (after, upTo, limit) =>
+            readAs(reader, ctx.caller, (db) => notificationsSince(db, ctx.caller.userId, after, upTo, limit)),
+          ),
+        async (_notification: NotificationView, _args: unknown, ctx: SubscriptionContext) =>
+          deps.sessions.isActive(ctx.sessionId ?? ''),
+      ),
+      resolve: (notification: NotificationView) => notification,
     },
   };
 
@@ -203,4 +222,8 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
     (error) => app.log.error({ err: error }, 'could not announce changes to subscribers'),
   );
   app.addHook('onClose', async () => stop());
+  const stopNotifications = announceNotifications(deps, notifications, (error) =>
+    app.log.error({ err: error }, 'could not announce notifications to subscribers'),
+  );
+  app.addHook('onClose', async () => stopNotifications());
 }

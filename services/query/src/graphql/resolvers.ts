@@ -6,6 +6,7 @@ import type { Terms } from '@connect/domain';
 import { GraphQLScalarType, valueFromASTUntyped } from 'graphql';
 import type { Kysely } from 'kysely';
 import mercurius, { type IResolvers, type MercuriusContext, type MercuriusLoaders } from 'mercurius';
+import type pg from 'pg';
 import { z } from 'zod';
 import { type CursorKey, encodeCursor, readCursor } from '../commitments/cursor.ts';
 import { describeEvent, mentionedUsers } from '../commitments/describe.ts';
@@ -18,6 +19,15 @@ import {
   listCommitments,
   type PendingAmendmentView,
 } from '../commitments/queries.ts';
+import {
+  encodeNotificationCursor,
+  listNotifications,
+  MAX_MARKED,
+  markNotificationsRead,
+  NOTIFICATION_ID,
+  readNotificationCursor,
+  unreadNotificationCount,
+} from '../notifications/queries.ts';
 import { type Caller, readAs } from '../reader.ts';
 
 export type GraphqlContext = MercuriusContext;
@@ -62,6 +72,30 @@ interface ListArgs {
   } | null;
 }
 
+interface NotificationListArgs {
+  first: number;
+  after?: string | null;
+  unread?: boolean | null;
+}
+
+function pageSize(first: number): number {
+  if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE) {
+    throw badInput('first', `must be between 1 and ${MAX_PAGE}`);
+  }
+  return first;
+}
+
+/** The ids to mark read, or null for all of them: exactly one of the two is given. */
+function markedIds(args: { ids?: string[] | null; all?: boolean | null }): string[] | null {
+  const hasIds = args.ids !== undefined && args.ids !== null;
+  if (hasIds === (args.all === true)) throw badInput('ids', 'give either ids or all: true');
+  if (!hasIds) return null;
+  const ids = args.ids as string[];
+  if (ids.length < 1 || ids.length > MAX_MARKED) throw badInput('ids', `give 1 to ${MAX_MARKED} ids`);
+  if (!ids.every((id) => NOTIFICATION_ID.test(id))) throw badInput('ids', 'must be notification ids');
+  return ids;
+}
+
 /** The terms in the order a commitment shows them. */
 const TERM_FIELDS: readonly (keyof Terms)[] = ['title', 'description', 'terms', 'amount', 'dueAt'];
 
@@ -73,7 +107,11 @@ const JSONScalar = new GraphQLScalarType({
   parseLiteral: (ast, variables) => valueFromASTUntyped(ast, variables),
 });
 
-export function graphqlResolvers(reader: Kysely<Database>): {
+/** `pool`: the service's own connections, for the one write (marking notifications read). */
+export function graphqlResolvers(
+  reader: Kysely<Database>,
+  pool: pg.Pool,
+): {
   resolvers: IResolvers;
   loaders: MercuriusLoaders;
 } {
@@ -89,9 +127,7 @@ export function graphqlResolvers(reader: Kysely<Database>): {
         return { id: caller.userId, displayName: names.get(caller.userId) ?? null, isAdmin: caller.isAdmin };
       },
       commitments: async (_root, args: ListArgs, { caller }: GraphqlContext) => {
-        if (!Number.isInteger(args.first) || args.first < 1 || args.first > MAX_PAGE) {
-          throw badInput('first', `must be between 1 and ${MAX_PAGE}`);
-        }
+        pageSize(args.first);
         const filter = args.filter ?? {};
         const list = {
           status: filter.status ?? undefined,
@@ -112,6 +148,33 @@ export function graphqlResolvers(reader: Kysely<Database>): {
         });
       },
       commitmentTypes: (_root, _args, { caller }: GraphqlContext) => readAs(reader, caller, commitmentTypes),
+      notifications: async (_root, args: NotificationListArgs, { caller }: GraphqlContext) => {
+        const limit = pageSize(args.first);
+        let after: ReturnType<typeof readNotificationCursor>;
+        if (args.after) {
+          after = readNotificationCursor(args.after);
+          if (!after) throw badInput('after', 'is not a cursor this API gave out');
+        }
+        const unread = args.unread ?? undefined;
+        return readAs(reader, caller, async (db) => {
+          const page = await listNotifications(db, caller.userId, { unread, limit, after });
+          const edges = page.items.map((node) => ({ cursor: encodeNotificationCursor(node), node }));
+          return {
+            edges,
+            pageInfo: { hasNextPage: page.next !== undefined, endCursor: edges.at(-1)?.cursor ?? null },
+          };
+        });
+      },
+      unreadNotificationCount: (_root, _args, { caller }: GraphqlContext) =>
+        readAs(reader, caller, (db) => unreadNotificationCount(db, caller.userId)),
+    },
+    Mutation: {
+      // Like REST's POST /v1/notifications/read: the caller's own rows only, by the statement itself.
+      markNotificationsRead: (
+        _root,
+        args: { ids?: string[] | null; all?: boolean | null },
+        { caller }: GraphqlContext,
+      ) => markNotificationsRead(pool, caller.userId, markedIds(args)),
     },
   };
 

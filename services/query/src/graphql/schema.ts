@@ -67,6 +67,22 @@ export const schema = /* GraphQL */ `
   type PageInfo { hasNextPage: Boolean!, endCursor: String }
   type CommitmentEdge { cursor: String!, node: Commitment! }
   type CommitmentConnection { edges: [CommitmentEdge!]!, pageInfo: PageInfo! }
+  "What a person is told: ids are ledgerIndex:recipient:kind. kind: invitation, response, lifecycle, amendment, dispute, document or reminder."
+  type Notification {
+    id: ID!
+    kind: String!
+    title: String!
+    body: String!
+    "The commitment in the app."
+    link: String!
+    commitmentId: ID!
+    "The ledger entry it came from."
+    ledgerIndex: Float!
+    createdAt: String!
+    readAt: String
+  }
+  type NotificationEdge { cursor: String!, node: Notification! }
+  type NotificationConnection { edges: [NotificationEdge!]!, pageInfo: PageInfo! }
   input CommitmentFilter { status: [Status!], role: Role, type: String, dueBefore: String, dueAfter: String }
 
   type Query {
@@ -74,6 +90,14 @@ export const schema = /* GraphQL */ `
     commitment(id: ID!): Commitment
     commitments(first: Int = 20, after: String, filter: CommitmentFilter): CommitmentConnection!
     commitmentTypes: [CommitmentType!]!
+    "Your notifications, newest first; unread: true for only the unread ones."
+    notifications(first: Int = 20, after: String, unread: Boolean): NotificationConnection!
+    unreadNotificationCount: Int!
+  }
+
+  type Mutation {
+    "Marks your notifications read, those of ids or all of them (give one): how many were unread."
+    markNotificationsRead(ids: [ID!], all: Boolean): Int!
   }
 
   type Subscription {
@@ -81,5 +105,7 @@ export const schema = /* GraphQL */ `
     commitmentChanged(id: ID!): Commitment!
     "Every change to any commitment you are party to."
     myCommitments: Commitment!
+    "Each notification you get from now on."
+    notificationAdded: Notification!
   }
 `;

@@ -1,0 +1,82 @@
+// Email over SMTP: a pooled nodemailer transport sending one notification to one person.
+import nodemailer from 'nodemailer';
+import type { Notification } from '../notification.ts';
+import { renderEmail } from './templates.ts';
+
+export interface MailerOptions {
+  /** smtp[s]://user:pass@host:port (CONNECT_SMTP_URL). */
+  smtpUrl: string;
+  /** The From of every email (CONNECT_MAIL_FROM), e.g. `Connect <no-reply@example.com>`. */
+  from: string;
+  /** Connections kept open to the server; default 3. */
+  maxConnections?: number;
+  /** How long to wait for a connection, the greeting and each answer; default 15 s. */
+  timeoutMs?: number;
+  /** A failure of the transport outside any send (a send's own failure rejects it instead). */
+  onError?: (error: Error) => void;
+}
+
+export interface Recipient {
+  to: string;
+  name: string;
+  /** The one-click unsubscribe link of this notification's kind (unsubscribe.ts). */
+  unsubscribeUrl: string;
+}
+
+export interface Mailer {
+  /** Sends; rejects when the server cannot be reached or refuses the message. */
+  send(notification: Notification, recipient: Recipient): Promise<{ messageId: string }>;
+  close(): void;
+}
+
+/** The domain of a From address, for Message-IDs: `Connect <a@b.example>` → `b.example`. */
+export function domainOf(from: string): string {
+  const match = /@([A-Za-z0-9.-]+)>?\s*$/.exec(from.trim());
+  if (!match?.[1]) throw new Error(`CONNECT_MAIL_FROM has no domain: ${from}`);
+  return match[1].toLowerCase();
+}
+
+/**
+ * The same notification always gets the same Message-ID, so a receiver drops a copy a retry
+ * sent again.
+ */
+export function messageIdOf(notification: Pick<Notification, 'id'>, domain: string): string {
+  return `<${notification.id.replace(/[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]/g, '-')}@${domain}>`;
+}
+
+export function createMailer(options: MailerOptions): Mailer {
+  const domain = domainOf(options.from);
+  const timeout = options.timeoutMs ?? 15_000;
+  const transport = nodemailer.createTransport({
+    url: options.smtpUrl,
+    pool: true,
+    maxConnections: options.maxConnections ?? 3,
+    connectionTimeout: timeout,
+    greetingTimeout: timeout,
+    socketTimeout: timeout,
+  });
+  // Without a listener, an 'error' event would end the process.
+  transport.on('error', (error) => options.onError?.(error));
+  return {
+    async send(notification, recipient) {
+      const content = renderEmail(notification, recipient.name, { unsubscribeUrl: recipient.unsubscribeUrl });
+      const messageId = messageIdOf(notification, domain);
+      await transport.sendMail({
+        from: options.from,
+        to: { name: recipient.name, address: recipient.to },
+        subject: content.subject,
+        text: content.text,
+        html: content.html,
+        messageId,
+        date: new Date(notification.createdAt),
+        headers: {
+          'List-Unsubscribe': `<${recipient.unsubscribeUrl}>`,
+          'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+          'Auto-Submitted': 'auto-generated',
+        },
+      });
+      return { messageId };
+    },
+    close: () => transport.close(),
+  };
+}

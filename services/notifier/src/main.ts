@@ -1,0 +1,27 @@
+// The notifier as a service of its own (docker-compose): the projector's runner and /readyz, with
+// the notifications projection alone, and the delivery worker (graphile-worker, same database).
+import { loadConfig } from '@connect/db';
+import { serve } from '@connect/http';
+import { openLedgerRuntime } from '@connect/ledger';
+import { buildApp } from '@connect/projector';
+import { openNotifier } from './projection.ts';
+import { openDeliveryQueue } from './queue/setup.ts';
+
+const config = loadConfig(process.env);
+const runtime = await openLedgerRuntime(config);
+const { pool, db } = runtime.database;
+const delivery = await openDeliveryQueue({ pool, db, config });
+const notifier = await openNotifier(pool, { appUrl: config.appUrl, ...delivery.hooks });
+const app = buildApp(
+  { pool, origin: runtime.ledger.origin, options: { projections: [notifier] } },
+  { logLevel: config.logLevel, timeouts: config.httpTimeouts },
+);
+await delivery.start(app.log);
+await serve(app, {
+  port: config.port,
+  host: config.host,
+  onClose: async () => {
+    await delivery.close();
+    await runtime.close();
+  },
+});

@@ -1,0 +1,186 @@
+// The notifier follows the ledger as a projection of its own ('notifications'): the projector's
+// runner gives it its checkpoint, one active runner (advisory lock), batches and quarantine. Each
+// batch replays the touched commitments from the ledger (not from another projection, which may
+// be behind or ahead), turns each event into notifications (rules.ts) and writes them, with the
+// checkpoint, in one transaction: a notification exists exactly when its entry is projected.
+import {
+  applyRecorded,
+  COMMITMENT_STREAMS,
+  type Commitment,
+  commitmentIdOf,
+  commitmentStream,
+  initialState,
+  PROFILE_REGISTERED,
+  profileRegistered,
+  profileStream,
+  profileUserOf,
+} from '@connect/domain';
+import { type Entry, entryFromRow } from '@connect/ledger';
+import { type Projection, ProjectionError } from '@connect/projector';
+import type pg from 'pg';
+import type { Notification } from './notification.ts';
+import { type Happening, notificationsFor, usersOf } from './rules.ts';
+
+export const NOTIFICATIONS_PROJECTION = 'notifications';
+const TABLE = 'notifications';
+
+/**
+ * Hands the notifications a batch created to the other channels (email, push, webhooks: a job
+ * queue), inside the batch's transaction, so each is enqueued exactly when it is recorded. Not
+ * called when a replay rebuilds the table: what was delivered once is not delivered again.
+ */
+export type Enqueue = (client: pg.ClientBase, notifications: readonly Notification[]) => Promise<void>;
+
+/**
+ * Hands every commitment event of a batch (whoever it notifies) to the integrations (webhooks),
+ * inside the batch's transaction; like `enqueue`, not called when a replay rebuilds the table.
+ */
+export type Publish = (client: pg.ClientBase, happenings: readonly Happening[]) => Promise<void>;
+
+export interface NotifierOptions {
+  /** The web app's base URL (CONNECT_APP_URL): a notification links to its commitment there. */
+  appUrl: string;
+  enqueue?: Enqueue;
+  publish?: Publish;
+}
+
+export function notificationsProjection(options: NotifierOptions): Projection {
+  return {
+    name: NOTIFICATIONS_PROJECTION,
+    tables: [TABLE],
+    streams: [COMMITMENT_STREAMS],
+    async apply(client, entries, tables) {
+      const mine = entries.filter((entry) => commitmentIdOf(entry.stream) !== undefined);
+      const first = mine[0];
+      if (!first) return;
+      const happenings = await happeningsOf(client, mine, first.index);
+      const names = await displayNames(client, [...new Set(happenings.flatMap(usersOf))]);
+      const notifications = happenings.flatMap((h) => notificationsFor(h, { names, appUrl: options.appUrl }));
+      const table = tables[TABLE] as string;
+      const created = await insertNotifications(client, table, notifications);
+      if (table !== TABLE) return;
+      if (options.enqueue && created.length > 0) await options.enqueue(client, created);
+      if (options.publish && happenings.length > 0) await options.publish(client, happenings);
+    },
+  };
+}
+
+/**
+ * Ensures the notifier has a checkpoint, starting at the ledger's head the first time: a notifier
+ * added to a running ledger tells people about what happens from then on, not about its past.
+ * (Inserted here rather than by the migration: a checkpoint no runner moves would hold back every
+ * read's Connect-Min-Index, so it exists only once some process runs this projection.)
+ */
+export async function ensureNotifierCheckpoint(pool: pg.Pool | pg.ClientBase): Promise<void> {
+  await pool.query(
+    `insert into projection_checkpoints (projection, last_index)
+     values ($1, coalesce((select tree_size - 1 from ledger_head), -1))
+     on conflict (projection) do nothing`,
+    [NOTIFICATIONS_PROJECTION],
+  );
+}
+
+/** The notifier's projection, its checkpoint ensured: what a process that runs it starts with. */
+export async function openNotifier(pool: pg.Pool, options: NotifierOptions): Promise<Projection> {
+  await ensureNotifierCheckpoint(pool);
+  return notificationsProjection(options);
+}
+
+/** Each entry's event with the commitment's state before and after it; the states are replayed from the ledger. */
+async function happeningsOf(client: pg.ClientBase, entries: Entry[], from: number): Promise<Happening[]> {
+  const ids = [...new Set(entries.map((entry) => commitmentIdOf(entry.stream) as string))];
+  const states = await statesBefore(client, ids, from);
+  const happenings: Happening[] = [];
+  for (const entry of entries) {
+    const id = commitmentIdOf(entry.stream) as string;
+    const before = states.get(id) ?? initialState(id);
+    const { state: after, event } = apply(before, entry);
+    states.set(id, after);
+    if (event) {
+      happenings.push({
+        index: entry.index,
+        actor: entry.actor,
+        recordedAt: entry.recordedAt,
+        event,
+        before,
+        after,
+      });
+    }
+  }
+  return happenings;
+}
+
+function apply(state: Commitment, entry: Entry) {
+  try {
+    return applyRecorded(state, entry);
+  } catch (error) {
+    throw ProjectionError.of(entry.index, error);
+  }
+}
+
+/** The commitments' states just before ledger index `before`, replayed from their entries. */
+async function statesBefore(
+  client: pg.ClientBase,
+  ids: string[],
+  before: number,
+): Promise<Map<string, Commitment>> {
+  const { rows } = await client.query(
+    'select * from ledger_entries where stream = any($1::text[]) and index < $2 order by index',
+    [ids.map(commitmentStream), before],
+  );
+  const states = new Map<string, Commitment>();
+  for (const row of rows) {
+    const entry = entryFromRow(row, '');
+    const id = commitmentIdOf(entry.stream) as string;
+    states.set(id, apply(states.get(id) ?? initialState(id), entry).state);
+  }
+  return states;
+}
+
+/** Display names as the users registered them in the ledger; an erased or unknown one is left out. */
+async function displayNames(client: pg.ClientBase, userIds: string[]): Promise<Map<string, string>> {
+  if (userIds.length === 0) return new Map();
+  const { rows } = await client.query<{ stream: string; data: unknown }>(
+    'select stream, data from ledger_entries where stream = any($1::text[]) and type = $2 order by index',
+    [userIds.map(profileStream), PROFILE_REGISTERED],
+  );
+  const names = new Map<string, string>();
+  for (const row of rows) {
+    const userId = profileUserOf(row.stream);
+    const parsed = profileRegistered.safeParse(row.data);
+    if (userId !== undefined && parsed.success) names.set(userId, parsed.data.displayName);
+  }
+  return names;
+}
+
+const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+/** Writes the notifications not yet there; returns those it wrote. */
+async function insertNotifications(
+  client: pg.ClientBase,
+  table: string,
+  notifications: readonly Notification[],
+): Promise<Notification[]> {
+  if (notifications.length === 0) return [];
+  const { rows } = await client.query<{ id: string }>(
+    `insert into ${ident(table)}
+       (id, recipient_id, kind, title, body, link, commitment_id, ledger_index, created_at)
+     select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                          $7::uuid[], $8::bigint[], $9::timestamptz[])
+     on conflict (id) do nothing
+     returning id`,
+    [
+      notifications.map((n) => n.id),
+      notifications.map((n) => n.recipientId),
+      notifications.map((n) => n.kind),
+      notifications.map((n) => n.title),
+      notifications.map((n) => n.body),
+      notifications.map((n) => n.link),
+      notifications.map((n) => n.commitmentId),
+      notifications.map((n) => n.ledgerIndex),
+      notifications.map((n) => n.createdAt),
+    ],
+  );
+  const created = new Set(rows.map((row) => row.id));
+  return notifications.filter((n) => created.has(n.id));
+}

@@ -1,0 +1,3 @@
+export * from './deliver.ts';
+export * from './keys.ts';
+export * from './subscriptions.ts';

@@ -1,0 +1,75 @@
+// What the notifications projection hands the queue in each batch's transaction: one job per new
+// notification and configured channel, and per ledger event a webhook message (a delivery per
+// endpoint that takes its type) with a job per delivery. Preferences are not checked here but by
+// each channel when it delivers, so a person who turns a kind off before it goes out gets nothing.
+import type { Database } from '@connect/db';
+import { Kysely, PostgresDialect } from 'kysely';
+import type pg from 'pg';
+import type { Enqueue, Publish } from '../projection.ts';
+import type { Happening } from '../rules.ts';
+import type { WebhookMessage } from '../webhooks/deliver.ts';
+import { enqueueWebhook } from '../webhooks/store.ts';
+import { addDeliveryJobs, notificationJobs, webhookJob } from './jobs.ts';
+import type { QueuedChannel } from './tasks.ts';
+
+export interface QueueHooks {
+  enqueue: Enqueue;
+  publish: Publish;
+}
+
+/** The projection's hooks for the channels that are configured (each with a handler in the worker). */
+export function queueHooks(options: { channels: readonly QueuedChannel[]; maxAttempts: number }): QueueHooks {
+  return {
+    async enqueue(client, notifications) {
+      await addDeliveryJobs(client, notificationJobs(notifications, options.channels, options.maxAttempts));
+    },
+    async publish(client, happenings) {
+      const db = kyselyOn(client);
+      const jobs = [];
+      for (const happening of happenings) {
+        const ids = await enqueueWebhook(db, webhookMessageOf(happening), new Date(happening.recordedAt));
+        jobs.push(...ids.map((id) => webhookJob(id, 0)));
+      }
+      await addDeliveryJobs(client, jobs);
+    },
+  };
+}
+
+/**
+ * The webhook message of a ledger event: its id is the ledger index (the same however often it is
+ * sent), its type `commitment.<event in kebab case>` (CommitmentActivated → commitment.activated,
+ * PartyInvited → commitment.party-invited). The payload names the commitment and the entry, and the
+ * commitment's status after it; no names, terms or reasons, which the receiver reads through the API.
+ */
+export function webhookMessageOf(happening: Happening): WebhookMessage {
+  return {
+    webhookId: `evt_${happening.index}`,
+    eventType: webhookEventType(happening.event.type),
+    payload: {
+      commitmentId: happening.after.id,
+      index: happening.index,
+      type: happening.event.type,
+      status: happening.after.status,
+      version: happening.after.version,
+      recordedAt: happening.recordedAt,
+    },
+  };
+}
+
+export function webhookEventType(eventType: string): string {
+  const name = eventType.replace(/^Commitment(?=[A-Z])/, '');
+  return `commitment.${name.replace(/(?<!^)([A-Z])/g, '-$1').toLowerCase()}`;
+}
+
+/** A kysely handle that runs every query on the client, i.e. in its transaction. */
+function kyselyOn(client: pg.ClientBase): Kysely<Database> {
+  const connection = {
+    query: client.query.bind(client),
+    release: () => {},
+  };
+  return new Kysely<Database>({
+    dialect: new PostgresDialect({
+      pool: { connect: async () => connection, end: async () => {} } as never,
+    }),
+  });
+}

@@ -1,0 +1,122 @@
+// The delivery worker: graphile-worker, on the service's own pool and database, running one task
+// per channel. Jobs live in its tables (schema graphile_worker), so a crash or a restart loses
+// nothing: a job whose worker died is unlocked and run again. A channel that is down or slow holds
+// only its own jobs: each fails within its channel's timeout and waits out its backoff, while the
+// other channels' jobs run on the other worker slots.
+import type { Database } from '@connect/db';
+import { type JobHelpers, Logger, type Runner, run, runMigrations, type TaskList } from 'graphile-worker';
+import type { Kysely } from 'kysely';
+import type pg from 'pg';
+import type { Notification, NotificationKind } from '../notification.ts';
+import { type AttemptDeps, attemptDelivery } from '../webhooks/store.ts';
+import { addDeliveryJobs, webhookJob } from './jobs.ts';
+import {
+  type ChannelHandlers,
+  DELIVERY_TASKS,
+  type NotificationJob,
+  QUEUED_CHANNELS,
+  type WebhookJob,
+} from './tasks.ts';
+
+export interface WorkerLog {
+  error(object: object, message: string): void;
+  warn(object: object, message: string): void;
+  info(object: object, message: string): void;
+  debug(object: object, message: string): void;
+}
+
+export interface DeliveryWorkerOptions {
+  pool: pg.Pool;
+  db: Kysely<Database>;
+  /** The channels delivered through the queue; one that is absent runs no jobs (and gets none). */
+  channels: ChannelHandlers;
+  /** How webhook deliveries are attempted (allowPrivate, timeouts); webhooks always run. */
+  webhooks: AttemptDeps;
+  concurrency?: number;
+  /** How often to look for due jobs besides being notified of new ones (ms). */
+  pollInterval?: number;
+  log?: WorkerLog;
+}
+
+/** Creates or updates graphile-worker's schema in the database (idempotent; run at start). */
+export async function migrateDeliveryQueue(pool: pg.Pool): Promise<void> {
+  await runMigrations({ pgPool: pool, logger: quietLogger });
+}
+
+/** Starts the worker; `stop()` waits for the jobs in hand to finish. */
+export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promise<Runner> {
+  return run({
+    pgPool: options.pool,
+    taskList: deliveryTasks(options),
+    concurrency: options.concurrency ?? 8,
+    pollInterval: options.pollInterval ?? 2000,
+    noHandleSignals: true,
+    logger: options.log ? loggerOf(options.log) : quietLogger,
+  });
+}
+
+export function deliveryTasks({ pool, db, channels, webhooks }: DeliveryWorkerOptions): TaskList {
+  const tasks: TaskList = {};
+  for (const channel of QUEUED_CHANNELS) {
+    const handler = channels[channel];
+    if (!handler) continue;
+    tasks[DELIVERY_TASKS[channel]] = async (payload) => {
+      const { notificationId } = payload as NotificationJob;
+      const notification = await readNotification(db, notificationId);
+      // Gone (the notifications table was rebuilt without it): nothing to deliver.
+      if (!notification) return;
+      await handler.deliver(notification);
+    };
+  }
+  tasks[DELIVERY_TASKS.webhook] = async (payload, helpers: JobHelpers) => {
+    const { deliveryId } = payload as WebhookJob;
+    const exists = await db
+      .selectFrom('webhook_deliveries')
+      .select('id')
+      .where('id', '=', deliveryId)
+      .executeTakeFirst();
+    // The endpoint was deleted, and its deliveries with it.
+    if (!exists) return;
+    const result = await attemptDelivery(db, deliveryId, webhooks);
+    if (result.nextAttemptAt) {
+      const client = await pool.connect();
+      try {
+        await addDeliveryJobs(client, [
+          webhookJob(deliveryId, result.delivery.attempts, result.nextAttemptAt),
+        ]);
+      } finally {
+        client.release();
+      }
+      helpers.logger.debug(`webhook delivery ${deliveryId} failed; next attempt at ${result.nextAttemptAt}`);
+    }
+  };
+  return tasks;
+}
+
+async function readNotification(db: Kysely<Database>, id: string): Promise<Notification | undefined> {
+  const row = await db.selectFrom('notifications').selectAll().where('id', '=', id).executeTakeFirst();
+  if (!row) return undefined;
+  return {
+    id: row.id,
+    recipientId: row.recipient_id,
+    kind: row.kind as NotificationKind,
+    title: row.title,
+    body: row.body,
+    link: row.link,
+    commitmentId: row.commitment_id,
+    ledgerIndex: Number(row.ledger_index),
+    createdAt: new Date(row.created_at).toISOString(),
+  };
+}
+
+const quietLogger = new Logger(() => () => {});
+
+function loggerOf(log: WorkerLog): Logger {
+  return new Logger((scope) => (level, message, meta) => {
+    const fields = { scope, ...meta };
+    if (level === 'error') log.error(fields, message);
+    else if (level === 'warning') log.warn(fields, message);
+    else if (level === 'info') log.info(fields, message);
+    else log.debug(fields, message);
+  });
+}

@@ -1,0 +1,3 @@
+export * from './deliver.ts';
+export * from './phones.ts';
+export * from './twilio.ts';

@@ -1,0 +1,83 @@
+// The notifier as a projection: its checkpoint, batching across a commitment's entries, and the
+// seam where other channels enqueue deliveries in the same transaction.
+
+import type { Ledger } from '@connect/ledger';
+import { replayProjection, startProjector } from '@connect/projector';
+import type { FastifyBaseLogger } from 'fastify';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import type { TestDatabase } from '../../../test/support/database.ts';
+import { activeCommitment, ORIGIN, projectorLedger, registerProfile } from '../../projector/test/support.ts';
+import type { Notification } from '../src/notification.ts';
+import { openNotifier } from '../src/projection.ts';
+
+const quiet = { info() {}, warn() {}, error() {} } as unknown as FastifyBaseLogger;
+let database: TestDatabase;
+let ledger: Ledger;
+
+beforeAll(async () => {
+  ({ database, ledger } = await projectorLedger());
+});
+afterAll(async () => {
+  await ledger.drain();
+  await database.close();
+});
+
+async function notifierAtHead(): Promise<boolean> {
+  const { rows } = await database.pool.query<{ behind: boolean }>(
+    `select last_index < (select tree_size - 1 from ledger_head) as behind
+       from projection_checkpoints where projection = 'notifications'`,
+  );
+  return rows[0]?.behind === false;
+}
+
+test('from its first run on, each event becomes notifications, enqueued in the same transaction, once', async () => {
+  const alice = await registerProfile(ledger, 'Alice');
+  const bob = await registerProfile(ledger, 'Bob');
+  await activeCommitment(ledger, alice, bob, 'Before the notifier');
+
+  const enqueued: Notification[] = [];
+  const visibleWhenEnqueued: boolean[] = [];
+  const notifier = await openNotifier(database.pool, {
+    appUrl: 'https://app.example.com',
+    async enqueue(client, notifications) {
+      const { rows } = await client.query<{ n: number }>(
+        'select count(*)::int as n from notifications where id = any($1)',
+        [notifications.map((n) => n.id)],
+      );
+      visibleWhenEnqueued.push(rows[0]?.n === notifications.length);
+      enqueued.push(...notifications);
+    },
+  });
+  const id = await activeCommitment(ledger, alice, bob, 'Lend a bike');
+
+  // Batches of two: a commitment's later entries are applied to the state its earlier ones left.
+  const projector = startProjector(
+    { pool: database.pool, origin: ORIGIN, log: quiet },
+    { projections: [notifier], batchSize: 2, pollMs: 50 },
+  );
+  await expect.poll(notifierAtHead, { timeout: 15_000, interval: 25 }).toBe(true);
+  await projector.close();
+
+  const { rows } = await database.pool.query(
+    'select id, recipient_id, kind, title, link, commitment_id from notifications order by ledger_index',
+  );
+  // The fixture appends every event as the creator: the acceptance is hers, so she hears nothing.
+  expect(rows.map((row) => [row.recipient_id, row.kind, row.title])).toEqual([
+    [bob, 'invitation', 'Alice invited you to “Lend a bike”'],
+    [bob, 'lifecycle', 'Alice proposed “Lend a bike”'],
+    [bob, 'lifecycle', '“Lend a bike” is active'],
+  ]);
+  expect(rows.every((row) => row.commitment_id === id)).toBe(true);
+  expect(rows[0]?.link).toBe(`https://app.example.com/commitments/${id}`);
+  expect(enqueued.map((n) => n.id).sort()).toEqual(rows.map((row) => row.id).sort());
+  expect(visibleWhenEnqueued.every(Boolean)).toBe(true);
+
+  // A rebuild replays the whole ledger (the commitment from before the first run too) into the
+  // same rows, and delivers nothing again.
+  const replayed = await replayProjection({ pool: database.pool, origin: ORIGIN }, notifier);
+  expect(replayed.quarantined).toEqual([]);
+  const again = await database.pool.query<{ id: string }>('select id from notifications');
+  expect(again.rows.map((row) => row.id)).toEqual(expect.arrayContaining(rows.map((row) => row.id)));
+  expect(again.rows).toHaveLength(2 * rows.length);
+  expect(enqueued).toHaveLength(rows.length);
+});

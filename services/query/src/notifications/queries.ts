@@ -1,0 +1,167 @@
+// The in-app notification reads and the one write, shared by REST (routes.ts) and GraphQL. Reads
+// take the caller's reader (readAs: row-level security shows a person only their own rows) and
+// filter by recipient as well; marking read takes the service's pool and is bounded to the
+// caller's rows by the statement itself.
+import { sql } from 'kysely';
+import type pg from 'pg';
+import { z } from 'zod';
+import type { Reader } from '../reader.ts';
+
+export interface NotificationView {
+  id: string;
+  kind: string;
+  title: string;
+  body: string;
+  link: string;
+  commitmentId: string;
+  ledgerIndex: number;
+  createdAt: string;
+  readAt: string | null;
+}
+
+/** Where a page of notifications (newest first) stops. */
+export interface NotificationCursorKey {
+  createdAt: string;
+  ledgerIndex: number;
+  id: string;
+}
+
+/** ledgerIndex:recipient:kind */
+export const NOTIFICATION_ID = /^\d{1,19}:[^:\s]{1,200}:[a-z]{1,20}$/;
+/** Most ids one request marks read. */
+export const MAX_MARKED = 500;
+
+const cursorShape = z.tuple([z.iso.datetime({ offset: true }), z.number().int().min(0), z.string().max(250)]);
+
+export const encodeNotificationCursor = (key: NotificationCursorKey): string =>
+  Buffer.from(JSON.stringify([key.createdAt, key.ledgerIndex, key.id])).toString('base64url');
+
+/** The key of a cursor this API gave out; undefined for anything else. */
+export function readNotificationCursor(cursor: string): NotificationCursorKey | undefined {
+  try {
+    const [createdAt, ledgerIndex, id] = cursorShape.parse(
+      JSON.parse(Buffer.from(cursor, 'base64url').toString()),
+    );
+    return { createdAt, ledgerIndex, id };
+  } catch {
+    return undefined;
+  }
+}
+
+const COLUMNS = [
+  'id',
+  'kind',
+  'title',
+  'body',
+  'link',
+  'commitment_id',
+  'ledger_index',
+  'created_at',
+  'read_at',
+] as const;
+
+function view(row: {
+  id: string;
+  kind: string;
+  title: string;
+  body: string;
+  link: string;
+  commitment_id: string;
+  ledger_index: number | string | bigint;
+  created_at: Date;
+  read_at: Date | null;
+}): NotificationView {
+  return {
+    id: row.id,
+    kind: row.kind,
+    title: row.title,
+    body: row.body,
+    link: row.link,
+    commitmentId: row.commitment_id,
+    ledgerIndex: Number(row.ledger_index),
+    createdAt: row.created_at.toISOString(),
+    readAt: row.read_at?.toISOString() ?? null,
+  };
+}
+
+/** A page of the caller's notifications, newest first; `next` is set when there are more. */
+export async function listNotifications(
+  db: Reader,
+  userId: string,
+  filter: { unread?: boolean; limit: number; after?: NotificationCursorKey },
+): Promise<{ items: NotificationView[]; next: NotificationCursorKey | undefined }> {
+  let query = db.selectFrom('notifications').select(COLUMNS).where('recipient_id', '=', userId);
+  if (filter.unread) query = query.where('read_at', 'is', null);
+  const after = filter.after;
+  if (after) {
+    query = query.where(
+      sql<boolean>`(created_at, ledger_index, id) < (${after.createdAt}::timestamptz, ${after.ledgerIndex}::bigint, ${after.id}::text)`,
+    );
+  }
+  const rows = await query
+    .orderBy('created_at', 'desc')
+    .orderBy('ledger_index', 'desc')
+    .orderBy('id', 'desc')
+    .limit(filter.limit + 1)
+    .execute();
+  const items = rows.slice(0, filter.limit).map(view);
+  const last = items.at(-1);
+  const next =
+    rows.length > filter.limit && last
+      ? { createdAt: last.createdAt, ledgerIndex: last.ledgerIndex, id: last.id }
+      : undefined;
+  return { items, next };
+}
+
+export async function unreadNotificationCount(db: Reader, userId: string): Promise<number> {
+  const row = await db
+    .selectFrom('notifications')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('recipient_id', '=', userId)
+    .where('read_at', 'is', null)
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
+/**
+ * The caller's notifications after `after` (an index, or one notification of it) up to ledger
+ * index `upTo`, oldest first: what a subscriber has not been sent yet.
+ */
+export async function notificationsSince(
+  db: Reader,
+  userId: string,
+  after: { ledgerIndex: number; id?: string },
+  upTo: number,
+  limit: number,
+): Promise<NotificationView[]> {
+  const rows = await db
+    .selectFrom('notifications')
+    .select(COLUMNS)
+    .where('recipient_id', '=', userId)
+    .where(
+      after.id === undefined
+        ? sql<boolean>`ledger_index > ${after.ledgerIndex}::bigint`
+        : sql<boolean>`(ledger_index, id) > (${after.ledgerIndex}::bigint, ${after.id}::text)`,
+    )
+    .where('ledger_index', '<=', upTo)
+    .orderBy('ledger_index')
+    .orderBy('id')
+    .limit(limit)
+    .execute();
+  return rows.map(view);
+}
+
+/**
+ * Marks the caller's notifications read: those of `ids` (others' ids match nothing), or every one
+ * when `ids` is null. Answers how many were unread and are read now.
+ */
+export async function markNotificationsRead(
+  pool: pg.Pool,
+  userId: string,
+  ids: readonly string[] | null,
+): Promise<number> {
+  const statement = `update notifications set read_at = now()
+      where recipient_id = $1 and read_at is null and ($2::text[] is null or id = any($2::text[]))`;
+  const result = await pool.query(statement, [userId, ids]);
+  return result.rowCount ?? 0;
+}
