@@ -2,7 +2,7 @@ import { commandDeps, commandOperations, commandRoutes } from '@connect/command'
 import { assertMigrated, loadConfig } from '@connect/db';
 import { createServer, docsRoutes, serve } from '@connect/http';
 import { openLedgerRuntime } from '@connect/ledger';
-import { openDeliveryQueue, openNotifier } from '@connect/notifier';
+import { type DeliveryQueue, openDeliveryQueue, openNotifier } from '@connect/notifier';
 import { attachProjector, PROJECTIONS, type Projector } from '@connect/projector';
 import { queryDeps, queryOperations, queryRoutes } from '@connect/query';
 
@@ -17,15 +17,18 @@ export async function start(): Promise<number> {
   const { pool } = runtime.database;
   const { ledger } = runtime;
   let projector: Projector | undefined;
+  let delivery: DeliveryQueue | undefined;
   const app = createServer({
     logLevel: config.logLevel,
     timeouts: config.httpTimeouts,
     checkReady: async () => {
       await assertMigrated(pool);
+      delivery?.assertHealthy();
       return projector?.readiness();
     },
   });
-  const delivery = await openDeliveryQueue({ pool, db: runtime.database.db, config, log: app.log });
+  delivery = await openDeliveryQueue({ pool, db: runtime.database.db, config, log: app.log });
+  delivery.registerMetrics(app.metrics);
   const notifier = await openNotifier(pool, { appUrl: config.appUrl, ...delivery.hooks });
   projector = attachProjector(app, {
     pool,

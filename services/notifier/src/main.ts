@@ -14,8 +14,9 @@ const delivery = await openDeliveryQueue({ pool, db, config });
 const notifier = await openNotifier(pool, { appUrl: config.appUrl, ...delivery.hooks });
 const app = buildApp(
   { pool, origin: runtime.ledger.origin, options: { projections: [notifier] } },
-  { logLevel: config.logLevel, timeouts: config.httpTimeouts },
+  { logLevel: config.logLevel, timeouts: config.httpTimeouts, alsoReady: () => delivery.assertHealthy() },
 );
+delivery.registerMetrics(app.metrics);
 await delivery.start(app.log);
 await serve(app, {
   port: config.port,

@@ -19,6 +19,7 @@ import { type Entry, entryFromRow } from '@connect/ledger';
 import { type Projection, ProjectionError } from '@connect/projector';
 import type pg from 'pg';
 import type { Notification } from './notification.ts';
+import type { Schedule } from './reminders/schedule.ts';
 import { type Happening, notificationsFor, usersOf } from './rules.ts';
 
 export const NOTIFICATIONS_PROJECTION = 'notifications';
@@ -42,6 +43,8 @@ export interface NotifierOptions {
   appUrl: string;
   enqueue?: Enqueue;
   publish?: Publish;
+  /** Keeps the deadline reminders in step with the batch's commitments (reminders/schedule.ts). */
+  schedule?: Schedule;
 }
 
 export function notificationsProjection(options: NotifierOptions): Projection {
@@ -61,6 +64,7 @@ export function notificationsProjection(options: NotifierOptions): Projection {
       if (table !== TABLE) return;
       if (options.enqueue && created.length > 0) await options.enqueue(client, created);
       if (options.publish && happenings.length > 0) await options.publish(client, happenings);
+      if (options.schedule && happenings.length > 0) await options.schedule(client, happenings);
     },
   };
 }
@@ -138,7 +142,7 @@ async function statesBefore(
 }
 
 /** Display names as the users registered them in the ledger; an erased or unknown one is left out. */
-async function displayNames(client: pg.ClientBase, userIds: string[]): Promise<Map<string, string>> {
+export async function displayNames(client: pg.ClientBase, userIds: string[]): Promise<Map<string, string>> {
   if (userIds.length === 0) return new Map();
   const { rows } = await client.query<{ stream: string; data: unknown }>(
     'select stream, data from ledger_entries where stream = any($1::text[]) and type = $2 order by index',
@@ -156,7 +160,7 @@ async function displayNames(client: pg.ClientBase, userIds: string[]): Promise<M
 const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 /** Writes the notifications not yet there; returns those it wrote. */
-async function insertNotifications(
+export async function insertNotifications(
   client: pg.ClientBase,
   table: string,
   notifications: readonly Notification[],

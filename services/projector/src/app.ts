@@ -3,7 +3,7 @@ import { createServer, type ServerOptions } from '@connect/http';
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import { Gauge } from 'prom-client';
-import { listQuarantined, type Projector, type ProjectorOptions, startProjector } from './runner.ts';
+import { listLag, listQuarantined, type Projector, type ProjectorOptions, startProjector } from './runner.ts';
 
 export interface ProjectorDeps {
   pool: pg.Pool;
@@ -31,19 +31,43 @@ export function attachProjector(app: FastifyInstance, deps: ProjectorDeps): Proj
       }
     },
   });
+  const lag = (key: 'entries' | 'seconds') =>
+    async function collect(this: Gauge) {
+      const rows = await listLag(deps.pool);
+      this.reset();
+      for (const row of rows) this.set({ projection: row.projection }, row[key]);
+    };
+  new Gauge({
+    name: 'connect_projection_lag_entries',
+    help: 'Ledger entries a projection has yet to apply (the head index less its checkpoint)',
+    labelNames: ['projection'],
+    registers: [app.metrics],
+    collect: lag('entries'),
+  });
+  new Gauge({
+    name: 'connect_projection_lag_seconds',
+    help: 'Age of the oldest ledger entry a projection has yet to apply (0 at the head)',
+    labelNames: ['projection'],
+    registers: [app.metrics],
+    collect: lag('seconds'),
+  });
   return projector;
 }
 
-/** The projector service: the runners, and /readyz naming a projection that stopped. */
+/**
+ * The projector service: the runners, and /readyz naming a projection that stopped or is stuck
+ * (and whatever `alsoReady` throws, e.g. the notifier's delivery worker having stopped).
+ */
 export function buildApp(
   deps: ProjectorDeps,
-  options: Pick<ServerOptions, 'logLevel' | 'timeouts'> = {},
+  { alsoReady, ...options }: Pick<ServerOptions, 'logLevel' | 'timeouts'> & { alsoReady?(): void } = {},
 ): FastifyInstance {
   let projector: Projector | undefined;
   const app = createServer({
     ...options,
     checkReady: async () => {
       await assertMigrated(deps.pool);
+      alsoReady?.();
       return projector?.readiness();
     },
   });

@@ -38,11 +38,13 @@ export interface ProjectorOptions {
   pollMs?: number;
   /** How often a standby tries to take over. */
   standbyMs?: number;
+  /** An active projection that has not advanced for this long while entries wait is stuck (/readyz). */
+  stuckAfterMs?: number;
 }
 
 export interface Projector {
   status(): ProjectionStatus[];
-  /** Throws naming the projection and error when one has stopped; else the streams set aside. */
+  /** Throws naming the projection when one has stopped or is stuck; else the streams set aside. */
   readiness(): Promise<{ quarantined: QuarantinedStream[] }>;
   close(): Promise<void>;
 }
@@ -52,9 +54,11 @@ export function startProjector(
   options: ProjectorOptions = {},
 ): Projector {
   const { pool, origin, log } = deps;
-  const { batchSize = 2000, pollMs = 1000, standbyMs = 1000 } = options;
+  const { batchSize = 2000, pollMs = 1000, standbyMs = 1000, stuckAfterMs = 60_000 } = options;
   const wakeup = ledgerWakeup(pool, pollMs);
   const statuses = new Map<string, ProjectionStatus>();
+  /** When each projection last finished a batch (or became active): how stuck detection sees it. */
+  const advancedAt = new Map<string, number>();
   let closed = false;
 
   async function run(projection: Projection): Promise<void> {
@@ -79,6 +83,7 @@ export function startProjector(
           lost = true;
         });
         status.state = 'active';
+        advancedAt.set(projection.name, Date.now());
         log.info({ projection: projection.name }, 'projection active');
         await drive(projection, status, () => lost || closed);
         await lockClient.query('select pg_advisory_unlock($1, hashtext($2))', [LOCK_CLASS, projection.name]);
@@ -104,6 +109,7 @@ export function startProjector(
         const result = await projectBatch(client, projection, tables, { origin, limit: batchSize });
         client.release();
         status.lastIndex = result.lastIndex;
+        advancedAt.set(projection.name, Date.now());
         for (const q of result.quarantined) {
           log.error(
             { projection: projection.name, stream: q.stream, index: q.index, error: q.error },
@@ -125,19 +131,33 @@ export function startProjector(
 
   const runs = (options.projections ?? PROJECTIONS).map((projection) => run(projection));
 
+  /** The active projections that have not advanced for stuckAfterMs while entries wait for them. */
+  async function stuck(): Promise<string[]> {
+    const now = Date.now();
+    const idle = [...statuses.values()].filter(
+      (s) => s.state === 'active' && now - (advancedAt.get(s.projection) ?? now) > stuckAfterMs,
+    );
+    if (idle.length === 0) return [];
+    const lag = new Map((await listLag(pool)).map((l) => [l.projection, l]));
+    return idle.flatMap((s) => {
+      const behind = lag.get(s.projection);
+      if (!behind || behind.entries <= 0) return [];
+      const seconds = Math.round((now - (advancedAt.get(s.projection) ?? now)) / 1000);
+      return [
+        `projection ${s.projection} stuck at entry ${behind.checkpoint + 1}: no progress for ${seconds} s ` +
+          `with ${behind.entries} entries waiting`,
+      ];
+    });
+  }
+
   return {
     status: () => [...statuses.values()].map((s) => ({ ...s })),
     async readiness() {
-      const failed = [...statuses.values()].filter((s) => s.failure);
-      if (failed.length > 0) {
-        throw new Error(
-          failed
-            .map(
-              (s) => `projection ${s.projection} stopped at entry ${s.failure?.index}: ${s.failure?.error}`,
-            )
-            .join('; '),
-        );
-      }
+      const problems = [...statuses.values()]
+        .filter((s) => s.failure)
+        .map((s) => `projection ${s.projection} stopped at entry ${s.failure?.index}: ${s.failure?.error}`);
+      problems.push(...(await stuck()));
+      if (problems.length > 0) throw new Error(problems.join('; '));
       return { quarantined: await listQuarantined(pool) };
     },
     async close() {
@@ -146,6 +166,37 @@ export function startProjector(
       await Promise.all(runs);
     },
   };
+}
+
+export interface ProjectionLag {
+  projection: string;
+  checkpoint: number;
+  /** Ledger entries after its checkpoint (the head index less the checkpoint). */
+  entries: number;
+  /** How long ago the first of those was recorded (0 at the head). */
+  seconds: number;
+}
+
+/** How far behind the ledger head each projection's checkpoint is. */
+export async function listLag(pool: pg.Pool): Promise<ProjectionLag[]> {
+  const { rows } = await pool.query<{
+    projection: string;
+    checkpoint: string;
+    entries: string;
+    seconds: number;
+  }>(
+    `select c.projection, c.last_index as checkpoint, greatest(h.tree_size - 1 - c.last_index, 0) as entries,
+            coalesce(greatest(extract(epoch from now() - e.recorded_at), 0), 0)::float8 as seconds
+       from projection_checkpoints c cross join ledger_head h
+       left join ledger_entries e on e.index = c.last_index + 1
+      order by c.projection`,
+  );
+  return rows.map((row) => ({
+    projection: row.projection,
+    checkpoint: Number(row.checkpoint),
+    entries: Number(row.entries),
+    seconds: row.seconds,
+  }));
 }
 
 export async function listQuarantined(pool: pg.Pool): Promise<QuarantinedStream[]> {

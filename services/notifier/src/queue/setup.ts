@@ -5,23 +5,31 @@ import type { Config, Database } from '@connect/db';
 import type { Runner } from 'graphile-worker';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
+import type { Registry } from 'prom-client';
 import { emailChannelFromConfig } from '../email/deliver.ts';
 import { pushChannelFromConfig } from '../push/deliver.ts';
 import type { VapidConfig } from '../push/keys.ts';
+import { REMIND_TASK, reminderSchedule, type Schedule } from '../reminders/schedule.ts';
+import { remindTask } from '../reminders/task.ts';
 import { smsChannelFromConfig } from '../sms/deliver.ts';
 import { type QueueHooks, queueHooks } from './enqueue.ts';
+import { registerDeliveryMetrics } from './metrics.ts';
 import type { ChannelHandlers, QueuedChannel } from './tasks.ts';
 import { migrateDeliveryQueue, startDeliveryWorker, type WorkerLog } from './worker.ts';
 
 export interface DeliveryQueue {
   /** For the notifications projection (openNotifier's options). */
-  hooks: QueueHooks;
+  hooks: QueueHooks & { schedule?: Schedule };
   /** The channels that get jobs. */
   channels: QueuedChannel[];
   /** Starts the worker (once the projection is attached: jobs may already wait), logging to `log`. */
   start(log?: WorkerLog): Promise<void>;
   /** Stops the worker, letting the jobs in hand finish, and closes the channels. */
   close(): Promise<void>;
+  /** Throws when the worker was started and has since stopped or crashed (for /readyz). */
+  assertHealthy(): void;
+  /** Puts the queue's depth and its deliveries by channel and outcome on `registry` (/metrics). */
+  registerMetrics(registry: Registry): void;
 }
 
 export async function openDeliveryQueue(deps: {
@@ -38,6 +46,8 @@ export async function openDeliveryQueue(deps: {
     | 'deliveryConcurrency'
     | 'twilio'
   > &
+    /** Both set: the worker sends deadline reminders (and the projection schedules them). */
+    Partial<Pick<Config, 'reminderOffsets' | 'appUrl'>> &
     VapidConfig;
   log?: WorkerLog;
   /** Handlers of other channels (push, SMS), when they are configured. */
@@ -59,9 +69,15 @@ export async function openDeliveryQueue(deps: {
     ...deps.channels,
   };
   const channels = (Object.keys(handlers) as QueuedChannel[]).filter((channel) => handlers[channel]);
+  const hooks = queueHooks({ channels, maxAttempts: config.deliveryMaxAttempts });
+  const { reminderOffsets, appUrl } = config;
+  const reminders =
+    reminderOffsets && appUrl !== undefined ? { offsets: reminderOffsets, appUrl } : undefined;
   let runner: Runner | undefined;
+  let watched: Runner | undefined;
+  let stopped: string | undefined;
   return {
-    hooks: queueHooks({ channels, maxAttempts: config.deliveryMaxAttempts }),
+    hooks: reminders ? { ...hooks, schedule: reminderSchedule(reminders) } : hooks,
     channels,
     async start(logTo) {
       log = logTo ?? log;
@@ -74,14 +90,38 @@ export async function openDeliveryQueue(deps: {
           onDisabled: (endpoint) => log?.warn({ endpoint }, 'webhook endpoint disabled'),
         },
         concurrency: config.deliveryConcurrency,
+        ...(reminders
+          ? {
+              tasks: {
+                [REMIND_TASK]: remindTask({ pool, appUrl: reminders.appUrl, enqueue: hooks.enqueue }),
+              },
+            }
+          : {}),
         ...(deps.pollInterval ? { pollInterval: deps.pollInterval } : {}),
         ...(log ? { log } : {}),
       });
+      if (watched === runner) return;
+      const current = runner;
+      watched = current;
+      stopped = undefined;
+      // Settles when it stops; unless close() stopped it, that is a worker /readyz must name.
+      const ended = (why: string) => {
+        if (runner === current) stopped = why;
+      };
+      current.promise.then(
+        () => ended('the delivery worker stopped'),
+        (error: Error) => ended(`the delivery worker crashed: ${error.message}`),
+      );
     },
     async close() {
-      await runner?.stop();
+      const current = runner;
       runner = undefined;
+      await current?.stop();
       email?.close();
     },
+    assertHealthy() {
+      if (stopped) throw new Error(`notifier: ${stopped}`);
+    },
+    registerMetrics: (registry) => registerDeliveryMetrics(registry, pool),
   };
 }

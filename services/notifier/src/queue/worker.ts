@@ -10,6 +10,7 @@ import type pg from 'pg';
 import type { Notification, NotificationKind } from '../notification.ts';
 import { type AttemptDeps, attemptDelivery } from '../webhooks/store.ts';
 import { addDeliveryJobs, webhookJob } from './jobs.ts';
+import { countedDelivery, recordDelivery } from './metrics.ts';
 import {
   type ChannelHandlers,
   DELIVERY_TASKS,
@@ -36,6 +37,8 @@ export interface DeliveryWorkerOptions {
   /** How often to look for due jobs besides being notified of new ones (ms). */
   pollInterval?: number;
   log?: WorkerLog;
+  /** Other tasks the worker runs (the deadline reminders). */
+  tasks?: TaskList;
 }
 
 /** Creates or updates graphile-worker's schema in the database (idempotent; run at start). */
@@ -55,8 +58,8 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
   });
 }
 
-export function deliveryTasks({ pool, db, channels, webhooks }: DeliveryWorkerOptions): TaskList {
-  const tasks: TaskList = {};
+export function deliveryTasks({ pool, db, channels, webhooks, ...options }: DeliveryWorkerOptions): TaskList {
+  const tasks: TaskList = { ...options.tasks };
   for (const channel of QUEUED_CHANNELS) {
     const handler = channels[channel];
     if (!handler) continue;
@@ -64,8 +67,8 @@ export function deliveryTasks({ pool, db, channels, webhooks }: DeliveryWorkerOp
       const { notificationId } = payload as NotificationJob;
       const notification = await readNotification(db, notificationId);
       // Gone (the notifications table was rebuilt without it): nothing to deliver.
-      if (!notification) return;
-      await handler.deliver(notification);
+      if (!notification) return recordDelivery(channel, 'gone');
+      await countedDelivery(channel, () => handler.deliver(notification));
     };
   }
   tasks[DELIVERY_TASKS.webhook] = async (payload, helpers: JobHelpers) => {
@@ -76,8 +79,12 @@ export function deliveryTasks({ pool, db, channels, webhooks }: DeliveryWorkerOp
       .where('id', '=', deliveryId)
       .executeTakeFirst();
     // The endpoint was deleted, and its deliveries with it.
-    if (!exists) return;
-    const result = await attemptDelivery(db, deliveryId, webhooks);
+    if (!exists) return recordDelivery('webhook', 'gone');
+    const result = await countedDelivery(
+      'webhook',
+      () => attemptDelivery(db, deliveryId, webhooks),
+      (r) => r.delivery.status,
+    );
     if (result.nextAttemptAt) {
       const client = await pool.connect();
       try {

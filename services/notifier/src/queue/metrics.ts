@@ -1,0 +1,79 @@
+// The delivery queue on /metrics: how many jobs wait, run, retry or lie dead per task (read from
+// graphile-worker's jobs at each scrape), and each delivery attempt's outcome per channel.
+import type pg from 'pg';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { DELIVERY_TASKS } from './tasks.ts';
+
+/** A job's state as the queue-depth gauge counts it. */
+export const JOB_STATES = ['waiting', 'retrying', 'running', 'dead'] as const;
+
+/**
+ * Delivery attempts by channel (email, push, sms, webhook) and outcome: what the channel answered
+ * (sent, not-wanted, no-subscription…; a webhook's delivered, failed or dead), 'gone' when the
+ * notification or delivery no longer exists, 'error' when the attempt threw (the job is retried).
+ * One per process, registered on an app's registry by registerDeliveryMetrics.
+ */
+export const deliveriesTotal = new Counter({
+  name: 'connect_notification_deliveries_total',
+  help: 'Notification delivery attempts by channel and outcome',
+  labelNames: ['channel', 'outcome'],
+  registers: [],
+});
+
+/** Counts one attempt; `outcome` is the channel's answer when it is a string, else 'done'. */
+export function recordDelivery(channel: string, outcome: unknown): void {
+  deliveriesTotal.inc({ channel, outcome: typeof outcome === 'string' ? outcome : 'done' });
+}
+
+/** Runs `attempt`, counting its outcome (`outcomeOf` its result; or 'error', rethrown) on `channel`. */
+export async function countedDelivery<T>(
+  channel: string,
+  attempt: () => Promise<T>,
+  outcomeOf: (result: T) => unknown = (result) => result,
+): Promise<T> {
+  try {
+    const result = await attempt();
+    recordDelivery(channel, outcomeOf(result));
+    return result;
+  } catch (error) {
+    recordDelivery(channel, 'error');
+    throw error;
+  }
+}
+
+/** The delivery jobs by task and state (dead: attempts used up, never run again). */
+export async function queueDepth(
+  db: pg.Pool | pg.ClientBase,
+): Promise<{ task: string; state: (typeof JOB_STATES)[number]; jobs: number }[]> {
+  const { rows } = await db.query<{ task: string; state: (typeof JOB_STATES)[number]; jobs: number }>(
+    `select task_identifier as task,
+            case when attempts >= max_attempts then 'dead'
+                 when locked_at is not null then 'running'
+                 when attempts > 0 then 'retrying'
+                 else 'waiting' end as state,
+            count(*)::int as jobs
+       from graphile_worker.jobs group by 1, 2 order by 1, 2`,
+  );
+  return rows;
+}
+
+/** Puts the deliveries counter and the queue-depth gauge on `registry` (once per registry). */
+export function registerDeliveryMetrics(registry: Registry, pool: pg.Pool): void {
+  if (!registry.getSingleMetric('connect_notification_deliveries_total'))
+    registry.registerMetric(deliveriesTotal);
+  if (registry.getSingleMetric('connect_notification_queue_jobs')) return;
+  new Gauge({
+    name: 'connect_notification_queue_jobs',
+    help: 'Delivery jobs in the queue by task and state (waiting, retrying, running, dead)',
+    labelNames: ['task', 'state'],
+    registers: [registry],
+    async collect() {
+      const rows = await queueDepth(pool);
+      this.reset();
+      for (const task of Object.values(DELIVERY_TASKS)) {
+        for (const state of JOB_STATES) this.set({ task, state }, 0);
+      }
+      for (const row of rows) this.set({ task: row.task, state: row.state }, row.jobs);
+    },
+  });
+}

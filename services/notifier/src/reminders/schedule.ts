@@ -1,0 +1,107 @@
+// Deadline reminders as graphile-worker jobs, one per commitment and offset (job key
+// `reminder:<commitment>:<offset seconds>`), due `offset` before the due date. The notifications
+// projection keeps them in step with the ledger inside its batch transaction: a commitment that
+// becomes active with a due date gets them, a new due date moves them (adding with the same key
+// replaces the job's payload and run_at), and one that ends or loses its due date loses them. Jobs
+// live in the database, so they outlive restarts and run once however many workers there are.
+import type { Commitment } from '@connect/domain';
+import type pg from 'pg';
+import type { Happening } from '../rules.ts';
+
+export const REMIND_TASK = 'remind';
+
+/** A reminder job's payload: the due date it was scheduled for, and the entry that set it. */
+export interface ReminderJob {
+  commitmentId: string;
+  offsetSeconds: number;
+  dueAt: string;
+  ledgerIndex: number;
+}
+
+/** Hands a batch's commitment events to the reminders, inside the batch's transaction. */
+export type Schedule = (client: pg.ClientBase, happenings: readonly Happening[]) => Promise<void>;
+
+export const reminderJobKey = (commitmentId: string, offsetSeconds: number) =>
+  `reminder:${commitmentId}:${offsetSeconds}`;
+
+const REMINDER_ATTEMPTS = 5;
+
+/** The due date a commitment's parties are to be reminded of: while it is active, not yet overdue. */
+export function remindedDueAt(state: Commitment): string | null {
+  return state.exists && state.status === 'active' && !state.overdue ? state.dueAt : null;
+}
+
+/**
+ * The projection's hook: reschedules the reminders of each commitment whose reminded due date the
+ * batch changed, skipping the offsets whose time has passed by `now`.
+ */
+export function reminderSchedule(options: { offsets: readonly number[]; now?: () => Date }): Schedule {
+  const now = options.now ?? (() => new Date());
+  return async (client, happenings) => {
+    for (const change of reminderChanges(happenings)) {
+      await reschedule(client, change, options.offsets, now());
+    }
+  };
+}
+
+interface Change {
+  commitmentId: string;
+  dueAt: string | null;
+  ledgerIndex: number;
+}
+
+/** Per commitment, its reminded due date after the batch, when it differs from the one before it. */
+export function reminderChanges(happenings: readonly Happening[]): Change[] {
+  const first = new Map<string, string | null>();
+  const last = new Map<string, Change>();
+  for (const { index, before, after } of happenings) {
+    if (!first.has(after.id)) first.set(after.id, remindedDueAt(before));
+    const dueAt = remindedDueAt(after);
+    if (last.get(after.id)?.dueAt !== dueAt) {
+      last.set(after.id, { commitmentId: after.id, dueAt, ledgerIndex: index });
+    }
+  }
+  return [...last.values()].filter((change) => first.get(change.commitmentId) !== change.dueAt);
+}
+
+async function reschedule(client: pg.ClientBase, change: Change, offsets: readonly number[], now: Date) {
+  const { commitmentId, dueAt, ledgerIndex } = change;
+  const jobs = dueAt === null ? [] : reminderJobs({ commitmentId, dueAt, ledgerIndex }, offsets, now);
+  const keep = jobs.map((job) => reminderJobKey(commitmentId, job.offsetSeconds));
+  await client.query(
+    `select graphile_worker.remove_job(key) from graphile_worker.jobs
+     where key like $1 and not (key = any($2::text[]))`,
+    [`reminder:${commitmentId}:%`, keep],
+  );
+  if (jobs.length === 0) return;
+  await client.query(
+    `select graphile_worker.add_job(
+       identifier => $1,
+       payload => job.payload,
+       run_at => job.run_at,
+       max_attempts => $2,
+       job_key => job.key,
+       job_key_mode => 'replace')
+     from unnest($3::json[], $4::timestamptz[], $5::text[]) as job(payload, run_at, key)`,
+    [
+      REMIND_TASK,
+      REMINDER_ATTEMPTS,
+      jobs.map((job) => JSON.stringify(job)),
+      jobs.map((job) => runAtOf(job)),
+      keep,
+    ],
+  );
+}
+
+function reminderJobs(
+  due: { commitmentId: string; dueAt: string; ledgerIndex: number },
+  offsets: readonly number[],
+  now: Date,
+): ReminderJob[] {
+  return [...new Set(offsets)]
+    .map((offsetSeconds) => ({ ...due, offsetSeconds }))
+    .filter((job) => runAtOf(job) > now);
+}
+
+export const runAtOf = (job: Pick<ReminderJob, 'dueAt' | 'offsetSeconds'>) =>
+  new Date(Date.parse(job.dueAt) - job.offsetSeconds * 1000);
