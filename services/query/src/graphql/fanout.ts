@@ -61,10 +61,10 @@ export interface ChangeTopics {
  * bounds them by the commitments visible to it; and their count per connection is bounded too.
  */
 export function changeTopics(connections: Pick<Connections, 'queuedOne'>): ChangeTopics {
-  const listeners = new Map<string, Set<(change: ChangedCommitment) => void>>();
+  const listeners = keyedListeners<ChangedCommitment>();
   return {
     publish(topic, change) {
-      for (const listener of listeners.get(topic) ?? []) listener(change);
+      listeners.emit(topic, change);
     },
     subscribe(topic, connection) {
       const waiting = new Map<string, ChangedCommitment>();
@@ -77,13 +77,11 @@ export function changeTopics(connections: Pick<Connections, 'queuedOne'>): Chang
         connections.queuedOne(connection);
         wake?.();
       };
-      const subscribers = listeners.get(topic) ?? new Set();
-      listeners.set(topic, subscribers.add(listener));
+      const unlisten = listeners.add(topic, listener);
       const end = () => {
         if (done) return;
         done = true;
-        subscribers.delete(listener);
-        if (subscribers.size === 0 && listeners.get(topic) === subscribers) listeners.delete(topic);
+        unlisten();
         connection.queued -= waiting.size;
         waiting.clear();
         wake?.();
@@ -184,11 +182,11 @@ export function notificationFeed(
   connections: Pick<Connections, 'queuedOne'>,
   position: () => number,
 ): NotificationFeed {
-  const listeners = new Map<string, Set<(news: NotificationNews) => void>>();
+  const listeners = keyedListeners<NotificationNews>();
   return {
-    recipients: () => [...listeners.keys()],
+    recipients: () => listeners.keys(),
     publish(userId, news) {
-      for (const listener of listeners.get(userId) ?? []) listener(news);
+      listeners.emit(userId, news);
     },
     subscribe(userId, connection, read) {
       const known = position();
@@ -220,13 +218,11 @@ export function notificationFeed(
         connections.queuedOne(connection);
         wake?.();
       };
-      const subscribers = listeners.get(userId) ?? new Set();
-      listeners.set(userId, subscribers.add(listener));
+      const unlisten = listeners.add(userId, listener);
       const end = () => {
         if (done) return;
         done = true;
-        subscribers.delete(listener);
-        if (subscribers.size === 0 && listeners.get(userId) === subscribers) listeners.delete(userId);
+        unlisten();
         release(pending);
         buffer = [];
         wake?.();
@@ -268,5 +264,24 @@ export function notificationFeed(
       };
       return iterator;
     },
+  };
+}
+
+/** Listeners by key (a topic, a user): add returns the removal; a key with none left is forgotten. */
+function keyedListeners<T>() {
+  const byKey = new Map<string, Set<(value: T) => void>>();
+  return {
+    add(key: string, listener: (value: T) => void): () => void {
+      const set = byKey.get(key) ?? new Set();
+      byKey.set(key, set.add(listener));
+      return () => {
+        set.delete(listener);
+        if (set.size === 0 && byKey.get(key) === set) byKey.delete(key);
+      };
+    },
+    emit(key: string, value: T): void {
+      for (const listener of byKey.get(key) ?? []) listener(value);
+    },
+    keys: () => [...byKey.keys()],
   };
 }
