@@ -12,13 +12,117 @@ import { benchDatabase, type Metrics, round, startConnect } from './support.ts';
 const CONNECTIONS = 64;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 
-async function json(url: string, init: RequestInit & { body?: string }): Promise<Record<string, unknown>> {
+export async function json(
+  url: string,
+  init: RequestInit & { body?: string },
+): Promise<Record<string, unknown>> {
   const response = await fetch(url, {
     ...init,
     headers: { 'content-type': 'application/json', ...init.headers },
   });
   if (!response.ok) throw new Error(`${init.method} ${url}: ${response.status} ${await response.text()}`);
   return (await response.json()) as Record<string, unknown>;
+}
+
+export interface BenchUser {
+  token: string;
+  id: string;
+  email: string;
+}
+
+/** Signs up `count` users (user0@bench.test, …), eight at a time. */
+export async function signUpUsers(url: string, count: number, prefix = 'user'): Promise<BenchUser[]> {
+  const users: BenchUser[] = [];
+  for (let i = 0; i < count; i += 8) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(8, count - i) }, (_, k) =>
+        json(`${url}/v1/auth/signup`, {
+          method: 'POST',
+          body: JSON.stringify({
+            email: `${prefix}${i + k}@bench.test`,
+            password: 'bench password 1',
+            displayName: `User ${i + k}`,
+          }),
+        }),
+      ),
+    );
+    for (const body of batch) {
+      const user = body.user as { id: string; email: string };
+      users.push({ token: body.access_token as string, id: user.id, email: user.email });
+    }
+  }
+  return users;
+}
+
+/**
+ * The commands mix: `connections` connections, each running create → invite → propose → accept for
+ * its own pair of users (users[2k] creates and invites users[2k+1]), for `seconds`.
+ */
+export function commandsMix(
+  url: string,
+  users: readonly BenchUser[],
+  connections: number,
+  seconds: number,
+): Promise<autocannon.Result> {
+  let pairs = 0;
+  type Context = { creator?: BenchUser; other?: BenchUser; id?: string };
+  const auth = (user: { token: string } | undefined) => ({
+    authorization: `Bearer ${user?.token}`,
+    'content-type': 'application/json',
+  });
+  return autocannon({
+    url,
+    connections,
+    duration: seconds,
+    requests: [
+      {
+        method: 'POST',
+        path: '/v1/commitments',
+        setupRequest: (request, context: Context) => {
+          if (!context.creator) {
+            const pair = pairs++ % Math.floor(users.length / 2);
+            context.creator = users[pair * 2];
+            context.other = users[pair * 2 + 1];
+          }
+          return {
+            ...request,
+            headers: auth(context.creator),
+            body: JSON.stringify({ type: 'personal', title: 'Lend 20 EUR' }),
+          };
+        },
+        onResponse: (_status, body, context: Context) => {
+          context.id = (JSON.parse(body) as { commitmentId: string }).commitmentId;
+        },
+      },
+      {
+        method: 'POST',
+        setupRequest: (request, context: Context) => ({
+          ...request,
+          path: `/v1/commitments/${context.id}/invite`,
+          headers: auth(context.creator),
+          body: JSON.stringify({ userId: context.other?.id, role: 'participant' }),
+        }),
+      },
+      {
+        method: 'POST',
+        setupRequest: (request, context: Context) => ({
+          ...request,
+          path: `/v1/commitments/${context.id}/propose`,
+          headers: auth(context.creator),
+          body: '{}',
+        }),
+      },
+      {
+        method: 'POST',
+        setupRequest: (request, context: Context) => ({
+          ...request,
+          path: `/v1/commitments/${context.id}/accept`,
+          headers: auth(context.other),
+          body: '{}',
+        }),
+      },
+    ],
+  } as autocannon.Options);
 }
 
 export async function benchCommands(): Promise<Metrics> {
@@ -34,88 +138,8 @@ export async function benchCommands(): Promise<Metrics> {
   const server = await startConnect({ DATABASE_URL: '', CONNECT_DATA_DIR: dataDir });
   try {
     console.log(`signing up ${CONNECTIONS * 2} users…`);
-    const users: { token: string; id: string }[] = [];
-    for (let i = 0; i < CONNECTIONS * 2; i += 8) {
-      const batch = await Promise.all(
-        Array.from({ length: 8 }, (_, k) =>
-          json(`${server.url}/v1/auth/signup`, {
-            method: 'POST',
-            body: JSON.stringify({
-              email: `user${i + k}@bench.test`,
-              password: 'bench password 1',
-              displayName: `User ${i + k}`,
-            }),
-          }),
-        ),
-      );
-      for (const body of batch)
-        users.push({ token: body.access_token as string, id: (body.user as { id: string }).id });
-    }
-
-    let pairs = 0;
-    type Context = {
-      creator?: { token: string; id: string };
-      other?: { token: string; id: string };
-      id?: string;
-    };
-    const auth = (user: { token: string } | undefined) => ({
-      authorization: `Bearer ${user?.token}`,
-      'content-type': 'application/json',
-    });
-    const run = (duration: number) =>
-      autocannon({
-        url: server.url,
-        connections: CONNECTIONS,
-        duration,
-        requests: [
-          {
-            method: 'POST',
-            path: '/v1/commitments',
-            setupRequest: (request, context: Context) => {
-              if (!context.creator) {
-                const pair = pairs++ % CONNECTIONS;
-                context.creator = users[pair * 2];
-                context.other = users[pair * 2 + 1];
-              }
-              return {
-                ...request,
-                headers: auth(context.creator),
-                body: JSON.stringify({ type: 'personal', title: 'Lend 20 EUR' }),
-              };
-            },
-            onResponse: (_status, body, context: Context) => {
-              context.id = (JSON.parse(body) as { commitmentId: string }).commitmentId;
-            },
-          },
-          {
-            method: 'POST',
-            setupRequest: (request, context: Context) => ({
-              ...request,
-              path: `/v1/commitments/${context.id}/invite`,
-              headers: auth(context.creator),
-              body: JSON.stringify({ userId: context.other?.id, role: 'participant' }),
-            }),
-          },
-          {
-            method: 'POST',
-            setupRequest: (request, context: Context) => ({
-              ...request,
-              path: `/v1/commitments/${context.id}/propose`,
-              headers: auth(context.creator),
-              body: '{}',
-            }),
-          },
-          {
-            method: 'POST',
-            setupRequest: (request, context: Context) => ({
-              ...request,
-              path: `/v1/commitments/${context.id}/accept`,
-              headers: auth(context.other),
-              body: '{}',
-            }),
-          },
-        ],
-      } as autocannon.Options);
+    const users = await signUpUsers(server.url, CONNECTIONS * 2);
+    const run = (duration: number) => commandsMix(server.url, users, CONNECTIONS, duration);
     console.log('warming up the server for 3s…');
     await run(3);
     console.log(`commands over HTTP: ${CONNECTIONS} connections, ${SECONDS}s`);

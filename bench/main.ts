@@ -1,7 +1,8 @@
-// npm run bench -- [suite…]   (suites: ledger, commands, queries, verify; default: all)
+// npm run bench -- [suite…]   (suites: ledger, commands, queries, verify, notifications; default: all)
 // Prints a table and, when BENCH_OUT names a file, merges the figures into it as JSON.
 import { benchCommands } from './commands.ts';
 import { benchLedger } from './ledger.ts';
+import { benchNotifications } from './notifications.ts';
 import { benchQueries } from './queries.ts';
 import { type Metrics, writeResults } from './support.ts';
 import { benchVerify } from './verify.ts';
@@ -11,6 +12,7 @@ const SUITES: Record<string, () => Promise<Metrics>> = {
   commands: benchCommands,
   queries: benchQueries,
   verify: benchVerify,
+  notifications: benchNotifications,
 };
 
 const requested = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));

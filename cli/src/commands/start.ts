@@ -7,9 +7,9 @@ import { attachProjector, PROJECTIONS, type Projector } from '@connect/projector
 import { queryDeps, queryOperations, queryRoutes } from '@connect/query';
 
 /**
- * Runs the command and query services and the projector (the notifier too) in one process, on one
- * port, with the embedded PostgreSQL unless DATABASE_URL is set. (docker-compose runs each
- * service's own main.ts.)
+ * Runs the command and query services and the projector (the notifier too, unless
+ * CONNECT_NOTIFIER=false) in one process, on one port, with the embedded PostgreSQL unless
+ * DATABASE_URL is set. (docker-compose runs each service's own main.ts.)
  */
 export async function start(): Promise<number> {
   const config = loadConfig(process.env);
@@ -21,21 +21,21 @@ export async function start(): Promise<number> {
   const app = createServer({
     logLevel: config.logLevel,
     timeouts: config.httpTimeouts,
+    corsOrigins: config.corsOrigins,
     checkReady: async () => {
       await assertMigrated(pool);
       delivery?.assertHealthy();
       return projector?.readiness();
     },
   });
-  delivery = await openDeliveryQueue({ pool, db: runtime.database.db, config, log: app.log });
-  delivery.registerMetrics(app.metrics);
-  const notifier = await openNotifier(pool, { appUrl: config.appUrl, ...delivery.hooks });
-  projector = attachProjector(app, {
-    pool,
-    origin: ledger.origin,
-    options: { projections: [...PROJECTIONS, notifier] },
-  });
-  await delivery.start();
+  const projections = [...PROJECTIONS];
+  if (config.notifier) {
+    delivery = await openDeliveryQueue({ pool, db: runtime.database.db, config, log: app.log });
+    delivery.registerMetrics(app.metrics);
+    projections.push(await openNotifier(pool, { appUrl: config.appUrl, ...delivery.hooks }));
+  }
+  projector = attachProjector(app, { pool, origin: ledger.origin, options: { projections } });
+  await delivery?.start();
   const command = await commandDeps(runtime);
   app.register(commandRoutes, command);
   app.register(queryRoutes, await queryDeps(runtime, command.tokens));
@@ -44,7 +44,7 @@ export async function start(): Promise<number> {
     port: config.port,
     host: config.host,
     onClose: async () => {
-      await delivery.close();
+      await delivery?.close();
       await runtime.close();
     },
   });

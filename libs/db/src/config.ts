@@ -20,6 +20,18 @@ export function parseReminderOffsets(text: string): number[] | undefined {
 export const DEFAULT_REMINDERS = [7 * 86400, 86400, 3600];
 export const DEFAULT_APP_URL = 'http://localhost:5173';
 
+/** Browser origins, e.g. "https://app.example.com,http://localhost:5173"; undefined when one is not an origin. */
+export function parseOrigins(text: string): string[] | undefined {
+  const origins: string[] = [];
+  for (const part of text.split(',').map((entry) => entry.trim())) {
+    if (part === '') continue;
+    // The scheme and authority, no more (a trailing slash is tolerated); no user or password.
+    if (!/^https?:\/\/[^/?#@\\\s]+\/?$/i.test(part) || !URL.canParse(part)) return undefined;
+    origins.push(new URL(part).origin);
+  }
+  return [...new Set(origins)];
+}
+
 const originPattern = /^[^\s+][^\n+]*[^\s+]$|^[^\s+]$/;
 
 export const configSchema = z.object({
@@ -62,6 +74,10 @@ export const configSchema = z.object({
   CONNECT_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
   CONNECT_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(10_000),
   CONNECT_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(72_000),
+  CONNECT_NOTIFIER: z
+    .enum(['true', 'false', '1', '0'])
+    .default('true')
+    .transform((value) => value === 'true' || value === '1'),
   CONNECT_WEBHOOKS_ALLOW_PRIVATE: z
     .enum(['true', 'false', '1', '0'])
     .default('false')
@@ -90,6 +106,17 @@ export const configSchema = z.object({
     .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
     .transform((url) => url.replace(/\/+$/, ''))
     .optional(),
+  CONNECT_AUTH_REDIRECT_URLS: z
+    .string()
+    .transform((text, ctx) => {
+      const urls = parseRedirectUrls(text);
+      if (typeof urls === 'string') {
+        ctx.addIssue({ code: 'custom', message: urls });
+        return z.NEVER;
+      }
+      return urls;
+    })
+    .default([]),
   CONNECT_DELIVERY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
   CONNECT_DELIVERY_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(8),
   CONNECT_TWILIO_ACCOUNT_SID: z
@@ -120,6 +147,20 @@ export const configSchema = z.object({
     .string()
     .regex(/^(mailto:\S+@\S+|https:\/\/\S+)$/, 'must be a mailto: or https:// URL')
     .default('mailto:no-reply@connect.local'),
+  CONNECT_CORS_ORIGINS: z
+    .string()
+    .transform((text, ctx) => {
+      const origins = parseOrigins(text);
+      if (origins === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'must be comma-separated http(s) origins without a path, like "https://app.example.com"',
+        });
+        return z.NEVER;
+      }
+      return origins;
+    })
+    .default([]),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -146,11 +187,15 @@ export interface Config {
   httpTimeouts: { requestMs: number; headersMs: number; keepAliveMs: number };
   /** Whether webhooks may go to private, loopback or link-local addresses (tests, closed networks). */
   webhooksAllowPrivate: boolean;
+  /** Whether `connect start` runs the notifier in its process (false: it runs on its own). */
+  notifier: boolean;
   /** The web app's base URL (no trailing slash): links to a commitment are `${appUrl}/commitments/<id>`. */
   appUrl: string;
   /** When to remind the parties before a due date: seconds before it, largest first (CONNECT_REMINDERS). */
   reminderOffsets: number[];
   logLevel: z.infer<typeof configSchema>['LOG_LEVEL'];
+  /** Origins whose browsers may call the API (CONNECT_CORS_ORIGINS); empty → no CORS. */
+  corsOrigins: string[];
   /** Where email goes out (smtp[s]://user:pass@host:port); unset → no email is sent. */
   smtpUrl: string | undefined;
   /** The From of every email, e.g. `Connect <no-reply@example.com>`. */
@@ -171,6 +216,20 @@ export interface Config {
    * secret: never log it.
    */
   twilio: TwilioConfig | undefined;
+  /** OpenID Connect providers for social login (CONNECT_OIDC_<NAME>_*); empty → none. */
+  oidcProviders: OidcProviderConfig[];
+  /** Where a social login may send the browser back to (CONNECT_AUTH_REDIRECT_URLS). */
+  authRedirectUrls: string[];
+}
+
+export interface OidcProviderConfig {
+  /** The NAME of CONNECT_OIDC_<NAME>_*, lower-cased: the provider in URLs (/v1/auth/oidc/<name>/…). */
+  name: string;
+  /** The issuer identifier; its discovery document is at <issuer>/.well-known/openid-configuration. */
+  issuer: string;
+  clientId: string;
+  /** A secret: never log it. */
+  clientSecret: string;
 }
 
 export interface TwilioConfig {
@@ -221,6 +280,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       })),
     );
   }
+  const oidcProviders = parseOidcProviders(env);
   return {
     port: c.PORT,
     host: c.HOST,
@@ -240,9 +300,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       keepAliveMs: c.CONNECT_KEEP_ALIVE_TIMEOUT_MS,
     },
     webhooksAllowPrivate: c.CONNECT_WEBHOOKS_ALLOW_PRIVATE,
+    notifier: c.CONNECT_NOTIFIER,
     appUrl: c.CONNECT_APP_URL,
     reminderOffsets: c.CONNECT_REMINDERS,
     logLevel: c.LOG_LEVEL,
+    corsOrigins: c.CONNECT_CORS_ORIGINS,
     smtpUrl: c.CONNECT_SMTP_URL,
     mailFrom: c.CONNECT_MAIL_FROM,
     publicApiUrl: c.CONNECT_PUBLIC_API_URL ?? `http://localhost:${c.PORT}`,
@@ -260,5 +322,83 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
             apiUrl: c.CONNECT_TWILIO_API_URL,
           }
         : undefined,
+    oidcProviders,
+    authRedirectUrls: c.CONNECT_AUTH_REDIRECT_URLS,
   };
+}
+
+const isLoopback = (hostname: string) =>
+  hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+
+/**
+ * CONNECT_AUTH_REDIRECT_URLS: absolute URLs without a fragment, http(s) or an app's private-use
+ * scheme (RFC 8252, e.g. com.example.app:/oauth); a message when one is not.
+ */
+export function parseRedirectUrls(text: string): string[] | string {
+  const urls: string[] = [];
+  for (const part of text.split(',').map((item) => item.trim())) {
+    if (part === '') continue;
+    const url = URL.canParse(part) ? new URL(part) : new URL('invalid:');
+    const scheme = url.protocol.slice(0, -1);
+    const usable =
+      scheme === 'https' || scheme === 'http' || /^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+$/.test(scheme);
+    if (!usable || url.hash !== '') {
+      return `"${part}" must be an absolute http(s) URL, or one of an app's own reverse-domain scheme, without a #fragment`;
+    }
+    urls.push(url.href);
+  }
+  return urls;
+}
+
+const OIDC_VARIABLE = /^CONNECT_OIDC_(.+)_(ISSUER|CLIENT_ID|CLIENT_SECRET)$/;
+const OIDC_SETTINGS = ['ISSUER', 'CLIENT_ID', 'CLIENT_SECRET'] as const;
+
+/** CONNECT_OIDC_<NAME>_ISSUER, _CLIENT_ID and _CLIENT_SECRET: all three or none, per provider. */
+export function parseOidcProviders(env: Record<string, string | undefined>): OidcProviderConfig[] {
+  const byName = new Map<string, Partial<Record<(typeof OIDC_SETTINGS)[number], string>>>();
+  for (const [variable, value] of Object.entries(env)) {
+    const match = OIDC_VARIABLE.exec(variable);
+    if (!match || value === undefined || value === '') continue;
+    const [, name = '', setting = ''] = match;
+    byName.set(name, { ...byName.get(name), [setting]: value });
+  }
+  const issues: { variable: string; message: string }[] = [];
+  const providers: OidcProviderConfig[] = [];
+  for (const [name, settings] of [...byName].sort(([a], [b]) => a.localeCompare(b))) {
+    const prefix = `CONNECT_OIDC_${name}`;
+    if (!/^[A-Z][A-Z0-9]{0,31}$/.test(name)) {
+      issues.push({
+        variable: `${prefix}_${Object.keys(settings)[0]}`,
+        message:
+          'the provider name (between CONNECT_OIDC_ and the setting) must be up to 32 letters and digits',
+      });
+      continue;
+    }
+    const missing = OIDC_SETTINGS.filter((setting) => settings[setting] === undefined);
+    for (const setting of missing) {
+      issues.push({
+        variable: `${prefix}_${setting}`,
+        message: `must be set along with the other ${prefix}_* variables (or unset them all)`,
+      });
+    }
+    const { ISSUER: issuer, CLIENT_ID: clientId, CLIENT_SECRET: clientSecret } = settings;
+    if (issuer !== undefined) {
+      const url = URL.canParse(issuer) ? new URL(issuer) : undefined;
+      const secure = url?.protocol === 'https:' || (url?.protocol === 'http:' && isLoopback(url.hostname));
+      if (!url || !secure || url.search !== '' || url.hash !== '') {
+        issues.push({
+          variable: `${prefix}_ISSUER`,
+          message: 'must be an https:// URL (http:// only on a loopback address) without query or fragment',
+        });
+      }
+    }
+    if (clientId !== undefined && clientId.length > 500) {
+      issues.push({ variable: `${prefix}_CLIENT_ID`, message: 'must be at most 500 characters' });
+    }
+    if (issuer && clientId && clientSecret && missing.length === 0) {
+      providers.push({ name: name.toLowerCase(), issuer, clientId, clientSecret });
+    }
+  }
+  if (issues.length > 0) throw new ConfigError(issues);
+  return providers;
 }

@@ -76,15 +76,21 @@ export interface Database {
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   push_subscriptions: PushSubscriptionsTable;
+  account_tokens: AccountTokensTable;
+  oidc_logins: OidcLoginsTable;
+  oidc_identities: OidcIdentitiesTable;
+  oidc_app_codes: OidcAppCodesTable;
 }
 
 export interface UsersTable {
   id: string;
   email: string;
-  password_hash: string;
+  /** Null for an account that only signs in through a social login. */
+  password_hash: string | null;
   display_name: string;
   is_admin: Generated<boolean>;
   created_at: Generated<Date>;
+  email_verified_at: Date | null;
 }
 
 export interface SessionsTable {
@@ -97,6 +103,9 @@ export interface SessionsTable {
   expires_at: Generated<Date>;
   /** When the session lapses unless refreshed: the earlier of the idle deadline and expires_at. */
   active_until: Generated<Date>;
+  /** The User-Agent and client address of the login that opened it. */
+  user_agent: string | null;
+  address: string | null;
 }
 
 export interface RefreshTokensTable {
@@ -106,6 +115,57 @@ export interface RefreshTokensTable {
   used_at: Date | null;
   /** The successor token, sealed with a key derived from this token (see refresh-tokens.ts). */
   successor: Uint8Array | null;
+}
+
+/** A single-use token mailed to an address (migration 016); only its SHA-256 is kept. */
+export interface AccountTokensTable {
+  token_hash: Uint8Array;
+  user_id: string;
+  purpose: 'verify-email' | 'recover' | 'change-email';
+  /** The address it was mailed to. */
+  email: string;
+  created_at: Generated<Date>;
+  expires_at: Date;
+  used_at: Date | null;
+}
+
+/** A social sign-in on its way through an OpenID provider (migration 017). */
+export interface OidcLoginsTable {
+  /** SHA-256 of the random key in the browser's cookie. */
+  key_hash: Uint8Array;
+  provider: string;
+  state: string;
+  nonce: string;
+  code_verifier: string;
+  redirect_to: string;
+  /** What the app asked to get back with its code, if anything. */
+  app_state: string | null;
+  created_at: Generated<Date>;
+  expires_at: Date;
+}
+
+/** An account's identity at an OpenID provider. */
+export interface OidcIdentitiesTable {
+  user_id: string;
+  provider: string;
+  /** The provider's `sub`. */
+  subject: string;
+  email: string | null;
+  email_verified: Generated<boolean>;
+  created_at: Generated<Date>;
+  last_sign_in_at: Generated<Date>;
+}
+
+/** A one-time code the app exchanges for a session after a social sign-in; only its SHA-256 is kept. */
+export interface OidcAppCodesTable {
+  code_hash: Uint8Array;
+  user_id: string;
+  provider: string;
+  redirect_to: string;
+  user_agent: string | null;
+  address: string | null;
+  created_at: Generated<Date>;
+  expires_at: Date;
 }
 
 export interface HttpIdempotencyTable {

@@ -1,5 +1,6 @@
 export * from './openapi.ts';
 export * from './problem.ts';
+export * from './security.ts';
 export * from './serve.ts';
 export * from './server.ts';
 export * from './text.ts';

@@ -75,7 +75,12 @@ function parametersOf(op: Operation): unknown[] {
     name,
     in: 'path',
     required: true,
-    schema: name === 'index' ? { type: 'integer', minimum: 0 } : { type: 'string', format: 'uuid' },
+    schema:
+      name === 'index'
+        ? { type: 'integer', minimum: 0 }
+        : name === 'provider'
+          ? { type: 'string', pattern: '^[a-z][a-z0-9]*$' }
+          : { type: 'string', format: 'uuid' },
   }));
   const query = op.query
     ? Object.entries((jsonSchema(op.query).properties ?? {}) as Record<string, unknown>).map(
@@ -110,7 +115,8 @@ export const operationIdOf = (op: Operation): string =>
 
 /** The group an operation is listed under on /docs. */
 function tagOf(path: string): string {
-  if (path.startsWith('/v1/auth') || path.startsWith('/.well-known')) return 'auth';
+  if (path.startsWith('/v1/auth') || path.startsWith('/.well-known') || path.startsWith('/v1/me/identities'))
+    return 'auth';
   if (path.startsWith('/v1/admin')) return 'admin';
   if (path.startsWith('/v1/ledger') || path.endsWith('/receipt')) return 'ledger';
   if (path.startsWith('/v1/commitment-types')) return 'commitment types';

@@ -38,7 +38,7 @@ const problemTypes = [
     status: 400,
     title: 'Invalid grant',
     description:
-      'POST /v1/auth/token: the email or the password is wrong, or the refresh token is unknown, expired or already used (reusing one ends its session). Ask the person to log in again.',
+      'POST /v1/auth/token: the email or the password is wrong, or the refresh token is unknown, expired or already used (reusing one ends its session). Ask the person to log in again. Like every error of this endpoint it also carries the RFC 6749 members `error` (here `invalid_grant`) and `error_description`.',
   },
   {
     name: 'unauthenticated',
@@ -49,10 +49,10 @@ const problemTypes = [
   },
   {
     name: 'session-expired',
-    status: 401,
+    status: 400,
     title: 'Session expired',
     description:
-      'The session lasted longer than it may, or was idle too long (CONNECT_SESSION_IDLE_TIMEOUT, CONNECT_SESSION_MAX_LIFETIME): its refresh token is refused and its access tokens stop working. Log in again.',
+      'POST /v1/auth/token: the session lasted longer than it may, or was idle too long (CONNECT_SESSION_IDLE_TIMEOUT, CONNECT_SESSION_MAX_LIFETIME): its refresh token is refused (OAuth `error`: `invalid_grant`) and its access tokens stop working. Log in again.',
   },
   {
     name: 'forbidden',
@@ -223,7 +223,22 @@ export function problem(
 }
 
 export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
+  if (body.status === 401 && !reply.hasHeader('www-authenticate')) {
+    reply.header('www-authenticate', bearerChallenge(reply.request.headers.authorization, body));
+  }
   return reply.code(body.status).type('application/problem+json').send(body);
+}
+
+/**
+ * RFC 6750 §3: every 401 names the scheme; when a bearer token came and was refused (malformed,
+ * expired, of an ended session), also `invalid_token` and why.
+ */
+function bearerChallenge(authorization: string | undefined, body: Problem): string {
+  const challenge = 'Bearer realm="connect"';
+  if (!authorization || !/^bearer\s/i.test(authorization)) return challenge;
+  // A quoted-string of the characters RFC 6750 allows in error_description.
+  const description = (body.detail ?? body.title).replace(/[^\x20\x21\x23-\x5b\x5d-\x7e]/g, '');
+  return `${challenge}, error="invalid_token", error_description="${description}"`;
 }
 
 /** An error a route throws to answer with a problem; the server's error handler sends it. */

@@ -3,6 +3,7 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { badRequest, HttpProblem, type Problem, type ProblemName, problem, sendProblem } from './problem.ts';
+import { registerSecurity } from './security.ts';
 
 export interface ServerOptions {
   logLevel?: string;
@@ -10,6 +11,8 @@ export interface ServerOptions {
   checkReady(): Promise<unknown>;
   bodyLimit?: number;
   timeouts?: Partial<HttpTimeouts>;
+  /** Origins whose browsers may call the API (CONNECT_CORS_ORIGINS); none → no CORS headers. */
+  corsOrigins?: readonly string[];
 }
 
 export interface HttpTimeouts {
@@ -95,6 +98,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
         problem(error.statusCode && error.statusCode < 500 ? error.statusCode : 400, error.message),
       ),
   });
+
+  registerSecurity(app, options.corsOrigins);
 
   // JSON only: a text body is refused with 415 rather than parsed as a string.
   app.removeContentTypeParser('text/plain');

@@ -2,10 +2,17 @@ import { authenticator, loadTokenIssuer, sessionGate, type TokenIssuer } from '@
 import { assertMigrated, type Database } from '@connect/db';
 import { createServer, docsRoutes, type ServerOptions } from '@connect/http';
 import type { Ledger, LedgerRuntime } from '@connect/ledger';
-import { loadVapidKeys, type SmsSender, smsSenderFromConfig, type VapidKeys } from '@connect/notifier';
+import {
+  loadVapidKeys,
+  migrateDeliveryQueue,
+  type SmsSender,
+  smsSenderFromConfig,
+  type VapidKeys,
+} from '@connect/notifier';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
+import { type OidcSettings, oidcRoutes } from './auth/oidc/routes.ts';
 import { authRoutes } from './auth/routes.ts';
 import type { SessionLifetimes } from './auth/sessions.ts';
 import { ensureDefaultTypes, type TypeRegistry, typeRegistry } from './commitments/load.ts';
@@ -36,6 +43,8 @@ export interface CommandDeps {
   webhooksAllowPrivate?: boolean;
   /** Web Push VAPID keys (CONNECT_VAPID_*); made in the data directory when absent. */
   vapidKeys?: VapidKeys;
+  /** Social login through OpenID providers (CONNECT_OIDC_*, CONNECT_AUTH_REDIRECT_URLS); unset → none. */
+  oidc?: OidcSettings;
   /** Twilio, for phone confirmation codes (CONNECT_TWILIO_*); unset → SMS is off. */
   sms?: SmsSender;
   /** Phone confirmation codes sent per user and hour. */
@@ -63,6 +72,11 @@ export async function commandDeps(runtime: LedgerRuntime): Promise<CommandDeps> 
     webhooksAllowPrivate: runtime.config.webhooksAllowPrivate,
     sms: smsSenderFromConfig(runtime.config),
     vapidKeys: await loadVapidKeys(runtime.config),
+    oidc: {
+      providers: runtime.config.oidcProviders,
+      redirectUrls: runtime.config.authRedirectUrls,
+      publicApiUrl: runtime.config.publicApiUrl,
+    },
   };
 }
 
@@ -71,7 +85,10 @@ export async function commandRoutes(app: FastifyInstance, deps: CommandDeps): Pr
   const sessions = sessionGate(deps);
   app.addHook('onClose', () => sessions.close());
   const authenticate = authenticator({ tokens: deps.tokens, sessions });
+  // Account mail (verification, recovery) is a job of the notifier's queue, added by these routes.
+  await migrateDeliveryQueue(deps.pool);
   await app.register(authRoutes, { ...deps, authenticate, sessions });
+  await app.register(oidcRoutes, { ...deps, authenticate });
   await app.register(commitmentRoutes, { ...deps, authenticate });
   await app.register(commitmentTypeRoutes, { ...deps, authenticate });
   await app.register(notificationPreferenceRoutes, { ...deps, authenticate });
@@ -83,7 +100,7 @@ export async function commandRoutes(app: FastifyInstance, deps: CommandDeps): Pr
 
 export function buildApp(
   deps: CommandDeps,
-  options: Pick<ServerOptions, 'logLevel' | 'timeouts'> = {},
+  options: Pick<ServerOptions, 'logLevel' | 'timeouts' | 'corsOrigins'> = {},
 ): FastifyInstance {
   const app = createServer({ ...options, checkReady: () => assertMigrated(deps.pool) });
   app.register(commandRoutes, deps);

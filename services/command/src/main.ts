@@ -8,5 +8,6 @@ const runtime = await openLedgerRuntime(config);
 const app = buildApp(await commandDeps(runtime), {
   logLevel: config.logLevel,
   timeouts: config.httpTimeouts,
+  corsOrigins: config.corsOrigins,
 });
 await serve(app, { port: config.port, host: config.host, onClose: runtime.close });

@@ -2,6 +2,8 @@
 import { type CommandName, commandBodies, commitmentTypeSchema } from '@connect/domain';
 import type { Operation } from '@connect/http';
 import { z } from 'zod';
+import { accountOperations } from './auth/account-openapi.ts';
+import { oidcOperations } from './auth/oidc/openapi.ts';
 import { signupBody, tokenBody } from './auth/routes.ts';
 import { inviteBody, JSON_ACTIONS } from './commitments/routes.ts';
 import { notificationOperations } from './notifications/openapi.ts';
@@ -32,8 +34,20 @@ const receiptExample = (version: number, type: string) => ({
     },
   ],
 });
-const user = z.object({ id: z.uuid(), email: z.email(), displayName: z.string(), isAdmin: z.boolean() });
-const userExample = { id: USER_ID, email: 'ana@example.com', displayName: 'Ana', isAdmin: false };
+const user = z.object({
+  id: z.uuid(),
+  email: z.email(),
+  displayName: z.string(),
+  isAdmin: z.boolean(),
+  emailVerified: z.boolean().meta({ description: 'the owner followed a link mailed to the address' }),
+});
+const userExample = {
+  id: USER_ID,
+  email: 'ana@example.com',
+  displayName: 'Ana',
+  isAdmin: false,
+  emailVerified: true,
+};
 const tokenResponse = z.object({
   access_token: z.string(),
   token_type: z.literal('Bearer'),
@@ -118,18 +132,12 @@ export const commandOperations: Operation[] = [
     problems: ['invalid-grant', 'session-expired'],
     responses: {
       '200': 'Tokens',
-      '400': 'Wrong credentials or refresh token',
-      '401': 'The session timed out',
+      '400':
+        'Wrong credentials or refresh token, or a timed-out session; also `error` (RFC 6749: invalid_grant, invalid_request, unsupported_grant_type)',
       '429': 'Too many attempts',
     },
   },
-  {
-    method: 'post',
-    path: '/v1/auth/logout',
-    summary: 'End the session; its tokens stop working at once',
-    auth: true,
-    responses: { '204': 'Logged out', '401': 'No or bad access token' },
-  },
+  ...accountOperations({ schema: user, example: userExample }),
   {
     method: 'get',
     path: '/v1/auth/me',
@@ -263,6 +271,7 @@ export const commandOperations: Operation[] = [
     },
     problems: ['already-exists'],
   },
+  ...oidcOperations,
   ...webhookOperations,
   ...notificationOperations,
   ...phoneOperations,

@@ -32,9 +32,13 @@ async function refreshed(token: string): Promise<{ access_token: string; refresh
 }
 
 function expectExpired(response: Awaited<ReturnType<typeof refresh>>) {
-  expect(response.statusCode).toBe(401);
+  expect(response.statusCode).toBe(400);
   expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
-  expect(response.json()).toMatchObject({ type: '/problems/session-expired', status: 401 });
+  expect(response.json()).toMatchObject({
+    type: '/problems/session-expired',
+    status: 400,
+    error: 'invalid_grant',
+  });
 }
 
 describe('session lifetimes', () => {

@@ -1,3 +1,4 @@
+export * from './email/account-mail.ts';
 export * from './email/deliver.ts';
 export * from './email/mailer.ts';
 export * from './email/templates.ts';

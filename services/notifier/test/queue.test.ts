@@ -146,9 +146,20 @@ async function command(who: Account, url: string, payload: unknown = {}) {
   return response.json() as { commitmentId: string; events: { index: number }[] };
 }
 
+const confirmedPhone = (who: Account, phone: string) =>
+  s.database.pool.query('insert into phone_numbers (user_id, phone, confirmed_at) values ($1, $2, now())', [
+    who.userId,
+    phone,
+  ]);
+
+/** The notification emails `account` received (not the account's own mail, such as its verification). */
 const mailsTo = (account: Account) =>
   inbox.mails.filter(
-    (mail) => mail.to && !Array.isArray(mail.to) && mail.to.value[0]?.address === account.email,
+    (mail) =>
+      mail.headers.has('list') && // mailparser gathers the List-* headers under 'list'
+      mail.to &&
+      !Array.isArray(mail.to) &&
+      mail.to.value[0]?.address === account.email,
   );
 
 beforeAll(async () => {
@@ -168,6 +179,8 @@ beforeAll(async () => {
   ana = await signUp(s.app, 'Ana');
   ben = await signUp(s.app, 'Ben');
   cat = await signUp(s.app, 'Cat');
+  // Ben can get text messages (the provider is down, though): his notifications get SMS jobs.
+  await confirmedPhone(ben, '+14155552671');
   await grantAdmin(s.database.db, ana.email);
   const login = await s.app.inject({
     method: 'POST',
@@ -230,32 +243,52 @@ describe('email', () => {
 });
 
 describe('jobs', () => {
-  test('the same notification enqueued twice is one job per channel', async () => {
-    const notification = {
-      id: notificationId(1_000_000, ben.userId, 'reminder'),
-      recipientId: ben.userId,
-      kind: 'reminder' as const,
-      title: 'x',
-      body: 'x',
-      link: 'https://app.connect.test/x',
-      commitmentId,
-      ledgerIndex: 1_000_000,
-      createdAt: new Date().toISOString(),
-    };
+  const notificationTo = (who: Account) => ({
+    id: notificationId(1_000_000, who.userId, 'reminder'),
+    recipientId: who.userId,
+    kind: 'reminder' as const,
+    title: 'x',
+    body: 'x',
+    link: 'https://app.connect.test/x',
+    commitmentId,
+    ledgerIndex: 1_000_000,
+    createdAt: new Date().toISOString(),
+  });
+
+  test('each notification is one job per channel that can reach its recipient, however often enqueued', async () => {
+    const dan = await signUp(s.app, 'Dan');
+    const eve = await signUp(s.app, 'Eve');
     const client = await s.database.pool.connect();
     try {
       await client.query('begin');
-      await queue.hooks.enqueue(client, [notification]);
-      await queue.hooks.enqueue(client, [notification]);
-      const { rows } = await client.query<{ key: string }>(
-        'select key from graphile_worker.jobs where key like $1 order by key',
-        [`${notification.id}:%`],
+      // Ana: an account only. Ben: a confirmed phone. Dan: a browser subscribed to push. Eve: a phone
+      // she has not confirmed.
+      await client.query(
+        `insert into push_subscriptions (id, user_id, endpoint, p256dh, auth)
+         values (gen_random_uuid(), $1, 'https://push.example.test/dan', 'key', 'secret')`,
+        [dan.userId],
       );
-      expect(rows.map((row) => row.key)).toEqual([
-        `${notification.id}:email`,
-        `${notification.id}:push`,
-        `${notification.id}:sms`,
+      await client.query('insert into phone_numbers (user_id, phone) values ($1, $2)', [
+        eve.userId,
+        '+14155550123',
       ]);
+      const notifications = [ana, ben, dan, eve].map(notificationTo);
+      await queue.hooks.enqueue(client, notifications);
+      await queue.hooks.enqueue(client, notifications);
+      const { rows } = await client.query<{ key: string }>(
+        'select key from graphile_worker.jobs where key = any($1::text[])',
+        [notifications.flatMap((n) => ['email', 'push', 'sms'].map((channel) => `${n.id}:${channel}`))],
+      );
+      const [forAna, forBen, forDan, forEve] = notifications.map((n) =>
+        rows
+          .filter((row) => row.key.startsWith(`${n.id}:`))
+          .map((row) => row.key.slice(n.id.length + 1))
+          .sort(),
+      );
+      expect(forAna).toEqual(['email']);
+      expect(forBen).toEqual(['email', 'sms']);
+      expect(forDan).toEqual(['email', 'push']);
+      expect(forEve).toEqual(['email']);
     } finally {
       await client.query('rollback');
       client.release();

@@ -60,7 +60,10 @@ export function attachProjector(app: FastifyInstance, deps: ProjectorDeps): Proj
  */
 export function buildApp(
   deps: ProjectorDeps,
-  { alsoReady, ...options }: Pick<ServerOptions, 'logLevel' | 'timeouts'> & { alsoReady?(): void } = {},
+  {
+    alsoReady,
+    ...options
+  }: Pick<ServerOptions, 'logLevel' | 'timeouts' | 'corsOrigins'> & { alsoReady?(): void } = {},
 ): FastifyInstance {
   let projector: Projector | undefined;
   const app = createServer({

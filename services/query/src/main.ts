@@ -5,5 +5,9 @@ import { buildApp, queryDeps } from './app.ts';
 
 const config = loadConfig(process.env);
 const runtime = await openLedgerRuntime(config);
-const app = buildApp(await queryDeps(runtime), { logLevel: config.logLevel, timeouts: config.httpTimeouts });
+const app = buildApp(await queryDeps(runtime), {
+  logLevel: config.logLevel,
+  timeouts: config.httpTimeouts,
+  corsOrigins: config.corsOrigins,
+});
 await serve(app, { port: config.port, host: config.host, onClose: runtime.close });

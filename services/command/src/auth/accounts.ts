@@ -10,6 +10,8 @@ export interface User {
   email: string;
   displayName: string;
   isAdmin: boolean;
+  /** Whether its owner followed a link mailed to the address. */
+  emailVerified: boolean;
 }
 
 export const toUser = (row: {
@@ -17,11 +19,13 @@ export const toUser = (row: {
   email: string;
   display_name: string;
   is_admin: boolean;
+  email_verified_at: Date | null;
 }): User => ({
   id: row.id,
   email: row.email,
   displayName: row.display_name,
   isAdmin: row.is_admin,
+  emailVerified: row.email_verified_at !== null,
 });
 
 export const normalizeEmail = (email: string) => email.trim().toLowerCase();
@@ -29,7 +33,7 @@ export const normalizeEmail = (email: string) => email.trim().toLowerCase();
 export async function findUserByEmail(
   db: Db,
   email: string,
-): Promise<(User & { passwordHash: string }) | undefined> {
+): Promise<(User & { passwordHash: string | null }) | undefined> {
   const row = await db
     .selectFrom('users')
     .selectAll()
@@ -46,7 +50,14 @@ export async function findUser(db: Db, id: string): Promise<User | undefined> {
 /** Inserts the user; false when the email is taken. */
 export async function insertUser(
   db: Db,
-  user: { id: string; email: string; passwordHash: string; displayName: string },
+  user: {
+    id: string;
+    email: string;
+    /** Null for an account that signs in only through a social login. */
+    passwordHash: string | null;
+    displayName: string;
+    emailVerifiedAt?: Date | null;
+  },
 ): Promise<boolean> {
   const inserted = await db
     .insertInto('users')
@@ -55,6 +66,7 @@ export async function insertUser(
       email: normalizeEmail(user.email),
       password_hash: user.passwordHash,
       display_name: user.displayName,
+      email_verified_at: user.emailVerifiedAt ?? null,
     })
     .onConflict((oc) => oc.column('email').doNothing())
     .returning('id')

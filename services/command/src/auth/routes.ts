@@ -1,24 +1,31 @@
-// Supabase-like auth: signup, password and refresh-token grants, logout, me, JWKS.
+// Supabase-like auth: signup, password and refresh-token grants, me, JWKS; sessions and logout in
+// session-routes.ts, verification and recovery in recovery-routes.ts.
 import { randomUUID } from 'node:crypto';
 import { ACCESS_TOKEN_SECONDS, type Authenticate, type SessionGate, type TokenIssuer } from '@connect/auth';
 import type { Database } from '@connect/db';
-import { PROFILE_REGISTERED, profileRegistered, profileStream } from '@connect/domain';
+import { profileRegistered } from '@connect/domain';
 import { HttpProblem, parseWith, problem } from '@connect/http';
 import type { Ledger } from '@connect/ledger';
+import { enqueueAccountMail } from '@connect/notifier';
 import rateLimit from '@fastify/rate-limit';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import { findUser, findUserByEmail, insertUser, type User } from './accounts.ts';
+import { findUser, findUserByEmail, type User } from './accounts.ts';
+import { createAccount } from './create-account.ts';
+import { exchangeAppCode } from './oidc/flow.ts';
+import { appCodeGrant } from './oidc/grant.ts';
 import { hashPassword, UNKNOWN_USER_HASH, verifyPassword } from './passwords.ts';
+import { recoveryRoutes } from './recovery-routes.ts';
 import { newRefreshToken } from './refresh-tokens.ts';
+import { sessionRoutes } from './session-routes.ts';
 import {
   DEFAULT_SESSION_LIFETIMES,
-  revokeSession,
   rotateRefreshToken,
   type SessionLifetimes,
   startSession,
 } from './sessions.ts';
+import { FORM_BODY_LIMIT, noStore, parseForm, tokenEndpoint } from './token-endpoint.ts';
 
 export interface AuthDeps {
   db: Kysely<Database>;
@@ -42,6 +49,7 @@ export const signupBody = z
 export const tokenBody = z.discriminatedUnion('grant_type', [
   z.object({ grant_type: z.literal('password'), email, password: z.string().min(1).max(1024) }).strict(),
   z.object({ grant_type: z.literal('refresh_token'), refresh_token: z.string().min(1).max(200) }).strict(),
+  appCodeGrant,
 ]);
 
 const publicUser = (user: User) => ({
@@ -49,6 +57,7 @@ const publicUser = (user: User) => ({
   email: user.email,
   displayName: user.displayName,
   isAdmin: user.isAdmin,
+  emailVerified: user.emailVerified,
 });
 
 export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<void> {
@@ -56,6 +65,11 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
   const now = deps.now ?? (() => new Date());
   const lifetimes = deps.sessionLifetimes ?? DEFAULT_SESSION_LIFETIMES;
   await app.register(rateLimit, { global: false });
+  app.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT },
+    parseForm,
+  );
   const limited = {
     config: { rateLimit: { max: deps.authAttemptsPerMinute ?? 20, timeWindow: '1 minute' } },
   };
@@ -70,41 +84,50 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
     };
   }
 
-  async function openSession(user: User) {
+  /** Opens a session for the user, recording the client of `request` (shown in GET /v1/auth/sessions). */
+  async function openSession(user: User, request?: FastifyRequest) {
     const sessionId = randomUUID();
     const refresh = newRefreshToken();
-    await startSession(db, { id: sessionId, userId: user.id, refreshHash: refresh.hash }, now(), lifetimes);
+    const client = { userAgent: request?.headers['user-agent'], address: request?.ip };
+    await startSession(
+      db,
+      { id: sessionId, userId: user.id, refreshHash: refresh.hash, ...client },
+      now(),
+      lifetimes,
+    );
     return tokenResponse(user, sessionId, refresh.token);
   }
 
-  app.post('/v1/auth/signup', limited, async (request, reply) => {
+  app.post('/v1/auth/signup', { ...limited, onRequest: noStore }, async (request, reply) => {
     const body = parseWith(signupBody, request.body);
-    const user: User = {
-      id: randomUUID(),
-      email: body.email.toLowerCase(),
-      displayName: body.displayName,
-      isAdmin: false,
-    };
     const passwordHash = await hashPassword(body.password);
-    // The account and its ledger profile go together: if the profile cannot be appended, no account.
-    await db.transaction().execute(async (trx) => {
-      if (!(await insertUser(trx, { ...user, passwordHash }))) {
-        throw new HttpProblem(
-          problem(409, 'An account with this email exists; log in instead.', undefined, 'already-exists'),
-        );
-      }
-      const profile = await ledger.append({
-        stream: profileStream(user.id),
-        expectedVersion: 'no_stream',
-        actor: user.id,
-        events: [{ type: PROFILE_REGISTERED, data: { userId: user.id, displayName: user.displayName } }],
+    // The account and the job mailing its verification link commit together.
+    const user = await db.transaction().execute(async (trx) => {
+      const created = await createAccount(trx, ledger, {
+        email: body.email,
+        displayName: body.displayName,
+        passwordHash,
       });
-      if (profile.outcome !== 'appended') throw new Error(`profile append: ${profile.outcome}`);
+      if (created)
+        await enqueueAccountMail(trx, [
+          {
+            purpose: 'verify-email',
+            userId: created.id,
+            email: created.email,
+            requestedAt: now().toISOString(),
+          },
+        ]);
+      return created;
     });
-    return reply.code(201).send(await openSession(user));
+    if (!user) {
+      throw new HttpProblem(
+        problem(409, 'An account with this email exists; log in instead.', undefined, 'already-exists'),
+      );
+    }
+    return reply.code(201).send(await openSession(user, request));
   });
 
-  app.post('/v1/auth/token', limited, async (request) => {
+  app.post('/v1/auth/token', { ...limited, ...tokenEndpoint }, async (request) => {
     const body = parseWith(tokenBody, request.body);
     if (body.grant_type === 'password') {
       const user = await findUserByEmail(db, body.email);
@@ -113,7 +136,21 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
         throw new HttpProblem(
           problem(400, 'The email or the password is wrong.', undefined, 'invalid-grant'),
         );
-      return openSession(user);
+      return openSession(user, request);
+    }
+    if (body.grant_type === 'authorization_code') {
+      const grant = await exchangeAppCode(db, body.code, body.redirect_uri, now());
+      const user = grant && (await findUser(db, grant.userId));
+      if (!user)
+        throw new HttpProblem(
+          problem(
+            400,
+            'The code is unknown, expired or already used; sign in again.',
+            undefined,
+            'invalid-grant',
+          ),
+        );
+      return openSession(user, request);
     }
     const rotation = await rotateRefreshToken(db, body.refresh_token, now(), lifetimes);
     if (rotation.outcome === 'reused') {
@@ -130,7 +167,7 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
     if (rotation.outcome === 'expired') {
       deps.sessions.forget(rotation.sessionId);
       throw new HttpProblem(
-        problem(401, 'This session has timed out; log in again.', undefined, 'session-expired'),
+        problem(400, 'This session has timed out; log in again.', undefined, 'session-expired'),
       );
     }
     if (rotation.outcome === 'invalid')
@@ -138,13 +175,6 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
         problem(400, 'The refresh token is invalid or expired.', undefined, 'invalid-grant'),
       );
     return tokenResponse(rotation.user, rotation.sessionId, rotation.refreshToken);
-  });
-
-  app.post('/v1/auth/logout', async (request, reply) => {
-    const caller = await authenticate(request);
-    await revokeSession(db, caller.sessionId, now());
-    deps.sessions.forget(caller.sessionId);
-    return reply.code(204).send();
   });
 
   app.get('/v1/auth/me', async (request) => {
@@ -155,4 +185,7 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
   });
 
   app.get('/.well-known/jwks.json', async () => tokens.jwks);
+
+  await app.register(sessionRoutes, { db, authenticate, sessions: deps.sessions, now });
+  await app.register(recoveryRoutes, { db, authenticate, sessions: deps.sessions, now, publicUser, limited });
 }

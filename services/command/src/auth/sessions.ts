@@ -2,13 +2,15 @@
 // timeout or the absolute lifetime ends them, revoked by logout or by a refresh token's reuse.
 import { announceSessionEnded } from '@connect/auth';
 import type { Database } from '@connect/db';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { toUser, type User } from './accounts.ts';
 import { hashRefreshToken, newRefreshToken, openSuccessor, sealSuccessor } from './refresh-tokens.ts';
 
 type Db = Kysely<Database>;
 
 export const REFRESH_REUSE_GRACE_MS = 10_000;
+/** Characters of a User-Agent kept with a session. */
+export const USER_AGENT_MAX = 512;
 
 export interface SessionLifetimes {
   /** Seconds without a refresh after which a session lapses. */
@@ -27,7 +29,14 @@ const earlier = (a: Date, b: Date) => (a < b ? a : b);
 
 export async function startSession(
   db: Db,
-  session: { id: string; userId: string; refreshHash: Buffer },
+  session: {
+    id: string;
+    userId: string;
+    refreshHash: Buffer;
+    /** The client that opened it, as its owner will see it in their list of sessions. */
+    userAgent?: string | undefined;
+    address?: string | undefined;
+  },
   now: Date,
   lifetimes: SessionLifetimes,
 ): Promise<void> {
@@ -43,6 +52,8 @@ export async function startSession(
         last_active_at: now,
         expires_at: expiresAt,
         active_until: earlier(after(now, lifetimes.idleSeconds), expiresAt),
+        user_agent: session.userAgent?.slice(0, USER_AGENT_MAX) ?? null,
+        address: session.address ?? null,
       })
       .execute();
     await trx
@@ -128,14 +139,54 @@ export async function rotateRefreshToken(
   });
 }
 
-export async function revokeSession(db: Db, sessionId: string, now: Date): Promise<void> {
-  await db.transaction().execute(async (trx) => {
-    await trx
-      .updateTable('sessions')
-      .set({ revoked_at: now })
-      .where('id', '=', sessionId)
-      .where('revoked_at', 'is', null)
-      .execute();
-    await announceSessionEnded(trx, sessionId);
-  });
+/**
+ * Ends a user's live sessions inside the caller's transaction, announcing each end: all of them, or
+ * `only` one, or all `except` one. Answers the ids it ended; the caller tells its session gate to
+ * forget them once the transaction commits.
+ */
+export async function endSessions(
+  trx: Transaction<Database>,
+  which: { userId: string; only?: string; except?: string },
+  now: Date,
+): Promise<string[]> {
+  const ended = await trx
+    .updateTable('sessions')
+    .set({ revoked_at: now })
+    .where('user_id', '=', which.userId)
+    .where('revoked_at', 'is', null)
+    .where('active_until', '>', now)
+    .$if(which.only !== undefined, (query) => query.where('id', '=', which.only ?? ''))
+    .$if(which.except !== undefined, (query) => query.where('id', '!=', which.except ?? ''))
+    .returning('id')
+    .execute();
+  for (const { id } of ended) await announceSessionEnded(trx, id);
+  return ended.map(({ id }) => id);
+}
+
+export interface SessionListing {
+  id: string;
+  createdAt: Date;
+  lastActiveAt: Date;
+  userAgent: string | null;
+  address: string | null;
+}
+
+/** The user's live sessions, the most recently active first. */
+export async function listSessions(db: Db, userId: string, now: Date): Promise<SessionListing[]> {
+  const rows = await db
+    .selectFrom('sessions')
+    .select(['id', 'created_at', 'last_active_at', 'user_agent', 'address'])
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .where('active_until', '>', now)
+    .orderBy('last_active_at', 'desc')
+    .orderBy('created_at', 'desc')
+    .execute();
+  return rows.map((row) => ({
+    id: row.id,
+    createdAt: row.created_at,
+    lastActiveAt: row.last_active_at,
+    userAgent: row.user_agent,
+    address: row.address,
+  }));
 }

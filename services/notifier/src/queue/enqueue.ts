@@ -1,7 +1,9 @@
-// What the notifications projection hands the queue in each batch's transaction: one job per new
-// notification and configured channel, and per ledger event a webhook message (a delivery per
-// endpoint that takes its type) with a job per delivery. Preferences are not checked here but by
-// each channel when it delivers, so a person who turns a kind off before it goes out gets nothing.
+// What the notifications projection hands the queue in each batch's transaction: per new
+// notification a job on each configured channel that can reach its recipient (email: everyone;
+// push: a person with a subscription; SMS: a person with a confirmed phone), and per ledger event a
+// webhook message (a delivery per endpoint that takes its type) with a job per delivery.
+// Preferences are not checked here but by each channel when it delivers, so a person who turns a
+// kind off before it goes out gets nothing.
 import type { Database } from '@connect/db';
 import { Kysely, PostgresDialect } from 'kysely';
 import type pg from 'pg';
@@ -21,7 +23,9 @@ export interface QueueHooks {
 export function queueHooks(options: { channels: readonly QueuedChannel[]; maxAttempts: number }): QueueHooks {
   return {
     async enqueue(client, notifications) {
-      await addDeliveryJobs(client, notificationJobs(notifications, options.channels, options.maxAttempts));
+      const recipients = [...new Set(notifications.map((n) => n.recipientId))];
+      const reach = await reachable(client, options.channels, recipients);
+      await addDeliveryJobs(client, notificationJobs(notifications, reach, options.maxAttempts));
     },
     async publish(client, happenings) {
       const db = kyselyOn(client);
@@ -33,6 +37,32 @@ export function queueHooks(options: { channels: readonly QueuedChannel[]; maxAtt
       await addDeliveryJobs(client, jobs);
     },
   };
+}
+
+/** The recipients a channel can reach, for the channels that need more of a person than an account. */
+const REACHABLE: Partial<Record<QueuedChannel, string>> = {
+  push: 'select distinct user_id from push_subscriptions where user_id = any($1::uuid[])',
+  sms: 'select user_id from phone_numbers where user_id = any($1::uuid[]) and confirmed_at is not null',
+};
+
+/**
+ * The recipients each configured channel can reach, read in the client's transaction: email every
+ * one (an account has an address), push those with a subscription, SMS those with a confirmed phone.
+ */
+async function reachable(
+  client: pg.ClientBase,
+  channels: readonly QueuedChannel[],
+  recipients: readonly string[],
+): Promise<Map<QueuedChannel, ReadonlySet<string>>> {
+  const reach = new Map<QueuedChannel, ReadonlySet<string>>();
+  for (const channel of channels) {
+    const sql = REACHABLE[channel];
+    const reached = sql
+      ? (await client.query<{ user_id: string }>(sql, [recipients])).rows.map((row) => row.user_id)
+      : recipients;
+    reach.set(channel, new Set(reached));
+  }
+  return reach;
 }
 
 /**

@@ -49,19 +49,21 @@ export async function addDeliveryJobs(client: pg.ClientBase, jobs: readonly Deli
   );
 }
 
-/** One job per notification and configured channel. */
+/** One job per notification and channel that reaches its recipient (`reach`: the recipients by channel). */
 export function notificationJobs(
   notifications: readonly Notification[],
-  channels: readonly QueuedChannel[],
+  reach: ReadonlyMap<QueuedChannel, ReadonlySet<string>>,
   maxAttempts: number,
 ): DeliveryJob[] {
   return notifications.flatMap((notification) =>
-    channels.map((channel) => ({
-      task: DELIVERY_TASKS[channel],
-      payload: { notificationId: notification.id, recipientId: notification.recipientId, channel },
-      key: notificationJobKey(notification.id, channel),
-      maxAttempts,
-    })),
+    [...reach]
+      .filter(([, recipients]) => recipients.has(notification.recipientId))
+      .map(([channel]) => ({
+        task: DELIVERY_TASKS[channel],
+        payload: { notificationId: notification.id, recipientId: notification.recipientId, channel },
+        key: notificationJobKey(notification.id, channel),
+        maxAttempts,
+      })),
   );
 }
 

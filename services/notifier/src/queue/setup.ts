@@ -2,10 +2,12 @@
 // configured (email while CONNECT_SMTP_URL is set; push and SMS register their handlers through
 // `channels`), the projection's hooks for those channels, and the worker.
 import type { Config, Database } from '@connect/db';
+import { DEFAULT_APP_URL } from '@connect/db';
 import type { Runner } from 'graphile-worker';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
+import { ACCOUNT_MAIL_TASK, accountMailTask, createAccountMailer } from '../email/account-mail.ts';
 import { emailChannelFromConfig } from '../email/deliver.ts';
 import { pushChannelFromConfig } from '../push/deliver.ts';
 import type { VapidConfig } from '../push/keys.ts';
@@ -73,6 +75,10 @@ export async function openDeliveryQueue(deps: {
   const { reminderOffsets, appUrl } = config;
   const reminders =
     reminderOffsets && appUrl !== undefined ? { offsets: reminderOffsets, appUrl } : undefined;
+  // Verification, recovery and email-change mail need SMTP; without it their jobs wait in the queue.
+  const accountMailer = config.smtpUrl
+    ? createAccountMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom })
+    : undefined;
   let runner: Runner | undefined;
   let watched: Runner | undefined;
   let stopped: string | undefined;
@@ -81,6 +87,11 @@ export async function openDeliveryQueue(deps: {
     channels,
     async start(logTo) {
       log = logTo ?? log;
+      if (!runner && !accountMailer)
+        log?.warn(
+          {},
+          'CONNECT_SMTP_URL is unset: account emails (verification, recovery, email change) wait in the queue until it is set',
+        );
       runner ??= await startDeliveryWorker({
         pool,
         db,
@@ -90,13 +101,20 @@ export async function openDeliveryQueue(deps: {
           onDisabled: (endpoint) => log?.warn({ endpoint }, 'webhook endpoint disabled'),
         },
         concurrency: config.deliveryConcurrency,
-        ...(reminders
-          ? {
-              tasks: {
-                [REMIND_TASK]: remindTask({ pool, appUrl: reminders.appUrl, enqueue: hooks.enqueue }),
-              },
-            }
-          : {}),
+        tasks: {
+          ...(reminders
+            ? { [REMIND_TASK]: remindTask({ pool, appUrl: reminders.appUrl, enqueue: hooks.enqueue }) }
+            : {}),
+          ...(accountMailer
+            ? {
+                [ACCOUNT_MAIL_TASK]: accountMailTask({
+                  db,
+                  mailer: accountMailer,
+                  appUrl: appUrl ?? DEFAULT_APP_URL,
+                }),
+              }
+            : {}),
+        },
         ...(deps.pollInterval ? { pollInterval: deps.pollInterval } : {}),
         ...(log ? { log } : {}),
       });
@@ -118,6 +136,7 @@ export async function openDeliveryQueue(deps: {
       runner = undefined;
       await current?.stop();
       email?.close();
+      accountMailer?.close();
     },
     assertHealthy() {
       if (stopped) throw new Error(`notifier: ${stopped}`);

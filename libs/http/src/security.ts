@@ -1,0 +1,70 @@
+// What browsers get told on every response: security headers (helmet), and CORS for the web apps on
+// the origins CONNECT_CORS_ORIGINS names (none → no CORS headers at all).
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import type { FastifyInstance } from 'fastify';
+
+/** Request headers a browser on another origin may send (beyond the CORS-safelisted ones). */
+export const CORS_REQUEST_HEADERS = [
+  'Authorization',
+  'Content-Type',
+  'Idempotency-Key',
+  'If-Match',
+  'If-None-Match',
+  'Connect-Min-Index',
+];
+
+/** Response headers of the HTTP contract a browser script on another origin may read. */
+export const CORS_EXPOSED_HEADERS = [
+  'Connect-Index',
+  'Connect-Tree-Size',
+  'Connect-Document-Version',
+  'Content-Disposition',
+  'ETag',
+  'Idempotency-Replayed',
+  'Location',
+  'Retry-After',
+  'WWW-Authenticate',
+];
+
+/**
+ * The policy of every response that sets none of its own: the pages served here (Swagger UI at
+ * /docs, GraphiQL, problem pages) load scripts, styles, fonts and data only from this origin, and no
+ * site may frame them. A page with stricter needs sets its own (GET /verify, document downloads).
+ */
+const CONTENT_SECURITY_POLICY = {
+  'default-src': ["'self'"],
+  'base-uri': ["'none'"],
+  'object-src': ["'none'"],
+  'frame-ancestors': ["'none'"],
+  'form-action': ["'self'"],
+  'script-src': ["'self'"],
+  'script-src-attr': ["'none'"],
+  'style-src': ["'self'", "'unsafe-inline'"],
+  'img-src': ["'self'", 'data:'],
+  'font-src': ["'self'", 'data:'],
+  'connect-src': ["'self'"],
+};
+
+/** Registers helmet on every response, and CORS when some origin is allowed. */
+export function registerSecurity(app: FastifyInstance, corsOrigins: readonly string[] = []): void {
+  const origins = new Set(corsOrigins);
+  app.register(helmet, {
+    contentSecurityPolicy: { useDefaults: false, directives: CONTENT_SECURITY_POLICY },
+    frameguard: { action: 'deny' },
+    referrerPolicy: { policy: 'no-referrer' },
+    // Browsers on the allowed origins read the answers; without CORS only this origin does.
+    crossOriginResourcePolicy: { policy: origins.size > 0 ? 'cross-origin' : 'same-origin' },
+  });
+  if (origins.size === 0) return;
+  app.register(cors, {
+    // A refused origin (or a request without one) gets no CORS headers, and its preflight a 404.
+    origin: (origin, callback) => callback(null, origin !== undefined && origins.has(origin)),
+    methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowedHeaders: CORS_REQUEST_HEADERS,
+    exposedHeaders: CORS_EXPOSED_HEADERS,
+    // Bearer tokens, not cookies: no credentialed requests.
+    credentials: false,
+    maxAge: 600,
+  });
+}

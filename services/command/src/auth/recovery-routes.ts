@@ -1,0 +1,198 @@
+// Proving and recovering an account by its email: verifying the address, recovering a forgotten
+// password, changing the password, moving the account to another address. Every mail goes through
+// the notifier's queue: a job added in the request's transaction, whose worker makes the token and
+// sends it (services/notifier/src/email/account-mail.ts), so the mail survives a crash and the
+// request never holds a token.
+import type { Authenticate, SessionGate } from '@connect/auth';
+import type { Database } from '@connect/db';
+import { badRequest, HttpProblem, parseWith, problem } from '@connect/http';
+import { enqueueAccountMail } from '@connect/notifier';
+import type { FastifyInstance, RouteShorthandOptions } from 'fastify';
+import type { Kysely, Transaction } from 'kysely';
+import { z } from 'zod';
+import { invalidToken, useAccountToken, voidAccountTokens } from './account-tokens.ts';
+import { findUser, findUserByEmail, normalizeEmail, toUser, type User } from './accounts.ts';
+import { hashPassword, UNKNOWN_USER_HASH, verifyPassword } from './passwords.ts';
+import { endSessions } from './sessions.ts';
+
+export interface RecoveryRouteDeps {
+  db: Kysely<Database>;
+  authenticate: Authenticate;
+  sessions: SessionGate;
+  now: () => Date;
+  /** The user object of auth responses. */
+  publicUser: (user: User) => object;
+  /** The rate limit of these routes (per client address). */
+  limited: RouteShorthandOptions;
+}
+
+const email = z.email().max(254);
+const token = z.string().min(1).max(200);
+const newPassword = z.string().min(8, 'must be at least 8 characters').max(1024);
+
+export const verifyBody = z.object({ token }).strict();
+export const recoverBody = z.object({ email }).strict();
+export const resetBody = z.object({ token, password: newPassword }).strict();
+export const passwordBody = z.object({ currentPassword: z.string().min(1).max(1024), newPassword }).strict();
+export const emailBody = z.object({ email, password: z.string().min(1).max(1024) }).strict();
+export const accepted = z.object({ message: z.string() });
+
+/** What /recover answers, whether or not the address has an account. */
+export const RECOVER_ANSWER = {
+  message:
+    'If an account has this address, a link to choose a new password is on its way. It works for an hour.',
+};
+export const EMAIL_CHANGE_ANSWER = {
+  message:
+    'A link is on its way to the new address; the change applies once it is followed (within an hour).',
+};
+
+/** Tokens a new password makes pointless or dangerous: a pending recovery, a pending move. */
+const VOIDED_BY_NEW_PASSWORD = ['recover', 'change-email'] as const;
+
+export async function recoveryRoutes(app: FastifyInstance, deps: RecoveryRouteDeps): Promise<void> {
+  const { db, authenticate, now, limited } = deps;
+
+  /** Checks the password of a signed-in user; a wrong one is a 400 naming `field`. */
+  async function checkPassword(userId: string, password: string, field: string): Promise<User> {
+    const row = await db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
+    if (!row) throw new HttpProblem(problem(401, 'This account no longer exists.'));
+    // An account with no password (social login only) has none to match.
+    const valid = await verifyPassword(password, row.password_hash ?? (await UNKNOWN_USER_HASH));
+    if (!row.password_hash || !valid)
+      throw badRequest([{ path: field, message: 'is not the password of this account' }]);
+    return toUser(row);
+  }
+
+  /** Ends sessions in the transaction `work` runs in, and forgets them here once it committed. */
+  async function withEndedSessions<T>(
+    work: (trx: Transaction<Database>) => Promise<{ result: T; ended: string[] }>,
+  ): Promise<T> {
+    const { result, ended } = await db.transaction().execute(work);
+    for (const id of ended) deps.sessions.forget(id);
+    return result;
+  }
+
+  app.post('/v1/auth/verify', limited, async (request) => {
+    const body = parseWith(verifyBody, request.body);
+    const at = now();
+    const userId = await db.transaction().execute(async (trx) => {
+      const used = await useAccountToken(trx, body.token, ['verify-email', 'change-email'], at);
+      if (!used) throw invalidToken();
+      if (used.purpose === 'verify-email') {
+        // A link to an address the account has since left verifies nothing.
+        const verified = await trx
+          .updateTable('users')
+          .set({ email_verified_at: at })
+          .where('id', '=', used.userId)
+          .where('email', '=', used.email)
+          .returning('id')
+          .executeTakeFirst();
+        if (!verified) throw invalidToken();
+        return used.userId;
+      }
+      const taken = await trx
+        .selectFrom('users')
+        .select('id')
+        .where('email', '=', used.email)
+        .where('id', '!=', used.userId)
+        .executeTakeFirst();
+      if (taken)
+        throw new HttpProblem(
+          problem(409, 'Another account has this address by now.', undefined, 'already-exists'),
+        );
+      await trx
+        .updateTable('users')
+        .set({ email: used.email, email_verified_at: at })
+        .where('id', '=', used.userId)
+        .execute();
+      await voidAccountTokens(trx, used.userId, ['change-email', 'verify-email'], at);
+      return used.userId;
+    });
+    const user = await findUser(db, userId);
+    if (!user) throw invalidToken();
+    return { user: deps.publicUser(user) };
+  });
+
+  // The same answer, after the same work (one job added), whether or not the address has an
+  // account: the worker looks it up.
+  app.post('/v1/auth/recover', limited, async (request, reply) => {
+    const body = parseWith(recoverBody, request.body);
+    await enqueueAccountMail(db, [
+      { purpose: 'recover', email: normalizeEmail(body.email), requestedAt: now().toISOString() },
+    ]);
+    return reply.code(202).send(RECOVER_ANSWER);
+  });
+
+  app.post('/v1/auth/reset', limited, async (request, reply) => {
+    const body = parseWith(resetBody, request.body);
+    const passwordHash = await hashPassword(body.password);
+    const at = now();
+    await withEndedSessions(async (trx) => {
+      const used = await useAccountToken(trx, body.token, ['recover'], at);
+      if (!used) throw invalidToken();
+      const user = await trx
+        .selectFrom('users')
+        .select(['email', 'email_verified_at'])
+        .where('id', '=', used.userId)
+        .executeTakeFirstOrThrow();
+      // Following the link proved the person reads the address it went to.
+      const proved = user.email === used.email;
+      await trx
+        .updateTable('users')
+        .set({
+          password_hash: passwordHash,
+          email_verified_at: user.email_verified_at ?? (proved ? at : null),
+        })
+        .where('id', '=', used.userId)
+        .execute();
+      await voidAccountTokens(trx, used.userId, VOIDED_BY_NEW_PASSWORD, at);
+      return { result: undefined, ended: await endSessions(trx, { userId: used.userId }, at) };
+    });
+    return reply.code(204).send();
+  });
+
+  app.post('/v1/auth/password', limited, async (request, reply) => {
+    const caller = await authenticate(request);
+    const body = parseWith(passwordBody, request.body);
+    await checkPassword(caller.userId, body.currentPassword, 'body.currentPassword');
+    const passwordHash = await hashPassword(body.newPassword);
+    const at = now();
+    await withEndedSessions(async (trx) => {
+      await trx
+        .updateTable('users')
+        .set({ password_hash: passwordHash })
+        .where('id', '=', caller.userId)
+        .execute();
+      await voidAccountTokens(trx, caller.userId, VOIDED_BY_NEW_PASSWORD, at);
+      const ended = await endSessions(trx, { userId: caller.userId, except: caller.sessionId }, at);
+      return { result: undefined, ended };
+    });
+    return reply.code(204).send();
+  });
+
+  app.post('/v1/auth/email', limited, async (request, reply) => {
+    const caller = await authenticate(request);
+    const body = parseWith(emailBody, request.body);
+    const user = await checkPassword(caller.userId, body.password, 'body.password');
+    const address = normalizeEmail(body.email);
+    if (address === user.email)
+      throw badRequest([{ path: 'body.email', message: 'is already your address' }]);
+    if (await findUserByEmail(db, address))
+      throw new HttpProblem(problem(409, 'Another account has this address.', undefined, 'already-exists'));
+    const requestedAt = now().toISOString();
+    await db.transaction().execute((trx) =>
+      enqueueAccountMail(trx, [
+        { purpose: 'change-email', userId: user.id, email: address, requestedAt },
+        {
+          purpose: 'email-change-notice',
+          userId: user.id,
+          email: user.email,
+          newEmail: address,
+          requestedAt,
+        },
+      ]),
+    );
+    return reply.code(202).send(EMAIL_CHANGE_ANSWER);
+  });
+}
