@@ -83,7 +83,7 @@ async function seed(ledger: Ledger, database: Awaited<ReturnType<typeof benchDat
       actor: id,
       events: [{ type: 'ProfileRegistered', data: { userId: id, displayName: `User ${i}` } }],
     });
-    users.push({ id, token: await tokens.issueAccessToken({ userId: id, sessionId, isAdmin: false }) });
+    users.push({ id, token: await tokens.issueAccessToken({ userId: id, sessionId }) });
   }
   const commitments: Seeded['commitments'] = [];
   const started = performance.now();

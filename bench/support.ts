@@ -119,6 +119,7 @@ export async function startConnect(
         PORT: String(port),
         LOG_LEVEL: 'warn',
         CONNECT_AUTH_RATE_LIMIT: '10000',
+        CONNECT_COMMAND_RATE_LIMIT: '1000000',
         ...env,
       },
       stdio: ['ignore', 'inherit', 'inherit'],

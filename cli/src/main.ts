@@ -14,7 +14,9 @@ const USAGE = `usage: connect <command>
   migrate      apply database migrations and exit
   replay [--projection NAME]  rebuild read models from the ledger while the service keeps answering
   keys show    print the ledger's verifier key
-  users grant-admin EMAIL   make that user an admin
+  users grant-role EMAIL ROLE    give that user a role (admin, auditor); recorded in the ledger
+  users revoke-role EMAIL ROLE   take it back (the last admin keeps theirs)
+  users grant-admin EMAIL   the same as grant-role EMAIL admin
   redact (--index N | --user ID) --reason TEXT --admin EMAIL   erase an entry's body; proofs stay valid
   verify ledger             recompute every hash and check every checkpoint; exit 1 naming the first bad entry
   verify receipt FILE [--key KEY]   check a receipt offline against a trusted key (--key, or pinned by verify remote)

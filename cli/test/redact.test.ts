@@ -19,11 +19,14 @@ beforeAll(async () => {
   userId = await registerProfile(setup.ledger, 'Zoe');
   await setup.ledger.drain();
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-redact-'));
+  const adminId = randomUUID();
   await database.pool.query(
-    `insert into users (id, email, password_hash, display_name, is_admin) values
-       ($1, 'admin@redact.test', 'x', 'Admin', true), ($2, 'user@redact.test', 'x', 'User', false)`,
-    [randomUUID(), randomUUID()],
+    `insert into users (id, email, password_hash, display_name) values
+       ($1, 'admin@redact.test', 'x', 'Admin'), ($2, 'user@redact.test', 'x', 'User')`,
+    [adminId, randomUUID()],
   );
+  // The role row only: a RoleGranted entry would move the indexes this test names.
+  await database.pool.query(`insert into user_roles (user_id, role) values ($1, 'admin')`, [adminId]);
 });
 afterAll(async () => {
   await database.close();

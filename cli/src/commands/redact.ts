@@ -39,11 +39,13 @@ export async function redactCommand(args: string[]): Promise<number> {
     const { db } = runtime.database;
     const admin = await db
       .selectFrom('users')
-      .select(['id', 'is_admin'])
-      .where('email', '=', values.admin.toLowerCase())
+      .innerJoin('user_roles', 'user_roles.user_id', 'users.id')
+      .select('users.id')
+      .where('users.email', '=', values.admin.toLowerCase())
+      .where('user_roles.role', '=', 'admin')
       .executeTakeFirst();
-    if (!admin?.is_admin) {
-      console.error(`connect: ${values.admin} is not an admin (connect users grant-admin EMAIL)`);
+    if (!admin) {
+      console.error(`connect: ${values.admin} is not an admin (connect users grant-role EMAIL admin)`);
       return 1;
     }
     const target =

@@ -1,20 +1,34 @@
-// Whether a session is still open, without a query per request: open sessions are remembered for
-// a minute (never past the moment they lapse), and every process forgets one the moment it is
-// revoked, told by NOTIFY from the transaction that revoked it. While the notification connection
-// is down, nothing is remembered. A session lapses on its own at active_until, which the command
-// service sets from its idle timeout and absolute lifetime; a refresh moves it later.
+// Whether a session is still open, and the roles its user holds now, without a query per request:
+// both are remembered for a minute (never past the moment the session lapses), and every process
+// forgets them the moment the session is revoked or the user's roles change, told by NOTIFY from
+// the transaction that did it. While the notification connection is down, nothing is remembered.
+// A session lapses on its own at active_until, which the command service sets from its idle
+// timeout and absolute lifetime; a refresh moves it later.
 import { type Database, listen } from '@connect/db';
+import type { UserRole } from '@connect/domain';
 import { type Kysely, sql } from 'kysely';
 import type pg from 'pg';
 
 export const SESSIONS_CHANNEL = 'connect_sessions_ended';
+/** Payload: the id of a user whose roles changed. */
+export const ROLES_CHANNEL = 'connect_roles_changed';
 const REMEMBER_MS = 60_000;
 const CAPACITY = 50_000;
 
+/** An open session: whose it is and the roles that user holds. */
+export interface SessionAccess {
+  userId: string;
+  roles: readonly UserRole[];
+}
+
 export interface SessionGate {
+  /** The session's access while it is open; undefined once it ended (or never was). */
+  check(sessionId: string): Promise<SessionAccess | undefined>;
   isActive(sessionId: string): Promise<boolean>;
   /** This process ended the session: stop trusting it here at once, before the notification. */
   forget(sessionId: string): void;
+  /** This process changed the user's roles: forget them here at once, before the notification. */
+  forgetUser(userId: string): void;
   close(): Promise<void>;
 }
 
@@ -23,35 +37,67 @@ export async function announceSessionEnded(db: Kysely<Database>, sessionId: stri
   await sql`select pg_notify(${SESSIONS_CHANNEL}, ${sessionId})`.execute(db);
 }
 
+/** Tells every process that a user's roles changed; call inside the transaction that changes them. */
+export async function announceRolesChanged(db: Kysely<Database>, userId: string): Promise<void> {
+  await sql`select pg_notify(${ROLES_CHANNEL}, ${userId})`.execute(db);
+}
+
+interface Remembered extends SessionAccess {
+  until: number;
+}
+
 export function sessionGate(deps: { db: Kysely<Database>; pool: pg.Pool; now?: () => Date }): SessionGate {
   const now = () => (deps.now ? deps.now().getTime() : Date.now());
-  const open = new Map<string, number>();
+  const open = new Map<string, Remembered>();
+  // Counts what was heard: a lookup that overlapped a notification is not remembered, since it
+  // may have read the state from before the change.
+  let heard = 0;
+  const forgetUser = (userId: string) => {
+    heard++;
+    for (const [sessionId, remembered] of open) if (remembered.userId === userId) open.delete(sessionId);
+  };
 
   // While no LISTEN is in force, a revocation could go unheard: nothing is remembered then.
   const listener = listen(
     deps.pool,
-    [SESSIONS_CHANNEL],
+    [SESSIONS_CHANNEL, ROLES_CHANNEL],
     (message) => {
-      if (message.payload) open.delete(message.payload);
+      if (!message.payload) return;
+      if (message.channel === ROLES_CHANNEL) return forgetUser(message.payload);
+      heard++;
+      open.delete(message.payload);
     },
-    { onDown: () => open.clear() },
+    {
+      onDown: () => {
+        heard++;
+        open.clear();
+      },
+    },
   );
   const listening = () => listener.isListening();
 
+  async function check(sessionId: string): Promise<SessionAccess | undefined> {
+    const remembered = listening() ? open.get(sessionId) : undefined;
+    if (remembered && remembered.until > now()) return { userId: remembered.userId, roles: remembered.roles };
+    const before = heard;
+    const row = await sessionAccess(deps.db, sessionId);
+    if (!row || row.activeUntil.getTime() <= now()) return undefined;
+    const access = { userId: row.userId, roles: row.roles };
+    if (listening() && heard === before) {
+      if (open.size >= CAPACITY) open.delete(open.keys().next().value as string);
+      open.set(sessionId, { ...access, until: Math.min(now() + REMEMBER_MS, row.activeUntil.getTime()) });
+    }
+    return access;
+  }
+
   return {
-    async isActive(sessionId) {
-      if (listening() && (open.get(sessionId) ?? 0) > now()) return true;
-      const until = await sessionActiveUntil(deps.db, sessionId);
-      const active = until !== undefined && until.getTime() > now();
-      if (active && listening()) {
-        if (open.size >= CAPACITY) open.delete(open.keys().next().value as string);
-        open.set(sessionId, Math.min(now() + REMEMBER_MS, until.getTime()));
-      }
-      return active;
-    },
+    check,
+    isActive: async (sessionId) => (await check(sessionId)) !== undefined,
     forget: (sessionId) => {
+      heard++;
       open.delete(sessionId);
     },
+    forgetUser,
     async close() {
       await listener.close();
       open.clear();
@@ -59,13 +105,24 @@ export function sessionGate(deps: { db: Kysely<Database>; pool: pg.Pool; now?: (
   };
 }
 
-/** Until when the session stays open unless refreshed; undefined when it is revoked or unknown. */
-export async function sessionActiveUntil(db: Kysely<Database>, sessionId: string): Promise<Date | undefined> {
+/** The open (not revoked) session's user, its roles and when it lapses unless refreshed: one query. */
+export async function sessionAccess(
+  db: Kysely<Database>,
+  sessionId: string,
+): Promise<{ userId: string; roles: UserRole[]; activeUntil: Date } | undefined> {
   const row = await db
     .selectFrom('sessions')
-    .select('active_until')
+    .select([
+      'user_id',
+      'active_until',
+      sql<
+        UserRole[]
+      >`array(select role from user_roles where user_roles.user_id = sessions.user_id order by role)`.as(
+        'roles',
+      ),
+    ])
     .where('id', '=', sessionId)
     .where('revoked_at', 'is', null)
     .executeTakeFirst();
-  return row?.active_until;
+  return row && { userId: row.user_id, roles: row.roles, activeUntil: row.active_until };
 }

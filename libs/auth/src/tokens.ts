@@ -1,4 +1,7 @@
 // Short-lived ES256 access tokens (jose) carrying the session id; JWKS publishes the public key.
+// A token carries no roles: they come from the database with the session check (session-gate.ts),
+// so a grant or a revocation applies to tokens already issued. (Older tokens carry an `adm` claim,
+// which is ignored.)
 import { createHash, randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { readOrCreateSecretFile } from '@connect/db';
@@ -9,16 +12,16 @@ const ISSUER = 'connect';
 const AUDIENCE = 'connect-api';
 const VERIFIED_CACHE_SIZE = 10_000;
 
-export interface AccessClaims {
+/** What an access token says: whose session it is. */
+export interface TokenClaims {
   userId: string;
   sessionId: string;
-  isAdmin: boolean;
 }
 
 export interface TokenIssuer {
-  issueAccessToken(claims: AccessClaims): Promise<string>;
+  issueAccessToken(claims: TokenClaims): Promise<string>;
   /** The claims of a valid, unexpired token; throws otherwise. */
-  verifyAccessToken(token: string): Promise<AccessClaims>;
+  verifyAccessToken(token: string): Promise<TokenClaims>;
   jwks: { keys: JWK[] };
 }
 
@@ -32,10 +35,10 @@ export async function loadTokenIssuer(dataDir: string): Promise<TokenIssuer> {
   const { d: _private, ...publicJwk } = privateJwk;
   const privateKey = await importJWK(privateJwk, 'ES256');
   const publicKey = await importJWK(publicJwk, 'ES256');
-  const verified = new Map<string, { claims: AccessClaims; expiresAt: number }>();
+  const verified = new Map<string, { claims: TokenClaims; expiresAt: number }>();
   return {
-    issueAccessToken: ({ userId, sessionId, isAdmin }) =>
-      new SignJWT({ sid: sessionId, adm: isAdmin })
+    issueAccessToken: ({ userId, sessionId }) =>
+      new SignJWT({ sid: sessionId })
         .setProtectedHeader({ alg: 'ES256', kid })
         .setSubject(userId)
         .setIssuer(ISSUER)
@@ -54,7 +57,7 @@ export async function loadTokenIssuer(dataDir: string): Promise<TokenIssuer> {
       });
       if (typeof payload.sub !== 'string' || typeof payload.sid !== 'string')
         throw new Error('malformed token');
-      const claims = { userId: payload.sub, sessionId: payload.sid, isAdmin: payload.adm === true };
+      const claims = { userId: payload.sub, sessionId: payload.sid };
       // A signature checked once stays checked until the token expires; the session is still
       // looked up on every request, so a logout takes effect at once.
       if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value as string);

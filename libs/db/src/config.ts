@@ -61,6 +61,7 @@ export const configSchema = z.object({
     .default(25 * 1024 * 1024),
   CONNECT_AUTH_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(20),
   CONNECT_INVITE_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(20),
+  CONNECT_COMMAND_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(600),
   CONNECT_SESSION_IDLE_TIMEOUT: z.coerce
     .number()
     .int()
@@ -175,10 +176,12 @@ export interface Config {
   ledgerKey: string | undefined;
   /** Largest document upload accepted, in bytes. */
   maxDocumentBytes: number;
-  /** Signup and login attempts per client address and minute. */
+  /** Auth attempts per minute and route, per client address and per account. */
   authRateLimit: number;
   /** Invitations by email per user and minute. */
   inviteRateLimit: number;
+  /** Commands (POST /v1/commitments…, PATCH /v1/me) per user and minute. */
+  commandRateLimit: number;
   /** Seconds a session lasts without a refresh. */
   sessionIdleTimeout: number;
   /** Seconds a session lasts at most, however active. */
@@ -292,6 +295,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     maxDocumentBytes: c.CONNECT_MAX_DOCUMENT_BYTES,
     authRateLimit: c.CONNECT_AUTH_RATE_LIMIT,
     inviteRateLimit: c.CONNECT_INVITE_RATE_LIMIT,
+    commandRateLimit: c.CONNECT_COMMAND_RATE_LIMIT,
     sessionIdleTimeout: c.CONNECT_SESSION_IDLE_TIMEOUT,
     sessionMaxLifetime: c.CONNECT_SESSION_MAX_LIFETIME,
     httpTimeouts: {

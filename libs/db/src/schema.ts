@@ -58,6 +58,7 @@ export interface Database {
   schema_migrations: { name: string; applied_at: Generated<Date> };
   users: UsersTable;
   sessions: SessionsTable;
+  user_roles: UserRolesTable;
   refresh_tokens: RefreshTokensTable;
   http_idempotency: HttpIdempotencyTable;
   projection_checkpoints: ProjectionCheckpointsTable;
@@ -80,6 +81,7 @@ export interface Database {
   oidc_logins: OidcLoginsTable;
   oidc_identities: OidcIdentitiesTable;
   oidc_app_codes: OidcAppCodesTable;
+  pending_invitations: PendingInvitationsTable;
 }
 
 export interface UsersTable {
@@ -88,9 +90,20 @@ export interface UsersTable {
   /** Null for an account that only signs in through a social login. */
   password_hash: string | null;
   display_name: string;
+  /** Unused since migration 018: roles are in user_roles. */
   is_admin: Generated<boolean>;
   created_at: Generated<Date>;
   email_verified_at: Date | null;
+  /** An https URL of the owner's picture, set with PATCH /v1/me. */
+  avatar_url: Generated<string | null>;
+}
+
+export interface UserRolesTable {
+  user_id: string;
+  role: 'admin' | 'auditor';
+  granted_at: Generated<Date>;
+  /** The admin who granted it; null for the system. */
+  granted_by: string | null;
 }
 
 export interface SessionsTable {
@@ -211,6 +224,7 @@ export interface ProfilesTable {
   registered_at: Date;
   redacted: Generated<boolean>;
   last_index: number;
+  avatar_url: Generated<string | null>;
 }
 
 export interface CommitmentTypesTable {
@@ -219,6 +233,8 @@ export interface CommitmentTypesTable {
   requires_amount: boolean;
   requires_due_date: boolean;
   min_witnesses: number;
+  created_by: Generated<string>;
+  witnesses_must_be_verified: Generated<boolean>;
   last_index: number;
 }
 
@@ -353,4 +369,22 @@ export interface PhoneNumbersTable {
 export interface PhoneCodeSendsTable {
   user_id: string;
   sent_at: Generated<Date>;
+}
+
+/** An invitation by email to an address no account had (migration 020). */
+export interface PendingInvitationsTable {
+  id: string;
+  commitment_id: string;
+  /** The address to mail, as given (trimmed). */
+  email: string;
+  /** SHA-256 of the normalised address: what lookups go by. */
+  email_hash: Uint8Array;
+  role: 'participant' | 'witness';
+  invited_by: string;
+  created_at: Generated<Date>;
+  expires_at: Date;
+  accepted_at: Date | null;
+  accepted_by: string | null;
+  cancelled_at: Date | null;
+  voided_at: Date | null;
 }

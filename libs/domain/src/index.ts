@@ -6,5 +6,7 @@ export * from './commitment/policy.ts';
 export * from './commitment/recorded.ts';
 export * from './commitment/state.ts';
 export * from './commitment/types.ts';
+export * from './profile.ts';
 export * from './refusal.ts';
+export * from './roles.ts';
 export * from './streams.ts';

@@ -12,6 +12,8 @@ export class Refusal extends Error {
     readonly kind: RefusalKind,
     readonly reason: string,
     readonly field?: string,
+    /** The policy rule that refused it, when a configurable one did (e.g. `createdBy: verified`). */
+    readonly rule?: string,
   ) {
     super(reason);
   }
@@ -23,6 +25,11 @@ export function refuse(reason: string): never {
 
 export function forbid(reason: string): never {
   throw new Refusal('forbidden', reason);
+}
+
+/** Forbidden by a configurable policy: the reason, and the rule a client can show or branch on. */
+export function forbidByRule(rule: string, reason: string): never {
+  throw new Refusal('forbidden', reason, undefined, rule);
 }
 
 export function invalid(field: string, reason: string): never {

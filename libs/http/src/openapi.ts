@@ -17,7 +17,7 @@ import {
 } from './problem.ts';
 
 export interface Operation {
-  method: 'get' | 'post' | 'put' | 'delete';
+  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
   path: string;
   summary: string;
   /** Defaults to the method and the path's words, e.g. `getCommitmentsByIdHistory`. */
@@ -59,6 +59,10 @@ const problemSchema = z
       )
       .optional()
       .meta({ description: 'Each invalid value (400 /problems/invalid-input).' }),
+    rule: z
+      .string()
+      .optional()
+      .meta({ description: 'The policy rule that refused it, e.g. `createdBy: verified` (403).' }),
   })
   .meta({ description: 'RFC 9457 problem details (application/problem+json).' });
 

@@ -14,6 +14,8 @@ export interface Problem {
   status: number;
   detail?: string;
   errors?: FieldError[];
+  /** The policy rule that refused the request, when one did (e.g. `createdBy: verified`). */
+  rule?: string;
 }
 
 export interface ProblemType {

@@ -58,6 +58,8 @@ export interface Refused {
   reason: string;
   /** The invalid field, for kind `invalid`. */
   field?: string;
+  /** The policy rule that refused it (e.g. `createdBy: verified`), answered as the problem's `rule`. */
+  rule?: string;
 }
 
 const REFUSED: Readonly<Record<string, { status: number; type: ProblemName }>> = {
@@ -71,12 +73,13 @@ const REFUSED: Readonly<Record<string, { status: number; type: ProblemName }>> =
 
 /** The problem a refusal answers with; undefined for any other error. */
 export function refusedProblem(error: unknown): Problem | undefined {
-  const { kind, reason, field } = (error ?? {}) as Partial<Refused>;
+  const { kind, reason, field, rule } = (error ?? {}) as Partial<Refused>;
   if (typeof kind !== 'string' || !Object.hasOwn(REFUSED, kind) || typeof reason !== 'string')
     return undefined;
   const { status, type } = REFUSED[kind] as (typeof REFUSED)[string];
   const errors = kind === 'invalid' ? [{ path: `body.${field ?? ''}`, message: reason }] : undefined;
-  return problem(status, reason, errors, type);
+  const answer = problem(status, reason, errors, type);
+  return typeof rule === 'string' ? { ...answer, rule } : answer;
 }
 
 export function createServer(options: ServerOptions): FastifyInstance {

@@ -13,6 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { type OidcSettings, oidcRoutes } from './auth/oidc/routes.ts';
+import { roleRoutes } from './auth/role-routes.ts';
 import { authRoutes } from './auth/routes.ts';
 import type { SessionLifetimes } from './auth/sessions.ts';
 import { ensureDefaultTypes, type TypeRegistry, typeRegistry } from './commitments/load.ts';
@@ -23,6 +24,7 @@ import { phoneRoutes } from './notifications/phone-routes.ts';
 import { notificationPreferenceRoutes } from './notifications/preferences-routes.ts';
 import { pushRoutes } from './notifications/push-routes.ts';
 import { commandOperations } from './openapi.ts';
+import { limitCommands, registerSharedRateLimits } from './rate-limits.ts';
 import { webhookRoutes } from './webhooks/routes.ts';
 
 export interface CommandDeps {
@@ -35,6 +37,8 @@ export interface CommandDeps {
   authAttemptsPerMinute?: number;
   /** Invitations by email per user and minute. */
   invitesPerMinute?: number;
+  /** Commands (POST /v1/commitments…, PATCH /v1/me) per user and minute; 600 when absent. */
+  commandsPerMinute?: number;
   sessionLifetimes?: SessionLifetimes;
   /** The clock sessions are started, refreshed, ended and checked by (tests move it). */
   now?: () => Date;
@@ -64,6 +68,7 @@ export async function commandDeps(runtime: LedgerRuntime): Promise<CommandDeps> 
     dataDir: runtime.config.dataDir,
     authAttemptsPerMinute: runtime.config.authRateLimit,
     invitesPerMinute: runtime.config.inviteRateLimit,
+    commandsPerMinute: runtime.config.commandRateLimit,
     sessionLifetimes: {
       idleSeconds: runtime.config.sessionIdleTimeout,
       maxSeconds: runtime.config.sessionMaxLifetime,
@@ -87,8 +92,12 @@ export async function commandRoutes(app: FastifyInstance, deps: CommandDeps): Pr
   const authenticate = authenticator({ tokens: deps.tokens, sessions });
   // Account mail (verification, recovery) is a job of the notifier's queue, added by these routes.
   await migrateDeliveryQueue(deps.pool);
+  // Rate limits counted in PostgreSQL, shared by every instance; before the routes they apply to.
+  await registerSharedRateLimits(app, { db: deps.db, log: app.log, now: deps.now });
+  limitCommands(app, { authenticate, commandsPerMinute: deps.commandsPerMinute ?? 600 });
   await app.register(authRoutes, { ...deps, authenticate, sessions });
   await app.register(oidcRoutes, { ...deps, authenticate });
+  await app.register(roleRoutes, { ...deps, authenticate, sessions });
   await app.register(commitmentRoutes, { ...deps, authenticate });
   await app.register(commitmentTypeRoutes, { ...deps, authenticate });
   await app.register(notificationPreferenceRoutes, { ...deps, authenticate });

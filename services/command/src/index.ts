@@ -1,3 +1,4 @@
 export * from './app.ts';
-export { grantAdmin } from './auth/accounts.ts';
+export { userIdByEmail } from './auth/accounts.ts';
+export { grantAdmin, grantRole, revokeRole } from './auth/roles.ts';
 export { commandOperations } from './openapi.ts';

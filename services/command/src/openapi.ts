@@ -1,9 +1,10 @@
 // The command API's operations for the OpenAPI document (libs/http builds it).
-import { type CommandName, commandBodies, commitmentTypeSchema } from '@connect/domain';
+import { type CommandName, commandBodies, commitmentTypeSchema, USER_ROLES } from '@connect/domain';
 import type { Operation } from '@connect/http';
 import { z } from 'zod';
 import { accountOperations } from './auth/account-openapi.ts';
 import { oidcOperations } from './auth/oidc/openapi.ts';
+import { roleOperations } from './auth/role-openapi.ts';
 import { signupBody, tokenBody } from './auth/routes.ts';
 import { inviteBody, JSON_ACTIONS } from './commitments/routes.ts';
 import { notificationOperations } from './notifications/openapi.ts';
@@ -22,6 +23,14 @@ const receipt = z.object({
     z.object({ index: z.number().int(), id: z.uuid(), type: z.string(), leafHash: z.string() }),
   ),
 });
+const emailInvitationAnswer = z.object({
+  commitmentId: z.uuid(),
+  invitation: z.object({
+    email: z.email(),
+    role: z.enum(['participant', 'witness']),
+    status: z.literal('sent'),
+  }),
+});
 const receiptExample = (version: number, type: string) => ({
   commitmentId: COMMITMENT_ID,
   version,
@@ -39,14 +48,21 @@ const user = z.object({
   email: z.email(),
   displayName: z.string(),
   isAdmin: z.boolean(),
+  roles: z.array(z.enum(USER_ROLES)).meta({ description: 'admin, auditor: in force at once when granted' }),
   emailVerified: z.boolean().meta({ description: 'the owner followed a link mailed to the address' }),
+  avatarUrl: z
+    .string()
+    .nullable()
+    .meta({ description: 'an https URL of the picture (PATCH /v1/me); null: none' }),
 });
 const userExample = {
   id: USER_ID,
   email: 'ana@example.com',
   displayName: 'Ana',
   isAdmin: false,
+  roles: [],
   emailVerified: true,
+  avatarUrl: null,
 };
 const tokenResponse = z.object({
   access_token: z.string(),
@@ -79,6 +95,7 @@ const commandErrors = {
   '409': 'Not allowed in the current state (the reason says why), or an Idempotency-Key still in flight',
   '412': 'If-Match is stale',
   '422': 'Idempotency-Key reused with another request',
+  '429': 'Too many commands from this user (CONNECT_COMMAND_RATE_LIMIT a minute); Retry-After says when to',
 };
 const commandProblems: Operation['problems'] = ['idempotency-key-in-flight', 'busy'];
 
@@ -185,17 +202,61 @@ export const commandOperations: Operation[] = [
   {
     method: 'post',
     path: '/v1/commitments/{id}/invite',
-    summary: 'Invite a party by user id or email',
+    summary:
+      'Invite a party by user id (200, a receipt) or by email (202, the same answer whether or not an account has the address: an address without one is mailed an invitation to sign up, which its account takes once it verifies the address; it waits 30 days)',
     body: inviteBody,
     auth: true,
     headers: commandHeaders,
-    response: receipt,
+    response: z.union([receipt, emailInvitationAnswer]),
     examples: {
       request: { email: 'ben@example.com', role: 'participant' },
-      response: receiptExample(2, 'PartyInvited'),
+      response: {
+        commitmentId: COMMITMENT_ID,
+        invitation: { email: 'ben@example.com', role: 'participant', status: 'sent' },
+      },
     },
-    responses: { '200': 'Receipt', ...commandErrors, '429': 'Too many invitations by email' },
+    responses: {
+      '200': 'Receipt (invited by userId)',
+      '202': 'Invitation sent (invited by email)',
+      ...commandErrors,
+      '429': 'Too many invitations by email',
+    },
     problems: commandProblems,
+  },
+  {
+    method: 'get',
+    path: '/v1/commitments/{id}/invitations',
+    summary:
+      "The commitment's pending invitations by email, to addresses without an account yet (its creator only)",
+    auth: true,
+    response: z.object({
+      invitations: z.array(
+        z.object({
+          email: z.email(),
+          role: z.enum(['participant', 'witness']),
+          createdAt: z.iso.datetime(),
+          expiresAt: z.iso.datetime(),
+        }),
+      ),
+    }),
+    examples: {
+      response: {
+        invitations: [
+          {
+            email: 'cleo@example.com',
+            role: 'witness',
+            createdAt: '2031-05-01T09:30:00.000Z',
+            expiresAt: '2031-05-31T09:30:00.000Z',
+          },
+        ],
+      },
+    },
+    responses: {
+      '200': 'The pending invitations',
+      '401': 'No or bad access token',
+      '403': 'Not the creator',
+      '404': 'No such commitment, or not visible to you',
+    },
   },
   ...JSON_ACTIONS.map(
     (action): Operation => ({
@@ -272,6 +333,7 @@ export const commandOperations: Operation[] = [
     problems: ['already-exists'],
   },
   ...oidcOperations,
+  ...roleOperations,
   ...webhookOperations,
   ...notificationOperations,
   ...phoneOperations,

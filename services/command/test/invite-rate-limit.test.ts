@@ -30,8 +30,8 @@ const invite = (who: Account, payload: object) =>
 
 test('invitations by email are rate limited per caller; by user id they are not', async () => {
   const byEmail = (n: number) => invite(ana, { email: `nobody-${n}@example.test`, role: 'witness' });
-  expect((await byEmail(1)).statusCode).toBe(400);
-  expect((await byEmail(2)).statusCode).toBe(400);
+  expect((await byEmail(1)).statusCode).toBe(202);
+  expect((await byEmail(2)).statusCode).toBe(202);
   const limited = await byEmail(3);
   expect(limited.statusCode).toBe(429);
   expect(limited.headers['content-type']).toMatch(/^application\/problem\+json/);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { pageWithItsAssets } from '../../../test/support/assets.ts';
 import { documentedRoutes, registeredRoutes } from '../../../test/support/routes.ts';
 import { commandRoutes } from '../src/app.ts';
-import { grantAdmin } from '../src/auth/accounts.ts';
+import { grantAdmin } from '../src/auth/roles.ts';
 import { commandOperations } from '../src/openapi.ts';
 import { signUp, type TestApp, testApp } from './support.ts';
 
@@ -180,7 +180,7 @@ test('an admin defines a commitment type, which is then usable; others may not',
     (await t.app.inject({ method: 'POST', url: '/v1/commitment-types', payload: type, headers: ben.auth }))
       .statusCode,
   ).toBe(403);
-  expect(await grantAdmin(t.database.db, ana.email)).toBe(true);
+  expect(await grantAdmin(t.deps, ana.email)).toBe(true);
   const login = await t.app.inject({
     method: 'POST',
     url: '/v1/auth/token',

@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { grantAdmin } from '../src/auth/accounts.ts';
+import { grantAdmin } from '../src/auth/roles.ts';
 import { type Account, signUp, type TestApp, testApp } from './support.ts';
 
 let t: TestApp;
@@ -16,7 +16,7 @@ let hookUrl: string;
 
 async function adminOf(app: TestApp): Promise<{ authorization: string }> {
   const ana = await signUp(app.app, 'Ana');
-  await grantAdmin(app.database.db, ana.email);
+  await grantAdmin(app.deps, ana.email);
   const login = await app.app.inject({
     method: 'POST',
     url: '/v1/auth/token',

@@ -11,7 +11,8 @@ import {
   commitmentStream,
   initialState,
   PROFILE_REGISTERED,
-  profileRegistered,
+  PROFILE_UPDATED,
+  profileStated,
   profileStream,
   profileUserOf,
 } from '@connect/domain';
@@ -141,18 +142,25 @@ async function statesBefore(
   return states;
 }
 
-/** Display names as the users registered them in the ledger; an erased or unknown one is left out. */
+/**
+ * Display names as the users last stated them in the ledger (ProfileRegistered, then any
+ * ProfileUpdated: the last wins); an erased or unknown one is left out.
+ */
 export async function displayNames(client: pg.ClientBase, userIds: string[]): Promise<Map<string, string>> {
   if (userIds.length === 0) return new Map();
-  const { rows } = await client.query<{ stream: string; data: unknown }>(
-    'select stream, data from ledger_entries where stream = any($1::text[]) and type = $2 order by index',
-    [userIds.map(profileStream), PROFILE_REGISTERED],
+  const { rows } = await client.query<{ stream: string; type: string; data: unknown }>(
+    `select stream, type, data from ledger_entries
+     where stream = any($1::text[]) and type = any($2::text[]) order by index`,
+    [userIds.map(profileStream), [PROFILE_REGISTERED, PROFILE_UPDATED]],
   );
   const names = new Map<string, string>();
   for (const row of rows) {
     const userId = profileUserOf(row.stream);
-    const parsed = profileRegistered.safeParse(row.data);
-    if (userId !== undefined && parsed.success) names.set(userId, parsed.data.displayName);
+    if (userId === undefined) continue;
+    const stated = profileStated(row);
+    // An erased entry erases the name it stated, and leaves no older one standing in for it.
+    if (stated === undefined) names.delete(userId);
+    else names.set(userId, stated.displayName);
   }
   return names;
 }

@@ -19,7 +19,7 @@ import ICAL from 'ical.js';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createTestDatabase } from '../../../test/support/database.ts';
-import { grantAdmin } from '../../command/src/auth/accounts.ts';
+import { grantAdmin } from '../../command/src/auth/roles.ts';
 import { ensureDefaultTypes, typeRegistry } from '../../command/src/commitments/load.ts';
 import { type Account, signUp } from '../../command/test/support.ts';
 import { messageIdOf } from '../src/email/mailer.ts';
@@ -123,6 +123,7 @@ async function serviceWithEveryChannel(receivers: { smtpUrl: string; twilio: Twi
   return {
     app,
     database,
+    ledger,
     origin: key.name,
     close: async () => {
       await queue.close();
@@ -206,7 +207,7 @@ test('a person invited by email, subscribed to push, with a confirmed phone on f
   const ivy = await signUp(app, 'Ivy');
 
   // Ivy, an admin, registers an integration's endpoint for every event.
-  await grantAdmin(service.database.db, ivy.email);
+  await grantAdmin({ db: service.database.db, ledger: service.ledger }, ivy.email);
   const login = await call(undefined, 'POST', '/v1/auth/token', {
     grant_type: 'password',
     email: ivy.email,
@@ -237,7 +238,7 @@ test('a person invited by email, subscribed to push, with a confirmed phone on f
   });
   const feed = new URL((await call(bea.auth, 'GET', '/v1/me/calendar')).json().url as string);
 
-  // Ana makes a commitment due soon, invites Bea by email and proposes it; Bea accepts (which
+  // Ana makes a commitment due soon, invites Bea and proposes it; Bea accepts (which
   // activates it); Ana then proposes a change.
   const dueAt = new Date(Math.ceil((Date.now() + DUE_IN_MS) / 1000) * 1000).toISOString();
   const receipts: Receipt[] = [];
@@ -249,7 +250,7 @@ test('a person invited by email, subscribed to push, with a confirmed phone on f
   const id = drafted.commitmentId;
   receipts.push(
     drafted,
-    await command(ana, `/v1/commitments/${id}/invite`, { email: bea.email, role: 'participant' }),
+    await command(ana, `/v1/commitments/${id}/invite`, { userId: bea.userId, role: 'participant' }),
     await command(ana, `/v1/commitments/${id}/propose`),
   );
   const accepted = await command(bea, `/v1/commitments/${id}/accept`);

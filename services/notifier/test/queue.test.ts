@@ -10,7 +10,7 @@ import { SMTPServer } from 'smtp-server';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Stack, testStack } from '../../../test/support/stack.ts';
-import { grantAdmin } from '../../command/src/auth/accounts.ts';
+import { grantAdmin } from '../../command/src/auth/roles.ts';
 import { type Account, signUp } from '../../command/test/support.ts';
 import { messageIdOf } from '../src/email/mailer.ts';
 import { notificationId } from '../src/notification.ts';
@@ -181,7 +181,7 @@ beforeAll(async () => {
   cat = await signUp(s.app, 'Cat');
   // Ben can get text messages (the provider is down, though): his notifications get SMS jobs.
   await confirmedPhone(ben, '+14155552671');
-  await grantAdmin(s.database.db, ana.email);
+  await grantAdmin(s.command, ana.email);
   const login = await s.app.inject({
     method: 'POST',
     url: '/v1/auth/token',

@@ -1,7 +1,8 @@
-// Operations for admins: the full ledger audit (what `connect verify ledger` runs), on demand.
+// Operations for admins and auditors: the full ledger audit (what `connect verify ledger` runs), on demand.
 import type { Authenticate } from '@connect/auth';
 import type { VerifierKey } from '@connect/crypto';
 import type { Database } from '@connect/db';
+import { readsEverything } from '@connect/domain';
 import { HttpProblem, problem } from '@connect/http';
 import { auditLedger } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
@@ -15,7 +16,8 @@ export async function adminRoutes(
 
   app.post('/v1/admin/ledger/audit', async (request) => {
     const claims = await deps.authenticate(request);
-    if (!claims.isAdmin) throw new HttpProblem(problem(403, 'Only an admin can run the ledger audit.'));
+    if (!readsEverything(claims.roles))
+      throw new HttpProblem(problem(403, 'Only an admin or an auditor can run the ledger audit.'));
     // One audit at a time per process: it reads the whole ledger.
     if (running)
       throw new HttpProblem(

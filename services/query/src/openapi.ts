@@ -1,4 +1,5 @@
 // The query API's operations for the OpenAPI document (libs/http builds it).
+import { CREATED_BY } from '@connect/domain';
 import type { Operation } from '@connect/http';
 import { z } from 'zod';
 import { feedResponse } from './calendar/routes.ts';
@@ -87,6 +88,8 @@ const commitmentType = z.object({
   requiresAmount: z.boolean(),
   requiresDueDate: z.boolean(),
   minWitnesses: z.number().int(),
+  createdBy: z.enum(CREATED_BY).meta({ description: 'who may create one (403 with rule otherwise)' }),
+  witnessesMustBeVerified: z.boolean(),
 });
 const entry = z.object({
   ledger: z.string(),
@@ -305,6 +308,8 @@ export const queryOperations: Operation[] = [
             requiresAmount: false,
             requiresDueDate: false,
             minWitnesses: 0,
+            createdBy: 'anyone',
+            witnessesMustBeVerified: false,
           },
         ],
       },

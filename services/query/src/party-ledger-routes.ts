@@ -5,7 +5,13 @@
 import type { Authenticate } from '@connect/auth';
 import type { SigningKey } from '@connect/crypto';
 import type { Database } from '@connect/db';
-import { COMMITMENT_TYPES_STREAM, commitmentIdOf, commitmentStream, profileStream } from '@connect/domain';
+import {
+  COMMITMENT_TYPES_STREAM,
+  commitmentIdOf,
+  commitmentStream,
+  profileStream,
+  rolesUserOf,
+} from '@connect/domain';
 import { HttpProblem, parseWith, problem } from '@connect/http';
 import { buildReceipt, type Entry, type Queryable, readEntry } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
@@ -14,7 +20,7 @@ import { idParam, notVisible } from './commitments/routes.ts';
 import { readConsistency } from './consistency.ts';
 import { parseLedgerIndex } from './ledger-index.ts';
 import type { ProjectedIndex } from './projected-index.ts';
-import { type Caller, readAs } from './reader.ts';
+import { type Caller, callerFromClaims, readAs } from './reader.ts';
 import { partyProfileStreams, replayReceipt } from './receipt-state.ts';
 
 export interface PartyLedgerDeps {
@@ -58,13 +64,14 @@ async function sharesCommitment(reader: Kysely<Database>, caller: Caller, userId
 /**
  * Who may read an entry: parties for a commitment's; anyone signed in for types; for a profile,
  * the user, whoever shares a commitment with them (so no one can walk the list of every user);
- * admins for anything.
+ * the user for their own roles; admins and auditors for anything.
  */
 async function mayRead(reader: Kysely<Database>, caller: Caller, entry: Entry): Promise<boolean> {
   if (caller.isAdmin) return true;
   const commitment = commitmentIdOf(entry.stream);
   if (commitment) return canSeeCommitment(reader, caller, commitment);
   if (entry.stream === COMMITMENT_TYPES_STREAM) return true;
+  if (rolesUserOf(entry.stream) === caller.userId) return true;
   const profileOf = profileUserOf(entry.stream);
   if (profileOf === undefined) return false;
   return profileOf === caller.userId || sharesCommitment(reader, caller, profileOf);
@@ -74,7 +81,7 @@ export async function partyLedgerRoutes(app: FastifyInstance, deps: PartyLedgerD
   const consistent = readConsistency(deps.projectedIndex, deps.minIndexWaitMs);
   const callerOf = async (request: Parameters<Authenticate>[0]): Promise<Caller> => {
     const claims = await deps.authenticate(request);
-    return { userId: claims.userId, isAdmin: claims.isAdmin };
+    return callerFromClaims(claims);
   };
 
   app.get('/v1/ledger/entries/:index', async (request, reply) => {

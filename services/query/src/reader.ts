@@ -9,13 +9,24 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import { createPool, type Database, READER_ROLE, readerUrlFor } from '@connect/db';
+import { readsEverything, type UserRole } from '@connect/domain';
 import { Kysely, type LogEvent, PostgresDialect } from 'kysely';
 import pg from 'pg';
 
 export interface Caller {
   userId: string;
+  /** Reads everything (row-level security's connect.admin): an admin or an auditor. */
   isAdmin: boolean;
+  /** The roles held as of this request (from the session check, not the token). */
+  roles?: readonly UserRole[];
 }
+
+/** The caller of an authenticated request or connection. */
+export const callerFromClaims = (claims: { userId: string; roles: readonly UserRole[] }): Caller => ({
+  userId: claims.userId,
+  isAdmin: readsEverything(claims.roles),
+  roles: claims.roles,
+});
 
 export type Reader = Kysely<Database>;
 

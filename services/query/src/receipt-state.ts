@@ -5,7 +5,7 @@ import {
   type Commitment,
   commitmentIdOf,
   initialState,
-  profileRegistered,
+  profileStated,
   profileStream,
   type RecordedEvent,
   replayRecorded,
@@ -32,16 +32,17 @@ export function replayReceipt(
 export const partyProfileStreams = (entries: readonly (RecordedEvent & { stream: string })[]): string[] =>
   entries.length === 0 ? [] : replayReceipt(entries).parties.map((party) => profileStream(party.userId));
 
-/** Display names by user id, from ProfileRegistered entries in each user's own profile stream. */
+/**
+ * Display names by user id, from the profile entries (ProfileRegistered, then ProfileUpdated: the
+ * last wins) in each user's own profile stream.
+ */
 export function profileNames(
   profiles: readonly { stream?: unknown; type?: unknown; data?: unknown }[],
 ): Map<string, string> {
   const names = new Map<string, string>();
   for (const entry of profiles) {
-    if (entry.type !== 'ProfileRegistered') continue;
-    const parsed = profileRegistered.safeParse(entry.data);
-    if (parsed.success && entry.stream === profileStream(parsed.data.userId))
-      names.set(parsed.data.userId, parsed.data.displayName);
+    const stated = profileStated(entry);
+    if (stated && entry.stream === profileStream(stated.userId)) names.set(stated.userId, stated.displayName);
   }
   return names;
 }

@@ -2,7 +2,7 @@ import { parseVerifierKey, verifyReceipt } from '@connect/crypto';
 import { auditLedger, redactEntries } from '@connect/ledger';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Stack, testStack } from '../../../test/support/stack.ts';
-import { grantAdmin } from '../../command/src/auth/accounts.ts';
+import { grantAdmin } from '../../command/src/auth/roles.ts';
 import { type Account, signUp } from '../../command/test/support.ts';
 
 let s: Stack;
@@ -85,7 +85,7 @@ describe('the admin audit', () => {
     expect(
       (await s.app.inject({ method: 'POST', url: '/v1/admin/ledger/audit', headers: eve.auth })).statusCode,
     ).toBe(403);
-    await grantAdmin(s.database.db, ana.email);
+    await grantAdmin(s.command, ana.email);
     ana = await relogin(ana);
     const response = await s.app.inject({ method: 'POST', url: '/v1/admin/ledger/audit', headers: ana.auth });
     expect(response.statusCode).toBe(200);

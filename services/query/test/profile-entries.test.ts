@@ -1,7 +1,7 @@
 import { profileStream } from '@connect/domain';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Stack, testStack } from '../../../test/support/stack.ts';
-import { grantAdmin } from '../../command/src/auth/accounts.ts';
+import { grantAdmin } from '../../command/src/auth/roles.ts';
 import { type Account, signUp } from '../../command/test/support.ts';
 
 let s: Stack;
@@ -43,7 +43,7 @@ beforeAll(async () => {
   ben = await signUp(s.app, 'Ben');
   eve = await signUp(s.app, 'Eve');
   const boss = await signUp(s.app, 'Boss');
-  await grantAdmin(s.database.db, boss.email);
+  await grantAdmin(s.command, boss.email);
   const login = await s.app.inject({
     method: 'POST',
     url: '/v1/auth/token',

@@ -3,7 +3,16 @@
 import { invalid, refuse, unreachable } from '../refusal.ts';
 import type { CommandName, CommitmentCommand } from './commands.ts';
 import type { CommitmentEvent } from './events.ts';
-import { mustBeCreator, mustBeInvitee, mustBeParty, mustBePrincipal } from './policy.ts';
+import {
+  mustBeAllowedToCreate,
+  mustBeAllowedToWitness,
+  mustBeCreator,
+  mustBeInvitee,
+  mustBeParty,
+  mustBePrincipal,
+  mustNotBeAuditor,
+  type PersonFacts,
+} from './policy.ts';
 import {
   type Commitment,
   type DocumentVersion,
@@ -25,6 +34,11 @@ export interface Context {
   newId(): string;
   /** The commitment types, by key. */
   types: ReadonlyMap<string, CommitmentType>;
+  /**
+   * What the command service looked up about the actor and, for an invitation, the invitee (email
+   * verified, roles); someone missing counts as unverified with no role.
+   */
+  people?: ReadonlyMap<string, PersonFacts>;
 }
 
 /** The context of a command a user gives. */
@@ -32,6 +46,7 @@ type UserContext = Context & { actor: string };
 type Command<A extends CommandName> = Extract<CommitmentCommand, { action: A }>;
 
 export function decide(command: CommitmentCommand, state: Commitment, ctx: Context): CommitmentEvent[] {
+  if (ctx.actor !== null) mustNotBeAuditor(ctx.people?.get(ctx.actor));
   if (command.action === 'create') return create(command, state, ctx);
   mustExist(state);
   if (command.action === 'miss-deadline') return missDeadline(state, ctx);
@@ -83,7 +98,9 @@ export function decide(command: CommitmentCommand, state: Commitment, ctx: Conte
 function create(command: Command<'create'>, state: Commitment, ctx: Context): CommitmentEvent[] {
   if (state.exists) refuse('a commitment with this id already exists');
   const creatorId = actorOf(ctx);
-  if (!ctx.types.has(command.type)) invalid('type', `unknown commitment type "${command.type}"`);
+  const type = ctx.types.get(command.type);
+  if (!type) invalid('type', `unknown commitment type "${command.type}"`);
+  mustBeAllowedToCreate(type, ctx.people?.get(creatorId));
   return [
     {
       type: 'CommitmentDrafted',
@@ -108,10 +125,16 @@ function update(state: Commitment, command: Command<'update'>, { actor }: UserCo
   return [{ type: 'CommitmentUpdated', data: { changes } }];
 }
 
-function invite(state: Commitment, command: Command<'invite'>, { actor }: UserContext): CommitmentEvent[] {
+function invite(
+  state: Commitment,
+  command: Command<'invite'>,
+  { actor, types, people }: UserContext,
+): CommitmentEvent[] {
   mustBeCreator(state, actor, 'invite parties');
   mustBe(state, 'invite parties', 'draft');
   if (partyOf(state, command.userId)) refuse('this user is already a party to the commitment');
+  const type = types.get(state.type);
+  if (command.role === 'witness' && type) mustBeAllowedToWitness(type, people?.get(command.userId));
   return [{ type: 'PartyInvited', data: { userId: command.userId, role: command.role } }];
 }
 

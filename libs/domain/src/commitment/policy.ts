@@ -1,6 +1,14 @@
 // Who may do what to a commitment: every permission rule lives here, and only here.
-import { forbid } from '../refusal.ts';
+import { forbid, forbidByRule } from '../refusal.ts';
+import type { UserRole } from '../roles.ts';
 import { type Commitment, type Party, partyOf } from './state.ts';
+import type { CommitmentType } from './types.ts';
+
+/** What the command service tells decide about a user a command concerns (the actor, an invitee). */
+export interface PersonFacts {
+  emailVerified: boolean;
+  roles: readonly UserRole[];
+}
 
 export interface Actor {
   userId: string;
@@ -36,4 +44,38 @@ export function mustBeInvitee(state: Commitment, userId: string, doing: string):
   const party = partyOf(state, userId);
   if (!party || party.role === 'creator') forbid(`only an invited party can ${doing}`);
   return party;
+}
+
+/** An auditor reads and audits; it acts on no commitment (unknown facts: not an auditor). */
+export function mustNotBeAuditor(facts: PersonFacts | undefined): void {
+  if (facts?.roles.includes('auditor')) {
+    forbidByRule('role: auditor', 'An auditor reads every commitment but cannot act on one (role: auditor).');
+  }
+}
+
+/** The type's createdBy policy; unknown facts count as an unverified user with no role. */
+export function mustBeAllowedToCreate(type: CommitmentType, facts: PersonFacts | undefined): void {
+  const createdBy = type.createdBy ?? 'anyone';
+  if (createdBy === 'verified' && !facts?.emailVerified) {
+    forbidByRule(
+      'createdBy: verified',
+      `Only users with a verified email may create '${type.key}' commitments (type policy createdBy: verified).`,
+    );
+  }
+  if (createdBy === 'admin' && !facts?.roles.includes('admin')) {
+    forbidByRule(
+      'createdBy: admin',
+      `Only admins may create '${type.key}' commitments (type policy createdBy: admin).`,
+    );
+  }
+}
+
+/** The type's witnessesMustBeVerified policy, for the user invited as a witness. */
+export function mustBeAllowedToWitness(type: CommitmentType, facts: PersonFacts | undefined): void {
+  if (type.witnessesMustBeVerified && !facts?.emailVerified) {
+    forbidByRule(
+      'witnessesMustBeVerified',
+      `Only users with a verified email may witness '${type.key}' commitments (type policy witnessesMustBeVerified).`,
+    );
+  }
 }

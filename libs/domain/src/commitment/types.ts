@@ -1,5 +1,13 @@
-// Commitment types configure behaviour: a type can require an amount, a due date, N witnesses.
+// Commitment types configure behaviour: a type can require an amount, a due date, N witnesses,
+// and say who may create one and whether its witnesses need a verified email.
 import { z } from 'zod';
+
+/**
+ * Who may create a commitment of a type: anyone; a user whose email is verified; an admin. (An
+ * auditor acts on no commitment, so no type can be for auditors.) Absent: anyone.
+ */
+export const CREATED_BY = ['anyone', 'verified', 'admin'] as const;
+export type CreatedBy = (typeof CREATED_BY)[number];
 
 export const commitmentTypeSchema = z
   .object({
@@ -8,6 +16,9 @@ export const commitmentTypeSchema = z
     requiresAmount: z.boolean().default(false),
     requiresDueDate: z.boolean().default(false),
     minWitnesses: z.number().int().min(0).max(20).default(0),
+    createdBy: z.enum(CREATED_BY).optional(),
+    /** Only users with a verified email may be invited as witnesses. Absent: false. */
+    witnessesMustBeVerified: z.boolean().optional(),
   })
   .strict();
 

@@ -1,6 +1,7 @@
 // The session, verification and recovery operations for the OpenAPI document.
 import type { Operation } from '@connect/http';
 import { z } from 'zod';
+import { profileBody } from './profile-routes.ts';
 import {
   accepted,
   EMAIL_CHANGE_ANSWER,
@@ -139,6 +140,31 @@ export function accountOperations(user: { schema: z.ZodType; example: object }):
         '429': 'Too many attempts',
       },
       problems: ['already-exists'],
+    },
+    {
+      method: 'patch',
+      path: '/v1/me',
+      summary:
+        'Change the caller’s display name or picture (avatarUrl: an https URL of at most 2048 characters, null to remove it): a ProfileUpdated event in the caller’s profile stream, shown by the query service once projected. Counts against the per-user command limit.',
+      auth: true,
+      body: profileBody,
+      response: user.schema,
+      examples: {
+        request: { displayName: 'Ana María', avatarUrl: 'https://images.example.com/ana.png' },
+        response: {
+          ...user.example,
+          displayName: 'Ana María',
+          avatarUrl: 'https://images.example.com/ana.png',
+        },
+      },
+      responses: {
+        '200': 'The caller, changed',
+        '400': 'An empty body, or an invalid body.displayName or body.avatarUrl',
+        ...unauthenticated,
+        '409': 'The profile changed meanwhile, again and again (`busy`); try again',
+        '429': 'Too many commands',
+      },
+      problems: ['busy', 'rate-limited'],
     },
   ];
 }

@@ -1,7 +1,8 @@
 // Users: plain functions over a kysely handle. Sessions are in sessions.ts.
 
 import type { Database } from '@connect/db';
-import type { Kysely } from 'kysely';
+import type { UserRole } from '@connect/domain';
+import { type Kysely, sql } from 'kysely';
 
 type Db = Kysely<Database>;
 
@@ -9,23 +10,36 @@ export interface User {
   id: string;
   email: string;
   displayName: string;
+  /** Holds the admin role. */
   isAdmin: boolean;
+  /** The roles held now (user_roles; granted and revoked in roles.ts). */
+  roles: UserRole[];
   /** Whether its owner followed a link mailed to the address. */
   emailVerified: boolean;
+  /** An https URL of the owner's picture (PATCH /v1/me); null: none. */
+  avatarUrl: string | null;
 }
+
+/** The roles of the user of the `users` row a query selects; select it with the user for toUser. */
+export const userRoles = sql<
+  UserRole[]
+>`array(select role from user_roles where user_roles.user_id = users.id order by role)`.as('roles');
 
 export const toUser = (row: {
   id: string;
   email: string;
   display_name: string;
-  is_admin: boolean;
+  roles: UserRole[];
   email_verified_at: Date | null;
+  avatar_url: string | null;
 }): User => ({
   id: row.id,
   email: row.email,
   displayName: row.display_name,
-  isAdmin: row.is_admin,
+  isAdmin: row.roles.includes('admin'),
+  roles: row.roles,
   emailVerified: row.email_verified_at !== null,
+  avatarUrl: row.avatar_url,
 });
 
 export const normalizeEmail = (email: string) => email.trim().toLowerCase();
@@ -37,13 +51,19 @@ export async function findUserByEmail(
   const row = await db
     .selectFrom('users')
     .selectAll()
+    .select(userRoles)
     .where('email', '=', normalizeEmail(email))
     .executeTakeFirst();
   return row && { ...toUser(row), passwordHash: row.password_hash };
 }
 
 export async function findUser(db: Db, id: string): Promise<User | undefined> {
-  const row = await db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+  const row = await db
+    .selectFrom('users')
+    .selectAll()
+    .select(userRoles)
+    .where('id', '=', id)
+    .executeTakeFirst();
   return row && toUser(row);
 }
 
@@ -74,12 +94,12 @@ export async function insertUser(
   return inserted !== undefined;
 }
 
-/** Makes the user with this email an admin; false when there is none. */
-export async function grantAdmin(db: Db, email: string): Promise<boolean> {
-  const result = await db
-    .updateTable('users')
-    .set({ is_admin: true })
+/** The id of the user with this email; undefined when there is none. */
+export async function userIdByEmail(db: Db, email: string): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('users')
+    .select('id')
     .where('email', '=', normalizeEmail(email))
     .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+  return row?.id;
 }

@@ -1,8 +1,9 @@
 // A rate limit per signed-in caller rather than per client address, for routes one account could
-// abuse from many addresses (invite by email tells whether an address is registered).
+// abuse from many addresses (invite by email tells whether an address is registered). Counted in
+// PostgreSQL, shared by every instance: the limiter is the one commandRoutes registers
+// (../rate-limits.ts).
 import type { Authenticate } from '@connect/auth';
 import { HttpProblem, problem } from '@connect/http';
-import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
 export interface CallerRateLimit {
@@ -15,9 +16,8 @@ export interface CallerRateLimit {
   what: string;
 }
 
-/** Registers the limiter on `app` and returns the route options that apply it. */
-export async function callerRateLimit(app: FastifyInstance, limit: CallerRateLimit) {
-  await app.register(rateLimit, { global: false });
+/** The route options that apply the limit (under the shared limiter registered on a parent of `app`). */
+export async function callerRateLimit(_app: FastifyInstance, limit: CallerRateLimit) {
   return {
     config: {
       rateLimit: {

@@ -31,7 +31,9 @@ export async function createAccount(
     email: normalizeEmail(account.email),
     displayName: account.displayName,
     isAdmin: false,
+    roles: [],
     emailVerified: Boolean(account.emailVerifiedAt),
+    avatarUrl: null,
   };
   if (
     !(await insertUser(db, {

@@ -6,23 +6,27 @@
 import type { Authenticate, SessionGate } from '@connect/auth';
 import type { Database } from '@connect/db';
 import { badRequest, HttpProblem, parseWith, problem } from '@connect/http';
+import type { Ledger } from '@connect/ledger';
 import { enqueueAccountMail } from '@connect/notifier';
-import type { FastifyInstance, RouteShorthandOptions } from 'fastify';
+import type { FastifyInstance, FastifyRequest, RouteShorthandOptions } from 'fastify';
 import type { Kysely, Transaction } from 'kysely';
 import { z } from 'zod';
+import { claimEmailInvitations } from '../commitments/email-invitations.ts';
 import { invalidToken, useAccountToken, voidAccountTokens } from './account-tokens.ts';
-import { findUser, findUserByEmail, normalizeEmail, toUser, type User } from './accounts.ts';
+import { findUser, findUserByEmail, normalizeEmail, toUser, type User, userRoles } from './accounts.ts';
 import { hashPassword, UNKNOWN_USER_HASH, verifyPassword } from './passwords.ts';
 import { endSessions } from './sessions.ts';
 
 export interface RecoveryRouteDeps {
   db: Kysely<Database>;
+  /** Invitations by email to an address become the account's once it is verified. */
+  ledger: Ledger;
   authenticate: Authenticate;
   sessions: SessionGate;
   now: () => Date;
   /** The user object of auth responses. */
   publicUser: (user: User) => object;
-  /** The rate limit of these routes (per client address). */
+  /** The rate limit of these routes (per client address and per account). */
   limited: RouteShorthandOptions;
 }
 
@@ -52,10 +56,17 @@ const VOIDED_BY_NEW_PASSWORD = ['recover', 'change-email'] as const;
 
 export async function recoveryRoutes(app: FastifyInstance, deps: RecoveryRouteDeps): Promise<void> {
   const { db, authenticate, now, limited } = deps;
+  const claimInvitations = (request: FastifyRequest, user: { id: string; email: string }) =>
+    claimEmailInvitations(db, deps.ledger, user, { correlationId: request.id, log: request.log });
 
   /** Checks the password of a signed-in user; a wrong one is a 400 naming `field`. */
   async function checkPassword(userId: string, password: string, field: string): Promise<User> {
-    const row = await db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
+    const row = await db
+      .selectFrom('users')
+      .selectAll()
+      .select(userRoles)
+      .where('id', '=', userId)
+      .executeTakeFirst();
     if (!row) throw new HttpProblem(problem(401, 'This account no longer exists.'));
     // An account with no password (social login only) has none to match.
     const valid = await verifyPassword(password, row.password_hash ?? (await UNKNOWN_USER_HASH));
@@ -111,6 +122,7 @@ export async function recoveryRoutes(app: FastifyInstance, deps: RecoveryRouteDe
     });
     const user = await findUser(db, userId);
     if (!user) throw invalidToken();
+    await claimInvitations(request, user);
     return { user: deps.publicUser(user) };
   });
 
@@ -128,7 +140,7 @@ export async function recoveryRoutes(app: FastifyInstance, deps: RecoveryRouteDe
     const body = parseWith(resetBody, request.body);
     const passwordHash = await hashPassword(body.password);
     const at = now();
-    await withEndedSessions(async (trx) => {
+    const verified = await withEndedSessions(async (trx) => {
       const used = await useAccountToken(trx, body.token, ['recover'], at);
       if (!used) throw invalidToken();
       const user = await trx
@@ -147,8 +159,11 @@ export async function recoveryRoutes(app: FastifyInstance, deps: RecoveryRouteDe
         .where('id', '=', used.userId)
         .execute();
       await voidAccountTokens(trx, used.userId, VOIDED_BY_NEW_PASSWORD, at);
-      return { result: undefined, ended: await endSessions(trx, { userId: used.userId }, at) };
+      const ended = await endSessions(trx, { userId: used.userId }, at);
+      const newlyVerified = proved && !user.email_verified_at;
+      return { result: newlyVerified ? { id: used.userId, email: user.email } : undefined, ended };
     });
+    if (verified) await claimInvitations(request, verified);
     return reply.code(204).send();
   });
 

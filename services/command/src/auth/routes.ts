@@ -7,15 +7,16 @@ import { profileRegistered } from '@connect/domain';
 import { HttpProblem, parseWith, problem } from '@connect/http';
 import type { Ledger } from '@connect/ledger';
 import { enqueueAccountMail } from '@connect/notifier';
-import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
+import { authAttemptLimit } from '../rate-limits.ts';
 import { findUser, findUserByEmail, type User } from './accounts.ts';
 import { createAccount } from './create-account.ts';
 import { exchangeAppCode } from './oidc/flow.ts';
 import { appCodeGrant } from './oidc/grant.ts';
 import { hashPassword, UNKNOWN_USER_HASH, verifyPassword } from './passwords.ts';
+import { profileRoutes } from './profile-routes.ts';
 import { recoveryRoutes } from './recovery-routes.ts';
 import { newRefreshToken } from './refresh-tokens.ts';
 import { sessionRoutes } from './session-routes.ts';
@@ -33,7 +34,7 @@ export interface AuthDeps {
   tokens: TokenIssuer;
   authenticate: Authenticate;
   sessions: SessionGate;
-  /** Attempts per client address and minute for signup and login. */
+  /** Attempts per minute and auth route, per client address and per account (the body's email). */
   authAttemptsPerMinute?: number;
   sessionLifetimes?: SessionLifetimes;
   /** The clock sessions are started, refreshed and ended by. */
@@ -57,26 +58,26 @@ const publicUser = (user: User) => ({
   email: user.email,
   displayName: user.displayName,
   isAdmin: user.isAdmin,
+  roles: user.roles,
   emailVerified: user.emailVerified,
+  avatarUrl: user.avatarUrl,
 });
 
 export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<void> {
   const { db, ledger, tokens, authenticate } = deps;
   const now = deps.now ?? (() => new Date());
   const lifetimes = deps.sessionLifetimes ?? DEFAULT_SESSION_LIFETIMES;
-  await app.register(rateLimit, { global: false });
   app.addContentTypeParser(
     'application/x-www-form-urlencoded',
     { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT },
     parseForm,
   );
-  const limited = {
-    config: { rateLimit: { max: deps.authAttemptsPerMinute ?? 20, timeWindow: '1 minute' } },
-  };
+  // Shared by every instance (counted in PostgreSQL): per address and per account.
+  const limited = { preHandler: authAttemptLimit(app, deps.authAttemptsPerMinute ?? 20) };
 
   async function tokenResponse(user: User, sessionId: string, refreshToken: string) {
     return {
-      access_token: await tokens.issueAccessToken({ userId: user.id, sessionId, isAdmin: user.isAdmin }),
+      access_token: await tokens.issueAccessToken({ userId: user.id, sessionId }),
       token_type: 'Bearer',
       expires_in: ACCESS_TOKEN_SECONDS,
       refresh_token: refreshToken,
@@ -187,5 +188,14 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
   app.get('/.well-known/jwks.json', async () => tokens.jwks);
 
   await app.register(sessionRoutes, { db, authenticate, sessions: deps.sessions, now });
-  await app.register(recoveryRoutes, { db, authenticate, sessions: deps.sessions, now, publicUser, limited });
+  await app.register(recoveryRoutes, {
+    db,
+    ledger,
+    authenticate,
+    sessions: deps.sessions,
+    now,
+    publicUser,
+    limited,
+  });
+  await app.register(profileRoutes, { db, ledger, authenticate, publicUser });
 }

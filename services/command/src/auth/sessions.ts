@@ -3,7 +3,7 @@
 import { announceSessionEnded } from '@connect/auth';
 import type { Database } from '@connect/db';
 import type { Kysely, Transaction } from 'kysely';
-import { toUser, type User } from './accounts.ts';
+import { toUser, type User, userRoles } from './accounts.ts';
 import { hashRefreshToken, newRefreshToken, openSuccessor, sealSuccessor } from './refresh-tokens.ts';
 
 type Db = Kysely<Database>;
@@ -133,6 +133,7 @@ export async function rotateRefreshToken(
     const user = await trx
       .selectFrom('users')
       .selectAll()
+      .select(userRoles)
       .where('id', '=', row.user_id)
       .executeTakeFirstOrThrow();
     return { outcome: 'rotated', sessionId: row.session_id, user: toUser(user), refreshToken: successor };

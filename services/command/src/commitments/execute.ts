@@ -13,11 +13,14 @@ import {
   evolve,
   initialState,
   Refusal,
+  readsEverything,
+  type UserRole,
 } from '@connect/domain';
 import type { Ledger } from '@connect/ledger';
 import type { Kysely } from 'kysely';
 import type { CommandLanes } from './command-lanes.ts';
 import { loadCommitment, type TypeRegistry } from './load.ts';
+import { peopleFacts, peopleOf } from './people.ts';
 import type { StateCache } from './state-cache.ts';
 
 export interface Receipt {
@@ -73,10 +76,12 @@ type CommandInput = {
   commitmentId: string;
   command: CommitmentCommand;
   /** Who acts; userId null is the system itself (for the commands only it may give). */
-  actor: { userId: string | null; isAdmin: boolean };
+  actor: { userId: string | null; isAdmin: boolean; roles?: readonly UserRole[] };
   /** The version the client saw (If-Match); a moved commitment is then a 412. */
   ifMatch?: number;
   correlationId: string;
+  /** More to record in each event's meta (e.g. where the command came from). */
+  meta?: JsonObject;
 };
 
 /** Runs the command; a refused one throws the domain's Refusal, which the error handler answers. */
@@ -86,9 +91,12 @@ export function executeCommand(deps: ExecuteDeps, input: CommandInput): Promise<
 
 async function decideAndAppend(deps: ExecuteDeps, input: CommandInput): Promise<Receipt> {
   const { commitmentId, command, actor, ifMatch } = input;
+  // An auditor sees every commitment (and is then refused acting on it, 403 rather than 404).
+  const seesAll = actor.isAdmin || readsEverything(actor.roles ?? []);
+  const people = await peopleFacts(deps.db, peopleOf(command, actor.userId));
   for (let attempt = 1; ; attempt++) {
     const state = await currentState(deps, commitmentId, command, attempt, ifMatch);
-    const visible = actor.userId === null || canSee(state, { userId: actor.userId, isAdmin: actor.isAdmin });
+    const visible = actor.userId === null || canSee(state, { userId: actor.userId, isAdmin: seesAll });
     if (command.action !== 'create' && (!state.exists || !visible)) throw notFound();
     mustBeAtVersion(state, ifMatch);
     const refreshTypes = command.action === 'create' && !(await deps.types.get()).has(command.type);
@@ -97,6 +105,7 @@ async function decideAndAppend(deps: ExecuteDeps, input: CommandInput): Promise<
       now: (deps.now?.() ?? new Date()).toISOString(),
       newId: randomUUID,
       types: await deps.types.get(refreshTypes),
+      people,
     });
     const result = await deps.ledger.append({
       stream: commitmentStream(commitmentId),
@@ -107,7 +116,7 @@ async function decideAndAppend(deps: ExecuteDeps, input: CommandInput): Promise<
         schema: CURRENT_SCHEMA[event.type],
         // Event data is JSON by construction: zod-checked command fields and ids, no undefined values.
         data: event.data as JsonObject,
-        meta: { correlationId: input.correlationId, command: command.action },
+        meta: { ...input.meta, correlationId: input.correlationId, command: command.action },
       })),
     });
     if (result.outcome === 'appended') {

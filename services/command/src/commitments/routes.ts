@@ -17,7 +17,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { z } from 'zod';
-import { findUser, findUserByEmail } from '../auth/accounts.ts';
+import { findUser } from '../auth/accounts.ts';
 import { callerRateLimit } from '../auth/caller-rate-limit.ts';
 import { idempotent } from '../idempotency.ts';
 import { commandLanes } from './command-lanes.ts';
@@ -29,6 +29,7 @@ import {
   servedMediaType,
   startDraftSweeps,
 } from './document-store.ts';
+import { inviteByEmail, listEmailInvitations } from './email-invitations.ts';
 import { executeCommand, notFound, type Receipt } from './execute.ts';
 import { loadCommitment, type TypeRegistry } from './load.ts';
 import { stateCache } from './state-cache.ts';
@@ -51,11 +52,11 @@ export const JSON_ACTIONS = Object.keys(commandBodies).filter(
   (action) => !['create', 'miss-deadline', 'attach-document', 'invite'].includes(action),
 ) as CommandName[];
 
-/** Invite by user id or by the email of a registered user. */
+/** Invite by user id, or by email (an account's, or an address invited to sign up). */
 export const inviteBody = z
   .object({
     userId: z.uuid('must be a user id (UUID)').optional(),
-    email: z.email().optional(),
+    email: z.email().max(254).optional(),
     role: z.enum(['participant', 'witness']),
   })
   .strict()
@@ -127,20 +128,27 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
   app.post('/v1/commitments/:id/invite', inviteByEmailLimit, async (request, reply) => {
     const { id } = parseWith(idParam, request.params, 'path');
     const body = parseWith(inviteBody, request.body);
-    return run(request, reply, id, 200, body, async () => {
-      const user = body.email
-        ? await findUserByEmail(db, body.email)
-        : await findUser(db, body.userId as string);
-      if (!user) {
-        throw badRequest([
-          {
-            path: body.email ? 'body.email' : 'body.userId',
-            message: `no registered user has this ${body.email ? 'email' : 'id'}`,
-          },
-        ]);
-      }
-      return { action: 'invite', userId: user.id, role: body.role };
+    const { email, role } = body;
+    if (email === undefined) {
+      return run(request, reply, id, 200, body, async () => {
+        const user = await findUser(db, body.userId as string);
+        if (!user) throw badRequest([{ path: 'body.userId', message: 'no registered user has this id' }]);
+        return { action: 'invite', userId: user.id, role };
+      });
+    }
+    // 202 and the same body whether or not an account has the address (email-invitations.ts).
+    const caller = await authenticate(request);
+    const ifMatch = parseIfMatch(request);
+    return idempotent(db, request, reply, caller.userId, body, async () => {
+      const input = { commitmentId: id, caller, email, role, ifMatch, correlationId: request.id };
+      return { status: 202, body: await inviteByEmail(execution, input), headers: {} };
     });
+  });
+
+  app.get('/v1/commitments/:id/invitations', async (request) => {
+    const { id } = parseWith(idParam, request.params, 'path');
+    const caller = await authenticate(request);
+    return { invitations: await listEmailInvitations(execution, id, caller) };
   });
 
   for (const action of JSON_ACTIONS) {

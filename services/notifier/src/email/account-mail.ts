@@ -1,5 +1,6 @@
 // Account mail: the emails that prove a person reads an address (verify it, recover the account,
-// move the account to it) and the notice an address gets when its account asks to move away.
+// move the account to it), the notice an address gets when its account asks to move away, and the
+// invitation an address without an account gets when someone invites it to a commitment.
 // The command service adds a job in the transaction of the request; the worker runs it, and only
 // then makes the token: it stores the token's SHA-256 and puts the token itself in the mail, so no
 // queue row, log or event ever holds a usable token. A mail that cannot be sent takes its token
@@ -25,13 +26,15 @@ export const ACCOUNT_TOKEN_SECONDS: Record<AccountTokenPurpose, number> = {
 /**
  * A job's payload. `email` is the address it goes to: the account's for verify-email, the address
  * asked about for recover (the worker looks the account up), the new one for change-email, the
- * old one for email-change-notice (with `newEmail`, the address it is moving to).
+ * old one for email-change-notice (with `newEmail`, the address it is moving to), the invited
+ * address for invite (with the pending invitation's id and what the mail says of it).
  */
 export interface AccountMailJob {
-  purpose: AccountTokenPurpose | 'email-change-notice';
+  purpose: AccountTokenPurpose | 'email-change-notice' | 'invite';
   email: string;
   userId?: string;
   newEmail?: string;
+  invitation?: { id: string; inviterName: string; title: string; role: string };
   /** When it was asked for (ISO 8601): a mail that could not go out for a day is dropped. */
   requestedAt: string;
 }
@@ -115,6 +118,33 @@ export interface AccountMailDeps {
 
 export type AccountMailOutcome = 'sent' | 'no-account' | 'stale';
 
+/** An invitation by email, unless it was accepted, cancelled or voided, or has expired meanwhile. */
+async function sendInvitationMail(
+  deps: AccountMailDeps,
+  job: AccountMailJob,
+  now: Date,
+): Promise<AccountMailOutcome> {
+  const { invitation } = job;
+  if (!invitation) return 'stale';
+  const open = await deps.db
+    .selectFrom('pending_invitations')
+    .select('id')
+    .where('id', '=', invitation.id)
+    .where('accepted_at', 'is', null)
+    .where('cancelled_at', 'is', null)
+    .where('voided_at', 'is', null)
+    .where('expires_at', '>', now)
+    .executeTakeFirst();
+  if (!open) return 'stale';
+  const link = `${deps.appUrl.replace(/\/+$/, '')}/signup?email=${encodeURIComponent(job.email)}`;
+  await deps.mailer.send({
+    to: job.email,
+    name: '',
+    ...renderAccountMail('invite', { name: '', link, ...invitation }),
+  });
+  return 'sent';
+}
+
 export function accountMailTask(deps: AccountMailDeps): Task {
   return async (payload) => {
     await sendAccountMail(deps, payload as AccountMailJob);
@@ -128,6 +158,7 @@ export async function sendAccountMail(
   const now = deps.now?.() ?? new Date();
   if (job.purpose !== 'verify-email' && now.getTime() - Date.parse(job.requestedAt) > MAX_DELAY_MS)
     return 'stale';
+  if (job.purpose === 'invite') return sendInvitationMail(deps, job, now);
   const user = await deps.db
     .selectFrom('users')
     .select(['id', 'email', 'display_name', 'email_verified_at'])
@@ -191,10 +222,18 @@ const oneLine = (text: string) => text.replace(/[\r\n\t]+/g, ' ').trim();
 /** The subject, text and HTML of an account mail; pure, every value escaped in the HTML. */
 export function renderAccountMail(
   purpose: AccountMailJob['purpose'],
-  values: { name: string; link?: string; newEmail?: string },
+  values: {
+    name: string;
+    link?: string;
+    newEmail?: string;
+    inviterName?: string;
+    title?: string;
+    role?: string;
+  },
 ): EmailContent {
   const name = oneLine(values.name);
   const link = values.link ?? '';
+  const inviter = oneLine(values.inviterName ?? 'Someone');
   const copy = {
     'verify-email': {
       subject: 'Confirm your email address',
@@ -227,10 +266,17 @@ export function renderAccountMail(
       action: undefined,
       after: 'You get this email because this address belongs to the account.',
     },
+    invite: {
+      subject: `${inviter} invited you to “${oneLine(values.title ?? '')}” on Connect`,
+      lines: [
+        `${inviter} invited you to “${oneLine(values.title ?? '')}” on Connect, as ${values.role === 'witness' ? 'a witness' : 'a participant'}. Sign up with this address to respond; the invitation waits for you for 30 days:`,
+      ],
+      action: 'Sign up to respond',
+      after: `If you do not know ${inviter}, ignore this email: nothing happens unless you sign up.`,
+    },
   }[purpose];
-  const text = [`Hello ${name},`, '', ...copy.lines, ...(copy.action ? ['', link] : []), '', copy.after].join(
-    '\n',
-  );
+  const greeting = name === '' ? 'Hello,' : `Hello ${name},`;
+  const text = [greeting, '', ...copy.lines, ...(copy.action ? ['', link] : []), '', copy.after].join('\n');
   const href = escapeHtml(link);
   const html = `<!doctype html>
 <html lang="en">
@@ -241,7 +287,7 @@ export function renderAccountMail(
 </head>
 <body style="margin:0;padding:0;background:#f5f5f5;color:#1a1a1a;font:16px/1.5 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif">
 <main style="max-width:560px;margin:0 auto;padding:24px;background:#ffffff">
-<p style="margin:0 0 16px">Hello ${escapeHtml(name)},</p>
+<p style="margin:0 0 16px">${escapeHtml(greeting)}</p>
 ${copy.lines.map((line) => `<p style="margin:0 0 16px">${escapeHtml(line)}</p>`).join('\n')}
 ${
   copy.action

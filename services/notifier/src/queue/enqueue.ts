@@ -10,7 +10,7 @@ import type pg from 'pg';
 import type { Enqueue, Publish } from '../projection.ts';
 import type { Happening } from '../rules.ts';
 import type { WebhookMessage } from '../webhooks/deliver.ts';
-import { enqueueWebhook } from '../webhooks/store.ts';
+import { enqueueWebhooks } from '../webhooks/store.ts';
 import { addDeliveryJobs, notificationJobs, webhookJob } from './jobs.ts';
 import type { QueuedChannel } from './tasks.ts';
 
@@ -28,13 +28,17 @@ export function queueHooks(options: { channels: readonly QueuedChannel[]; maxAtt
       await addDeliveryJobs(client, notificationJobs(notifications, reach, options.maxAttempts));
     },
     async publish(client, happenings) {
-      const db = kyselyOn(client);
-      const jobs = [];
-      for (const happening of happenings) {
-        const ids = await enqueueWebhook(db, webhookMessageOf(happening), new Date(happening.recordedAt));
-        jobs.push(...ids.map((id) => webhookJob(id, 0)));
-      }
-      await addDeliveryJobs(client, jobs);
+      const ids = await enqueueWebhooks(
+        kyselyOn(client),
+        happenings.map((happening) => ({
+          message: webhookMessageOf(happening),
+          at: new Date(happening.recordedAt),
+        })),
+      );
+      await addDeliveryJobs(
+        client,
+        ids.map((id) => webhookJob(id, 0)),
+      );
     },
   };
 }

@@ -4,8 +4,8 @@
 import type { Config, Database } from '@connect/db';
 import { DEFAULT_APP_URL } from '@connect/db';
 import type { Runner } from 'graphile-worker';
-import type { Kysely } from 'kysely';
-import type pg from 'pg';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
 import type { Registry } from 'prom-client';
 import { ACCOUNT_MAIL_TASK, accountMailTask, createAccountMailer } from '../email/account-mail.ts';
 import { emailChannelFromConfig } from '../email/deliver.ts';
@@ -79,6 +79,22 @@ export async function openDeliveryQueue(deps: {
   const accountMailer = config.smtpUrl
     ? createAccountMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom })
     : undefined;
+  // The worker's own connections commit without waiting for the disk: a job whose completion a
+  // database crash loses runs again, which a receiver drops by its stable id; the jobs themselves
+  // are added by the projection's transactions, which wait as usual, so nothing is lost.
+  const connectWorker = () => {
+    const workerPool = new pg.Pool({
+      ...pool.options,
+      max: config.deliveryConcurrency + 2,
+      options: '-c synchronous_commit=off',
+    });
+    workerPool.on('error', (error) => log?.warn({ err: error }, 'delivery worker connection lost'));
+    return {
+      pool: workerPool,
+      db: new Kysely<Database>({ dialect: new PostgresDialect({ pool: workerPool }) }),
+    };
+  };
+  let worker: ReturnType<typeof connectWorker> | undefined;
   let runner: Runner | undefined;
   let watched: Runner | undefined;
   let stopped: string | undefined;
@@ -92,9 +108,10 @@ export async function openDeliveryQueue(deps: {
           {},
           'CONNECT_SMTP_URL is unset: account emails (verification, recovery, email change) wait in the queue until it is set',
         );
+      worker ??= connectWorker();
       runner ??= await startDeliveryWorker({
-        pool,
-        db,
+        pool: worker.pool,
+        db: worker.db,
         channels: handlers,
         webhooks: {
           allowPrivate: config.webhooksAllowPrivate,
@@ -135,6 +152,8 @@ export async function openDeliveryQueue(deps: {
       const current = runner;
       runner = undefined;
       await current?.stop();
+      await worker?.db.destroy();
+      worker = undefined;
       email?.close();
       accountMailer?.close();
     },

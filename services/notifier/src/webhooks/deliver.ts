@@ -84,6 +84,30 @@ export async function resolveWebhookUrl(
 export const webhookBody = (message: WebhookMessage, now: Date): string =>
   JSON.stringify({ type: message.eventType, timestamp: now.toISOString(), data: message.payload });
 
+/**
+ * Kept-alive connections per checked address (and host name, which TLS verifies): a receiver
+ * taking many messages gets them over a few open connections rather than one each. A connection
+ * is only ever to the address that was checked; a host whose address changes gets another agent.
+ */
+const agents = new Map<string, http.Agent>();
+const MAX_AGENTS = 256;
+
+function agentFor(url: URL, address: string): http.Agent {
+  const key = `${url.protocol}//${url.hostname}@${address}:${url.port}`;
+  let agent = agents.get(key);
+  if (!agent) {
+    const options = { keepAlive: true, maxSockets: 16, maxFreeSockets: 4, timeout: 30_000 };
+    agent = url.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
+    if (agents.size >= MAX_AGENTS) {
+      const [oldest, old] = agents.entries().next().value as [string, http.Agent];
+      agents.delete(oldest);
+      old.destroy();
+    }
+    agents.set(key, agent);
+  }
+  return agent;
+}
+
 export async function deliverWebhook(
   target: WebhookTarget,
   message: WebhookMessage,
@@ -114,7 +138,8 @@ export async function deliverWebhook(
       clearTimeout(timer);
       resolve(outcome);
     };
-    const request = send(url, { method: 'POST', headers, lookup: pinned, agent: false }, (response) => {
+    const agent = agentFor(url, address);
+    const request = send(url, { method: 'POST', headers, lookup: pinned, agent }, (response) => {
       const status = response.statusCode ?? 0;
       // The body is not used; read it so the exchange completes within the timeout.
       response.resume();

@@ -8,7 +8,7 @@ import type {
   WebhookDeliveryStatus,
   WebhookEndpointsTable,
 } from '@connect/db';
-import type { Kysely, Selectable } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import { type DeliverOptions, type DeliveryOutcome, deliverWebhook, type WebhookMessage } from './deliver.ts';
 import { nextAttempt } from './retry.ts';
 import { generateSecret } from './sign.ts';
@@ -163,22 +163,44 @@ export async function createDelivery(
  * A delivery of a message to every enabled endpoint that takes its event type; returns the
  * delivery ids to attempt (again the same ids for a message enqueued twice).
  */
-export async function enqueueWebhook(
+export function enqueueWebhook(db: Db, message: WebhookMessage, now: Date = new Date()): Promise<string[]> {
+  return enqueueWebhooks(db, [{ message, at: now }]);
+}
+
+/**
+ * `enqueueWebhook` for many messages at once (a projection batch's events): one read of the
+ * endpoints and one insert, however many messages and endpoints.
+ */
+export async function enqueueWebhooks(
   db: Db,
-  message: WebhookMessage,
-  now: Date = new Date(),
+  messages: readonly { message: WebhookMessage; at: Date }[],
 ): Promise<string[]> {
+  if (messages.length === 0) return [];
   const endpoints = await db
     .selectFrom('webhook_endpoints')
     .select(['id', 'events'])
     .where('disabled_at', 'is', null)
     .execute();
-  const ids: string[] = [];
-  for (const endpoint of endpoints) {
-    if (endpoint.events && !endpoint.events.includes(message.eventType)) continue;
-    ids.push(await createDelivery(db, endpoint.id, message, now));
-  }
-  return ids;
+  const rows = messages.flatMap(({ message, at }) =>
+    endpoints
+      .filter((endpoint) => !endpoint.events || endpoint.events.includes(message.eventType))
+      .map((endpoint) => ({ id: randomUUID(), endpointId: endpoint.id, message, at })),
+  );
+  if (rows.length === 0) return [];
+  // Arrays rather than a VALUES list: a batch may hold more rows than a statement has parameters.
+  const { rows: ids } = await sql<{ id: string }>`
+    insert into webhook_deliveries as d
+      (id, endpoint_id, webhook_id, event_type, payload, next_attempt_at, created_at)
+    select id, endpoint_id, webhook_id, event_type, payload, at, at
+      from unnest(${rows.map((row) => row.id)}::uuid[], ${rows.map((row) => row.endpointId)}::uuid[],
+                  ${rows.map((row) => row.message.webhookId)}::text[],
+                  ${rows.map((row) => row.message.eventType)}::text[],
+                  ${rows.map((row) => JSON.stringify(row.message.payload ?? null))}::jsonb[],
+                  ${rows.map((row) => row.at.toISOString())}::timestamptz[])
+        as r(id, endpoint_id, webhook_id, event_type, payload, at)
+    on conflict (endpoint_id, webhook_id) do update set webhook_id = d.webhook_id
+    returning d.id`.execute(db);
+  return ids.map((row) => row.id);
 }
 
 export interface AttemptDeps extends Omit<DeliverOptions, 'now'> {
@@ -195,6 +217,13 @@ export interface AttemptResult {
   outcome: DeliveryOutcome | null;
   /** When to attempt again; null when the delivery is settled (delivered or dead). */
   nextAttemptAt: Date | null;
+}
+
+/** The delivery is not there (its endpoint was deleted, and its deliveries with it). */
+export class NoSuchDelivery extends Error {
+  constructor(deliveryId: string) {
+    super(`no webhook delivery ${deliveryId}`);
+  }
 }
 
 /**
@@ -214,7 +243,7 @@ export async function attemptDelivery(db: Db, deliveryId: string, deps: AttemptD
     ])
     .where('webhook_deliveries.id', '=', deliveryId)
     .executeTakeFirst();
-  if (!row) throw new Error(`no webhook delivery ${deliveryId}`);
+  if (!row) throw new NoSuchDelivery(deliveryId);
   const settled = (delivery: DeliveryRow): AttemptResult => ({
     delivery: deliveryView(delivery),
     outcome: null,
@@ -268,10 +297,13 @@ export async function attemptDelivery(db: Db, deliveryId: string, deps: AttemptD
       return { ...settled(current), outcome };
     }
     if (outcome.ok) {
+      // Only an endpoint that was failing is written: every delivery to it would otherwise queue
+      // for its row's lock.
       await trx
         .updateTable('webhook_endpoints')
         .set({ failing_since: null })
         .where('id', '=', row.endpoint_id)
+        .where('failing_since', 'is not', null)
         .execute();
     } else if (next === 'dead') {
       const reason = gone

@@ -9,6 +9,8 @@ interface TypeRow {
   requires_amount: boolean;
   requires_due_date: boolean;
   min_witnesses: number;
+  created_by: string;
+  witnesses_must_be_verified: boolean;
   last_index: number;
 }
 
@@ -18,6 +20,8 @@ const columns: Columns<TypeRow> = {
   requires_amount: 'boolean',
   requires_due_date: 'boolean',
   min_witnesses: 'integer',
+  created_by: 'text',
+  witnesses_must_be_verified: 'boolean',
   last_index: 'bigint',
 };
 
@@ -39,6 +43,8 @@ export const commitmentTypesProjection: Projection = {
         requires_amount: type.requiresAmount,
         requires_due_date: type.requiresDueDate,
         min_witnesses: type.minWitnesses,
+        created_by: type.createdBy ?? 'anyone',
+        witnesses_must_be_verified: type.witnessesMustBeVerified ?? false,
         last_index: entry.index,
       });
     }

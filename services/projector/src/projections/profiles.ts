@@ -1,5 +1,13 @@
-// profiles: a user's display name, from ProfileRegistered in the user's profile stream.
-import { PROFILE_REGISTERED, PROFILE_STREAMS, profileRegistered, profileUserOf } from '@connect/domain';
+// profiles: a user's display name and picture, from ProfileRegistered and then ProfileUpdated in the
+// user's profile stream (each holds the whole profile after it). A redacted profile stays redacted.
+import {
+  PROFILE_REGISTERED,
+  PROFILE_STREAMS,
+  PROFILE_UPDATED,
+  profileRegistered,
+  profileUpdated,
+  profileUserOf,
+} from '@connect/domain';
 import { REDACTIONS_STREAM } from '@connect/ledger';
 import type pg from 'pg';
 import { type Projection, ProjectionError } from '../projection.ts';
@@ -9,6 +17,7 @@ import { redactedStream } from './redactions.ts';
 interface ProfileRow {
   user_id: string;
   display_name: string;
+  avatar_url: string | null;
   registered_at: string | Date;
   redacted: boolean;
   last_index: number;
@@ -17,6 +26,7 @@ interface ProfileRow {
 const columns: Columns<ProfileRow> = {
   user_id: 'text',
   display_name: 'text',
+  avatar_url: 'text',
   registered_at: 'timestamptz',
   redacted: 'boolean',
   last_index: 'bigint',
@@ -24,13 +34,17 @@ const columns: Columns<ProfileRow> = {
 
 export const REDACTED_NAME = '(redacted)';
 
-/** When a user registered, as the read model has it. */
-async function registeredAt(client: pg.ClientBase, table: string, userId: string): Promise<Date | undefined> {
-  const { rows } = await client.query<{ registered_at: Date }>(
-    `select registered_at from ${ident(table)} where user_id = $1`,
+/** A user's profile as the read model has it. */
+async function storedProfile(
+  client: pg.ClientBase,
+  table: string,
+  userId: string,
+): Promise<Pick<ProfileRow, 'registered_at' | 'redacted'> | undefined> {
+  const { rows } = await client.query<{ registered_at: Date; redacted: boolean }>(
+    `select registered_at, redacted from ${ident(table)} where user_id = $1`,
     [userId],
   );
-  return rows[0]?.registered_at;
+  return rows[0];
 }
 
 export const profilesProjection: Projection = {
@@ -42,6 +56,7 @@ export const profilesProjection: Projection = {
     const redactedRow = (user_id: string, registered_at: string | Date, last_index: number): ProfileRow => ({
       user_id,
       display_name: REDACTED_NAME,
+      avatar_url: null,
       registered_at,
       redacted: true,
       last_index,
@@ -51,12 +66,33 @@ export const profilesProjection: Projection = {
       if (redactedUser !== undefined) {
         const known =
           rows.get(redactedUser)?.registered_at ??
-          (await registeredAt(client, tables.profiles as string, redactedUser));
+          (await storedProfile(client, tables.profiles as string, redactedUser))?.registered_at;
         if (known) rows.set(redactedUser, redactedRow(redactedUser, known, entry.index));
         continue;
       }
       const userId = profileUserOf(entry.stream);
-      if (userId === undefined || entry.type !== PROFILE_REGISTERED) continue;
+      if (userId === undefined) continue;
+      if (entry.type === PROFILE_UPDATED) {
+        const before = rows.get(userId) ?? (await storedProfile(client, tables.profiles as string, userId));
+        if (!before)
+          throw ProjectionError.of(entry.index, new Error('ProfileUpdated before ProfileRegistered'));
+        if (before.redacted || entry.data === null) {
+          rows.set(userId, redactedRow(userId, before.registered_at, entry.index));
+          continue;
+        }
+        const updated = profileUpdated.safeParse(entry.data);
+        if (!updated.success) throw ProjectionError.of(entry.index, updated.error);
+        rows.set(userId, {
+          user_id: userId,
+          display_name: updated.data.displayName,
+          avatar_url: updated.data.avatarUrl,
+          registered_at: before.registered_at,
+          redacted: false,
+          last_index: entry.index,
+        });
+        continue;
+      }
+      if (entry.type !== PROFILE_REGISTERED) continue;
       if (entry.data === null) {
         rows.set(userId, redactedRow(userId, entry.recordedAt, entry.index));
         continue;
@@ -66,6 +102,7 @@ export const profilesProjection: Projection = {
       rows.set(userId, {
         user_id: userId,
         display_name: parsed.data.displayName,
+        avatar_url: null,
         registered_at: entry.recordedAt,
         redacted: false,
         last_index: entry.index,

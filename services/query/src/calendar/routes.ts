@@ -13,7 +13,7 @@ import { commitmentsById } from '../commitments/queries.ts';
 import { idParam, notVisible } from '../commitments/routes.ts';
 import { readConsistency } from '../consistency.ts';
 import type { ProjectedIndex } from '../projected-index.ts';
-import { type Caller, type Reader, readAs } from '../reader.ts';
+import { type Caller, callerFromClaims, type Reader, readAs } from '../reader.ts';
 import { currentFeed, type Feed, feedKey, feedOwner, rotateFeed } from './feeds.ts';
 import { type CalendarOptions, calendarOf } from './ics.ts';
 
@@ -121,7 +121,7 @@ export async function calendarRoutes(app: FastifyInstance, deps: CalendarRouteDe
     const claims = await authenticate(request);
     await consistent(request, reply);
     const { id } = parseWith(idParam, request.params, 'path');
-    const caller: Caller = { userId: claims.userId, isAdmin: claims.isAdmin };
+    const caller: Caller = callerFromClaims(claims);
     const [commitment] = await readAs(reader, caller, (db) => commitmentsById(db, [id]));
     if (!commitment) throw notVisible(id);
     if (commitment.dueAt === null) {

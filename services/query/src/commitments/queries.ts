@@ -256,6 +256,19 @@ export async function displayNames(db: Reader, userIds: readonly string[]): Prom
   return new Map(rows.map((row) => [row.user_id, row.display_name]));
 }
 
+/** A user's profile as the read model has it (name and picture); undefined before it is projected. */
+export async function profileOf(
+  db: Reader,
+  userId: string,
+): Promise<{ displayName: string; avatarUrl: string | null } | undefined> {
+  const row = await db
+    .selectFrom('profiles')
+    .select(['display_name', 'avatar_url'])
+    .where('user_id', '=', userId)
+    .executeTakeFirst();
+  return row && { displayName: row.display_name, avatarUrl: row.avatar_url };
+}
+
 export async function commitmentTypes(db: Reader) {
   const rows = await db.selectFrom('commitment_types').selectAll().orderBy('key').execute();
   return rows.map((row) => ({
@@ -264,5 +277,7 @@ export async function commitmentTypes(db: Reader) {
     requiresAmount: row.requires_amount,
     requiresDueDate: row.requires_due_date,
     minWitnesses: row.min_witnesses,
+    createdBy: row.created_by,
+    witnessesMustBeVerified: row.witnesses_must_be_verified,
   }));
 }

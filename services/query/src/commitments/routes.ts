@@ -9,7 +9,7 @@ import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { readConsistency } from '../consistency.ts';
 import type { ProjectedIndex } from '../projected-index.ts';
-import { type Caller, readAs } from '../reader.ts';
+import { type Caller, callerFromClaims, readAs } from '../reader.ts';
 import { type CursorKey, encodeCursor, readCursor } from './cursor.ts';
 import { describeEvent, mentionedUsers } from './describe.ts';
 import { commitmentsById, commitmentTypes, displayNames, historyOf, listCommitments } from './queries.ts';
@@ -55,7 +55,7 @@ export async function readRoutes(app: FastifyInstance, deps: ReadRouteDeps): Pro
   const { reader, authenticate } = deps;
   const caller = async (request: FastifyRequest): Promise<Caller> => {
     const claims = await authenticate(request);
-    return { userId: claims.userId, isAdmin: claims.isAdmin };
+    return callerFromClaims(claims);
   };
   const consistent = readConsistency(deps.projectedIndex, deps.minIndexWaitMs);
   /** Who asks (401 first), then wait for Connect-Min-Index. */

@@ -12,7 +12,7 @@ import { commitmentsById } from '../commitments/queries.ts';
 import { readConsistency } from '../consistency.ts';
 import { type NotificationView, notificationsSince } from '../notifications/queries.ts';
 import type { ProjectedIndex } from '../projected-index.ts';
-import { type Caller, readAs } from '../reader.ts';
+import { type Caller, callerFromClaims, readAs } from '../reader.ts';
 import { type Connection, connections as openConnections, type SubscriptionLimits } from './connections.ts';
 import {
   announceChanges,
@@ -91,9 +91,19 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
   );
   app.addHook('onClose', async () => connections.close());
 
+  // A WebSocket's caller was set at connection_init; its roles are taken again from the session
+  // check (remembered for a minute, forgotten when they change) for each operation and message.
+  // False when the session has ended.
+  const refreshCaller = async (ctx: SubscriptionContext): Promise<boolean> => {
+    const access = await deps.sessions.check(ctx.sessionId ?? '');
+    if (!access) return false;
+    ctx.caller = callerFromClaims({ userId: ctx.caller.userId, roles: access.roles });
+    return true;
+  };
+
   // Still a party, and the session still open, when each change arrives.
   const stillEntitled = async (change: ChangedCommitment, _args: unknown, ctx: SubscriptionContext) =>
-    change.parties.includes(ctx.caller.userId) && (await deps.sessions.isActive(ctx.sessionId ?? ''));
+    change.parties.includes(ctx.caller.userId) && (await refreshCaller(ctx));
   const load = async (change: ChangedCommitment, _args: unknown, ctx: SubscriptionContext) => {
     const [commitment] = await readAs(reader, ctx.caller, (db) => commitmentsById(db, [change.id]));
     if (!commitment) throw new ErrorWithProps('no longer visible to you', { code: 'NOT_FOUND' });
@@ -104,7 +114,7 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
   // closes the connections of sessions that end in between (connections.ts).
   const admit = async (ctx: SubscriptionContext) => {
     if (!ctx.connection) return;
-    if (!(await connections.admit(ctx.connection, ctx.sessionId))) {
+    if (!(await connections.admit(ctx.connection, ctx.sessionId)) || !(await refreshCaller(ctx))) {
       throw new ErrorWithProps('This session has ended; log in again.', { code: 'UNAUTHENTICATED' });
     }
   };
@@ -140,7 +150,7 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
             readAs(reader, ctx.caller, (db) => notificationsSince(db, ctx.caller.userId, after, upTo, limit)),
           ),
         async (_notification: NotificationView, _args: unknown, ctx: SubscriptionContext) =>
-          deps.sessions.isActive(ctx.sessionId ?? ''),
+          refreshCaller(ctx),
       ),
       resolve: (notification: NotificationView) => notification,
     },
@@ -152,7 +162,7 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
     if (request.routeOptions.url !== '/graphql' || request.headers.upgrade?.toLowerCase() === 'websocket')
       return;
     const claims = await deps.authenticate(request);
-    request.caller = { userId: claims.userId, isAdmin: claims.isAdmin };
+    request.caller = callerFromClaims(claims);
     await consistent(request, reply);
   });
 
@@ -189,7 +199,7 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
               : undefined;
         try {
           const claims = await authenticateBearer(deps, header);
-          return { caller: { userId: claims.userId, isAdmin: claims.isAdmin }, sessionId: claims.sessionId };
+          return { caller: callerFromClaims(claims), sessionId: claims.sessionId };
         } catch {
           return false;
         }

@@ -18,6 +18,7 @@ import {
   historyOf,
   listCommitments,
   type PendingAmendmentView,
+  profileOf,
 } from '../commitments/queries.ts';
 import {
   encodeNotificationCursor,
@@ -123,8 +124,14 @@ export function graphqlResolvers(
     },
     Query: {
       me: async (_root, _args, { caller }: GraphqlContext) => {
-        const names = await readAs(reader, caller, (db) => displayNames(db, [caller.userId]));
-        return { id: caller.userId, displayName: names.get(caller.userId) ?? null, isAdmin: caller.isAdmin };
+        const profile = await readAs(reader, caller, (db) => profileOf(db, caller.userId));
+        return {
+          id: caller.userId,
+          displayName: profile?.displayName ?? null,
+          avatarUrl: profile?.avatarUrl ?? null,
+          isAdmin: caller.roles?.includes('admin') ?? caller.isAdmin,
+          roles: caller.roles ?? [],
+        };
       },
       commitments: async (_root, args: ListArgs, { caller }: GraphqlContext) => {
         pageSize(args.first);

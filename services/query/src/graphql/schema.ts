@@ -7,7 +7,13 @@ export const schema = /* GraphQL */ `
   "Any JSON value: an event's data, as REST's history shows it."
   scalar JSON
 
-  type User { id: ID!, displayName: String, isAdmin: Boolean! }
+  type User {
+    id: ID!, displayName: String, isAdmin: Boolean!
+    "An https URL of the user's picture (PATCH /v1/me); null: none."
+    avatarUrl: String
+    "The roles held now: admin, auditor."
+    roles: [String!]!
+  }
   type Amount { minor: Float!, currency: String! }
   type Party { userId: ID!, displayName: String, role: Role!, response: Response! }
   type Document {
@@ -63,7 +69,12 @@ export const schema = /* GraphQL */ `
     pendingAmendment: PendingAmendment
     history: [HistoryEvent!]!
   }
-  type CommitmentType { key: ID!, name: String!, requiresAmount: Boolean!, requiresDueDate: Boolean!, minWitnesses: Int! }
+  type CommitmentType {
+    key: ID!, name: String!, requiresAmount: Boolean!, requiresDueDate: Boolean!, minWitnesses: Int!
+    "Who may create one: anyone, verified (a verified email) or admin."
+    createdBy: String!
+    witnessesMustBeVerified: Boolean!
+  }
   type PageInfo { hasNextPage: Boolean!, endCursor: String }
   type CommitmentEdge { cursor: String!, node: Commitment! }
   type CommitmentConnection { edges: [CommitmentEdge!]!, pageInfo: PageInfo! }

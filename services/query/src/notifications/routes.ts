@@ -11,7 +11,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { readConsistency } from '../consistency.ts';
 import type { ProjectedIndex } from '../projected-index.ts';
-import { type Caller, readAs } from '../reader.ts';
+import { type Caller, callerFromClaims, readAs } from '../reader.ts';
 import {
   encodeNotificationCursor,
   listNotifications,
@@ -72,7 +72,7 @@ export async function notificationRoutes(app: FastifyInstance, deps: Notificatio
   const consistent = readConsistency(deps.projectedIndex, deps.minIndexWaitMs);
   const caller = async (request: FastifyRequest): Promise<Caller> => {
     const claims = await authenticate(request);
-    return { userId: claims.userId, isAdmin: claims.isAdmin };
+    return callerFromClaims(claims);
   };
 
   app.get('/v1/notifications', async (request: FastifyRequest, reply: FastifyReply) => {

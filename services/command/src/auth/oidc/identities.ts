@@ -5,6 +5,7 @@ import type { Database } from '@connect/db';
 import { profileRegistered } from '@connect/domain';
 import type { Ledger } from '@connect/ledger';
 import { type Kysely, sql, type Transaction } from 'kysely';
+import { claimEmailInvitations } from '../../commitments/email-invitations.ts';
 import { normalizeEmail } from '../accounts.ts';
 import { createAccount } from '../create-account.ts';
 
@@ -53,7 +54,7 @@ export async function signInWithIdentity(
 ): Promise<SignIn> {
   const email = text(claims.email) && normalizeEmail(String(claims.email));
   const emailVerified = email !== undefined && verified(claims.email_verified);
-  return db.transaction().execute(async (trx): Promise<SignIn> => {
+  const signIn = await db.transaction().execute(async (trx): Promise<SignIn> => {
     // Two first sign-ins of one identity at once must not make two accounts.
     await sql`select pg_advisory_xact_lock(hashtext(${`oidc:${provider.name}:${claims.sub}`}))`.execute(trx);
     const known = await trx
@@ -102,6 +103,10 @@ export async function signInWithIdentity(
     await linkIdentity(trx, user.id, provider.name, claims.sub, email, emailVerified, now);
     return { outcome: 'signed-in', userId: user.id, created: true };
   });
+  // A new account with an address the provider verified takes the invitations sent to it.
+  if (signIn.outcome === 'signed-in' && signIn.created && emailVerified && email !== undefined)
+    await claimEmailInvitations(db, ledger, { id: signIn.userId, email }, { now });
+  return signIn;
 }
 
 async function linkIdentity(

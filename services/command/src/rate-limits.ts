@@ -1,0 +1,268 @@
+// Rate limits every instance of the command service shares: @fastify/rate-limit counting in
+// PostgreSQL (table rate_limits, migration 019) rather than in one process's memory, so a client
+// spreading its requests over many instances meets the same limit. One statement per hit: an
+// atomic `insert … on conflict do update … returning`. If the database cannot count, the request
+// goes through (fail-open) and a warning is logged: a limiter must not take the service down.
+import { createHash } from 'node:crypto';
+import type { Authenticate } from '@connect/auth';
+import type { Database } from '@connect/db';
+import { HttpProblem, problem } from '@connect/http';
+import rateLimit, {
+  type FastifyRateLimitStore,
+  type FastifyRateLimitStoreCtor,
+  type RateLimitPluginOptions,
+} from '@fastify/rate-limit';
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  onRequestAsyncHookHandler,
+  RouteOptions,
+} from 'fastify';
+import { type Kysely, sql } from 'kysely';
+
+export const RATE_LIMIT_WINDOW_MS = 60_000;
+/** How often one process deletes rows whose window passed (those never hit again). */
+const SWEEP_EVERY_MS = 60_000;
+const SWEEP_ROWS = 1000;
+/** How often one process says, at most, that it could not count. */
+const WARN_EVERY_MS = 60_000;
+
+export interface Hit {
+  /** Hits in the current window, this one included. */
+  count: number;
+  /** When the window ends. */
+  resetAt: Date;
+}
+
+/** Counts a hit of `key`, in a window of `windowMs` from the window's first hit; a passed window starts over. */
+export async function hitRateLimit(
+  db: Kysely<Database>,
+  key: string,
+  windowMs: number,
+  at: Date,
+): Promise<Hit> {
+  const expires = new Date(at.getTime() + windowMs);
+  const { rows } = await sql<{ count: number; expires_at: Date }>`
+    insert into rate_limits as r (key, window_start, expires_at, count)
+    values (${key}, ${at}, ${expires}, 1)
+    on conflict (key) do update set
+      window_start = case when r.expires_at <= excluded.window_start then excluded.window_start else r.window_start end,
+      expires_at = case when r.expires_at <= excluded.window_start then excluded.expires_at else r.expires_at end,
+      count = case when r.expires_at <= excluded.window_start then 1 else r.count + 1 end
+    returning count, expires_at`.execute(db);
+  const row = rows[0];
+  if (!row) throw new Error('rate limit upsert returned no row');
+  return { count: row.count, resetAt: row.expires_at };
+}
+
+/** Deletes up to `limit` rows whose window passed before `at` (a row hit again meanwhile stays). */
+export async function sweepRateLimits(db: Kysely<Database>, at: Date, limit = SWEEP_ROWS): Promise<void> {
+  await sql`
+    delete from rate_limits
+    where key in (select key from rate_limits where expires_at < ${at} limit ${limit})
+      and expires_at < ${at}`.execute(db);
+}
+
+export interface RateLimitStoreDeps {
+  db: Kysely<Database>;
+  log: FastifyBaseLogger;
+  /** The clock windows are counted by (tests move it). */
+  now?: () => Date;
+}
+
+/** A @fastify/rate-limit store class over the rate_limits table. */
+export function postgresRateLimitStore(deps: RateLimitStoreDeps): FastifyRateLimitStoreCtor {
+  const now = deps.now ?? (() => new Date());
+  let sweptAt = 0;
+  let warnedAt = Number.NEGATIVE_INFINITY;
+
+  function sweepNowAndThen(at: Date) {
+    if (at.getTime() - sweptAt < SWEEP_EVERY_MS) return;
+    sweptAt = at.getTime();
+    sweepRateLimits(deps.db, at).catch(() => {
+      // the next sweep tries again; counting said what is wrong
+    });
+  }
+
+  class PostgresRateLimitStore implements FastifyRateLimitStore {
+    /** `prefix`: the route a child store counts for, so each route has counters of its own. */
+    constructor(
+      _options: unknown,
+      private readonly prefix = '',
+    ) {}
+
+    incr(
+      key: string,
+      callback: (error: Error | null, result?: { current: number; ttl: number }) => void,
+      timeWindow = RATE_LIMIT_WINDOW_MS,
+    ): void {
+      const at = now();
+      hitRateLimit(deps.db, `${this.prefix}${key}`, timeWindow, at).then(
+        (hit) => {
+          sweepNowAndThen(at);
+          callback(null, { current: hit.count, ttl: Math.max(0, hit.resetAt.getTime() - at.getTime()) });
+        },
+        (error: unknown) => {
+          if (at.getTime() - warnedAt >= WARN_EVERY_MS) {
+            warnedAt = at.getTime();
+            deps.log.warn(
+              { error: error instanceof Error ? error.message : String(error) },
+              'rate limits cannot be counted (database unreachable?); requests go through unlimited',
+            );
+          }
+          callback(null, { current: 0, ttl: timeWindow });
+        },
+      );
+    }
+
+    child(routeOptions: RouteOptions & { path: string; prefix: string }): FastifyRateLimitStore {
+      const route = (routeOptions as { routeInfo?: { method?: unknown; url?: unknown } }).routeInfo;
+      const prefix = typeof route?.url === 'string' ? `${String(route.method)} ${route.url}:` : this.prefix;
+      return new PostgresRateLimitStore(undefined, prefix);
+    }
+  }
+  return PostgresRateLimitStore;
+}
+
+const tooMany = (what: string, seconds: number) =>
+  new HttpProblem(
+    problem(429, `Too many ${what}; try again in ${seconds} seconds.`, undefined, 'rate-limited'),
+  );
+
+/**
+ * Registers @fastify/rate-limit on `app`, counting in PostgreSQL, for route configs
+ * (`config.rateLimit`) and `sharedRateLimit` hooks under it. Register it once per service: a second
+ * registration below would count its routes twice.
+ */
+export async function registerSharedRateLimits(
+  app: FastifyInstance,
+  deps: RateLimitStoreDeps,
+): Promise<void> {
+  const options: RateLimitPluginOptions = {
+    global: false,
+    store: postgresRateLimitStore(deps),
+    timeWindow: RATE_LIMIT_WINDOW_MS,
+    errorResponseBuilder: (_request, context) => tooMany('requests', Math.ceil(context.ttl / 1000)),
+  };
+  await app.register(rateLimit, options);
+}
+
+export interface SharedLimit {
+  /** Hits per minute. */
+  max: number;
+  /** The key counted, naming what is limited and by what; undefined: not limited by this one. */
+  key(request: FastifyRequest): string | undefined | Promise<string | undefined>;
+}
+
+/**
+ * A hook counting the request against each limit (all of them, so each stays a true count);
+ * past any of them, 429 `/problems/rate-limited` with Retry-After (the longest wait).
+ */
+export function sharedRateLimit(
+  app: FastifyInstance,
+  limits: readonly SharedLimit[],
+  what: string,
+): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  const checks = limits.map((limit) =>
+    app.createRateLimit({
+      max: limit.max,
+      timeWindow: RATE_LIMIT_WINDOW_MS,
+      keyGenerator: async (request) => (await limit.key(request)) ?? '',
+      allowList: (_request, key) => key === '',
+    }),
+  );
+  return async (request, reply) => {
+    const results = await Promise.all(checks.map((check) => check(request)));
+    let wait: number | undefined;
+    let remaining: number | undefined;
+    for (const result of results) {
+      if (result.isAllowed) continue;
+      remaining = Math.min(remaining ?? result.remaining, result.remaining);
+      if (result.isExceeded) wait = Math.max(wait ?? 0, result.ttlInSeconds);
+    }
+    if (remaining !== undefined) reply.header('x-ratelimit-remaining', remaining);
+    if (wait === undefined) return;
+    reply.header('retry-after', wait);
+    throw tooMany(what, wait);
+  };
+}
+
+/** The SHA-256 of a normalised email, for a key that names an account without holding its address. */
+export const accountKey = (email: string) =>
+  createHash('sha256').update(email.trim().toLowerCase()).digest('base64url');
+
+/** The email a request's body names (signup, login, recover…), if any. */
+export function bodyEmail(request: FastifyRequest): string | undefined {
+  const body = request.body;
+  if (typeof body !== 'object' || body === null) return undefined;
+  const email = (body as { email?: unknown }).email;
+  return typeof email === 'string' && email.trim() !== '' ? email : undefined;
+}
+
+/**
+ * The per-user limit of commands (CONNECT_COMMAND_RATE_LIMIT): every POST under /v1/commitments,
+ * and PATCH /v1/me, counted per signed-in user before the body is read. A request without a valid
+ * token is not counted here; its route answers 401.
+ */
+export function limitCommands(
+  app: FastifyInstance,
+  deps: { authenticate: Authenticate; commandsPerMinute: number },
+): void {
+  const limit = sharedRateLimit(
+    app,
+    [
+      {
+        max: deps.commandsPerMinute,
+        key: async (request) => {
+          try {
+            return `command:user:${(await deps.authenticate(request)).userId}`;
+          } catch {
+            return undefined;
+          }
+        },
+      },
+    ],
+    'commands',
+  );
+  const hook: onRequestAsyncHookHandler = (request, reply) => limit(request, reply);
+  app.addHook('onRoute', (route) => {
+    if (!isCommand(route)) return;
+    const existing = route.onRequest;
+    route.onRequest = existing === undefined ? [hook] : [...[existing].flat(), hook];
+  });
+}
+
+function isCommand(route: RouteOptions): boolean {
+  const methods = [route.method].flat();
+  const url = route.url;
+  return (
+    (methods.includes('POST') && (url === '/v1/commitments' || url.startsWith('/v1/commitments/'))) ||
+    (methods.includes('PATCH') && url === '/v1/me')
+  );
+}
+
+/**
+ * The limit of auth attempts (CONNECT_AUTH_RATE_LIMIT per minute and route): per client address,
+ * and per account, the email the body names (signup, login, recover, email change), kept as its
+ * hash. Bodies with a token instead (verify, reset, refresh) name no account: the address limit
+ * covers them.
+ */
+export function authAttemptLimit(app: FastifyInstance, max: number) {
+  const route = (request: FastifyRequest) => `auth:${request.routeOptions.url ?? request.url}`;
+  return sharedRateLimit(
+    app,
+    [
+      { max, key: (request) => `${route(request)}:address:${request.ip}` },
+      {
+        max,
+        key: (request) => {
+          const email = bodyEmail(request);
+          return email === undefined ? undefined : `${route(request)}:account:${accountKey(email)}`;
+        },
+      },
+    ],
+    'attempts',
+  );
+}
