@@ -106,6 +106,7 @@ async function happeningsOf(client: pg.ClientBase, entries: Entry[], from: numbe
         index: entry.index,
         actor: entry.actor,
         recordedAt: entry.recordedAt,
+        imported: typeof entry.meta?.importedFrom === 'string',
         event,
         before,
         after,

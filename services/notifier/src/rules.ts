@@ -10,6 +10,8 @@ export interface Happening {
   /** Who appended it; null for the system (a missed deadline). */
   actor: string | null;
   recordedAt: string;
+  /** Replayed from another system by an import (the entry's meta names it): history, not news. */
+  imported?: boolean;
   event: CommitmentEvent;
   before: Commitment;
   after: Commitment;
@@ -36,6 +38,8 @@ export const commitmentLink = (appUrl: string, commitmentId: string) =>
   `${appUrl.replace(/\/+$/, '')}/commitments/${commitmentId}`;
 
 export function notificationsFor(happening: Happening, wording: Wording): Notification[] {
+  // Imported history (connect migrate-from-supabase) happened long ago: nobody hears of it again.
+  if (happening.imported) return [];
   const { index, actor, recordedAt, after } = happening;
   const message = messageFor(happening, (userId) =>
     userId === null ? UNKNOWN_NAME : (wording.names.get(userId) ?? UNKNOWN_NAME),
@@ -275,6 +279,7 @@ function messageFor(happening: Happening, nameOf: (userId: string | null) => str
     case 'CommitmentDrafted':
     case 'CommitmentUpdated':
     case 'DocumentRemoved':
+    case 'CommitmentImported':
       return undefined;
     default:
       return unreachable(event);

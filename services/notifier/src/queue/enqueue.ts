@@ -11,7 +11,7 @@ import type { Enqueue, Publish } from '../projection.ts';
 import type { Happening } from '../rules.ts';
 import type { WebhookMessage } from '../webhooks/deliver.ts';
 import { enqueueWebhooks } from '../webhooks/store.ts';
-import { addDeliveryJobs, notificationJobs, webhookJob } from './jobs.ts';
+import { addDeliveryJobs, notificationJobs, webhookBatchJobs } from './jobs.ts';
 import type { QueuedChannel } from './tasks.ts';
 
 export interface QueueHooks {
@@ -28,17 +28,14 @@ export function queueHooks(options: { channels: readonly QueuedChannel[]; maxAtt
       await addDeliveryJobs(client, notificationJobs(notifications, reach, options.maxAttempts));
     },
     async publish(client, happenings) {
-      const ids = await enqueueWebhooks(
+      const deliveries = await enqueueWebhooks(
         kyselyOn(client),
         happenings.map((happening) => ({
           message: webhookMessageOf(happening),
           at: new Date(happening.recordedAt),
         })),
       );
-      await addDeliveryJobs(
-        client,
-        ids.map((id) => webhookJob(id, 0)),
-      );
+      await addDeliveryJobs(client, webhookBatchJobs(deliveries));
     },
   };
 }

@@ -8,13 +8,14 @@ import {
   type NotificationJob,
   notificationJobKey,
   type QueuedChannel,
+  type WebhookBatchJob,
   type WebhookJob,
   webhookJobKey,
 } from './tasks.ts';
 
 export interface DeliveryJob {
   task: DeliveryTask;
-  payload: NotificationJob | WebhookJob;
+  payload: NotificationJob | WebhookJob | WebhookBatchJob;
   /** Unique while the job exists: adding the same key again adds nothing. */
   key: string;
   maxAttempts: number;
@@ -83,3 +84,29 @@ export function webhookJob(deliveryId: string, attempt: number, runAt?: Date): D
 }
 
 export const WEBHOOK_JOB_ATTEMPTS = 10;
+
+/** Deliveries per batch job: enough to save round trips, few enough to spread over the workers. */
+export const WEBHOOK_BATCH = 64;
+
+/**
+ * The first attempts of new deliveries, one job per endpoint and at most WEBHOOK_BATCH deliveries
+ * (graphile-worker's batch jobs: the payload is the list of delivery ids).
+ */
+export function webhookBatchJobs(deliveries: readonly { id: string; endpointId: string }[]): DeliveryJob[] {
+  const byEndpoint = new Map<string, string[]>();
+  for (const { id, endpointId } of deliveries)
+    byEndpoint.set(endpointId, [...(byEndpoint.get(endpointId) ?? []), id]);
+  const jobs: DeliveryJob[] = [];
+  for (const ids of byEndpoint.values()) {
+    for (let i = 0; i < ids.length; i += WEBHOOK_BATCH) {
+      const batch = ids.slice(i, i + WEBHOOK_BATCH);
+      jobs.push({
+        task: DELIVERY_TASKS.webhook,
+        payload: batch,
+        key: webhookJobKey(batch[0] as string, 0),
+        maxAttempts: WEBHOOK_JOB_ATTEMPTS,
+      });
+    }
+  }
+  return jobs;
+}

@@ -23,10 +23,13 @@ export interface NotificationJob {
   channel: QueuedChannel;
 }
 
-/** A job's payload for one webhook delivery (a row of webhook_deliveries). */
+/** A job's payload for one webhook delivery (a row of webhook_deliveries): a retry. */
 export interface WebhookJob {
   deliveryId: string;
 }
+
+/** A batch job's payload: first attempts of deliveries to one endpoint, by id. */
+export type WebhookBatchJob = string[];
 
 /**
  * Delivers one notification on one channel. Resolves when it is done (sent, or not wanted: the

@@ -8,7 +8,7 @@ import { type JobHelpers, Logger, type Runner, run, runMigrations, type TaskList
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import type { Notification, NotificationKind } from '../notification.ts';
-import { type AttemptDeps, attemptDelivery, NoSuchDelivery } from '../webhooks/store.ts';
+import { type AttemptDeps, attemptDeliveries } from '../webhooks/store.ts';
 import { addDeliveryJobs, webhookJob } from './jobs.ts';
 import { countedDelivery, recordDelivery } from './metrics.ts';
 import {
@@ -16,6 +16,7 @@ import {
   DELIVERY_TASKS,
   type NotificationJob,
   QUEUED_CHANNELS,
+  type WebhookBatchJob,
   type WebhookJob,
 } from './tasks.ts';
 
@@ -78,31 +79,29 @@ export function deliveryTasks({ pool, db, channels, webhooks, ...options }: Deli
     };
   }
   tasks[DELIVERY_TASKS.webhook] = async (payload, helpers: JobHelpers) => {
-    const { deliveryId } = payload as WebhookJob;
-    const result = await countedDelivery(
-      'webhook',
-      () => attemptDelivery(db, deliveryId, webhooks).catch(goneIfMissing),
-      (r) => r?.delivery.status ?? 'gone',
+    const ids = Array.isArray(payload) ? (payload as WebhookBatchJob) : [(payload as WebhookJob).deliveryId];
+    const results = await attemptDeliveries(db, ids, webhooks).catch((error: unknown) => {
+      recordDelivery('webhook', 'error');
+      throw error;
+    });
+    // A delivery not there had its endpoint deleted, and its deliveries with it.
+    for (let gone = ids.length - results.length; gone > 0; gone--) recordDelivery('webhook', 'gone');
+    for (const result of results) recordDelivery('webhook', result.delivery.status);
+    const retries = results.flatMap((result) =>
+      result.nextAttemptAt
+        ? [webhookJob(result.delivery.id, result.delivery.attempts, result.nextAttemptAt)]
+        : [],
     );
-    if (result?.nextAttemptAt) {
-      const client = await pool.connect();
-      try {
-        await addDeliveryJobs(client, [
-          webhookJob(deliveryId, result.delivery.attempts, result.nextAttemptAt),
-        ]);
-      } finally {
-        client.release();
-      }
-      helpers.logger.debug(`webhook delivery ${deliveryId} failed; next attempt at ${result.nextAttemptAt}`);
+    if (retries.length === 0) return;
+    const client = await pool.connect();
+    try {
+      await addDeliveryJobs(client, retries);
+    } finally {
+      client.release();
     }
+    helpers.logger.debug(`${retries.length} webhook deliveries failed; each is tried again later`);
   };
   return tasks;
-}
-
-/** No delivery (its endpoint was deleted, and its deliveries with it): nothing to do. */
-function goneIfMissing(error: unknown): undefined {
-  if (error instanceof NoSuchDelivery) return undefined;
-  throw error;
 }
 
 async function readNotification(db: Kysely<Database>, id: string): Promise<Notification | undefined> {

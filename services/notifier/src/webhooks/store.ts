@@ -163,8 +163,12 @@ export async function createDelivery(
  * A delivery of a message to every enabled endpoint that takes its event type; returns the
  * delivery ids to attempt (again the same ids for a message enqueued twice).
  */
-export function enqueueWebhook(db: Db, message: WebhookMessage, now: Date = new Date()): Promise<string[]> {
-  return enqueueWebhooks(db, [{ message, at: now }]);
+export async function enqueueWebhook(
+  db: Db,
+  message: WebhookMessage,
+  now: Date = new Date(),
+): Promise<string[]> {
+  return (await enqueueWebhooks(db, [{ message, at: now }])).map((delivery) => delivery.id);
 }
 
 /**
@@ -174,7 +178,7 @@ export function enqueueWebhook(db: Db, message: WebhookMessage, now: Date = new 
 export async function enqueueWebhooks(
   db: Db,
   messages: readonly { message: WebhookMessage; at: Date }[],
-): Promise<string[]> {
+): Promise<{ id: string; endpointId: string }[]> {
   if (messages.length === 0) return [];
   const endpoints = await db
     .selectFrom('webhook_endpoints')
@@ -188,7 +192,7 @@ export async function enqueueWebhooks(
   );
   if (rows.length === 0) return [];
   // Arrays rather than a VALUES list: a batch may hold more rows than a statement has parameters.
-  const { rows: ids } = await sql<{ id: string }>`
+  const { rows: ids } = await sql<{ id: string; endpointId: string }>`
     insert into webhook_deliveries as d
       (id, endpoint_id, webhook_id, event_type, payload, next_attempt_at, created_at)
     select id, endpoint_id, webhook_id, event_type, payload, at, at
@@ -199,8 +203,8 @@ export async function enqueueWebhooks(
                   ${rows.map((row) => row.at.toISOString())}::timestamptz[])
         as r(id, endpoint_id, webhook_id, event_type, payload, at)
     on conflict (endpoint_id, webhook_id) do update set webhook_id = d.webhook_id
-    returning d.id`.execute(db);
-  return ids.map((row) => row.id);
+    returning d.id, d.endpoint_id as "endpointId"`.execute(db);
+  return ids;
 }
 
 export interface AttemptDeps extends Omit<DeliverOptions, 'now'> {
@@ -231,8 +235,29 @@ export class NoSuchDelivery extends Error {
  * is, so a queue running a job twice sends nothing twice. Throws if there is no such delivery.
  */
 export async function attemptDelivery(db: Db, deliveryId: string, deps: AttemptDeps): Promise<AttemptResult> {
+  const [result] = await attemptDeliveries(db, [deliveryId], deps);
+  if (!result) throw new NoSuchDelivery(deliveryId);
+  return result;
+}
+
+/** Messages sent at once by one batch of attempts. */
+const SENDING_AT_ONCE = 16;
+
+type AttemptRow = DeliveryRow & { url: string; secret: string; endpoint_disabled_at: Date | null };
+
+/**
+ * `attemptDelivery` for many deliveries (a batch job): one read, the messages sent a few at a time,
+ * one write of the outcomes and at most one write per endpoint. Deliveries that are not there are
+ * left out of the results.
+ */
+export async function attemptDeliveries(
+  db: Db,
+  deliveryIds: readonly string[],
+  deps: AttemptDeps,
+): Promise<AttemptResult[]> {
+  if (deliveryIds.length === 0) return [];
   const now = deps.now ?? (() => new Date());
-  const row = await db
+  const rows: AttemptRow[] = await db
     .selectFrom('webhook_deliveries')
     .innerJoin('webhook_endpoints', 'webhook_endpoints.id', 'webhook_deliveries.endpoint_id')
     .selectAll('webhook_deliveries')
@@ -241,89 +266,156 @@ export async function attemptDelivery(db: Db, deliveryId: string, deps: AttemptD
       'webhook_endpoints.secret',
       'webhook_endpoints.disabled_at as endpoint_disabled_at',
     ])
-    .where('webhook_deliveries.id', '=', deliveryId)
-    .executeTakeFirst();
-  if (!row) throw new NoSuchDelivery(deliveryId);
+    .where('webhook_deliveries.id', 'in', [...deliveryIds])
+    .execute();
   const settled = (delivery: DeliveryRow): AttemptResult => ({
     delivery: deliveryView(delivery),
     outcome: null,
     nextAttemptAt: null,
   });
-  if (row.status === 'delivered' || row.status === 'dead') return settled(row);
-  if (row.endpoint_disabled_at) {
+  const results: AttemptResult[] = [];
+  const due = rows.filter((row) => {
+    if (row.status !== 'delivered' && row.status !== 'dead') return true;
+    results.push(settled(row));
+    return false;
+  });
+  const toEndpointDisabled = due.filter((row) => row.endpoint_disabled_at);
+  if (toEndpointDisabled.length > 0) {
     const dead = await db
       .updateTable('webhook_deliveries')
       .set({ status: 'dead', next_attempt_at: null, last_error: 'the endpoint is disabled' })
-      .where('id', '=', deliveryId)
+      .where(
+        'id',
+        'in',
+        toEndpointDisabled.map((row) => row.id),
+      )
       .returningAll()
-      .executeTakeFirstOrThrow();
-    return settled(dead);
+      .execute();
+    results.push(...dead.map(settled));
   }
-
-  const outcome = await (deps.deliver ?? deliverWebhook)(
-    { url: row.url, secret: row.secret },
-    { webhookId: row.webhook_id, eventType: row.event_type, payload: row.payload },
-    { ...deps, now: now() },
+  const sending = due.filter((row) => !row.endpoint_disabled_at);
+  const outcomes = await inBatches(sending, SENDING_AT_ONCE, (row) =>
+    (deps.deliver ?? deliverWebhook)(
+      { url: row.url, secret: row.secret },
+      { webhookId: row.webhook_id, eventType: row.event_type, payload: row.payload },
+      { ...deps, now: now() },
+    ),
   );
+  if (sending.length === 0) return results;
   const at = now();
-  const attempts = row.attempts + 1;
-  // 410 Gone: the receiver says the endpoint is no more (Standard Webhooks: stop sending).
-  const gone = outcome.status === 410;
-  const next = outcome.ok ? null : gone ? 'dead' : nextAttempt(attempts, row.created_at, at);
-  const status: WebhookDeliveryStatus = outcome.ok ? 'delivered' : next === 'dead' ? 'dead' : 'failed';
+  const attempts = sending.map((row, i) => {
+    const outcome = outcomes[i] as DeliveryOutcome;
+    // 410 Gone: the receiver says the endpoint is no more (Standard Webhooks: stop sending).
+    const gone = outcome.status === 410;
+    const next = outcome.ok ? null : gone ? 'dead' : nextAttempt(row.attempts + 1, row.created_at, at);
+    const status: WebhookDeliveryStatus = outcome.ok ? 'delivered' : next === 'dead' ? 'dead' : 'failed';
+    return { row, outcome, gone, next: next instanceof Date ? next : null, status };
+  });
 
   return db.transaction().execute(async (trx) => {
-    const updated = await trx
-      .updateTable('webhook_deliveries')
-      .set({
-        attempts,
-        status,
-        last_status_code: outcome.status,
-        last_error: outcome.error,
-        next_attempt_at: next instanceof Date ? next : null,
-        delivered_at: outcome.ok ? at : null,
-      })
-      .where('id', '=', deliveryId)
-      // Another attempt recorded meanwhile (a job run twice at once) wins; this one is not recorded.
-      .where('attempts', '=', row.attempts)
-      .returningAll()
-      .executeTakeFirst();
-    if (!updated) {
-      const current = await trx
-        .selectFrom('webhook_deliveries')
-        .selectAll()
-        .where('id', '=', deliveryId)
-        .executeTakeFirstOrThrow();
-      return { ...settled(current), outcome };
+    // An attempt recorded meanwhile (a job run twice at once) wins; this one is not recorded.
+    const { rows: updated } = await sql<DeliveryRow>`
+      update webhook_deliveries as d set
+        attempts = a.previous + 1, status = a.status, last_status_code = a.code, last_error = a.error,
+        next_attempt_at = a.next, delivered_at = a.delivered
+      from unnest(${attempts.map((a) => a.row.id)}::uuid[],
+                  ${attempts.map((a) => a.row.attempts)}::integer[],
+                  ${attempts.map((a) => a.status)}::text[],
+                  ${attempts.map((a) => a.outcome.status)}::integer[],
+                  ${attempts.map((a) => a.outcome.error)}::text[],
+                  ${attempts.map((a) => a.next?.toISOString() ?? null)}::timestamptz[],
+                  ${attempts.map((a) => (a.outcome.ok ? at.toISOString() : null))}::timestamptz[])
+        as a(id, previous, status, code, error, next, delivered)
+      where d.id = a.id and d.attempts = a.previous
+      returning d.*`.execute(trx);
+    const recorded = new Map(updated.map((row) => [row.id, row]));
+    const raced = attempts.filter((a) => !recorded.has(a.row.id)).map((a) => a.row.id);
+    const current =
+      raced.length > 0
+        ? await trx.selectFrom('webhook_deliveries').selectAll().where('id', 'in', raced).execute()
+        : [];
+    for (const row of current) results.push({ ...settled(row), outcome: null });
+    for (const a of attempts) {
+      const row = recorded.get(a.row.id);
+      if (row) results.push({ delivery: deliveryView(row), outcome: a.outcome, nextAttemptAt: a.next });
     }
-    if (outcome.ok) {
+    await recordEndpointHealth(
+      trx,
+      attempts.filter((a) => recorded.has(a.row.id)),
+      at,
+      deps,
+    );
+    return results;
+  });
+}
+
+/**
+ * What the recorded attempts say about their endpoints: one that delivered is no longer failing
+ * (written only if it was); one that failed is failing since its first failure; one whose delivery
+ * is dead (a day of failures, or 410 Gone) is disabled, and the admins told.
+ */
+async function recordEndpointHealth(
+  trx: Db,
+  attempts: readonly {
+    row: AttemptRow;
+    gone: boolean;
+    status: WebhookDeliveryStatus;
+    outcome: DeliveryOutcome;
+  }[],
+  at: Date,
+  deps: AttemptDeps,
+): Promise<void> {
+  const byEndpoint = new Map<string, (typeof attempts)[number][]>();
+  for (const a of attempts)
+    byEndpoint.set(a.row.endpoint_id, [...(byEndpoint.get(a.row.endpoint_id) ?? []), a]);
+  for (const [endpointId, made] of byEndpoint) {
+    const dead = made.find((a) => a.status === 'dead');
+    if (dead) {
+      const reason = dead.gone
+        ? `The endpoint answered 410 Gone on ${at.toISOString()}; nothing more is sent to it.`
+        : `Deliveries failed for a day (since ${dead.row.created_at.toISOString()}; last: ${dead.outcome.error}); nothing more is sent to it.`;
+      const disabled = await trx
+        .updateTable('webhook_endpoints')
+        .set({ disabled_at: at, disabled_reason: reason })
+        .where('id', '=', endpointId)
+        .where('disabled_at', 'is', null)
+        .returning(['id', 'url'])
+        .executeTakeFirst();
+      if (disabled) deps.onDisabled?.({ ...disabled, reason });
+    } else if (made.some((a) => a.status === 'failed')) {
+      await trx
+        .updateTable('webhook_endpoints')
+        .set((eb) => ({ failing_since: eb.fn.coalesce('failing_since', eb.val(at)) }))
+        .where('id', '=', endpointId)
+        .execute();
+    } else {
       // Only an endpoint that was failing is written: every delivery to it would otherwise queue
       // for its row's lock.
       await trx
         .updateTable('webhook_endpoints')
         .set({ failing_since: null })
-        .where('id', '=', row.endpoint_id)
+        .where('id', '=', endpointId)
         .where('failing_since', 'is not', null)
         .execute();
-    } else if (next === 'dead') {
-      const reason = gone
-        ? `The endpoint answered 410 Gone on ${at.toISOString()}; nothing more is sent to it.`
-        : `Deliveries failed for a day (since ${row.created_at.toISOString()}; last: ${outcome.error}); nothing more is sent to it.`;
-      const disabled = await trx
-        .updateTable('webhook_endpoints')
-        .set({ disabled_at: at, disabled_reason: reason })
-        .where('id', '=', row.endpoint_id)
-        .where('disabled_at', 'is', null)
-        .returning(['id', 'url'])
-        .executeTakeFirst();
-      if (disabled) deps.onDisabled?.({ ...disabled, reason });
-    } else {
-      await trx
-        .updateTable('webhook_endpoints')
-        .set((eb) => ({ failing_since: eb.fn.coalesce('failing_since', eb.val(at)) }))
-        .where('id', '=', row.endpoint_id)
-        .execute();
     }
-    return { delivery: deliveryView(updated), outcome, nextAttemptAt: next instanceof Date ? next : null };
-  });
+  }
+}
+
+/** `work` on each item, at most `atOnce` at a time; the results in the items' order. */
+async function inBatches<T, R>(
+  items: readonly T[],
+  atOnce: number,
+  work: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(atOnce, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await work(items[i] as T);
+      }
+    }),
+  );
+  return results;
 }
