@@ -164,7 +164,7 @@ describe('connect start', () => {
           await call(
             'POST',
             `/v1/commitments/${id}/invite`,
-            { email: 'ben@e2e.test', role: 'participant' },
+            { userId: (login.body.user as { id: string }).id, role: 'participant' },
             anaToken,
           )
         ).status,

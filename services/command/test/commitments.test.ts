@@ -15,6 +15,8 @@ beforeAll(async () => {
   [ana, ben, cy, eve] = (await Promise.all(
     ['Ana', 'Ben', 'Cy', 'Eve'].map((name) => signUp(t.app, name)),
   )) as [Account, Account, Account, Account];
+  // An invitation by address reaches only an account that verified it.
+  await t.database.pool.query('update users set email_verified_at = now() where id = $1', [ben.userId]);
 });
 afterAll(() => t.close());
 

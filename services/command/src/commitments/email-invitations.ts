@@ -131,8 +131,8 @@ async function storeInvitation(
 }
 
 /**
- * Invites the person with this address: as a party when an account has it, else by a pending
- * invitation and a mail. Answers the same in both cases; refusals that do not depend on the
+ * Invites the person with this address: as a party when an account has it verified, else by a
+ * pending invitation and a mail. Answers the same in both cases; refusals that do not depend on the
  * address come first, and one that does (the account is a party already) is not told.
  */
 export async function inviteByEmail(
@@ -142,10 +142,14 @@ export async function inviteByEmail(
   const input = { ...request, email: normalizeEmail(request.email), now: request.now ?? new Date() };
   const state = await mustAllowInvitations(deps, input);
   const invitee = await deps.db.transaction().execute(async (trx) => {
+    // An account whose owner has not proved the address counts as no account: whoever signed up
+    // with someone else's address must not receive their invitations. The invitation waits for
+    // the address to be verified, as for a newcomer.
     const user = await trx
       .selectFrom('users')
       .select('id')
       .where('email', '=', input.email)
+      .where('email_verified_at', 'is not', null)
       .executeTakeFirst();
     if (!user) await storeInvitation(trx, state, input);
     return user?.id;
