@@ -2,6 +2,7 @@ import { ConfigError } from '@connect/db';
 import { exportCommand, importCommand } from './commands/export-import.ts';
 import { keysShow } from './commands/keys.ts';
 import { migrateCommand } from './commands/migrate.ts';
+import { migrateFromSupabaseCommand } from './commands/migrate-from-supabase.ts';
 import { redactCommand } from './commands/redact.ts';
 import { replayCommand } from './commands/replay.ts';
 import { start } from './commands/start.ts';
@@ -23,6 +24,8 @@ const USAGE = `usage: connect <command>
   verify remote --url URL   pin the server's key, then check each new checkpoint extends the last
   export FILE               the whole ledger as JSON Lines
   import FILE               into an empty database, after checking every hash and signature
+  migrate-from-supabase --source URL [--storage DIR] [--report FILE]
+                            import a Supabase project's users, types and commitments (rerun: nothing twice)
 
 Configuration comes from the environment; see README.md.`;
 
@@ -35,6 +38,8 @@ async function main(args: string[]): Promise<number> {
       return start();
     case 'migrate':
       return migrateCommand();
+    case 'migrate-from-supabase':
+      return migrateFromSupabaseCommand(rest);
     case 'redact':
       return redactCommand(rest);
     case 'replay':

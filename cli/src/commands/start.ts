@@ -1,7 +1,7 @@
 import { commandDeps, commandOperations, commandRoutes } from '@connect/command';
 import { assertMigrated, loadConfig } from '@connect/db';
 import { createServer, docsRoutes, serve } from '@connect/http';
-import { openLedgerRuntime } from '@connect/ledger';
+import { monitorLedger, openLedgerRuntime } from '@connect/ledger';
 import { type DeliveryQueue, openDeliveryQueue, openNotifier } from '@connect/notifier';
 import { attachProjector, PROJECTIONS, type Projector } from '@connect/projector';
 import { queryDeps, queryOperations, queryRoutes } from '@connect/query';
@@ -22,12 +22,14 @@ export async function start(): Promise<number> {
     logLevel: config.logLevel,
     timeouts: config.httpTimeouts,
     corsOrigins: config.corsOrigins,
+    metricsToken: config.metricsToken,
     checkReady: async () => {
       await assertMigrated(pool);
       delivery?.assertHealthy();
       return projector?.readiness();
     },
   });
+  const monitor = monitorLedger(app, runtime, { audit: true });
   const projections = [...PROJECTIONS];
   if (config.notifier) {
     delivery = await openDeliveryQueue({ pool, db: runtime.database.db, config, log: app.log });
@@ -44,6 +46,7 @@ export async function start(): Promise<number> {
     port: config.port,
     host: config.host,
     onClose: async () => {
+      await monitor.close();
       await delivery?.close();
       await runtime.close();
     },

@@ -162,6 +162,10 @@ export const configSchema = z.object({
       return origins;
     })
     .default([]),
+  CONNECT_METRICS_TOKEN: z
+    .string()
+    .regex(/^[\x21-\x7e]{16,200}$/, 'must be 16 to 200 printable characters without spaces')
+    .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -199,6 +203,8 @@ export interface Config {
   logLevel: z.infer<typeof configSchema>['LOG_LEVEL'];
   /** Origins whose browsers may call the API (CONNECT_CORS_ORIGINS); empty → no CORS. */
   corsOrigins: string[];
+  /** The Bearer token /metrics wants (CONNECT_METRICS_TOKEN; a secret: never log it); unset → loopback only. */
+  metricsToken: string | undefined;
   /** Where email goes out (smtp[s]://user:pass@host:port); unset → no email is sent. */
   smtpUrl: string | undefined;
   /** The From of every email, e.g. `Connect <no-reply@example.com>`. */
@@ -309,6 +315,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     reminderOffsets: c.CONNECT_REMINDERS,
     logLevel: c.LOG_LEVEL,
     corsOrigins: c.CONNECT_CORS_ORIGINS,
+    metricsToken: c.CONNECT_METRICS_TOKEN,
     smtpUrl: c.CONNECT_SMTP_URL,
     mailFrom: c.CONNECT_MAIL_FROM,
     publicApiUrl: c.CONNECT_PUBLIC_API_URL ?? `http://localhost:${c.PORT}`,

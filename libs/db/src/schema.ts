@@ -57,6 +57,7 @@ export interface Database {
   ledger_idempotency: LedgerIdempotencyTable;
   schema_migrations: { name: string; applied_at: Generated<Date> };
   users: UsersTable;
+  import_progress: ImportProgressTable;
   sessions: SessionsTable;
   user_roles: UserRolesTable;
   refresh_tokens: RefreshTokensTable;
@@ -96,6 +97,18 @@ export interface UsersTable {
   email_verified_at: Date | null;
   /** An https URL of the owner's picture, set with PATCH /v1/me. */
   avatar_url: Generated<string | null>;
+  /** Sign-in is refused until then (a user banned in the Supabase project an import came from). */
+  banned_until: Generated<Date | null>;
+}
+
+/** A source row `connect migrate-from-supabase` has dealt with (migration 021). */
+export interface ImportProgressTable {
+  kind: string;
+  source_id: string;
+  outcome: 'imported' | 'skipped' | 'failed';
+  /** jsonb: written as JSON text, read as the array. */
+  reasons: ColumnType<string[], string | undefined, string>;
+  updated_at: Generated<Date>;
 }
 
 export interface UserRolesTable {

@@ -1,3 +1,4 @@
+export * from './metrics.ts';
 export * from './openapi.ts';
 export * from './problem.ts';
 export * from './security.ts';

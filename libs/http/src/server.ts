@@ -1,6 +1,7 @@
 // What every Connect HTTP service shares: logging without secrets, problem+json errors, and
 // the operations endpoints /healthz, /readyz and /metrics.
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { badRequest, HttpProblem, type Problem, type ProblemName, problem, sendProblem } from './problem.ts';
 import { registerSecurity } from './security.ts';
@@ -13,6 +14,8 @@ export interface ServerOptions {
   timeouts?: Partial<HttpTimeouts>;
   /** Origins whose browsers may call the API (CONNECT_CORS_ORIGINS); none → no CORS headers. */
   corsOrigins?: readonly string[];
+  /** CONNECT_METRICS_TOKEN: /metrics wants it as a Bearer token; unset → loopback requests only. */
+  metricsToken?: string;
 }
 
 export interface HttpTimeouts {
@@ -155,10 +158,15 @@ export function createServer(options: ServerOptions): FastifyInstance {
     );
   });
   app.decorate('metrics', registry);
+  const readinessChecks: (() => void)[] = [];
+  app.decorate('addReadinessCheck', (check: () => void) => {
+    readinessChecks.push(check);
+  });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (request, reply) => {
     try {
+      for (const check of readinessChecks) check();
       const details = await options.checkReady();
       return { status: 'ready', ...(typeof details === 'object' ? details : {}) };
     } catch (error) {
@@ -166,14 +174,45 @@ export function createServer(options: ServerOptions): FastifyInstance {
       return sendProblem(reply, problem(503, `Not ready: ${(error as Error).message}`));
     }
   });
-  app.get('/metrics', async (_request, reply) =>
-    reply.type(registry.contentType).send(await registry.metrics()),
-  );
+  const mayScrape = metricsAccess(options.metricsToken);
+  app.get('/metrics', async (request, reply) => {
+    if (!mayScrape(request)) {
+      return sendProblem(
+        reply,
+        options.metricsToken
+          ? problem(401, 'Send CONNECT_METRICS_TOKEN as a Bearer token.')
+          : problem(403, 'Metrics are served to loopback requests only; set CONNECT_METRICS_TOKEN.'),
+      );
+    }
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
   return app;
+}
+
+/**
+ * Who may read /metrics: with a token, whoever sends it as a Bearer token (compared in constant
+ * time); without one, requests from the machine itself only.
+ */
+function metricsAccess(token: string | undefined): (request: FastifyRequest) => boolean {
+  if (!token) {
+    return (request) => {
+      const address = request.socket.remoteAddress ?? '';
+      return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
+    };
+  }
+  const expected = createHash('sha256').update(`Bearer ${token}`).digest();
+  return (request) => {
+    const sent = createHash('sha256')
+      .update(request.headers.authorization ?? '')
+      .digest();
+    return timingSafeEqual(sent, expected);
+  };
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
     metrics: Registry;
+    /** Adds a check /readyz runs first: it throws, naming what is wrong, when the service is not ready. */
+    addReadinessCheck(check: () => void): void;
   }
 }

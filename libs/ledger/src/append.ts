@@ -34,6 +34,15 @@ export interface Appender {
   append(request: AppendRequest): Promise<AppendResult>;
   /** Waits for queued appends to finish. */
   drain(): Promise<void>;
+  /** Tells `observer` about each append and committed batch (for metrics); returns the unsubscribe. */
+  observe(observer: AppendObserver): () => void;
+}
+
+export interface AppendObserver {
+  /** An append settled: its outcome, or `failed` when it threw (database, validation). */
+  appended(outcome: AppendResult['outcome'] | 'failed'): void;
+  /** A batch committed `events` new entries in one transaction. */
+  committed(events: number): void;
 }
 
 interface Pending extends QueuedAppend {
@@ -49,6 +58,7 @@ export function createAppender(deps: AppenderDeps): Appender {
   // Stream versions as of `tip`: exact while the head is still that tip, cleared otherwise.
   const knownVersions = new Map<string, number>();
   let lastRecordedAt = 0;
+  const observers = new Set<AppendObserver>();
 
   const queue = groupCommit<Pending, AppendResult>({
     maxBatchWeight: deps.maxBatchEvents ?? 2000,
@@ -61,15 +71,27 @@ export function createAppender(deps: AppenderDeps): Appender {
     try {
       validateAppend(request);
     } catch (error) {
+      for (const observer of observers) observer.appended('failed');
       return Promise.reject(error);
     }
     // Ids are fixed before the first attempt, so a retry can tell whether that attempt committed.
     const events = request.events.map((event) => ({ ...event, id: event.id ?? randomUUID() }));
-    return queue.submit({
+    const result = queue.submit({
       request: { ...request, events },
       fingerprint: fingerprintOf(request),
       checkIds: request.events.some((event) => event.id !== undefined),
     });
+    if (observers.size === 0) return result;
+    return result.then(
+      (settled) => {
+        for (const observer of observers) observer.appended(settled.outcome);
+        return settled;
+      },
+      (error: unknown) => {
+        for (const observer of observers) observer.appended('failed');
+        throw error;
+      },
+    );
   }
 
   async function commitBatch(batch: Pending[]): Promise<AppendResult[]> {
@@ -81,6 +103,8 @@ export function createAppender(deps: AppenderDeps): Appender {
       const results = await writeBatch(client, batch);
       client.off('error', ignore);
       client.release();
+      const appended = results.reduce((n, r) => n + (r.outcome === 'appended' ? r.entries.length : 0), 0);
+      if (appended > 0) for (const observer of observers) observer.committed(appended);
       return results;
     } catch (error) {
       await client.query('rollback').catch(() => undefined);
@@ -171,5 +195,12 @@ export function createAppender(deps: AppenderDeps): Appender {
     return results;
   }
 
-  return { append, drain: queue.drain };
+  return {
+    append,
+    drain: queue.drain,
+    observe: (observer) => {
+      observers.add(observer);
+      return () => observers.delete(observer);
+    },
+  };
 }

@@ -147,7 +147,7 @@ async function nextCheckpoints(db: Kysely<Database>, fromSize: number, limit: nu
 }
 
 /** Stored hashes of the subtrees (level ≥ 1) that leaves [first, last) complete. */
-async function storedNodesCompletedIn(db: Kysely<Database>, first: number, last: number) {
+export async function storedNodesCompletedIn(db: Kysely<Database>, first: number, last: number) {
   const levels: number[] = [];
   const lows: number[] = [];
   const highs: number[] = [];

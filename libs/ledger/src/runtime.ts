@@ -1,5 +1,6 @@
 // Everything a service process needs to reach the ledger, wired from the configuration.
 import { type Config, createPool, type DatabaseHandle, migrate, openDatabase } from '@connect/db';
+import type pg from 'pg';
 import { loadLedgerKey } from './keys.ts';
 import { type Ledger, openLedger } from './ledger.ts';
 
@@ -7,6 +8,8 @@ export interface LedgerRuntime {
   config: Config;
   database: DatabaseHandle;
   ledger: Ledger;
+  /** The appends' own connections (the requests' are database.pool). */
+  appendPool: pg.Pool;
   /** Waits for queued appends, closes the pool, stops an embedded PostgreSQL this process started. */
   close(): Promise<void>;
 }
@@ -27,6 +30,7 @@ export async function openLedgerRuntime(config: Config): Promise<LedgerRuntime> 
       config,
       database,
       ledger,
+      appendPool,
       close: async () => {
         await ledger.drain();
         await appendPool.end();

@@ -19,6 +19,7 @@ import type { SessionLifetimes } from './auth/sessions.ts';
 import { ensureDefaultTypes, type TypeRegistry, typeRegistry } from './commitments/load.ts';
 import { commitmentRoutes } from './commitments/routes.ts';
 import { commitmentTypeRoutes } from './commitments/type-routes.ts';
+import { countOutcomes } from './metrics.ts';
 import { deadLetterRoutes } from './notifications/dead-letter-routes.ts';
 import { phoneRoutes } from './notifications/phone-routes.ts';
 import { notificationPreferenceRoutes } from './notifications/preferences-routes.ts';
@@ -90,6 +91,7 @@ export async function commandRoutes(app: FastifyInstance, deps: CommandDeps): Pr
   const sessions = sessionGate(deps);
   app.addHook('onClose', () => sessions.close());
   const authenticate = authenticator({ tokens: deps.tokens, sessions });
+  countOutcomes(app);
   // Account mail (verification, recovery) is a job of the notifier's queue, added by these routes.
   await migrateDeliveryQueue(deps.pool);
   // Rate limits counted in PostgreSQL, shared by every instance; before the routes they apply to.
@@ -109,7 +111,7 @@ export async function commandRoutes(app: FastifyInstance, deps: CommandDeps): Pr
 
 export function buildApp(
   deps: CommandDeps,
-  options: Pick<ServerOptions, 'logLevel' | 'timeouts' | 'corsOrigins'> = {},
+  options: Pick<ServerOptions, 'logLevel' | 'timeouts' | 'corsOrigins' | 'metricsToken'> = {},
 ): FastifyInstance {
   const app = createServer({ ...options, checkReady: () => assertMigrated(deps.pool) });
   app.register(commandRoutes, deps);

@@ -1,4 +1,6 @@
 export * from './app.ts';
 export { userIdByEmail } from './auth/accounts.ts';
+export { createAccount } from './auth/create-account.ts';
 export { grantAdmin, grantRole, revokeRole } from './auth/roles.ts';
+export { commitDraft, documentPath } from './commitments/document-store.ts';
 export { commandOperations } from './openapi.ts';

@@ -2,7 +2,7 @@
 // the notifications projection alone, and the delivery worker (graphile-worker, same database).
 import { loadConfig } from '@connect/db';
 import { serve } from '@connect/http';
-import { openLedgerRuntime } from '@connect/ledger';
+import { monitorLedger, openLedgerRuntime } from '@connect/ledger';
 import { buildApp } from '@connect/projector';
 import { openNotifier } from './projection.ts';
 import { openDeliveryQueue } from './queue/setup.ts';
@@ -14,14 +14,21 @@ const delivery = await openDeliveryQueue({ pool, db, config });
 const notifier = await openNotifier(pool, { appUrl: config.appUrl, ...delivery.hooks });
 const app = buildApp(
   { pool, origin: runtime.ledger.origin, options: { projections: [notifier] } },
-  { logLevel: config.logLevel, timeouts: config.httpTimeouts, alsoReady: () => delivery.assertHealthy() },
+  {
+    logLevel: config.logLevel,
+    timeouts: config.httpTimeouts,
+    metricsToken: config.metricsToken,
+    alsoReady: () => delivery.assertHealthy(),
+  },
 );
 delivery.registerMetrics(app.metrics);
+const monitor = monitorLedger(app, runtime, { audit: false });
 await delivery.start(app.log);
 await serve(app, {
   port: config.port,
   host: config.host,
   onClose: async () => {
+    await monitor.close();
     await delivery.close();
     await runtime.close();
   },

@@ -64,7 +64,9 @@ export function notificationsProjection(options: NotifierOptions): Projection {
       const created = await insertNotifications(client, table, notifications);
       if (table !== TABLE) return;
       if (options.enqueue && created.length > 0) await options.enqueue(client, created);
-      if (options.publish && happenings.length > 0) await options.publish(client, happenings);
+      // History brought over by an import is not news to integrators; its deadlines still are.
+      const news = happenings.filter((happening) => !happening.imported);
+      if (options.publish && news.length > 0) await options.publish(client, news);
       if (options.schedule && happenings.length > 0) await options.schedule(client, happenings);
     },
   };

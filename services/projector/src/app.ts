@@ -63,7 +63,9 @@ export function buildApp(
   {
     alsoReady,
     ...options
-  }: Pick<ServerOptions, 'logLevel' | 'timeouts' | 'corsOrigins'> & { alsoReady?(): void } = {},
+  }: Pick<ServerOptions, 'logLevel' | 'timeouts' | 'corsOrigins' | 'metricsToken'> & {
+    alsoReady?(): void;
+  } = {},
 ): FastifyInstance {
   let projector: Projector | undefined;
   const app = createServer({

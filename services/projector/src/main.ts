@@ -1,12 +1,26 @@
 import { loadConfig } from '@connect/db';
 import { serve } from '@connect/http';
-import { openLedgerRuntime } from '@connect/ledger';
+import { monitorLedger, openLedgerRuntime } from '@connect/ledger';
 import { buildApp } from './app.ts';
 
 const config = loadConfig(process.env);
 const runtime = await openLedgerRuntime(config);
 const app = buildApp(
   { pool: runtime.database.pool, origin: runtime.ledger.origin },
-  { logLevel: config.logLevel, timeouts: config.httpTimeouts, corsOrigins: config.corsOrigins },
+  {
+    logLevel: config.logLevel,
+    timeouts: config.httpTimeouts,
+    corsOrigins: config.corsOrigins,
+    metricsToken: config.metricsToken,
+  },
 );
-await serve(app, { port: config.port, host: config.host, onClose: runtime.close });
+// The continuous audit runs beside the projector, which follows the ledger anyway.
+const monitor = monitorLedger(app, runtime, { audit: true });
+await serve(app, {
+  port: config.port,
+  host: config.host,
+  onClose: async () => {
+    await monitor.close();
+    await runtime.close();
+  },
+});

@@ -1,6 +1,6 @@
 import { loadConfig } from '@connect/db';
 import { serve } from '@connect/http';
-import { openLedgerRuntime } from '@connect/ledger';
+import { monitorLedger, openLedgerRuntime } from '@connect/ledger';
 import { buildApp, queryDeps } from './app.ts';
 
 const config = loadConfig(process.env);
@@ -9,5 +9,14 @@ const app = buildApp(await queryDeps(runtime), {
   logLevel: config.logLevel,
   timeouts: config.httpTimeouts,
   corsOrigins: config.corsOrigins,
+  metricsToken: config.metricsToken,
 });
-await serve(app, { port: config.port, host: config.host, onClose: runtime.close });
+const monitor = monitorLedger(app, runtime, { audit: false });
+await serve(app, {
+  port: config.port,
+  host: config.host,
+  onClose: async () => {
+    await monitor.close();
+    await runtime.close();
+  },
+});

@@ -10,6 +10,7 @@ import {
   termsFields,
   uuid,
 } from './schemas.ts';
+import { STATUSES } from './state.ts';
 
 const documentFields = {
   documentId: uuid,
@@ -56,6 +57,29 @@ export const eventSchemas = {
   AmendmentAccepted: z.object({ amendmentId: uuid, userId: z.string() }),
   AmendmentDeclined: z.object({ amendmentId: uuid, userId: z.string() }),
   AmendmentApplied: z.object({ amendmentId: uuid }),
+  /**
+   * A commitment brought over from another system (a Supabase project) whose history could not be
+   * replayed as events: the whole state that system showed, as one fact. It begins a stream.
+   */
+  CommitmentImported: z.object({
+    source: z.string().min(1).max(100),
+    type: z.string(),
+    creatorId: z.string(),
+    title: termsFields.title,
+    description: termsFields.description,
+    terms: termsFields.terms,
+    amount: amountSchema.nullable(),
+    dueAt: instant.nullable(),
+    status: z.enum(STATUSES),
+    parties: z.array(
+      z.object({
+        userId: z.string(),
+        role: z.enum(['creator', 'participant', 'witness']),
+        response: z.enum(['invited', 'accepted', 'declined']),
+      }),
+    ),
+    documents: z.array(z.object(documentFields)),
+  }),
 } as const;
 
 export type CommitmentEventType = keyof typeof eventSchemas;

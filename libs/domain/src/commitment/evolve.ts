@@ -121,6 +121,16 @@ export function evolve(state: Commitment, { event, at }: EventEnvelope): Commitm
       const overdue = 'dueAt' in changes ? false : state.overdue;
       return { ...next, ...changes, overdue, amendment: null };
     }
+    case 'CommitmentImported': {
+      const { source: _source, creatorId, documents, ...imported } = event.data;
+      return {
+        ...next,
+        ...imported,
+        exists: true,
+        createdAt: at,
+        documents: documents.map((d) => ({ ...d, purpose: 'terms' as const, attachedBy: creatorId })),
+      };
+    }
     default:
       return unreachable(event);
   }

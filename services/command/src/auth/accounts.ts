@@ -103,3 +103,14 @@ export async function userIdByEmail(db: Db, email: string): Promise<string | und
     .executeTakeFirst();
   return row?.id;
 }
+
+/** Until when the user may not sign in (banned in the project an import came from); undefined: they may. */
+export async function bannedUntil(db: Db, userId: string, now: Date): Promise<Date | undefined> {
+  const row = await db
+    .selectFrom('users')
+    .select('banned_until')
+    .where('id', '=', userId)
+    .where('banned_until', '>', now)
+    .executeTakeFirst();
+  return row?.banned_until ?? undefined;
+}

@@ -8,12 +8,16 @@ import type { Kysely, Transaction } from 'kysely';
 import { insertUser, normalizeEmail, type User } from './accounts.ts';
 
 export interface NewAccount {
+  /** Kept from the system an account is imported from; a new id when absent. */
+  id?: string;
   email: string;
   displayName: string;
   /** Null: the account signs in only through a social login until its owner sets a password. */
   passwordHash: string | null;
   /** When the email was verified (a provider vouched for it); null: not yet. */
   emailVerifiedAt?: Date | null;
+  /** Makes the profile's append safe to retry (an import run again after a crash). */
+  idempotencyKey?: string;
 }
 
 /**
@@ -27,7 +31,7 @@ export async function createAccount(
 ): Promise<User | undefined> {
   if (!db.isTransaction) return db.transaction().execute((trx) => createAccount(trx, ledger, account));
   const user: User = {
-    id: randomUUID(),
+    id: account.id ?? randomUUID(),
     email: normalizeEmail(account.email),
     displayName: account.displayName,
     isAdmin: false,
@@ -47,8 +51,10 @@ export async function createAccount(
     stream: profileStream(user.id),
     expectedVersion: 'no_stream',
     actor: user.id,
+    idempotencyKey: account.idempotencyKey,
     events: [{ type: PROFILE_REGISTERED, data: { userId: user.id, displayName: user.displayName } }],
   });
-  if (profile.outcome !== 'appended') throw new Error(`profile append: ${profile.outcome}`);
+  if (profile.outcome !== 'appended' && profile.outcome !== 'replayed')
+    throw new Error(`profile append: ${profile.outcome}`);
   return user;
 }

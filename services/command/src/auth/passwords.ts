@@ -1,5 +1,7 @@
-// scrypt at OWASP's recommended cost (N=2^17, r=8, p=1), from Node's own crypto.
+// scrypt at OWASP's recommended cost (N=2^17, r=8, p=1), from Node's own crypto. bcrypt hashes
+// (from a Supabase import) are accepted too, and replaced by scrypt at the next sign-in.
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import bcrypt from 'bcryptjs';
 
 const N = 2 ** 17;
 const R = 8;
@@ -22,12 +24,21 @@ export async function hashPassword(password: string): Promise<string> {
   return `scrypt$${N}$${R}$${P}$${salt.toString('base64')}$${hash.toString('base64')}`;
 }
 
+const BCRYPT = /^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/;
+
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  // $2y$ (PHP's name) is the same algorithm as $2b$.
+  if (BCRYPT.test(stored)) return bcrypt.compare(password, stored.replace(/^\$2y\$/, '$2b$'));
   const [scheme, n, r, p, salt, hash] = stored.split('$');
   if (scheme !== 'scrypt' || !salt || !hash) return false;
   const expected = Buffer.from(hash, 'base64');
   const actual = await derive(password, Buffer.from(salt, 'base64'), Number(n), Number(r), Number(p));
   return actual.length === expected.length && timingSafeEqual(actual, expected);
+}
+
+/** Whether a hash that just verified should be replaced by one of hashPassword's (another scheme or cost). */
+export function needsRehash(stored: string): boolean {
+  return !stored.startsWith(`scrypt$${N}$${R}$${P}$`);
 }
 
 /** A hash to check against when the email is unknown, so both paths take the same time. */

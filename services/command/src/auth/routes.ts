@@ -11,11 +11,11 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { authAttemptLimit } from '../rate-limits.ts';
-import { findUser, findUserByEmail, type User } from './accounts.ts';
+import { bannedUntil, findUser, findUserByEmail, type User } from './accounts.ts';
 import { createAccount } from './create-account.ts';
 import { exchangeAppCode } from './oidc/flow.ts';
 import { appCodeGrant } from './oidc/grant.ts';
-import { hashPassword, UNKNOWN_USER_HASH, verifyPassword } from './passwords.ts';
+import { hashPassword, needsRehash, UNKNOWN_USER_HASH, verifyPassword } from './passwords.ts';
 import { profileRoutes } from './profile-routes.ts';
 import { recoveryRoutes } from './recovery-routes.ts';
 import { newRefreshToken } from './refresh-tokens.ts';
@@ -85,6 +85,15 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
     };
   }
 
+  /** Refuses a banned user every grant (password, refresh token, social sign-in). */
+  async function refuseBanned(userId: string) {
+    const until = await bannedUntil(db, userId, now());
+    if (until)
+      throw new HttpProblem(
+        problem(403, `This account is banned until ${until.toISOString()}.`, undefined, 'forbidden'),
+      );
+  }
+
   /** Opens a session for the user, recording the client of `request` (shown in GET /v1/auth/sessions). */
   async function openSession(user: User, request?: FastifyRequest) {
     const sessionId = randomUUID();
@@ -137,6 +146,15 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
         throw new HttpProblem(
           problem(400, 'The email or the password is wrong.', undefined, 'invalid-grant'),
         );
+      await refuseBanned(user.id);
+      // An imported bcrypt hash (or an older cost) becomes today's scheme now that the password is known.
+      if (user.passwordHash && needsRehash(user.passwordHash))
+        await db
+          .updateTable('users')
+          .set({ password_hash: await hashPassword(body.password) })
+          .where('id', '=', user.id)
+          .where('password_hash', '=', user.passwordHash)
+          .execute();
       return openSession(user, request);
     }
     if (body.grant_type === 'authorization_code') {
@@ -151,6 +169,7 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
             'invalid-grant',
           ),
         );
+      await refuseBanned(user.id);
       return openSession(user, request);
     }
     const rotation = await rotateRefreshToken(db, body.refresh_token, now(), lifetimes);
@@ -175,6 +194,7 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
       throw new HttpProblem(
         problem(400, 'The refresh token is invalid or expired.', undefined, 'invalid-grant'),
       );
+    await refuseBanned(rotation.user.id);
     return tokenResponse(rotation.user, rotation.sessionId, rotation.refreshToken);
   });
 

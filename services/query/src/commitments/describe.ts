@@ -71,6 +71,8 @@ export function describeEvent(row: HistoryRow, names: Names): string {
       return `${name(event.data.userId)} declined the amendment`;
     case 'AmendmentApplied':
       return 'Everyone accepted the amendment: the terms changed';
+    case 'CommitmentImported':
+      return `Imported from ${event.data.source} as it stood: "${event.data.title}" (${event.data.status})`;
     default:
       return `${who}: ${row.type}`;
   }

@@ -1,0 +1,192 @@
+// The continuous audit, against a real ledger: appends keep it green and moving; an entry or a
+// stored tree hash altered in SQL behind its back is found within seconds, turns /readyz red
+// naming it, and shows on /metrics.
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '@connect/db';
+import { createServer } from '@connect/http';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import type { TestDatabase } from '../../../test/support/database.ts';
+import { type Ledger, type LedgerMonitor, monitorLedger } from '../src/index.ts';
+import { event, testLedger } from './support.ts';
+
+let database: TestDatabase;
+let ledger: Ledger;
+let dataDir: string;
+
+beforeAll(async () => {
+  ({ database, ledger } = await testLedger());
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-audit-'));
+  await appendNotes(20);
+});
+afterAll(async () => {
+  await database.close();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+async function appendNotes(count: number): Promise<void> {
+  await Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      ledger.append({
+        stream: `s-${i % 3}`,
+        expectedVersion: 'any',
+        actor: 'ana',
+        events: [event('Noted', { i })],
+      }),
+    ),
+  );
+}
+
+/** A server as a service process has one, watching this test's ledger. */
+function monitoredServer(): { app: FastifyInstance; monitor: LedgerMonitor } {
+  const app = createServer({ logLevel: 'silent', checkReady: async () => undefined });
+  const monitor = monitorLedger(
+    app,
+    { database, appendPool: database.pool, ledger, config: loadConfig({ CONNECT_DATA_DIR: dataDir }) },
+    { audit: true },
+  );
+  app.addHook('onClose', () => monitor.close());
+  return { app, monitor };
+}
+
+async function scrape(app: FastifyInstance): Promise<Record<string, number>> {
+  const response = await app.inject({ method: 'GET', url: '/metrics' });
+  expect(response.statusCode).toBe(200);
+  const values: Record<string, number> = {};
+  for (const line of response.body.split('\n')) {
+    const match = /^(connect_[a-z_]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (match) values[match[1] as string] = Number(match[2]);
+  }
+  return values;
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+// As a hostile operator would: as the table owner, with the immutability triggers off.
+async function tamper(sql: string): Promise<void> {
+  const client = await database.pool.connect();
+  try {
+    await client.query('begin');
+    await client.query('set local session_replication_role = replica');
+    await client.query(sql);
+    await client.query('commit');
+  } finally {
+    client.release();
+  }
+}
+
+test('appends keep the audit green and moving, with ledger and append series on /metrics', async () => {
+  const { app } = monitoredServer();
+  try {
+    const first = await until('a first audit round', async () => {
+      const values = await scrape(app);
+      return (values.connect_audit_last_success_timestamp_seconds ?? 0) > 0 && values;
+    });
+    expect(first.connect_audit_verified_entries).toBe(20);
+    expect(first.connect_audit_failures_total).toBe(0);
+
+    await appendNotes(15);
+    const later = await until('the audit to verify the new entries', async () => {
+      const values = await scrape(app);
+      return values.connect_audit_verified_entries === 35 && values;
+    });
+    expect(later.connect_audit_last_success_timestamp_seconds).toBeGreaterThanOrEqual(
+      first.connect_audit_last_success_timestamp_seconds as number,
+    );
+    expect(later.connect_ledger_entries).toBe(35);
+    expect(later.connect_ledger_checkpoint_tree_size).toBe(35);
+    expect(later.connect_ledger_checkpoint_age_seconds).toBeLessThan(60);
+    expect(later.connect_database_up).toBe(1);
+    expect(later['connect_ledger_appends_total{outcome="appended"}']).toBe(15);
+    expect(later['connect_ledger_appends_total{outcome="failed"}']).toBe(0);
+    expect(later.connect_ledger_append_batch_entries_sum).toBe(15);
+    expect(later['connect_db_pool_connections{pool="main",state="total"}']).toBeGreaterThan(0);
+    expect(later.connect_data_dir_free_bytes).toBeGreaterThan(0);
+    expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+  } finally {
+    await app.close();
+  }
+});
+
+test('an entry altered in SQL is found within seconds: /readyz 503 names it, /metrics counts it', async () => {
+  const { app } = monitoredServer();
+  const original = (await database.pool.query('select data from ledger_entries where index = 3')).rows[0];
+  try {
+    await until(
+      'a first audit round',
+      async () => (await scrape(app)).connect_audit_last_success_timestamp_seconds,
+    );
+    await tamper(`update ledger_entries set data = '{"i": 99}'::jsonb where index = 3`);
+    const readyz = await until('/readyz to turn red', async () => {
+      const response = await app.inject({ method: 'GET', url: '/readyz' });
+      return response.statusCode === 503 && response;
+    });
+    expect(readyz.json().detail).toMatch(/ledger audit failed: entry 3/);
+    const values = await scrape(app);
+    expect(values.connect_audit_failures_total).toBe(1);
+    // Appends go on, but the audit has stopped: its last success no longer moves.
+    const stoppedAt = values.connect_audit_last_success_timestamp_seconds;
+    await appendNotes(3);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect((await scrape(app)).connect_audit_last_success_timestamp_seconds).toBe(stoppedAt);
+  } finally {
+    await app.close();
+    await tamper(
+      `update ledger_entries set data = '${JSON.stringify(original.data)}'::jsonb where index = 3`,
+    );
+  }
+});
+
+test('a stored tree hash altered in SQL is found within seconds', async () => {
+  const { app, monitor } = monitoredServer();
+  try {
+    await until('a first clean audit round', async () => monitor.audit?.status().lastSuccessAt);
+    await tamper(`update ledger_tree set hash = sha256(hash) where level = 2 and idx = 1`);
+    const readyz = await until('/readyz to turn red', async () => {
+      const response = await app.inject({ method: 'GET', url: '/readyz' });
+      return response.statusCode === 503 && response;
+    });
+    expect(readyz.json().detail).toMatch(
+      /ledger audit failed: .*tree hash 2\/1|ledger audit failed: .*consistent/,
+    );
+    expect((await scrape(app)).connect_audit_failures_total).toBe(1);
+  } finally {
+    await app.close();
+  }
+});
+
+test('/metrics: a token when CONNECT_METRICS_TOKEN is set, else loopback requests only', async () => {
+  const open = createServer({ logLevel: 'silent', checkReady: async () => undefined });
+  expect((await open.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(200);
+  const remote = await open.inject({ method: 'GET', url: '/metrics', remoteAddress: '203.0.113.9' });
+  expect(remote.statusCode).toBe(403);
+  const guarded = createServer({
+    logLevel: 'silent',
+    checkReady: async () => undefined,
+    metricsToken: 'a-long-enough-metrics-token',
+  });
+  expect((await guarded.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(401);
+  const wrong = { authorization: 'Bearer not-the-token' };
+  expect((await guarded.inject({ method: 'GET', url: '/metrics', headers: wrong })).statusCode).toBe(401);
+  const right = { authorization: 'Bearer a-long-enough-metrics-token' };
+  const ok = await guarded.inject({
+    method: 'GET',
+    url: '/metrics',
+    headers: right,
+    remoteAddress: '203.0.113.9',
+  });
+  expect(ok.statusCode).toBe(200);
+  expect(ok.body).toContain('http_request_duration_seconds');
+  await open.close();
+  await guarded.close();
+});
