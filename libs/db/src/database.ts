@@ -17,8 +17,10 @@ export interface DatabaseHandle {
 
 export function createPool(url: string, max = 20, extra: pg.PoolConfig = {}): pg.Pool {
   const pool = new pg.Pool({ connectionString: url, max, ...extra });
-  // An idle client whose connection dies (server restart, network) must not crash the process.
+  // A client whose connection dies (server restart, network), idle or checked out between two
+  // queries, must not crash the process; its next query fails instead.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 

@@ -166,6 +166,13 @@ const problemTypes = [
       'Something went wrong on the service’s side; the details are in its log, not in the answer. Try again; report it if it persists.',
   },
   {
+    name: 'upstream-unavailable',
+    status: 502,
+    title: 'Upstream unavailable',
+    description:
+      'A service Connect depends on for this request (an identity provider) did not answer or answered wrongly. Try again later.',
+  },
+  {
     name: 'not-ready',
     status: 503,
     title: 'Not ready',
@@ -200,6 +207,7 @@ const BY_STATUS: Record<number, ProblemName> = {
   422: 'idempotency-key-reused',
   429: 'rate-limited',
   500: 'internal-error',
+  502: 'upstream-unavailable',
   503: 'not-ready',
 };
 

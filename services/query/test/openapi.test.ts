@@ -35,6 +35,7 @@ const WITHOUT_BODY = [
   'POST /v1/admin/webhooks/{id}/test',
   'POST /v1/admin/notifications/dead-letters/{id}/retry',
   'POST /v1/unsubscribe',
+  'POST /v1/admin/users/{id}/roles/{role}',
 ];
 
 type MediaTypes = Record<string, { schema?: Record<string, unknown>; example?: unknown; examples?: object }>;

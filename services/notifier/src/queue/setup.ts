@@ -89,6 +89,7 @@ export async function openDeliveryQueue(deps: {
       options: '-c synchronous_commit=off',
     });
     workerPool.on('error', (error) => log?.warn({ err: error }, 'delivery worker connection lost'));
+    workerPool.on('connect', (client) => client.on('error', () => undefined));
     return {
       pool: workerPool,
       db: new Kysely<Database>({ dialect: new PostgresDialect({ pool: workerPool }) }),
