@@ -3,6 +3,7 @@ import { exportCommand, importCommand } from './commands/export-import.ts';
 import { keysShow } from './commands/keys.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { migrateFromSupabaseCommand } from './commands/migrate-from-supabase.ts';
+import { reconcileCommand } from './commands/reconcile.ts';
 import { redactCommand } from './commands/redact.ts';
 import { replayCommand } from './commands/replay.ts';
 import { start } from './commands/start.ts';
@@ -26,6 +27,8 @@ const USAGE = `usage: connect <command>
   import FILE               into an empty database, after checking every hash and signature
   migrate-from-supabase --source URL [--storage DIR] [--report FILE]
                             import a Supabase project's users, types and commitments (rerun: nothing twice)
+  reconcile --source URL [--storage DIR] [--report FILE]
+                            compare that project with what Connect serves; exit 1 listing each difference
 
 Configuration comes from the environment; see README.md.`;
 
@@ -40,6 +43,8 @@ async function main(args: string[]): Promise<number> {
       return migrateCommand();
     case 'migrate-from-supabase':
       return migrateFromSupabaseCommand(rest);
+    case 'reconcile':
+      return reconcileCommand(rest);
     case 'redact':
       return redactCommand(rest);
     case 'replay':

@@ -2,229 +2,35 @@
 // whole stack: users sign in with their old passwords, commitments read as the source shows them,
 // bad rows are reported, and a rerun imports nothing twice.
 import { spawnSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseVerifierKey } from '@connect/crypto';
 import { auditLedger } from '@connect/ledger';
-import bcrypt from 'bcryptjs';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, expect, inject, test } from 'vitest';
 import { type Stack, testStack } from '../../test/support/stack.ts';
 import { importFromSupabase } from '../src/supabase/import.ts';
 import type { RowReport } from '../src/supabase/report.ts';
 import { openSource } from '../src/supabase/source.ts';
+import { at, type SeededSource, seedSupabaseSource, sourceIds } from './supabase-source.ts';
 
 const BIN = fileURLToPath(new URL('../bin/connect.js', import.meta.url));
 let stack: Stack;
-let admin: pg.Client;
-let sourceDb: string;
+let seeded: SeededSource;
 let sourceUrl: string;
 let source: pg.Client;
 let storageDir: string;
+let commitments: Record<string, string>;
 let reports: RowReport[];
 
-const DAY = 86_400_000;
-const at = (day: number) => new Date(Date.UTC(2025, 0, 1) + day * DAY);
-const users = Array.from({ length: 24 }, (_, i) => ({
-  id: randomUUID(),
-  email: `user${i}@example.test`,
-  password: `old password ${i}`,
-}));
-const [ana, ben, cleo] = users as [(typeof users)[0], (typeof users)[0], (typeof users)[0]];
-const banned = { id: randomUUID(), email: 'banned@example.test', password: 'banned password' };
-const deleted = randomUUID();
-const anonymous = randomUUID();
-const duplicate = randomUUID();
-const types = { personal: randomUUID(), financial: randomUUID(), loan: randomUUID() };
-const commitments: Record<string, string> = {};
-
-async function insertUser(
-  id: string,
-  email: string | null,
-  hash: string | null,
-  extra: Record<string, unknown> = {},
-) {
-  const columns = [
-    'id',
-    'email',
-    'encrypted_password',
-    'email_confirmed_at',
-    'created_at',
-    'raw_user_meta_data',
-    ...Object.keys(extra),
-  ];
-  const values = [
-    id,
-    email,
-    hash,
-    at(0),
-    new Date(),
-    { full_name: `Name of ${email}` },
-    ...Object.values(extra),
-  ];
-  await source.query(
-    `insert into auth.users (${columns.join(', ')}) values (${columns.map((_, i) => `$${i + 1}`).join(', ')})`,
-    values,
-  );
-}
-
-interface Plan {
-  name: string;
-  status: string;
-  history?: 'full' | 'none' | 'contradicting';
-  amount?: [number, string];
-  documents?: { name: string; version: number; bytes?: string }[];
-}
-
-/** A commitment by ana with ben (participant) and cleo (witness), its rows and a history that leads to `status`. */
-async function seedCommitment(plan: Plan): Promise<string> {
-  const id = randomUUID();
-  commitments[plan.name] = id;
-  const typeId = plan.amount ? types.financial : types.personal;
-  const [cents, currency] = plan.amount ?? [null, null];
-  const due = at(100);
-  const accepted = ['active', 'completed', 'disputed', 'breached'].includes(plan.status);
-  await source.query(
-    `insert into public.commitments (id, type_id, creator_id, title, description, terms, status, amount_cents, currency, due_date, created_at, updated_at)
-     values ($1, $2, $3, $4, 'what it is', '"the terms"', $5, $6, $7, $8, $9, $9)`,
-    [id, typeId, ana.id, `Commitment ${plan.name}`, plan.status, cents, currency, due, at(1)],
-  );
-  const benResponse = accepted || plan.status === 'pending' ? 'accepted' : 'invited';
-  const cleoResponse = accepted ? 'accepted' : 'invited';
-  await source.query(
-    `insert into public.commitment_parties (commitment_id, user_id, role, status, invited_at) values
-       ($1, $2, 'creator', 'accepted', $5), ($1, $3, 'participant', $6, $5), ($1, $4, 'witness', $7, $5)`,
-    [id, ana.id, ben.id, cleo.id, at(1), benResponse, cleoResponse],
-  );
-  const history: [string | null, string, object | null, object | null][] = [];
-  const created = {
-    title: `Commitment ${plan.name}`,
-    description: 'what it is',
-    terms: 'the terms',
-    amount_cents: cents,
-    currency,
-    due_date: due.toISOString(),
-  };
-  history.push([ana.id, 'created', null, created]);
-  history.push([ana.id, 'party_added', null, { user_id: ben.id, role: 'participant' }]);
-  history.push([ana.id, 'party_added', null, { user_id: cleo.id, role: 'witness' }]);
-  for (const doc of plan.documents ?? []) {
-    const docId = randomUUID();
-    const storagePath = `${id}/${doc.name}.v${doc.version}`;
-    await source.query(
-      `insert into public.commitment_documents (id, commitment_id, name, version, storage_path, mime_type, size_bytes, uploaded_by, created_at)
-       values ($1, $2, $3, $4, $5, 'application/pdf', $6, $7, $8)`,
-      [docId, id, doc.name, doc.version, storagePath, doc.bytes?.length ?? 10, ana.id, at(2)],
-    );
-    if (doc.bytes !== undefined) {
-      await mkdir(path.join(storageDir, 'documents', id), { recursive: true });
-      await writeFile(path.join(storageDir, 'documents', storagePath), doc.bytes);
-    }
-    history.push([ana.id, 'document_added', null, { id: docId }]);
-  }
-  const status = (to: string, by = ana.id) => history.push([by, 'status_changed', null, { status: to }]);
-  const respond = (userId: string) =>
-    history.push([userId, 'party_responded', null, { user_id: userId, status: 'accepted' }]);
-  if (plan.status !== 'draft') status('pending');
-  if (plan.status === 'pending') respond(ben.id);
-  if (accepted) {
-    respond(ben.id);
-    respond(cleo.id);
-    status('active');
-  }
-  if (plan.status === 'completed') status('completed', ben.id);
-  if (plan.status === 'disputed' || plan.status === 'breached') status('disputed', ben.id);
-  if (plan.status === 'breached') status('breached', cleo.id);
-  if (plan.status === 'cancelled') status('cancelled');
-  if (plan.history === 'contradicting') history.splice(3);
-  if (plan.history === 'none') history.length = 0;
-  for (const [i, [by, change, old, next]] of history.entries()) {
-    await source.query(
-      `insert into public.commitment_history (commitment_id, changed_by, change_type, old_data, new_data, created_at) values ($1, $2, $3, $4, $5, $6)`,
-      [id, by, change, old, next, new Date(at(1).getTime() + i * 60_000)],
-    );
-  }
-  return id;
-}
+const ids = sourceIds();
+const { users, ana, ben, cleo, banned, deleted, anonymous, duplicate, types } = ids;
 
 beforeAll(async () => {
   stack = await testStack();
-  storageDir = await mkdtemp(path.join(os.tmpdir(), 'connect-supabase-'));
-  admin = new pg.Client({ connectionString: inject('adminUrl') });
-  await admin.connect();
-  sourceDb = `supabase_source_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
-  await admin.query(`create database ${sourceDb}`);
-  const url = new URL(inject('adminUrl'));
-  url.pathname = `/${sourceDb}`;
-  sourceUrl = url.toString();
-  source = new pg.Client({ connectionString: sourceUrl });
-  await source.connect();
-  await source.query(await readFile(new URL('../src/supabase/source-schema.sql', import.meta.url), 'utf8'));
-
-  for (const [i, user] of users.entries()) {
-    // cost 4 keeps the test quick; one $2a$ hash as older Supabase projects have.
-    const hash = bcrypt.hashSync(user.password, 4);
-    await insertUser(user.id, user.email, i === 1 ? hash.replace('$2b$', '$2a$') : hash);
-    await source.query('insert into public.profiles (id, display_name) values ($1, $2)', [
-      user.id,
-      `User ${i}`,
-    ]);
-  }
-  await insertUser(banned.id, banned.email, bcrypt.hashSync(banned.password, 4), {
-    banned_until: new Date(Date.now() + 30 * DAY),
-  });
-  await insertUser(deleted, 'deleted@example.test', null, { deleted_at: at(5) });
-  await insertUser(anonymous, null, null, { is_anonymous: true });
-  await insertUser(duplicate, 'USER3@example.test', bcrypt.hashSync('x', 4));
-  await source.query(
-    `insert into auth.identities (provider_id, user_id, identity_data, provider, created_at) values ($1, $2, $3, 'google', $4)`,
-    ['google-subject-1', ben.id, { sub: 'google-subject-1', email: ben.email, email_verified: true }, at(0)],
-  );
-  await source.query(
-    `insert into public.commitment_types (id, name, config, created_at) values
-       ($1, 'personal', '{}', $4), ($2, 'financial', '{"requires_amount": true, "requires_due_date": true}', $4),
-       ($3, 'Loan', '{"min_witnesses": 1, "colour": "red"}', $4)`,
-    [types.personal, types.financial, types.loan, at(0)],
-  );
-  for (const status of ['draft', 'pending', 'active', 'completed', 'disputed', 'breached', 'cancelled'])
-    await seedCommitment({ name: status, status });
-  await seedCommitment({
-    name: 'documents',
-    status: 'active',
-    amount: [125_000, 'EUR'],
-    documents: [
-      { name: 'contract.pdf', version: 1, bytes: 'first draft of the contract' },
-      { name: 'contract.pdf', version: 2, bytes: 'signed contract' },
-      { name: 'annex.pdf', version: 1, bytes: 'annex' },
-    ],
-  });
-  await seedCommitment({ name: 'no-history', status: 'active', history: 'none' });
-  await seedCommitment({ name: 'contradicting', status: 'active', history: 'contradicting' });
-  await seedCommitment({ name: 'unknown-status', status: 'archived' });
-  await seedCommitment({ name: 'bad-currency', status: 'draft', amount: [500, 'ZZZ'] });
-  await seedCommitment({
-    name: 'missing-file',
-    status: 'draft',
-    documents: [
-      { name: 'lost.pdf', version: 1 },
-      { name: 'kept.pdf', version: 1, bytes: 'kept' },
-    ],
-  });
-  const orphan = await seedCommitment({ name: 'orphan-party', status: 'draft' });
-  // An orphan row, as a project whose foreign keys were once off may hold.
-  await source.query('set session_replication_role = replica');
-  await source.query(
-    `insert into public.commitment_parties (commitment_id, user_id, role, status) values ($1, $2, 'participant', 'invited')`,
-    [orphan, randomUUID()],
-  );
-  await source.query('set session_replication_role = origin');
-  await source.query(
-    `insert into public.commitment_parties (commitment_id, user_id, role, status) values ($1, $2, 'judge', 'invited')`,
-    [orphan, users[5]?.id],
-  );
+  seeded = await seedSupabaseSource(inject('adminUrl'), ids);
+  ({ url: sourceUrl, client: source, storageDir, commitments } = seeded);
 
   const from = await openSource(sourceUrl);
   try {
@@ -244,11 +50,8 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await source?.end();
   await stack?.close();
-  await admin?.query(`drop database if exists ${sourceDb} with (force)`);
-  await admin?.end();
-  await rm(storageDir, { recursive: true, force: true });
+  await seeded?.close();
 });
 
 const reportOf = (kind: string, id: string) => reports.find((r) => r.kind === kind && r.sourceId === id);

@@ -12,7 +12,7 @@ import {
   type Party,
   type Status,
 } from '@connect/domain';
-import type { SourceCommitmentRows, SourceDocument, SourceHistory } from './source.ts';
+import type { SourceCommitment, SourceCommitmentRows, SourceDocument, SourceHistory } from './source.ts';
 
 export const IMPORTED_FROM = 'supabase';
 
@@ -25,6 +25,9 @@ const STATUS: Record<string, Status> = {
   breached: 'breached',
   cancelled: 'cancelled',
 };
+/** Our status for a source status; undefined for one the app never had. */
+export const statusOf = (status: string): Status | undefined =>
+  Object.hasOwn(STATUS, status) ? STATUS[status] : undefined;
 const ROLES = ['creator', 'participant', 'witness'] as const;
 const RESPONSES = ['invited', 'accepted', 'declined'] as const;
 
@@ -58,7 +61,7 @@ export type CommitmentDecision =
 class Unmappable extends Error {}
 
 const iso = (date: Date) => date.toISOString();
-const text = (value: unknown) =>
+export const text = (value: unknown) =>
   value === null || value === undefined ? '' : typeof value === 'string' ? value : JSON.stringify(value);
 
 function amountOf(cents: unknown, currency: unknown): Amount | null {
@@ -79,10 +82,17 @@ function dateOf(value: unknown): string | null {
   return iso(date);
 }
 
+/** The row's title, description and terms as our domain holds them. */
+export const textsOf = (c: SourceCommitment) => ({
+  title: c.title.trim(),
+  description: c.description ?? '',
+  terms: text(c.terms),
+});
+
 /** The state the source shows, as our domain holds it; throws Unmappable when the row itself is invalid. */
 function sourceState(rows: SourceCommitmentRows, ctx: MappingContext, reasons: string[]) {
   const { commitment: c } = rows;
-  const status = STATUS[c.status];
+  const status = statusOf(c.status);
   if (!status) throw new Unmappable(`unknown status "${c.status}"`);
   const type = ctx.typeKeys.get(c.type_id);
   if (!type) throw new Unmappable(`type ${c.type_id} was not imported`);
@@ -134,9 +144,7 @@ function sourceState(rows: SourceCommitmentRows, ctx: MappingContext, reasons: s
     status,
     type,
     creatorId: c.creator_id,
-    title: c.title.trim(),
-    description: c.description ?? '',
-    terms: text(c.terms),
+    ...textsOf(c),
     amount: amountOf(c.amount_cents, c.currency),
     dueAt: dateOf(c.due_date),
     parties,

@@ -3,4 +3,5 @@ export { userIdByEmail } from './auth/accounts.ts';
 export { createAccount } from './auth/create-account.ts';
 export { grantAdmin, grantRole, revokeRole } from './auth/roles.ts';
 export { commitDraft, documentPath } from './commitments/document-store.ts';
+export { loadCommitment } from './commitments/load.ts';
 export { commandOperations } from './openapi.ts';
