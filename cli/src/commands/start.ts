@@ -1,6 +1,6 @@
 import { commandDeps, commandOperations, commandRoutes } from '@connect/command';
 import { assertMigrated, loadConfig } from '@connect/db';
-import { createServer, docsRoutes, serve } from '@connect/http';
+import { createServer, docsRoutes, serve, serverOptionsOf } from '@connect/http';
 import { monitorLedger, openLedgerRuntime } from '@connect/ledger';
 import { type DeliveryQueue, openDeliveryQueue, openNotifier } from '@connect/notifier';
 import { attachProjector, PROJECTIONS, type Projector } from '@connect/projector';
@@ -19,10 +19,7 @@ export async function start(): Promise<number> {
   let projector: Projector | undefined;
   let delivery: DeliveryQueue | undefined;
   const app = createServer({
-    logLevel: config.logLevel,
-    timeouts: config.httpTimeouts,
-    corsOrigins: config.corsOrigins,
-    metricsToken: config.metricsToken,
+    ...serverOptionsOf(config),
     checkReady: async () => {
       await assertMigrated(pool);
       delivery?.assertHealthy();

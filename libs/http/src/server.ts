@@ -18,6 +18,21 @@ export interface ServerOptions {
   metricsToken?: string;
 }
 
+/** What a service takes for its server from its configuration (loadConfig), the same for every service. */
+export function serverOptionsOf(config: {
+  logLevel: string;
+  httpTimeouts: HttpTimeouts;
+  corsOrigins: readonly string[];
+  metricsToken: string | undefined;
+}): Omit<ServerOptions, 'checkReady'> {
+  return {
+    logLevel: config.logLevel,
+    timeouts: config.httpTimeouts,
+    corsOrigins: config.corsOrigins,
+    metricsToken: config.metricsToken,
+  };
+}
+
 export interface HttpTimeouts {
   /** The whole request, body included, must arrive within this; else 408 and the connection closes. */
   requestMs: number;

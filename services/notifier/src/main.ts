@@ -1,7 +1,7 @@
 // The notifier as a service of its own (docker-compose): the projector's runner and /readyz, with
 // the notifications projection alone, and the delivery worker (graphile-worker, same database).
 import { loadConfig } from '@connect/db';
-import { serve } from '@connect/http';
+import { serve, serverOptionsOf } from '@connect/http';
 import { monitorLedger, openLedgerRuntime } from '@connect/ledger';
 import { buildApp } from '@connect/projector';
 import { openNotifier } from './projection.ts';
@@ -15,9 +15,7 @@ const notifier = await openNotifier(pool, { appUrl: config.appUrl, ...delivery.h
 const app = buildApp(
   { pool, origin: runtime.ledger.origin, options: { projections: [notifier] } },
   {
-    logLevel: config.logLevel,
-    timeouts: config.httpTimeouts,
-    metricsToken: config.metricsToken,
+    ...serverOptionsOf(config),
     alsoReady: () => delivery.assertHealthy(),
   },
 );

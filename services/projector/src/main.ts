@@ -1,19 +1,11 @@
 import { loadConfig } from '@connect/db';
-import { serve } from '@connect/http';
+import { serve, serverOptionsOf } from '@connect/http';
 import { monitorLedger, openLedgerRuntime } from '@connect/ledger';
 import { buildApp } from './app.ts';
 
 const config = loadConfig(process.env);
 const runtime = await openLedgerRuntime(config);
-const app = buildApp(
-  { pool: runtime.database.pool, origin: runtime.ledger.origin },
-  {
-    logLevel: config.logLevel,
-    timeouts: config.httpTimeouts,
-    corsOrigins: config.corsOrigins,
-    metricsToken: config.metricsToken,
-  },
-);
+const app = buildApp({ pool: runtime.database.pool, origin: runtime.ledger.origin }, serverOptionsOf(config));
 // The continuous audit runs beside the projector, which follows the ledger anyway.
 const monitor = monitorLedger(app, runtime, { audit: true });
 await serve(app, {

@@ -1,16 +1,11 @@
 import { loadConfig } from '@connect/db';
-import { serve } from '@connect/http';
+import { serve, serverOptionsOf } from '@connect/http';
 import { monitorLedger, openLedgerRuntime } from '@connect/ledger';
 import { buildApp, queryDeps } from './app.ts';
 
 const config = loadConfig(process.env);
 const runtime = await openLedgerRuntime(config);
-const app = buildApp(await queryDeps(runtime), {
-  logLevel: config.logLevel,
-  timeouts: config.httpTimeouts,
-  corsOrigins: config.corsOrigins,
-  metricsToken: config.metricsToken,
-});
+const app = buildApp(await queryDeps(runtime), serverOptionsOf(config));
 const monitor = monitorLedger(app, runtime, { audit: false });
 await serve(app, {
   port: config.port,
