@@ -1,8 +1,8 @@
-// connect migrate-from-supabase: users, then types, then commitments, each row once. A row is
-// imported in one transaction (an account with its profile and identities; a commitment's whole
-// stream in one append) and recorded in import_progress, so a rerun skips what is done and an
-// interrupted run goes on where it stopped.
-
+// connect migrate-from-supabase: users, then types, then commitments. A row is imported in one
+// transaction (an account with its profile and identities; a commitment's events in one append)
+// and recorded in import_progress, so a rerun skips what is done and an interrupted run goes on
+// where it stopped. The same steps serve the dual run (follow.ts), which also brings rows imported
+// before up to date with the source.
 import path from 'node:path';
 import { createAccount } from '@connect/command';
 import type { JsonObject } from '@connect/crypto';
@@ -14,15 +14,17 @@ import {
   CURRENT_SCHEMA,
   commitmentStream,
   commitmentTypeSchema,
+  initialState,
+  replayRecorded,
 } from '@connect/domain';
-import { type Ledger, readStream } from '@connect/ledger';
+import { type Entry, type Ledger, readStream } from '@connect/ledger';
 import type { Kysely } from 'kysely';
 import { factsOf, storeDocument } from './files.ts';
-import { mapCommitment } from './map-commitments.ts';
+import { mapChanges, mapCommitment, type PlannedEvent } from './map-commitments.ts';
 import { mapType, sameType } from './map-types.ts';
-import { mapUsers } from './map-users.ts';
+import { type AccountPlan, mapUsers } from './map-users.ts';
 import type { Outcome, RowKind, RowReport } from './report.ts';
-import type { Source } from './source.ts';
+import type { Source, SourceCommitmentRows, SourceHistory, SourceType } from './source.ts';
 
 export interface ImportDeps {
   db: Kysely<Database>;
@@ -37,17 +39,31 @@ export interface ImportOptions {
   /** A folder export of the storage buckets (bucket_id/name); without it every document is missing. */
   storageDir?: string;
   onProgress?(progress: { phase: RowKind; done: number; total: number }): void;
-  /** Commitments read from the source at once. */
+  /** Rows read from the source, and written here, at once. */
   batchSize?: number;
 }
 
 const key = (kind: RowKind, id: string) => `supabase:${kind}:${id}`;
 
-export async function importFromSupabase(
-  source: Source,
-  deps: ImportDeps,
-  options: ImportOptions = {},
-): Promise<RowReport[]> {
+/** What one pass did to a commitment: its events appended (0 when nothing changed). */
+export type Applied = { id: string; events: number };
+
+export interface Importer {
+  /** Rows this importer has dealt with, in order. */
+  reports: RowReport[];
+  /** Imported before (by an earlier run or this one) or skipped for good. */
+  done(kind: RowKind, id: string): boolean;
+  /** done(), and then reported as left alone (`earlier`). */
+  earlier(kind: RowKind, id: string): boolean;
+  /** Imports the source's users of `ids` (all when undefined); those imported before are kept in step. */
+  users(source: Source, ids?: string[]): Promise<void>;
+  /** Imports the types not imported before; `again`: those too, redefining any the source changed. */
+  types(types: SourceType[], again?: boolean): Promise<void>;
+  /** Imports each commitment new here, and brings each imported before to the source's state. */
+  commitments(rows: SourceCommitmentRows[]): Promise<Applied[]>;
+}
+
+export async function createImporter(deps: ImportDeps, options: ImportOptions = {}): Promise<Importer> {
   const { db, ledger } = deps;
   const progress = new Map(
     (await db.selectFrom('import_progress').select(['kind', 'source_id', 'outcome']).execute()).map((row) => [
@@ -56,50 +72,59 @@ export async function importFromSupabase(
     ]),
   );
   const reports: RowReport[] = [];
-  const earlier = (kind: RowKind, id: string) => {
-    const outcome = progress.get(`${kind}:${id}`);
-    if (outcome === 'imported' || outcome === 'skipped') {
-      reports.push({ kind, sourceId: id, outcome, reasons: [], earlier: true });
-      return outcome;
-    }
-    return undefined;
-  };
-  const record = async (kind: RowKind, sourceId: string, outcome: Outcome, reasons: string[]) => {
+  const record = async (rows: RowReport[]) => {
+    if (rows.length === 0) return;
     await db
       .insertInto('import_progress')
-      .values({ kind, source_id: sourceId, outcome, reasons: JSON.stringify(reasons) })
+      .values(
+        rows.map((r) => ({
+          kind: r.kind,
+          source_id: r.sourceId,
+          outcome: r.outcome,
+          reasons: JSON.stringify(r.reasons),
+        })),
+      )
       .onConflict((oc) =>
-        oc.columns(['kind', 'source_id']).doUpdateSet({
-          outcome,
-          reasons: JSON.stringify(reasons),
+        oc.columns(['kind', 'source_id']).doUpdateSet((eb) => ({
+          outcome: eb.ref('excluded.outcome'),
+          reasons: eb.ref('excluded.reasons'),
           updated_at: new Date(),
-        }),
+        })),
       )
       .execute();
-    progress.set(`${kind}:${sourceId}`, outcome);
-    reports.push({ kind, sourceId, outcome, reasons });
+    for (const r of rows) {
+      progress.set(`${r.kind}:${r.sourceId}`, r.outcome);
+      reports.push(r);
+    }
+  };
+  const report = (kind: RowKind, sourceId: string, outcome: Outcome, reasons: string[]) =>
+    record([{ kind, sourceId, outcome, reasons }]);
+  const imported = (kind: RowKind, id: string) => progress.get(`${kind}:${id}`) === 'imported';
+  const done = (kind: RowKind, id: string) => {
+    const outcome = progress.get(`${kind}:${id}`);
+    return outcome === 'imported' || outcome === 'skipped';
+  };
+  /** Reports a row imported or skipped for good by an earlier run as such. */
+  const earlier = (kind: RowKind, id: string) => {
+    const outcome = progress.get(`${kind}:${id}`);
+    if (!done(kind, id) || !outcome) return false;
+    reports.push({ kind, sourceId: id, outcome: outcome as Outcome, reasons: [], earlier: true });
+    return true;
   };
 
-  // Users.
-  const decisions = mapUsers(
-    await source.users(),
-    await source.identities(),
-    await source.profiles(),
-    deps.providers,
-  );
+  // The users a commitment may name: those imported, by any run.
   const users = new Set<string>();
-  for (const [done, decision] of decisions.entries()) {
-    options.onProgress?.({ phase: 'user', done, total: decisions.length });
-    if (decision.outcome !== 'import') {
-      if (!earlier('user', decision.sourceId))
-        await record('user', decision.sourceId, decision.outcome, decision.reasons);
-      continue;
-    }
-    const { account } = decision;
-    if (earlier('user', account.id) === 'imported') {
-      users.add(account.id);
-      continue;
-    }
+  for (const [id, outcome] of progress)
+    if (id.startsWith('user:') && outcome === 'imported') users.add(id.slice(5));
+
+  const defined = new Map<string, CommitmentType>();
+  for (const entry of await readStream(db, ledger.origin, COMMITMENT_TYPES_STREAM)) {
+    const parsed = commitmentTypeSchema.safeParse(entry.data);
+    if (entry.type === COMMITMENT_TYPE_DEFINED && parsed.success) defined.set(parsed.data.key, parsed.data);
+  }
+  const typeKeys = new Map<string, string>();
+
+  async function createUser(account: AccountPlan, reasons: string[]) {
     try {
       const created = await db.transaction().execute(async (trx) => {
         const user = await createAccount(trx, ledger, {
@@ -113,135 +138,239 @@ export async function importFromSupabase(
             .set({ banned_until: account.bannedUntil })
             .where('id', '=', account.id)
             .execute();
-        for (const identity of account.identities) {
-          await trx
-            .insertInto('oidc_identities')
-            .values({
-              user_id: account.id,
-              provider: identity.provider,
-              subject: identity.subject,
-              email: identity.email,
-              email_verified: identity.emailVerified,
-            })
-            .onConflict((oc) => oc.columns(['provider', 'subject']).doNothing())
-            .execute();
-        }
+        await linkIdentities(trx, account);
         return true;
       });
       if (created) {
         users.add(account.id);
-        await record('user', account.id, 'imported', decision.reasons);
+        await report('user', account.id, 'imported', reasons);
       } else
-        await record('user', account.id, 'failed', [
-          ...decision.reasons,
-          'an account here has this email already',
-        ]);
+        await report('user', account.id, 'failed', [...reasons, 'an account here has this email already']);
     } catch (error) {
-      await record('user', account.id, 'failed', [...decision.reasons, (error as Error).message]);
+      await report('user', account.id, 'failed', [...reasons, (error as Error).message]);
     }
   }
 
-  // Types.
-  const defined = new Map<string, CommitmentType>();
-  for (const entry of await readStream(db, ledger.origin, COMMITMENT_TYPES_STREAM)) {
-    const parsed = commitmentTypeSchema.safeParse(entry.data);
-    if (entry.type === COMMITMENT_TYPE_DEFINED && parsed.success) defined.set(parsed.data.key, parsed.data);
-  }
-  const typeKeys = new Map<string, string>();
-  const types = await source.types();
-  for (const [done, sourceType] of types.entries()) {
-    options.onProgress?.({ phase: 'type', done, total: types.length });
-    const decision = mapType(sourceType);
-    if (decision.outcome === 'failed') {
-      await record('type', decision.sourceId, 'failed', decision.reasons);
-      continue;
-    }
-    typeKeys.set(sourceType.id, decision.type.key);
-    if (earlier('type', sourceType.id)) continue;
-    const existing = defined.get(decision.type.key);
-    if (existing && sameType(existing, decision.type)) {
-      await record('type', sourceType.id, 'imported', [
-        ...decision.reasons,
-        `"${decision.type.key}" is defined here already, the same way`,
-      ]);
-      continue;
-    }
-    const result = await ledger.append({
-      stream: COMMITMENT_TYPES_STREAM,
-      expectedVersion: 'any',
-      actor: null,
-      idempotencyKey: key('type', sourceType.id),
-      events: [
-        {
-          type: COMMITMENT_TYPE_DEFINED,
-          data: decision.type as JsonObject,
-          meta: { importedFrom: 'supabase', sourceId: `commitment_types:${sourceType.id}` },
-        },
-      ],
+  /** An account imported before: its ban, verification and identities as the source now has them. */
+  async function updateUser(account: AccountPlan) {
+    await db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('users')
+        .set({ banned_until: account.bannedUntil })
+        .where('id', '=', account.id)
+        .execute();
+      if (account.emailVerifiedAt)
+        await trx
+          .updateTable('users')
+          .set({ email_verified_at: account.emailVerifiedAt })
+          .where('id', '=', account.id)
+          .where('email_verified_at', 'is', null)
+          .execute();
+      await linkIdentities(trx, account);
     });
-    if (result.outcome === 'appended' || result.outcome === 'replayed') {
-      defined.set(decision.type.key, decision.type);
-      await record(
-        'type',
-        sourceType.id,
-        'imported',
-        existing
-          ? [...decision.reasons, `redefined "${decision.type.key}" as the source has it`]
-          : decision.reasons,
-      );
-    } else await record('type', sourceType.id, 'failed', [...decision.reasons, `append: ${result.outcome}`]);
   }
 
-  // Commitments. Users imported by an earlier run count too.
-  for (const [id, outcome] of progress)
-    if (id.startsWith('user:') && outcome === 'imported') users.add(id.slice(5));
-  const ids = await source.commitmentIds();
-  const batchSize = options.batchSize ?? 50;
-  const documentsDir = path.join(deps.dataDir, 'documents');
-  for (let start = 0; start < ids.length; start += batchSize) {
-    const todo = ids.slice(start, start + batchSize).filter((id) => !earlier('commitment', id));
-    for (const rows of await source.commitments(todo)) {
-      const id = rows.commitment.id;
-      try {
-        const files = await factsOf(options.storageDir, rows.documents);
-        const decision = mapCommitment(rows, { typeKeys, users, files });
-        if (decision.outcome === 'failed') {
-          await record('commitment', id, 'failed', decision.reasons);
-          continue;
-        }
-        for (const doc of rows.documents) {
-          const facts = files.get(doc.id);
-          if (facts && options.storageDir)
-            await storeDocument(options.storageDir, documentsDir, doc, facts.sha256);
-        }
-        const result = await ledger.append({
-          stream: commitmentStream(id),
-          expectedVersion: 'no_stream',
-          actor: null,
-          idempotencyKey: key('commitment', id),
-          events: decision.events.map(({ event, meta }) => ({
-            type: event.type,
-            schema: CURRENT_SCHEMA[event.type],
-            data: event.data as JsonObject,
-            meta,
-          })),
-        });
-        if (result.outcome === 'appended' || result.outcome === 'replayed')
-          await record('commitment', id, 'imported', decision.reasons);
-        else
-          await record('commitment', id, 'failed', [
-            ...decision.reasons,
-            `the ledger has a stream for it already (${result.outcome})`,
-          ]);
-      } catch (error) {
-        await record('commitment', id, 'failed', [(error as Error).message]);
+  async function importCommitment(rows: SourceCommitmentRows): Promise<Applied> {
+    const id = rows.commitment.id;
+    const files = await factsOf(options.storageDir, rows.documents);
+    const ctx = { typeKeys, users, files };
+    const entries = await readStream(db, ledger.origin, commitmentStream(id));
+    let events: PlannedEvent[];
+    let reasons: string[];
+    if (entries.length === 0) {
+      const decision = mapCommitment(rows, ctx);
+      if (decision.outcome === 'failed') {
+        await report('commitment', id, 'failed', decision.reasons);
+        return { id, events: 0 };
+      }
+      ({ events, reasons } = decision);
+    } else {
+      const current = replayRecorded(initialState(id), entries);
+      const decision = mapChanges(rows, ctx, current, appliedHistory(entries));
+      if (decision.outcome === 'failed') {
+        await report('commitment', id, 'failed', ['the dual run:', ...decision.reasons]);
+        return { id, events: 0 };
+      }
+      if (decision.outcome === 'unchanged') {
+        if (!imported('commitment', id)) await report('commitment', id, 'imported', decision.reasons);
+        return { id, events: 0 };
+      }
+      ({ events, reasons } = decision);
+    }
+    if (options.storageDir) {
+      const documentsDir = path.join(deps.dataDir, 'documents');
+      for (const doc of rows.documents) {
+        const facts = files.get(doc.id);
+        if (facts) await storeDocument(options.storageDir, documentsDir, doc, facts.sha256);
       }
     }
+    const result = await ledger.append({
+      stream: commitmentStream(id),
+      expectedVersion: entries.length === 0 ? 'no_stream' : entries.length,
+      actor: null,
+      idempotencyKey:
+        entries.length === 0 ? key('commitment', id) : `${key('commitment', id)}@${entries.length}`,
+      events: events.map(({ event, meta }) => ({
+        type: event.type,
+        schema: CURRENT_SCHEMA[event.type],
+        data: event.data as JsonObject,
+        meta,
+      })),
+    });
+    if (result.outcome === 'appended' || result.outcome === 'replayed') {
+      await report('commitment', id, 'imported', reasons);
+      return { id, events: result.outcome === 'appended' ? events.length : 0 };
+    }
+    await report('commitment', id, 'failed', [
+      ...reasons,
+      entries.length === 0
+        ? `the ledger has a stream for it already (${result.outcome})`
+        : `written meanwhile (${result.outcome}); the next pass tries again`,
+    ]);
+    return { id, events: 0 };
+  }
+
+  return {
+    reports,
+    done,
+    earlier,
+
+    async users(source, ids) {
+      const decisions = mapUsers(
+        await source.users(ids),
+        await source.identities(ids),
+        await source.profiles(ids),
+        deps.providers,
+      );
+      for (const [done, decision] of decisions.entries()) {
+        options.onProgress?.({ phase: 'user', done, total: decisions.length });
+        const sourceId = decision.outcome === 'import' ? decision.account.id : decision.sourceId;
+        if (ids === undefined && earlier('user', sourceId)) continue;
+        if (decision.outcome !== 'import') {
+          await report('user', sourceId, decision.outcome, decision.reasons);
+          continue;
+        }
+        const { account } = decision;
+        if (imported('user', account.id)) {
+          await updateUser(account);
+          continue;
+        }
+        await createUser(account, decision.reasons);
+      }
+    },
+
+    async types(types, again = false) {
+      for (const [done, sourceType] of types.entries()) {
+        options.onProgress?.({ phase: 'type', done, total: types.length });
+        const decision = mapType(sourceType);
+        if (decision.outcome === 'failed') {
+          await report('type', decision.sourceId, 'failed', decision.reasons);
+          continue;
+        }
+        typeKeys.set(sourceType.id, decision.type.key);
+        if (again ? false : earlier('type', sourceType.id)) continue;
+        const existing = defined.get(decision.type.key);
+        if (existing && sameType(existing, decision.type)) {
+          await report('type', sourceType.id, 'imported', [
+            ...decision.reasons,
+            `"${decision.type.key}" is defined here already, the same way`,
+          ]);
+          continue;
+        }
+        const result = await ledger.append({
+          stream: COMMITMENT_TYPES_STREAM,
+          expectedVersion: 'any',
+          actor: null,
+          events: [
+            {
+              type: COMMITMENT_TYPE_DEFINED,
+              data: decision.type as JsonObject,
+              meta: { importedFrom: 'supabase', sourceId: `commitment_types:${sourceType.id}` },
+            },
+          ],
+        });
+        if (result.outcome === 'appended') {
+          defined.set(decision.type.key, decision.type);
+          await report(
+            'type',
+            sourceType.id,
+            'imported',
+            existing
+              ? [...decision.reasons, `redefined "${decision.type.key}" as the source has it`]
+              : decision.reasons,
+          );
+        } else
+          await report('type', sourceType.id, 'failed', [...decision.reasons, `append: ${result.outcome}`]);
+      }
+    },
+
+    async commitments(batch) {
+      // Concurrent appends share the ledger's group commit, so a batch costs about one commit.
+      return Promise.all(
+        batch.map((rows) =>
+          importCommitment(rows).catch(async (error: Error) => {
+            await report('commitment', rows.commitment.id, 'failed', [error.message]);
+            return { id: rows.commitment.id, events: 0 };
+          }),
+        ),
+      );
+    },
+  };
+}
+
+async function linkIdentities(db: Kysely<Database>, account: AccountPlan) {
+  for (const identity of account.identities)
+    await db
+      .insertInto('oidc_identities')
+      .values({
+        user_id: account.id,
+        provider: identity.provider,
+        subject: identity.subject,
+        email: identity.email,
+        email_verified: identity.emailVerified,
+      })
+      .onConflict((oc) => oc.columns(['provider', 'subject']).doNothing())
+      .execute();
+}
+
+/**
+ * Which history rows a stream already holds: those its events name (meta.sourceId), and those the
+ * state of a CommitmentImported includes (meta.historyThrough; by time for imports that predate it).
+ */
+export function appliedHistory(entries: Entry[]): (row: SourceHistory) => boolean {
+  const named = new Set(entries.map((e) => e.meta.sourceId).filter((id) => typeof id === 'string'));
+  const imported = entries.findLast((e) => e.type === 'CommitmentImported');
+  const through = imported?.meta.historyThrough;
+  return (row) =>
+    named.has(`commitment_history:${row.id}`) ||
+    (typeof through === 'string'
+      ? BigInt(row.id) <= BigInt(through)
+      : imported !== undefined && row.created_at.toISOString() <= imported.recordedAt);
+}
+
+/** The whole first pass: every user, type and commitment the source holds. */
+export async function importFromSupabase(
+  source: Source,
+  deps: ImportDeps,
+  options: ImportOptions = {},
+): Promise<RowReport[]> {
+  return importAll(await createImporter(deps, options), source, options);
+}
+
+/** Every row of the source through `importer`, leaving alone those done before. */
+export async function importAll(importer: Importer, source: Source, options: ImportOptions = {}) {
+  await importer.users(source);
+  await importer.types(await source.types());
+  const ids = await source.commitmentIds();
+  const batchSize = options.batchSize ?? 50;
+  for (let start = 0; start < ids.length; start += batchSize) {
+    const todo = ids.slice(start, start + batchSize).filter((id) => !importer.earlier('commitment', id));
+    await importer.commitments(await source.commitments(todo));
     options.onProgress?.({
       phase: 'commitment',
       done: Math.min(start + batchSize, ids.length),
       total: ids.length,
     });
   }
-  return reports;
+  return [...importer.reports];
 }

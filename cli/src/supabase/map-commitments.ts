@@ -10,6 +10,7 @@ import {
   evolve,
   initialState,
   type Party,
+  STATUSES,
   type Status,
 } from '@connect/domain';
 import type { SourceCommitment, SourceCommitmentRows, SourceDocument, SourceHistory } from './source.ts';
@@ -45,7 +46,14 @@ export interface MappingContext {
 
 export interface PlannedEvent {
   event: CommitmentEvent;
-  meta: { importedFrom: string; sourceId: string; originalAt: string; originalActor: string | null };
+  meta: {
+    importedFrom: string;
+    sourceId: string;
+    originalAt: string;
+    originalActor: string | null;
+    /** On a CommitmentImported: the newest history row the state it states includes. */
+    historyThrough?: string;
+  };
 }
 
 export type CommitmentDecision =
@@ -164,6 +172,47 @@ function validated(event: CommitmentEvent): CommitmentEvent {
   return { type: event.type, data: parsed.data } as CommitmentEvent;
 }
 
+const needsActor = (from: Status, to: Status) =>
+  (to === 'fulfilled' || to === 'disputed') && (from === 'active' || from === 'fulfilment_claimed');
+
+/** The one event that moves a commitment from `from` to `to`, if there is one; `by` made the change. */
+function statusEvent(
+  from: Status,
+  to: Status,
+  by: string | null,
+  reason: string,
+): CommitmentEvent | undefined {
+  if (to === 'proposed' && from === 'draft') return { type: 'CommitmentProposed', data: {} };
+  if (to === 'draft' && from === 'proposed') return { type: 'ProposalWithdrawn', data: {} };
+  if (to === 'active' && from === 'proposed') return { type: 'CommitmentActivated', data: {} };
+  if (to === 'cancelled' && from !== 'cancelled') return { type: 'CommitmentCancelled', data: {} };
+  if (by && needsActor(from, to))
+    return to === 'fulfilled'
+      ? { type: 'FulfilmentConfirmed', data: { userId: by } }
+      : { type: 'CommitmentDisputed', data: { userId: by, reason: reason || 'disputed in Supabase' } };
+  if ((to === 'fulfilled' || to === 'breached') && from === 'disputed')
+    return { type: 'DisputeResolved', data: { outcome: to, decidedBy: 'agreement' } };
+  return undefined;
+}
+
+/** The shortest run of status events from `from` to `to`, each made by `by`; undefined when none leads there. */
+function statusPath(from: Status, to: Status, by: string): CommitmentEvent[] | undefined {
+  const paths = new Map<Status, CommitmentEvent[]>([[from, []]]);
+  const queue: Status[] = [from];
+  for (let status = queue.shift(); status !== undefined; status = queue.shift()) {
+    const path = paths.get(status) ?? [];
+    if (status === to) return path;
+    for (const next of STATUSES) {
+      const event = paths.has(next) ? undefined : statusEvent(status, next, by, '');
+      if (event) {
+        paths.set(next, [...path, event]);
+        queue.push(next);
+      }
+    }
+  }
+  return undefined;
+}
+
 const TERM_KEYS = ['title', 'description', 'terms', 'due_date', 'amount_cents', 'currency'];
 
 /** The events one history row records, given the state before it. */
@@ -217,22 +266,9 @@ function eventsOf(
       const to = STATUS[text(data.status)];
       if (!to) throw new Unmappable(`history ${row.id}: unknown status "${text(data.status)}"`);
       const from = state.status;
-      if (to === 'proposed' && from === 'draft') return [{ type: 'CommitmentProposed', data: {} }];
-      if (to === 'draft' && from === 'proposed') return [{ type: 'ProposalWithdrawn', data: {} }];
-      if (to === 'active' && from === 'proposed') return [{ type: 'CommitmentActivated', data: {} }];
-      if (to === 'cancelled') return [{ type: 'CommitmentCancelled', data: {} }];
-      if (to === 'fulfilled' && (from === 'active' || from === 'fulfilment_claimed'))
-        return [{ type: 'FulfilmentConfirmed', data: { userId: needBy() } }];
-      if (to === 'disputed' && (from === 'active' || from === 'fulfilment_claimed'))
-        return [
-          {
-            type: 'CommitmentDisputed',
-            data: { userId: needBy(), reason: text(data.reason) || 'disputed in Supabase' },
-          },
-        ];
-      if ((to === 'fulfilled' || to === 'breached') && from === 'disputed')
-        return [{ type: 'DisputeResolved', data: { outcome: to, decidedBy: 'agreement' } }];
-      throw new Unmappable(`history ${row.id}: no event goes from ${from} to ${to}`);
+      const event = statusEvent(from, to, needsActor(from, to) ? needBy() : null, text(data.reason));
+      if (!event) throw new Unmappable(`history ${row.id}: no event goes from ${from} to ${to}`);
+      return [event];
     }
     case 'party_added': {
       const userId = text(data.user_id);
@@ -371,6 +407,7 @@ export function mapCommitment(rows: SourceCommitmentRows, ctx: MappingContext): 
           sourceId: `commitments:${c.id}`,
           originalAt: iso(c.updated_at),
           originalActor: c.creator_id,
+          historyThrough: rows.history.at(-1)?.id ?? '0',
         },
       },
     ];
@@ -379,4 +416,155 @@ export function mapCommitment(rows: SourceCommitmentRows, ctx: MappingContext): 
     if (error instanceof Unmappable) return { outcome: 'failed', reasons: [...reasons, error.message] };
     throw error;
   }
+}
+
+const sameAmount = (a: Amount | null, b: Amount | null) => JSON.stringify(a) === JSON.stringify(b);
+
+/**
+ * Events that take `state` to the source's state without history to say how: the terms, parties and
+ * documents as they now stand, then the status by the shortest run of transitions (responses before
+ * or after it, whichever order arrives). Changes nobody is known to have made are the creator's.
+ */
+function eventsToReach(state: Commitment, expected: Expected): CommitmentEvent[] | undefined {
+  const by = expected.creatorId;
+  const changes: Record<string, unknown> = {};
+  if (state.title !== expected.title) changes.title = expected.title;
+  if (state.description !== expected.description) changes.description = expected.description;
+  if (state.terms !== expected.terms) changes.terms = expected.terms;
+  if (!sameAmount(state.amount, expected.amount)) changes.amount = expected.amount;
+  if (state.dueAt !== expected.dueAt) changes.dueAt = expected.dueAt;
+  const edits: CommitmentEvent[] =
+    Object.keys(changes).length > 0
+      ? [{ type: 'CommitmentUpdated', data: { changes } } as CommitmentEvent]
+      : [];
+
+  const current = new Map(state.parties.map((p) => [p.userId, p]));
+  const wanted = new Map(expected.parties.map((p) => [p.userId, p]));
+  const responses: { userId: string; response: 'accepted' | 'declined' }[] = [];
+  for (const party of state.parties)
+    if (party.role !== 'creator' && wanted.get(party.userId)?.role !== party.role)
+      edits.push({ type: 'PartyRemoved', data: { userId: party.userId } });
+  for (const party of expected.parties) {
+    if (party.role === 'creator') continue;
+    const kept = current.get(party.userId)?.role === party.role;
+    if (!kept)
+      edits.push({
+        type: 'PartyInvited',
+        data: { userId: party.userId, role: party.role },
+      } as CommitmentEvent);
+    if (party.response !== 'invited') responses.push({ userId: party.userId, response: party.response });
+  }
+
+  const key = (d: { documentId: string; version: number }) => `${d.documentId}:${d.version}`;
+  const attached = new Set(state.documents.map(key));
+  const kept = new Set(expected.documents.map(key));
+  const dropped = new Set(state.documents.filter((d) => !kept.has(key(d))).map((d) => d.documentId));
+  for (const documentId of dropped) edits.push({ type: 'DocumentRemoved', data: { documentId } });
+  for (const doc of expected.documents)
+    if (!attached.has(key(doc)) || dropped.has(doc.documentId))
+      edits.push({ type: 'DocumentAttached', data: doc });
+
+  for (const responsesFirst of [false, true]) {
+    let draft = state;
+    const events: CommitmentEvent[] = [];
+    const apply = (list: CommitmentEvent[]) => {
+      for (const event of list) {
+        draft = evolve(draft, { event, at: draft.updatedAt ?? '' });
+        events.push(event);
+      }
+    };
+    apply(edits);
+    const answers = () =>
+      responses
+        .filter((r) => draft.parties.find((p) => p.userId === r.userId)?.response !== r.response)
+        .map(
+          ({ userId, response }): CommitmentEvent =>
+            response === 'accepted'
+              ? { type: 'InvitationAccepted', data: { userId } }
+              : { type: 'InvitationDeclined', data: { userId } },
+        );
+    if (responsesFirst) apply(answers());
+    const path = statusPath(draft.status, expected.status, by);
+    if (!path) continue;
+    apply(path);
+    if (!responsesFirst) apply(answers());
+    if (differences(draft, expected).length === 0) return events.map(validated);
+  }
+  return undefined;
+}
+
+export type ChangeDecision =
+  | { outcome: 'changed'; events: PlannedEvent[]; reasons: string[] }
+  | { outcome: 'unchanged'; reasons: string[] }
+  | { outcome: 'failed'; reasons: string[] };
+
+/**
+ * What an imported commitment needs to reach the source's state again (the dual run): the events of
+ * the history rows not yet `applied`, in order; then, where those do not arrive (no history, or rows
+ * that cannot be mapped), events that state the difference. Pure, as mapCommitment.
+ */
+export function mapChanges(
+  rows: SourceCommitmentRows,
+  ctx: MappingContext,
+  current: Commitment,
+  applied: (row: SourceHistory) => boolean,
+): ChangeDecision {
+  const reasons: string[] = [];
+  let expected: Expected;
+  try {
+    expected = sourceState(rows, ctx, reasons);
+  } catch (error) {
+    if (error instanceof Unmappable) return { outcome: 'failed', reasons: [...reasons, error.message] };
+    throw error;
+  }
+  const { commitment: c } = rows;
+  const planned: PlannedEvent[] = [];
+  let state = current;
+  try {
+    for (const row of rows.history) {
+      if (applied(row)) continue;
+      for (const raw of eventsOf(row, state, rows, expected, ctx)) {
+        const event = validated(raw);
+        const meta = {
+          importedFrom: IMPORTED_FROM,
+          sourceId: `commitment_history:${row.id}`,
+          originalAt: iso(row.created_at),
+          originalActor: row.changed_by,
+        };
+        state = evolve(state, { event, at: meta.originalAt });
+        planned.push({ event, meta });
+      }
+    }
+  } catch (error) {
+    if (!(error instanceof Unmappable)) throw error;
+    reasons.push(`the rest of its history cannot be replayed: ${error.message}`);
+  }
+  if (differences(state, expected).length > 0) {
+    let events: CommitmentEvent[] | undefined;
+    try {
+      events = eventsToReach(state, expected);
+    } catch (error) {
+      if (!(error instanceof Unmappable)) throw error;
+      reasons.push(error.message);
+    }
+    if (!events)
+      return {
+        outcome: 'failed',
+        reasons: [
+          ...reasons,
+          `no events lead to the source's state (${differences(state, expected).join('; ')})`,
+        ],
+      };
+    if (planned.length > 0 || reasons.length > 0) reasons.push('brought to the source state as it stands');
+    const meta = {
+      importedFrom: IMPORTED_FROM,
+      sourceId: `commitments:${c.id}`,
+      originalAt: iso(c.updated_at),
+      originalActor: null,
+    };
+    planned.push(...events.map((event) => ({ event, meta })));
+  }
+  return planned.length > 0
+    ? { outcome: 'changed', events: planned, reasons }
+    : { outcome: 'unchanged', reasons };
 }

@@ -91,14 +91,30 @@ export interface SourceCommitmentRows {
   history: SourceHistory[];
 }
 
+/** What changed in the source at or after a time: ids with the time of their newest change. */
+export interface SourceChanges {
+  users: Map<string, Date>;
+  types: Map<string, Date>;
+  commitments: Map<string, Date>;
+}
+
 export interface Source {
-  users(): Promise<SourceUser[]>;
-  identities(): Promise<SourceIdentity[]>;
-  profiles(): Promise<SourceProfile[]>;
+  /** All users, or those of `ids`; with their identities and profiles likewise. */
+  users(ids?: string[]): Promise<SourceUser[]>;
+  identities(userIds?: string[]): Promise<SourceIdentity[]>;
+  profiles(userIds?: string[]): Promise<SourceProfile[]>;
   types(): Promise<SourceType[]>;
   commitmentIds(): Promise<string[]>;
   /** The commitments of `ids`, each with its parties, documents and history (in order). */
   commitments(ids: string[]): Promise<SourceCommitmentRows[]>;
+  /** Ends the snapshot read so far and begins a new one; the source's clock at its start. */
+  refresh(): Promise<Date>;
+  /**
+   * Users, types and commitments with a row written at or after `since` (the source's clock), by
+   * the timestamps the app keeps: a commitment counts as changed when it, a party, a document or a
+   * history row of it is. A party removed without history or updated_at leaves no trace here.
+   */
+  changedSince(since: Date): Promise<SourceChanges>;
   close(): Promise<void>;
 }
 
@@ -109,19 +125,28 @@ export async function openSource(url: string): Promise<Source> {
   await client.query('begin isolation level repeatable read read only');
   const rows = async <T extends pg.QueryResultRow>(text: string, values: unknown[] = []) =>
     (await client.query<T>(text, values)).rows;
+  const only = (column: string, ids: string[] | undefined, n = 1) =>
+    ids === undefined ? '' : `where ${column} = any($${n}::uuid[])`;
+  const idValues = (ids: string[] | undefined) => (ids === undefined ? [] : [ids]);
   return {
-    users: () =>
+    users: (ids) =>
       rows<SourceUser>(
         `select id, email, encrypted_password, email_confirmed_at, raw_user_meta_data, created_at,
                 banned_until, deleted_at, is_anonymous
-           from auth.users order by created_at nulls first, id`,
+           from auth.users ${only('id', ids)} order by created_at nulls first, id`,
+        idValues(ids),
       ),
-    identities: () =>
+    identities: (ids) =>
       rows<SourceIdentity>(
         `select provider_id, user_id, identity_data, provider, last_sign_in_at, created_at
-           from auth.identities order by created_at nulls first, id`,
+           from auth.identities ${only('user_id', ids)} order by created_at nulls first, id`,
+        idValues(ids),
       ),
-    profiles: () => rows<SourceProfile>('select id, display_name, avatar_url from public.profiles'),
+    profiles: (ids) =>
+      rows<SourceProfile>(
+        `select id, display_name, avatar_url from public.profiles ${only('id', ids)}`,
+        idValues(ids),
+      ),
     types: () =>
       rows<SourceType>(
         'select id, name, description, config from public.commitment_types order by created_at, id',
@@ -163,6 +188,36 @@ export async function openSource(url: string): Promise<Source> {
             ]
           : [];
       });
+    },
+    refresh: async () => {
+      await client.query('rollback');
+      await client.query('begin isolation level repeatable read read only');
+      const [row] = await rows<{ now: Date }>('select now() as now');
+      return row?.now ?? new Date();
+    },
+    changedSince: async (since) => {
+      const changed = async (text: string) =>
+        new Map((await rows<{ id: string; at: Date }>(text, [since])).map((row) => [row.id, row.at]));
+      return {
+        users: await changed(
+          `select id, max(at) as at from (
+             select id, greatest(created_at, updated_at) as at from auth.users
+             union all select user_id, greatest(created_at, updated_at) from auth.identities
+             union all select id, updated_at from public.profiles
+           ) changes where at >= $1 group by id`,
+        ),
+        types: await changed(
+          'select id, created_at as at from public.commitment_types where created_at >= $1',
+        ),
+        commitments: await changed(
+          `select id, max(at) as at from (
+             select id, greatest(created_at, updated_at) as at from public.commitments
+             union all select commitment_id, greatest(invited_at, responded_at) from public.commitment_parties
+             union all select commitment_id, created_at from public.commitment_documents
+             union all select commitment_id, created_at from public.commitment_history
+           ) changes where at >= $1 group by id`,
+        ),
+      };
     },
     close: async () => {
       await client.query('rollback').catch(() => undefined);

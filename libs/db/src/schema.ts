@@ -58,6 +58,7 @@ export interface Database {
   schema_migrations: { name: string; applied_at: Generated<Date> };
   users: UsersTable;
   import_progress: ImportProgressTable;
+  import_follow: ImportFollowTable;
   sessions: SessionsTable;
   user_roles: UserRolesTable;
   refresh_tokens: RefreshTokensTable;
@@ -109,6 +110,14 @@ export interface ImportProgressTable {
   /** jsonb: written as JSON text, read as the array. */
   reasons: ColumnType<string[], string | undefined, string>;
   updated_at: Generated<Date>;
+}
+
+export interface ImportFollowTable {
+  source: string;
+  watermark: Date;
+  polled_at: Generated<Date>;
+  lag_seconds: number | null;
+  applied_at: Date | null;
 }
 
 export interface UserRolesTable {
