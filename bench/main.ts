@@ -1,6 +1,7 @@
-// npm run bench -- [suite…]   (suites: ledger, commands, queries, verify, notifications; default: all)
+// npm run bench -- [suite…]   (suites: ledger, commands, queries, verify, notifications, import; default: all)
 // Prints a table and, when BENCH_OUT names a file, merges the figures into it as JSON.
 import { benchCommands } from './commands.ts';
+import { benchImport } from './import.ts';
 import { benchLedger } from './ledger.ts';
 import { benchNotifications } from './notifications.ts';
 import { benchQueries } from './queries.ts';
@@ -13,6 +14,7 @@ const SUITES: Record<string, () => Promise<Metrics>> = {
   queries: benchQueries,
   verify: benchVerify,
   notifications: benchNotifications,
+  import: benchImport,
 };
 
 const requested = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));

@@ -1,4 +1,5 @@
 import { ConfigError } from '@connect/db';
+import { backupCommand } from './commands/backup.ts';
 import { exportCommand, importCommand } from './commands/export-import.ts';
 import { keysShow } from './commands/keys.ts';
 import { migrateCommand } from './commands/migrate.ts';
@@ -6,6 +7,7 @@ import { migrateFromSupabaseCommand } from './commands/migrate-from-supabase.ts'
 import { reconcileCommand } from './commands/reconcile.ts';
 import { redactCommand } from './commands/redact.ts';
 import { replayCommand } from './commands/replay.ts';
+import { restoreCommand } from './commands/restore.ts';
 import { start } from './commands/start.ts';
 import { usersCommand } from './commands/users.ts';
 import { verifyCommand } from './commands/verify.ts';
@@ -25,6 +27,9 @@ const USAGE = `usage: connect <command>
   verify remote --url URL   pin the server's key, then check each new checkpoint extends the last
   export FILE               the whole ledger as JSON Lines
   import FILE               into an empty database, after checking every hash and signature
+  backup DIR                a base backup of the embedded PostgreSQL, documents and keys, with a manifest
+  restore DIR --to <ISO time | ledger index | latest> --data-dir NEW [--wal-archive DIR] [--documents DIR]
+                            the backup, replayed from the WAL archive to that point, as a new data directory
   migrate-from-supabase --source URL [--storage DIR] [--report FILE]
                             import a Supabase project's users, types and commitments (rerun: nothing twice)
   reconcile --source URL [--storage DIR] [--report FILE]
@@ -57,6 +62,10 @@ async function main(args: string[]): Promise<number> {
       return exportCommand(rest);
     case 'import':
       return importCommand(rest);
+    case 'backup':
+      return backupCommand(rest);
+    case 'restore':
+      return restoreCommand(rest);
     case 'keys':
       if (rest[0] === 'show') return keysShow();
       throw new UsageError('keys: the only subcommand is "show"');

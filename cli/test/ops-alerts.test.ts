@@ -11,7 +11,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const OPS = path.join(ROOT, 'ops/prometheus');
 const TOKEN = 'ops-test-metrics-token-0123456789';
-/** Referenced by the rules, set by commands that do not exist yet (documented in the README). */
+/** Referenced by the rules, absent from a fresh service until it happens (documented in the README): the first backup. */
 const NOT_YET_EMITTED = new Set(['connect_backup_last_success_timestamp_seconds']);
 
 function hasPromtool(): boolean {

@@ -63,7 +63,12 @@ export async function migrateFromSupabaseCommand(args: string[]): Promise<number
   try {
     if (!values.follow) {
       const failed = await finish(
-        await importFromSupabase(source, deps, { storageDir: values.storage, onProgress }),
+        await importFromSupabase(source, deps, {
+          storageDir: values.storage,
+          // The ledger appends on a pool of its own: the accounts' transactions cannot starve it.
+          userConcurrency: 16,
+          onProgress,
+        }),
       );
       return failed > 0 ? 1 : 0;
     }
@@ -74,6 +79,8 @@ export async function migrateFromSupabaseCommand(args: string[]): Promise<number
     try {
       await followSupabase(source, deps, sourceKey(values.source), {
         storageDir: values.storage,
+        // The ledger appends on a pool of its own: the accounts' transactions cannot starve it.
+        userConcurrency: 16,
         intervalMs,
         signal: stop.signal,
         onProgress,

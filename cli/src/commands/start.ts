@@ -5,6 +5,8 @@ import { monitorLedger, openLedgerRuntime } from '@connect/ledger';
 import { type DeliveryQueue, openDeliveryQueue, openNotifier } from '@connect/notifier';
 import { attachProjector, PROJECTIONS, type Projector } from '@connect/projector';
 import { queryDeps, queryOperations, queryRoutes } from '@connect/query';
+import { type DocumentArchiving, startDocumentArchiving } from '../backup/document-archive.ts';
+import { type ScheduledBackups, scheduleBackups } from '../backup/schedule.ts';
 
 /**
  * Runs the command and query services and the projector (the notifier too, unless
@@ -35,6 +37,24 @@ export async function start(): Promise<number> {
   }
   projector = attachProjector(app, { pool, origin: ledger.origin, options: { projections } });
   await delivery?.start();
+  let backups: ScheduledBackups | undefined;
+  let documentArchiving: DocumentArchiving | undefined;
+  if (config.walArchive && config.databaseUrl)
+    app.log.warn(
+      'CONNECT_WAL_ARCHIVE applies to the embedded PostgreSQL only; with DATABASE_URL, archive on that server',
+    );
+  else if (config.walArchive)
+    documentArchiving = startDocumentArchiving(config.dataDir, config.walArchive, app.log);
+  if (config.backups && config.databaseUrl)
+    app.log.warn(
+      'CONNECT_BACKUP_SCHEDULE backs up the embedded PostgreSQL only; with DATABASE_URL no backup is scheduled',
+    );
+  else if (config.backups)
+    backups = scheduleBackups(
+      config.backups,
+      { dataDir: config.dataDir, url: runtime.database.url, walArchive: config.walArchive },
+      app.log,
+    );
   const command = await commandDeps(runtime);
   app.register(commandRoutes, command);
   app.register(queryRoutes, await queryDeps(runtime, command.tokens));
@@ -42,7 +62,10 @@ export async function start(): Promise<number> {
   const address = await serve(app, {
     port: config.port,
     host: config.host,
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
     onClose: async () => {
+      await backups?.stop();
+      await documentArchiving?.stop();
       await monitor.close();
       await delivery?.close();
       await runtime.close();

@@ -56,7 +56,8 @@ export async function followSupabase(
     .executeTakeFirst();
   const firstLook = await source.refresh();
   const importer = await createImporter(deps, options);
-  await options.onFirstPass?.(await importAll(importer, source, options));
+  const firstPass = await importAll(importer, source, options);
+  await options.onFirstPass?.(firstPass);
   let watermark = saved?.watermark ?? firstLook;
   await save(deps, key, watermark, null);
 

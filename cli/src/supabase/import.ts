@@ -18,7 +18,7 @@ import {
   replayRecorded,
 } from '@connect/domain';
 import { type Entry, type Ledger, readStream } from '@connect/ledger';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { factsOf, storeDocument } from './files.ts';
 import { mapChanges, mapCommitment, type PlannedEvent } from './map-commitments.ts';
 import { mapType, sameType } from './map-types.ts';
@@ -41,9 +41,23 @@ export interface ImportOptions {
   onProgress?(progress: { phase: RowKind; done: number; total: number }): void;
   /** Rows read from the source, and written here, at once. */
   batchSize?: number;
+  /**
+   * Accounts created at once (default 4). Each holds a connection of `db` in a transaction while its
+   * profile is appended, so with a ledger on the same pool this must stay well below its size.
+   */
+  userConcurrency?: number;
 }
 
 const key = (kind: RowKind, id: string) => `supabase:${kind}:${id}`;
+
+async function forEachConcurrently<T>(items: T[], limit: number, each: (item: T) => Promise<void>) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await each(items[next++] as T);
+    }),
+  );
+}
 
 /** What one pass did to a commitment: its events appended (0 when nothing changed). */
 export type Applied = { id: string; events: number };
@@ -170,31 +184,32 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
     });
   }
 
-  async function importCommitment(rows: SourceCommitmentRows): Promise<Applied> {
+  /** One commitment's append (or why none): its report is the caller's to record. */
+  async function importCommitment(
+    rows: SourceCommitmentRows,
+    streamExists: boolean,
+  ): Promise<Applied & { report?: RowReport }> {
     const id = rows.commitment.id;
+    const outcome = (outcome: Outcome, reasons: string[], events = 0) => ({
+      id,
+      events,
+      report: { kind: 'commitment' as const, sourceId: id, outcome, reasons },
+    });
     const files = await factsOf(options.storageDir, rows.documents);
     const ctx = { typeKeys, users, files };
-    const entries = await readStream(db, ledger.origin, commitmentStream(id));
+    const entries = streamExists ? await readStream(db, ledger.origin, commitmentStream(id)) : [];
     let events: PlannedEvent[];
     let reasons: string[];
     if (entries.length === 0) {
       const decision = mapCommitment(rows, ctx);
-      if (decision.outcome === 'failed') {
-        await report('commitment', id, 'failed', decision.reasons);
-        return { id, events: 0 };
-      }
+      if (decision.outcome === 'failed') return outcome('failed', decision.reasons);
       ({ events, reasons } = decision);
     } else {
       const current = replayRecorded(initialState(id), entries);
       const decision = mapChanges(rows, ctx, current, appliedHistory(entries));
-      if (decision.outcome === 'failed') {
-        await report('commitment', id, 'failed', ['the dual run:', ...decision.reasons]);
-        return { id, events: 0 };
-      }
-      if (decision.outcome === 'unchanged') {
-        if (!imported('commitment', id)) await report('commitment', id, 'imported', decision.reasons);
-        return { id, events: 0 };
-      }
+      if (decision.outcome === 'failed') return outcome('failed', ['the dual run:', ...decision.reasons]);
+      if (decision.outcome === 'unchanged')
+        return imported('commitment', id) ? { id, events: 0 } : outcome('imported', decision.reasons);
       ({ events, reasons } = decision);
     }
     if (options.storageDir) {
@@ -217,17 +232,14 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
         meta,
       })),
     });
-    if (result.outcome === 'appended' || result.outcome === 'replayed') {
-      await report('commitment', id, 'imported', reasons);
-      return { id, events: result.outcome === 'appended' ? events.length : 0 };
-    }
-    await report('commitment', id, 'failed', [
+    if (result.outcome === 'appended' || result.outcome === 'replayed')
+      return outcome('imported', reasons, result.outcome === 'appended' ? events.length : 0);
+    return outcome('failed', [
       ...reasons,
       entries.length === 0
         ? `the ledger has a stream for it already (${result.outcome})`
         : `written meanwhile (${result.outcome}); the next pass tries again`,
     ]);
-    return { id, events: 0 };
   }
 
   return {
@@ -242,21 +254,20 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
         await source.profiles(ids),
         deps.providers,
       );
-      for (const [done, decision] of decisions.entries()) {
-        options.onProgress?.({ phase: 'user', done, total: decisions.length });
+      // Each account is its own transaction and append: several at once share group commits.
+      let finished = 0;
+      await forEachConcurrently(decisions, options.userConcurrency ?? 4, async (decision) => {
+        options.onProgress?.({ phase: 'user', done: finished++, total: decisions.length });
         const sourceId = decision.outcome === 'import' ? decision.account.id : decision.sourceId;
-        if (ids === undefined && earlier('user', sourceId)) continue;
+        if (ids === undefined && earlier('user', sourceId)) return;
         if (decision.outcome !== 'import') {
           await report('user', sourceId, decision.outcome, decision.reasons);
-          continue;
+          return;
         }
         const { account } = decision;
-        if (imported('user', account.id)) {
-          await updateUser(account);
-          continue;
-        }
-        await createUser(account, decision.reasons);
-      }
+        if (imported('user', account.id)) await updateUser(account);
+        else await createUser(account, decision.reasons);
+      });
     },
 
     async types(types, again = false) {
@@ -305,15 +316,30 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
     },
 
     async commitments(batch) {
+      if (batch.length === 0) return [];
+      const { rows: streams } = await sql<{ stream: string }>`
+        select distinct stream from ledger_entries
+         where stream = any(${batch.map((rows) => commitmentStream(rows.commitment.id))})`.execute(db);
+      const existing = new Set(streams.map((row) => row.stream));
       // Concurrent appends share the ledger's group commit, so a batch costs about one commit.
-      return Promise.all(
+      const applied = await Promise.all(
         batch.map((rows) =>
-          importCommitment(rows).catch(async (error: Error) => {
-            await report('commitment', rows.commitment.id, 'failed', [error.message]);
-            return { id: rows.commitment.id, events: 0 };
-          }),
+          importCommitment(rows, existing.has(commitmentStream(rows.commitment.id))).catch(
+            (error: Error) => ({
+              id: rows.commitment.id,
+              events: 0,
+              report: {
+                kind: 'commitment' as const,
+                sourceId: rows.commitment.id,
+                outcome: 'failed' as const,
+                reasons: [error.message],
+              },
+            }),
+          ),
         ),
       );
+      await record(applied.flatMap((a) => (a.report ? [a.report] : [])));
+      return applied.map(({ id, events }) => ({ id, events }));
     },
   };
 }
@@ -362,10 +388,17 @@ export async function importAll(importer: Importer, source: Source, options: Imp
   await importer.users(source);
   await importer.types(await source.types());
   const ids = await source.commitmentIds();
-  const batchSize = options.batchSize ?? 50;
+  const batchSize = options.batchSize ?? 200;
+  // The next batch is read from the source while this one is written.
+  const read = (start: number) =>
+    source.commitments(
+      ids.slice(start, start + batchSize).filter((id) => !importer.earlier('commitment', id)),
+    );
+  let next = read(0);
   for (let start = 0; start < ids.length; start += batchSize) {
-    const todo = ids.slice(start, start + batchSize).filter((id) => !importer.earlier('commitment', id));
-    await importer.commitments(await source.commitments(todo));
+    const rows = await next;
+    if (start + batchSize < ids.length) next = read(start + batchSize);
+    await importer.commitments(rows);
     options.onProgress?.({
       phase: 'commitment',
       done: Math.min(start + batchSize, ids.length),

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { Cron } from 'croner';
 import { z } from 'zod';
 
 const DURATION_UNITS: Record<string, number> = { w: 7 * 86400, d: 86400, h: 3600, m: 60 };
@@ -75,6 +76,7 @@ export const configSchema = z.object({
   CONNECT_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
   CONNECT_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(10_000),
   CONNECT_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(72_000),
+  CONNECT_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
   CONNECT_NOTIFIER: z
     .enum(['true', 'false', '1', '0'])
     .default('true')
@@ -166,6 +168,16 @@ export const configSchema = z.object({
     .string()
     .regex(/^[\x21-\x7e]{16,200}$/, 'must be 16 to 200 printable characters without spaces')
     .optional(),
+  CONNECT_WAL_ARCHIVE: z
+    .string()
+    .regex(/^[^'%\n]+$/, 'must be a directory path without quotes, % or newlines')
+    .optional(),
+  CONNECT_BACKUP_SCHEDULE: z
+    .string()
+    .refine(isCronPattern, 'must be a cron pattern like "0 3 * * *" (minute hour day month weekday)')
+    .optional(),
+  CONNECT_BACKUP_DIR: z.string().min(1).optional(),
+  CONNECT_BACKUP_KEEP: z.coerce.number().int().min(1).max(10_000).default(7),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -192,6 +204,8 @@ export interface Config {
   sessionMaxLifetime: number;
   /** How long a client may take to send a request, its headers, and to idle between requests. */
   httpTimeouts: { requestMs: number; headersMs: number; keepAliveMs: number };
+  /** On SIGTERM or SIGINT, how long requests under way may take to finish before their connections close. */
+  shutdownTimeoutMs: number;
   /** Whether webhooks may go to private, loopback or link-local addresses (tests, closed networks). */
   webhooksAllowPrivate: boolean;
   /** Whether `connect start` runs the notifier in its process (false: it runs on its own). */
@@ -229,6 +243,29 @@ export interface Config {
   oidcProviders: OidcProviderConfig[];
   /** Where a social login may send the browser back to (CONNECT_AUTH_REDIRECT_URLS). */
   authRedirectUrls: string[];
+  /** Where the embedded PostgreSQL archives its WAL (CONNECT_WAL_ARCHIVE); unset → no archiving. */
+  walArchive: string | undefined;
+  /** Scheduled backups of `connect start` (CONNECT_BACKUP_*); undefined → none. */
+  backups: BackupScheduleConfig | undefined;
+}
+
+export interface BackupScheduleConfig {
+  /** A cron pattern (croner syntax: 5 fields, or 6 with seconds first). */
+  schedule: string;
+  /** Each backup goes into a timestamped folder here. */
+  dir: string;
+  /** How many of the newest backups to keep; older ones are deleted after a backup succeeds. */
+  keep: number;
+}
+
+/** Whether croner accepts the pattern (5 fields, or 6 with seconds first). */
+export function isCronPattern(pattern: string): boolean {
+  try {
+    new Cron(pattern, { paused: true }).stop();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export interface OidcProviderConfig {
@@ -289,6 +326,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       })),
     );
   }
+  if ((c.CONNECT_BACKUP_SCHEDULE === undefined) !== (c.CONNECT_BACKUP_DIR === undefined)) {
+    const missing = c.CONNECT_BACKUP_DIR === undefined ? 'DIR' : 'SCHEDULE';
+    throw new ConfigError([
+      {
+        variable: `CONNECT_BACKUP_${missing}`,
+        message: 'must be set along with the other of CONNECT_BACKUP_SCHEDULE and CONNECT_BACKUP_DIR',
+      },
+    ]);
+  }
   const oidcProviders = parseOidcProviders(env);
   return {
     port: c.PORT,
@@ -309,6 +355,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       headersMs: c.CONNECT_HEADERS_TIMEOUT_MS,
       keepAliveMs: c.CONNECT_KEEP_ALIVE_TIMEOUT_MS,
     },
+    shutdownTimeoutMs: c.CONNECT_SHUTDOWN_TIMEOUT_MS,
     webhooksAllowPrivate: c.CONNECT_WEBHOOKS_ALLOW_PRIVATE,
     notifier: c.CONNECT_NOTIFIER,
     appUrl: c.CONNECT_APP_URL,
@@ -335,6 +382,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         : undefined,
     oidcProviders,
     authRedirectUrls: c.CONNECT_AUTH_REDIRECT_URLS,
+    walArchive: c.CONNECT_WAL_ARCHIVE === undefined ? undefined : path.resolve(c.CONNECT_WAL_ARCHIVE),
+    backups:
+      c.CONNECT_BACKUP_SCHEDULE && c.CONNECT_BACKUP_DIR
+        ? {
+            schedule: c.CONNECT_BACKUP_SCHEDULE,
+            dir: path.resolve(c.CONNECT_BACKUP_DIR),
+            keep: c.CONNECT_BACKUP_KEEP,
+          }
+        : undefined,
   };
 }
 

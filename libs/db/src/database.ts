@@ -52,12 +52,12 @@ async function assertCreated(pool: pg.Pool, config: Pick<Config, 'databaseUrl' |
  * false, a database Connect never migrated (or an embedded one never initialised) is refused.
  */
 export async function openDatabase(
-  config: Pick<Config, 'databaseUrl' | 'dataDir'>,
+  config: Pick<Config, 'databaseUrl' | 'dataDir'> & Partial<Pick<Config, 'walArchive'>>,
   options: { create?: boolean } = {},
 ): Promise<DatabaseHandle> {
   const embedded = config.databaseUrl
     ? undefined
-    : await startEmbeddedPostgres(config.dataDir, { create: options.create });
+    : await startEmbeddedPostgres(config.dataDir, { create: options.create, walArchive: config.walArchive });
   const url = config.databaseUrl ?? embedded?.url;
   if (!url) throw new Error('no database: set DATABASE_URL or let the embedded PostgreSQL start');
   const pool = createPool(url, 40);

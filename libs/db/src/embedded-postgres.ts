@@ -36,13 +36,16 @@ async function binaries(): Promise<Binaries> {
   }
 }
 
-interface RunAs {
+export interface RunAs {
   uid?: number;
   gid?: number;
 }
 
-/** PostgreSQL refuses to run as root: then run it as the `postgres` user, created if missing. */
-function runAs(): RunAs {
+/**
+ * The user the embedded server runs as: this process's, or (PostgreSQL refuses to run as root)
+ * the `postgres` user, created if missing. Files the server reads or writes must be its own.
+ */
+export function runAs(): RunAs {
   if (process.getuid?.() !== 0) return {};
   const idOf = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim());
   try {
@@ -141,8 +144,9 @@ async function waitUntilAccepting(
   url: string,
   child: ChildProcess | undefined,
   logFile: string,
+  timeoutMs = 60_000,
 ): Promise<void> {
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const client = new pg.Client({ connectionString: url });
     try {
@@ -158,17 +162,48 @@ async function waitUntilAccepting(
   }
 }
 
+/** Where the embedded PostgreSQL keeps its files under CONNECT_DATA_DIR. */
+export function embeddedPaths(dataDir: string): {
+  root: string;
+  pgData: string;
+  socketDir: string;
+  logFile: string;
+} {
+  const root = path.join(dataDir, 'postgres');
+  return {
+    root,
+    pgData: path.join(root, 'data'),
+    socketDir: path.join(root, 'run'),
+    logFile: path.join(root, 'postgres.log'),
+  };
+}
+
+/** Archives each finished WAL segment into `dir`, never overwriting one (a failure is retried). */
+export function archiveCommand(dir: string): string {
+  const target = `'${dir}/%f'`;
+  return `test ! -f ${target} && cp %p '${dir}/.%f.partial' && mv '${dir}/.%f.partial' ${target}`;
+}
+
+export interface EmbeddedPostgresOptions {
+  /** false: refuse a data directory without a database instead of initialising one. */
+  create?: boolean;
+  /** CONNECT_WAL_ARCHIVE: archive every WAL segment there (archive_mode on, at least once a minute). */
+  walArchive?: string;
+  /** More server settings for this run only (`-c name=value`), e.g. a recovery target. */
+  settings?: Record<string, string>;
+  /** How long the server may take to accept connections (a recovery can take long); default 60 s. */
+  startTimeoutMs?: number;
+}
+
 /**
  * Starts (initialising on first use, unless `create` is false) or joins the embedded PostgreSQL in
  * `dataDir/postgres`. Joining a server whose owner died makes this process its owner.
  */
 export async function startEmbeddedPostgres(
   dataDir: string,
-  options: { create?: boolean } = {},
+  options: EmbeddedPostgresOptions = {},
 ): Promise<EmbeddedPostgres> {
-  const root = path.join(dataDir, 'postgres');
-  const pgData = path.join(root, 'data');
-  const socketDir = path.join(root, 'run');
+  const { root, pgData, socketDir } = embeddedPaths(dataDir);
   if (path.join(socketDir, `.s.PGSQL.${SOCKET_PORT}`).length > MAX_SOCKET_PATH) {
     throw new Error(`CONNECT_DATA_DIR is too long a path for a PostgreSQL socket: ${dataDir}`);
   }
@@ -215,6 +250,17 @@ export async function startEmbeddedPostgres(
       );
       if ((await exited(init)) !== 0) throw new Error(`initdb failed; see ${logFile}`);
     }
+    const settings: Record<string, string> = { ...options.settings };
+    if (options.walArchive) {
+      makeOwnedDir(options.walArchive, owner);
+      assertReachable(options.walArchive, owner);
+      Object.assign(settings, {
+        wal_level: 'replica',
+        archive_mode: 'on',
+        archive_command: archiveCommand(options.walArchive),
+        archive_timeout: '60',
+      });
+    }
     const server = run(
       postgres,
       [
@@ -230,11 +276,12 @@ export async function startEmbeddedPostgres(
         'unix_socket_permissions=0700',
         '-c',
         'max_connections=300',
+        ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
       ],
       owner,
       logFd,
     );
-    await waitUntilAccepting(url, server, logFile);
+    await waitUntilAccepting(url, server, logFile, options.startTimeoutMs);
     const ownership = await claimOwnership(url);
     return {
       url,

@@ -12,6 +12,9 @@ export const CORS_REQUEST_HEADERS = [
   'If-Match',
   'If-None-Match',
   'Connect-Min-Index',
+  'X-Request-Id',
+  'traceparent',
+  'tracestate',
 ];
 
 /** Response headers of the HTTP contract a browser script on another origin may read. */
@@ -25,6 +28,8 @@ export const CORS_EXPOSED_HEADERS = [
   'Location',
   'Retry-After',
   'WWW-Authenticate',
+  'X-Request-Id',
+  'traceresponse',
 ];
 
 /**

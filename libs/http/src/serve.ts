@@ -1,28 +1,71 @@
 import type { FastifyInstance } from 'fastify';
+import { startTelemetry } from './telemetry.ts';
+
+/** How long requests under way may take to finish once a shutdown starts (CONNECT_SHUTDOWN_TIMEOUT_MS). */
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 
 /**
- * Listens, and on SIGINT or SIGTERM shuts down in order: stop taking requests and finish the
- * ones under way, then release what the app holds (pool, embedded database).
+ * Listens, and on SIGINT or SIGTERM shuts down gracefully (closeGracefully), then releases what
+ * the app holds (`onClose`: runners, queued ledger appends, pools, the embedded database) and
+ * exits 0. A second signal of the same kind ends the process at once.
  */
 export async function serve(
   app: FastifyInstance,
-  options: { port: number; host: string; onClose(): Promise<void> },
+  options: { port: number; host: string; shutdownTimeoutMs?: number; onClose(): Promise<void> },
 ): Promise<string> {
+  const timeoutMs = options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS;
+  const telemetry = await startTelemetry(process.env);
+  if (telemetry) app.log.info({}, 'exporting traces over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)');
   let closing = false;
   const shutdown = async (signal: string) => {
     if (closing) return;
     closing = true;
-    app.log.info({ signal }, 'shutting down');
+    app.log.info({ signal, timeoutMs }, 'shutting down: finishing the requests under way');
+    // Whatever hangs past the bound (a stuck pool, a peer that never answers) does not keep the
+    // process from ending.
+    const giveUp = setTimeout(() => {
+      app.log.error({ timeoutMs }, 'shutdown did not finish in time; exiting anyway');
+      process.exit(1);
+    }, timeoutMs + 10_000);
+    giveUp.unref();
     try {
-      await app.close();
+      await closeGracefully(app, timeoutMs);
       await options.onClose();
+      await telemetry?.shutdown().catch((error: unknown) => {
+        app.log.warn({ err: error }, 'could not export the last traces');
+      });
+      app.log.info({ signal }, 'shut down');
       process.exitCode = 0;
     } catch (error) {
       app.log.error({ err: error }, 'shutdown failed');
       process.exitCode = 1;
     }
+    clearTimeout(giveUp);
+    // Everything is released; a handle some library forgot must not keep a stopped service up.
+    setTimeout(() => process.exit(), 1000).unref();
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
   return app.listen({ port: options.port, host: options.host });
+}
+
+/**
+ * Stops taking connections (the listener closes; idle keep-alive connections are closed, and a
+ * request that still arrives on one is answered 503 with `Connection: close`), closes WebSocket
+ * subscriptions with 1001 "going away", and waits for the requests under way: those still running
+ * after `timeoutMs` have their connections closed. Then the app's onClose hooks run.
+ */
+export async function closeGracefully(app: FastifyInstance, timeoutMs: number): Promise<void> {
+  const cutOff = setTimeout(() => {
+    app.log.warn(
+      { timeoutMs },
+      'requests still under way at the shutdown timeout: closing their connections',
+    );
+    app.server.closeAllConnections();
+  }, timeoutMs);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(cutOff);
+  }
 }

@@ -4,6 +4,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { badRequest, HttpProblem, type Problem, type ProblemName, problem, sendProblem } from './problem.ts';
+import { registerRequestIdentity, requestIdentityOptions } from './request-context.ts';
 import { registerSecurity } from './security.ts';
 
 export interface ServerOptions {
@@ -16,6 +17,8 @@ export interface ServerOptions {
   corsOrigins?: readonly string[];
   /** CONNECT_METRICS_TOKEN: /metrics wants it as a Bearer token; unset → loopback requests only. */
   metricsToken?: string;
+  /** Where log lines go (tests capture them); standard output by default. */
+  logStream?: { write(line: string): void };
 }
 
 /** What a service takes for its server from its configuration (loadConfig), the same for every service. */
@@ -108,19 +111,45 @@ export function createServer(options: ServerOptions): FastifyInstance {
         paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["idempotency-key"]'],
         remove: true,
       },
+      serializers: { req: requestForLog },
+      ...(options.logStream ? { stream: options.logStream } : {}),
     },
+    ...requestIdentityOptions(),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
     ...timeoutOptions(options.timeouts),
+    // While it closes, the server answers new requests itself (below), as problems.
+    return503OnClosing: false,
     // What Fastify refuses before routing (a URL that does not decode, a bad content type) is a
     // problem too.
-    frameworkErrors: (error, _request, reply) =>
+    frameworkErrors: (error, request, reply) =>
       sendProblem(
-        reply,
+        reply.header('x-request-id', request.id),
         problem(error.statusCode && error.statusCode < 500 ? error.statusCode : 400, error.message),
       ),
   });
 
   registerSecurity(app, options.corsOrigins);
+  registerRequestIdentity(app);
+
+  // Draining (app.close(), on SIGTERM): the listener is closed, so no new connection is taken;
+  // a request that still comes on a kept-alive connection gets 503 and the connection closes,
+  // and the answers to requests under way close theirs, so clients go to another instance.
+  let draining = false;
+  app.addHook('preClose', async () => {
+    draining = true;
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    if (!draining) return;
+    reply.header('connection', 'close').header('retry-after', '1');
+    const detail =
+      request.url === '/readyz'
+        ? 'Not ready: shutting down'
+        : 'This instance is shutting down; send the request again.';
+    return sendProblem(reply, problem(503, detail, undefined, 'not-ready'));
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close');
+  });
 
   // JSON only: a text body is refused with 415 rather than parsed as a string.
   app.removeContentTypeParser('text/plain');
@@ -142,6 +171,14 @@ export function createServer(options: ServerOptions): FastifyInstance {
       );
     }
     const status = error.statusCode ?? 500;
+    if (status >= 500 && isDatabaseUnreachable(error)) {
+      request.log.warn({ err: error }, 'database unreachable');
+      reply.header('retry-after', '1');
+      return sendProblem(
+        reply,
+        problem(503, 'The database is unreachable; try again shortly.', undefined, 'not-ready'),
+      );
+    }
     if (status >= 500) {
       request.log.error({ err: error }, 'request failed');
       return sendProblem(reply, problem(500, 'Something went wrong on our side; try again.'));
@@ -182,10 +219,11 @@ export function createServer(options: ServerOptions): FastifyInstance {
   app.get('/readyz', async (request, reply) => {
     try {
       for (const check of readinessChecks) check();
-      const details = await options.checkReady();
+      const details = await withinTime(options.checkReady(), READY_CHECK_MS);
       return { status: 'ready', ...(typeof details === 'object' ? details : {}) };
     } catch (error) {
       request.log.warn({ err: error }, 'not ready');
+      reply.header('retry-after', '1');
       return sendProblem(reply, problem(503, `Not ready: ${(error as Error).message}`));
     }
   });
@@ -202,6 +240,73 @@ export function createServer(options: ServerOptions): FastifyInstance {
     return reply.type(registry.contentType).send(await registry.metrics());
   });
   return app;
+}
+
+// PostgreSQL's connection exceptions (08…), an administrator's shutdown or termination (57P01–03),
+// a database not accepting connections (55000 from ALLOW_CONNECTIONS false) or not there (3D000);
+// and what the network says when there is no server.
+const UNREACHABLE_CODES =
+  /^(08|57P0[1-3]$|55000$|3D000$|ECONNREFUSED$|ECONNRESET$|ETIMEDOUT$|EHOSTUNREACH$|ENOTFOUND$|EPIPE$)/;
+const UNREACHABLE_MESSAGES =
+  /^(Connection terminated|connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+
+/** Whether an error says the database cannot be reached, rather than something about the request. */
+export function isDatabaseUnreachable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && UNREACHABLE_CODES.test(code)) return true;
+  return error instanceof Error && UNREACHABLE_MESSAGES.test(error.message);
+}
+
+/** Query parameters that carry a secret (an unsubscribe token, an OAuth code), kept out of logs. */
+const SECRET_PARAMETER = /token|code|secret|password|key|signature|state/i;
+
+/** A URL as logged: calendar feed tokens (in the path) and secret query parameters redacted. */
+export function urlForLog(url: string): string {
+  const queryAt = url.indexOf('?');
+  const pathname = queryAt === -1 ? url : url.slice(0, queryAt);
+  const path = pathname.replace(/^(\/v1\/calendar\/)[^/]+?(\.ics)?$/, '$1[redacted]$2');
+  if (queryAt === -1) return path;
+  const query = url
+    .slice(queryAt + 1)
+    .split('&')
+    .map((pair) => {
+      const [name = '', ...value] = pair.split('=');
+      return value.length > 0 && SECRET_PARAMETER.test(decodeURIComponentSafe(name))
+        ? `${name}=[redacted]`
+        : pair;
+    })
+    .join('&');
+  return `${path}?${query}`;
+}
+
+function decodeURIComponentSafe(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** Fastify's request serializer, with the URL as urlForLog writes it. */
+function requestForLog(request: FastifyRequest) {
+  return {
+    method: request.method,
+    url: urlForLog(request.url),
+    host: request.host,
+    remoteAddress: request.ip,
+    remotePort: request.socket?.remotePort,
+  };
+}
+
+/** How long /readyz waits for the service's checks (a database that does not answer at all). */
+const READY_CHECK_MS = 5000;
+
+function withinTime<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`database unreachable (no answer within ${ms / 1000} s)`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 /**

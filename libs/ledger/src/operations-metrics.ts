@@ -94,6 +94,8 @@ export function registerOperationsMetrics(registry: Registry, sources: Operation
     },
   });
 
+  registerBackupMetrics(registry, sources.db);
+  registerFollowMetrics(registry, sources.db);
   if (sources.dataDir) registerDataDirMetrics(registry, sources.dataDir);
   if (sources.audit) registerAuditMetrics(registry, sources.audit);
   return sources.appender ? registerAppendMetrics(registry, sources.appender) : () => undefined;
@@ -173,6 +175,79 @@ function registerAuditMetrics(registry: Registry, audit: ContinuousAudit): void 
       this.set(audit.status().verifiedEntries);
     },
   });
+}
+
+/**
+ * The newest successful backup by trigger (`command`, `schedule`), from the `backups` table that
+ * every backup writes: absent until the first one, so ConnectBackupStale stays silent without backups.
+ */
+function registerBackupMetrics(registry: Registry, db: Kysely<Database>): void {
+  new Gauge({
+    name: 'connect_backup_last_success_timestamp_seconds',
+    help: 'When the newest successful backup (connect backup, or the schedule of connect start) finished',
+    labelNames: ['trigger'],
+    registers: [registry],
+    async collect() {
+      const rows = await rowsWithinScrape(
+        sql<{ trigger: string; at: number }>`
+          select trigger, extract(epoch from max(finished_at))::float8 as at from backups group by trigger`,
+        db,
+      );
+      for (const row of rows) this.set({ trigger: row.trigger }, row.at);
+    },
+  });
+}
+
+/**
+ * The dual run from Supabase (connect migrate-from-supabase --follow), per source: how far behind
+ * its newest change arrived, and when the follower last looked; absent without a follower.
+ */
+function registerFollowMetrics(registry: Registry, db: Kysely<Database>): void {
+  let sample: Promise<{ source: string; lag: number | null; polled: number }[]> | undefined;
+  const read = () => {
+    sample ??= rowsWithinScrape(
+      sql<{ source: string; lag: number | null; polled: number }>`
+        select source, lag_seconds as lag, extract(epoch from polled_at)::float8 as polled from import_follow`,
+      db,
+    ).finally(() => {
+      sample = undefined;
+    });
+    return sample;
+  };
+  new Gauge({
+    name: 'connect_supabase_follow_lag_seconds',
+    help: 'Source commit to written here, of the newest change the Supabase follower brought over',
+    labelNames: ['source'],
+    registers: [registry],
+    async collect() {
+      for (const row of await read()) if (row.lag !== null) this.set({ source: row.source }, row.lag);
+    },
+  });
+  new Gauge({
+    name: 'connect_supabase_follow_last_poll_timestamp_seconds',
+    help: 'When the Supabase follower last read its source for changes',
+    labelNames: ['source'],
+    registers: [registry],
+    async collect() {
+      for (const row of await read()) this.set({ source: row.source }, row.polled);
+    },
+  });
+}
+
+/** A query's rows, or none when it fails or outlasts a scrape. */
+async function rowsWithinScrape<T>(
+  query: { execute(db: Kysely<Database>): Promise<{ rows: T[] }> },
+  db: Kysely<Database>,
+): Promise<T[]> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<T[]>((resolve) => {
+    timer = setTimeout(resolve, SCRAPE_TIMEOUT_MS, []);
+  });
+  const rows = query
+    .execute(db)
+    .then((result) => result.rows)
+    .catch(() => []);
+  return Promise.race([rows, timeout]).finally(() => clearTimeout(timer));
 }
 
 function registerDataDirMetrics(registry: Registry, dataDir: string): void {

@@ -111,7 +111,7 @@ export async function commandRoutes(app: FastifyInstance, deps: CommandDeps): Pr
 
 export function buildApp(
   deps: CommandDeps,
-  options: Pick<ServerOptions, 'logLevel' | 'timeouts' | 'corsOrigins' | 'metricsToken'> = {},
+  options: Pick<ServerOptions, 'logLevel' | 'timeouts' | 'corsOrigins' | 'metricsToken' | 'logStream'> = {},
 ): FastifyInstance {
   const app = createServer({ ...options, checkReady: () => assertMigrated(deps.pool) });
   app.register(commandRoutes, deps);

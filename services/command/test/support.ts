@@ -16,7 +16,10 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function testApp(overrides: Partial<CommandDeps> = {}): Promise<TestApp> {
+export async function testApp(
+  overrides: Partial<CommandDeps> = {},
+  serverOptions: Parameters<typeof buildApp>[1] = {},
+): Promise<TestApp> {
   const database = await createTestDatabase({ poolSize: 20 });
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-command-'));
   const key = signingKeyFromSeed('test.connect.local/ledger', new Uint8Array(32).fill(5));
@@ -32,7 +35,7 @@ export async function testApp(overrides: Partial<CommandDeps> = {}): Promise<Tes
     authAttemptsPerMinute: 1000,
     ...overrides,
   };
-  const app = buildApp(deps, { logLevel: process.env.TEST_LOG ?? 'silent' });
+  const app = buildApp(deps, { logLevel: process.env.TEST_LOG ?? 'silent', ...serverOptions });
   await app.ready();
   return {
     app,

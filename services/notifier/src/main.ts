@@ -25,6 +25,7 @@ await delivery.start(app.log);
 await serve(app, {
   port: config.port,
   host: config.host,
+  shutdownTimeoutMs: config.shutdownTimeoutMs,
   onClose: async () => {
     await monitor.close();
     await delivery.close();

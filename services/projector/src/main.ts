@@ -11,6 +11,7 @@ const monitor = monitorLedger(app, runtime, { audit: true });
 await serve(app, {
   port: config.port,
   host: config.host,
+  shutdownTimeoutMs: config.shutdownTimeoutMs,
   onClose: async () => {
     await monitor.close();
     await runtime.close();

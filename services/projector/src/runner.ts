@@ -13,6 +13,9 @@ import { ledgerWakeup } from './wakeup.ts';
 /** First key of the advisory locks; the second is hashtext(projection name). */
 const LOCK_CLASS = 0x636f6e6e; // "conn"
 
+/** Longest wait between retries while the database cannot be reached. */
+const MAX_RETRY_MS = 30_000;
+
 export type RunnerState = 'standby' | 'active' | 'failed' | 'stopped';
 
 export interface ProjectionStatus {
@@ -64,6 +67,8 @@ export function startProjector(
   async function run(projection: Projection): Promise<void> {
     const status: ProjectionStatus = { projection: projection.name, state: 'standby', lastIndex: -1 };
     statuses.set(projection.name, status);
+    // After an interruption (the database went away), retries wait longer each time, up to 30 s.
+    let retryMs = standbyMs;
     while (!closed && status.state !== 'failed') {
       let lockClient: pg.PoolClient | undefined;
       try {
@@ -83,6 +88,7 @@ export function startProjector(
           lost = true;
         });
         status.state = 'active';
+        retryMs = standbyMs;
         advancedAt.set(projection.name, Date.now());
         log.info({ projection: projection.name }, 'projection active');
         await drive(projection, status, () => lost || closed);
@@ -91,8 +97,11 @@ export function startProjector(
       } catch (error) {
         lockClient?.release(true);
         if (!closed) {
-          log.warn({ projection: projection.name, err: error }, 'projection interrupted; retrying');
-          await new Promise((resolve) => setTimeout(resolve, standbyMs));
+          status.state = 'standby';
+          log.warn({ projection: projection.name, err: error, retryMs }, 'projection interrupted; retrying');
+          // Woken early when LISTEN takes effect again (the database is back) or on close.
+          await wakeup.wait(retryMs);
+          retryMs = Math.min(retryMs * 2, MAX_RETRY_MS);
         }
       }
     }

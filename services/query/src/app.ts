@@ -89,7 +89,7 @@ export async function queryRoutes(app: FastifyInstance, deps: QueryDeps): Promis
 
 export function buildApp(
   deps: QueryDeps,
-  options: Pick<ServerOptions, 'logLevel' | 'timeouts' | 'corsOrigins' | 'metricsToken'> = {},
+  options: Pick<ServerOptions, 'logLevel' | 'timeouts' | 'corsOrigins' | 'metricsToken' | 'logStream'> = {},
 ): FastifyInstance {
   const app = createServer({ ...options, checkReady: () => assertMigrated(deps.pool) });
   app.register(queryRoutes, deps);

@@ -48,7 +48,11 @@ export async function profileRoutes(app: FastifyInstance, deps: ProfileRouteDeps
   app.patch('/v1/me', async (request) => {
     const caller = await deps.authenticate(request);
     const change = parseWith(profileBody, request.body);
-    return deps.publicUser(await updateProfile(deps.db, deps.ledger, caller.userId, change));
+    return deps.publicUser(
+      await updateProfile(deps.db, deps.ledger, caller.userId, change, {
+        correlationId: request.correlationId,
+      }),
+    );
   });
 }
 
@@ -58,6 +62,7 @@ export async function updateProfile(
   ledger: Ledger,
   userId: string,
   change: ProfileChange,
+  meta?: { correlationId: string },
 ): Promise<User> {
   return db.transaction().execute(async (trx) => {
     const row = await trx
@@ -74,7 +79,7 @@ export async function updateProfile(
       avatarUrl: change.avatarUrl === undefined ? row.avatar_url : change.avatarUrl,
     };
     if (profile.displayName === row.display_name && profile.avatarUrl === row.avatar_url) return toUser(row);
-    await appendProfileUpdated(trx, ledger, profile);
+    await appendProfileUpdated(trx, ledger, profile, meta);
     const updated = await trx
       .updateTable('users')
       .set({ display_name: profile.displayName, avatar_url: profile.avatarUrl })
@@ -89,6 +94,7 @@ async function appendProfileUpdated(
   trx: Transaction<Database>,
   ledger: Ledger,
   profile: ProfileUpdated,
+  meta?: { correlationId: string },
 ): Promise<void> {
   const stream = profileStream(profile.userId);
   for (let attempt = 1; attempt <= APPEND_TRIES; attempt++) {
@@ -102,7 +108,7 @@ async function appendProfileUpdated(
       stream,
       expectedVersion: version ?? 'no_stream',
       actor: profile.userId,
-      events: [{ type: PROFILE_UPDATED, data: profile }],
+      events: [{ type: PROFILE_UPDATED, data: profile, ...(meta ? { meta } : {}) }],
     });
     if (appended.outcome === 'appended') return;
     if (appended.outcome !== 'version_conflict') throw new Error(`profile append: ${appended.outcome}`);

@@ -57,7 +57,7 @@ const VOIDED_BY_NEW_PASSWORD = ['recover', 'change-email'] as const;
 export async function recoveryRoutes(app: FastifyInstance, deps: RecoveryRouteDeps): Promise<void> {
   const { db, authenticate, now, limited } = deps;
   const claimInvitations = (request: FastifyRequest, user: { id: string; email: string }) =>
-    claimEmailInvitations(db, deps.ledger, user, { correlationId: request.id, log: request.log });
+    claimEmailInvitations(db, deps.ledger, user, { correlationId: request.correlationId, log: request.log });
 
   /** Checks the password of a signed-in user; a wrong one is a 400 naming `field`. */
   async function checkPassword(userId: string, password: string, field: string): Promise<User> {

@@ -23,7 +23,12 @@ export async function roleRoutes(
 
   app.post('/v1/admin/users/:id/roles/:role', async (request, reply) => {
     const { caller, params } = await adminRequest(request);
-    const result = await grantRole(deps, { userId: params.id, role: params.role, by: caller.userId });
+    const result = await grantRole(deps, {
+      userId: params.id,
+      role: params.role,
+      by: caller.userId,
+      correlationId: request.correlationId,
+    });
     if (result.outcome === 'no-user') throw noUser(params.id);
     deps.sessions.forgetUser(params.id);
     const held = { userId: params.id, role: params.role };
@@ -33,7 +38,12 @@ export async function roleRoutes(
 
   app.delete('/v1/admin/users/:id/roles/:role', async (request, reply) => {
     const { caller, params } = await adminRequest(request);
-    const result = await revokeRole(deps, { userId: params.id, role: params.role, by: caller.userId });
+    const result = await revokeRole(deps, {
+      userId: params.id,
+      role: params.role,
+      by: caller.userId,
+      correlationId: request.correlationId,
+    });
     if (result.outcome === 'no-user') throw noUser(params.id);
     if (result.outcome === 'not-held')
       throw new HttpProblem(problem(404, `The user does not hold the ${params.role} role.`));

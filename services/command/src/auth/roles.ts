@@ -20,6 +20,8 @@ export interface RoleRequest {
   role: UserRole;
   /** The admin granting or revoking; null for the system (the CLI). */
   by: string | null;
+  /** The request's correlation id, kept in the entry's meta. */
+  correlationId?: string;
 }
 
 export interface RoleReceipt {
@@ -103,14 +105,15 @@ async function recordChange(
   trx: Transaction<Database>,
   ledger: Ledger,
   type: typeof ROLE_GRANTED | typeof ROLE_REVOKED,
-  { userId, role, by }: RoleRequest,
+  { userId, role, by, correlationId }: RoleRequest,
 ): Promise<RoleReceipt> {
   const data: RoleChange = { userId, role };
+  const meta = correlationId ? { correlationId } : undefined;
   const result = await ledger.append({
     stream: rolesStream(userId),
     expectedVersion: 'any',
     actor: by,
-    events: [{ type, data }],
+    events: [{ type, data, ...(meta ? { meta } : {}) }],
   });
   if (result.outcome !== 'appended') throw new Error(`role append: ${result.outcome}`);
   await announceRolesChanged(trx, userId);

@@ -108,7 +108,7 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
         command: await toCommand(),
         actor: caller,
         ifMatch,
-        correlationId: request.id,
+        correlationId: request.correlationId,
       });
       return receiptResponse(receipt, status);
     });
@@ -140,7 +140,7 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
     const caller = await authenticate(request);
     const ifMatch = parseIfMatch(request);
     return idempotent(db, request, reply, caller.userId, body, async () => {
-      const input = { commitmentId: id, caller, email, role, ifMatch, correlationId: request.id };
+      const input = { commitmentId: id, caller, email, role, ifMatch, correlationId: request.correlationId };
       return { status: 202, body: await inviteByEmail(execution, input), headers: {} };
     });
   });
@@ -183,7 +183,7 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
           command: { action: 'attach-document', ...command },
           actor: caller,
           ifMatch,
-          correlationId: request.id,
+          correlationId: request.correlationId,
         });
         // Only a recorded document takes its place: the bytes at a hash are always referenced.
         await commitDraft(documentsDir, upload.draft);

@@ -24,7 +24,13 @@ export async function commitmentTypeRoutes(
       stream: COMMITMENT_TYPES_STREAM,
       expectedVersion: 'any',
       actor: caller.userId,
-      events: [{ type: COMMITMENT_TYPE_DEFINED, data: type }],
+      events: [
+        {
+          type: COMMITMENT_TYPE_DEFINED,
+          data: type,
+          meta: { correlationId: request.correlationId, command: 'define-type' },
+        },
+      ],
     });
     if (result.outcome !== 'appended') throw new Error(`type append: ${result.outcome}`);
     await deps.types.get(true);

@@ -5,6 +5,7 @@ import { lookup as dnsLookup } from 'node:dns/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
+import { outgoingTraceparent } from '@connect/http';
 import { refusedAddress } from './address.ts';
 import { webhookHeaders } from './sign.ts';
 
@@ -18,6 +19,11 @@ export interface WebhookMessage {
   webhookId: string;
   eventType: string;
   payload: unknown;
+  /**
+   * The correlation id of what caused it (a trace id, from a request's traceparent): the message
+   * goes with a traceparent continuing that trace with a new span.
+   */
+  correlationId?: string | null;
 }
 
 export interface DeliverOptions {
@@ -123,6 +129,8 @@ export async function deliverWebhook(
     'user-agent': 'Connect-Webhooks/1',
     ...webhookHeaders(target.secret, message.webhookId, now, body),
   };
+  const traceparent = outgoingTraceparent(message.correlationId);
+  if (traceparent) Object.assign(headers, { traceparent });
   const { url, address, family } = resolved;
   const pinned: LookupFunction = (_hostname, lookupOptions, callback) => {
     if (lookupOptions.all) callback(null, [{ address, family }]);

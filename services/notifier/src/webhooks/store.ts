@@ -243,7 +243,12 @@ export async function attemptDelivery(db: Db, deliveryId: string, deps: AttemptD
 /** Messages sent at once by one batch of attempts. */
 const SENDING_AT_ONCE = 16;
 
-type AttemptRow = DeliveryRow & { url: string; secret: string; endpoint_disabled_at: Date | null };
+type AttemptRow = DeliveryRow & {
+  url: string;
+  secret: string;
+  endpoint_disabled_at: Date | null;
+  correlation_id: string | null;
+};
 
 /**
  * `attemptDelivery` for many deliveries (a batch job): one read, the messages sent a few at a time,
@@ -265,6 +270,11 @@ export async function attemptDeliveries(
       'webhook_endpoints.url',
       'webhook_endpoints.secret',
       'webhook_endpoints.disabled_at as endpoint_disabled_at',
+      // The correlation id of the entry an event's message is about (`evt_<index>`): the trace
+      // the delivery continues (traceparent).
+      sql<string | null>`(select e.meta->>'correlationId' from ledger_entries e
+        where e.index = case when webhook_deliveries.webhook_id ~ '^evt_[0-9]{1,18}$'
+          then substring(webhook_deliveries.webhook_id from 5)::bigint end)`.as('correlation_id'),
     ])
     .where('webhook_deliveries.id', 'in', [...deliveryIds])
     .execute();
@@ -297,7 +307,12 @@ export async function attemptDeliveries(
   const outcomes = await inBatches(sending, SENDING_AT_ONCE, (row) =>
     (deps.deliver ?? deliverWebhook)(
       { url: row.url, secret: row.secret },
-      { webhookId: row.webhook_id, eventType: row.event_type, payload: row.payload },
+      {
+        webhookId: row.webhook_id,
+        eventType: row.event_type,
+        payload: row.payload,
+        correlationId: row.correlation_id,
+      },
       { ...deps, now: now() },
     ),
   );

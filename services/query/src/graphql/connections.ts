@@ -7,6 +7,8 @@ import type WebSocket from 'ws';
 
 /** graphql-ws: connection_init refused, or the session it authenticated has ended. */
 export const CLOSE_FORBIDDEN = 4403;
+/** RFC 6455 "Going Away": the server is shutting down (clients reconnect, to another instance). */
+export const CLOSE_GOING_AWAY = 1001;
 /** graphql-ws: connection_init sent twice. */
 export const CLOSE_TOO_MANY_INITS = 4429;
 /**

@@ -2,6 +2,7 @@
 import { type Authenticate, authenticateBearer, type SessionGate, type TokenIssuer } from '@connect/auth';
 import type { Database } from '@connect/db';
 import { HttpProblem, sendProblem } from '@connect/http';
+import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
 import { GraphQLError } from 'graphql';
 import type { Kysely } from 'kysely';
@@ -13,7 +14,12 @@ import { readConsistency } from '../consistency.ts';
 import { type NotificationView, notificationsSince } from '../notifications/queries.ts';
 import type { ProjectedIndex } from '../projected-index.ts';
 import { type Caller, callerFromClaims, readAs } from '../reader.ts';
-import { type Connection, connections as openConnections, type SubscriptionLimits } from './connections.ts';
+import {
+  CLOSE_GOING_AWAY,
+  type Connection,
+  connections as openConnections,
+  type SubscriptionLimits,
+} from './connections.ts';
 import {
   announceChanges,
   announceNotifications,
@@ -167,6 +173,17 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
   });
 
   await app.register(graphiqlRoutes);
+  // The WebSocket server mercurius would register, with the same payload bound, but closing its
+  // connections with 1001 "going away" when the server shuts down, so clients reconnect elsewhere.
+  await app.register(websocket, {
+    options: { maxPayload: 1024 * 1024 },
+    preClose(done) {
+      for (const client of this.websocketServer.clients) {
+        client.close(CLOSE_GOING_AWAY, 'Going away: the server is shutting down');
+      }
+      done();
+    },
+  });
   await app.register(mercurius, {
     schema,
     resolvers,
