@@ -3,11 +3,14 @@
 //   projector.events_per_s   every projection catching up from nothing to the head
 //   projector.replay_1m_s    `connect replay` of every projection from the whole ledger
 //   queries.get / list       REST reads over real HTTP (`connect start`), 64 connections
+//   queries.*.ratio_to_bare  the same reads ÷ bare routes running the same lookup as the owner
+//                            without authentication, in one query service process (query-server.ts)
 //   projector.lag            receipt → visible through the query API, under command load
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { loadTokenIssuer } from '@connect/auth';
 import { signingKeyFromSeed, toBase64 } from '@connect/crypto';
 import { commitmentStream, DEFAULT_TYPES, profileStream } from '@connect/domain';
@@ -15,7 +18,15 @@ import { type Ledger, type NewEvent, openLedger, withNativeSigner } from '@conne
 import { PROJECTIONS, replayProjection, startProjector } from '@connect/projector';
 import autocannon from 'autocannon';
 import type { FastifyBaseLogger } from 'fastify';
-import { benchDatabase, type Metrics, percentile, round, startConnect, stopConnect } from './support.ts';
+import {
+  benchDatabase,
+  type Metrics,
+  percentile,
+  round,
+  startConnect,
+  startServer,
+  stopConnect,
+} from './support.ts';
 
 const COMMITMENTS = Number(process.env.BENCH_QUERY_COMMITMENTS ?? 100_000);
 const USERS = Math.max(10, Math.round(COMMITMENTS / 100));
@@ -24,6 +35,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const ORIGIN = 'bench.connect.local/ledger';
 const SEED = new Uint8Array(32).fill(43);
 const quiet = { info() {}, warn() {}, error() {} } as unknown as FastifyBaseLogger;
+const QUERY_SERVER = fileURLToPath(new URL('./query-server.ts', import.meta.url));
 
 interface Seeded {
   users: { id: string; token: string }[];
@@ -138,6 +150,7 @@ export async function benchQueries(): Promise<Metrics> {
   const key = withNativeSigner(signingKeyFromSeed(ORIGIN, SEED));
   const ledger = await openLedger({ pool: database.pool, db: database.db, origin: ORIGIN, key });
   let server: Awaited<ReturnType<typeof startConnect>> | undefined;
+  let queryServer: Awaited<ReturnType<typeof startServer>> | undefined;
   try {
     console.log(`seeding ${COMMITMENTS} commitments × 10 events among ${USERS} users…`);
     const seeded = await seed(ledger, database, dataDir);
@@ -165,20 +178,25 @@ export async function benchQueries(): Promise<Metrics> {
     }
     const replaySeconds = (performance.now() - replayStarted) / 1000;
 
-    server = await startConnect({
+    const serverEnv = {
       DATABASE_URL: database.url,
       CONNECT_DATA_DIR: dataDir,
       CONNECT_LEDGER_ORIGIN: ORIGIN,
       CONNECT_LEDGER_KEY: toBase64(SEED),
-    });
+    };
+    server = await startConnect(serverEnv);
     const url = server.url;
     const pick = () =>
       seeded.commitments[Math.floor(Math.random() * seeded.commitments.length)] as Seeded['commitments'][0];
     const tokenOf = (user: number) => `Bearer ${seeded.users[user]?.token}`;
 
-    const read = (label: string, request: () => { path: string; headers: Record<string, string> }) =>
+    const read = (
+      label: string,
+      request: () => { path: string; headers: Record<string, string> },
+      base = url,
+    ) =>
       autocannon({
-        url,
+        url: base,
         connections: CONNECTIONS,
         duration: SECONDS,
         requests: [{ method: 'GET', setupRequest: (base) => ({ ...base, ...request() }) }],
@@ -245,6 +263,36 @@ export async function benchQueries(): Promise<Metrics> {
     console.log(
       `  ${lags.length} probes, lag p50 ${round(percentile(lags, 50), 1)} ms, p99 ${round(percentile(lags, 99), 1)} ms`,
     );
+    await stopConnect(server.child);
+    server = undefined;
+
+    // The whole stack against the lookup alone, in one process with one pool size: the query
+    // service's routes (auth, row-level security, Connect-Index, JSON) and bare routes that run
+    // the same statements as the owner without authentication.
+    console.log('ratio to bare: the query service beside bare routes of the same lookups…');
+    queryServer = await startServer(['--import', 'tsx', QUERY_SERVER], serverEnv);
+    const base = queryServer.url;
+    const bareGet = () => {
+      const { path: full } = getOne();
+      return { path: full.replace('/v1/', '/bench/bare/'), headers: {} };
+    };
+    const bareList = () => ({
+      path: `/bench/bare/commitments?status=active&user=${seeded.users[Math.floor(Math.random() * seeded.users.length)]?.id}`,
+      headers: {},
+    });
+    for (const warm of [getOne, bareGet, listMine, bareList]) {
+      await autocannon({
+        url: base,
+        connections: CONNECTIONS,
+        duration: 2,
+        requests: [{ method: 'GET', setupRequest: (b) => ({ ...b, ...warm() }) }],
+      } as autocannon.Options);
+    }
+    const stackGets = await read('get (whole stack)', getOne, base);
+    const bareGets = await read('get (bare)', bareGet, base);
+    const stackLists = await read('list (whole stack)', listMine, base);
+    const bareLists = await read('list (bare)', bareList, base);
+    const ratio = (a: autocannon.Result, b: autocannon.Result) => round(a['2xx'] / Math.max(1, b['2xx']), 2);
 
     return {
       'projector.entries': { value: head + 1, unit: 'entries' },
@@ -265,9 +313,16 @@ export async function benchQueries(): Promise<Metrics> {
       'queries.list.non_2xx': { value: lists.non2xx, unit: 'responses' },
       'projector.lag.p50_ms': { value: round(percentile(lags, 50), 1), unit: 'ms' },
       'projector.lag.p99_ms': { value: round(percentile(lags, 99), 1), unit: 'ms' },
+      'queries.get.ratio_to_bare': { value: ratio(stackGets, bareGets), unit: '× bare requests/s' },
+      'queries.get.bare_per_s': { value: round(bareGets['2xx'] / SECONDS, 0), unit: 'requests/s' },
+      'queries.get.stack_per_s': { value: round(stackGets['2xx'] / SECONDS, 0), unit: 'requests/s' },
+      'queries.list.ratio_to_bare': { value: ratio(stackLists, bareLists), unit: '× bare requests/s' },
+      'queries.list.bare_per_s': { value: round(bareLists['2xx'] / SECONDS, 0), unit: 'requests/s' },
+      'queries.list.stack_per_s': { value: round(stackLists['2xx'] / SECONDS, 0), unit: 'requests/s' },
     };
   } finally {
     if (server) await stopConnect(server.child);
+    if (queryServer) await stopConnect(queryServer.child);
     await ledger.drain();
     await database.close();
     await rm(dataDir, { recursive: true, force: true });

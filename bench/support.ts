@@ -105,13 +105,19 @@ async function freePort(): Promise<number> {
 }
 
 /** `connect start` as a child process, with these environment variables; resolves once /readyz is 200. */
-export async function startConnect(
+export function startConnect(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
+  return startServer([BIN, 'start'], env);
+}
+
+/** `node <args>` serving HTTP on PORT, as startConnect runs `connect start`. */
+export async function startServer(
+  args: string[],
   env: Record<string, string>,
 ): Promise<{ child: ChildProcess; url: string }> {
   const port = await freePort();
   const child = spawn(
     process.execPath,
-    [...(process.env.BENCH_SERVER_NODE_OPTIONS?.split(' ').filter(Boolean) ?? []), BIN, 'start'],
+    [...(process.env.BENCH_SERVER_NODE_OPTIONS?.split(' ').filter(Boolean) ?? []), ...args],
     {
       // warn: no per-request log lines, as a production deployment would run
       env: {
@@ -127,13 +133,13 @@ export async function startConnect(
   );
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`connect start exited with ${child.exitCode}`);
+    if (child.exitCode !== null) throw new Error(`${args.join(' ')} exited with ${child.exitCode}`);
     const ready = await fetch(`${url}/readyz`).then(
       (r) => r.ok,
       () => false,
     );
     if (ready) return { child, url };
-    if (i > 600) throw new Error('connect start did not become ready');
+    if (i > 600) throw new Error(`${args.join(' ')} did not become ready`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

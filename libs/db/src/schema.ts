@@ -276,6 +276,8 @@ export interface CommitmentsTable {
   updated_at: Date;
   last_index: number;
   state: unknown;
+  /** The parties' user ids, which row-level security checks (migration 024). */
+  party_ids: Generated<string[]>;
 }
 
 export interface CommitmentPartiesTable {
@@ -287,6 +289,7 @@ export interface CommitmentPartiesTable {
   type: string;
   due_at: Date | null;
   created_at: Date;
+  party_ids: Generated<string[]>;
 }
 
 export interface CommitmentDocumentsTable {
@@ -301,6 +304,7 @@ export interface CommitmentDocumentsTable {
   /** terms | evidence */
   purpose: Generated<string>;
   attached_by: string | null;
+  party_ids: Generated<string[]>;
 }
 
 export interface CommitmentHistoryTable {
@@ -313,6 +317,7 @@ export interface CommitmentHistoryTable {
   changes: unknown;
   leaf_hash: Uint8Array;
   redacted: Generated<boolean>;
+  party_ids: Generated<string[]>;
 }
 
 export interface WebhookEndpointsTable {

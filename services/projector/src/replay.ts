@@ -86,6 +86,9 @@ export async function replayProjection(
     // Most of the work, while the live tables keep serving and updating. The new tables are
     // private until the switch (a replay that dies is dropped by the next).
     await catchUp(client);
+    // Statistics before the tables serve: without them the planner guesses, and a list page of a
+    // just-replayed table was planned as a big enough query to compile (JIT) on every request.
+    for (const table of projection.tables) await client.query(`analyze ${ident(`${table}${SUFFIX}`)}`);
 
     // The switch: hold the live runner (its checkpoint row), take the last few entries, swap.
     // Readers lock the tables in their own order; rather than risk a deadlock that could fail a

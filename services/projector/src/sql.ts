@@ -8,6 +8,12 @@ export const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
 /** Each column of a row type, by name, with the PostgreSQL type of one value (e.g. `uuid`, `jsonb`). */
 export type Columns<Row> = { readonly [Column in keyof Row & string]: string };
 
+const isArrayType = (type: string) => type.endsWith('[]');
+
+/** A PostgreSQL array literal of these strings, each quoted. */
+export const arrayLiteral = (values: readonly string[]) =>
+  `{${values.map((value) => `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`;
+
 const names = <Row>(columns: Columns<Row>) => Object.keys(columns) as (keyof Row & string)[];
 
 /** A statement under construction: SQL pieces that each take their parameters from one list. */
@@ -21,7 +27,11 @@ export class Statement {
     return `$${this.values.length}${type ? `::${type}` : ''}`;
   }
 
-  /** `insert into table (…) select * from unnest(…) <onConflict>`, or nothing when there are no rows. */
+  /**
+   * `insert into table (…) select … from unnest(…) <onConflict>`, or nothing when there are no rows.
+   * A column of an array type (e.g. `text[]`) travels as one array literal per row, since unnest
+   * would flatten an array of arrays.
+   */
   insert<Row>(
     table: string,
     columns: Columns<Row>,
@@ -32,13 +42,22 @@ export class Statement {
     const columnNames = names(columns);
     const arrays = columnNames
       .map((name) =>
-        this.param(
-          rows.map((row) => row[name]),
-          `${columns[name]}[]`,
-        ),
+        isArrayType(columns[name])
+          ? this.param(
+              rows.map((row) => arrayLiteral(row[name] as readonly string[])),
+              'text[]',
+            )
+          : this.param(
+              rows.map((row) => row[name]),
+              `${columns[name]}[]`,
+            ),
       )
       .join(', ');
-    return `insert into ${ident(table)} (${columnNames.map(ident).join(', ')}) select * from unnest(${arrays}) ${onConflict}`;
+    const values = columnNames.map((name, i) =>
+      isArrayType(columns[name]) ? `u.c${i}::${columns[name]}` : `u.c${i}`,
+    );
+    const aliases = columnNames.map((_, i) => `c${i}`).join(', ');
+    return `insert into ${ident(table)} (${columnNames.map(ident).join(', ')}) select ${values.join(', ')} from unnest(${arrays}) as u(${aliases}) ${onConflict}`;
   }
 
   /** Runs the parts as one statement (data-modifying CTEs); nothing when there are none. */

@@ -7,6 +7,7 @@ import { replayProjection } from '../src/replay.ts';
 let s: Stack;
 let ana: Account;
 let ben: Account;
+let cat: Account;
 const ids: string[] = [];
 let last = 0;
 
@@ -53,6 +54,7 @@ beforeAll(async () => {
   s = await testStack();
   ana = await signUp(s.app, 'Ana');
   ben = await signUp(s.app, 'Ben');
+  cat = await signUp(s.app, 'Cat');
   for (let i = 0; i < 25; i++) {
     const id = (
       await command(ana, '/v1/commitments', { type: 'personal', title: `Promise ${i}`, terms: `t${i}` })
@@ -62,6 +64,13 @@ beforeAll(async () => {
       await command(ana, `/v1/commitments/${id}/invite`, { userId: ben.userId, role: 'participant' });
       await command(ana, `/v1/commitments/${id}/propose`);
       if (i % 4 === 0) await command(ben, `/v1/commitments/${id}/accept`);
+    } else if (i % 3 === 0) {
+      // Invited and removed again: rows written while Cat was a party lose Cat's id.
+      await command(ana, `/v1/commitments/${id}/invite`, { userId: cat.userId, role: 'witness' });
+      await command(ana, `/v1/commitments/${id}/update`, { description: 'Cat may watch' });
+      await command(ana, `/v1/commitments/${id}/remove-party`, { userId: cat.userId });
+    } else if (i % 5 === 0) {
+      await command(ana, `/v1/commitments/${id}/invite`, { userId: cat.userId, role: 'witness' });
     }
   }
   await projectedTo(last);
@@ -119,6 +128,19 @@ describe('connect replay', () => {
     expect(reads).toBeGreaterThan(10);
     expect(progress.length).toBeGreaterThan(3);
     expect(await snapshot()).toEqual(before);
+    // The same party_ids, which row-level security checks, on every row (none left empty).
+    const members = new Set(
+      Object.values(before).flatMap((rows) =>
+        (rows as { party_ids?: string[] }[]).flatMap((row) =>
+          row.party_ids ? [row.party_ids.join(',')] : [],
+        ),
+      ),
+    );
+    expect([...members].sort()).toEqual(
+      [[ana.userId], [ana.userId, ben.userId].sort(), [ana.userId, cat.userId].sort()]
+        .map((ids) => ids.join(','))
+        .sort(),
+    );
     // The swapped-in tables are protected like the ones they replaced.
     const { rows } = await s.database.pool.query<{ tablename: string }>(
       `select tablename from pg_tables where schemaname = current_schema() and rowsecurity and tablename = any($1)`,

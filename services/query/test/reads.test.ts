@@ -202,13 +202,18 @@ describe('row-level security', () => {
     'projection_checkpoints',
   ];
 
-  /** Hand-written SQL as connect_reader, with or without a user set. */
-  async function rowsAs(userId: string | null, query: string): Promise<Record<string, unknown>[]> {
+  /** Hand-written SQL as connect_reader, with or without a user set (and connect.admin). */
+  async function rowsAs(
+    userId: string | null,
+    query: string,
+    admin = false,
+  ): Promise<Record<string, unknown>[]> {
     const client = await s.database.pool.connect();
     try {
       await client.query('begin');
       await client.query("select set_config('role', 'connect_reader', true)");
       if (userId) await client.query("select set_config('connect.user_id', $1, true)", [userId]);
+      if (admin) await client.query("select set_config('connect.admin', 'on', true)");
       const { rows } = await client.query(query);
       return rows;
     } finally {
@@ -241,6 +246,16 @@ describe('row-level security', () => {
     expect(joined).toEqual([]);
     const profiles = await rowsAs(cat.userId, 'select user_id from profiles');
     expect(profiles.length).toBeGreaterThanOrEqual(3); // display names are a directory of signed-in users
+  });
+
+  it('shows an admin or auditor (connect.admin) every commitment, and nothing without a user', async () => {
+    const all = await s.database.pool.query('select id from commitments order by id');
+    for (const table of ['commitments', 'commitment_parties', 'commitment_history']) {
+      const key = table === 'commitments' ? 'id' : 'commitment_id';
+      const seen = await rowsAs(cat.userId, `select distinct ${key} as id from ${table} order by 1`, true);
+      expect(seen, table).toEqual(all.rows);
+      expect(await rowsAs(null, `select * from ${table}`, true), table).toEqual([]);
+    }
   });
 
   it('runs the query service’s statements only with a caller, set for that statement alone', async () => {

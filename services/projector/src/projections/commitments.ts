@@ -33,6 +33,7 @@ interface CommitmentRow {
   last_index: number;
   /** The state the next entry is applied to, as JSON. */
   state: string;
+  party_ids: string[];
 }
 
 const commitmentColumns: Columns<CommitmentRow> = {
@@ -51,6 +52,7 @@ const commitmentColumns: Columns<CommitmentRow> = {
   updated_at: 'timestamptz',
   last_index: 'bigint',
   state: 'jsonb',
+  party_ids: 'text[]',
 };
 
 /** A party, with the commitment columns a list filters on. */
@@ -63,6 +65,7 @@ interface PartyRow {
   type: string;
   due_at: string | null;
   created_at: string | null;
+  party_ids: string[];
 }
 
 const partyColumns: Columns<PartyRow> = {
@@ -74,6 +77,7 @@ const partyColumns: Columns<PartyRow> = {
   type: 'text',
   due_at: 'timestamptz',
   created_at: 'timestamptz',
+  party_ids: 'text[]',
 };
 
 interface DocumentRow {
@@ -87,6 +91,7 @@ interface DocumentRow {
   latest: boolean;
   purpose: string;
   attached_by: string | null;
+  party_ids: string[];
 }
 
 const documentColumns: Columns<DocumentRow> = {
@@ -100,6 +105,7 @@ const documentColumns: Columns<DocumentRow> = {
   latest: 'boolean',
   purpose: 'text',
   attached_by: 'text',
+  party_ids: 'text[]',
 };
 
 interface HistoryRow {
@@ -113,6 +119,7 @@ interface HistoryRow {
   changes: string;
   leaf_hash: Buffer;
   redacted: boolean;
+  party_ids: string[];
 }
 
 const historyColumns: Columns<HistoryRow> = {
@@ -125,6 +132,7 @@ const historyColumns: Columns<HistoryRow> = {
   changes: 'jsonb',
   leaf_hash: 'bytea',
   redacted: 'boolean',
+  party_ids: 'text[]',
 };
 
 interface Projected {
@@ -144,7 +152,8 @@ export const commitmentsProjection: Projection = {
     });
     if (mine.length === 0) return;
     const touched = await loadStates(client, tables, [...new Set(mine.map((m) => m.id))]);
-    const history: HistoryRow[] = [];
+    const membersBefore = new Map([...touched].map(([id, { state }]) => [id, partyIdsOf(state).join(',')]));
+    const history: NewHistoryRow[] = [];
     const redactedIndexes: number[] = [];
     for (const { id, entry } of mine) {
       if (entry.stream === REDACTIONS_STREAM) {
@@ -173,9 +182,36 @@ export const commitmentsProjection: Projection = {
     const shown = history.map((row) =>
       redactedIndexes.includes(row.index) ? { ...row, changes: '{}', redacted: true } : row,
     );
+    // Rows already written for a commitment whose parties changed carry the old party_ids.
+    const membershipMoved = [...membersBefore]
+      .filter(([id, before]) => {
+        const after = touched.get(id);
+        return after !== undefined && partyIdsOf(after.state).join(',') !== before;
+      })
+      .map(([id]) => id);
     await writeRows(client, tables, [...touched.values()], shown, redactedIndexes);
+    await updateMembership(client, tables, membershipMoved);
   },
 };
+
+/** The user ids of a commitment's parties, the row-level security policies' party_ids. */
+export function partyIdsOf(state: Commitment): string[] {
+  return [...new Set(state.parties.map((p) => p.userId))].sort();
+}
+
+/**
+ * Gives the history rows of these commitments their commitments' party_ids (the other tables'
+ * rows are all rewritten with the commitment; history rows are only added).
+ */
+async function updateMembership(client: pg.ClientBase, tables: Tables, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await client.query(
+    `update ${ident(tables.commitment_history as string)} h set party_ids = c.party_ids
+       from ${ident(tables.commitments as string)} c
+      where c.id = any($1::uuid[]) and h.commitment_id = c.id and h.party_ids is distinct from c.party_ids`,
+    [ids],
+  );
+}
 
 /** A commitment replayed from its entries before `before`, as the ledger holds them now (redactions erased). */
 async function replayFromLedger(client: pg.ClientBase, before: number, id: string): Promise<Commitment> {
@@ -215,14 +251,20 @@ async function loadStates(
   return new Map(rows.map((row) => [row.id, { state: row.state, lastIndex: row.last_index }]));
 }
 
+/** A history row before the commitment's final state in the batch gives it its party_ids. */
+type NewHistoryRow = Omit<HistoryRow, 'party_ids'>;
+
 async function writeRows(
   client: pg.ClientBase,
   tables: Tables,
   projected: Projected[],
-  history: HistoryRow[],
+  newHistory: NewHistoryRow[],
   redactedIndexes: number[],
 ): Promise<void> {
   const ids = projected.map((p) => p.state.id);
+  const partyIds = new Map(projected.map(({ state }) => [state.id, partyIdsOf(state)]));
+  const membersOf = (id: string) => partyIds.get(id) ?? [];
+  const history = newHistory.map((row): HistoryRow => ({ ...row, party_ids: membersOf(row.commitment_id) }));
   const commitments = projected.map(
     ({ state, lastIndex }): CommitmentRow => ({
       id: state.id,
@@ -240,6 +282,7 @@ async function writeRows(
       updated_at: state.updatedAt,
       last_index: lastIndex,
       state: JSON.stringify(state),
+      party_ids: membersOf(state.id),
     }),
   );
   const parties = projected.flatMap(({ state }) =>
@@ -253,6 +296,7 @@ async function writeRows(
         type: state.type,
         due_at: state.dueAt,
         created_at: state.createdAt,
+        party_ids: membersOf(state.id),
       }),
     ),
   );
@@ -270,6 +314,7 @@ async function writeRows(
         latest: latest.get(d.documentId) === d.version,
         purpose: d.purpose,
         attached_by: d.attachedBy,
+        party_ids: membersOf(state.id),
       }),
     );
   });

@@ -50,7 +50,7 @@ export interface ListFilter {
 }
 
 /** The commitment columns a view is made from (the read model's `state` stays inside). */
-type CommitmentRow = Omit<CommitmentsTable, 'last_index' | 'state'>;
+type CommitmentRow = Omit<CommitmentsTable, 'last_index' | 'state' | 'party_ids'>;
 
 const COMMITMENT_COLUMNS = [
   'c.id',
@@ -73,13 +73,15 @@ type WithCommitment = Database & { c: CommitmentsTable };
 /** A commitment's parties (named), latest documents and pending amendment, as JSON columns of the same row. */
 function partiesAndDocuments(eb: ExpressionBuilder<WithCommitment, 'c'>) {
   return [
+    // Each party's name is a lookup of its own: joined, the planner would rather hash the whole
+    // profiles table for each commitment (and check its policy on every row) than probe it per party.
     eb
       .selectFrom('commitment_parties as p')
-      .leftJoin('profiles as pr', 'pr.user_id', 'p.user_id')
       .whereRef('p.commitment_id', '=', 'c.id')
       .select(
         sql<PartyView[]>`coalesce(json_agg(json_build_object('userId', p.user_id,
-          'displayName', pr.display_name, 'role', p.role, 'response', p.response)
+          'displayName', (select pr.display_name from profiles pr where pr.user_id = p.user_id),
+          'role', p.role, 'response', p.response)
           order by case p.role when 'creator' then 0 when 'participant' then 1 else 2 end, p.user_id), '[]')`.as(
           'parties',
         ),
@@ -96,10 +98,12 @@ function partiesAndDocuments(eb: ExpressionBuilder<WithCommitment, 'c'>) {
           order by d.purpose = 'evidence', d.name, d.document_id), '[]')`.as('documents'),
       )
       .as('documents'),
-    // The domain's state keeps the amendment awaiting answers; its proposer is named here.
+    // The domain's state keeps the amendment awaiting answers; its proposer is named here. The
+    // proposer's id is a subquery of its own: jsonb's operators are not leakproof, so under
+    // row-level security a condition applying them could not be an index condition on profiles.
     sql<PendingAmendmentView | null>`nullif(c.state->'amendment', 'null'::jsonb)
       || jsonb_build_object('proposedByName', (select pr.display_name from profiles pr
-        where pr.user_id = c.state->'amendment'->>'proposedBy'))`.as('pending_amendment'),
+        where pr.user_id = (select c.state->'amendment'->>'proposedBy')))`.as('pending_amendment'),
   ];
 }
 

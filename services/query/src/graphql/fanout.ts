@@ -33,11 +33,10 @@ export function announceChanges(
 
   async function announce(from: number, to: number): Promise<void> {
     const { rows } = await deps.pool.query<{ id: string; index: number; parties: string[] }>(
-      `select h.commitment_id as id, max(h.index) as index,
-          coalesce((select array_agg(p.user_id) from commitment_parties p where p.commitment_id = h.commitment_id), '{}') as parties
+      `select h.commitment_id as id, max(h.index) as index, h.party_ids as parties
         from commitment_history h
         where h.index > $1 and h.index <= $2
-        group by h.commitment_id
+        group by h.commitment_id, h.party_ids
         order by max(h.index)
         limit $3`,
       [from, to, MAX_ANNOUNCED],
