@@ -12,6 +12,7 @@ import { readRoutes } from './commitments/routes.ts';
 import type { SubscriptionLimits } from './graphql/connections.ts';
 import { graphqlRoutes } from './graphql/plugin.ts';
 import { type LedgerRouteDeps, ledgerRoutes } from './ledger-routes.ts';
+import { exportRoutes } from './me/export-routes.ts';
 import { notificationRoutes } from './notifications/routes.ts';
 import { queryOperations } from './openapi.ts';
 import { partyLedgerRoutes } from './party-ledger-routes.ts';
@@ -74,6 +75,7 @@ export async function queryRoutes(app: FastifyInstance, deps: QueryDeps): Promis
   await app.register(readRoutes, { ...deps, reader, authenticate, projectedIndex });
   await app.register(partyLedgerRoutes, { ...deps, reader, authenticate, projectedIndex });
   await app.register(notificationRoutes, { ...deps, reader, authenticate, projectedIndex });
+  await app.register(exportRoutes, { ...deps, reader, authenticate, projectedIndex });
   await app.register(adminRoutes, { ...deps, authenticate });
   await app.register(calendarRoutes, {
     ...deps,

@@ -4,7 +4,7 @@ import type { Operation } from '@connect/http';
 import { z } from 'zod';
 import { feedResponse } from './calendar/routes.ts';
 import { listQuery } from './commitments/routes.ts';
-import { notificationOperations } from './notifications/openapi.ts';
+import { notification, notificationOperations } from './notifications/openapi.ts';
 import { consistencyBody, entryBody, receiptBody } from './verify-routes.ts';
 
 const COMMITMENT_ID = '0b6f8a52-3c1e-4d7a-9f43-2f5d8c9e7a10';
@@ -235,6 +235,144 @@ const ifNoneMatch = {
   description: 'the ETag of a calendar you have: 304 if unchanged',
 };
 
+const exportedAt = '2031-05-02T08:00:00.000Z';
+const meExport = z.object({
+  format: z.literal('connect-export/1'),
+  exportedAt: z.string(),
+  userId: z.uuid(),
+  ledger: z.object({ origin: z.string(), verifierKey: z.string() }).meta({
+    description: 'the ledger the receipts verify against',
+  }),
+  account: z.object({
+    id: z.uuid(),
+    email: z.string(),
+    displayName: z.string(),
+    avatarUrl: z.string().nullable(),
+    emailVerified: z.boolean(),
+    emailVerifiedAt: z.string().nullable(),
+    createdAt: z.string(),
+    roles: z.array(z.string()),
+  }),
+  identities: z.array(
+    z.object({
+      provider: z.string(),
+      subject: z.string(),
+      email: z.string().nullable(),
+      emailVerified: z.boolean(),
+      createdAt: z.string(),
+      lastSignInAt: z.string(),
+    }),
+  ),
+  phoneNumbers: z.array(
+    z.object({
+      phone: z.string(),
+      confirmed: z.boolean(),
+      confirmedAt: z.string().nullable(),
+      createdAt: z.string(),
+    }),
+  ),
+  notificationPreferences: z
+    .array(z.object({ channel: z.string(), kind: z.string(), enabled: z.boolean(), updatedAt: z.string() }))
+    .meta({ description: 'the choices made; every other channel × kind is at its default' }),
+  pushSubscriptions: z
+    .array(
+      z.object({
+        id: z.uuid(),
+        endpointOrigin: z.string(),
+        createdAt: z.string(),
+        lastSuccessAt: z.string().nullable(),
+      }),
+    )
+    .meta({ description: 'the push service each browser subscribed with (its origin; never the keys)' }),
+  calendarFeeds: z
+    .array(z.object({ createdAt: z.string() }))
+    .meta({ description: 'the secret feed, by when it was issued (never its URL)' }),
+  sessions: z.array(
+    z.object({
+      id: z.uuid(),
+      createdAt: z.string(),
+      lastActiveAt: z.string(),
+      expiresAt: z.string(),
+      revokedAt: z.string().nullable(),
+      userAgent: z.string().nullable(),
+      address: z.string().nullable(),
+      current: z.boolean().meta({ description: 'the session of the access token that asked' }),
+    }),
+  ),
+  commitments: z.array(
+    z.object({
+      commitment,
+      history: z.array(historyEvent),
+      documentVersions: z
+        .array(document.extend({ attachedByName: z.string().nullable() }))
+        .meta({ description: 'every stored version of every document: metadata, not the bytes' }),
+      receipt: receiptBundle,
+    }),
+  ),
+  notifications: z.array(notification).meta({ description: 'read and unread, newest first' }),
+});
+const meExportExample = {
+  format: 'connect-export/1',
+  exportedAt,
+  userId: USER_ID,
+  ledger: { origin: 'connect.example.com/ledger', verifierKey: 'connect.example.com/ledger+1a2b3c4d+AXm…' },
+  account: {
+    id: USER_ID,
+    email: 'ana@example.com',
+    displayName: 'Ana',
+    avatarUrl: null,
+    emailVerified: true,
+    emailVerifiedAt: '2031-05-01T09:00:00.000Z',
+    createdAt: '2031-05-01T08:55:00.000Z',
+    roles: [],
+  },
+  identities: [],
+  phoneNumbers: [{ phone: '+31612345678', confirmed: true, confirmedAt: exportedAt, createdAt: exportedAt }],
+  notificationPreferences: [{ channel: 'email', kind: 'lifecycle', enabled: true, updatedAt: exportedAt }],
+  pushSubscriptions: [],
+  calendarFeeds: [{ createdAt: '2031-05-01T09:40:00.000Z' }],
+  sessions: [
+    {
+      id: '7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f',
+      createdAt: '2031-05-01T08:55:00.000Z',
+      lastActiveAt: exportedAt,
+      expiresAt: '2031-05-31T08:55:00.000Z',
+      revokedAt: null,
+      userAgent: 'Mozilla/5.0',
+      address: '203.0.113.7',
+      current: true,
+    },
+  ],
+  commitments: [
+    {
+      commitment: commitmentExample,
+      history: [
+        {
+          index: 42,
+          version: 1,
+          type: 'CommitmentDrafted',
+          at: '2031-05-01T09:30:00.000Z',
+          actor: { userId: USER_ID, displayName: 'Ana' },
+          summary: 'Ana drafted "Paint the fence" (personal)',
+          changes: { title: 'Paint the fence' },
+          leafHash: HASH,
+          redacted: false,
+        },
+      ],
+      documentVersions: [],
+      receipt: {
+        origin: 'connect.example.com/ledger',
+        verifierKey: 'connect.example.com/ledger+1a2b3c4d+AXm…',
+        checkpoint: CHECKPOINT,
+        streamHead: '',
+        entries: [{ ...entryExample, proof: { index: 42, treeSize: 43, hashes: [HASH] } }],
+        state: { id: COMMITMENT_ID, status: 'draft', version: 1, title: 'Paint the fence' },
+      },
+    },
+  ],
+  notifications: [],
+};
+
 const proofQuery = (names: string[]) =>
   z.object(Object.fromEntries(names.map((name) => [name, z.number().int().min(0)])));
 
@@ -427,6 +565,22 @@ export const queryOperations: Operation[] = [
       '200': '{valid, checks}: values that do not add up are failed checks, not errors',
       '400': 'Not a receipt, entry or checkpoint pair',
       '413': 'Larger than 8 MB',
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/me/export',
+    summary:
+      'Everything Connect holds about the caller, as one JSON download (Content-Disposition: attachment): account, linked identities, phone, notification preferences, push subscriptions, calendar feed, sessions, every commitment they are a party to with its history, document versions (metadata) and receipt, and their notifications. No password or token hashes, secrets or codes; other people by id and display name only',
+    auth: true,
+    headers: readHeaders,
+    response: meExport,
+    examples: { response: meExportExample },
+    responses: {
+      '200': 'The export (written as it is read)',
+      '401': 'No or bad access token',
+      '429': 'An export of yours is already being written (Retry-After)',
+      '503': 'Connect-Min-Index not reached in time (Retry-After)',
     },
   },
   {

@@ -13,7 +13,7 @@ import {
   rolesUserOf,
 } from '@connect/domain';
 import { HttpProblem, parseWith, problem } from '@connect/http';
-import { buildReceipt, type Entry, type Queryable, readEntry } from '@connect/ledger';
+import { buildReceipt, type Entry, type Queryable, type ReceiptDeps, readEntry } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { idParam, notVisible } from './commitments/routes.ts';
@@ -77,6 +77,13 @@ async function mayRead(reader: Kysely<Database>, caller: Caller, entry: Entry): 
   return profileOf === caller.userId || sharesCommitment(reader, caller, profileOf);
 }
 
+/** A commitment's receipt bundle at the latest checkpoint; the caller must already be known to be a party. */
+export async function commitmentReceipt(deps: ReceiptDeps, id: string) {
+  const bundle = await buildReceipt(deps, commitmentStream(id), { profiles: partyProfileStreams });
+  // The state exactly the bundled events replay to (later events are not in this checkpoint).
+  return { ...bundle, state: replayReceipt(bundle.entries, id) };
+}
+
 export async function partyLedgerRoutes(app: FastifyInstance, deps: PartyLedgerDeps): Promise<void> {
   const consistent = readConsistency(deps.projectedIndex, deps.minIndexWaitMs);
   const callerOf = async (request: Parameters<Authenticate>[0]): Promise<Caller> => {
@@ -100,8 +107,6 @@ export async function partyLedgerRoutes(app: FastifyInstance, deps: PartyLedgerD
     const { id } = parseWith(idParam, request.params, 'path');
     await consistent(request, reply);
     if (!(await canSeeCommitment(deps.reader, caller, id))) throw notVisible(id);
-    const bundle = await buildReceipt(deps, commitmentStream(id), { profiles: partyProfileStreams });
-    // The state exactly the bundled events replay to (later events are not in this checkpoint).
-    return { ...bundle, state: replayReceipt(bundle.entries, id) };
+    return commitmentReceipt(deps, id);
   });
 }

@@ -285,3 +285,45 @@ export async function commitmentTypes(db: Reader) {
     witnessesMustBeVerified: row.witnesses_must_be_verified,
   }));
 }
+
+/** Every stored version of a document (metadata only), with the commitment it belongs to. */
+export interface DocumentVersionView extends DocumentView {
+  commitmentId: string;
+}
+
+/** Every version of every document of these commitments, oldest version first per document; one statement. */
+export async function documentVersionsOf(
+  db: Reader,
+  commitmentIds: readonly string[],
+): Promise<DocumentVersionView[]> {
+  if (commitmentIds.length === 0) return [];
+  const rows = await db
+    .selectFrom('commitment_documents as d')
+    .select([
+      'd.commitment_id',
+      'd.document_id',
+      'd.name',
+      'd.media_type',
+      'd.size',
+      'd.sha256',
+      'd.version',
+      'd.purpose',
+      'd.attached_by',
+    ])
+    .where(sql<boolean>`d.commitment_id = any(${commitmentIds}::uuid[])`)
+    .orderBy('d.commitment_id')
+    .orderBy('d.document_id')
+    .orderBy('d.version')
+    .execute();
+  return rows.map((row) => ({
+    commitmentId: row.commitment_id,
+    documentId: row.document_id,
+    name: row.name,
+    mediaType: row.media_type,
+    size: Number(row.size),
+    sha256: row.sha256,
+    version: row.version,
+    purpose: row.purpose as DocumentView['purpose'],
+    attachedBy: row.attached_by,
+  }));
+}

@@ -9,10 +9,17 @@ import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { readConsistency } from '../consistency.ts';
 import type { ProjectedIndex } from '../projected-index.ts';
-import { type Caller, callerFromClaims, readAs } from '../reader.ts';
+import { type Caller, callerFromClaims, type Reader, readAs } from '../reader.ts';
 import { type CursorKey, encodeCursor, readCursor } from './cursor.ts';
 import { describeEvent, mentionedUsers } from './describe.ts';
-import { commitmentsById, commitmentTypes, displayNames, historyOf, listCommitments } from './queries.ts';
+import {
+  commitmentsById,
+  commitmentTypes,
+  displayNames,
+  type HistoryRow,
+  historyOf,
+  listCommitments,
+} from './queries.ts';
 
 export interface ReadRouteDeps {
   /** Connections as connect_reader (see reader.ts). */
@@ -46,6 +53,22 @@ export function decodeCursor(cursor: string, path = 'query.cursor'): CursorKey {
   const key = readCursor(cursor);
   if (!key) throw badRequest([{ path, message: 'is not a cursor this API gave out' }]);
   return key;
+}
+
+/** History rows as GET /v1/commitments/:id/history shows them: actors named, each event summarised. */
+export async function describeHistory(db: Reader, rows: readonly HistoryRow[]) {
+  const names = await displayNames(db, [...new Set(rows.flatMap(mentionedUsers))]);
+  return rows.map((row) => ({
+    index: row.index,
+    version: row.version,
+    type: row.type,
+    at: row.at,
+    actor: row.actor === null ? null : { userId: row.actor, displayName: names.get(row.actor) ?? null },
+    summary: describeEvent(row, names),
+    changes: row.redacted ? null : row.changes,
+    leafHash: row.leafHash,
+    redacted: row.redacted,
+  }));
 }
 
 export const notVisible = (id: string) =>
@@ -92,21 +115,7 @@ export async function readRoutes(app: FastifyInstance, deps: ReadRouteDeps): Pro
     return readAs(reader, who, async (db) => {
       const rows = await historyOf(db, [id]);
       if (rows.length === 0) throw notVisible(id);
-      const names = await displayNames(db, [...new Set(rows.flatMap(mentionedUsers))]);
-      return {
-        commitmentId: id,
-        events: rows.map((row) => ({
-          index: row.index,
-          version: row.version,
-          type: row.type,
-          at: row.at,
-          actor: row.actor === null ? null : { userId: row.actor, displayName: names.get(row.actor) ?? null },
-          summary: describeEvent(row, names),
-          changes: row.redacted ? null : row.changes,
-          leafHash: row.leafHash,
-          redacted: row.redacted,
-        })),
-      };
+      return { commitmentId: id, events: await describeHistory(db, rows) };
     });
   });
 

@@ -3,7 +3,7 @@ import type { Operation } from '@connect/http';
 import { z } from 'zod';
 import { markReadBody, notificationsQuery } from './routes.ts';
 
-const notification = z.object({
+export const notification = z.object({
   id: z.string().meta({ description: 'ledgerIndex:recipient:kind, stable' }),
   kind: z
     .enum(['invitation', 'response', 'lifecycle', 'amendment', 'dispute', 'document', 'reminder'])
