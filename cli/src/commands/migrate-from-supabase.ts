@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, openDatabase } from '@connect/db';
 import { openLedgerRuntime } from '@connect/ledger';
 import { progressBar } from '../progress.ts';
-import { followSupabase, sourceKey } from '../supabase/follow.ts';
+import { type ChangesMode, followSupabase, ReplicationUnavailable, sourceKey } from '../supabase/follow.ts';
 import { importFromSupabase } from '../supabase/import.ts';
 import { formatReport, type RowReport, summarize } from '../supabase/report.ts';
 import { openSource } from '../supabase/source.ts';
@@ -11,7 +11,8 @@ import { openSource } from '../supabase/source.ts';
 /**
  * connect migrate-from-supabase --source URL [--storage DIR] [--report FILE]: imports a Supabase
  * project's users, types and commitments (cli/src/supabase). Exits 1 when a row failed. With
- * --follow it goes on importing what changes in the source until stopped (SIGINT, SIGTERM).
+ * --follow it goes on importing what changes in the source until stopped (SIGINT, SIGTERM), learning
+ * of them by logical replication where the source allows it, else by polling (--changes).
  */
 export async function migrateFromSupabaseCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -22,12 +23,19 @@ export async function migrateFromSupabaseCommand(args: string[]): Promise<number
       report: { type: 'string' },
       follow: { type: 'boolean', default: false },
       interval: { type: 'string', default: '1000' },
+      changes: { type: 'string', default: 'auto' },
     },
   });
   const intervalMs = Number(values.interval);
-  if (!values.source || !Number.isInteger(intervalMs) || intervalMs < 50) {
+  const changes = values.changes as ChangesMode;
+  if (
+    !values.source ||
+    !Number.isInteger(intervalMs) ||
+    intervalMs < 50 ||
+    !['poll', 'replication', 'auto'].includes(changes)
+  ) {
     console.error(
-      'connect: usage: connect migrate-from-supabase --source URL [--storage DIR] [--report FILE] [--follow [--interval MS (≥ 50)]]',
+      'connect: usage: connect migrate-from-supabase --source URL [--storage DIR] [--report FILE] [--follow [--changes poll|replication|auto] [--interval MS (≥ 50)]]',
     );
     return 2;
   }
@@ -82,11 +90,17 @@ export async function migrateFromSupabaseCommand(args: string[]): Promise<number
         // The ledger appends on a pool of its own: the accounts' transactions cannot starve it.
         userConcurrency: 16,
         intervalMs,
+        changes,
+        sourceUrl: values.source,
         signal: stop.signal,
         onProgress,
-        onFirstPass: async (rows) => {
+        onFirstPass: async (rows, feed) => {
           await finish(rows);
-          console.log(`following the source every ${intervalMs} ms; stop with Ctrl-C`);
+          console.log(
+            feed.by === 'replication'
+              ? `following the source by logical replication (slot ${feed.slot}); stop with Ctrl-C`
+              : `following the source by polling every ${intervalMs} ms${feed.reason ? ` (${feed.reason})` : ''}; stop with Ctrl-C`,
+          );
         },
         onPass: (pass) => {
           if (pass.commitments === 0 && pass.users === 0) return;
@@ -98,6 +112,10 @@ export async function migrateFromSupabaseCommand(args: string[]): Promise<number
             console.log(`  ${row.outcome} ${row.kind} ${row.sourceId}: ${row.reasons.join('; ')}`);
         },
       });
+    } catch (error) {
+      if (!(error instanceof ReplicationUnavailable)) throw error;
+      console.error(`connect: ${error.message}; follow by polling with --changes poll`);
+      return 2;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

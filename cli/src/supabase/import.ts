@@ -394,7 +394,8 @@ export async function importAll(importer: Importer, source: Source, options: Imp
     source.commitments(
       ids.slice(start, start + batchSize).filter((id) => !importer.earlier('commitment', id)),
     );
-  let next = read(0);
+  // Not begun for an empty source: a read nobody awaits would outlive the source's connection.
+  let next = ids.length > 0 ? read(0) : Promise.resolve([]);
   for (let start = 0; start < ids.length; start += batchSize) {
     const rows = await next;
     if (start + batchSize < ids.length) next = read(start + batchSize);

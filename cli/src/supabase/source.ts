@@ -107,8 +107,12 @@ export interface Source {
   commitmentIds(): Promise<string[]>;
   /** The commitments of `ids`, each with its parties, documents and history (in order). */
   commitments(ids: string[]): Promise<SourceCommitmentRows[]>;
-  /** Ends the snapshot read so far and begins a new one; the source's clock at its start. */
-  refresh(): Promise<Date>;
+  /**
+   * Ends the snapshot read so far and begins a new one; the source's clock at its start. With
+   * `xids` (transactions logical replication streamed, which may be streamed a moment before they
+   * are visible to others), a snapshot that sees them all.
+   */
+  refresh(xids?: number[]): Promise<Date>;
   /**
    * Users, types and commitments with a row written at or after `since` (the source's clock), by
    * the timestamps the app keeps: a commitment counts as changed when it, a party, a document or a
@@ -189,11 +193,23 @@ export async function openSource(url: string): Promise<Source> {
           : [];
       });
     },
-    refresh: async () => {
-      await client.query('rollback');
-      await client.query('begin isolation level repeatable read read only');
-      const [row] = await rows<{ now: Date }>('select now() as now');
-      return row?.now ?? new Date();
+    refresh: async (xids = []) => {
+      for (let tries = 0; ; tries++) {
+        await client.query('rollback');
+        await client.query('begin isolation level repeatable read read only');
+        const [row] =
+          xids.length === 0
+            ? await rows<{ now: Date; waiting?: boolean }>('select now() as now')
+            : await rows<{ now: Date; waiting: boolean }>(
+                `select now() as now, exists (
+                   select 1 from pg_snapshot_xip(pg_current_snapshot()) as running (xid)
+                    where running.xid::text::bigint % 4294967296 = any($1::bigint[])) as waiting`,
+                [xids],
+              );
+        if (!row?.waiting) return row?.now ?? new Date();
+        if (tries >= 1000) throw new Error(`transactions ${xids.join(', ')} never became visible`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
     },
     changedSince: async (since) => {
       const changed = async (text: string) =>

@@ -64,6 +64,8 @@ export async function openDatabase(
   const db = createKysely(pool);
   const close = async () => {
     await db.destroy();
+    // Kysely ends the pool only if it ever ran a query itself.
+    if (!pool.ending && !pool.ended) await pool.end();
     await embedded?.stop();
   };
   if (options.create === false) {

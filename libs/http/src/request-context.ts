@@ -4,7 +4,7 @@
 // meta. Every log line of the request carries all of them; with OpenTelemetry on, the span is
 // exported too (telemetry.ts).
 import type { IncomingMessage } from 'node:http';
-import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import { formatTraceparent, requestIdOf, type TraceContext, traceContextOf } from './trace-context.ts';
 
 /** A span of the request's trace, opened when it arrives and ended with its response. */
@@ -41,11 +41,11 @@ function spanOf(raw: object): RequestSpan {
 /** The server options that give each request its ids and put them into every log line of it. */
 export function requestIdentityOptions(): Pick<
   FastifyServerOptions,
-  'genReqId' | 'requestIdLogLabel' | 'childLoggerFactory'
+  'genReqId' | 'logController' | 'childLoggerFactory'
 > {
   return {
     genReqId: (raw) => requestIdOf(raw.headers['x-request-id']),
-    requestIdLogLabel: 'requestId',
+    logController: new LogController({ requestIdLogLabel: 'requestId' }),
     childLoggerFactory(logger, bindings, options, raw) {
       const span = startSpan(raw.headers.traceparent, raw as IncomingMessage);
       spans.set(raw, span);
