@@ -317,8 +317,8 @@ test('an import killed midway finishes on the next run, with nothing imported tw
     expect(rows[0].sources).toBe(rows[0].events);
     expect(second.stdout).toMatch(/\(\d+ of them by an earlier run\)/);
     expect(
-      (await auditLedger(target.database.db, parseVerifierKey(target.command.ledger.verifierKey))).ok,
-    ).toBe(true);
+      await auditLedger(target.database.db, parseVerifierKey(target.command.ledger.verifierKey)),
+    ).toMatchObject({ ok: true });
     const progress = await target.database.pool.query(
       `select count(*)::int as n from import_progress where kind = 'commitment'`,
     );

@@ -53,14 +53,14 @@ export async function auditLedger(
   let peaks: HashedNode[] = [];
   let expected = 0;
   let checkpointsChecked = 0;
-  let checkpoints = await nextCheckpoints(db, 0, pageSize);
+  let checkpoints = await nextCheckpoints(db, 0, total, pageSize);
   let checkpointAt = 0;
 
   const checkCheckpointsAt = async (size: number): Promise<AuditResult | undefined> => {
     for (;;) {
       if (checkpointAt >= checkpoints.length) {
         if (checkpoints.length < pageSize) return undefined;
-        checkpoints = await nextCheckpoints(db, (checkpoints.at(-1)?.tree_size ?? 0) + 1, pageSize);
+        checkpoints = await nextCheckpoints(db, (checkpoints.at(-1)?.tree_size ?? 0) + 1, total, pageSize);
         checkpointAt = 0;
         continue;
       }
@@ -93,10 +93,12 @@ export async function auditLedger(
   const emptyTree = await checkCheckpointsAt(0);
   if (emptyTree) return emptyTree;
   for (;;) {
+    // Entries appended after the head was read are the next audit's: a live ledger keeps growing.
     const rows = await db
       .selectFrom('ledger_entries')
       .selectAll()
       .where('index', '>=', expected)
+      .where('index', '<', total)
       .orderBy('index')
       .limit(pageSize)
       .execute();
@@ -131,19 +133,31 @@ export async function auditLedger(
   if (!equalBytes(rootFromPeaks(peaks), head.rootHash)) {
     return fail(null, `the head's root ${toBase64(head.rootHash)} does not match the recomputed root`);
   }
-  if (checkpointAt < checkpoints.length)
+  if (checkpointAt < checkpoints.length || (await checkpointBeyondHead(db, total)))
     return fail(null, 'a checkpoint is signed for a size beyond the head');
   return { ok: true, treeSize: total, checkpoints: checkpointsChecked };
 }
 
-async function nextCheckpoints(db: Kysely<Database>, fromSize: number, limit: number) {
+async function nextCheckpoints(db: Kysely<Database>, fromSize: number, toSize: number, limit: number) {
   return db
     .selectFrom('ledger_checkpoints')
     .select(['tree_size', 'root_hash', 'note'])
     .where('tree_size', '>=', fromSize)
+    .where('tree_size', '<=', toSize)
     .orderBy('tree_size')
     .limit(limit)
     .execute();
+}
+
+/**
+ * A checkpoint beyond a head that has not moved since the audit read it (both read in one
+ * statement, so an append meanwhile, which writes both at once, is no finding).
+ */
+async function checkpointBeyondHead(db: Kysely<Database>, size: number): Promise<boolean> {
+  const { rows } = await sql<{ beyond: boolean }>`
+    select exists (select 1 from ledger_checkpoints where tree_size > ${size})
+       and (select tree_size from ledger_head) = ${size} as beyond`.execute(db);
+  return rows[0]?.beyond === true;
 }
 
 /** Stored hashes of the subtrees (level ≥ 1) that leaves [first, last) complete. */

@@ -180,3 +180,27 @@ test('the audit catches a ledger rolled back to an earlier size while a later ch
   expect(result.ok).toBe(false);
   expect(result).toMatchObject({ problem: 'a checkpoint is signed for a size beyond the head' });
 });
+
+test('an audit of a ledger that grows meanwhile checks what the head said and passes', async () => {
+  // As `connect verify` beside a running service: appends keep arriving while the audit reads.
+  await database.pool.query(
+    `update ledger_head set tree_size = 80, root_hash = (select root_hash from ledger_checkpoints where tree_size = 80)`,
+  );
+  let appending = true;
+  const appends = (async () => {
+    for (let i = 0; appending; i++)
+      await ledger.append({
+        stream: `growing-${i % 3}`,
+        expectedVersion: 'any',
+        actor: 'ana',
+        events: [event('Noted', { text: `later ${i}`, n: i })],
+      });
+  })();
+  try {
+    for (let round = 0; round < 5; round++)
+      expect(await auditLedger(database.db, KEY, { pageSize: 7 })).toMatchObject({ ok: true });
+  } finally {
+    appending = false;
+    await appends;
+  }
+});
