@@ -20,7 +20,7 @@ import {
 import { type Entry, type Ledger, readStream } from '@connect/ledger';
 import { type Kysely, sql } from 'kysely';
 import { factsOf, storeDocument } from './files.ts';
-import { mapChanges, mapCommitment, type PlannedEvent } from './map-commitments.ts';
+import { historySourceId, mapChanges, mapCommitment, type PlannedEvent } from './map-commitments.ts';
 import { mapType, sameType } from './map-types.ts';
 import { type AccountPlan, mapUsers } from './map-users.ts';
 import type { Outcome, RowKind, RowReport } from './report.ts';
@@ -368,7 +368,7 @@ export function appliedHistory(entries: Entry[]): (row: SourceHistory) => boolea
   const imported = entries.findLast((e) => e.type === 'CommitmentImported');
   const through = imported?.meta.historyThrough;
   return (row) =>
-    named.has(`commitment_history:${row.id}`) ||
+    named.has(historySourceId(row)) ||
     (typeof through === 'string'
       ? BigInt(row.id) <= BigInt(through)
       : imported !== undefined && row.created_at.toISOString() <= imported.recordedAt);

@@ -319,6 +319,28 @@ function eventsOf(
   }
 }
 
+/** Where an event brought over from a history row came from (its meta.sourceId). */
+export const historySourceId = (row: Pick<SourceHistory, 'id'>) => `commitment_history:${row.id}`;
+
+/** The events one history row records, validated, each with the row's time and author in its meta. */
+function historyEvents(
+  row: SourceHistory,
+  state: Commitment,
+  rows: SourceCommitmentRows,
+  expected: Expected,
+  ctx: MappingContext,
+): PlannedEvent[] {
+  return eventsOf(row, state, rows, expected, ctx).map((raw) => ({
+    event: validated(raw),
+    meta: {
+      importedFrom: IMPORTED_FROM,
+      sourceId: historySourceId(row),
+      originalAt: iso(row.created_at),
+      originalActor: row.changed_by,
+    },
+  }));
+}
+
 function findDocument(
   documents: SourceDocument[],
   data: Record<string, unknown>,
@@ -373,16 +395,9 @@ export function mapCommitment(rows: SourceCommitmentRows, ctx: MappingContext): 
     const planned: PlannedEvent[] = [];
     let state = initialState(c.id);
     for (const row of rows.history) {
-      for (const raw of eventsOf(row, state, rows, expected, ctx)) {
-        const event = validated(raw);
-        const meta = {
-          importedFrom: IMPORTED_FROM,
-          sourceId: `commitment_history:${row.id}`,
-          originalAt: iso(row.created_at),
-          originalActor: row.changed_by,
-        };
-        state = evolve(state, { event, at: meta.originalAt });
-        planned.push({ event, meta });
+      for (const next of historyEvents(row, state, rows, expected, ctx)) {
+        state = evolve(state, { event: next.event, at: next.meta.originalAt });
+        planned.push(next);
       }
       if (row.change_type === 'created' && !state.exists)
         throw new Unmappable(`history ${row.id}: created nothing`);
@@ -523,16 +538,9 @@ export function mapChanges(
   try {
     for (const row of rows.history) {
       if (applied(row)) continue;
-      for (const raw of eventsOf(row, state, rows, expected, ctx)) {
-        const event = validated(raw);
-        const meta = {
-          importedFrom: IMPORTED_FROM,
-          sourceId: `commitment_history:${row.id}`,
-          originalAt: iso(row.created_at),
-          originalActor: row.changed_by,
-        };
-        state = evolve(state, { event, at: meta.originalAt });
-        planned.push({ event, meta });
+      for (const next of historyEvents(row, state, rows, expected, ctx)) {
+        state = evolve(state, { event: next.event, at: next.meta.originalAt });
+        planned.push(next);
       }
     }
   } catch (error) {
