@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { signingKeyFromSeed } from '@connect/crypto';
-import { createPool } from '@connect/db';
+import { createPool, keyRing, localMasterKeys } from '@connect/db';
 import { openLedger, withNativeSigner } from '@connect/ledger';
 import bcrypt from 'bcryptjs';
 import pg from 'pg';
@@ -107,7 +107,8 @@ export async function benchImport(): Promise<Metrics> {
     // As connect migrate-from-supabase runs it: the ledger appends on a pool of its own.
     const appendPool = createPool(database.url, 2);
     const ledger = await openLedger({ pool: appendPool, db: database.db, origin: ORIGIN, key });
-    const deps = { db: database.db, ledger, dataDir, providers: [] };
+    const keys = keyRing(database.pool, await localMasterKeys({ dataDir }), { listen: false });
+    const deps = { db: database.db, ledger, dataDir, keys, providers: [] };
     const size = async () =>
       (await database.pool.query<{ n: number }>('select count(*)::int as n from ledger_entries')).rows[0]
         ?.n ?? 0;

@@ -1,6 +1,7 @@
-// npm run bench -- [suite…]   (suites: ledger, commands, queries, verify, notifications, import; default: all)
+// npm run bench -- [suite…]   (suites: ledger, commands, queries, verify, notifications, import, crypto; default: all)
 // Prints a table and, when BENCH_OUT names a file, merges the figures into it as JSON.
 import { benchCommands } from './commands.ts';
+import { benchCrypto } from './crypto.ts';
 import { benchImport } from './import.ts';
 import { benchLedger } from './ledger.ts';
 import { benchNotifications } from './notifications.ts';
@@ -15,6 +16,7 @@ const SUITES: Record<string, () => Promise<Metrics>> = {
   verify: benchVerify,
   notifications: benchNotifications,
   import: benchImport,
+  crypto: benchCrypto,
 };
 
 const requested = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));

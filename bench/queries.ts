@@ -161,7 +161,7 @@ export async function benchQueries(): Promise<Metrics> {
     console.log('projector: catching up from nothing…');
     const catchUpStarted = performance.now();
     const projector = startProjector(
-      { pool: database.pool, origin: ORIGIN, log: quiet },
+      { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher, log: quiet },
       { batchSize: 2000 },
     );
     while ((await projectedIndex(database.pool)) < head)
@@ -173,7 +173,10 @@ export async function benchQueries(): Promise<Metrics> {
     console.log('projector: replaying every projection beside the live tables…');
     const replayStarted = performance.now();
     for (const projection of PROJECTIONS) {
-      const result = await replayProjection({ pool: database.pool, origin: ORIGIN }, projection);
+      const result = await replayProjection(
+        { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher },
+        projection,
+      );
       console.log(`  ${projection.name}: ${result.events} events in ${result.seconds.toFixed(1)} s`);
     }
     const replaySeconds = (performance.now() - replayStarted) / 1000;

@@ -4,10 +4,12 @@
 // no Connect-Index and no problem mapping. requests/s of a route ÷ requests/s of its bare twin is
 // what the whole stack costs over the lookup itself (queries.get/list.ratio_to_bare).
 //   env: DATABASE_URL, CONNECT_DATA_DIR (the token key), CONNECT_LEDGER_ORIGIN, CONNECT_LEDGER_KEY, PORT
+
 import { loadTokenIssuer } from '@connect/auth';
 import { formatVerifierKey, fromBase64, signingKeyFromSeed } from '@connect/crypto';
 import { assertMigrated, createKysely, createPool, readerLogin } from '@connect/db';
 import { createServer } from '@connect/http';
+import { openBodyCipher } from '@connect/ledger';
 import { queryRoutes } from '@connect/query';
 import { encodeCursor } from '../services/query/src/commitments/cursor.ts';
 import { commitmentsById, listCommitments } from '../services/query/src/commitments/queries.ts';
@@ -39,6 +41,7 @@ app.register(queryRoutes, {
   databaseUrl: url,
   reader: reader.db,
   origin: key.name,
+  cipher: (await openBodyCipher(pool, { dataDir, masterKeys: undefined, encryption: true })).cipher,
   verifierKey: formatVerifierKey(key),
   key,
   tokens: await loadTokenIssuer(dataDir),

@@ -115,7 +115,10 @@ async function main(): Promise<void> {
       'select tree_size - 1 as n from ledger_head',
     );
     const last = Number(head[0]?.n);
-    const projector = startProjector({ pool: database.pool, origin: ORIGIN, log }, { batchSize: 2000 });
+    const projector = startProjector(
+      { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher, log },
+      { batchSize: 2000 },
+    );
     for (;;) {
       const { rows } = await database.pool.query<{ n: string }>(
         'select min(last_index) as n from projection_checkpoints',

@@ -80,7 +80,14 @@ export async function benchVerify(): Promise<Metrics> {
     const verifier = parseVerifierKey(ledger.verifierKey);
 
     const bundle = await buildReceipt(
-      { db: database.db, pool: database.pool, origin: ORIGIN, verifierKey: ledger.verifierKey, key },
+      {
+        db: database.db,
+        pool: database.pool,
+        origin: ORIGIN,
+        cipher: ledger.cipher,
+        verifierKey: ledger.verifierKey,
+        key,
+      },
       commitmentStream(id),
     );
     const receipt = { ...bundle, state: replayReceipt(bundle.entries) };
@@ -103,7 +110,12 @@ export async function benchVerify(): Promise<Metrics> {
     );
 
     // The read models catch up first, so the server's projector is idle while it is timed.
-    const projector = startProjector({ pool: database.pool, origin: ORIGIN, log: quiet });
+    const projector = startProjector({
+      pool: database.pool,
+      origin: ORIGIN,
+      cipher: ledger.cipher,
+      log: quiet,
+    });
     for (;;) {
       const { rows } = await database.pool.query<{ n: number }>(
         'select min(last_index)::bigint as n from projection_checkpoints',

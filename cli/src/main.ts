@@ -1,7 +1,7 @@
 import { ConfigError } from '@connect/db';
 import { backupCommand } from './commands/backup.ts';
 import { exportCommand, importCommand } from './commands/export-import.ts';
-import { keysShow } from './commands/keys.ts';
+import { keysCommand } from './commands/keys.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { migrateFromSupabaseCommand } from './commands/migrate-from-supabase.ts';
 import { reconcileCommand } from './commands/reconcile.ts';
@@ -18,9 +18,14 @@ const USAGE = `usage: connect <command>
   migrate      apply database migrations and exit
   replay [--projection NAME]  rebuild read models from the ledger while the service keeps answering
   keys show    print the ledger's verifier key
+  keys status  the primary master key, and how many data keys each master key wraps
+  keys rotate-master        rewrap every data key under a new master key while the service runs
+                            (key file: new key made, old ones dropped; CONNECT_MASTER_KEY: to its first key)
   users grant-role EMAIL ROLE    give that user a role (admin, auditor); recorded in the ledger
   users revoke-role EMAIL ROLE   take it back (the last admin keeps theirs)
   users grant-admin EMAIL   the same as grant-role EMAIL admin
+  users erase EMAIL|ID      destroy the user's data keys and personal data (crypto-shredding);
+                            their commitments stay for the others, naming them "(erased user)"
   redact (--index N | --user ID) --reason TEXT --admin EMAIL   erase an entry's body; proofs stay valid
   verify ledger             recompute every hash and check every checkpoint; exit 1 naming the first bad entry
   verify receipt FILE [--key KEY]   check a receipt offline against a trusted key (--key, or pinned by verify remote)
@@ -67,8 +72,7 @@ async function main(args: string[]): Promise<number> {
     case 'restore':
       return restoreCommand(rest);
     case 'keys':
-      if (rest[0] === 'show') return keysShow();
-      throw new UsageError('keys: the only subcommand is "show"');
+      return keysCommand(rest);
     case undefined:
     case 'help':
     case '--help':

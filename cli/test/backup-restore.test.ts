@@ -397,6 +397,17 @@ test('the backup is on /metrics, and a restore refuses what it cannot do', async
   expect(early.stderr).toMatch(/entry 0 is inside this backup already/);
   const notEmpty = cli(['restore', backupDir, '--to', 'latest', '--data-dir', dataDir]);
   expect(notEmpty.stderr).toMatch(/is not empty/);
+  // The master key is in no backup: a restore where it is neither set nor in the data dir is refused.
+  expect(await readdir(path.join(backupDir, 'data'))).not.toContain('master-key');
+  const keyless = path.join(work, 'keyless');
+  const noKey = cli(['restore', backupDir, '--to', 'latest', '--data-dir', path.join(work, 'no-key')], {
+    CONNECT_DATA_DIR: keyless,
+  });
+  expect(noKey.status).toBe(1);
+  expect(noKey.stderr).toMatch(
+    /opens only with its master key, which no backup holds: set CONNECT_MASTER_KEY/,
+  );
+  expect(existsSync(path.join(work, 'no-key'))).toBe(false);
   const external = cli(['backup', path.join(work, 'b2')], {
     DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/x',
   });

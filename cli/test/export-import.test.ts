@@ -4,7 +4,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatVerifierKey, signingKeyFromSeed, toBase64 } from '@connect/crypto';
-import { auditLedger, buildReceipt, latestCheckpoint, openLedger, readHead } from '@connect/ledger';
+import {
+  auditLedger,
+  buildReceipt,
+  clearBodies,
+  latestCheckpoint,
+  openLedger,
+  readHead,
+} from '@connect/ledger';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { activeCommitment, registerProfile } from '../../services/projector/test/support.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/support/database.ts';
@@ -65,6 +72,8 @@ const cli = (args: string[], url: string, env: Record<string, string | undefined
       CONNECT_LEDGER_ORIGIN: KEY.name,
       CONNECT_LEDGER_KEY: toBase64(SEED),
       CONNECT_DATA_DIR: path.join(dir, 'data'),
+      // Bodies in the clear, as the source has them (export-sealed.test.ts covers sealed ones).
+      CONNECT_ENCRYPTION: 'off',
       ...env,
     },
     encoding: 'utf8',
@@ -97,7 +106,14 @@ test('export → import round-trips: same root, same checkpoints, same receipts;
     expect((await latestCheckpoint(target.db))?.note).toBe((await latestCheckpoint(source.db))?.note);
     const receipt = (db: TestDatabase) =>
       buildReceipt(
-        { db: db.db, pool: db.pool, origin: KEY.name, verifierKey: a?.verifierKey ?? '', key: KEY },
+        {
+          db: db.db,
+          pool: db.pool,
+          origin: KEY.name,
+          cipher: clearBodies,
+          verifierKey: a?.verifierKey ?? '',
+          key: KEY,
+        },
         'commitment-2',
       );
     expect(await receipt(target)).toEqual(await receipt(source));

@@ -112,7 +112,8 @@ test('SIGTERM: the request under way completes, new connections are refused, sub
   expect(Date.now() - signalled).toBeLessThan(SHUTDOWN_TIMEOUT_MS);
   // Its append was flushed: the entry is in the ledger.
   const { rows } = await running.database.pool.query<{ type: string }>(
-    `select type from ledger_entries where data->>'title' = 'Sent across a shutdown'`,
+    'select type from ledger_entries where stream = $1',
+    [`commitment-${JSON.parse(answer.body).commitmentId}`],
   );
   expect(rows).toEqual([{ type: 'CommitmentDrafted' }]);
   expect(running.logs.map((log) => log.msg)).toContain('shut down');

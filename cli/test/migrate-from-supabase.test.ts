@@ -40,6 +40,7 @@ beforeAll(async () => {
         db: stack.database.db,
         ledger: stack.command.ledger,
         dataDir: stack.command.dataDir,
+        keys: stack.command.keys,
         providers: ['google'],
       },
       { storageDir },
@@ -219,7 +220,9 @@ test('bad rows are reported per row and never leave half a commitment', async ()
 
 test('the ledger audits clean, and a rerun imports nothing twice', async () => {
   const key = parseVerifierKey(stack.command.ledger.verifierKey);
-  expect(await auditLedger(stack.database.db, key)).toMatchObject({ ok: true });
+  expect(await auditLedger(stack.database.db, key, { cipher: stack.command.ledger.cipher })).toMatchObject({
+    ok: true,
+  });
   const count = async () =>
     (await stack.database.pool.query('select count(*)::int as n from ledger_entries')).rows[0].n;
   const before = await count();
@@ -230,6 +233,7 @@ test('the ledger audits clean, and a rerun imports nothing twice', async () => {
       db: stack.database.db,
       ledger: stack.command.ledger,
       dataDir: stack.command.dataDir,
+      keys: stack.command.keys,
       providers: ['google'],
     },
     { storageDir },

@@ -40,6 +40,7 @@ beforeAll(async () => {
       db: stack.database.db,
       ledger: stack.command.ledger,
       dataDir: stack.command.dataDir,
+      keys: stack.command.keys,
       providers: ['google'],
     },
     { storageDir: seeded.storageDir },
@@ -55,7 +56,7 @@ async function reconcile() {
   const from = await openSource(seeded.url);
   return reconcileWithSupabase(
     from,
-    { db: stack.database.db, origin: stack.command.ledger.origin },
+    { db: stack.database.db, origin: stack.command.ledger.origin, cipher: stack.command.ledger.cipher },
     { storageDir: seeded.storageDir, batchSize: 5 },
   ).finally(() => from.close());
 }

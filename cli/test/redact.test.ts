@@ -61,7 +61,12 @@ test('connect redact erases a user’s profile for an admin, records why, and re
 
 test('the redacted ledger still passes the audit', () => {
   const audit = spawnSync(process.execPath, [BIN, 'verify', 'ledger'], {
-    env: { ...process.env, DATABASE_URL: database.url, CONNECT_LEDGER_ORIGIN: ORIGIN },
+    env: {
+      ...process.env,
+      DATABASE_URL: database.url,
+      CONNECT_DATA_DIR: dataDir,
+      CONNECT_LEDGER_ORIGIN: ORIGIN,
+    },
     encoding: 'utf8',
   });
   expect(audit.status).toBe(0);

@@ -47,6 +47,7 @@ beforeAll(async () => {
     db: stack.database.db,
     ledger: stack.command.ledger,
     dataDir: stack.command.dataDir,
+    keys: stack.command.keys,
     providers: ['google'],
   };
 }, 120_000);
@@ -94,7 +95,7 @@ async function startFollower() {
   };
 }
 
-const load = (id: string) => loadCommitment(stack.database.db, stack.command.ledger.origin, id);
+const load = (id: string) => loadCommitment(stack.database.db, stack.command.ledger, id);
 
 async function eventually(id: string, check: (c: Commitment) => boolean, timeoutMs = 10_000) {
   const started = Date.now();
@@ -231,7 +232,7 @@ test('with --changes auto a logical source is replicated: its changes arrive, a 
   const source = await openSource(seeded.url);
   const report = await reconcileWithSupabase(
     source,
-    { db: stack.database.db, origin: stack.command.ledger.origin },
+    { db: stack.database.db, origin: stack.command.ledger.origin, cipher: stack.command.ledger.cipher },
     { storageDir: seeded.storageDir },
   ).finally(() => source.close());
   expect(report.differences.filter((d) => d.id === seeded.commitments.draft)).toEqual([]);

@@ -35,6 +35,7 @@ beforeAll(async () => {
     db: stack.database.db,
     ledger: stack.command.ledger,
     dataDir: stack.command.dataDir,
+    keys: stack.command.keys,
     providers: ['google'],
   };
 }, 120_000);
@@ -77,7 +78,7 @@ async function startFollower() {
   };
 }
 
-const load = (id: string) => loadCommitment(stack.database.db, stack.command.ledger.origin, id);
+const load = (id: string) => loadCommitment(stack.database.db, stack.command.ledger, id);
 
 async function eventually(id: string, check: (c: Commitment) => boolean, timeoutMs = 10_000) {
   const started = Date.now();
@@ -213,14 +214,18 @@ test('changes in the source arrive while following, keeping who made them and wh
   const source = await openSource(seeded.url);
   const report = await reconcileWithSupabase(
     source,
-    { db: stack.database.db, origin: stack.command.ledger.origin },
+    { db: stack.database.db, origin: stack.command.ledger.origin, cipher: stack.command.ledger.cipher },
     { storageDir: seeded.storageDir },
   ).finally(() => source.close());
   const changed = new Set([seeded.commitments.draft, seeded.commitments['no-history']]);
   expect(report.differences.filter((d) => changed.has(d.id))).toEqual([]);
-  expect((await auditLedger(stack.database.db, parseVerifierKey(stack.command.ledger.verifierKey))).ok).toBe(
-    true,
-  );
+  expect(
+    (
+      await auditLedger(stack.database.db, parseVerifierKey(stack.command.ledger.verifierKey), {
+        cipher: stack.command.ledger.cipher,
+      })
+    ).ok,
+  ).toBe(true);
 }, 60_000);
 
 test('a follower stopped and started again brings over what changed meanwhile, and nothing twice', async () => {
@@ -317,7 +322,9 @@ test('an import killed midway finishes on the next run, with nothing imported tw
     expect(rows[0].sources).toBe(rows[0].events);
     expect(second.stdout).toMatch(/\(\d+ of them by an earlier run\)/);
     expect(
-      await auditLedger(target.database.db, parseVerifierKey(target.command.ledger.verifierKey)),
+      await auditLedger(target.database.db, parseVerifierKey(target.command.ledger.verifierKey), {
+        cipher: target.command.ledger.cipher,
+      }),
     ).toMatchObject({ ok: true });
     const progress = await target.database.pool.query(
       `select count(*)::int as n from import_progress where kind = 'commitment'`,

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { rolesStream } from '@connect/domain';
-import { readStream } from '@connect/ledger';
+import { openBodyCipher, readStream } from '@connect/ledger';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { ORIGIN, projectorLedger } from '../../services/projector/test/support.ts';
 import type { TestDatabase } from '../../test/support/database.ts';
@@ -66,14 +66,26 @@ test('connect users grant-role and revoke-role change roles on the ledger; grant
   expect(users('revoke-role', 'zoe@users.test', 'auditor').status).toBe(1);
   expect(await roles()).toEqual(['admin']);
 
-  const entries = await readStream(database.db, ORIGIN, rolesStream(userId));
+  // The CLI sealed them with the data directory's master key.
+  const { keys, cipher } = await openBodyCipher(
+    database.pool,
+    { dataDir, masterKeys: undefined, encryption: true },
+    { listen: false },
+  );
+  const entries = await readStream(database.db, { origin: ORIGIN, cipher }, rolesStream(userId));
+  await keys.close();
   expect(entries.map((e) => [e.type, e.actor, e.data?.role])).toEqual([
     ['RoleGranted', null, 'auditor'],
     ['RoleGranted', null, 'admin'],
     ['RoleRevoked', null, 'auditor'],
   ]);
   const audit = spawnSync(process.execPath, [BIN, 'verify', 'ledger'], {
-    env: { ...process.env, DATABASE_URL: database.url, CONNECT_LEDGER_ORIGIN: ORIGIN },
+    env: {
+      ...process.env,
+      DATABASE_URL: database.url,
+      CONNECT_DATA_DIR: dataDir,
+      CONNECT_LEDGER_ORIGIN: ORIGIN,
+    },
     encoding: 'utf8',
   });
   expect(audit.status).toBe(0);

@@ -6,8 +6,9 @@ import path from 'node:path';
 import { loadTokenIssuer } from '@connect/auth';
 import { type CommandDeps, commandRoutes } from '@connect/command';
 import { signingKeyFromSeed } from '@connect/crypto';
+import { keyRing, localMasterKeys } from '@connect/db';
 import { createServer } from '@connect/http';
-import { openLedger } from '@connect/ledger';
+import { type BodyCipher, bodyCipher, openLedger } from '@connect/ledger';
 import { type NotifierOptions, openNotifier } from '@connect/notifier';
 import { attachProjector, PROJECTIONS, type Projector } from '@connect/projector';
 import { createReaderDb, type QueryDeps, queryRoutes } from '@connect/query';
@@ -36,14 +37,19 @@ export interface StackOptions {
   onQuerySql?(sql: string): void;
   subscriptions?: QueryDeps['subscriptions'];
   /** The notifier's hooks (e.g. the delivery queue's), made once the database exists. */
-  notifierHooks?(database: TestDatabase): Promise<Pick<NotifierOptions, 'enqueue' | 'publish'>>;
+  notifierHooks?(
+    database: TestDatabase,
+    cipher: BodyCipher,
+  ): Promise<Pick<NotifierOptions, 'enqueue' | 'publish'>>;
 }
 
 export async function testStack(options: StackOptions = {}): Promise<Stack> {
   const database = await createTestDatabase({ poolSize: options.poolSize ?? 20 });
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-stack-'));
   const key = signingKeyFromSeed('test.connect.local/ledger', new Uint8Array(32).fill(11));
-  const ledger = await openLedger({ pool: database.pool, db: database.db, origin: key.name, key });
+  const keys = keyRing(database.pool, await localMasterKeys({ dataDir }), { listen: false });
+  const cipher = bodyCipher(keys, { sealNew: true });
+  const ledger = await openLedger({ pool: database.pool, db: database.db, origin: key.name, key, cipher });
   await ensureDefaultTypes(ledger);
   const tokens = await loadTokenIssuer(dataDir);
   const command: CommandDeps = {
@@ -51,8 +57,9 @@ export async function testStack(options: StackOptions = {}): Promise<Stack> {
     db: database.db,
     ledger,
     tokens,
-    types: typeRegistry(database.db, key.name),
+    types: typeRegistry(database.db, ledger),
     dataDir,
+    keys,
     authAttemptsPerMinute: 10_000,
   };
   const onQuerySql = options.onQuerySql;
@@ -67,6 +74,7 @@ export async function testStack(options: StackOptions = {}): Promise<Stack> {
     databaseUrl: database.url,
     reader: reader.db,
     origin: key.name,
+    cipher,
     verifierKey: ledger.verifierKey,
     key,
     tokens,
@@ -78,11 +86,12 @@ export async function testStack(options: StackOptions = {}): Promise<Stack> {
   app.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) if (method !== 'HEAD') routes.push(`${method} ${route.url}`);
   });
-  const hooks = (await options.notifierHooks?.(database)) ?? {};
+  const hooks = (await options.notifierHooks?.(database, cipher)) ?? {};
   const notifier = await openNotifier(database.pool, { appUrl: STACK_APP_URL, ...hooks });
   const projector = attachProjector(app, {
     pool: database.pool,
     origin: key.name,
+    cipher,
     options: { pollMs: 200, projections: [...PROJECTIONS, notifier] },
   });
   app.register(commandRoutes, command);
@@ -99,6 +108,7 @@ export async function testStack(options: StackOptions = {}): Promise<Stack> {
       await app.close();
       await reader.close();
       await ledger.drain();
+      await keys.close();
       await database.close();
       await rm(dataDir, { recursive: true, force: true });
     },

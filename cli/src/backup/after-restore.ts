@@ -4,8 +4,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fromBase64, openCheckpoint, parseVerifierKey, verifyConsistency } from '@connect/crypto';
-import { type DatabaseHandle, migrate } from '@connect/db';
-import { auditLedger, consistencyProof, latestCheckpoint, readHead } from '@connect/ledger';
+import { type DatabaseHandle, loadConfig, migrate } from '@connect/db';
+import { auditLedger, consistencyProof, latestCheckpoint, openBodyCipher, readHead } from '@connect/ledger';
 import { PROJECTIONS, replayProjection } from '@connect/projector';
 import type { BackupManifest } from './manifest.ts';
 
@@ -52,12 +52,23 @@ export async function finishRestore(
   if (!head) throw new Error('the restored database has no ledger');
   const key = parseVerifierKey(head.verifierKey);
   const sessionsRevoked = await revokeSessions(database);
+  // The restored data directory's master key (or CONNECT_MASTER_KEY) opens the sealed bodies.
+  const { keys, cipher } = await openBodyCipher(
+    database.pool,
+    { ...loadConfig(process.env), dataDir },
+    { listen: false, create: false },
+  );
   const projections: RestoreReport['projections'] = [];
-  for (const projection of PROJECTIONS) {
-    const result = await replayProjection({ pool: database.pool, origin: head.origin }, projection);
-    projections.push({ name: result.projection, events: result.events });
+  let audited: Awaited<ReturnType<typeof auditLedger>>;
+  try {
+    for (const projection of PROJECTIONS) {
+      const result = await replayProjection({ pool: database.pool, origin: head.origin, cipher }, projection);
+      projections.push({ name: result.projection, events: result.events });
+    }
+    audited = await auditLedger(database.db, key, { cipher });
+  } finally {
+    await keys.close();
   }
-  const audited = await auditLedger(database.db, key);
   const audit: RestoreReport['audit'] = audited.ok
     ? { ok: true }
     : {

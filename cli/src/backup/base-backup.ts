@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { toBase64 } from '@connect/crypto';
-import { embeddedPaths } from '@connect/db';
+import { embeddedPaths, MASTER_KEY_FILE } from '@connect/db';
 import pg from 'pg';
 import { type CopiedFile, copyFile, copyTree, hashFile, syncTree } from './copy-files.ts';
 import { type BackupManifest, MANIFEST_FILE, MANIFEST_FORMAT } from './manifest.ts';
@@ -132,7 +132,8 @@ export async function takeBackup(request: BackupRequest): Promise<BackupResult> 
       })),
     );
     for (const entry of await readdir(dataDir, { withFileTypes: true })) {
-      if (!entry.isFile() || isDraft(entry.name)) continue;
+      // The master key stays out: a backup holds ciphertext and wrapped keys, never what unwraps them.
+      if (!entry.isFile() || isDraft(entry.name) || entry.name.startsWith(MASTER_KEY_FILE)) continue;
       const copied = await copyFile(path.join(dataDir, entry.name), path.join(copyRoot, entry.name));
       if (copied) files.push({ path: `data/${entry.name}`, ...copied });
     }

@@ -1,12 +1,15 @@
 import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
+import path from 'node:path';
 import { formatVerifierKey } from '@connect/crypto';
-import { loadConfig, migrate, openDatabase } from '@connect/db';
+import { loadConfig, MASTER_KEY_FILE, migrate, openDatabase } from '@connect/db';
 import {
   exportLedger,
+  exportMasterKeyIds,
   findLedgerKey,
   ImportRefused,
   importLedger,
+  openBodyCipher,
   readExportHeader,
   signerMismatch,
 } from '@connect/ledger';
@@ -50,13 +53,24 @@ export async function importCommand(args: string[]): Promise<number> {
   const signer = { origin: config.ledgerOrigin, verifierKey: key && formatVerifierKey(key) };
   const refusal = signerMismatch(await readExportHeader(file), signer);
   if (refusal) throw new ImportRefused(refusal);
+  const needed = await exportMasterKeyIds(file);
+  if (needed.size > 0 && !config.masterKeys && !existsSync(path.join(config.dataDir, MASTER_KEY_FILE))) {
+    throw new ImportRefused(
+      `the export's bodies are sealed under master key ${[...needed].join(', ')}: set CONNECT_MASTER_KEY to it, or copy the exporting CONNECT_DATA_DIR/${MASTER_KEY_FILE} into this CONNECT_DATA_DIR`,
+    );
+  }
   const database = await openDatabase(config);
+  const { keys, cipher } = await openBodyCipher(database.pool, config, { listen: false });
   try {
     await migrate(database.pool);
-    const { entries, origin } = await importLedger(database.pool, file, signer);
+    const { entries, origin } = await importLedger(database.pool, file, signer, {
+      cipher,
+      masterKeys: keys.masterKeys,
+    });
     console.log(`imported ${entries} entries of ${origin}; every hash and signature checked`);
     return 0;
   } finally {
+    await keys.close();
     await database.close();
   }
 }

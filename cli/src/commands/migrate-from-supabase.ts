@@ -53,6 +53,8 @@ export async function migrateFromSupabaseCommand(args: string[]): Promise<number
     db: runtime.database.db,
     ledger: runtime.ledger,
     dataDir: config.dataDir,
+    keys: runtime.keys,
+    encryption: config.encryption,
     providers: config.oidcProviders.map((p) => p.name),
   };
   const onProgress = ({ phase, done, total }: { phase: string; done: number; total: number }) => {

@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadConfig, openDatabase } from '@connect/db';
-import { readHead } from '@connect/ledger';
+import { openBodyCipher, readHead } from '@connect/ledger';
 import { progressBar } from '../progress.ts';
 import { formatReconcile } from '../supabase/reconcile.ts';
 import { reconcileWithSupabase } from '../supabase/reconcile-run.ts';
@@ -20,7 +20,9 @@ export async function reconcileCommand(args: string[]): Promise<number> {
     console.error('connect: usage: connect reconcile --source URL [--storage DIR] [--report FILE]');
     return 2;
   }
-  const database = await openDatabase(loadConfig(process.env), { create: false });
+  const config = loadConfig(process.env);
+  const database = await openDatabase(config, { create: false });
+  const { keys, cipher } = await openBodyCipher(database.pool, config, { listen: false, create: false });
   try {
     const origin = (await readHead(database.db))?.origin ?? '';
     const source = await openSource(values.source);
@@ -28,7 +30,7 @@ export async function reconcileCommand(args: string[]): Promise<number> {
     let last = 0;
     const report = await reconcileWithSupabase(
       source,
-      { db: database.db, origin },
+      { db: database.db, origin, cipher },
       {
         storageDir: values.storage,
         onProgress: ({ phase, done, total }) => {
@@ -44,6 +46,7 @@ export async function reconcileCommand(args: string[]): Promise<number> {
     if (values.report) await writeFile(values.report, `${JSON.stringify(report, null, 2)}\n`);
     return report.differences.length > 0 ? 1 : 0;
   } finally {
+    await keys.close();
     await database.close();
   }
 }

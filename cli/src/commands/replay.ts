@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { loadConfig, migrate, openDatabase } from '@connect/db';
-import { readHead } from '@connect/ledger';
+import { openBodyCipher, readHead } from '@connect/ledger';
 import { PROJECTIONS, projectionNamed, replayProjection } from '@connect/projector';
 import { progressBar } from '../progress.ts';
 
@@ -17,7 +17,9 @@ export async function replayCommand(args: string[]): Promise<number> {
     );
     return 2;
   }
-  const database = await openDatabase(loadConfig(process.env), { create: false });
+  const config = loadConfig(process.env);
+  const database = await openDatabase(config, { create: false });
+  const { keys, cipher } = await openBodyCipher(database.pool, config, { listen: false, create: false });
   try {
     await migrate(database.pool);
     const head = await readHead(database.db);
@@ -26,7 +28,7 @@ export async function replayCommand(args: string[]): Promise<number> {
       if (!projection) continue;
       const startedAt = performance.now();
       let last = 0;
-      const result = await replayProjection({ pool: database.pool, origin }, projection, {
+      const result = await replayProjection({ pool: database.pool, origin, cipher }, projection, {
         onProgress: (progress) => {
           if (!process.stderr.isTTY && performance.now() - last < 1000) return;
           last = performance.now();
@@ -44,6 +46,7 @@ export async function replayCommand(args: string[]): Promise<number> {
     }
     return 0;
   } finally {
+    await keys.close();
     await database.close();
   }
 }

@@ -2,7 +2,17 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { createKysely, createPool, type DatabaseHandle, loadConfig } from '@connect/db';
+import { documentDigest } from '@connect/command';
+import {
+  createKysely,
+  createPool,
+  type DatabaseHandle,
+  type KeyRing,
+  keyRing,
+  loadConfig,
+  localMasterKeys,
+  MASTER_KEY_FILE,
+} from '@connect/db';
 import { finishRestore, type RestoreReport } from '../backup/after-restore.ts';
 import { copyFile } from '../backup/copy-files.ts';
 import { archivedDocumentsDir } from '../backup/document-archive.ts';
@@ -54,6 +64,12 @@ export async function restoreCommand(args: string[]): Promise<number> {
       'a restore to a time or an entry needs the WAL archive: give --wal-archive or CONNECT_WAL_ARCHIVE',
     );
   await checkFiles(backupDir, manifest);
+  // Backups never hold the master key: it comes from CONNECT_MASTER_KEY or this CONNECT_DATA_DIR.
+  const masterKeyFile = path.join(path.resolve(config.dataDir), MASTER_KEY_FILE);
+  if (!config.masterKeys && !existsSync(masterKeyFile))
+    throw new Error(
+      `the backup's data opens only with its master key, which no backup holds: set CONNECT_MASTER_KEY, or put the ${MASTER_KEY_FILE} file into ${path.resolve(config.dataDir)} (CONNECT_DATA_DIR)`,
+    );
 
   const xid =
     target.kind === 'index'
@@ -61,6 +77,7 @@ export async function restoreCommand(args: string[]): Promise<number> {
       : undefined;
   await mkdir(dataDir, { recursive: true, mode: 0o711 });
   await copyBackup(backupDir, dataDir);
+  if (!config.masterKeys) await copyFile(masterKeyFile, path.join(dataDir, MASTER_KEY_FILE));
   const server = await recover(dataDir, {
     walArchive,
     target:
@@ -69,9 +86,23 @@ export async function restoreCommand(args: string[]): Promise<number> {
   let report: RestoreReport;
   const database = handleOn(server.url);
   try {
-    for (const from of [values.documents, walArchive && archivedDocumentsDir(walArchive)])
-      if (from) await copyMissingDocuments(database, dataDir, from);
     report = await finishRestore(database, dataDir, manifest);
+    // The documents the rebuilt read models name and the backup lacks, from the archive or --documents.
+    const sources = [values.documents, walArchive && archivedDocumentsDir(walArchive)].filter(
+      (from): from is string => Boolean(from),
+    );
+    if (sources.length > 0 && report.missingDocuments.length > 0) {
+      // The restored data directory's master key (or CONNECT_MASTER_KEY) opens the sealed documents.
+      const keys = keyRing(database.pool, await localMasterKeys({ keys: config.masterKeys, dataDir }), {
+        listen: false,
+      });
+      try {
+        for (const from of sources)
+          report.missingDocuments = await copyMissingDocuments(keys, dataDir, from, report.missingDocuments);
+      } finally {
+        await keys.close();
+      }
+    }
   } finally {
     await database.close();
     await server.stop();
@@ -158,18 +189,29 @@ async function transactionOfEntry(
   }
 }
 
-/** Documents the restored copy lacks, from another documents folder (the old data directory's). */
-async function copyMissingDocuments(database: DatabaseHandle, dataDir: string, from: string): Promise<void> {
-  const { rows } = await database.pool.query<{ sha256: string }>(
-    `select distinct data->>'sha256' as sha256 from ledger_entries where data ? 'sha256'`,
-  );
-  for (const { sha256 } of rows) {
-    if (!/^[0-9a-f]{64}$/.test(sha256)) continue;
+/**
+ * Copies the `missing` documents found in another documents folder (the archive's, the old data
+ * directory's) into the restored copy, each as stored and kept only if its plaintext is the bytes
+ * the ledger names; returns those still missing.
+ */
+async function copyMissingDocuments(
+  keys: KeyRing,
+  dataDir: string,
+  from: string,
+  missing: readonly string[],
+): Promise<string[]> {
+  const still: string[] = [];
+  for (const sha256 of missing) {
     const relative = path.join(sha256.slice(0, 2), sha256);
     const target = path.join(dataDir, 'documents', relative);
-    if (existsSync(target) || !existsSync(path.join(from, relative))) continue;
-    await mkdir(path.dirname(target), { recursive: true });
-    const copied = await copyFile(path.join(from, relative), target);
-    if (copied && copied.sha256 !== sha256) await rm(target);
+    if (/^[0-9a-f]{64}$/.test(sha256) && !existsSync(target) && existsSync(path.join(from, relative))) {
+      await mkdir(path.dirname(target), { recursive: true });
+      const copied = await copyFile(path.join(from, relative), target);
+      const digest = copied && (await documentDigest(target, sha256, keys).catch(() => undefined));
+      if (digest?.sha256 === sha256) continue;
+      await rm(target, { force: true });
+    }
+    if (!existsSync(target)) still.push(sha256);
   }
+  return still;
 }

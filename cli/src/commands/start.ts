@@ -31,11 +31,22 @@ export async function start(): Promise<number> {
   const monitor = monitorLedger(app, runtime, { audit: true });
   const projections = [...PROJECTIONS];
   if (config.notifier) {
-    delivery = await openDeliveryQueue({ pool, db: runtime.database.db, config, log: app.log });
+    delivery = await openDeliveryQueue({
+      pool,
+      db: runtime.database.db,
+      cipher: ledger.cipher,
+      config,
+      log: app.log,
+    });
     delivery.registerMetrics(app.metrics);
     projections.push(await openNotifier(pool, { appUrl: config.appUrl, ...delivery.hooks }));
   }
-  projector = attachProjector(app, { pool, origin: ledger.origin, options: { projections } });
+  projector = attachProjector(app, {
+    pool,
+    origin: ledger.origin,
+    cipher: ledger.cipher,
+    options: { projections },
+  });
   await delivery?.start();
   let backups: ScheduledBackups | undefined;
   let documentArchiving: DocumentArchiving | undefined;
@@ -44,7 +55,7 @@ export async function start(): Promise<number> {
       'CONNECT_WAL_ARCHIVE applies to the embedded PostgreSQL only; with DATABASE_URL, archive on that server',
     );
   else if (config.walArchive)
-    documentArchiving = startDocumentArchiving(config.dataDir, config.walArchive, app.log);
+    documentArchiving = startDocumentArchiving(config.dataDir, config.walArchive, runtime.keys, app.log);
   if (config.backups && config.databaseUrl)
     app.log.warn(
       'CONNECT_BACKUP_SCHEDULE backs up the embedded PostgreSQL only; with DATABASE_URL no backup is scheduled',

@@ -1,18 +1,27 @@
-import { grantRole, revokeRole, userIdByEmail } from '@connect/command';
+import { eraseUser, grantRole, revokeRole, userIdByEmail } from '@connect/command';
 import { loadConfig, openDatabase } from '@connect/db';
 import { type UserRole, userRoleSchema } from '@connect/domain';
-import { openLedgerRuntime } from '@connect/ledger';
+import { type LedgerRuntime, openLedgerRuntime } from '@connect/ledger';
 
 const USAGE =
-  'usage: connect users grant-role EMAIL ROLE | revoke-role EMAIL ROLE | grant-admin EMAIL (ROLE: admin, auditor)';
+  'usage: connect users grant-role EMAIL ROLE | revoke-role EMAIL ROLE | grant-admin EMAIL (ROLE: admin, auditor) | erase EMAIL|ID';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * connect users grant-role|revoke-role EMAIL ROLE (grant-admin EMAIL: grant-role EMAIL admin). The
  * change is recorded in the ledger with the system as its actor, and applies to the user's open
- * sessions at once.
+ * sessions at once. connect users erase EMAIL|ID erases the user (see erase below).
  */
 export async function usersCommand(args: string[]): Promise<number> {
   const [sub, email, roleName] = args;
+  if (sub === 'erase') {
+    if (!email || roleName !== undefined) {
+      console.error(`connect: ${USAGE}`);
+      return 2;
+    }
+    return withRuntime((runtime) => erase(runtime, email));
+  }
   const role = sub === 'grant-admin' ? 'admin' : roleName;
   const parsed = userRoleSchema.safeParse(role);
   const known = sub === 'grant-admin' || sub === 'grant-role' || sub === 'revoke-role';
@@ -20,6 +29,21 @@ export async function usersCommand(args: string[]): Promise<number> {
     console.error(`connect: ${USAGE}`);
     return 2;
   }
+  return withRuntime(async (runtime) => {
+    const deps = { db: runtime.database.db, ledger: runtime.ledger };
+    const userId = await userIdByEmail(deps.db, email);
+    if (!userId) {
+      console.error(`connect: no user has the email ${email}`);
+      return 1;
+    }
+    return sub === 'revoke-role'
+      ? revoke(deps, email, userId, parsed.data)
+      : grant(deps, email, userId, parsed.data);
+  });
+}
+
+/** Runs `work` with the ledger runtime, closed once `work` is done. */
+async function withRuntime(work: (runtime: LedgerRuntime) => Promise<number>): Promise<number> {
   const config = loadConfig(process.env);
   // Opened here so a missing database is refused, not created; the runtime then joins it.
   const database = await openDatabase(config, { create: false });
@@ -28,20 +52,34 @@ export async function usersCommand(args: string[]): Promise<number> {
     throw error;
   });
   try {
-    const deps = { db: runtime.database.db, ledger: runtime.ledger };
-    const userId = await userIdByEmail(deps.db, email);
-    if (!userId) {
-      console.error(`connect: no user has the email ${email}`);
-      return 1;
-    }
     // Awaited here, so the runtime closes after the change, not before.
-    return sub === 'revoke-role'
-      ? await revoke(deps, email, userId, parsed.data)
-      : await grant(deps, email, userId, parsed.data);
+    return await work(runtime);
   } finally {
     await runtime.close();
     await database.close();
   }
+}
+
+/**
+ * connect users erase EMAIL|ID: crypto-shreds the user (the system is the actor). Once erased, the
+ * email is gone: a rerun after an interruption names the user by id, and finishes the erasure.
+ */
+async function erase(runtime: LedgerRuntime, who: string): Promise<number> {
+  const { db, pool } = runtime.database;
+  const userId = UUID.test(who) ? who.toLowerCase() : await userIdByEmail(db, who);
+  if (!userId) {
+    console.error(`connect: no user has the email ${who}`);
+    return 1;
+  }
+  const erased = await eraseUser({ pool, db, ledger: runtime.ledger, keys: runtime.keys }, userId, {
+    actor: null,
+  });
+  if (erased.outcome === 'no-user') {
+    console.error(`connect: no user has the id ${userId}`);
+    return 1;
+  }
+  console.log(`user ${userId} is erased (ledger entry ${erased.event.index})`);
+  return 0;
 }
 
 type Deps = Parameters<typeof grantRole>[0];

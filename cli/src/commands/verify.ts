@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { parseVerifierKey, type ReceiptBundle, verifyReceipt } from '@connect/crypto';
 import { loadConfig, openDatabase } from '@connect/db';
-import { auditLedger, readHead } from '@connect/ledger';
+import { auditLedger, openBodyCipher, readHead } from '@connect/ledger';
 import { describeReceipt, profileNames, type ReceiptState, replayReceipt } from '@connect/query';
 import { progressBar } from '../progress.ts';
 import { defaultStateFile, verifyRemote } from './verify-remote.ts';
@@ -73,7 +73,10 @@ async function verifyReceiptFile(args: string[]): Promise<number> {
 
 /** The audit, streamed with progress; exits 1 naming the first bad entry. */
 async function verifyLedger(): Promise<number> {
-  const database = await openDatabase(loadConfig(process.env), { create: false });
+  const config = loadConfig(process.env);
+  const database = await openDatabase(config, { create: false });
+  // Sealed bodies are opened to check them against their data hashes.
+  const { keys, cipher } = await openBodyCipher(database.pool, config, { listen: false, create: false });
   try {
     const head = await readHead(database.db);
     if (!head) {
@@ -85,6 +88,7 @@ async function verifyLedger(): Promise<number> {
     const startedAt = performance.now();
     const interactive = process.stderr.isTTY;
     const result = await auditLedger(database.db, key, {
+      cipher,
       onProgress: ({ checked, total }) => {
         const line = progressBar(checked, total, startedAt);
         if (interactive) process.stderr.write(`\r${line}`);
@@ -101,6 +105,7 @@ async function verifyLedger(): Promise<number> {
     console.error(`ledger ${head.origin} FAILED verification${where}: ${result.problem}`);
     return 1;
   } finally {
+    await keys.close();
     await database.close();
   }
 }

@@ -1,8 +1,8 @@
 // The storage export (a folder of bucket_id/name) and the document store it feeds.
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readFile, rename, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { documentPath } from '@connect/command';
+import { type DocumentSealing, storeDocumentFile } from '@connect/command';
 import type { FileFacts } from './map-commitments.ts';
 import type { SourceDocument } from './source.ts';
 
@@ -33,25 +33,15 @@ export async function factsOf(
   return facts;
 }
 
-/** Copies an exported file to its content address in the document store (already there: nothing to do). */
+/** Stores an exported file at its content address, as an upload is (already there: nothing to do). */
 export async function storeDocument(
   storageDir: string,
   documentsDir: string,
   doc: SourceDocument,
   sha256: string,
+  sealing: DocumentSealing,
 ) {
-  const target = documentPath(documentsDir, sha256);
-  if (
-    await stat(target).then(
-      () => true,
-      () => false,
-    )
-  )
-    return;
   const source = exportedPath(storageDir, doc.storage_path);
   if (!source) throw new Error(`document ${doc.id}: no file`);
-  await mkdir(path.dirname(target), { recursive: true });
-  const draft = `${target}.import-${process.pid}`;
-  await copyFile(source, draft);
-  await rename(draft, target);
+  await storeDocumentFile(documentsDir, source, sha256, sealing);
 }

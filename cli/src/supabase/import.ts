@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { createAccount } from '@connect/command';
 import type { JsonObject } from '@connect/crypto';
-import type { Database } from '@connect/db';
+import type { Database, KeyRing } from '@connect/db';
 import {
   COMMITMENT_TYPE_DEFINED,
   COMMITMENT_TYPES_STREAM,
@@ -31,6 +31,10 @@ export interface ImportDeps {
   ledger: Ledger;
   /** The document store is its documents/ folder. */
   dataDir: string;
+  /** The data keys documents are sealed with. */
+  keys: KeyRing;
+  /** Whether documents are stored sealed (CONNECT_ENCRYPTION); true when absent. */
+  encryption?: boolean;
   /** The configured OIDC providers (CONNECT_OIDC_<NAME>, lower-cased). */
   providers: string[];
 }
@@ -132,7 +136,7 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
     if (id.startsWith('user:') && outcome === 'imported') users.add(id.slice(5));
 
   const defined = new Map<string, CommitmentType>();
-  for (const entry of await readStream(db, ledger.origin, COMMITMENT_TYPES_STREAM)) {
+  for (const entry of await readStream(db, ledger, COMMITMENT_TYPES_STREAM)) {
     const parsed = commitmentTypeSchema.safeParse(entry.data);
     if (entry.type === COMMITMENT_TYPE_DEFINED && parsed.success) defined.set(parsed.data.key, parsed.data);
   }
@@ -197,7 +201,7 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
     });
     const files = await factsOf(options.storageDir, rows.documents);
     const ctx = { typeKeys, users, files };
-    const entries = streamExists ? await readStream(db, ledger.origin, commitmentStream(id)) : [];
+    const entries = streamExists ? await readStream(db, ledger, commitmentStream(id)) : [];
     let events: PlannedEvent[];
     let reasons: string[];
     if (entries.length === 0) {
@@ -216,7 +220,11 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
       const documentsDir = path.join(deps.dataDir, 'documents');
       for (const doc of rows.documents) {
         const facts = files.get(doc.id);
-        if (facts) await storeDocument(options.storageDir, documentsDir, doc, facts.sha256);
+        if (facts)
+          await storeDocument(options.storageDir, documentsDir, doc, facts.sha256, {
+            keys: deps.keys,
+            seal: deps.encryption ?? true,
+          });
       }
     }
     const result = await ledger.append({

@@ -3,6 +3,7 @@
 // checked, not a projection of it. Reads only: it writes to neither.
 import { loadCommitment } from '@connect/command';
 import type { Database } from '@connect/db';
+import type { LedgerSource } from '@connect/ledger';
 import type { Kysely } from 'kysely';
 import { factsOf } from './files.ts';
 import {
@@ -15,9 +16,8 @@ import {
 } from './reconcile.ts';
 import type { Source } from './source.ts';
 
-export interface ReconcileDeps {
+export interface ReconcileDeps extends LedgerSource {
   db: Kysely<Database>;
-  origin: string;
 }
 
 export interface ReconcileOptions {
@@ -57,7 +57,7 @@ export async function reconcileWithSupabase(
   options: ReconcileOptions = {},
 ): Promise<ReconcileReport> {
   const startedAt = new Date();
-  const { db, origin } = deps;
+  const { db } = deps;
   const batchSize = options.batchSize ?? 200;
   const imports = new Map<string, ImportRecord>(
     (
@@ -102,7 +102,7 @@ export async function reconcileWithSupabase(
     for (const rows of await source.commitments(batch)) {
       const id = rows.commitment.id;
       const files = await factsOf(options.storageDir, rows.documents);
-      const connect = await loadCommitment(db, origin, id);
+      const connect = await loadCommitment(db, deps, id);
       add(compareCommitment(rows, files, connect, commitmentImports.get(id), gone));
     }
     done += batch.length;

@@ -55,6 +55,14 @@ export const configSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9+/]{43}=$/, 'must be the base64 of a 32-byte Ed25519 seed')
     .optional(),
+  CONNECT_MASTER_KEY: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9+/]{43}=(,[A-Za-z0-9+/]{43}=)*$/,
+      'must be the base64 of a 32-byte key, or several separated by commas (the first wraps new keys)',
+    )
+    .optional(),
+  CONNECT_ENCRYPTION: z.enum(['on', 'off']).default('on'),
   CONNECT_MAX_DOCUMENT_BYTES: z.coerce
     .number()
     .int()
@@ -190,6 +198,13 @@ export interface Config {
   dataDir: string;
   ledgerOrigin: string;
   ledgerKey: string | undefined;
+  /**
+   * Master keys (base64, CONNECT_MASTER_KEY; secrets: never log them), the first wrapping new data
+   * keys, the others only unwrapping (during a rotation); unset → the data directory's key file.
+   */
+  masterKeys: string[] | undefined;
+  /** Whether new ledger bodies and sensitive fields are sealed (CONNECT_ENCRYPTION; off only to measure). */
+  encryption: boolean;
   /** Largest document upload accepted, in bytes. */
   maxDocumentBytes: number;
   /** Auth attempts per minute and route, per client address and per account. */
@@ -344,6 +359,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: path.resolve(c.CONNECT_DATA_DIR),
     ledgerOrigin: c.CONNECT_LEDGER_ORIGIN,
     ledgerKey: c.CONNECT_LEDGER_KEY,
+    masterKeys: c.CONNECT_MASTER_KEY?.split(','),
+    encryption: c.CONNECT_ENCRYPTION === 'on',
     maxDocumentBytes: c.CONNECT_MAX_DOCUMENT_BYTES,
     authRateLimit: c.CONNECT_AUTH_RATE_LIMIT,
     inviteRateLimit: c.CONNECT_INVITE_RATE_LIMIT,

@@ -23,6 +23,8 @@ export interface LedgerEntriesTable {
   meta: unknown;
   data: unknown;
   salt: Uint8Array | null;
+  /** The body (salt and data) sealed under the stream's data key; then data and salt are null. */
+  sealed: Uint8Array | null;
   data_hash: Uint8Array;
   leaf_hash: Uint8Array;
 }
@@ -84,6 +86,16 @@ export interface Database {
   oidc_identities: OidcIdentitiesTable;
   oidc_app_codes: OidcAppCodesTable;
   pending_invitations: PendingInvitationsTable;
+  data_keys: DataKeysTable;
+}
+
+export interface DataKeysTable {
+  subject: string;
+  /** Null once erased. */
+  wrapped_key: Uint8Array | null;
+  master_key_id: string | null;
+  created_at: Generated<Date>;
+  erased_at: Date | null;
 }
 
 export interface UsersTable {
@@ -100,6 +112,8 @@ export interface UsersTable {
   avatar_url: Generated<string | null>;
   /** Sign-in is refused until then (a user banned in the Supabase project an import came from). */
   banned_until: Generated<Date | null>;
+  /** When the user was erased (migration 026): their personal data is gone and they cannot sign in. */
+  erased_at: Generated<Date | null>;
 }
 
 /** A source row `connect migrate-from-supabase` has dealt with (migration 021). */

@@ -25,3 +25,12 @@ export const profileRegistered = z.object({
   displayName: z.string().trim().min(1).max(100),
 });
 export type ProfileRegistered = z.infer<typeof profileRegistered>;
+
+/** Where user erasures are recorded: not the user's profile stream, whose key an erasure destroys. */
+export const ERASURES_STREAM = 'erasures';
+/** Written when a user is erased (crypto-shredded): that it happened, never who they were. */
+export const USER_ERASED = 'UserErased';
+export const userErased = z.object({ userId: z.string() }).strict();
+export type UserErased = z.infer<typeof userErased>;
+/** How an erased user is shown to the people they shared commitments with. */
+export const ERASED_USER_NAME = '(erased user)';

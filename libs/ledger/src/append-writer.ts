@@ -3,7 +3,8 @@
 import { LEDGER_CHANNEL } from '@connect/db';
 import type pg from 'pg';
 import type { AppendPlan, IdempotencyRecord, PlannedOutcome, TreeTip } from './append-plan.ts';
-import { entryFromRow, insertEntriesSql } from './rows.ts';
+import type { LedgerSource, SealBody } from './body-cipher.ts';
+import { insertEntriesSql } from './rows.ts';
 import { sqlParameters } from './sql-parameters.ts';
 import type { AppendResult, Entry } from './types.ts';
 
@@ -70,6 +71,7 @@ export async function writePlan(
   base: Pick<TreeTip, 'treeSize' | 'rootHash'>,
   plan: AppendPlan,
   note: string,
+  seal: SealBody | undefined,
 ): Promise<boolean> {
   const p = sqlParameters();
   const tree = plan.treeRows;
@@ -83,7 +85,7 @@ export async function writePlan(
        update ledger_head set tree_size = ${treeSize}, root_hash = ${rootHash}
        where tree_size = ${p.add(base.treeSize)} and root_hash = ${p.add(bytes(base.rootHash))}
        returning tree_size),
-     entries as (${insertEntriesSql(p, plan.entries)} where exists (select from head)),
+     entries as (${insertEntriesSql(p, plan.entries, seal)} where exists (select from head)),
      tree as (
        insert into ledger_tree (level, idx, hash)
        select * from unnest(${p.add(tree.map((n) => n.level))}::smallint[], ${p.add(tree.map((n) => n.index))}::bigint[],
@@ -107,18 +109,18 @@ export async function writePlan(
 /** The outcomes of a plan, with the entries committed before the batch that some of them need. */
 export function settleOutcomes(
   client: pg.PoolClient,
-  origin: string,
+  source: LedgerSource,
   outcomes: readonly PlannedOutcome[],
 ): Promise<AppendResult[]> {
   return Promise.all(
     outcomes.map(async (outcome): Promise<AppendResult> => {
       if (outcome.outcome === 'replay_stored') {
-        const entries = await entriesInRange(client, origin, outcome.firstIndex, outcome.count);
+        const entries = await entriesInRange(client, source, outcome.firstIndex, outcome.count);
         return { outcome: 'replayed', entries, streamVersion: entries.at(-1)?.version ?? 0 };
       }
       if (outcome.outcome === 'committed_before') {
         const { ids, stream } = outcome;
-        const entries = await entriesByIds(client, origin, ids);
+        const entries = await entriesByIds(client, source, ids);
         const sameAppend = entries.length === ids.length && entries.every((e) => e.stream === stream);
         return sameAppend
           ? { outcome: 'appended', entries, streamVersion: entries.at(-1)?.version ?? 0 }
@@ -129,17 +131,17 @@ export function settleOutcomes(
   );
 }
 
-async function entriesByIds(client: pg.PoolClient, origin: string, ids: string[]): Promise<Entry[]> {
+async function entriesByIds(client: pg.PoolClient, source: LedgerSource, ids: string[]): Promise<Entry[]> {
   const { rows } = await client.query(
     'select * from ledger_entries where id = any($1::uuid[]) order by index',
     [ids],
   );
-  return rows.map((row) => entryFromRow(row, origin));
+  return source.cipher.entries(rows, source.origin);
 }
 
 async function entriesInRange(
   client: pg.PoolClient,
-  origin: string,
+  source: LedgerSource,
   from: number,
   count: number,
 ): Promise<Entry[]> {
@@ -147,5 +149,5 @@ async function entriesInRange(
     'select * from ledger_entries where index >= $1 and index < $2 order by index',
     [from, from + count],
   );
-  return rows.map((row) => entryFromRow(row, origin));
+  return source.cipher.entries(rows, source.origin);
 }

@@ -16,6 +16,7 @@ import {
   type TreeTip,
 } from './append-plan.ts';
 import { lockHead, readLedgerState, settleOutcomes, writePlan } from './append-writer.ts';
+import { type BodyCipher, clearBodies, type LedgerSource, type SealBody } from './body-cipher.ts';
 import { groupCommit } from './group-commit.ts';
 import { loadPeaks } from './tree-store.ts';
 import type { AppendRequest, AppendResult } from './types.ts';
@@ -26,6 +27,8 @@ export interface AppenderDeps {
   db: Kysely<Database>;
   origin: string;
   key: SigningKey;
+  /** How entry bodies are stored; in the clear when absent. */
+  cipher?: BodyCipher;
   /** Most events one transaction takes (a single larger append still goes alone). */
   maxBatchEvents?: number;
 }
@@ -52,6 +55,7 @@ interface Pending extends QueuedAppend {
 
 export function createAppender(deps: AppenderDeps): Appender {
   const { pool, origin, key } = deps;
+  const source: LedgerSource = { origin, cipher: deps.cipher ?? clearBodies };
   // The tree as this process last wrote it. It is used only when the head shows the same size
   // and root (then it is the same tree); after another process appends, peaks are re-read.
   let tip: TreeTip | undefined;
@@ -95,12 +99,14 @@ export function createAppender(deps: AppenderDeps): Appender {
   }
 
   async function commitBatch(batch: Pending[]): Promise<AppendResult[]> {
+    // Keys are looked up (or made) before the head is locked, so the lock is held for less.
+    const seal = await source.cipher.sealerFor(batch.map((pending) => pending.request.stream));
     const client = await pool.connect();
     // A checked-out client whose connection dies emits 'error' besides failing its query.
     const ignore = () => undefined;
     client.on('error', ignore);
     try {
-      const results = await writeBatch(client, batch);
+      const results = await writeBatch(client, batch, seal);
       client.off('error', ignore);
       client.release();
       const appended = results.reduce((n, r) => n + (r.outcome === 'appended' ? r.entries.length : 0), 0);
@@ -124,7 +130,11 @@ export function createAppender(deps: AppenderDeps): Appender {
     return versions;
   }
 
-  async function writeBatch(client: pg.PoolClient, batch: Pending[]): Promise<AppendResult[]> {
+  async function writeBatch(
+    client: pg.PoolClient,
+    batch: Pending[],
+    seal: SealBody | undefined,
+  ): Promise<AppendResult[]> {
     // Fast path, one round trip: when this process wrote the head last and the batch needs no
     // lookups, write against that tip in one statement that applies only if the head is still it.
     // A stream expected not to exist is taken as empty: if it does exist, inserting its version 1
@@ -139,7 +149,7 @@ export function createAppender(deps: AppenderDeps): Appender {
       const versions = knownVersionsOf(batch);
       for (const { request } of batch) if (!versions.has(request.stream)) versions.set(request.stream, 0);
       const state = { versions, keys: new Map(), existingIds: new Set<string>() };
-      const results = await planAndWrite(client, batch, tip, state, { allOrNothing: true });
+      const results = await planAndWrite(client, batch, tip, state, { allOrNothing: true, seal });
       if (results) return results;
       // Another process appended, or a command conflicts: decide again under the head's lock.
     }
@@ -153,7 +163,10 @@ export function createAppender(deps: AppenderDeps): Appender {
       ids: batch.flatMap((p) => (p.checkIds ? p.request.events.map((e) => e.id) : [])),
     });
     const state = { ...read, versions: new Map([...knownVersionsOf(batch), ...read.versions]) };
-    const results = await planAndWrite(client, batch, { ...head, peaks }, state, { allOrNothing: false });
+    const results = await planAndWrite(client, batch, { ...head, peaks }, state, {
+      allOrNothing: false,
+      seal,
+    });
     if (!results) throw new Error('the ledger head moved while locked');
     await client.query('commit');
     return results;
@@ -169,7 +182,7 @@ export function createAppender(deps: AppenderDeps): Appender {
     batch: Pending[],
     base: TreeTip,
     state: LedgerState,
-    { allOrNothing }: { allOrNothing: boolean },
+    { allOrNothing, seal }: { allOrNothing: boolean; seal: SealBody | undefined },
   ): Promise<AppendResult[] | null> {
     lastRecordedAt = Math.max(lastRecordedAt, Date.now());
     const plan = planAppend({
@@ -182,13 +195,13 @@ export function createAppender(deps: AppenderDeps): Appender {
     });
     const events = batch.reduce((n, p) => n + p.request.events.length, 0);
     if (allOrNothing && plan.entries.length < events) return null;
-    if (plan.entries.length === 0) return settleOutcomes(client, origin, plan.outcomes);
-    if (!(await writePlan(client, base, plan, signCheckpoint(plan.checkpoint, key)))) {
+    if (plan.entries.length === 0) return settleOutcomes(client, source, plan.outcomes);
+    if (!(await writePlan(client, base, plan, signCheckpoint(plan.checkpoint, key), seal))) {
       tip = undefined;
       knownVersions.clear();
       return null;
     }
-    const results = await settleOutcomes(client, origin, plan.outcomes);
+    const results = await settleOutcomes(client, source, plan.outcomes);
     // Safe even before a commit: both are trusted only while the head shows this very tree.
     tip = plan.tree;
     for (const [stream, version] of plan.versions) knownVersions.set(stream, version);

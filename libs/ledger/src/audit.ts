@@ -13,10 +13,11 @@ import {
   toBase64,
   type VerifierKey,
 } from '@connect/crypto';
-import type { Database } from '@connect/db';
+import type { Database, LedgerEntriesTable } from '@connect/db';
 import { type Kysely, sql } from 'kysely';
+import { type BodyCipher, clearBodies } from './body-cipher.ts';
 import { readHead } from './head.ts';
-import { entryFromRow } from './rows.ts';
+import type { Entry } from './types.ts';
 
 export type AuditResult =
   | { ok: true; treeSize: number; checkpoints: number }
@@ -33,12 +34,39 @@ function levelsAbove(size: number): number {
   return levels;
 }
 
+/** The page's entries, bodies opened; where one does not open, what is wrong with it. */
+async function openBodies(
+  cipher: BodyCipher,
+  rows: LedgerEntriesTable[],
+  origin: string,
+): Promise<(Entry | { problem: string })[]> {
+  try {
+    return await cipher.entries(rows, origin);
+  } catch {
+    // One at a time, to name the entries that do not open.
+    return Promise.all(
+      rows.map((row) =>
+        cipher.entries([row], origin).then(
+          ([entry]) => entry as Entry,
+          (error: unknown) => ({ problem: `body does not open: ${(error as Error).message}` }),
+        ),
+      ),
+    );
+  }
+}
+
 export async function auditLedger(
   db: Kysely<Database>,
   key: VerifierKey,
-  options: { pageSize?: number; onProgress?(progress: AuditProgress): void } = {},
+  options: {
+    pageSize?: number;
+    onProgress?(progress: AuditProgress): void;
+    /** Opens sealed bodies, to check them against their data hashes; in the clear when absent. */
+    cipher?: BodyCipher;
+  } = {},
 ): Promise<AuditResult> {
   const pageSize = options.pageSize ?? 5000;
+  const cipher = options.cipher ?? clearBodies;
   const head = await readHead(db);
   if (!head) return { ok: true, treeSize: 0, checkpoints: 0 };
   const origin = head.origin;
@@ -106,10 +134,12 @@ export async function auditLedger(
     const first = expected;
     const last = first + rows.length;
     const stored = await storedNodesCompletedIn(db, first, last);
-    for (const row of rows) {
+    const opened = await openBodies(cipher, rows, origin);
+    for (const [at, row] of rows.entries()) {
       const index = expected;
       if (row.index !== index) return fail(index, `entry ${index} is missing (found ${row.index} next)`);
-      const entry = entryFromRow(row, origin);
+      const entry = opened[at];
+      if (!(entry && 'id' in entry)) return fail(index, entry?.problem ?? 'entry not read');
       const body = bodyProblem(entry);
       if (body) return fail(index, body);
       const leaf = entryLeafHash(entry);

@@ -21,8 +21,9 @@ import { type Database, LEDGER_CHANNEL, listen } from '@connect/db';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { storedNodesCompletedIn } from './audit.ts';
-import { entryFromRow } from './rows.ts';
+import type { LedgerSource } from './body-cipher.ts';
 import { consistencyHashes, loadPeaks, MissingTreeHashError } from './tree-store.ts';
+import type { Entry } from './types.ts';
 
 export interface AuditLog {
   info(details: object, message: string): void;
@@ -69,7 +70,7 @@ interface Cursor {
 }
 
 export function startContinuousAudit(
-  deps: { pool: pg.Pool; db: Kysely<Database>; origin: string; verifierKey: string },
+  deps: { pool: pg.Pool; db: Kysely<Database>; verifierKey: string } & LedgerSource,
   options: ContinuousAuditOptions,
 ): ContinuousAudit {
   const { log, pollMs = 1000, pageSize = 1000, sweepPerRound = 2000 } = options;
@@ -133,10 +134,13 @@ export function startContinuousAudit(
           .execute(),
       ]);
       const checkpointAt = new Map(checkpoints.map((row) => [row.tree_size, row]));
-      for (const row of rows) {
+      const entries = await deps.cipher.entries(rows, deps.origin).catch((error: Error) => {
+        mismatch(`a body in entries ${first}..${last - 1} does not open: ${error.message}`);
+      });
+      for (const [at, row] of rows.entries()) {
         const index = cursor.size;
         if (row.index !== index) mismatch(`entry ${index} is missing (found ${row.index} next)`);
-        const entry = entryFromRow(row, deps.origin);
+        const entry = (entries as Entry[])[at] as Entry;
         const body = bodyProblem(entry);
         if (body) mismatch(`entry ${index}: ${body}`);
         const leaf = entryLeafHash(entry);

@@ -1,11 +1,16 @@
 import type { Database } from '@connect/db';
 import type { Kysely } from 'kysely';
-import { entryFromRow } from './rows.ts';
+import type { LedgerSource } from './body-cipher.ts';
 import type { Entry } from './types.ts';
 
 type Db = Kysely<Database>;
 
-export async function readStream(db: Db, origin: string, stream: string, fromVersion = 1): Promise<Entry[]> {
+export async function readStream(
+  db: Db,
+  source: LedgerSource,
+  stream: string,
+  fromVersion = 1,
+): Promise<Entry[]> {
   const rows = await db
     .selectFrom('ledger_entries')
     .selectAll()
@@ -13,11 +18,16 @@ export async function readStream(db: Db, origin: string, stream: string, fromVer
     .where('version', '>=', fromVersion)
     .orderBy('version')
     .execute();
-  return rows.map((row) => entryFromRow(row, origin));
+  return source.cipher.entries(rows, source.origin);
 }
 
 /** Entries from `fromIndex` on, in index order, at most `limit`. */
-export async function readEntries(db: Db, origin: string, fromIndex: number, limit = 1000): Promise<Entry[]> {
+export async function readEntries(
+  db: Db,
+  source: LedgerSource,
+  fromIndex: number,
+  limit = 1000,
+): Promise<Entry[]> {
   const rows = await db
     .selectFrom('ledger_entries')
     .selectAll()
@@ -25,10 +35,10 @@ export async function readEntries(db: Db, origin: string, fromIndex: number, lim
     .orderBy('index')
     .limit(limit)
     .execute();
-  return rows.map((row) => entryFromRow(row, origin));
+  return source.cipher.entries(rows, source.origin);
 }
 
-export async function readEntry(db: Db, origin: string, index: number): Promise<Entry | undefined> {
+export async function readEntry(db: Db, source: LedgerSource, index: number): Promise<Entry | undefined> {
   const row = await db.selectFrom('ledger_entries').selectAll().where('index', '=', index).executeTakeFirst();
-  return row && entryFromRow(row, origin);
+  return row && (await source.cipher.entries([row], source.origin))[0];
 }

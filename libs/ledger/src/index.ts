@@ -1,5 +1,6 @@
 export * from './append.ts';
 export * from './audit.ts';
+export * from './body-cipher.ts';
 export * from './checkpoints.ts';
 export * from './continuous-audit.ts';
 export * from './entries.ts';

@@ -28,7 +28,13 @@ export function monitorLedger(
   const { pool, db } = runtime.database;
   const audit = options.audit
     ? startContinuousAudit(
-        { pool, db, origin: runtime.ledger.origin, verifierKey: runtime.ledger.verifierKey },
+        {
+          pool,
+          db,
+          origin: runtime.ledger.origin,
+          cipher: runtime.ledger.cipher,
+          verifierKey: runtime.ledger.verifierKey,
+        },
         { log: server.log },
       )
     : undefined;

@@ -12,15 +12,15 @@ import {
 } from '@connect/crypto';
 import type { Database } from '@connect/db';
 import type { Kysely } from 'kysely';
+import type { LedgerSource } from './body-cipher.ts';
 import { latestCheckpoint, type SignedCheckpoint } from './checkpoints.ts';
 import { readStream } from './entries.ts';
 import { type Queryable, readNodes, storedHash } from './tree-store.ts';
 import type { Entry } from './types.ts';
 
-export interface ReceiptDeps {
+export interface ReceiptDeps extends LedgerSource {
   db: Kysely<Database>;
   pool: Queryable;
-  origin: string;
   verifierKey: string;
   /** The ledger's signing key: it signs the stream head. */
   key: SigningKey;
@@ -89,7 +89,7 @@ export async function buildReceipt(
   const checkpoint = await latestCheckpoint(deps.db);
   const treeSize = checkpoint?.treeSize ?? 0;
   const inTree = async (name: string) =>
-    (await readStream(deps.db, deps.origin, name)).filter((e) => e.index < treeSize);
+    (await readStream(deps.db, deps, name)).filter((e) => e.index < treeSize);
   const entries = await inTree(stream);
   const profileStreams = [...new Set(options.profiles?.(entries) ?? [])].filter((name) => name !== stream);
   const profiles = (await Promise.all(profileStreams.map(inTree))).flat();

@@ -4,6 +4,7 @@
 // to that event.
 import type { Database } from '@connect/db';
 import { type Kysely, sql } from 'kysely';
+import { readStream } from './entries.ts';
 import type { Ledger } from './ledger.ts';
 
 export const REDACTIONS_STREAM = 'redactions';
@@ -28,29 +29,27 @@ export async function redactEntries(
   const { db, ledger } = deps;
   const entries = await db
     .selectFrom('ledger_entries')
-    .select(['index', 'stream', sql<boolean>`data is not null`.as('hasBody')])
+    .select(['index', 'stream', sql<boolean>`data is not null or sealed is not null`.as('hasBody')])
     .where((eb) => ('index' in target ? eb('index', '=', target.index) : eb('stream', '=', target.stream)))
     .where('stream', '!=', REDACTIONS_STREAM)
     .orderBy('index')
     .execute();
+  // The entries whose redaction is already recorded (a rerun after a failure records the rest).
+  const recorded = new Set(
+    (await readStream(db, ledger, REDACTIONS_STREAM)).map((redaction) => redaction.data?.index),
+  );
   const done: Redacted[] = [];
   for (const entry of entries) {
     if (entry.hasBody) {
       await db
         .updateTable('ledger_entries')
-        .set({ data: null, salt: null })
+        .set({ data: null, salt: null, sealed: null })
         .where('index', '=', entry.index)
         .execute();
     }
     // Recorded after the erasure, so projections that react to it see the body gone; a rerun
     // after a failure between the two records it then.
-    const recorded = await db
-      .selectFrom('ledger_entries')
-      .select('index')
-      .where('stream', '=', REDACTIONS_STREAM)
-      .where(sql`(data->>'index')::bigint`, '=', entry.index)
-      .executeTakeFirst();
-    if (!recorded) {
+    if (!recorded.has(entry.index)) {
       const result = await ledger.append({
         stream: REDACTIONS_STREAM,
         expectedVersion: 'any',

@@ -1,6 +1,16 @@
 // Everything a service process needs to reach the ledger, wired from the configuration.
-import { type Config, createPool, type DatabaseHandle, migrate, openDatabase } from '@connect/db';
+import {
+  type Config,
+  createPool,
+  type DatabaseHandle,
+  type KeyRing,
+  keyRing,
+  localMasterKeys,
+  migrate,
+  openDatabase,
+} from '@connect/db';
 import type pg from 'pg';
+import { type BodyCipher, bodyCipher } from './body-cipher.ts';
 import { loadLedgerKey } from './keys.ts';
 import { type Ledger, openLedger } from './ledger.ts';
 
@@ -8,10 +18,28 @@ export interface LedgerRuntime {
   config: Config;
   database: DatabaseHandle;
   ledger: Ledger;
+  /** The data keys of subjects (commitments, users…), unwrapped by the master key. */
+  keys: KeyRing;
   /** The appends' own connections (the requests' are database.pool). */
   appendPool: pg.Pool;
   /** Waits for queued appends, closes the pool, stops an embedded PostgreSQL this process started. */
   close(): Promise<void>;
+}
+
+/** The key ring of the configured master keys, and the ledger bodies' cipher over it. */
+export async function openBodyCipher(
+  pool: pg.Pool,
+  config: Pick<Config, 'masterKeys' | 'dataDir' | 'encryption'>,
+  /** `create: false` for a process that only reads: it makes no key file where there is none. */
+  options: { listen?: boolean; create?: boolean } = {},
+): Promise<{ keys: KeyRing; cipher: BodyCipher }> {
+  const masterKeys = await localMasterKeys({
+    keys: config.masterKeys,
+    dataDir: config.dataDir,
+    create: options.create,
+  });
+  const keys = keyRing(pool, masterKeys, { listen: options.listen });
+  return { keys, cipher: bodyCipher(keys, { sealNew: config.encryption }) };
 }
 
 export async function openLedgerRuntime(config: Config): Promise<LedgerRuntime> {
@@ -25,14 +53,23 @@ export async function openLedgerRuntime(config: Config): Promise<LedgerRuntime> 
       dataDir: config.dataDir,
       seed: config.ledgerKey,
     });
-    const ledger = await openLedger({ pool: appendPool, db: database.db, origin: config.ledgerOrigin, key });
+    const { keys, cipher } = await openBodyCipher(database.pool, config);
+    const ledger = await openLedger({
+      pool: appendPool,
+      db: database.db,
+      origin: config.ledgerOrigin,
+      key,
+      cipher,
+    });
     return {
       config,
       database,
       ledger,
+      keys,
       appendPool,
       close: async () => {
         await ledger.drain();
+        await keys.close();
         await appendPool.end();
         await database.close();
       },

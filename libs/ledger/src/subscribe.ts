@@ -3,6 +3,7 @@
 import { type Database, LEDGER_CHANNEL, listen } from '@connect/db';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
+import type { LedgerSource } from './body-cipher.ts';
 import { readEntries } from './entries.ts';
 import type { Entry } from './types.ts';
 
@@ -21,7 +22,7 @@ export interface SubscribeOptions {
 }
 
 export function subscribeEntries(
-  deps: { pool: pg.Pool; db: Kysely<Database>; origin: string },
+  deps: { pool: pg.Pool; db: Kysely<Database> } & LedgerSource,
   options: SubscribeOptions,
 ): Subscription {
   const { pollMs = 1000, pageSize = 1000 } = options;
@@ -37,7 +38,7 @@ export function subscribeEntries(
       again = false;
       for (;;) {
         if (closed) return;
-        const entries = await readEntries(deps.db, deps.origin, next, pageSize);
+        const entries = await readEntries(deps.db, deps, next, pageSize);
         if (entries.length === 0) break;
         await options.onEntries(entries);
         next = (entries.at(-1) as Entry).index + 1;

@@ -1,7 +1,7 @@
 import { createPool } from '@connect/db';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { TestDatabase } from '../../../test/support/database.ts';
-import { AppendValidationError, type Ledger, openLedger, readStream } from '../src/index.ts';
+import { AppendValidationError, clearBodies, type Ledger, openLedger, readStream } from '../src/index.ts';
 import { event, KEY, ORIGIN, testLedger } from './support.ts';
 
 let database: TestDatabase;
@@ -28,7 +28,7 @@ describe('appending to a stream', () => {
     ]);
     expect(result.entries[1]?.index).toBe((result.entries[0]?.index ?? -1) + 1);
     expect(result.streamVersion).toBe(2);
-    const stored = await readStream(database.db, ORIGIN, 'order-1');
+    const stored = await readStream(database.db, { origin: ORIGIN, cipher: clearBodies }, 'order-1');
     expect(stored.map((e) => e.leafHash)).toEqual(result.entries.map((e) => e.leafHash));
     expect(stored[0]?.data).toEqual({ total: 10 });
     expect(stored[0]?.ledger).toBe(ORIGIN);
@@ -49,7 +49,7 @@ describe('appending to a stream', () => {
       events: [event('X')],
     });
     expect(noStream.outcome).toBe('version_conflict');
-    expect(await readStream(database.db, ORIGIN, 'order-1')).toHaveLength(2);
+    expect(await readStream(database.db, { origin: ORIGIN, cipher: clearBodies }, 'order-1')).toHaveLength(2);
   });
 
   test('"any" appends whatever the version', async () => {
@@ -76,7 +76,7 @@ describe('appending to a stream', () => {
     expect(again.outcome).toBe('replayed');
     if (first.outcome !== 'appended' || again.outcome !== 'replayed') return;
     expect(again.entries).toEqual(first.entries);
-    expect(await readStream(database.db, ORIGIN, 'order-2')).toHaveLength(1);
+    expect(await readStream(database.db, { origin: ORIGIN, cipher: clearBodies }, 'order-2')).toHaveLength(1);
   });
 
   test('the same idempotency key with another append is refused', async () => {
@@ -100,7 +100,7 @@ describe('appending to a stream', () => {
     };
     const [a, b] = await Promise.all([ledger.append(request), ledger.append(request)]);
     expect([a.outcome, b.outcome].sort()).toEqual(['appended', 'replayed']);
-    expect(await readStream(database.db, ORIGIN, 'order-3')).toHaveLength(1);
+    expect(await readStream(database.db, { origin: ORIGIN, cipher: clearBodies }, 'order-3')).toHaveLength(1);
   });
 
   test('event ids are unique across the ledger', async () => {
@@ -119,7 +119,7 @@ describe('appending to a stream', () => {
       events: [event('B'), { ...event('A'), id }],
     });
     expect(other).toEqual({ outcome: 'duplicate_event_id', eventId: id });
-    expect(await readStream(database.db, ORIGIN, 's-b')).toHaveLength(0);
+    expect(await readStream(database.db, { origin: ORIGIN, cipher: clearBodies }, 's-b')).toHaveLength(0);
   });
 
   test.each([
@@ -143,7 +143,7 @@ describe('appending to a stream', () => {
     const error = await ledger.append(request as never).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AppendValidationError);
     expect((error as AppendValidationError).field).toBe(field);
-    expect(await readStream(database.db, ORIGIN, 'valid')).toHaveLength(0);
+    expect(await readStream(database.db, { origin: ORIGIN, cipher: clearBodies }, 'valid')).toHaveLength(0);
   });
 });
 

@@ -8,7 +8,14 @@ import {
 } from '@connect/crypto';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
-import { type Entry, inclusionProof, type Ledger, latestCheckpoint, readEntries } from '../src/index.ts';
+import {
+  clearBodies,
+  type Entry,
+  inclusionProof,
+  type Ledger,
+  latestCheckpoint,
+  readEntries,
+} from '../src/index.ts';
 import { KEY, ledgerOn } from './support.ts';
 
 let database: TestDatabase;
@@ -70,7 +77,7 @@ test('32 concurrent appenders on overlapping streams leave a dense, verifiable l
     APPENDERS * Array.from({ length: APPENDS_EACH }, (_, i) => 1 + (i % 3)).reduce((a, b) => a + b);
   const entries: Entry[] = [];
   for (let from = 0; ; ) {
-    const page = await readEntries(database.db, KEY.name, from, 1000);
+    const page = await readEntries(database.db, { origin: KEY.name, cipher: clearBodies }, from, 1000);
     if (page.length === 0) break;
     entries.push(...page);
     from += page.length;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { TestDatabase } from '../../../test/support/database.ts';
-import { auditLedger, type Ledger, readHead, readStream } from '../src/index.ts';
+import { auditLedger, clearBodies, type Ledger, readHead, readStream } from '../src/index.ts';
 import { event, KEY, ledgerOn, ORIGIN, testLedger } from './support.ts';
 
 let database: TestDatabase;
@@ -41,7 +41,9 @@ test.each(['Poison', 'DropConnection'])(
     const failed = settled.flatMap((s, i) => (s.status === 'rejected' ? [i] : []));
     expect(failed).toEqual([4]);
     for (const s of settled) if (s.status === 'fulfilled') expect(s.value.outcome).toBe('appended');
-    expect(await readStream(database.db, ORIGIN, `batch-${culprit}-4`)).toEqual([]);
+    expect(
+      await readStream(database.db, { origin: ORIGIN, cipher: clearBodies }, `batch-${culprit}-4`),
+    ).toEqual([]);
     expect(await entryCount()).toBe(before + 9);
     const head = await readHead(database.db);
     expect(head?.treeSize).toBe(before + 9);
@@ -70,7 +72,9 @@ test('a batch with one version conflict fails only that command', async () => {
     ledger.append({ stream: 'other', expectedVersion: 'no_stream', actor: null, events: [event('Fine')] }),
   ]);
   expect(results.map((r) => r.outcome)).toEqual(['appended', 'version_conflict', 'appended']);
-  expect((await readStream(database.db, ORIGIN, 'shared')).map((e) => e.type)).toEqual(['Opened', 'First']);
+  expect(
+    (await readStream(database.db, { origin: ORIGIN, cipher: clearBodies }, 'shared')).map((e) => e.type),
+  ).toEqual(['Opened', 'First']);
 });
 
 test('"no_stream" on a stream this process has not seen is checked by the database, not assumed', async () => {
@@ -103,6 +107,10 @@ test('"no_stream" on a stream this process has not seen is checked by the databa
   ]);
   expect(dup).toEqual({ outcome: 'version_conflict', expectedVersion: 'no_stream', actualVersion: 1 });
   expect(fresh.outcome).toBe('appended');
-  expect((await readStream(database.db, ORIGIN, 'made-elsewhere')).map((e) => e.type)).toEqual(['Made']);
+  expect(
+    (await readStream(database.db, { origin: ORIGIN, cipher: clearBodies }, 'made-elsewhere')).map(
+      (e) => e.type,
+    ),
+  ).toEqual(['Made']);
   expect(await auditLedger(database.db, KEY)).toMatchObject({ ok: true });
 });

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { TestDatabase } from '../../../test/support/database.ts';
 import {
   checkpointAt,
+  clearBodies,
   consistencyProof,
   inclusionProof,
   type Ledger,
@@ -33,7 +34,9 @@ beforeAll(async () => {
       events: [event('E', { i })],
     });
   }
-  leaves = (await readEntries(database.db, ORIGIN, 0, SIZE)).map((e) => fromBase64(e.leafHash));
+  leaves = (await readEntries(database.db, { origin: ORIGIN, cipher: clearBodies }, 0, SIZE)).map((e) =>
+    fromBase64(e.leafHash),
+  );
 });
 afterAll(() => database.close());
 

@@ -34,7 +34,14 @@ beforeAll(async () => {
     });
   }
   receipt = await buildReceipt(
-    { db: database.db, pool: database.pool, origin: ORIGIN, verifierKey: ledger.verifierKey, key: KEY },
+    {
+      db: database.db,
+      pool: database.pool,
+      origin: ORIGIN,
+      cipher: ledger.cipher,
+      verifierKey: ledger.verifierKey,
+      key: KEY,
+    },
     'commitment-r',
   );
 });
@@ -81,7 +88,14 @@ describe('receipt bundles', () => {
 
   test('a stream with no entry in the tree has no stream head, and does not verify', async () => {
     const empty = await buildReceipt(
-      { db: database.db, pool: database.pool, origin: ORIGIN, verifierKey: ledger.verifierKey, key: KEY },
+      {
+        db: database.db,
+        pool: database.pool,
+        origin: ORIGIN,
+        cipher: ledger.cipher,
+        verifierKey: ledger.verifierKey,
+        key: KEY,
+      },
       'commitment-none',
     );
     expect(empty).toMatchObject({ entries: [], streamHead: '' });
@@ -90,7 +104,14 @@ describe('receipt bundles', () => {
 
   test('profile streams named by the caller come along, proven to the same checkpoint', async () => {
     const bundle = await buildReceipt(
-      { db: database.db, pool: database.pool, origin: ORIGIN, verifierKey: ledger.verifierKey, key: KEY },
+      {
+        db: database.db,
+        pool: database.pool,
+        origin: ORIGIN,
+        cipher: ledger.cipher,
+        verifierKey: ledger.verifierKey,
+        key: KEY,
+      },
       'commitment-r',
       { profiles: (entries) => (entries.length === 20 ? ['other-1', 'other-2', 'commitment-r'] : []) },
     );

@@ -15,7 +15,7 @@ test('a subscriber gets every entry from its start index, in order, promptly aft
   await ledger.append({ stream: 'a', expectedVersion: 'any', actor: null, events: [event('Before')] });
   const seen: Entry[] = [];
   const subscription = subscribeEntries(
-    { pool: database.pool, db: database.db, origin: ORIGIN },
+    { pool: database.pool, db: database.db, origin: ORIGIN, cipher: ledger.cipher },
     { from: 0, pollMs: 60_000, onEntries: (entries) => void seen.push(...entries) },
   );
   try {
@@ -45,7 +45,7 @@ test('a subscriber whose listening connection drops still catches up, by polling
   const seen: Entry[] = [];
   const { rows } = await database.pool.query<{ n: number }>('select count(*)::int as n from ledger_entries');
   const subscription = subscribeEntries(
-    { pool: database.pool, db: database.db, origin: ORIGIN },
+    { pool: database.pool, db: database.db, origin: ORIGIN, cipher: ledger.cipher },
     { from: rows[0]?.n ?? 0, pollMs: 200, onEntries: (entries) => void seen.push(...entries) },
   );
   const killListeners = async () =>

@@ -1,5 +1,5 @@
 import { authenticator, loadTokenIssuer, sessionGate, type TokenIssuer } from '@connect/auth';
-import { assertMigrated, type Database } from '@connect/db';
+import { assertMigrated, type Database, type KeyRing } from '@connect/db';
 import { createServer, docsRoutes, type ServerOptions } from '@connect/http';
 import type { Ledger, LedgerRuntime } from '@connect/ledger';
 import {
@@ -12,6 +12,7 @@ import {
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
+import { eraseRoutes } from './auth/erase-routes.ts';
 import { type OidcSettings, oidcRoutes } from './auth/oidc/routes.ts';
 import { roleRoutes } from './auth/role-routes.ts';
 import { authRoutes } from './auth/routes.ts';
@@ -35,6 +36,10 @@ export interface CommandDeps {
   tokens: TokenIssuer;
   types: TypeRegistry;
   dataDir: string;
+  /** The data keys (uploaded documents are sealed with them). */
+  keys: KeyRing;
+  /** Whether new documents are written sealed (CONNECT_ENCRYPTION); true when absent. */
+  encryption?: boolean;
   authAttemptsPerMinute?: number;
   /** Invitations by email per user and minute. */
   invitesPerMinute?: number;
@@ -65,8 +70,10 @@ export async function commandDeps(runtime: LedgerRuntime): Promise<CommandDeps> 
     db,
     ledger: runtime.ledger,
     tokens: await loadTokenIssuer(runtime.config.dataDir),
-    types: typeRegistry(db, runtime.ledger.origin),
+    types: typeRegistry(db, runtime.ledger),
     dataDir: runtime.config.dataDir,
+    keys: runtime.keys,
+    encryption: runtime.config.encryption,
     authAttemptsPerMinute: runtime.config.authRateLimit,
     invitesPerMinute: runtime.config.inviteRateLimit,
     commandsPerMinute: runtime.config.commandRateLimit,
@@ -99,6 +106,7 @@ export async function commandRoutes(app: FastifyInstance, deps: CommandDeps): Pr
   limitCommands(app, { authenticate, commandsPerMinute: deps.commandsPerMinute ?? 600 });
   await app.register(authRoutes, { ...deps, authenticate, sessions });
   await app.register(oidcRoutes, { ...deps, authenticate });
+  await app.register(eraseRoutes, { ...deps, authenticate, sessions });
   await app.register(roleRoutes, { ...deps, authenticate, sessions });
   await app.register(commitmentRoutes, { ...deps, authenticate });
   await app.register(commitmentTypeRoutes, { ...deps, authenticate });

@@ -1,5 +1,7 @@
 // Every lifecycle action through HTTP at least once, each answered with a receipt whose events
 // are the ones the domain decides.
+
+import { readStream } from '@connect/ledger';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type Account, signUp, type TestApp, testApp } from './support.ts';
 
@@ -115,10 +117,7 @@ test('propose-amendment, accept-amendment and decline-amendment', async () => {
     ...active(),
     [() => ana, 'propose-amendment', { changes: { terms: 'Twice a day' } }],
   ]);
-  const history = await t.database.pool.query<{ data: { amendmentId: string } }>(
-    `select data from ledger_entries where stream = $1 and type = 'AmendmentProposed'`,
-    [`commitment-${id}`],
-  );
+  const history = await bodiesOf<{ amendmentId: string }>(id, 'AmendmentProposed');
   const amendmentId = history.rows[0]?.data.amendmentId;
   const accepted = await t.app.inject({
     method: 'POST',
@@ -137,10 +136,7 @@ test('propose-amendment, accept-amendment and decline-amendment', async () => {
     payload: { changes: { title: 'Walk the dog' } },
     headers: ben.auth,
   });
-  const second = await t.database.pool.query<{ data: { amendmentId: string } }>(
-    `select data from ledger_entries where stream = $1 and type = 'AmendmentProposed' order by version desc limit 1`,
-    [`commitment-${id}`],
-  );
+  const second = { rows: (await bodiesOf<{ amendmentId: string }>(id, 'AmendmentProposed')).rows.slice(-1) };
   expect(proposed.statusCode).toBe(200);
   const declined = await t.app.inject({
     method: 'POST',
@@ -170,10 +166,7 @@ test('remove-document', async () => {
     headers: { ...ana.auth, 'content-type': `multipart/form-data; boundary=${boundary}` },
   });
   expect(uploaded.statusCode).toBe(201);
-  const { rows } = await t.database.pool.query<{ data: { documentId: string } }>(
-    `select data from ledger_entries where stream = $1 and type = 'DocumentAttached'`,
-    [`commitment-${id}`],
-  );
+  const { rows } = await bodiesOf<{ documentId: string }>(id, 'DocumentAttached');
   const removed = await t.app.inject({
     method: 'POST',
     url: `/v1/commitments/${id}/remove-document`,
@@ -203,10 +196,7 @@ test('evidence: a party uploads proof of payment to a dispute, and only there', 
   const uploaded = await upload(ben, id, 'transfer.txt');
   expect(uploaded.statusCode).toBe(201);
   expect(uploaded.json().events.map((e: { type: string }) => e.type)).toEqual(['EvidenceAttached']);
-  const { rows } = await t.database.pool.query<{ data: { documentId: string; userId: string } }>(
-    `select data from ledger_entries where stream = $1 and type = 'EvidenceAttached'`,
-    [`commitment-${id}`],
-  );
+  const { rows } = await bodiesOf<{ documentId: string; userId: string }>(id, 'EvidenceAttached');
   expect(rows[0]?.data.userId).toBe(ben.userId);
   const content = await t.app.inject({
     method: 'GET',
@@ -217,10 +207,7 @@ test('evidence: a party uploads proof of payment to a dispute, and only there', 
   // Ana's file of the same name is hers, not a new version of Ben's.
   const hers = await upload(ana, id, 'transfer.txt', 'not received');
   expect(hers.statusCode).toBe(201);
-  const { rows: all } = await t.database.pool.query<{ data: { documentId: string; version: number } }>(
-    `select data from ledger_entries where stream = $1 and type = 'EvidenceAttached' order by version`,
-    [`commitment-${id}`],
-  );
+  const { rows: all } = await bodiesOf<{ documentId: string; version: number }>(id, 'EvidenceAttached');
   expect(all.map((r) => r.data.version)).toEqual([1, 1]);
   expect(new Set(all.map((r) => r.data.documentId)).size).toBe(2);
 
@@ -259,3 +246,9 @@ test('a refused command is answered by the problem its kind means', async () => 
   const stale = await post(ana, `/v1/commitments/${id}/propose`, {}, { 'if-match': '"1"' });
   expect(stale.json()).toMatchObject({ status: 412, type: '/problems/version-conflict' });
 });
+
+/** The bodies of a commitment's events of one type, in stream order, opened as the ledger serves them. */
+async function bodiesOf<T>(id: string, type: string): Promise<{ rows: { data: T }[] }> {
+  const entries = await readStream(t.database.db, t.deps.ledger, `commitment-${id}`);
+  return { rows: entries.filter((entry) => entry.type === type).map((entry) => ({ data: entry.data as T })) };
+}

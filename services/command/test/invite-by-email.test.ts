@@ -61,7 +61,7 @@ const pendingRows = async (commitmentId: string) =>
   ).rows;
 
 const invitedEntries = async (commitmentId: string) =>
-  (await readStream(t.database.db, t.deps.ledger.origin, `commitment-${commitmentId}`)).filter(
+  (await readStream(t.database.db, t.deps.ledger, `commitment-${commitmentId}`)).filter(
     (entry) => entry.type === 'PartyInvited',
   );
 
@@ -87,7 +87,7 @@ describe('the answer', () => {
     expect(headerNames(registered)).toEqual(headerNames(invited));
 
     // Ben is a party now; the unknown address waits, and only it is mailed an invitation.
-    const state = await loadCommitment(t.database.db, t.deps.ledger.origin, id);
+    const state = await loadCommitment(t.database.db, t.deps.ledger, id);
     expect(state.parties.map((p) => [p.userId, p.role])).toContainEqual([ben.userId, 'participant']);
     expect(await pendingRows(id)).toEqual([
       { role: 'participant', accepted_at: null, accepted_by: null, voided_at: null },
@@ -197,7 +197,7 @@ describe('signing up with the invited address', () => {
     expect(await pendingRows(id)).toEqual([
       { role: 'witness', accepted_at: expect.any(Date), accepted_by: gus.userId, voided_at: null },
     ]);
-    const state = await loadCommitment(t.database.db, t.deps.ledger.origin, id);
+    const state = await loadCommitment(t.database.db, t.deps.ledger, id);
     expect(state.parties).toContainEqual(
       expect.objectContaining({ userId: gus.userId, role: 'witness', response: 'invited' }),
     );

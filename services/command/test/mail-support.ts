@@ -76,6 +76,7 @@ export async function mailWorker(
   const queue = await openDeliveryQueue({
     pool: t.database.pool,
     db: t.database.db,
+    cipher: t.deps.ledger.cipher,
     config: {
       smtpUrl,
       mailFrom: 'Connect <no-reply@connect.test>',

@@ -312,7 +312,7 @@ describe('signing in with an OpenID provider', () => {
       headers: { authorization: `Bearer ${body.access_token}` },
     });
     expect(me.json()).toMatchObject({ id: body.user.id, email: ana.email, emailVerified: true });
-    const profile = await readStream(t.database.db, t.deps.ledger.origin, `profile-${body.user.id}`);
+    const profile = await readStream(t.database.db, t.deps.ledger, `profile-${body.user.id}`);
     expect(profile.map((e) => [e.type, e.data])).toEqual([
       ['ProfileRegistered', { userId: body.user.id, displayName: people.get(ana.sub)?.name }],
     ]);

@@ -1,6 +1,6 @@
 import { parseVerifierKey } from '@connect/crypto';
 import { PROFILE_UPDATED, profileStream } from '@connect/domain';
-import { auditLedger, redactEntries } from '@connect/ledger';
+import { auditLedger, readStream, redactEntries } from '@connect/ledger';
 import { displayNames } from '@connect/notifier';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type Stack, testStack } from '../../../test/support/stack.ts';
@@ -41,14 +41,8 @@ const patchMe = (who: Account | null, payload: unknown) =>
     payload: payload as object,
   });
 
-async function profileEntries(who: Account) {
-  return s.database.db
-    .selectFrom('ledger_entries')
-    .select(['index', 'type', 'version', 'data'])
-    .where('stream', '=', profileStream(who.userId))
-    .orderBy('index')
-    .execute();
-}
+const profileEntries = (who: Account) =>
+  readStream(s.database.db, s.command.ledger, profileStream(who.userId));
 
 const read = (who: Account, url: string, minIndex: number) =>
   s.app.inject({ method: 'GET', url, headers: { ...who.auth, 'connect-min-index': String(minIndex) } });
@@ -110,14 +104,18 @@ test('PATCH /v1/me changes the name and picture: a ProfileUpdated event, the acc
   // The notifier names people by the latest name, and so does a receipt.
   const client = await s.database.pool.connect();
   try {
-    expect((await displayNames(client, [ana.userId, ben.userId])).get(ana.userId)).toBe('Ana María');
+    expect(
+      (await displayNames(client, s.command.ledger.cipher, [ana.userId, ben.userId])).get(ana.userId),
+    ).toBe('Ana María');
   } finally {
     client.release();
   }
   const receipt = (await read(ben, `/v1/commitments/${commitmentId}/receipt`, index)).json();
   expect(profileNames(receipt.profiles).get(ana.userId)).toBe('Ana María');
 
-  const audit = await auditLedger(s.database.db, parseVerifierKey(s.command.ledger.verifierKey));
+  const audit = await auditLedger(s.database.db, parseVerifierKey(s.command.ledger.verifierKey), {
+    cipher: s.command.ledger.cipher,
+  });
   expect(audit.ok).toBe(true);
 });
 
@@ -172,10 +170,12 @@ test('redacting a profile erases the updated name too; the audit still passes', 
   expect(profile).toMatchObject({ redacted: true, avatar_url: null });
   const client = await s.database.pool.connect();
   try {
-    expect((await displayNames(client, [ana.userId])).has(ana.userId)).toBe(false);
+    expect((await displayNames(client, s.command.ledger.cipher, [ana.userId])).has(ana.userId)).toBe(false);
   } finally {
     client.release();
   }
-  const audit = await auditLedger(s.database.db, parseVerifierKey(s.command.ledger.verifierKey));
+  const audit = await auditLedger(s.database.db, parseVerifierKey(s.command.ledger.verifierKey), {
+    cipher: s.command.ledger.cipher,
+  });
   expect(audit.ok).toBe(true);
 });

@@ -32,6 +32,6 @@ test('30 concurrent updates of one commitment without If-Match all land, with de
   expect(responses.map((r) => r.statusCode)).toEqual(Array(30).fill(200));
   const versions = responses.map((r) => r.json().version as number).sort((a, b) => a - b);
   expect(versions).toEqual(Array.from({ length: 30 }, (_, i) => i + 2));
-  const stream = await readStream(t.database.db, t.deps.ledger.origin, `commitment-${id}`);
+  const stream = await readStream(t.database.db, t.deps.ledger, `commitment-${id}`);
   expect(stream.map((e) => e.version)).toEqual(Array.from({ length: 31 }, (_, i) => i + 1));
 });

@@ -76,15 +76,15 @@ describe('granting and revoking', () => {
     expect((await call(eve, 'GET', '/v1/auth/me')).json()).toMatchObject({ isAdmin: false, roles: [] });
     expect((await call(ana, 'DELETE', `/v1/admin/users/${eve.userId}/roles/admin`)).statusCode).toBe(404);
 
-    const entries = await readStream(s.database.db, s.command.ledger.origin, rolesStream(eve.userId));
+    const entries = await readStream(s.database.db, s.command.ledger, rolesStream(eve.userId));
     expect(entries.map((e) => [e.type, e.actor, e.data])).toEqual([
       ['RoleGranted', ana.userId, { userId: eve.userId, role: 'admin' }],
       ['RoleRevoked', ana.userId, { userId: eve.userId, role: 'admin' }],
     ]);
     // grantAdmin (the CLI's path) records the system as the actor.
-    const anas = await readStream(s.database.db, s.command.ledger.origin, rolesStream(ana.userId));
+    const anas = await readStream(s.database.db, s.command.ledger, rolesStream(ana.userId));
     expect(anas.map((e) => [e.type, e.actor])).toEqual([['RoleGranted', null]]);
-    expect((await auditLedger(s.database.db, s.query.key)).ok).toBe(true);
+    expect((await auditLedger(s.database.db, s.query.key, { cipher: s.query.cipher })).ok).toBe(true);
     const run = await call(ana, 'POST', '/v1/admin/ledger/audit');
     expect(run.json()).toMatchObject({ ok: true });
   });

@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadTokenIssuer } from '@connect/auth';
 import { signingKeyFromSeed } from '@connect/crypto';
-import { openLedger } from '@connect/ledger';
+import { keyRing, localMasterKeys } from '@connect/db';
+import { bodyCipher, openLedger } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
 import { buildApp, type CommandDeps } from '../src/app.ts';
@@ -23,15 +24,23 @@ export async function testApp(
   const database = await createTestDatabase({ poolSize: 20 });
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-command-'));
   const key = signingKeyFromSeed('test.connect.local/ledger', new Uint8Array(32).fill(5));
-  const ledger = await openLedger({ pool: database.pool, db: database.db, origin: key.name, key });
+  const keys = keyRing(database.pool, await localMasterKeys({ dataDir }), { listen: false });
+  const ledger = await openLedger({
+    pool: database.pool,
+    db: database.db,
+    origin: key.name,
+    key,
+    cipher: bodyCipher(keys, { sealNew: true }),
+  });
   await ensureDefaultTypes(ledger);
   const deps: CommandDeps = {
     pool: database.pool,
     db: database.db,
     ledger,
     tokens: await loadTokenIssuer(dataDir),
-    types: typeRegistry(database.db, key.name),
+    types: typeRegistry(database.db, ledger),
     dataDir,
+    keys,
     authAttemptsPerMinute: 1000,
     ...overrides,
   };
@@ -43,6 +52,7 @@ export async function testApp(
     deps,
     close: async () => {
       await app.close();
+      await keys.close();
       await database.close();
       await rm(dataDir, { recursive: true, force: true });
     },

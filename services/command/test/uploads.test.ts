@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/pr
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { readStream } from '@connect/ledger';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { servedMediaType } from '../src/commitments/document-store.ts';
 import { type Account, signUp, type TestApp, testApp } from './support.ts';
@@ -217,10 +218,9 @@ describe('refused uploads leave no bytes', () => {
       expect(await stored()).toEqual(before);
     }
     expect((await stored()).has(sharedFile)).toBe(true);
-    const { rows } = await t.database.pool.query<{ data: { documentId: string } }>(
-      `select data from ledger_entries where stream = $1 and type = 'DocumentAttached'`,
-      [`commitment-${other}`],
-    );
+    const rows = (await readStream(t.database.db, t.deps.ledger, `commitment-${other}`)).filter(
+      (entry) => entry.type === 'DocumentAttached',
+    ) as unknown as { data: { documentId: string } }[];
     const download = await t.app.inject({
       method: 'GET',
       url: `/v1/commitments/${other}/documents/${rows[0]?.data.documentId}/content`,
@@ -232,11 +232,10 @@ describe('refused uploads leave no bytes', () => {
 
 describe('downloads', () => {
   async function attachedId(id: string): Promise<string> {
-    const { rows } = await t.database.pool.query<{ data: { documentId: string } }>(
-      `select data from ledger_entries where stream = $1 and type = 'DocumentAttached' order by version desc limit 1`,
-      [`commitment-${id}`],
+    const attached = (await readStream(t.database.db, t.deps.ledger, `commitment-${id}`)).filter(
+      (entry) => entry.type === 'DocumentAttached',
     );
-    return rows[0]?.data.documentId as string;
+    return attached.at(-1)?.data?.documentId as string;
   }
 
   test.each([

@@ -10,10 +10,15 @@ import { openDeliveryQueue } from './queue/setup.ts';
 const config = loadConfig(process.env);
 const runtime = await openLedgerRuntime(config);
 const { pool, db } = runtime.database;
-const delivery = await openDeliveryQueue({ pool, db, config });
+const delivery = await openDeliveryQueue({ pool, db, cipher: runtime.ledger.cipher, config });
 const notifier = await openNotifier(pool, { appUrl: config.appUrl, ...delivery.hooks });
 const app = buildApp(
-  { pool, origin: runtime.ledger.origin, options: { projections: [notifier] } },
+  {
+    pool,
+    origin: runtime.ledger.origin,
+    cipher: runtime.ledger.cipher,
+    options: { projections: [notifier] },
+  },
   {
     ...serverOptionsOf(config),
     alsoReady: () => delivery.assertHealthy(),

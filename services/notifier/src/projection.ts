@@ -16,7 +16,7 @@ import {
   profileStream,
   profileUserOf,
 } from '@connect/domain';
-import { type Entry, entryFromRow } from '@connect/ledger';
+import type { BodyCipher, Entry } from '@connect/ledger';
 import { type Projection, ProjectionError } from '@connect/projector';
 import type pg from 'pg';
 import type { Notification } from './notification.ts';
@@ -53,12 +53,12 @@ export function notificationsProjection(options: NotifierOptions): Projection {
     name: NOTIFICATIONS_PROJECTION,
     tables: [TABLE],
     streams: [COMMITMENT_STREAMS],
-    async apply(client, entries, tables) {
+    async apply(client, entries, tables, cipher) {
       const mine = entries.filter((entry) => commitmentIdOf(entry.stream) !== undefined);
       const first = mine[0];
       if (!first) return;
-      const happenings = await happeningsOf(client, mine, first.index);
-      const names = await displayNames(client, [...new Set(happenings.flatMap(usersOf))]);
+      const happenings = await happeningsOf(client, cipher, mine, first.index);
+      const names = await displayNames(client, cipher, [...new Set(happenings.flatMap(usersOf))]);
       const notifications = happenings.flatMap((h) => notificationsFor(h, { names, appUrl: options.appUrl }));
       const table = tables[TABLE] as string;
       const created = await insertNotifications(client, table, notifications);
@@ -94,9 +94,14 @@ export async function openNotifier(pool: pg.Pool, options: NotifierOptions): Pro
 }
 
 /** Each entry's event with the commitment's state before and after it; the states are replayed from the ledger. */
-async function happeningsOf(client: pg.ClientBase, entries: Entry[], from: number): Promise<Happening[]> {
+async function happeningsOf(
+  client: pg.ClientBase,
+  cipher: BodyCipher,
+  entries: Entry[],
+  from: number,
+): Promise<Happening[]> {
   const ids = [...new Set(entries.map((entry) => commitmentIdOf(entry.stream) as string))];
-  const states = await statesBefore(client, ids, from);
+  const states = await statesBefore(client, cipher, ids, from);
   const happenings: Happening[] = [];
   for (const entry of entries) {
     const id = commitmentIdOf(entry.stream) as string;
@@ -129,6 +134,7 @@ function apply(state: Commitment, entry: Entry) {
 /** The commitments' states just before ledger index `before`, replayed from their entries. */
 async function statesBefore(
   client: pg.ClientBase,
+  cipher: BodyCipher,
   ids: string[],
   before: number,
 ): Promise<Map<string, Commitment>> {
@@ -137,8 +143,7 @@ async function statesBefore(
     [ids.map(commitmentStream), before],
   );
   const states = new Map<string, Commitment>();
-  for (const row of rows) {
-    const entry = entryFromRow(row, '');
+  for (const entry of await cipher.entries(rows, '')) {
     const id = commitmentIdOf(entry.stream) as string;
     states.set(id, apply(states.get(id) ?? initialState(id), entry).state);
   }
@@ -149,15 +154,19 @@ async function statesBefore(
  * Display names as the users last stated them in the ledger (ProfileRegistered, then any
  * ProfileUpdated: the last wins); an erased or unknown one is left out.
  */
-export async function displayNames(client: pg.ClientBase, userIds: string[]): Promise<Map<string, string>> {
+export async function displayNames(
+  client: pg.ClientBase,
+  cipher: BodyCipher,
+  userIds: string[],
+): Promise<Map<string, string>> {
   if (userIds.length === 0) return new Map();
-  const { rows } = await client.query<{ stream: string; type: string; data: unknown }>(
-    `select stream, type, data from ledger_entries
+  const { rows } = await client.query(
+    `select * from ledger_entries
      where stream = any($1::text[]) and type = any($2::text[]) order by index`,
     [userIds.map(profileStream), [PROFILE_REGISTERED, PROFILE_UPDATED]],
   );
   const names = new Map<string, string>();
-  for (const row of rows) {
+  for (const row of await cipher.entries(rows, '')) {
     const userId = profileUserOf(row.stream);
     if (userId === undefined) continue;
     const stated = profileStated(row);

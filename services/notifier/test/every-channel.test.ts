@@ -9,9 +9,9 @@ import path from 'node:path';
 import { loadTokenIssuer } from '@connect/auth';
 import { commandRoutes } from '@connect/command';
 import { signingKeyFromSeed } from '@connect/crypto';
-import type { TwilioConfig } from '@connect/db';
+import { keyRing, localMasterKeys, type TwilioConfig } from '@connect/db';
 import { createServer } from '@connect/http';
-import { openLedger } from '@connect/ledger';
+import { bodyCipher, openLedger } from '@connect/ledger';
 import { attachProjector, PROJECTIONS } from '@connect/projector';
 import { createReaderDb, queryRoutes } from '@connect/query';
 import type { FastifyInstance } from 'fastify';
@@ -65,7 +65,14 @@ async function serviceWithEveryChannel(receivers: { smtpUrl: string; twilio: Twi
   const { pool, db } = database;
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-every-channel-'));
   const key = signingKeyFromSeed('test.connect.local/ledger', new Uint8Array(32).fill(17));
-  const ledger = await openLedger({ pool, db, origin: key.name, key });
+  const keys = keyRing(pool, await localMasterKeys({ dataDir }), { listen: false });
+  const ledger = await openLedger({
+    pool,
+    db,
+    origin: key.name,
+    key,
+    cipher: bodyCipher(keys, { sealNew: true }),
+  });
   await ensureDefaultTypes(ledger);
   const tokens = await loadTokenIssuer(dataDir);
   const reader = createReaderDb(database.url);
@@ -73,6 +80,7 @@ async function serviceWithEveryChannel(receivers: { smtpUrl: string; twilio: Twi
   const queue = await openDeliveryQueue({
     pool,
     db,
+    cipher: ledger.cipher,
     config: {
       smtpUrl: receivers.smtpUrl,
       mailFrom: `Connect <no-reply@${MAIL_DOMAIN}>`,
@@ -92,6 +100,7 @@ async function serviceWithEveryChannel(receivers: { smtpUrl: string; twilio: Twi
   attachProjector(app, {
     pool,
     origin: key.name,
+    cipher: ledger.cipher,
     options: { pollMs: 100, projections: [...PROJECTIONS, notifier] },
   });
   app.register(commandRoutes, {
@@ -99,8 +108,9 @@ async function serviceWithEveryChannel(receivers: { smtpUrl: string; twilio: Twi
     db,
     ledger,
     tokens,
-    types: typeRegistry(db, key.name),
+    types: typeRegistry(db, ledger),
     dataDir,
+    keys,
     authAttemptsPerMinute: 10_000,
     webhooksAllowPrivate: true,
     sms: twilioSender(receivers.twilio),
@@ -111,6 +121,7 @@ async function serviceWithEveryChannel(receivers: { smtpUrl: string; twilio: Twi
     databaseUrl: database.url,
     reader: reader.db,
     origin: key.name,
+    cipher: ledger.cipher,
     verifierKey: ledger.verifierKey,
     key,
     tokens,
@@ -130,6 +141,7 @@ async function serviceWithEveryChannel(receivers: { smtpUrl: string; twilio: Twi
       await app.close();
       await reader.close();
       await ledger.drain();
+      await keys.close();
       await database.close();
       await rm(dataDir, { recursive: true, force: true });
     },

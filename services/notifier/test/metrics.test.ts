@@ -49,10 +49,11 @@ describe('/metrics of an app with the notifier', () => {
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-metrics-'));
     s = await testStack({
-      notifierHooks: async (database) => {
+      notifierHooks: async (database, cipher) => {
         queue = await openDeliveryQueue({
           pool: database.pool,
           db: database.db,
+          cipher,
           config: {
             smtpUrl: undefined,
             mailFrom: 'Connect <no-reply@connect.test>',
@@ -185,6 +186,7 @@ describe('/readyz of the notifier', () => {
       {
         pool: database.pool,
         origin: ORIGIN,
+        cipher: ledger.cipher,
         options: { projections: [stalling], pollMs: 50, stuckAfterMs: 300 },
       },
       { logLevel: 'silent' },

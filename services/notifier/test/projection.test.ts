@@ -52,7 +52,7 @@ test('from its first run on, each event becomes notifications, enqueued in the s
 
   // Batches of two: a commitment's later entries are applied to the state its earlier ones left.
   const projector = startProjector(
-    { pool: database.pool, origin: ORIGIN, log: quiet },
+    { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher, log: quiet },
     { projections: [notifier], batchSize: 2, pollMs: 50 },
   );
   await expect.poll(notifierAtHead, { timeout: 15_000, interval: 25 }).toBe(true);
@@ -74,7 +74,10 @@ test('from its first run on, each event becomes notifications, enqueued in the s
 
   // A rebuild replays the whole ledger (the commitment from before the first run too) into the
   // same rows, and delivers nothing again.
-  const replayed = await replayProjection({ pool: database.pool, origin: ORIGIN }, notifier);
+  const replayed = await replayProjection(
+    { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher },
+    notifier,
+  );
   expect(replayed.quarantined).toEqual([]);
   const again = await database.pool.query<{ id: string }>('select id from notifications');
   expect(again.rows.map((row) => row.id)).toEqual(expect.arrayContaining(rows.map((row) => row.id)));

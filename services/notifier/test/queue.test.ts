@@ -1,10 +1,12 @@
 // Durable delivery end to end: commands in the stack, the notifier projection adding jobs in its
 // batch transaction, graphile-worker running them against a real SMTP server and real webhook
 // receivers on 127.0.0.1.
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import type { BodyCipher } from '@connect/ledger';
 import { type ParsedMail, simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import { Webhook } from 'standardwebhooks';
@@ -97,10 +99,11 @@ let flaky: Awaited<ReturnType<typeof receiver>>;
 let goodSecret: string;
 const smsTried: string[] = [];
 
-function queueOf(stack: Pick<Stack, 'database'>): Promise<DeliveryQueue> {
+function queueOf(stack: { database: Stack['database']; cipher: BodyCipher }): Promise<DeliveryQueue> {
   return openDeliveryQueue({
     pool: stack.database.pool,
     db: stack.database.db,
+    cipher: stack.cipher,
     config: {
       smtpUrl: inbox.url,
       mailFrom: `Connect <no-reply@${MAIL_DOMAIN}>`,
@@ -166,8 +169,8 @@ beforeAll(async () => {
   inbox = await smtpInbox();
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-queue-'));
   s = await testStack({
-    notifierHooks: async (database) => {
-      queue = await queueOf({ database });
+    notifierHooks: async (database, cipher) => {
+      queue = await queueOf({ database, cipher });
       return queue.hooks;
     },
   });
@@ -427,7 +430,7 @@ describe('restarts', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(mailsTo(dan)).toHaveLength(0);
 
-    queue = await queueOf(s);
+    queue = await queueOf({ database: s.database, cipher: s.query.cipher });
     await queue.start();
     await eventually(async () => mailsTo(dan).length > 0);
     await eventually(async () => (await jobs('key = $1', [key])).length === 0);

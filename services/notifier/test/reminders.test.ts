@@ -62,7 +62,7 @@ async function project(): Promise<void> {
     schedule: reminderSchedule({ offsets, now: () => now }),
   });
   const projector = startProjector(
-    { pool: database.pool, origin: ORIGIN, log: quiet },
+    { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher, log: quiet },
     { projections: [notifier], pollMs: 25 },
   );
   const atHead = async () => {
@@ -143,7 +143,12 @@ const reminderJobs = async (id: string) =>
 async function remindNow(job: ReminderJob, at: Date): Promise<Notification[]> {
   const client = await database.pool.connect();
   try {
-    return await remind(client, job, { appUrl: APP, enqueue: recordEnqueued, now: () => at });
+    return await remind(client, job, {
+      cipher: ledger.cipher,
+      appUrl: APP,
+      enqueue: recordEnqueued,
+      now: () => at,
+    });
   } finally {
     client.release();
   }
@@ -295,7 +300,9 @@ describe('end to end', () => {
           db: database.db,
           channels: { email: { deliver: async (n) => emailed.push(n.id) } },
           webhooks: { allowPrivate: true },
-          tasks: { [REMIND_TASK]: remindTask({ pool: database.pool, appUrl: APP, enqueue }) },
+          tasks: {
+            [REMIND_TASK]: remindTask({ pool: database.pool, cipher: ledger.cipher, appUrl: APP, enqueue }),
+          },
           pollInterval: 100,
         });
       // A worker that stops before the job is due: the job stays in the table.

@@ -1,19 +1,22 @@
 import { assertMigrated } from '@connect/db';
 import { createServer, type ServerOptions } from '@connect/http';
+import type { LedgerSource } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import { Gauge } from 'prom-client';
 import { listLag, listQuarantined, type Projector, type ProjectorOptions, startProjector } from './runner.ts';
 
-export interface ProjectorDeps {
+export interface ProjectorDeps extends LedgerSource {
   pool: pg.Pool;
-  origin: string;
   options?: ProjectorOptions;
 }
 
 /** Starts the projections with the server's logger; they stop when the server closes. */
 export function attachProjector(app: FastifyInstance, deps: ProjectorDeps): Projector {
-  const projector = startProjector({ pool: deps.pool, origin: deps.origin, log: app.log }, deps.options);
+  const projector = startProjector(
+    { pool: deps.pool, origin: deps.origin, cipher: deps.cipher, log: app.log },
+    deps.options,
+  );
   app.addHook('onClose', () => projector.close());
   app.get('/v1/projections', async () => ({
     projections: projector.status(),

@@ -2,7 +2,7 @@
 // in one transaction. The checkpoint row is locked first, so two runners (or a runner and a
 // replay switching tables) never project the same entries twice.
 import { PROJECTED_CHANNEL } from '@connect/db';
-import { entryFromRow } from '@connect/ledger';
+import type { LedgerSource } from '@connect/ledger';
 import type pg from 'pg';
 import type { Projection, Tables } from './projection.ts';
 import { applyOrQuarantine, type Quarantined, recordQuarantined } from './quarantine.ts';
@@ -16,19 +16,24 @@ export interface BatchResult {
 }
 
 /** Reads up to `limit` entries after `from` (from the ledger, in index order). */
-export async function readEntriesAfter(client: pg.ClientBase, origin: string, from: number, limit: number) {
+export async function readEntriesAfter(
+  client: pg.ClientBase,
+  source: LedgerSource,
+  from: number,
+  limit: number,
+) {
   const { rows } = await client.query(
     'select * from ledger_entries where index > $1 order by index limit $2',
     [from, limit],
   );
-  return rows.map((row) => entryFromRow(row, origin));
+  return source.cipher.entries(rows, source.origin);
 }
 
 export async function projectBatch(
   client: pg.ClientBase,
   projection: Projection,
   tables: Tables,
-  options: { origin: string; limit: number },
+  options: LedgerSource & { limit: number },
 ): Promise<BatchResult> {
   await client.query('begin');
   try {
@@ -52,13 +57,16 @@ export async function projectBatch(
     const from = rows[0]?.checkpoint_index as number | undefined;
     if (from === undefined) throw new Error(`no checkpoint row for projection ${projection.name}`);
     const upto = (rows[0]?.upto as number | null) ?? from;
-    const entries = rows.filter((row) => row.index !== null).map((row) => entryFromRow(row, options.origin));
+    const entries = await options.cipher.entries(
+      rows.filter((row) => row.index !== null),
+      options.origin,
+    );
     if (upto === from) {
       await client.query('commit');
       return { count: 0, lastIndex: from, quarantined: [] };
     }
     const skip = new Set<string>(rows[0]?.quarantined ?? []);
-    const quarantined = await applyOrQuarantine(client, projection, entries, tables, skip);
+    const quarantined = await applyOrQuarantine(client, projection, entries, tables, skip, options.cipher);
     await recordQuarantined(client, projection.name, quarantined);
     const lastIndex = upto;
     await client.query(

@@ -5,7 +5,10 @@ import { buildApp } from './app.ts';
 
 const config = loadConfig(process.env);
 const runtime = await openLedgerRuntime(config);
-const app = buildApp({ pool: runtime.database.pool, origin: runtime.ledger.origin }, serverOptionsOf(config));
+const app = buildApp(
+  { pool: runtime.database.pool, origin: runtime.ledger.origin, cipher: runtime.ledger.cipher },
+  serverOptionsOf(config),
+);
 // The continuous audit runs beside the projector, which follows the ledger anyway.
 const monitor = monitorLedger(app, runtime, { audit: true });
 await serve(app, {

@@ -1,4 +1,4 @@
-import type { Entry } from '@connect/ledger';
+import type { BodyCipher, Entry } from '@connect/ledger';
 import type pg from 'pg';
 
 /** A read-model table's name as the projection knows it → the table it writes (replay builds new ones). */
@@ -11,7 +11,7 @@ export interface Projection {
   /** The streams it reads (LIKE patterns); the entries of others only move its checkpoint on. */
   streams: readonly string[];
   /** Writes the rows these entries (consecutive, in index order) imply, inside the caller's transaction. */
-  apply(client: pg.ClientBase, entries: Entry[], tables: Tables): Promise<void>;
+  apply(client: pg.ClientBase, entries: Entry[], tables: Tables, cipher: BodyCipher): Promise<void>;
 }
 
 /** An entry the projection cannot apply: it stops there rather than skip it. */

@@ -2,7 +2,7 @@
 // commitment, a profile) is set aside for that projection, named with the entry and the reason,
 // and every other stream keeps flowing. `connect replay` rebuilds the projection after a fix and
 // sets aside only what still fails.
-import type { Entry } from '@connect/ledger';
+import type { BodyCipher, Entry } from '@connect/ledger';
 import type pg from 'pg';
 import { type Projection, ProjectionError, type Tables } from './projection.ts';
 import { redactedStream } from './projections/redactions.ts';
@@ -76,12 +76,13 @@ export async function applyOrQuarantine(
   entries: readonly Entry[],
   tables: Tables,
   skip: Set<string>,
+  cipher: BodyCipher,
 ): Promise<Quarantined[]> {
   const live = entries.filter((entry) => !skip.has(subjectOf(entry)));
   if (live.length === 0) return [];
   await client.query('savepoint projection_batch');
   try {
-    await projection.apply(client, live, tables);
+    await projection.apply(client, live, tables, cipher);
     await client.query('release savepoint projection_batch');
     return [];
   } catch (error) {
@@ -94,7 +95,7 @@ export async function applyOrQuarantine(
     if (skip.has(stream)) continue;
     await client.query('savepoint projection_entry');
     try {
-      await projection.apply(client, [entry], tables);
+      await projection.apply(client, [entry], tables, cipher);
       await client.query('release savepoint projection_entry');
     } catch (error) {
       if (!isEntryFault(error)) throw error;

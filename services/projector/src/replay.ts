@@ -2,6 +2,7 @@
 // are built beside them, catch up to the head, and then replace them in one transaction, under
 // the projection's checkpoint lock so the live runner neither misses nor repeats an entry.
 import { PROJECTED_CHANNEL } from '@connect/db';
+import type { LedgerSource } from '@connect/ledger';
 import type pg from 'pg';
 import { readEntriesAfter } from './batch.ts';
 import type { Projection, Tables } from './projection.ts';
@@ -31,11 +32,11 @@ export interface ReplayResult {
 }
 
 export async function replayProjection(
-  deps: { pool: pg.Pool; origin: string },
+  deps: { pool: pg.Pool } & LedgerSource,
   projection: Projection,
   options: { batchSize?: number; onProgress?(progress: ReplayProgress): void } = {},
 ): Promise<ReplayResult> {
-  const { pool, origin } = deps;
+  const { pool } = deps;
   const batchSize = options.batchSize ?? 5000;
   const tables: Tables = Object.fromEntries(projection.tables.map((t) => [t, `${t}${SUFFIX}`]));
   const started = performance.now();
@@ -63,10 +64,10 @@ export async function replayProjection(
   /** Projects into the new tables until the ledger has nothing more; each batch in a transaction of its own unless the caller's. */
   const catchUp = async (client: pg.ClientBase, inTransaction = false): Promise<void> => {
     for (;;) {
-      const entries = await readEntriesAfter(client, origin, position, batchSize);
+      const entries = await readEntriesAfter(client, deps, position, batchSize);
       if (entries.length === 0) return;
       if (!inTransaction) await client.query('begin');
-      quarantined.push(...(await applyOrQuarantine(client, projection, entries, tables, skip)));
+      quarantined.push(...(await applyOrQuarantine(client, projection, entries, tables, skip, deps.cipher)));
       if (!inTransaction) await client.query('commit');
       position = entries.at(-1)?.index as number;
       projected += entries.length;

@@ -2,6 +2,7 @@
 // session advisory lock), the others on standby, taking over within `standbyMs` when it dies.
 // An entry a projection cannot apply sets its stream aside (quarantine.ts) and the rest flows on;
 // only a fault of the system itself (not of an entry) stops a projection, named in status().
+import type { LedgerSource } from '@connect/ledger';
 import type { FastifyBaseLogger } from 'fastify';
 import type pg from 'pg';
 import { projectBatch } from './batch.ts';
@@ -53,10 +54,10 @@ export interface Projector {
 }
 
 export function startProjector(
-  deps: { pool: pg.Pool; origin: string; log: FastifyBaseLogger },
+  deps: { pool: pg.Pool; log: FastifyBaseLogger } & LedgerSource,
   options: ProjectorOptions = {},
 ): Projector {
-  const { pool, origin, log } = deps;
+  const { pool, origin, cipher, log } = deps;
   const { batchSize = 2000, pollMs = 1000, standbyMs = 1000, stuckAfterMs = 60_000 } = options;
   const wakeup = ledgerWakeup(pool, pollMs);
   const statuses = new Map<string, ProjectionStatus>();
@@ -115,7 +116,7 @@ export function startProjector(
       const seen = wakeup.seen();
       const client = await pool.connect();
       try {
-        const result = await projectBatch(client, projection, tables, { origin, limit: batchSize });
+        const result = await projectBatch(client, projection, tables, { origin, cipher, limit: batchSize });
         client.release();
         status.lastIndex = result.lastIndex;
         advancedAt.set(projection.name, Date.now());

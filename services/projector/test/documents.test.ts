@@ -77,7 +77,12 @@ async function activeWithEvidence(id: string, evidenceId: string) {
 }
 
 async function project() {
-  const projector = startProjector({ pool: database.pool, origin: ORIGIN, log: quiet });
+  const projector = startProjector({
+    pool: database.pool,
+    origin: ORIGIN,
+    cipher: ledger.cipher,
+    log: quiet,
+  });
   const { tree_size } = await database.db
     .selectFrom('ledger_head')
     .select('tree_size')

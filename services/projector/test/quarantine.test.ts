@@ -83,7 +83,7 @@ describe('a poison entry', () => {
     });
 
     const app = buildApp(
-      { pool: database.pool, origin: ORIGIN, options: { pollMs: 100 } },
+      { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher, options: { pollMs: 100 } },
       { logLevel: 'silent' },
     );
     await app.ready();
@@ -110,7 +110,7 @@ describe('a poison entry', () => {
     // After a restart the commitment stays aside, and new entries of other commitments still flow.
     const later = await activeCommitment(ledger, alice, bob, 'Later');
     const restarted = buildApp(
-      { pool: database.pool, origin: ORIGIN, options: { pollMs: 100 } },
+      { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher, options: { pollMs: 100 } },
       { logLevel: 'silent' },
     );
     await restarted.ready();
@@ -148,16 +148,16 @@ describe('a projection fed an entry it cannot apply', () => {
     let broken = true;
     const flaky: Projection = {
       ...commitmentsProjection,
-      async apply(client, entries, tables) {
+      async apply(client, entries, tables, cipher) {
         if (broken && entries.some((e) => e.stream === commitmentStream(victim))) {
           await client.query("select 'not a number'::int");
         }
-        return commitmentsProjection.apply(client, entries, tables);
+        return commitmentsProjection.apply(client, entries, tables, cipher);
       },
     };
     const projections = PROJECTIONS.map((p) => (p.name === flaky.name ? flaky : p));
     const app = buildApp(
-      { pool: database.pool, origin: ORIGIN, options: { pollMs: 100, projections } },
+      { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher, options: { pollMs: 100, projections } },
       { logLevel: 'silent' },
     );
     await app.ready();
@@ -172,7 +172,10 @@ describe('a projection fed an entry it cannot apply', () => {
     expect(ready.json().quarantined[0].error).toMatch(/invalid input syntax for type integer/);
 
     broken = false;
-    const replayed = await replayProjection({ pool: database.pool, origin: ORIGIN }, flaky);
+    const replayed = await replayProjection(
+      { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher },
+      flaky,
+    );
     expect(replayed.quarantined).toEqual([]);
     expect(await titles(database)).toEqual(expect.arrayContaining([victim, ...others]));
     expect((await app.inject({ method: 'GET', url: '/readyz' })).json().quarantined).toEqual([]);

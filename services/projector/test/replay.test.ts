@@ -115,10 +115,14 @@ describe('connect replay', () => {
 
     const progress: number[] = [];
     for (const projection of PROJECTIONS) {
-      const result = await replayProjection({ pool: s.database.pool, origin: s.query.origin }, projection, {
-        batchSize: 7,
-        onProgress: (p) => progress.push(p.projected),
-      });
+      const result = await replayProjection(
+        { pool: s.database.pool, origin: s.query.origin, cipher: s.query.cipher },
+        projection,
+        {
+          batchSize: 7,
+          onProgress: (p) => progress.push(p.projected),
+        },
+      );
       expect(result.lastIndex).toBeGreaterThanOrEqual(last);
     }
     stop = true;
@@ -166,7 +170,11 @@ describe('connect replay', () => {
     })();
     const commitments = PROJECTIONS.find((p) => p.name === 'commitments');
     if (!commitments) throw new Error('no commitments projection');
-    await replayProjection({ pool: s.database.pool, origin: s.query.origin }, commitments, { batchSize: 5 });
+    await replayProjection(
+      { pool: s.database.pool, origin: s.query.origin, cipher: s.query.cipher },
+      commitments,
+      { batchSize: 5 },
+    );
     writing = false;
     await writer;
     await projectedTo(last);

@@ -45,12 +45,20 @@ describe('projector', () => {
     const alice = await registerProfile(ledger, 'Alice');
     const bob = await registerProfile(ledger, 'Bob');
     const first = await activeCommitment(ledger, alice, bob);
-    const projector = startProjector({ pool: database.pool, origin: ORIGIN, log: quiet }, { batchSize: 3 });
+    const projector = startProjector(
+      { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher, log: quiet },
+      { batchSize: 3 },
+    );
     await until(atHead(database));
     await projector.close();
 
     const second = await activeCommitment(ledger, bob, alice, 'Walk the dog');
-    const restarted = startProjector({ pool: database.pool, origin: ORIGIN, log: quiet });
+    const restarted = startProjector({
+      pool: database.pool,
+      origin: ORIGIN,
+      cipher: ledger.cipher,
+      log: quiet,
+    });
     await until(atHead(database));
     await restarted.close();
 
@@ -92,9 +100,15 @@ describe('projector', () => {
 
   it('keeps one active runner per projection; a standby takes over within seconds', async () => {
     const log = quiet;
-    const one = startProjector({ pool: database.pool, origin: ORIGIN, log }, { standbyMs: 200 });
+    const one = startProjector(
+      { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher, log },
+      { standbyMs: 200 },
+    );
     await until(() => one.status().every((s) => s.state === 'active'));
-    const two = startProjector({ pool: database.pool, origin: ORIGIN, log }, { standbyMs: 200 });
+    const two = startProjector(
+      { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher, log },
+      { standbyMs: 200 },
+    );
     await new Promise((resolve) => setTimeout(resolve, 600));
     expect(two.status().map((s) => s.state)).toEqual(['standby', 'standby', 'standby']);
 
@@ -129,7 +143,7 @@ describe('projector', () => {
     };
     const projections = PROJECTIONS.map((p) => (p.name === missingTable.name ? missingTable : p));
     const app = buildApp(
-      { pool: database.pool, origin: ORIGIN, options: { projections } },
+      { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher, options: { projections } },
       { logLevel: 'silent' },
     );
     await until(async () => (await app.inject({ url: '/readyz' })).statusCode === 503);

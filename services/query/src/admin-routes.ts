@@ -4,13 +4,13 @@ import type { VerifierKey } from '@connect/crypto';
 import type { Database } from '@connect/db';
 import { readsEverything } from '@connect/domain';
 import { HttpProblem, problem } from '@connect/http';
-import { auditLedger } from '@connect/ledger';
+import { auditLedger, type BodyCipher } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 
 export async function adminRoutes(
   app: FastifyInstance,
-  deps: { db: Kysely<Database>; key: VerifierKey; authenticate: Authenticate },
+  deps: { db: Kysely<Database>; key: VerifierKey; cipher: BodyCipher; authenticate: Authenticate },
 ): Promise<void> {
   let running: Promise<unknown> | undefined;
 
@@ -24,7 +24,7 @@ export async function adminRoutes(
         problem(409, 'An audit is already running; try again when it ends.', undefined, 'busy'),
       );
     const started = performance.now();
-    running = auditLedger(deps.db, deps.key);
+    running = auditLedger(deps.db, deps.key, { cipher: deps.cipher });
     try {
       const result = await running;
       return { ...(result as object), seconds: Math.round(performance.now() - started) / 1000 };

@@ -2,7 +2,7 @@ import { authenticator, loadTokenIssuer, sessionGate, type TokenIssuer } from '@
 import type { SigningKey } from '@connect/crypto';
 import { assertMigrated, type Database, DEFAULT_APP_URL, DEFAULT_REMINDERS, readerLogin } from '@connect/db';
 import { createServer, docsRoutes, type ServerOptions } from '@connect/http';
-import type { LedgerRuntime } from '@connect/ledger';
+import type { BodyCipher, LedgerRuntime } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
@@ -22,6 +22,8 @@ import { verifyPageRoutes } from './verify-page/routes.ts';
 import { verifyRoutes } from './verify-routes.ts';
 
 export interface QueryDeps extends LedgerRouteDeps {
+  /** Opens the ledger's sealed entry bodies. */
+  cipher: BodyCipher;
   /** The ledger's key: the public half checks what clients send, the private half signs stream heads. */
   key: SigningKey;
   pool: pg.Pool;
@@ -49,6 +51,7 @@ export async function queryDeps(runtime: LedgerRuntime, tokens?: TokenIssuer): P
     db,
     databaseUrl: await readerLogin(pool, runtime.database.url, runtime.config),
     origin: ledger.origin,
+    cipher: ledger.cipher,
     verifierKey: ledger.verifierKey,
     key: ledger.key,
     tokens: tokens ?? (await loadTokenIssuer(runtime.config.dataDir)),

@@ -13,7 +13,14 @@ import {
   rolesUserOf,
 } from '@connect/domain';
 import { HttpProblem, parseWith, problem } from '@connect/http';
-import { buildReceipt, type Entry, type Queryable, type ReceiptDeps, readEntry } from '@connect/ledger';
+import {
+  type BodyCipher,
+  buildReceipt,
+  type Entry,
+  type Queryable,
+  type ReceiptDeps,
+  readEntry,
+} from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import { idParam, notVisible } from './commitments/routes.ts';
@@ -28,6 +35,7 @@ export interface PartyLedgerDeps {
   pool: Queryable;
   reader: Kysely<Database>;
   origin: string;
+  cipher: BodyCipher;
   verifierKey: string;
   /** The ledger's key: it signs each receipt's stream head. */
   key: SigningKey;
@@ -95,7 +103,7 @@ export async function partyLedgerRoutes(app: FastifyInstance, deps: PartyLedgerD
     const caller = await callerOf(request);
     const index = parseLedgerIndex((request.params as { index: string }).index, 'path.index');
     await consistent(request, reply);
-    const entry = await readEntry(deps.db, deps.origin, index);
+    const entry = await readEntry(deps.db, deps, index);
     if (!entry || !(await mayRead(deps.reader, caller, entry))) {
       throw new HttpProblem(problem(404, `No entry ${index}, or not one you may read.`));
     }

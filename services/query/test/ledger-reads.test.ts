@@ -1,5 +1,5 @@
 import { parseVerifierKey, verifyReceipt } from '@connect/crypto';
-import { auditLedger, redactEntries } from '@connect/ledger';
+import { auditLedger, readStream, redactEntries } from '@connect/ledger';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Stack, testStack } from '../../../test/support/stack.ts';
 import { grantAdmin } from '../../command/src/auth/roles.ts';
@@ -103,11 +103,8 @@ describe('redaction', () => {
       { reason: 'a phone number, on request', by: ana.userId },
     );
     expect(redacted).toEqual([{ index: termsIndex, stream: `commitment-${id}`, erased: true }]);
-    const record = await s.database.db
-      .selectFrom('ledger_entries')
-      .select(['index', 'actor', 'data'])
-      .where('stream', '=', 'redactions')
-      .executeTakeFirstOrThrow();
+    const [record] = await readStream(s.database.db, s.command.ledger, 'redactions');
+    if (!record) throw new Error('the redaction is not recorded');
     expect(record).toMatchObject({
       actor: ana.userId,
       data: { index: termsIndex, reason: 'a phone number, on request' },
@@ -125,7 +122,9 @@ describe('redaction', () => {
     const checked = verifyReceipt(receipt, parseVerifierKey(s.query.verifierKey));
     expect(checked.valid).toBe(true);
     expect(receipt.state.terms).toBe('');
-    const audit = await auditLedger(s.database.db, parseVerifierKey(s.query.verifierKey));
+    const audit = await auditLedger(s.database.db, parseVerifierKey(s.query.verifierKey), {
+      cipher: s.query.cipher,
+    });
     expect(audit.ok).toBe(true);
 
     const history = (await get(ben, `/v1/commitments/${id}/history`)).json().events;

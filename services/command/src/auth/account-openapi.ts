@@ -1,6 +1,7 @@
 // The session, verification and recovery operations for the OpenAPI document.
 import type { Operation } from '@connect/http';
 import { z } from 'zod';
+import { eraseBody, FRESH_SIGN_IN_SECONDS } from './erase-routes.ts';
 import { profileBody } from './profile-routes.ts';
 import {
   accepted,
@@ -165,6 +166,23 @@ export function accountOperations(user: { schema: z.ZodType; example: object }):
         '429': 'Too many commands',
       },
       problems: ['busy', 'rate-limited'],
+    },
+    {
+      method: 'delete',
+      path: '/v1/me',
+      summary: `Erase the caller’s account (crypto-shredding): their data keys are destroyed and their email, phone, display name, picture and identities deleted, so no one can recover them; every session ends and the account cannot sign in again. Commitments they took part in stay for the other parties, naming them "(erased user)", and a UserErased event (their id only) is recorded; proofs, receipts and the audit still hold. Confirm with body.password, or, for an account without a password, from a session opened in the last ${FRESH_SIGN_IN_SECONDS / 60} minutes.`,
+      auth: true,
+      body: eraseBody,
+      examples: { request: { password: 'correct horse battery' } },
+      responses: {
+        '204': 'Erased',
+        '400': 'An invalid body',
+        ...unauthenticated,
+        '403':
+          'A missing or wrong body.password, or (an account without a password) a sign-in too long ago: sign in again',
+        '429': 'Too many attempts',
+      },
+      problems: ['forbidden', 'rate-limited'],
     },
   ];
 }

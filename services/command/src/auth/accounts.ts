@@ -44,6 +44,7 @@ export const toUser = (row: {
 
 export const normalizeEmail = (email: string) => email.trim().toLowerCase();
 
+/** The user with this email; undefined when there is none or they were erased. */
 export async function findUserByEmail(
   db: Db,
   email: string,
@@ -53,16 +54,19 @@ export async function findUserByEmail(
     .selectAll()
     .select(userRoles)
     .where('email', '=', normalizeEmail(email))
+    .where('erased_at', 'is', null)
     .executeTakeFirst();
   return row && { ...toUser(row), passwordHash: row.password_hash };
 }
 
+/** The user with this id; undefined when there is none or they were erased. */
 export async function findUser(db: Db, id: string): Promise<User | undefined> {
   const row = await db
     .selectFrom('users')
     .selectAll()
     .select(userRoles)
     .where('id', '=', id)
+    .where('erased_at', 'is', null)
     .executeTakeFirst();
   return row && toUser(row);
 }
@@ -94,12 +98,13 @@ export async function insertUser(
   return inserted !== undefined;
 }
 
-/** The id of the user with this email; undefined when there is none. */
+/** The id of the user with this email; undefined when there is none (or they were erased). */
 export async function userIdByEmail(db: Db, email: string): Promise<string | undefined> {
   const row = await db
     .selectFrom('users')
     .select('id')
     .where('email', '=', normalizeEmail(email))
+    .where('erased_at', 'is', null)
     .executeTakeFirst();
   return row?.id;
 }

@@ -57,7 +57,7 @@ export const emailHash = (email: string): Buffer =>
  * draft, a stale If-Match): deciding the invitation of a new id, surely no party, says exactly that.
  */
 async function mustAllowInvitations(deps: ExecuteDeps, input: InviteByEmail): Promise<Commitment> {
-  const state = await loadCommitment(deps.db, deps.ledger.origin, input.commitmentId);
+  const state = await loadCommitment(deps.db, deps.ledger, input.commitmentId);
   if (!state.exists || !canSee(state, input.caller)) throw notFound();
   mustBeAtVersion(state, input.ifMatch);
   const stranger = randomUUID();
@@ -197,7 +197,7 @@ export async function claimEmailInvitations(
   const deps: ExecuteDeps = {
     db,
     ledger,
-    types: typeRegistry(db, ledger.origin),
+    types: typeRegistry(db, ledger),
     states: stateCache(16),
     lanes: commandLanes(),
   };
@@ -251,7 +251,7 @@ export async function listEmailInvitations(
   caller: Caller,
   now = new Date(),
 ): Promise<EmailInvitation[]> {
-  const state = await loadCommitment(deps.db, deps.ledger.origin, commitmentId);
+  const state = await loadCommitment(deps.db, deps.ledger, commitmentId);
   if (!state.exists || !canSee(state, caller)) throw notFound();
   mustBeCreator(state, caller.userId, 'see its invitations by email');
   const rows = await open(deps.db)

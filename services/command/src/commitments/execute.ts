@@ -69,7 +69,7 @@ async function currentState(
   if (command.action === 'create' && attempt === 1) return initialState(commitmentId);
   const cached = attempt === 1 ? deps.states.get(commitmentId) : undefined;
   if (cached && (ifMatch === undefined || cached.version === ifMatch)) return cached;
-  return loadCommitment(deps.db, deps.ledger.origin, commitmentId);
+  return loadCommitment(deps.db, deps.ledger, commitmentId);
 }
 
 type CommandInput = {

@@ -12,18 +12,18 @@ import {
   initialState,
   replayRecorded,
 } from '@connect/domain';
-import { type Ledger, readStream } from '@connect/ledger';
+import { type Ledger, type LedgerSource, readStream } from '@connect/ledger';
 import type { Kysely } from 'kysely';
 
 export async function loadCommitment(
   db: Kysely<Database>,
-  origin: string,
+  source: LedgerSource,
   commitmentId: string,
 ): Promise<Commitment> {
   // The projector's replay too, so a stream with redacted entries loads as the read models show it.
   return replayRecorded(
     initialState(commitmentId),
-    await readStream(db, origin, commitmentStream(commitmentId)),
+    await readStream(db, source, commitmentStream(commitmentId)),
   );
 }
 
@@ -32,12 +32,12 @@ export interface TypeRegistry {
   get(refresh?: boolean): Promise<ReadonlyMap<string, CommitmentType>>;
 }
 
-export function typeRegistry(db: Kysely<Database>, origin: string): TypeRegistry {
+export function typeRegistry(db: Kysely<Database>, source: LedgerSource): TypeRegistry {
   let cached: Map<string, CommitmentType> | undefined;
   return {
     async get(refresh = false) {
       if (!cached || refresh) {
-        const entries = await readStream(db, origin, COMMITMENT_TYPES_STREAM);
+        const entries = await readStream(db, source, COMMITMENT_TYPES_STREAM);
         cached = new Map();
         for (const entry of entries) {
           if (entry.type !== COMMITMENT_TYPE_DEFINED || !entry.data) continue;

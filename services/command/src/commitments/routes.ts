@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { Authenticate } from '@connect/auth';
-import type { Database } from '@connect/db';
+import type { Database, KeyRing } from '@connect/db';
 import {
   type CommandName,
   type CommitmentCommand,
@@ -42,6 +42,10 @@ export interface CommitmentRouteDeps {
   types: TypeRegistry;
   authenticate: Authenticate;
   dataDir: string;
+  /** The data keys documents are sealed with. */
+  keys: KeyRing;
+  /** Whether uploaded documents are written sealed (CONNECT_ENCRYPTION); true when absent. */
+  encryption?: boolean;
   maxDocumentBytes?: number;
   /** Invitations by email per user and minute. */
   invitesPerMinute?: number;
@@ -85,6 +89,7 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
   const { db, authenticate } = deps;
   const documentsDir = path.join(deps.dataDir, 'documents');
   const maxDocumentBytes = deps.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES;
+  const sealing = { keys: deps.keys, seal: deps.encryption ?? true };
   const execution = { ...deps, states: stateCache(), lanes: commandLanes() };
   const sweeps = startDeadlineSweeps({ ...execution, log: app.log });
   app.addHook('onClose', async () => sweeps.close());
@@ -163,13 +168,13 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
     const { id } = parseWith(idParam, request.params, 'path');
     const caller = await authenticate(request);
     const ifMatch = parseIfMatch(request);
-    const state = await loadCommitment(db, deps.ledger.origin, id);
+    const state = await loadCommitment(db, deps.ledger, id);
     if (!state.exists || !canSee(state, caller)) throw notFound();
     if (!request.isMultipart())
       throw new HttpProblem(problem(415, 'Send the document as multipart/form-data.'));
     // Decide first, stream second: a refused upload writes nothing.
     await assertMayAttach(state, caller.userId, deps.types, ifMatch);
-    const upload = await receiveUpload(request, documentsDir, maxDocumentBytes);
+    const upload = await receiveUpload(request, documentsDir, maxDocumentBytes, sealing);
     try {
       const command = parseWith(commandBodies['attach-document'], {
         name: upload.name ?? upload.filename,
@@ -203,7 +208,7 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
       'query',
     );
     const caller = await authenticate(request);
-    const state = await loadCommitment(db, deps.ledger.origin, id);
+    const state = await loadCommitment(db, deps.ledger, id);
     if (!state.exists || !canSee(state, caller)) throw notFound();
     const versions = state.documents.filter((d) => d.documentId === documentId);
     const document =
@@ -211,7 +216,7 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
         ? latestDocuments(state).find((d) => d.documentId === documentId)
         : versions.find((d) => d.version === version);
     if (!document) throw new HttpProblem(problem(404, 'No such document or version on this commitment.'));
-    const { stream, size } = await openDocument(documentsDir, document.sha256);
+    const { stream, size } = await openDocument(documentsDir, document.sha256, deps.keys);
     return reply
       .type(servedMediaType(document.mediaType))
       .header('x-content-type-options', 'nosniff')

@@ -6,6 +6,7 @@ import { badRequest, HttpProblem, problem } from '@connect/http';
 import type { Multipart } from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
 import {
+  type DocumentSealing,
   DocumentTooLargeError,
   type Draft,
   discardDraft,
@@ -90,7 +91,12 @@ function parserCause(next: Promise<unknown>): Promise<unknown> {
  * Reads the form: `name` fields, and the `file` part streamed to a draft. The caller commits
  * or discards the draft; any failure here has discarded it already.
  */
-export async function receiveUpload(request: FastifyRequest, dir: string, maxBytes: number): Promise<Upload> {
+export async function receiveUpload(
+  request: FastifyRequest,
+  dir: string,
+  maxBytes: number,
+  sealing: DocumentSealing,
+): Promise<Upload> {
   const parts = request.parts();
   let next: Promise<IteratorResult<Multipart>> = parts.next();
   let name: string | undefined;
@@ -109,7 +115,11 @@ export async function receiveUpload(request: FastifyRequest, dir: string, maxByt
         // the parser stops feeding it, and a file left waiting never ends.
         next.catch((error: unknown) => part.file.destroy(error as Error));
         const mediaType = part.mimetype || 'application/octet-stream';
-        upload = { draft: await writeDraft(dir, part.file, maxBytes), filename: part.filename, mediaType };
+        upload = {
+          draft: await writeDraft(dir, part.file, maxBytes, sealing),
+          filename: part.filename,
+          mediaType,
+        };
       } else part.file.resume();
     }
   } catch (error) {

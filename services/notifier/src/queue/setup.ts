@@ -3,6 +3,7 @@
 // `channels`), the projection's hooks for those channels, and the worker.
 import type { Config, Database } from '@connect/db';
 import { DEFAULT_APP_URL } from '@connect/db';
+import type { BodyCipher } from '@connect/ledger';
 import type { Runner } from 'graphile-worker';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
@@ -37,6 +38,8 @@ export interface DeliveryQueue {
 export async function openDeliveryQueue(deps: {
   pool: pg.Pool;
   db: Kysely<Database>;
+  /** Opens the ledger's sealed bodies (reminders replay commitments). */
+  cipher: BodyCipher;
   config: Pick<
     Config,
     | 'smtpUrl'
@@ -121,7 +124,14 @@ export async function openDeliveryQueue(deps: {
         concurrency: config.deliveryConcurrency,
         tasks: {
           ...(reminders
-            ? { [REMIND_TASK]: remindTask({ pool, appUrl: reminders.appUrl, enqueue: hooks.enqueue }) }
+            ? {
+                [REMIND_TASK]: remindTask({
+                  pool,
+                  cipher: deps.cipher,
+                  appUrl: reminders.appUrl,
+                  enqueue: hooks.enqueue,
+                }),
+              }
             : {}),
           ...(accountMailer
             ? {

@@ -3,7 +3,7 @@
 // 'reminder' notification, written and handed to the channels in one transaction. A notification's
 // id names the entry that set the due date and the offset, so a job run twice reminds once.
 import { applyRecorded, type Commitment, commitmentStream, initialState } from '@connect/domain';
-import { entryFromRow } from '@connect/ledger';
+import type { BodyCipher } from '@connect/ledger';
 import type { Task } from 'graphile-worker';
 import type pg from 'pg';
 import type { Notification } from '../notification.ts';
@@ -13,6 +13,8 @@ import { type ReminderJob, remindedDueAt } from './schedule.ts';
 
 export interface RemindDeps {
   pool: pg.Pool;
+  /** Opens the ledger's sealed bodies. */
+  cipher: BodyCipher;
   /** The web app's base URL (CONNECT_APP_URL). */
   appUrl: string;
   /** Hands the reminders to the other channels (the queue's hook), in the same transaction. */
@@ -40,14 +42,14 @@ export function remindTask(deps: RemindDeps): Task {
 export async function remind(
   client: pg.ClientBase,
   job: ReminderJob,
-  deps: Pick<RemindDeps, 'appUrl' | 'enqueue' | 'now'>,
+  deps: Pick<RemindDeps, 'cipher' | 'appUrl' | 'enqueue' | 'now'>,
 ): Promise<Notification[]> {
   const now = deps.now?.() ?? new Date();
-  const state = await replayCommitment(client, job.commitmentId);
+  const state = await replayCommitment(client, deps.cipher, job.commitmentId);
   // Ended, moved to another date, or already past it (the overdue notice says the rest).
   if (remindedDueAt(state) !== job.dueAt || Date.parse(job.dueAt) <= now.getTime()) return [];
   const recipients = state.parties.filter((p) => p.response === 'accepted').map((p) => p.userId);
-  const names = await displayNames(client, recipients);
+  const names = await displayNames(client, deps.cipher, recipients);
   const title = `Reminder: “${state.title}” is due in ${duration(job.offsetSeconds)}`;
   const nameOf = (userId: string) => names.get(userId) ?? UNKNOWN_NAME;
   const notifications = recipients.map((recipientId) => ({
@@ -73,12 +75,12 @@ export async function remind(
 export const reminderNotificationId = (job: ReminderJob, recipientId: string) =>
   `${job.ledgerIndex}-${job.offsetSeconds}s:${recipientId}:reminder`;
 
-async function replayCommitment(client: pg.ClientBase, id: string): Promise<Commitment> {
+async function replayCommitment(client: pg.ClientBase, cipher: BodyCipher, id: string): Promise<Commitment> {
   const { rows } = await client.query('select * from ledger_entries where stream = $1 order by index', [
     commitmentStream(id),
   ]);
-  return rows.reduce<Commitment>(
-    (state, row) => applyRecorded(state, entryFromRow(row, '')).state,
+  return (await cipher.entries(rows, '')).reduce<Commitment>(
+    (state, entry) => applyRecorded(state, entry).state,
     initialState(id),
   );
 }

@@ -10,7 +10,7 @@ import {
   replayRecorded,
 } from '@connect/domain';
 import type { Entry } from '@connect/ledger';
-import { entryFromRow, REDACTIONS_STREAM } from '@connect/ledger';
+import { type BodyCipher, REDACTIONS_STREAM } from '@connect/ledger';
 import type pg from 'pg';
 import { type Projection, ProjectionError, type Tables } from '../projection.ts';
 import { type Columns, ident, Statement, upsertOn } from '../sql.ts';
@@ -144,7 +144,7 @@ export const commitmentsProjection: Projection = {
   name: 'commitments',
   tables: ['commitments', 'commitment_parties', 'commitment_documents', 'commitment_history'],
   streams: [COMMITMENT_STREAMS, REDACTIONS_STREAM],
-  async apply(client, entries, tables) {
+  async apply(client, entries, tables, cipher) {
     // A commitment's own events, and redactions of them (which replay it from the ledger as now erased).
     const mine = entries.flatMap((entry) => {
       const id = commitmentIdOf(entry.stream) ?? commitmentIdOf(redactedStream(entry) ?? '');
@@ -158,7 +158,7 @@ export const commitmentsProjection: Projection = {
     for (const { id, entry } of mine) {
       if (entry.stream === REDACTIONS_STREAM) {
         redactedIndexes.push(redactedIndex(entry));
-        const replayed = await replayFromLedger(client, entry.index, id);
+        const replayed = await replayFromLedger(client, cipher, entry.index, id);
         if (replayed.exists)
           touched.set(id, { state: replayed, lastIndex: touched.get(id)?.lastIndex ?? -1 });
         continue;
@@ -214,16 +214,18 @@ async function updateMembership(client: pg.ClientBase, tables: Tables, ids: stri
 }
 
 /** A commitment replayed from its entries before `before`, as the ledger holds them now (redactions erased). */
-async function replayFromLedger(client: pg.ClientBase, before: number, id: string): Promise<Commitment> {
+async function replayFromLedger(
+  client: pg.ClientBase,
+  cipher: BodyCipher,
+  before: number,
+  id: string,
+): Promise<Commitment> {
   const { rows } = await client.query(
     'select * from ledger_entries where stream = $1 and index < $2 order by version',
     [commitmentStream(id), before],
   );
   try {
-    return replayRecorded(
-      initialState(id),
-      rows.map((row) => entryFromRow(row, '')),
-    );
+    return replayRecorded(initialState(id), await cipher.entries(rows, ''));
   } catch (error) {
     throw ProjectionError.of(before, error);
   }

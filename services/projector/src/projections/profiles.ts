@@ -1,12 +1,17 @@
 // profiles: a user's display name and picture, from ProfileRegistered and then ProfileUpdated in the
 // user's profile stream (each holds the whole profile after it). A redacted profile stays redacted.
+// An erased user (UserErased, in the erasures stream) is shown as "(erased user)", with no picture.
 import {
+  ERASED_USER_NAME,
+  ERASURES_STREAM,
   PROFILE_REGISTERED,
   PROFILE_STREAMS,
   PROFILE_UPDATED,
   profileRegistered,
   profileUpdated,
   profileUserOf,
+  USER_ERASED,
+  userErased,
 } from '@connect/domain';
 import { REDACTIONS_STREAM } from '@connect/ledger';
 import type pg from 'pg';
@@ -50,7 +55,7 @@ async function storedProfile(
 export const profilesProjection: Projection = {
   name: 'profiles',
   tables: ['profiles'],
-  streams: [PROFILE_STREAMS, REDACTIONS_STREAM],
+  streams: [PROFILE_STREAMS, REDACTIONS_STREAM, ERASURES_STREAM],
   async apply(client, entries, tables) {
     const rows = new Map<string, ProfileRow>();
     const redactedRow = (user_id: string, registered_at: string | Date, last_index: number): ProfileRow => ({
@@ -62,6 +67,20 @@ export const profilesProjection: Projection = {
       last_index,
     });
     for (const entry of entries) {
+      if (entry.stream === ERASURES_STREAM) {
+        if (entry.type !== USER_ERASED || entry.data === null) continue;
+        const erased = userErased.safeParse(entry.data);
+        if (!erased.success) throw ProjectionError.of(entry.index, erased.error);
+        const { userId } = erased.data;
+        const known =
+          rows.get(userId)?.registered_at ??
+          (await storedProfile(client, tables.profiles as string, userId))?.registered_at;
+        rows.set(userId, {
+          ...redactedRow(userId, known ?? entry.recordedAt, entry.index),
+          display_name: ERASED_USER_NAME,
+        });
+        continue;
+      }
       const redactedUser = profileUserOf(redactedStream(entry) ?? '');
       if (redactedUser !== undefined) {
         const known =

@@ -1,0 +1,113 @@
+// npm run bench -- crypto: what encryption at rest costs. `connect start` with CONNECT_ENCRYPTION
+// on and off, in one run, each on a data directory of its own: the commands mix (every body
+// sealed) and reads that open sealed bodies (receipts and ledger entries), by the same clients.
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import autocannon from 'autocannon';
+import { type BenchUser, commandsMix, json, signUpUsers } from './commands.ts';
+import { type Metrics, round, startConnect, stopConnect } from './support.ts';
+
+const CONNECTIONS = 32;
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+
+interface Side {
+  commandsPerS: number;
+  readsPerS: number;
+}
+
+/** A commitment between two users, active: its receipt has something to open. */
+async function activeCommitment(url: string, creator: BenchUser, other: BenchUser): Promise<string> {
+  const auth = (user: BenchUser) => ({ authorization: `Bearer ${user.token}` });
+  const { commitmentId } = (await json(`${url}/v1/commitments`, {
+    method: 'POST',
+    headers: auth(creator),
+    body: JSON.stringify({
+      type: 'personal',
+      title: 'Repay 20 EUR',
+      description: 'IBAN DE89 3704 0044 0532 0130 00',
+    }),
+  })) as { commitmentId: string };
+  const at = (action: string, user: BenchUser, body: object = {}) =>
+    json(`${url}/v1/commitments/${commitmentId}/${action}`, {
+      method: 'POST',
+      headers: auth(user),
+      body: JSON.stringify(body),
+    });
+  await at('invite', creator, { userId: other.id, role: 'participant' });
+  await at('propose', creator);
+  await at('accept', other);
+  return commitmentId;
+}
+
+/** Receipts and single entries of commitments the caller is a party to, closed-loop. */
+function readsMix(url: string, reader: BenchUser, ids: readonly string[], seconds: number) {
+  let next = 0;
+  const headers = { authorization: `Bearer ${reader.token}` };
+  return autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: seconds,
+    requests: [
+      {
+        method: 'GET',
+        setupRequest: (request) => ({
+          ...request,
+          headers,
+          path: `/v1/commitments/${ids[next++ % ids.length]}/receipt`,
+        }),
+      },
+    ],
+  } as autocannon.Options);
+}
+
+async function measure(encryption: 'on' | 'off'): Promise<Side> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), `connect-bench-crypto-${encryption}-`));
+  await chmod(dataDir, 0o711);
+  const server = await startConnect({
+    DATABASE_URL: '',
+    CONNECT_DATA_DIR: dataDir,
+    CONNECT_ENCRYPTION: encryption,
+  });
+  try {
+    const users = await signUpUsers(server.url, CONNECTIONS * 2);
+    await commandsMix(server.url, users, CONNECTIONS, 3);
+    const commands = await commandsMix(server.url, users, CONNECTIONS, SECONDS);
+    const [reader, ...others] = users as [BenchUser, ...BenchUser[]];
+    const ids: string[] = [];
+    for (const other of others.slice(0, 20)) ids.push(await activeCommitment(server.url, reader, other));
+    await readsMix(server.url, reader, ids, 3);
+    const reads = await readsMix(server.url, reader, ids, SECONDS);
+    console.log(
+      `  encryption ${encryption}: ${commands['2xx']} commands 2xx (${commands.non2xx} not), ${reads['2xx']} receipts 2xx (${reads.non2xx} not)`,
+    );
+    return { commandsPerS: commands['2xx'] / SECONDS, readsPerS: reads['2xx'] / SECONDS };
+  } finally {
+    await stopConnect(server.child);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+export async function benchCrypto(): Promise<Metrics> {
+  // Off, on, off, on: each side's median of two, so drift on a shared machine hits both.
+  const off: Side[] = [];
+  const on: Side[] = [];
+  for (let round = 0; round < 2; round++) {
+    off.push(await measure('off'));
+    on.push(await measure('on'));
+  }
+  const mid = (sides: Side[], pick: (side: Side) => number) =>
+    sides.map(pick).reduce((a, b) => a + b) / sides.length;
+  const commandsOff = mid(off, (s) => s.commandsPerS);
+  const commandsOn = mid(on, (s) => s.commandsPerS);
+  const readsOff = mid(off, (s) => s.readsPerS);
+  const readsOn = mid(on, (s) => s.readsPerS);
+  return {
+    'crypto.commands_off.per_s': { value: round(commandsOff, 0), unit: 'commands/s' },
+    'crypto.commands_on.per_s': { value: round(commandsOn, 0), unit: 'commands/s' },
+    'crypto.commands_ratio': { value: round(commandsOn / commandsOff, 3), unit: 'ratio' },
+    'crypto.reads_off.per_s': { value: round(readsOff, 0), unit: 'receipts/s' },
+    'crypto.reads_on.per_s': { value: round(readsOn, 0), unit: 'receipts/s' },
+    'crypto.reads_ratio': { value: round(readsOn / readsOff, 3), unit: 'ratio' },
+  };
+}

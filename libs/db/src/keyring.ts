@@ -1,0 +1,173 @@
+// The data keys of subjects (a commitment, a user…), kept wrapped in data_keys and unwrapped
+// here on first use. An erased subject's key is gone for every process: the erase NOTIFYs, and a
+// process whose LISTEN was down forgets every key it held when LISTEN is back.
+import { randomBytes } from 'node:crypto';
+import { deriveKey, KEY_SIZE, NONCE_SIZE } from '@connect/crypto/envelope';
+import type pg from 'pg';
+import { KEYS_ERASED_CHANNEL } from './channels.ts';
+import { type Listener, listen } from './listen.ts';
+import type { MasterKeys } from './master-keys.ts';
+
+export interface KeyRing {
+  /** The data keys of these subjects, null for an erased one; missing keys are made when `create`. */
+  keys(subjects: readonly string[], options?: { create?: boolean }): Promise<Map<string, Buffer | null>>;
+  /** A key for `purpose` (blind indexes…) that stays the same across master key rotations. */
+  derivedKey(purpose: string): Promise<Buffer>;
+  /** A fresh nonce for sealing. */
+  nonce(): Buffer;
+  /** Drops a subject from this process's cache (its erase is committed). */
+  forget(subject: string): void;
+  masterKeys: MasterKeys;
+  close(): Promise<void>;
+}
+
+/** Where a data key is wrapped: its associated data, so a wrapped key cannot move to another subject. */
+const keyPlace = (subject: string) => `data_keys:${subject}`;
+/** The subject whose key roots the derived keys (blind indexes). */
+const DERIVATION_ROOT = 'connect:derivation-root';
+/** Unwrapped keys kept per process; beyond it the oldest used is dropped. */
+const CACHE_SIZE = 100_000;
+
+export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen?: boolean } = {}): KeyRing {
+  const cache = new Map<string, Buffer | null>();
+  const derived = new Map<string, Buffer>();
+  const remember = (subject: string, key: Buffer | null) => {
+    cache.delete(subject);
+    cache.set(subject, key);
+    if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+  };
+  const listener: Listener | undefined =
+    options.listen === false
+      ? undefined
+      : listen(pool, [KEYS_ERASED_CHANNEL], (message) => forget(message.payload ?? ''), {
+          onListening: () => cache.clear(),
+        });
+
+  function forget(subject: string): void {
+    cache.delete(subject);
+  }
+
+  async function load(subjects: string[]): Promise<void> {
+    const { rows } = await pool.query<{
+      subject: string;
+      wrapped_key: Buffer | null;
+      master_key_id: string | null;
+    }>('select subject, wrapped_key, master_key_id from data_keys where subject = any($1::text[])', [
+      subjects,
+    ]);
+    for (const row of rows) {
+      remember(
+        row.subject,
+        row.wrapped_key && row.master_key_id
+          ? await masterKeys.unwrap(row.wrapped_key, row.master_key_id, keyPlace(row.subject))
+          : null,
+      );
+    }
+  }
+
+  async function create(subjects: string[]): Promise<void> {
+    const made = await Promise.all(
+      subjects.map(async (subject) => ({
+        subject,
+        ...(await masterKeys.wrap(randomBytes(KEY_SIZE), keyPlace(subject))),
+      })),
+    );
+    // Another process may make the same subject's key at once: the first insert wins, and both read it back.
+    await pool.query(
+      `insert into data_keys (subject, wrapped_key, master_key_id)
+       select * from unnest($1::text[], $2::bytea[], $3::text[]) on conflict (subject) do nothing`,
+      [made.map((m) => m.subject), made.map((m) => m.wrapped), made.map((m) => m.masterKeyId)],
+    );
+    await load(subjects);
+  }
+
+  async function keys(subjects: readonly string[], { create: make = false } = {}) {
+    const found = new Map<string, Buffer | null>();
+    const missing: string[] = [];
+    for (const subject of new Set(subjects)) {
+      const key = cache.get(subject);
+      if (key === undefined) missing.push(subject);
+      else found.set(subject, key);
+    }
+    if (missing.length > 0) {
+      await load(missing);
+      if (make) {
+        const absent = missing.filter((subject) => !cache.has(subject));
+        if (absent.length > 0) await create(absent);
+      }
+      for (const subject of missing) {
+        const key = cache.get(subject);
+        if (key !== undefined) found.set(subject, key);
+      }
+    }
+    return found;
+  }
+
+  return {
+    keys,
+    async derivedKey(purpose) {
+      const known = derived.get(purpose);
+      if (known) return known;
+      const root = (await keys([DERIVATION_ROOT], { create: true })).get(DERIVATION_ROOT);
+      if (!root) throw new Error('the derivation root key is erased');
+      const key = deriveKey(root, purpose);
+      derived.set(purpose, key);
+      return key;
+    },
+    nonce: () => randomBytes(NONCE_SIZE),
+    forget,
+    masterKeys,
+    close: async () => {
+      await listener?.close();
+    },
+  };
+}
+
+/**
+ * Destroys a subject's data key in the caller's transaction; every process forgets it once the
+ * transaction commits. False when there was no live key.
+ */
+export async function eraseDataKey(client: pg.ClientBase, subject: string): Promise<boolean> {
+  const { rowCount } = await client.query(
+    `update data_keys set wrapped_key = null, master_key_id = null, erased_at = now()
+     where subject = $1 and wrapped_key is not null`,
+    [subject],
+  );
+  await client.query('select pg_notify($1, $2)', [KEYS_ERASED_CHANNEL, subject]);
+  return (rowCount ?? 0) > 0;
+}
+
+/**
+ * Wraps every live data key not yet under the primary master key again under it, a page at a
+ * time, while services keep running (each row changes only if still as read). Returns how many.
+ */
+export async function rewrapDataKeys(pool: pg.Pool, masterKeys: MasterKeys): Promise<number> {
+  const primary = await masterKeys.primaryId();
+  let rewrapped = 0;
+  for (;;) {
+    const { rows } = await pool.query<{ subject: string; wrapped_key: Buffer; master_key_id: string }>(
+      `select subject, wrapped_key, master_key_id from data_keys
+       where wrapped_key is not null and master_key_id <> $1 limit 500`,
+      [primary],
+    );
+    if (rows.length === 0) return rewrapped;
+    for (const row of rows) {
+      const key = await masterKeys.unwrap(row.wrapped_key, row.master_key_id, keyPlace(row.subject));
+      const { wrapped, masterKeyId } = await masterKeys.wrap(key, keyPlace(row.subject));
+      const { rowCount } = await pool.query(
+        `update data_keys set wrapped_key = $2, master_key_id = $3
+         where subject = $1 and master_key_id = $4 and wrapped_key = $5`,
+        [row.subject, wrapped, masterKeyId, row.master_key_id, row.wrapped_key],
+      );
+      rewrapped += rowCount ?? 0;
+    }
+  }
+}
+
+/** How many live data keys each master key wraps. */
+export async function dataKeysByMasterKey(pool: pg.Pool): Promise<Map<string, number>> {
+  const { rows } = await pool.query<{ master_key_id: string; n: number }>(
+    'select master_key_id, count(*)::int as n from data_keys where wrapped_key is not null group by master_key_id',
+  );
+  return new Map(rows.map((row) => [row.master_key_id, row.n]));
+}

@@ -1,0 +1,102 @@
+// Entry bodies at rest: the salt and data of each entry sealed under its stream's data key, bound
+// to the entry's id. Headers, data hashes and leaf hashes stay in the clear, so the tree, proofs
+// and checkpoints never depend on a key; an entry whose key was erased reads as redacted.
+import type { JsonObject } from '@connect/crypto';
+import { open, SealBroken, seal } from '@connect/crypto/envelope';
+import type { KeyRing, LedgerEntriesTable } from '@connect/db';
+import { entryFromRow } from './rows.ts';
+import type { Entry } from './types.ts';
+
+const SALT_SIZE = 16;
+
+/** The data-key subject of a stream: one key per stream (a commitment's, a profile's…). */
+export const streamKeySubject = (stream: string) => `ledger:${stream}`;
+
+/** Where an entry's sealed body lives: the associated data that binds it to that entry. */
+const bodyPlace = (id: string) => `ledger_entries:${id}`;
+
+/** An entry's salt and data sealed with its stream's key; undefined for a body already erased. */
+export function sealBody(key: Uint8Array, entry: Entry, nonce: Uint8Array): Buffer | undefined {
+  if (entry.data === null || entry.salt === null) return undefined;
+  const plaintext = Buffer.concat([
+    Buffer.from(entry.salt, 'base64'),
+    Buffer.from(JSON.stringify(entry.data)),
+  ]);
+  return seal(key, plaintext, bodyPlace(entry.id), nonce);
+}
+
+/** The salt and data of entry `id`'s sealed body; throws SealBroken when it does not open there. */
+export function openBody(
+  key: Uint8Array,
+  id: string,
+  sealed: Uint8Array,
+): { salt: Buffer; data: JsonObject } {
+  const plaintext = open(key, sealed, bodyPlace(id));
+  return {
+    salt: plaintext.subarray(0, SALT_SIZE),
+    data: JSON.parse(plaintext.subarray(SALT_SIZE).toString('utf8')),
+  };
+}
+
+/** The sealed body of one entry, to store in place of its data and salt; undefined to store it as it is. */
+export type SealBody = (entry: Entry) => Buffer | undefined;
+
+export interface BodyCipher {
+  /** The sealer of entries of these streams (keys made where missing); undefined when bodies are stored in the clear. */
+  sealerFor(streams: Iterable<string>): Promise<SealBody | undefined>;
+  /** Entries of stored rows with their bodies opened. */
+  entries(rows: readonly LedgerEntriesTable[], origin: string): Promise<Entry[]>;
+}
+
+/** Where entries are read from: the ledger's origin (for the entries' `ledger`) and how bodies open. */
+export interface LedgerSource {
+  origin: string;
+  cipher: BodyCipher;
+}
+
+/** Reads sealed bodies with `keys`; seals new ones only when `sealNew`. */
+export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCipher {
+  return {
+    async sealerFor(streams) {
+      if (!options.sealNew) return undefined;
+      const subjects = [...new Set(streams)].map(streamKeySubject);
+      const found = await keys.keys(subjects, { create: true });
+      return (entry) => {
+        const key = found.get(streamKeySubject(entry.stream));
+        if (!key)
+          throw new Error(
+            `the data key of stream ${entry.stream} is erased; nothing more can be appended to it`,
+          );
+        return sealBody(key, entry, keys.nonce());
+      };
+    },
+    async entries(rows, origin) {
+      const sealedStreams = rows
+        .filter((row) => row.sealed !== null)
+        .map((row) => streamKeySubject(row.stream));
+      const found =
+        sealedStreams.length > 0 ? await keys.keys(sealedStreams) : new Map<string, Buffer | null>();
+      return rows.map((row) => {
+        if (row.sealed === null) return entryFromRow(row, origin);
+        const key = found.get(streamKeySubject(row.stream));
+        if (key === undefined)
+          throw new SealBroken(`${bodyPlace(row.id)} (no data key for stream ${row.stream})`);
+        // Crypto-shredded: the body is gone for good, and is served as a redacted one is.
+        if (key === null) return entryFromRow({ ...row, sealed: null, data: null, salt: null }, origin);
+        const body = openBody(key, row.id, row.sealed);
+        return entryFromRow({ ...row, salt: body.salt, data: body.data }, origin);
+      });
+    },
+  };
+}
+
+/** Bodies stored and read in the clear: a ledger opened without keys. It cannot read a sealed body. */
+export const clearBodies: BodyCipher = {
+  sealerFor: async () => undefined,
+  entries: async (rows, origin) =>
+    rows.map((row) => {
+      if (row.sealed !== null)
+        throw new SealBroken(`${bodyPlace(row.id)} (this ledger was opened without its keys)`);
+      return entryFromRow(row, origin);
+    }),
+};
