@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fromBase64, openCheckpoint, parseVerifierKey, verifyConsistency } from '@connect/crypto';
-import { type DatabaseHandle, loadConfig, migrate } from '@connect/db';
+import { assertMasterKeysHeld, type DatabaseHandle, loadConfig, migrate } from '@connect/db';
 import { auditLedger, consistencyProof, latestCheckpoint, openBodyCipher, readHead } from '@connect/ledger';
 import { PROJECTIONS, replayProjection } from '@connect/projector';
 import type { BackupManifest } from './manifest.ts';
@@ -61,6 +61,7 @@ export async function finishRestore(
   const projections: RestoreReport['projections'] = [];
   let audited: Awaited<ReturnType<typeof auditLedger>>;
   try {
+    await assertMasterKeysHeld(database.pool, keys.masterKeys);
     for (const projection of PROJECTIONS) {
       const result = await replayProjection({ pool: database.pool, origin: head.origin, cipher }, projection);
       projections.push({ name: result.projection, events: result.events });

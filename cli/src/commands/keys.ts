@@ -59,9 +59,25 @@ export async function keysCommand(args: string[]): Promise<number> {
       );
       return 1;
     }
-    return config.masterKeys
-      ? await rotateListed(database.pool, masterKeys, ids)
-      : await rotateFile(database.pool, config.dataDir, ids);
+    // One rotation at a time: two would each drop the key the other just made primary.
+    const lock = await database.pool.connect();
+    try {
+      const { rows } = await lock.query<{ locked: boolean }>(
+        "select pg_try_advisory_lock(hashtext('connect keys rotate-master')) as locked",
+      );
+      if (!rows[0]?.locked) {
+        console.error('connect: another connect keys rotate-master is running; run this one when it ends');
+        return 1;
+      }
+      return config.masterKeys
+        ? await rotateListed(database.pool, masterKeys, ids)
+        : await rotateFile(database.pool, config.dataDir, ids);
+    } finally {
+      await lock
+        .query("select pg_advisory_unlock(hashtext('connect keys rotate-master'))")
+        .catch(() => undefined);
+      lock.release();
+    }
   } finally {
     await database.close();
   }

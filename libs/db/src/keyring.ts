@@ -31,23 +31,35 @@ const CACHE_SIZE = 100_000;
 export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen?: boolean } = {}): KeyRing {
   const cache = new Map<string, Buffer | null>();
   const derived = new Map<string, Buffer>();
+  // Bumped by every erasure heard and every gap in hearing them: a key read before the bump is
+  // used once by its reader but not cached, since it may be one erased meanwhile.
+  let generation = 0;
   const remember = (subject: string, key: Buffer | null) => {
     cache.delete(subject);
     cache.set(subject, key);
     if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value as string);
   };
+  const forgetAll = () => {
+    generation++;
+    cache.clear();
+  };
   const listener: Listener | undefined =
     options.listen === false
       ? undefined
       : listen(pool, [KEYS_ERASED_CHANNEL], (message) => forget(message.payload ?? ''), {
-          onListening: () => cache.clear(),
+          onListening: forgetAll,
+          onDown: forgetAll,
         });
+  /** Keys are cached only while erasures are heard (or by a ring that does not listen: tests, one-off commands). */
+  const mayCache = () => !listener || listener.isListening();
 
   function forget(subject: string): void {
+    generation++;
     cache.delete(subject);
   }
 
-  async function load(subjects: string[]): Promise<void> {
+  async function load(subjects: string[]): Promise<Map<string, Buffer | null>> {
+    const started = generation;
     const { rows } = await pool.query<{
       subject: string;
       wrapped_key: Buffer | null;
@@ -55,30 +67,47 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
     }>('select subject, wrapped_key, master_key_id from data_keys where subject = any($1::text[])', [
       subjects,
     ]);
+    const loaded = new Map<string, Buffer | null>();
     for (const row of rows) {
-      remember(
+      loaded.set(
         row.subject,
         row.wrapped_key && row.master_key_id
           ? await masterKeys.unwrap(row.wrapped_key, row.master_key_id, keyPlace(row.subject))
           : null,
       );
     }
+    if (generation === started && mayCache()) for (const [subject, key] of loaded) remember(subject, key);
+    return loaded;
   }
 
-  async function create(subjects: string[]): Promise<void> {
+  async function create(subjects: string[]): Promise<Map<string, Buffer | null>> {
     const made = await Promise.all(
-      subjects.map(async (subject) => ({
-        subject,
-        ...(await masterKeys.wrap(randomBytes(KEY_SIZE), keyPlace(subject))),
-      })),
+      subjects.map(async (subject) => {
+        const key = randomBytes(KEY_SIZE);
+        return { subject, key, ...(await masterKeys.wrap(key, keyPlace(subject))) };
+      }),
     );
     // Another process may make the same subject's key at once: the first insert wins, and both read it back.
-    await pool.query(
+    const { rows: won } = await pool.query<{ subject: string }>(
       `insert into data_keys (subject, wrapped_key, master_key_id)
-       select * from unnest($1::text[], $2::bytea[], $3::text[]) on conflict (subject) do nothing`,
+       select * from unnest($1::text[], $2::bytea[], $3::text[]) on conflict (subject) do nothing
+       returning subject`,
       [made.map((m) => m.subject), made.map((m) => m.wrapped), made.map((m) => m.masterKeyId)],
     );
-    await load(subjects);
+    // A rotation may have begun while these were wrapped: those wrapped by a key no longer the
+    // primary are wrapped again (this process still holds them in the clear), so none is left
+    // under a master key the rotation then drops.
+    const primary = await masterKeys.primaryId();
+    const inserted = new Set(won.map((row) => row.subject));
+    for (const m of made) {
+      if (!inserted.has(m.subject) || m.masterKeyId === primary) continue;
+      const again = await masterKeys.wrap(m.key, keyPlace(m.subject));
+      await pool.query(
+        'update data_keys set wrapped_key = $2, master_key_id = $3 where subject = $1 and wrapped_key = $4',
+        [m.subject, again.wrapped, again.masterKeyId, m.wrapped],
+      );
+    }
+    return load(subjects);
   }
 
   async function keys(subjects: readonly string[], { create: make = false } = {}) {
@@ -90,15 +119,11 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
       else found.set(subject, key);
     }
     if (missing.length > 0) {
-      await load(missing);
-      if (make) {
-        const absent = missing.filter((subject) => !cache.has(subject));
-        if (absent.length > 0) await create(absent);
-      }
-      for (const subject of missing) {
-        const key = cache.get(subject);
-        if (key !== undefined) found.set(subject, key);
-      }
+      const loaded = await load(missing);
+      const absent = missing.filter((subject) => !loaded.has(subject));
+      if (make && absent.length > 0)
+        for (const [subject, key] of await create(absent)) loaded.set(subject, key);
+      for (const [subject, key] of loaded) found.set(subject, key);
     }
     return found;
   }
@@ -161,6 +186,23 @@ export async function rewrapDataKeys(pool: pg.Pool, masterKeys: MasterKeys): Pro
       );
       rewrapped += rowCount ?? 0;
     }
+  }
+}
+
+/**
+ * Throws naming the master keys that wrap live data keys and that `masterKeys` does not hold: a
+ * process must not start without them (what it sealed anew would be under another key, and what
+ * exists could not be read).
+ */
+export async function assertMasterKeysHeld(pool: pg.Pool, masterKeys: MasterKeys): Promise<void> {
+  const missing: string[] = [];
+  for (const id of (await dataKeysByMasterKey(pool)).keys())
+    if (!(await masterKeys.has(id))) missing.push(id);
+  if (missing.length > 0) {
+    throw new Error(
+      `data keys are wrapped by master key ${missing.join(', ')}, which is not configured: set CONNECT_MASTER_KEY ` +
+        '(during a rotation NEW,OLD) or put back CONNECT_DATA_DIR/master-key; nothing sealed can be read without it',
+    );
   }
 }
 

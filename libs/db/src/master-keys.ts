@@ -14,6 +14,8 @@ export interface MasterKeys {
   unwrap(wrapped: Uint8Array, masterKeyId: string, place: string): Promise<Buffer>;
   /** The id of the key new data keys are wrapped with. */
   primaryId(): Promise<string>;
+  /** Whether data keys wrapped by the master key `masterKeyId` can be unwrapped. */
+  has(masterKeyId: string): Promise<boolean>;
 }
 
 export const MASTER_KEY_FILE = 'master-key';
@@ -104,6 +106,10 @@ export async function localMasterKeys(options: {
     async primaryId() {
       await refresh(false);
       return dataKeyId(primary());
+    },
+    async has(masterKeyId) {
+      if (!ids.has(masterKeyId)) await refresh(true);
+      return ids.has(masterKeyId);
     },
   };
 }

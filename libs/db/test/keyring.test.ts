@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test, vi 
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
 import {
   addPrimaryMasterKey,
+  assertMasterKeysHeld,
   dataKeysByMasterKey,
   dropOldMasterKeys,
   eraseDataKey,
@@ -16,6 +17,7 @@ import {
   keyRing,
   localMasterKeys,
   MASTER_KEY_FILE,
+  type MasterKeys,
   rewrapDataKeys,
 } from '../src/index.ts';
 
@@ -111,6 +113,48 @@ describe('data keys', () => {
     ]);
     expect(row.rows[0]).toMatchObject({ wrapped_key: null, erased_at: expect.any(Date) });
     expect(() => openText(Buffer.alloc(32), sealed, 'users:erase-me:email')).toThrow();
+  });
+
+  test('a key read while it is being erased is used once, not kept', async () => {
+    const writer = await ring();
+    await writer.keys(['user:racing'], { create: true });
+    // The reader's unwrap waits at a gate, as a slow key service would, while the erase commits.
+    const local = await localMasterKeys({ dataDir });
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const slow: MasterKeys = {
+      ...local,
+      unwrap: async (...args) => {
+        await gate;
+        return local.unwrap(...args);
+      },
+    };
+    const reader = keyRing(database.pool, slow, { listen: true });
+    rings.push(reader);
+    await new Promise((resolve) => setTimeout(resolve, 500)); // its LISTEN takes effect
+    const reading = reader.keys(['user:racing']);
+    const client = await database.pool.connect();
+    try {
+      await eraseDataKey(client, 'user:racing');
+    } finally {
+      client.release();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the NOTIFY arrives
+    open();
+    expect((await reading).get('user:racing')).toHaveLength(32);
+    expect((await reader.keys(['user:racing'])).get('user:racing')).toBeNull();
+  });
+
+  test('a process must hold every master key that wraps a live data key', async () => {
+    const keys = await ring();
+    await keys.keys(['commitment:held'], { create: true });
+    await expect(assertMasterKeysHeld(database.pool, keys.masterKeys)).resolves.toBeUndefined();
+    const stranger = await localMasterKeys({ keys: [Buffer.alloc(32, 9).toString('base64')], dataDir });
+    await expect(assertMasterKeysHeld(database.pool, stranger)).rejects.toThrow(
+      new RegExp(`master key ${await keys.masterKeys.primaryId()}, which is not configured`),
+    );
   });
 
   test('derived keys are stable across processes and differ by purpose', async () => {

@@ -13,6 +13,7 @@ import {
   toBase64,
   type VerifierKey,
 } from '@connect/crypto';
+import { SealBroken } from '@connect/crypto/envelope';
 import type { Database, LedgerEntriesTable } from '@connect/db';
 import { type Kysely, sql } from 'kysely';
 import { type BodyCipher, clearBodies } from './body-cipher.ts';
@@ -42,13 +43,18 @@ async function openBodies(
 ): Promise<(Entry | { problem: string })[]> {
   try {
     return await cipher.entries(rows, origin);
-  } catch {
+  } catch (error) {
+    // A database or key service failure is not a finding: it fails the audit run instead.
+    if (!(error instanceof SealBroken)) throw error;
     // One at a time, to name the entries that do not open.
     return Promise.all(
       rows.map((row) =>
         cipher.entries([row], origin).then(
           ([entry]) => entry as Entry,
-          (error: unknown) => ({ problem: `body does not open: ${(error as Error).message}` }),
+          (failure: unknown) => {
+            if (!(failure instanceof SealBroken)) throw failure;
+            return { problem: `body does not open: ${failure.message}` };
+          },
         ),
       ),
     );

@@ -18,10 +18,9 @@ const bodyPlace = (id: string) => `ledger_entries:${id}`;
 /** An entry's salt and data sealed with its stream's key; undefined for a body already erased. */
 export function sealBody(key: Uint8Array, entry: Entry, nonce: Uint8Array): Buffer | undefined {
   if (entry.data === null || entry.salt === null) return undefined;
-  const plaintext = Buffer.concat([
-    Buffer.from(entry.salt, 'base64'),
-    Buffer.from(JSON.stringify(entry.data)),
-  ]);
+  const salt = Buffer.from(entry.salt, 'base64');
+  if (salt.length !== SALT_SIZE) throw new Error(`entry ${entry.id}: a salt is ${SALT_SIZE} bytes`);
+  const plaintext = Buffer.concat([salt, Buffer.from(JSON.stringify(entry.data))]);
   return seal(key, plaintext, bodyPlace(entry.id), nonce);
 }
 

@@ -1,8 +1,10 @@
 // Everything a service process needs to reach the ledger, wired from the configuration.
 import {
+  assertMasterKeysHeld,
   type Config,
   createPool,
   type DatabaseHandle,
+  dataKeysByMasterKey,
   type KeyRing,
   keyRing,
   localMasterKeys,
@@ -46,6 +48,7 @@ export async function openLedgerRuntime(config: Config): Promise<LedgerRuntime> 
   const database = await openDatabase(config);
   // Appends get connections of their own, so a batch never queues behind request traffic.
   const appendPool = createPool(database.url, 2);
+  let opened: KeyRing | undefined;
   try {
     await migrate(database.pool);
     const key = await loadLedgerKey({
@@ -53,7 +56,13 @@ export async function openLedgerRuntime(config: Config): Promise<LedgerRuntime> 
       dataDir: config.dataDir,
       seed: config.ledgerKey,
     });
-    const { keys, cipher } = await openBodyCipher(database.pool, config);
+    // A master key is made only for a database with no data keys yet: one made beside existing
+    // keys would seal new data under a key that opens none of the old.
+    const { keys, cipher } = await openBodyCipher(database.pool, config, {
+      create: (await dataKeysByMasterKey(database.pool)).size === 0,
+    });
+    opened = keys;
+    await assertMasterKeysHeld(database.pool, keys.masterKeys);
     const ledger = await openLedger({
       pool: appendPool,
       db: database.db,
@@ -75,6 +84,7 @@ export async function openLedgerRuntime(config: Config): Promise<LedgerRuntime> 
       },
     };
   } catch (error) {
+    await opened?.close();
     await appendPool.end();
     await database.close();
     throw error;

@@ -65,6 +65,9 @@ export async function eraseUser(
   const ended = await inTransaction(deps.pool, (client) => erasePersonalData(client, userId, names, at));
   if (!ended) return { outcome: 'no-user' };
   for (const subject of userKeySubjects(userId)) deps.keys.forget(subject);
+  // The old row versions still hold the wrapped keys until vacuumed (WAL and backups keep them
+  // until they age out: see README, Encryption at rest).
+  await deps.pool.query('vacuum data_keys').catch(() => undefined);
   for (const sessionId of ended.sessions) deps.sessions?.forget(sessionId);
 
   // Bodies of the profile stream written before encryption (or with it off) are in the clear: a
