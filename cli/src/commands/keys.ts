@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatVerifierKey } from '@connect/crypto';
@@ -13,6 +12,7 @@ import {
   MASTER_KEY_FILE,
   type MasterKeys,
   openDatabase,
+  readMasterKeyFile,
   rewrapDataKeys,
 } from '@connect/db';
 import { loadLedgerKey } from '@connect/ledger';
@@ -97,20 +97,8 @@ export async function keysShow(): Promise<number> {
 
 /** The data directory's master keys (base64, primary first), if the file exists. */
 async function keyFile(dataDir: string): Promise<{ keys: string[]; name: string } | undefined> {
-  const file = path.join(dataDir, MASTER_KEY_FILE);
-  try {
-    const text = await readFile(file, 'utf8');
-    return {
-      keys: text
-        .split('\n')
-        .map((line) => line.trim())
-        .filter((line) => line !== ''),
-      name: file,
-    };
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
+  const keys = await readMasterKeyFile(dataDir);
+  return keys && { keys, name: path.join(dataDir, MASTER_KEY_FILE) };
 }
 
 /** The primary, and how many data keys each master key wraps; exit 1 when one is not configured. */

@@ -8,11 +8,10 @@ import {
   createPool,
   type DatabaseHandle,
   type KeyRing,
-  keyRing,
   loadConfig,
-  localMasterKeys,
   MASTER_KEY_FILE,
 } from '@connect/db';
+import { openBodyCipher } from '@connect/ledger';
 import { finishRestore, type RestoreReport } from '../backup/after-restore.ts';
 import { copyFile } from '../backup/copy-files.ts';
 import { archivedDocumentsDir } from '../backup/document-archive.ts';
@@ -93,9 +92,11 @@ export async function restoreCommand(args: string[]): Promise<number> {
     );
     if (sources.length > 0 && report.missingDocuments.length > 0) {
       // The restored data directory's master key (or CONNECT_MASTER_KEY) opens the sealed documents.
-      const keys = keyRing(database.pool, await localMasterKeys({ keys: config.masterKeys, dataDir }), {
-        listen: false,
-      });
+      const { keys } = await openBodyCipher(
+        database.pool,
+        { ...config, dataDir },
+        { listen: false, create: false },
+      );
       try {
         for (const from of sources)
           report.missingDocuments = await copyMissingDocuments(keys, dataDir, from, report.missingDocuments);

@@ -22,7 +22,7 @@ export interface KeyRing {
 }
 
 /** Where a data key is wrapped: its associated data, so a wrapped key cannot move to another subject. */
-const keyPlace = (subject: string) => `data_keys:${subject}`;
+export const dataKeyPlace = (subject: string) => `data_keys:${subject}`;
 /** The subject whose key roots the derived keys (blind indexes). */
 const DERIVATION_ROOT = 'connect:derivation-root';
 /** Unwrapped keys kept per process; beyond it the oldest used is dropped. */
@@ -72,7 +72,7 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
       loaded.set(
         row.subject,
         row.wrapped_key && row.master_key_id
-          ? await masterKeys.unwrap(row.wrapped_key, row.master_key_id, keyPlace(row.subject))
+          ? await masterKeys.unwrap(row.wrapped_key, row.master_key_id, dataKeyPlace(row.subject))
           : null,
       );
     }
@@ -84,7 +84,7 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
     const made = await Promise.all(
       subjects.map(async (subject) => {
         const key = randomBytes(KEY_SIZE);
-        return { subject, key, ...(await masterKeys.wrap(key, keyPlace(subject))) };
+        return { subject, key, ...(await masterKeys.wrap(key, dataKeyPlace(subject))) };
       }),
     );
     // Another process may make the same subject's key at once: the first insert wins, and both read it back.
@@ -101,7 +101,7 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
     const inserted = new Set(won.map((row) => row.subject));
     for (const m of made) {
       if (!inserted.has(m.subject) || m.masterKeyId === primary) continue;
-      const again = await masterKeys.wrap(m.key, keyPlace(m.subject));
+      const again = await masterKeys.wrap(m.key, dataKeyPlace(m.subject));
       await pool.query(
         'update data_keys set wrapped_key = $2, master_key_id = $3 where subject = $1 and wrapped_key = $4',
         [m.subject, again.wrapped, again.masterKeyId, m.wrapped],
@@ -177,8 +177,8 @@ export async function rewrapDataKeys(pool: pg.Pool, masterKeys: MasterKeys): Pro
     );
     if (rows.length === 0) return rewrapped;
     for (const row of rows) {
-      const key = await masterKeys.unwrap(row.wrapped_key, row.master_key_id, keyPlace(row.subject));
-      const { wrapped, masterKeyId } = await masterKeys.wrap(key, keyPlace(row.subject));
+      const key = await masterKeys.unwrap(row.wrapped_key, row.master_key_id, dataKeyPlace(row.subject));
+      const { wrapped, masterKeyId } = await masterKeys.wrap(key, dataKeyPlace(row.subject));
       const { rowCount } = await pool.query(
         `update data_keys set wrapped_key = $2, master_key_id = $3
          where subject = $1 and master_key_id = $4 and wrapped_key = $5`,

@@ -33,6 +33,13 @@ const parseKeys = (text: string, where: string): Buffer[] => {
   return keys;
 };
 
+/** The base64 keys of the data directory's key file, primary first; undefined when there is none. */
+export async function readMasterKeyFile(dataDir: string): Promise<string[] | undefined> {
+  const file = path.join(dataDir, MASTER_KEY_FILE);
+  if (!existsSync(file)) return undefined;
+  return parseKeys(await readFile(file, 'utf8'), file).map((key) => key.toString('base64'));
+}
+
 /** Changes when the file is replaced or written. */
 const versionOf = async (file: string) => {
   const { ino, mtimeMs, size } = await stat(file);

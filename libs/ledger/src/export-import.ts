@@ -18,7 +18,7 @@ import {
   toBase64,
 } from '@connect/crypto';
 import { NONCE_SIZE } from '@connect/crypto/envelope';
-import type { Database, MasterKeys } from '@connect/db';
+import { type Database, dataKeyPlace, type MasterKeys } from '@connect/db';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { type BodyCipher, clearBodies, openBody, sealBody, streamKeySubject } from './body-cipher.ts';
@@ -289,7 +289,7 @@ async function unwrapExportKey(number: number, line: ExportKey, masterKeys: Mast
     return await masterKeys.unwrap(
       Buffer.from(line.wrappedKey, 'base64'),
       line.masterKeyId,
-      `data_keys:${line.subject}`,
+      dataKeyPlace(line.subject),
     );
   } catch (error) {
     throw new ImportError(number, `the key of ${line.subject}: ${(error as Error).message}`);
