@@ -124,9 +124,14 @@ describe('data keys', () => {
     const gate = new Promise<void>((resolve) => {
       open = resolve;
     });
+    let reached: () => void = () => undefined;
+    const atGate = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
     const slow: MasterKeys = {
       ...local,
       unwrap: async (...args) => {
+        reached();
         await gate;
         return local.unwrap(...args);
       },
@@ -135,6 +140,7 @@ describe('data keys', () => {
     rings.push(reader);
     await new Promise((resolve) => setTimeout(resolve, 500)); // its LISTEN takes effect
     const reading = reader.keys(['user:racing']);
+    await atGate; // the wrapped key was read before the erase
     const client = await database.pool.connect();
     try {
       await eraseDataKey(client, 'user:racing');
