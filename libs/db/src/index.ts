@@ -2,6 +2,7 @@ export * from './channels.ts';
 export * from './config.ts';
 export * from './database.ts';
 export * from './embedded-postgres.ts';
+export * from './field-cipher.ts';
 export * from './keyring.ts';
 export * from './listen.ts';
 export * from './master-keys.ts';

@@ -3,7 +3,13 @@
 // and checkpoints never depend on a key; an entry whose key was erased reads as redacted.
 import type { JsonObject } from '@connect/crypto';
 import { open, SealBroken, seal } from '@connect/crypto/envelope';
-import type { KeyRing, LedgerEntriesTable } from '@connect/db';
+import {
+  clearFields,
+  type FieldCipher,
+  fieldCipher,
+  type KeyRing,
+  type LedgerEntriesTable,
+} from '@connect/db';
 import { entryFromRow } from './rows.ts';
 import type { Entry } from './types.ts';
 
@@ -45,6 +51,8 @@ export interface BodyCipher {
   sealerFor(streams: Iterable<string>): Promise<SealBody | undefined>;
   /** Entries of stored rows with their bodies opened. */
   entries(rows: readonly LedgerEntriesTable[], origin: string): Promise<Entry[]>;
+  /** The sensitive fields of the read models and mutable tables, under the same keys. */
+  fields: FieldCipher;
 }
 
 /** Where entries are read from: the ledger's origin (for the entries' `ledger`) and how bodies open. */
@@ -56,6 +64,7 @@ export interface LedgerSource {
 /** Reads sealed bodies with `keys`; seals new ones only when `sealNew`. */
 export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCipher {
   return {
+    fields: fieldCipher(keys, options),
     async sealerFor(streams) {
       if (!options.sealNew) return undefined;
       const subjects = [...new Set(streams)].map(streamKeySubject);
@@ -91,6 +100,7 @@ export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCi
 
 /** Bodies stored and read in the clear: a ledger opened without keys. It cannot read a sealed body. */
 export const clearBodies: BodyCipher = {
+  fields: clearFields,
   sealerFor: async () => undefined,
   entries: async (rows, origin) =>
     rows.map((row) => {
