@@ -34,6 +34,7 @@ const reader = createReaderDb(await readerLogin(pool, url, { dataDir, readerData
   max: POOL,
 });
 
+const { cipher } = await openBodyCipher(pool, { dataDir, masterKeys: undefined, encryption: true });
 const app = createServer({ logLevel: 'warn', checkReady: () => assertMigrated(pool) });
 app.register(queryRoutes, {
   pool,
@@ -41,21 +42,21 @@ app.register(queryRoutes, {
   databaseUrl: url,
   reader: reader.db,
   origin: key.name,
-  cipher: (await openBodyCipher(pool, { dataDir, masterKeys: undefined, encryption: true })).cipher,
+  cipher,
   verifierKey: formatVerifierKey(key),
   key,
   tokens: await loadTokenIssuer(dataDir),
 });
 app.get('/bench/bare/commitments/:id', async (request, reply) => {
   const { id } = request.params as { id: string };
-  const [commitment] = await commitmentsById(owner, [id]);
+  const [commitment] = await commitmentsById(owner, cipher.fields, [id]);
   if (!commitment) return reply.code(404).send();
   reply.header('etag', `"${commitment.version}"`);
   return commitment;
 });
 app.get('/bench/bare/commitments', async (request) => {
   const { user, status } = request.query as { user: string; status?: string };
-  const page = await listCommitments(owner, user, { status: status?.split(','), limit: 20 });
+  const page = await listCommitments(owner, cipher.fields, user, { status: status?.split(','), limit: 20 });
   return { items: page.items, nextCursor: page.next && encodeCursor(page.next) };
 });
 app.addHook('onClose', async () => {

@@ -136,17 +136,17 @@ async function main(): Promise<void> {
 
     const caller = { userId: me, isAdmin: false };
     const target = mine[Math.floor(mine.length / 2)] as string;
-    await readAs(reader.db, caller, (db) => commitmentsById(db, [target]));
+    await readAs(reader.db, caller, (db) => commitmentsById(db, ledger.cipher.fields, [target]));
     const get = captured.at(-1) as Statement;
     const page = await readAs(reader.db, caller, (db) =>
-      listCommitments(db, me, { status: ['active'], limit: 20 }),
+      listCommitments(db, ledger.cipher.fields, me, { status: ['active'], limit: 20 }),
     );
     const list = captured.at(-1) as Statement;
     if (page.items.length !== 20) throw new Error(`the list page has ${page.items.length} items`);
     // A user party to three times as many: the page must still come in index order.
     const busy = others[0] as string;
     await readAs(reader.db, { userId: busy, isAdmin: false }, (db) =>
-      listCommitments(db, busy, { status: ['active'], limit: 20 }),
+      listCommitments(db, ledger.cipher.fields, busy, { status: ['active'], limit: 20 }),
     );
     const busyList = captured.at(-1) as Statement;
 

@@ -18,7 +18,7 @@ beforeAll(async () => {
   database = setup.database;
   userId = await registerProfile(setup.ledger, 'Zoe');
   await setup.ledger.drain();
-  dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-redact-'));
+  dataDir = setup.dataDir;
   const adminId = randomUUID();
   await database.pool.query(
     `insert into users (id, email, password_hash, display_name) values

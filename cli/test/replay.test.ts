@@ -6,10 +6,12 @@ import type { TestDatabase } from '../../test/support/database.ts';
 
 const BIN = fileURLToPath(new URL('../bin/connect.js', import.meta.url));
 let database: TestDatabase;
+let dataDir: string;
 
 beforeAll(async () => {
   const setup = await projectorLedger();
   database = setup.database;
+  dataDir = setup.dataDir;
   const ana = await registerProfile(setup.ledger, 'Ana');
   const ben = await registerProfile(setup.ledger, 'Ben');
   for (let i = 0; i < 5; i++) await activeCommitment(setup.ledger, ana, ben, `Promise ${i}`);
@@ -19,7 +21,7 @@ afterAll(() => database.close());
 
 const replay = (...args: string[]) =>
   spawnSync(process.execPath, [BIN, 'replay', ...args], {
-    env: { ...process.env, DATABASE_URL: database.url },
+    env: { ...process.env, DATABASE_URL: database.url, CONNECT_DATA_DIR: dataDir },
     encoding: 'utf8',
   });
 

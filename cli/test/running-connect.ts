@@ -26,15 +26,33 @@ export async function startConnect(env: Record<string, string> = {}): Promise<Ru
   const database = await createScratchDatabase(inject('adminUrl'), 'connect_running', 3);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-running-'));
   await chmod(dataDir, 0o711);
-  const child = spawn(process.execPath, [BIN, 'start'], {
-    env: {
-      ...process.env,
-      DATABASE_URL: database.url,
-      CONNECT_DATA_DIR: dataDir,
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      ...env,
+  const running = await spawnConnect(
+    { DATABASE_URL: database.url, CONNECT_DATA_DIR: dataDir, ...env },
+    async () => {
+      await database.close();
+      await rm(dataDir, { recursive: true, force: true });
     },
+  );
+  return { ...running, database };
+}
+
+/**
+ * `connect start` on the embedded PostgreSQL of `dataDir` (made by the caller, kept on close: the
+ * caller may look at its files after the service stops).
+ */
+export function startEmbeddedConnect(
+  dataDir: string,
+  env: Record<string, string> = {},
+): Promise<Omit<RunningConnect, 'database'>> {
+  return spawnConnect({ DATABASE_URL: '', CONNECT_DATA_DIR: dataDir, ...env }, async () => undefined);
+}
+
+async function spawnConnect(
+  env: Record<string, string>,
+  cleanUp: () => Promise<void>,
+): Promise<Omit<RunningConnect, 'database'>> {
+  const child = spawn(process.execPath, [BIN, 'start'], {
+    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
@@ -43,8 +61,7 @@ export async function startConnect(env: Record<string, string> = {}): Promise<Ru
   const close = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;
-    await database.close();
-    await rm(dataDir, { recursive: true, force: true });
+    await cleanUp();
   };
   try {
     const url = await new Promise<string>((resolve, reject) => {
@@ -59,7 +76,7 @@ export async function startConnect(env: Record<string, string> = {}): Promise<Ru
         }
       });
     });
-    return { child, url, logs, exited, database, close };
+    return { child, url, logs, exited, close };
   } catch (error) {
     await close();
     throw error;

@@ -21,14 +21,15 @@ beforeAll(async () => {
   // A profile written in the clear (before encryption at rest): the erasure redacts it.
   userId = await registerProfile(setup.ledger, 'Erin Quillfeather');
   await setup.ledger.drain();
-  dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-users-erase-'));
+  dataDir = setup.dataDir;
   await database.pool.query(
     `insert into users (id, email, password_hash, display_name) values ($1, 'erin@users.test', 'x', 'Erin Quillfeather')`,
     [userId],
   );
-  await database.pool.query(`insert into phone_numbers (user_id, phone) values ($1, '+15550104242')`, [
-    userId,
-  ]);
+  await database.pool.query(
+    `insert into phone_numbers (user_id, phone) values ($1, convert_to(to_json('+15550104242'::text)::text, 'UTF8'))`,
+    [userId],
+  );
   await database.pool.query(
     `insert into sessions (id, user_id, user_agent, address) values (gen_random_uuid(), $1, 'Quill browser', '203.0.113.9')`,
     [userId],
@@ -62,11 +63,13 @@ test('connect users erase EMAIL|ID erases the user once; a rerun by id finishes 
   const index = /ledger entry (\d+)/.exec(erased.stdout)?.[1];
 
   const { rows } = await database.pool.query(
-    'select email, password_hash, display_name, erased_at from users where id = $1',
+    'select email, email_index, email_sealed, password_hash, display_name, erased_at from users where id = $1',
     [userId],
   );
   expect(rows[0]).toMatchObject({
-    email: `erased+${userId}@invalid`,
+    email: null,
+    email_index: null,
+    email_sealed: null,
     password_hash: null,
     display_name: '(erased user)',
     erased_at: expect.any(Date),

@@ -19,7 +19,7 @@ beforeAll(async () => {
   const setup = await projectorLedger();
   database = setup.database;
   await setup.ledger.drain();
-  dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-users-'));
+  dataDir = setup.dataDir;
   await database.pool.query(
     `insert into users (id, email, password_hash, display_name) values ($1, 'zoe@users.test', 'x', 'Zoe')`,
     [userId],

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { loadConfig, openDatabase } from '@connect/db';
+import { emailIndex, loadConfig, openDatabase } from '@connect/db';
 import { profileStream } from '@connect/domain';
 import { openLedgerRuntime, redactEntries } from '@connect/ledger';
 
@@ -41,7 +41,7 @@ export async function redactCommand(args: string[]): Promise<number> {
       .selectFrom('users')
       .innerJoin('user_roles', 'user_roles.user_id', 'users.id')
       .select('users.id')
-      .where('users.email', '=', values.admin.toLowerCase())
+      .where('users.email_index', '=', await emailIndex(runtime.keys)(values.admin))
       .where('user_roles.role', '=', 'admin')
       .executeTakeFirst();
     if (!admin) {

@@ -1,5 +1,5 @@
 import { eraseUser, grantRole, revokeRole, userIdByEmail } from '@connect/command';
-import { loadConfig, openDatabase } from '@connect/db';
+import { emailIndex, loadConfig, openDatabase } from '@connect/db';
 import { type UserRole, userRoleSchema } from '@connect/domain';
 import { type LedgerRuntime, openLedgerRuntime } from '@connect/ledger';
 
@@ -31,7 +31,7 @@ export async function usersCommand(args: string[]): Promise<number> {
   }
   return withRuntime(async (runtime) => {
     const deps = { db: runtime.database.db, ledger: runtime.ledger };
-    const userId = await userIdByEmail(deps.db, email);
+    const userId = await userIdByEmail(deps.db, { index: emailIndex(runtime.keys) }, email);
     if (!userId) {
       console.error(`connect: no user has the email ${email}`);
       return 1;
@@ -66,7 +66,9 @@ async function withRuntime(work: (runtime: LedgerRuntime) => Promise<number>): P
  */
 async function erase(runtime: LedgerRuntime, who: string): Promise<number> {
   const { db, pool } = runtime.database;
-  const userId = UUID.test(who) ? who.toLowerCase() : await userIdByEmail(db, who);
+  const userId = UUID.test(who)
+    ? who.toLowerCase()
+    : await userIdByEmail(db, { index: emailIndex(runtime.keys) }, who);
   if (!userId) {
     console.error(`connect: no user has the email ${who}`);
     return 1;

@@ -6,7 +6,14 @@
 import path from 'node:path';
 import { createAccount } from '@connect/command';
 import type { JsonObject } from '@connect/crypto';
-import type { Database, KeyRing } from '@connect/db';
+import {
+  type Database,
+  type FieldCipher,
+  type KeyRing,
+  oidcIdentityEmailPlace,
+  userEmails,
+  userSubject,
+} from '@connect/db';
 import {
   COMMITMENT_TYPE_DEFINED,
   COMMITMENT_TYPES_STREAM,
@@ -83,6 +90,7 @@ export interface Importer {
 
 export async function createImporter(deps: ImportDeps, options: ImportOptions = {}): Promise<Importer> {
   const { db, ledger } = deps;
+  const emails = userEmails(deps.keys, ledger.cipher.fields);
   const progress = new Map(
     (await db.selectFrom('import_progress').select(['kind', 'source_id', 'outcome']).execute()).map((row) => [
       `${row.kind}:${row.source_id}`,
@@ -145,7 +153,7 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
   async function createUser(account: AccountPlan, reasons: string[]) {
     try {
       const created = await db.transaction().execute(async (trx) => {
-        const user = await createAccount(trx, ledger, {
+        const user = await createAccount(trx, ledger, emails, {
           ...account,
           idempotencyKey: key('user', account.id),
         });
@@ -156,7 +164,7 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
             .set({ banned_until: account.bannedUntil })
             .where('id', '=', account.id)
             .execute();
-        await linkIdentities(trx, account);
+        await linkIdentities(trx, emails.fields, account);
         return true;
       });
       if (created) {
@@ -184,7 +192,7 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
           .where('id', '=', account.id)
           .where('email_verified_at', 'is', null)
           .execute();
-      await linkIdentities(trx, account);
+      await linkIdentities(trx, emails.fields, account);
     });
   }
 
@@ -352,19 +360,30 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
   };
 }
 
-async function linkIdentities(db: Kysely<Database>, account: AccountPlan) {
-  for (const identity of account.identities)
+async function linkIdentities(db: Kysely<Database>, fields: FieldCipher, account: AccountPlan) {
+  for (const identity of account.identities) {
+    const [sealed] =
+      identity.email === null
+        ? [null]
+        : await fields.seal([
+            {
+              subject: userSubject(account.id),
+              place: oidcIdentityEmailPlace(identity.provider, identity.subject),
+              value: identity.email,
+            },
+          ]);
     await db
       .insertInto('oidc_identities')
       .values({
         user_id: account.id,
         provider: identity.provider,
         subject: identity.subject,
-        email: identity.email,
+        email_sealed: sealed ?? null,
         email_verified: identity.emailVerified,
       })
       .onConflict((oc) => oc.columns(['provider', 'subject']).doNothing())
       .execute();
+  }
 }
 
 /**

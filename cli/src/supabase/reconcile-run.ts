@@ -2,7 +2,7 @@
 // (reconcile.ts). Connect's commitments are replayed from the ledger, so it is the ledger that is
 // checked, not a projection of it. Reads only: it writes to neither.
 import { loadCommitment } from '@connect/command';
-import type { Database } from '@connect/db';
+import { type Database, type FieldCipher, openUserEmails } from '@connect/db';
 import type { LedgerSource } from '@connect/ledger';
 import type { Kysely } from 'kysely';
 import { factsOf } from './files.ts';
@@ -31,16 +31,26 @@ export interface ReconcileOptions {
 const chunks = <T>(list: T[], size: number) =>
   Array.from({ length: Math.ceil(list.length / size) }, (_, i) => list.slice(i * size, (i + 1) * size));
 
-async function accountsOf(db: Kysely<Database>, ids: string[]): Promise<Map<string, ConnectAccount>> {
+async function accountsOf(
+  db: Kysely<Database>,
+  fields: FieldCipher,
+  ids: string[],
+): Promise<Map<string, ConnectAccount>> {
   const accounts = new Map<string, ConnectAccount>();
   if (ids.length === 0) return accounts;
   const users = await db
     .selectFrom('users')
-    .select(['id', 'email', 'email_verified_at'])
+    .select(['id', 'email', 'email_sealed', 'email_verified_at'])
     .where('id', 'in', ids)
     .execute();
-  for (const user of users)
-    accounts.set(user.id, { email: user.email, verified: user.email_verified_at !== null, identities: [] });
+  const emails = await openUserEmails(fields, users);
+  users.forEach((user, i) => {
+    accounts.set(user.id, {
+      email: emails[i] ?? '',
+      verified: user.email_verified_at !== null,
+      identities: [],
+    });
+  });
   const identities = await db
     .selectFrom('oidc_identities')
     .select(['user_id', 'provider', 'subject'])
@@ -83,6 +93,7 @@ export async function reconcileWithSupabase(
   for (const [n, batch] of chunks(users, batchSize).entries()) {
     for (const [id, account] of await accountsOf(
       db,
+      deps.cipher.fields,
       batch.map((u) => u.id),
     ))
       accounts.set(id, account);

@@ -100,7 +100,12 @@ export interface DataKeysTable {
 
 export interface UsersTable {
   id: string;
-  email: string;
+  /** The address in the clear: only in rows from before migration 029, until the start-up backfill seals it. */
+  email: Generated<string | null>;
+  /** The blind index of the normalised address (see email-index.ts): what sign-in finds an account by. */
+  email_index: Uint8Array | null;
+  /** The address sealed under `user:<id>` at `users:<id>:email`; null once erased. */
+  email_sealed: Uint8Array | null;
   /** Null for an account that only signs in through a social login. */
   password_hash: string | null;
   display_name: string;
@@ -171,8 +176,12 @@ export interface AccountTokensTable {
   token_hash: Uint8Array;
   user_id: string;
   purpose: 'verify-email' | 'recover' | 'change-email';
-  /** The address it was mailed to. */
-  email: string;
+  /** The address in the clear: only in rows from before migration 029, until the backfill seals it. */
+  email: Generated<string | null>;
+  /** The blind index of the address it was mailed to. */
+  email_index: Uint8Array | null;
+  /** That address, sealed under `user:<user_id>` (a change moves the account to it). */
+  email_sealed: Uint8Array | null;
   created_at: Generated<Date>;
   expires_at: Date;
   used_at: Date | null;
@@ -199,7 +208,10 @@ export interface OidcIdentitiesTable {
   provider: string;
   /** The provider's `sub`. */
   subject: string;
-  email: string | null;
+  /** The address in the clear: only in rows from before migration 029, until the backfill seals it. */
+  email: Generated<string | null>;
+  /** What the provider said the address was, sealed under `user:<user_id>`. */
+  email_sealed: Uint8Array | null;
   email_verified: Generated<boolean>;
   created_at: Generated<Date>;
   last_sign_in_at: Generated<Date>;
@@ -222,7 +234,8 @@ export interface HttpIdempotencyTable {
   key: string;
   request_hash: Uint8Array;
   status: number | null;
-  body: unknown;
+  /** The first response's body as JSON, sealed under the caller's key (migration 030); null in flight or once erased. */
+  body: Uint8Array | null;
   headers: unknown;
   created_at: Generated<Date>;
 }
@@ -231,8 +244,8 @@ export interface NotificationsTable {
   id: string;
   recipient_id: string;
   kind: string;
-  title: string;
-  body: string;
+  /** {title, body} (NotificationText), sealed under user:<recipient_id> for notifications:<id>. */
+  sealed: Uint8Array;
   link: string;
   commitment_id: string;
   ledger_index: number;
@@ -277,11 +290,6 @@ export interface CommitmentTypesTable {
 export interface CommitmentsTable {
   id: string;
   type: string;
-  title: string;
-  description: string;
-  terms: string;
-  amount_minor: number | null;
-  amount_currency: string | null;
   due_at: Date | null;
   status: string;
   overdue: boolean;
@@ -289,7 +297,8 @@ export interface CommitmentsTable {
   created_at: Date;
   updated_at: Date;
   last_index: number;
-  state: unknown;
+  /** The commitment's domain state as JSON, sealed under its key (migration 027). */
+  sealed: Uint8Array;
   /** The parties' user ids, which row-level security checks (migration 024). */
   party_ids: Generated<string[]>;
 }
@@ -310,7 +319,6 @@ export interface CommitmentDocumentsTable {
   commitment_id: string;
   document_id: string;
   version: number;
-  name: string;
   media_type: string;
   size: number;
   sha256: string;
@@ -328,7 +336,8 @@ export interface CommitmentHistoryTable {
   event_type: string;
   actor: string | null;
   recorded_at: Date;
-  changes: unknown;
+  /** The event's data as JSON, sealed under the commitment's key; null once redacted. */
+  sealed: Uint8Array | null;
   leaf_hash: Uint8Array;
   redacted: Generated<boolean>;
   party_ids: Generated<string[]>;
@@ -338,8 +347,8 @@ export interface WebhookEndpointsTable {
   id: string;
   url: string;
   events: string[] | null;
-  /** `whsec_<base64>`, stored as is: signing needs it. */
-  secret: string;
+  /** `whsec_<base64>` as JSON, sealed under service:webhooks (migration 030): signing needs it back. */
+  secret: Uint8Array;
   created_by: string | null;
   created_at: Generated<Date>;
   disabled_at: Date | null;
@@ -354,7 +363,8 @@ export interface WebhookDeliveriesTable {
   endpoint_id: string;
   webhook_id: string;
   event_type: string;
-  payload: unknown;
+  /** The message's payload as JSON, sealed under service:webhooks (migration 030). */
+  payload: Uint8Array;
   attempts: Generated<number>;
   status: Generated<WebhookDeliveryStatus>;
   last_status_code: number | null;
@@ -396,7 +406,8 @@ export interface PushSubscriptionsTable {
 /** A person's phone number for SMS (E.164); SMS other than the confirmation code waits for confirmed_at. */
 export interface PhoneNumbersTable {
   user_id: string;
-  phone: string;
+  /** The number in E.164 as JSON, sealed under the person's key (phone-number.ts, migration 030). */
+  phone: Uint8Array;
   confirmed_at: Date | null;
   /** SHA-256 of the pending confirmation code (with the user and the number); null once confirmed. */
   code_hash: Uint8Array | null;
@@ -416,9 +427,11 @@ export interface PhoneCodeSendsTable {
 export interface PendingInvitationsTable {
   id: string;
   commitment_id: string;
-  /** The address to mail, as given (trimmed). */
-  email: string;
-  /** SHA-256 of the normalised address: what lookups go by. */
+  /** The address in the clear: only in rows from before migration 029, until the backfill seals it. */
+  email: Generated<string | null>;
+  /** The address to mail, as given (trimmed), sealed under `service:invitations`. */
+  email_sealed: Uint8Array | null;
+  /** The blind index of the normalised address (an HMAC since migration 029): what lookups go by. */
   email_hash: Uint8Array;
   role: 'participant' | 'witness';
   invited_by: string;

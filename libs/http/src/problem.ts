@@ -145,6 +145,13 @@ const problemTypes = [
       'The Idempotency-Key was used before with another request (another body or path). Use a new key for a new request.',
   },
   {
+    name: 'idempotency-response-erased',
+    status: 410,
+    title: 'Idempotency-Key response erased',
+    description:
+      'The request with this Idempotency-Key was done, but its response is no longer kept: it held personal data of the caller, which was erased. Do not assume the request failed; use a new key to do it again.',
+  },
+  {
     name: 'rate-limited',
     status: 429,
     title: 'Rate limited',
@@ -201,6 +208,7 @@ const BY_STATUS: Record<number, ProblemName> = {
   406: 'not-acceptable',
   408: 'request-timeout',
   409: 'state-conflict',
+  410: 'idempotency-response-erased',
   412: 'version-conflict',
   413: 'too-large',
   415: 'unsupported-media-type',

@@ -10,6 +10,7 @@ import {
   localMasterKeys,
   migrate,
   openDatabase,
+  sealExistingEmails,
 } from '@connect/db';
 import type pg from 'pg';
 import { type BodyCipher, bodyCipher } from './body-cipher.ts';
@@ -63,6 +64,8 @@ export async function openLedgerRuntime(config: Config): Promise<LedgerRuntime> 
     });
     opened = keys;
     await assertMasterKeysHeld(database.pool, keys.masterKeys);
+    // Addresses written in the clear before migration 029 are sealed before anything is served.
+    await sealExistingEmails(database.pool, keys, cipher.fields);
     const ledger = await openLedger({
       pool: appendPool,
       db: database.db,

@@ -12,6 +12,7 @@ import {
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
+import { accountEmails } from './auth/accounts.ts';
 import { eraseRoutes } from './auth/erase-routes.ts';
 import { type OidcSettings, oidcRoutes } from './auth/oidc/routes.ts';
 import { roleRoutes } from './auth/role-routes.ts';
@@ -98,14 +99,15 @@ export async function commandRoutes(app: FastifyInstance, deps: CommandDeps): Pr
   const sessions = sessionGate(deps);
   app.addHook('onClose', () => sessions.close());
   const authenticate = authenticator({ tokens: deps.tokens, sessions });
+  const emails = accountEmails(deps);
   countOutcomes(app);
   // Account mail (verification, recovery) is a job of the notifier's queue, added by these routes.
   await migrateDeliveryQueue(deps.pool);
   // Rate limits counted in PostgreSQL, shared by every instance; before the routes they apply to.
   await registerSharedRateLimits(app, { db: deps.db, log: app.log, now: deps.now });
   limitCommands(app, { authenticate, commandsPerMinute: deps.commandsPerMinute ?? 600 });
-  await app.register(authRoutes, { ...deps, authenticate, sessions });
-  await app.register(oidcRoutes, { ...deps, authenticate });
+  await app.register(authRoutes, { ...deps, emails, authenticate, sessions });
+  await app.register(oidcRoutes, { ...deps, emails, authenticate });
   await app.register(eraseRoutes, { ...deps, authenticate, sessions });
   await app.register(roleRoutes, { ...deps, authenticate, sessions });
   await app.register(commitmentRoutes, { ...deps, authenticate });

@@ -1,9 +1,11 @@
 // Idempotency-Key, as the IETF draft describes it: a retry with the same key and body gets the
 // first response again and changes nothing; the same key with another body is a 422; a retry
-// while the first request is still running is a 409.
+// while the first request is still running is a 409. The first response's body (a commitment's
+// terms…) is kept sealed under the caller's key: once the caller's key is erased it is gone, and a
+// retry gets a 410 rather than the request run a second time.
 import { createHash } from 'node:crypto';
 import { type JsonValue, jcsText } from '@connect/crypto';
-import type { Database } from '@connect/db';
+import type { Database, FieldCipher } from '@connect/db';
 import { badRequest, HttpProblem, problem } from '@connect/http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
@@ -14,7 +16,18 @@ export interface StoredResponse {
   headers: Record<string, string>;
 }
 
+/** Where the first responses are kept, and the cipher that seals and opens their bodies. */
+export interface IdempotencyStore {
+  db: Kysely<Database>;
+  cipher: FieldCipher;
+}
+
 const KEY = /^[\x21-\x7e]{1,255}$/;
+
+const bodyField = (userId: string, key: string) => ({
+  subject: `user:${userId}`,
+  place: `http_idempotency:${userId}:${key}`,
+});
 
 function requestHash(request: FastifyRequest, body: unknown): Buffer {
   return createHash('sha256')
@@ -28,7 +41,7 @@ function requestHash(request: FastifyRequest, body: unknown): Buffer {
  * to compare is passed in, as parsed, so a multipart upload can be keyed by its content hash.
  */
 export async function idempotent(
-  db: Kysely<Database>,
+  { db, cipher }: IdempotencyStore,
   request: FastifyRequest,
   reply: FastifyReply,
   userId: string,
@@ -76,10 +89,24 @@ export async function idempotent(
         ),
       );
     }
+    const [replayed] =
+      first.body === null
+        ? [undefined]
+        : await cipher.open([{ ...bodyField(userId, key), stored: first.body }]);
+    if (replayed === undefined) {
+      throw new HttpProblem(
+        problem(
+          410,
+          'The request with this Idempotency-Key was done, but its response is no longer kept (the data it held was erased); use a new key to do it again.',
+          undefined,
+          'idempotency-response-erased',
+        ),
+      );
+    }
     reply.header('idempotency-replayed', 'true');
     return send(reply, {
       status: first.status,
-      body: first.body,
+      body: replayed,
       headers: first.headers as Record<string, string>,
     });
   }
@@ -91,11 +118,13 @@ export async function idempotent(
     await db.deleteFrom('http_idempotency').where('user_id', '=', userId).where('key', '=', key).execute();
     throw error;
   }
+  // Null once the caller's key is erased (an erasure raced this request): nothing of theirs is kept.
+  const [sealed] = await cipher.seal([{ ...bodyField(userId, key), value: response.body ?? null }]);
   await db
     .updateTable('http_idempotency')
     .set({
       status: response.status,
-      body: JSON.stringify(response.body),
+      body: sealed ?? null,
       headers: JSON.stringify(response.headers),
     })
     .where('user_id', '=', userId)

@@ -93,11 +93,16 @@ const commandErrors = {
   '403': 'Not yours to do',
   '404': 'No such commitment, or not visible to you',
   '409': 'Not allowed in the current state (the reason says why), or an Idempotency-Key still in flight',
+  '410': 'The response to this Idempotency-Key is no longer kept (its data was erased)',
   '412': 'If-Match is stale',
   '422': 'Idempotency-Key reused with another request',
   '429': 'Too many commands from this user (CONNECT_COMMAND_RATE_LIMIT a minute); Retry-After says when to',
 };
-const commandProblems: Operation['problems'] = ['idempotency-key-in-flight', 'busy'];
+const commandProblems: Operation['problems'] = [
+  'idempotency-key-in-flight',
+  'idempotency-response-erased',
+  'busy',
+];
 
 const commandHeaders = [
   { name: 'If-Match', description: '"<version>": refuse with 412 if the commitment moved on' },

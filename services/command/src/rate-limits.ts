@@ -3,9 +3,8 @@
 // spreading its requests over many instances meets the same limit. One statement per hit: an
 // atomic `insert … on conflict do update … returning`. If the database cannot count, the request
 // goes through (fail-open) and a warning is logged: a limiter must not take the service down.
-import { createHash } from 'node:crypto';
 import type { Authenticate } from '@connect/auth';
-import type { Database } from '@connect/db';
+import type { Database, EmailIndex } from '@connect/db';
 import { HttpProblem, problem } from '@connect/http';
 import rateLimit, {
   type FastifyRateLimitStore,
@@ -189,9 +188,12 @@ export function sharedRateLimit(
   };
 }
 
-/** The SHA-256 of a normalised email, for a key that names an account without holding its address. */
-export const accountKey = (email: string) =>
-  createHash('sha256').update(email.trim().toLowerCase()).digest('base64url');
+/**
+ * The blind index of an email, for a key that names an account without holding its address (a
+ * plain hash would give the address back to whoever hashes a list of addresses).
+ */
+export const accountKey = async (index: EmailIndex, email: string) =>
+  (await index(email)).toString('base64url');
 
 /** The email a request's body names (signup, login, recover…), if any. */
 export function bodyEmail(request: FastifyRequest): string | undefined {
@@ -246,10 +248,10 @@ function isCommand(route: RouteOptions): boolean {
 /**
  * The limit of auth attempts (CONNECT_AUTH_RATE_LIMIT per minute and route): per client address,
  * and per account, the email the body names (signup, login, recover, email change), kept as its
- * hash. Bodies with a token instead (verify, reset, refresh) name no account: the address limit
+ * blind index. Bodies with a token instead (verify, reset, refresh) name no account: the address limit
  * covers them.
  */
-export function authAttemptLimit(app: FastifyInstance, max: number) {
+export function authAttemptLimit(app: FastifyInstance, max: number, index: EmailIndex) {
   const route = (request: FastifyRequest) => `auth:${request.routeOptions.url ?? request.url}`;
   return sharedRateLimit(
     app,
@@ -257,9 +259,11 @@ export function authAttemptLimit(app: FastifyInstance, max: number) {
       { max, key: (request) => `${route(request)}:address:${request.ip}` },
       {
         max,
-        key: (request) => {
+        key: async (request) => {
           const email = bodyEmail(request);
-          return email === undefined ? undefined : `${route(request)}:account:${accountKey(email)}`;
+          return email === undefined
+            ? undefined
+            : `${route(request)}:account:${await accountKey(index, email)}`;
         },
       },
     ],

@@ -225,6 +225,78 @@ describe('idempotency', () => {
     expect(await entriesTitled('in flight')).toHaveLength(0);
   });
 
+  test('the stored response is sealed under the caller’s key, bound to its key: moved it does not open', async () => {
+    const body = { type: 'personal', title: 'Sealed reply' };
+    const first = await post('/v1/commitments', ana, body, { 'idempotency-key': `sealed-${Date.now()}` });
+    const { commitmentId } = first.json() as { commitmentId: string };
+    const { rows } = await t.database.pool.query<{ key: string; row: string }>(
+      'select key, t::text as row from http_idempotency t where user_id = $1 and status is not null',
+      [ana.userId],
+    );
+    const stored = rows.find((row) => row.key.startsWith('sealed-'));
+    expect(stored?.row).not.toContain(commitmentId);
+    expect(stored?.row).not.toContain(Buffer.from(commitmentId).toString('hex'));
+    const replayed = await post('/v1/commitments', ana, body, { 'idempotency-key': stored?.key ?? '' });
+    expect(replayed.json()).toEqual(first.json());
+
+    // Another key's record, given this one's sealed body: the retry fails rather than answer it.
+    const other = `moved-${Date.now()}`;
+    const moved = { type: 'personal', title: 'Moved reply' };
+    await post('/v1/commitments', ana, moved, { 'idempotency-key': other });
+    await t.database.pool.query(
+      `update http_idempotency set body = (select body from http_idempotency where user_id = $1 and key = $2)
+        where user_id = $1 and key = $3`,
+      [ana.userId, stored?.key, other],
+    );
+    const broken = await post('/v1/commitments', ana, moved, { 'idempotency-key': other });
+    expect(broken.statusCode).toBe(500);
+    expect(broken.body).not.toContain(commitmentId);
+    expect(await entriesTitled('Moved reply')).toHaveLength(1);
+  });
+
+  test('a response stored before sealing (clear JSON, as migrated) is replayed as it was', async () => {
+    const key = `clear-${Date.now()}`;
+    const body = { type: 'personal', title: 'stored in the clear' };
+    const hash = createHash('sha256').update('POST /v1/commitments\n').update(jcsText(body)).digest();
+    const response = { commitmentId: '0b6f8a52-3c1e-4d7a-9f43-2f5d8c9e7a10', version: 1, events: [] };
+    await t.database.pool.query(
+      `insert into http_idempotency (user_id, key, request_hash, status, body, headers)
+       values ($1, $2, $3, 201, convert_to($4::jsonb::text, 'UTF8'), '{"etag": "\\"1\\""}')`,
+      [ana.userId, key, hash, JSON.stringify(response)],
+    );
+    const retry = await post('/v1/commitments', ana, body, { 'idempotency-key': key });
+    expect(retry.statusCode).toBe(201);
+    expect(retry.json()).toEqual(response);
+    expect(retry.headers.etag).toBe('"1"');
+    expect(await entriesTitled('stored in the clear')).toHaveLength(0);
+  });
+
+  test('once the caller’s key is erased the stored response is gone: a retry is a 410 and does nothing', async () => {
+    const dan = await signUp(t.app, 'Dan');
+    const key = `erased-${Date.now()}`;
+    const body = { type: 'personal', title: 'Forgotten reply' };
+    expect((await post('/v1/commitments', dan, body, { 'idempotency-key': key })).statusCode).toBe(201);
+    await t.database.pool.query(
+      `update data_keys set wrapped_key = null, master_key_id = null, erased_at = now() where subject = $1`,
+      [`user:${dan.userId}`],
+    );
+    t.deps.keys.forget(`user:${dan.userId}`);
+    const retry = await post('/v1/commitments', dan, body, { 'idempotency-key': key });
+    expect(retry.statusCode).toBe(410);
+    expect(retry.json()).toMatchObject({ type: '/problems/idempotency-response-erased', status: 410 });
+    expect(await entriesTitled('Forgotten reply')).toHaveLength(1);
+    // Nothing of theirs is stored any more: a new request's response is not kept either.
+    const next = `after-${Date.now()}`;
+    const later = { type: 'personal', title: 'After the erasure' };
+    expect((await post('/v1/commitments', dan, later, { 'idempotency-key': next })).statusCode).toBe(201);
+    const { rows } = await t.database.pool.query(
+      'select body from http_idempotency where user_id = $1 and key = $2',
+      [dan.userId, next],
+    );
+    expect(rows).toEqual([{ body: null }]);
+    expect((await post('/v1/commitments', dan, later, { 'idempotency-key': next })).statusCode).toBe(410);
+  });
+
   test('keys are per user', async () => {
     const key = `shared-${Date.now()}`;
     expect(

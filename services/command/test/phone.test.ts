@@ -37,7 +37,11 @@ const reminder = (recipientId: string): Notification => ({
 
 test('add a number, get the code by SMS, confirm it: then reminders go by SMS when wanted', async () => {
   const ana = await signUp(t.app, 'Phone');
-  const channel = smsChannel({ db: t.deps.db, sender: twilioSender(twilio.config) });
+  const channel = smsChannel({
+    db: t.deps.db,
+    cipher: t.deps.ledger.cipher.fields,
+    sender: twilioSender(twilio.config),
+  });
   expect((await get(ana)).statusCode).toBe(404);
 
   const added = await put(ana, { phone: '+1 (415) 555-2671' });
@@ -107,6 +111,30 @@ test('add a number, get the code by SMS, confirm it: then reminders go by SMS wh
   expect(removed.statusCode).toBe(204);
   expect((await get(ana)).statusCode).toBe(404);
   expect(await channel.deliver(reminder(ana.userId))).toBe('no-phone');
+});
+
+test('the number is sealed at rest; read back as set; moved to another person it does not open', async () => {
+  const [gil, hal] = [await signUp(t.app, 'Sealed'), await signUp(t.app, 'Mover')];
+  expect((await put(gil, { phone: '+1 415 555 0142' })).statusCode).toBe(200);
+  expect((await confirm(gil, { code: codeIn(await twilio.nextMessageTo('+14155550142')) })).statusCode).toBe(
+    204,
+  );
+  const { rows } = await t.database.pool.query<{ row: string }>(
+    'select t::text as row from phone_numbers t where user_id = $1',
+    [gil.userId],
+  );
+  for (const text of ['+14155550142', '4155550142'])
+    for (const form of [text, Buffer.from(text).toString('hex')]) expect(rows[0]?.row).not.toContain(form);
+  expect((await get(gil)).json()).toEqual({ phone: '+14155550142', confirmed: true, codeExpiresAt: null });
+
+  await t.database.pool.query(
+    `insert into phone_numbers (user_id, phone, confirmed_at)
+     select $2, phone, confirmed_at from phone_numbers where user_id = $1`,
+    [gil.userId, hal.userId],
+  );
+  const moved = await get(hal);
+  expect(moved.statusCode).toBe(500);
+  expect(moved.body).not.toContain('4155550142');
 });
 
 test('bad numbers get 400 naming body.phone, and no SMS', async () => {
@@ -201,7 +229,11 @@ test('Twilio failing is a 503 to try again; the auth token appears in no answer'
   expect(failed.headers['retry-after']).toBe('60');
   expect(failed.body).not.toContain(TEST_AUTH_TOKEN);
   expect((await get(eve)).statusCode).toBe(404);
-  const channel = smsChannel({ db: t.deps.db, sender: twilioSender(twilio.config) });
+  const channel = smsChannel({
+    db: t.deps.db,
+    cipher: t.deps.ledger.cipher.fields,
+    sender: twilioSender(twilio.config),
+  });
   expect(inspect(channel, { depth: 10, showHidden: true })).not.toContain(TEST_AUTH_TOKEN);
   const document = await t.app.inject({ method: 'GET', url: '/openapi.json' });
   expect(document.body).not.toContain(TEST_AUTH_TOKEN);

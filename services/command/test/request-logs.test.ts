@@ -111,15 +111,16 @@ test('a webhook about a traced command continues its trace with a new span', asy
       payload: { type: 'personal', title: 'Announced' },
     });
     const { index } = created.json().events[0] as { index: number };
-    await createEndpoint(t.database.db, {
+    const cipher = t.deps.ledger.cipher.fields;
+    await createEndpoint(t.database.db, cipher, {
       url: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook`,
     });
-    const [delivery] = await enqueueWebhook(t.database.db, {
+    const [delivery] = await enqueueWebhook(t.database.db, cipher, {
       webhookId: `evt_${index}`,
       eventType: 'commitment.drafted',
       payload: { index },
     });
-    const result = await attemptDelivery(t.database.db, delivery as string, { allowPrivate: true });
+    const result = await attemptDelivery(t.database.db, delivery as string, { cipher, allowPrivate: true });
     expect(result.outcome?.ok).toBe(true);
     const [, traceId, spanId, flags] = String(received[0]?.traceparent).split('-');
     expect(traceId).toBe(TRACE_ID);

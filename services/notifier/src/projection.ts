@@ -3,6 +3,8 @@
 // batch replays the touched commitments from the ledger (not from another projection, which may
 // be behind or ahead), turns each event into notifications (rules.ts) and writes them, with the
 // checkpoint, in one transaction: a notification exists exactly when its entry is projected.
+
+import { type FieldCipher, sealNotificationTexts } from '@connect/db';
 import {
   applyRecorded,
   COMMITMENT_STREAMS,
@@ -61,7 +63,7 @@ export function notificationsProjection(options: NotifierOptions): Projection {
       const names = await displayNames(client, cipher, [...new Set(happenings.flatMap(usersOf))]);
       const notifications = happenings.flatMap((h) => notificationsFor(h, { names, appUrl: options.appUrl }));
       const table = tables[TABLE] as string;
-      const created = await insertNotifications(client, table, notifications);
+      const created = await insertNotifications(client, table, notifications, cipher.fields);
       if (table !== TABLE) return;
       if (options.enqueue && created.length > 0) await options.enqueue(client, created);
       // History brought over by an import is not news to integrators; its deadlines still are.
@@ -179,30 +181,38 @@ export async function displayNames(
 
 const ident = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
-/** Writes the notifications not yet there; returns those it wrote. */
+/**
+ * Writes the notifications not yet there, their text sealed under each recipient's key; returns
+ * those it wrote. A recipient whose key is erased (an erased user) gets none.
+ */
 export async function insertNotifications(
   client: pg.ClientBase,
   table: string,
   notifications: readonly Notification[],
+  fields: FieldCipher,
 ): Promise<Notification[]> {
-  if (notifications.length === 0) return [];
+  const texts = await sealNotificationTexts(fields, notifications);
+  const kept = notifications.flatMap((n, i) => {
+    const sealed = texts[i];
+    return sealed ? [{ ...n, sealed }] : [];
+  });
+  if (kept.length === 0) return [];
   const { rows } = await client.query<{ id: string }>(
     `insert into ${ident(table)}
-       (id, recipient_id, kind, title, body, link, commitment_id, ledger_index, created_at)
-     select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                          $7::uuid[], $8::bigint[], $9::timestamptz[])
+       (id, recipient_id, kind, sealed, link, commitment_id, ledger_index, created_at)
+     select * from unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[],
+                          $6::uuid[], $7::bigint[], $8::timestamptz[])
      on conflict (id) do nothing
      returning id`,
     [
-      notifications.map((n) => n.id),
-      notifications.map((n) => n.recipientId),
-      notifications.map((n) => n.kind),
-      notifications.map((n) => n.title),
-      notifications.map((n) => n.body),
-      notifications.map((n) => n.link),
-      notifications.map((n) => n.commitmentId),
-      notifications.map((n) => n.ledgerIndex),
-      notifications.map((n) => n.createdAt),
+      kept.map((n) => n.id),
+      kept.map((n) => n.recipientId),
+      kept.map((n) => n.kind),
+      kept.map((n) => n.sealed),
+      kept.map((n) => n.link),
+      kept.map((n) => n.commitmentId),
+      kept.map((n) => n.ledgerIndex),
+      kept.map((n) => n.createdAt),
     ],
   );
   const created = new Set(rows.map((row) => row.id));

@@ -135,6 +135,7 @@ async function serviceWithEveryChannel(receivers: { smtpUrl: string; twilio: Twi
     app,
     database,
     ledger,
+    keys,
     origin: key.name,
     close: async () => {
       await queue.close();
@@ -219,7 +220,7 @@ test('a person invited by email, subscribed to push, with a confirmed phone on f
   const ivy = await signUp(app, 'Ivy');
 
   // Ivy, an admin, registers an integration's endpoint for every event.
-  await grantAdmin({ db: service.database.db, ledger: service.ledger }, ivy.email);
+  await grantAdmin({ db: service.database.db, ledger: service.ledger, keys: service.keys }, ivy.email);
   const login = await call(undefined, 'POST', '/v1/auth/token', {
     grant_type: 'password',
     email: ivy.email,

@@ -82,7 +82,7 @@ describe('/metrics of an app with the notifier', () => {
     queue.registerMetrics(s.app.metrics);
     await queue.start();
     hook = await receiver(() => ({ status: 200 }));
-    await createEndpoint(s.database.db, { url: hook.url });
+    await createEndpoint(s.database.db, s.query.cipher.fields, { url: hook.url });
     ana = await signUp(s.app, 'Ana');
     ben = await signUp(s.app, 'Ben');
     cat = await signUp(s.app, 'Cat');
@@ -92,7 +92,8 @@ describe('/metrics of an app with the notifier', () => {
       [cat, '+14155550123'],
     ] as const) {
       await s.database.pool.query(
-        'insert into phone_numbers (user_id, phone, confirmed_at) values ($1, $2, now())',
+        `insert into phone_numbers (user_id, phone, confirmed_at)
+         values ($1, convert_to(to_json($2::text)::text, 'UTF8'), now())`,
         [who.userId, phone],
       );
     }

@@ -1,6 +1,7 @@
 // The notifier as a projection: its checkpoint, batching across a commitment's entries, and the
 // seam where other channels enqueue deliveries in the same transaction.
 
+import { openNotificationTexts } from '@connect/db';
 import type { Ledger } from '@connect/ledger';
 import { replayProjection, startProjector } from '@connect/projector';
 import type { FastifyBaseLogger } from 'fastify';
@@ -58,9 +59,14 @@ test('from its first run on, each event becomes notifications, enqueued in the s
   await expect.poll(notifierAtHead, { timeout: 15_000, interval: 25 }).toBe(true);
   await projector.close();
 
-  const { rows } = await database.pool.query(
-    'select id, recipient_id, kind, title, link, commitment_id from notifications order by ledger_index',
+  const stored = await database.pool.query(
+    'select id, recipient_id, kind, sealed, link, commitment_id from notifications order by ledger_index',
   );
+  const texts = await openNotificationTexts(
+    ledger.cipher.fields,
+    stored.rows.map((row) => ({ ...row, recipientId: row.recipient_id })),
+  );
+  const rows = stored.rows.map((row, i) => ({ ...row, title: texts[i]?.title }));
   // The fixture appends every event as the creator: the acceptance is hers, so she hears nothing.
   expect(rows.map((row) => [row.recipient_id, row.kind, row.title])).toEqual([
     [bob, 'invitation', 'Alice invited you to “Lend a bike”'],

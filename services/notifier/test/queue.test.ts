@@ -150,10 +150,11 @@ async function command(who: Account, url: string, payload: unknown = {}) {
 }
 
 const confirmedPhone = (who: Account, phone: string) =>
-  s.database.pool.query('insert into phone_numbers (user_id, phone, confirmed_at) values ($1, $2, now())', [
-    who.userId,
-    phone,
-  ]);
+  s.database.pool.query(
+    `insert into phone_numbers (user_id, phone, confirmed_at)
+     values ($1, convert_to(to_json($2::text)::text, 'UTF8'), now())`,
+    [who.userId, phone],
+  );
 
 /** The notification emails `account` received (not the account's own mail, such as its verification). */
 const mailsTo = (account: Account) =>
@@ -177,8 +178,11 @@ beforeAll(async () => {
   await queue.start();
   good = await receiver(() => ({ status: 200 }));
   flaky = await receiver((_request, index) => ({ status: index === 0 ? 500 : 200 }));
-  goodSecret = (await createEndpoint(s.database.db, { url: good.url })).secret;
-  await createEndpoint(s.database.db, { url: flaky.url, events: ['commitment.drafted'] });
+  goodSecret = (await createEndpoint(s.database.db, s.query.cipher.fields, { url: good.url })).secret;
+  await createEndpoint(s.database.db, s.query.cipher.fields, {
+    url: flaky.url,
+    events: ['commitment.drafted'],
+  });
   ana = await signUp(s.app, 'Ana');
   ben = await signUp(s.app, 'Ben');
   cat = await signUp(s.app, 'Cat');
@@ -271,10 +275,10 @@ describe('jobs', () => {
          values (gen_random_uuid(), $1, 'https://push.example.test/dan', 'key', 'secret')`,
         [dan.userId],
       );
-      await client.query('insert into phone_numbers (user_id, phone) values ($1, $2)', [
-        eve.userId,
-        '+14155550123',
-      ]);
+      await client.query(
+        `insert into phone_numbers (user_id, phone) values ($1, convert_to(to_json($2::text)::text, 'UTF8'))`,
+        [eve.userId, '+14155550123'],
+      );
       const notifications = [ana, ben, dan, eve].map(notificationTo);
       await queue.hooks.enqueue(client, notifications);
       await queue.hooks.enqueue(client, notifications);

@@ -2,6 +2,7 @@
 // in graphile-worker's table, moving and removing them with the ledger; the task reminds each party
 // once. The clock is the tests' own, except in the end-to-end run, whose offset is five seconds.
 import { randomUUID } from 'node:crypto';
+import { openNotificationTexts } from '@connect/db';
 import { commitmentStream } from '@connect/domain';
 import type { Ledger, NewEvent } from '@connect/ledger';
 import { startProjector } from '@connect/projector';
@@ -293,13 +294,14 @@ describe('end to end', () => {
       expect(await reminderJobs(id)).toHaveLength(1);
 
       const emailed: string[] = [];
-      const { enqueue } = queueHooks({ channels: ['email'], maxAttempts: 3 });
+      const { enqueue } = queueHooks({ channels: ['email'], maxAttempts: 3, cipher: ledger.cipher.fields });
       const worker = () =>
         startDeliveryWorker({
           pool: database.pool,
           db: database.db,
+          fields: ledger.cipher.fields,
           channels: { email: { deliver: async (n) => emailed.push(n.id) } },
-          webhooks: { allowPrivate: true },
+          webhooks: { cipher: ledger.cipher.fields, allowPrivate: true },
           tasks: {
             [REMIND_TASK]: remindTask({ pool: database.pool, cipher: ledger.cipher, appUrl: APP, enqueue }),
           },
@@ -328,11 +330,17 @@ describe('end to end', () => {
       // The deadline sweep (the command service) appends DeadlineMissed; the parties hear of it.
       await append(id, null, { type: 'DeadlineMissed', data: { dueAt } });
       await project();
-      const { rows } = await database.pool.query<{ recipient_id: string; title: string }>(
-        `select recipient_id, title from notifications where commitment_id = $1 and kind = 'lifecycle'
-         and title like '%overdue%'`,
+      const lifecycle = await database.pool.query<{ id: string; recipient_id: string; sealed: Buffer }>(
+        `select id, recipient_id, sealed from notifications where commitment_id = $1 and kind = 'lifecycle'`,
         [id],
       );
+      const texts = await openNotificationTexts(
+        ledger.cipher.fields,
+        lifecycle.rows.map((row) => ({ ...row, recipientId: row.recipient_id })),
+      );
+      const rows = lifecycle.rows
+        .map((row, i) => ({ recipient_id: row.recipient_id, title: texts[i]?.title ?? '' }))
+        .filter((row) => row.title.includes('overdue'));
       expect(rows.map((row) => row.recipient_id).sort()).toEqual([alice, bob].sort());
       expect(rows[0]?.title).toBe('“Feed the cat” is overdue');
     } finally {

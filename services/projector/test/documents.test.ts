@@ -1,17 +1,14 @@
-// Documents in the read models: terms and evidence told apart, also for a commitment projected
-// before they were (migration 007).
+// Documents in the read models: terms and evidence told apart.
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { commitmentStream } from '@connect/domain';
 import type { Ledger, NewEvent } from '@connect/ledger';
 import type { FastifyBaseLogger } from 'fastify';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/support/database.ts';
 import { startProjector } from '../src/runner.ts';
-import { ORIGIN, projectorLedger, registerProfile } from './support.ts';
+import { ORIGIN, projectedStates, projectorLedger, registerProfile } from './support.ts';
 
 const quiet = { info() {}, warn() {}, error() {} } as unknown as FastifyBaseLogger;
-const MIGRATION = new URL('../../../migrations/007_document_evidence.sql', import.meta.url);
 
 let database: TestDatabase;
 let ledger: Ledger;
@@ -101,12 +98,17 @@ async function project() {
   await projector.close();
 }
 
+/** A commitment's document rows, named from its sealed state. */
 async function documents(id: string) {
   const { rows } = await database.pool.query(
-    'select name, purpose, attached_by, latest from commitment_documents where commitment_id = $1 order by name',
+    'select document_id, version, purpose, attached_by, latest from commitment_documents where commitment_id = $1',
     [id],
   );
-  return rows;
+  const state = (await projectedStates(database, ledger)).find((s) => s.id === id);
+  const names = new Map(state?.documents.map((d) => [`${d.documentId}:${d.version}`, d.name]));
+  return rows
+    .map(({ document_id, version, ...row }) => ({ name: names.get(`${document_id}:${version}`), ...row }))
+    .sort((a, b) => String(a.name).localeCompare(String(b.name)));
 }
 
 it('projects each document with its purpose and who attached it', async () => {
@@ -117,35 +119,5 @@ it('projects each document with its purpose and who attached it', async () => {
   expect(await documents(id)).toEqual([
     { name: 'loan.pdf', purpose: 'terms', attached_by: ana, latest: true },
     { name: 'receipt.pdf', purpose: 'evidence', attached_by: ben, latest: true },
-  ]);
-});
-
-it('carries on a commitment projected before documents had a purpose', async () => {
-  const id = randomUUID();
-  await draftWithTerms(id, randomUUID());
-  await project();
-  // As the read models stood before migration 007: no columns, no purpose in the stored state.
-  await database.pool.query(`
-    alter table commitment_documents drop column purpose, drop column attached_by;
-    update commitments set state = jsonb_set(state, '{documents}',
-      (select coalesce(jsonb_agg(d - 'purpose' - 'attachedBy'), '[]') from jsonb_array_elements(state->'documents') d));`);
-  await database.pool.query(await readFile(MIGRATION, 'utf8'));
-  expect(await documents(id)).toEqual([
-    { name: 'loan.pdf', purpose: 'terms', attached_by: ana, latest: true },
-  ]);
-
-  await activeWithEvidence(id, randomUUID());
-  await project();
-  expect(await documents(id)).toEqual([
-    { name: 'loan.pdf', purpose: 'terms', attached_by: ana, latest: true },
-    { name: 'receipt.pdf', purpose: 'evidence', attached_by: ben, latest: true },
-  ]);
-  const { rows } = await database.pool.query<{ state: { documents: unknown[] } }>(
-    'select state from commitments where id = $1',
-    [id],
-  );
-  expect(rows[0]?.state.documents).toEqual([
-    expect.objectContaining({ name: 'loan.pdf', purpose: 'terms', attachedBy: ana }),
-    expect.objectContaining({ name: 'receipt.pdf', purpose: 'evidence', attachedBy: ben }),
   ]);
 });

@@ -1,3 +1,6 @@
+import { commitmentRowPlace, historyRowPlace } from '@connect/db';
+import { commitmentStream } from '@connect/domain';
+import { streamKeySubject } from '@connect/ledger';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Stack, testStack } from '../../../test/support/stack.ts';
 import { type Account, signUp } from '../../command/test/support.ts';
@@ -28,11 +31,31 @@ const TABLES: Record<string, string> = {
   commitment_history: 'index',
 };
 
-/** Every read-model row, as the owner sees them. */
+/** Where a sealed read-model value lives, for the tables that have one. */
+const PLACES: Record<string, (row: Record<string, unknown>) => string> = {
+  commitments: (row) => commitmentRowPlace(String(row.id)),
+  commitment_history: (row) => historyRowPlace(Number(row.index)),
+};
+
+/** Every read-model row, as the owner sees them, sealed values opened (each sealing has its own nonce). */
 async function snapshot(): Promise<Record<string, unknown[]>> {
   const out: Record<string, unknown[]> = {};
   for (const [table, key] of Object.entries(TABLES)) {
-    out[table] = (await s.database.pool.query(`select * from ${table} order by ${key}`)).rows;
+    const { rows } = await s.database.pool.query(`select * from ${table} order by ${key}`);
+    const place = PLACES[table];
+    out[table] = place
+      ? await Promise.all(
+          rows.map(async ({ sealed, ...row }) => {
+            if (sealed === null) return { ...row, sealed };
+            const id = String(row.id ?? row.commitment_id);
+            const subject = streamKeySubject(commitmentStream(id));
+            const [opened] = await s.command.ledger.cipher.fields.open([
+              { subject, place: place({ ...row }), stored: sealed },
+            ]);
+            return { ...row, opened };
+          }),
+        )
+      : rows;
   }
   return out;
 }

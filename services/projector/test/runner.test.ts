@@ -6,7 +6,7 @@ import type { Projection } from '../src/projection.ts';
 import { commitmentsProjection } from '../src/projections/commitments.ts';
 import { PROJECTIONS } from '../src/projections/index.ts';
 import { startProjector } from '../src/runner.ts';
-import { activeCommitment, ORIGIN, projectorLedger, registerProfile } from './support.ts';
+import { activeCommitment, ORIGIN, projectedStates, projectorLedger, registerProfile } from './support.ts';
 
 const quiet = { info() {}, warn() {}, error() {} } as unknown as FastifyBaseLogger;
 
@@ -67,7 +67,8 @@ describe('projector', () => {
       .selectAll()
       .orderBy('created_at')
       .execute();
-    expect(commitments.map((c) => [c.id, c.status, c.version, c.title])).toEqual([
+    const titles = (await projectedStates(database, ledger)).map((state) => state.title);
+    expect(commitments.map((c, i) => [c.id, c.status, c.version, titles[i]])).toEqual([
       [first, 'active', 5, 'Lend a bike'],
       [second, 'active', 5, 'Walk the dog'],
     ]);

@@ -1,29 +1,45 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtemp } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { signingKeyFromSeed } from '@connect/crypto';
+import { commitmentRowPlace, keyRing, localMasterKeys } from '@connect/db';
 import {
   COMMITMENT_TYPE_DEFINED,
   COMMITMENT_TYPES_STREAM,
+  type Commitment,
   commitmentStream,
   DEFAULT_TYPES,
   PROFILE_REGISTERED,
   profileStream,
 } from '@connect/domain';
-import { type Ledger, openLedger } from '@connect/ledger';
+import { bodyCipher, type Ledger, openLedger, streamKeySubject } from '@connect/ledger';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
 
 export const ORIGIN = 'test.connect.local/ledger';
 const KEY = signingKeyFromSeed(ORIGIN, new Uint8Array(32).fill(9));
 
-export async function projectorLedger(poolSize = 12): Promise<{ database: TestDatabase; ledger: Ledger }> {
+/** A ledger sealing its bodies, on a fresh database; `dataDir` holds its master key. */
+export async function projectorLedger(
+  poolSize = 12,
+): Promise<{ database: TestDatabase; ledger: Ledger; dataDir: string }> {
   const database = await createTestDatabase({ poolSize });
-  const ledger = await openLedger({ pool: database.pool, db: database.db, origin: ORIGIN, key: KEY });
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-projector-'));
+  const keys = keyRing(database.pool, await localMasterKeys({ dataDir }), { listen: false });
+  const ledger = await openLedger({
+    pool: database.pool,
+    db: database.db,
+    origin: ORIGIN,
+    key: KEY,
+    cipher: bodyCipher(keys, { sealNew: true }),
+  });
   await ledger.append({
     stream: COMMITMENT_TYPES_STREAM,
     expectedVersion: 'no_stream',
     actor: null,
     events: DEFAULT_TYPES.map((type) => ({ type: COMMITMENT_TYPE_DEFINED, data: { ...type } })),
   });
-  return { database, ledger };
+  return { database, ledger, dataDir };
 }
 
 export async function registerProfile(ledger: Ledger, displayName: string): Promise<string> {
@@ -71,4 +87,19 @@ export async function activeCommitment(
   });
   if (result.outcome !== 'appended') throw new Error(result.outcome);
   return id;
+}
+
+/** The projected commitments (their sealed states opened), oldest first. */
+export async function projectedStates(database: TestDatabase, ledger: Ledger): Promise<Commitment[]> {
+  const { rows } = await database.pool.query<{ id: string; sealed: Buffer }>(
+    'select id, sealed from commitments order by created_at, id',
+  );
+  const states = await ledger.cipher.fields.open<Commitment>(
+    rows.map((row) => ({
+      subject: streamKeySubject(commitmentStream(row.id)),
+      place: commitmentRowPlace(row.id),
+      stored: row.sealed,
+    })),
+  );
+  return states.map((state) => state as Commitment);
 }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { parseVerifierKey, verifyReceipt } from '@connect/crypto';
+import { sealPhone } from '@connect/db';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Stack, testStack } from '../../../test/support/stack.ts';
 import { type Account, signUp } from '../../command/test/support.ts';
@@ -133,7 +134,7 @@ beforeAll(async () => {
     .insertInto('phone_numbers')
     .values({
       user_id: ana.userId,
-      phone: '+31612345678',
+      phone: (await sealPhone(s.command.ledger.cipher.fields, ana.userId, '+31612345678')) as Buffer,
       confirmed_at: null,
       code_hash: createHash('sha256').update('code-123456').digest(),
       code_expires_at: new Date(Date.now() + 600_000),

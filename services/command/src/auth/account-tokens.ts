@@ -1,7 +1,7 @@
 // Using the single-use tokens mailed for account changes (the notifier makes and mails them:
 // services/notifier/src/email/account-mail.ts). A token is used by the hash of what was presented;
 // it works once, for its purpose, until it expires.
-import type { Database } from '@connect/db';
+import { accountTokenEmailPlace, type Database, type FieldCipher, userSubject } from '@connect/db';
 import { badRequest } from '@connect/http';
 import { type AccountTokenPurpose, hashAccountToken } from '@connect/notifier';
 import type { Kysely, Transaction } from 'kysely';
@@ -9,8 +9,10 @@ import type { Kysely, Transaction } from 'kysely';
 export interface UsedAccountToken {
   userId: string;
   purpose: AccountTokenPurpose;
-  /** The address it was mailed to. */
-  email: string;
+  /** The blind index of the address it was mailed to. */
+  emailIndex: Uint8Array | null;
+  /** That address (opened); undefined once its user's key is erased. */
+  email: string | undefined;
 }
 
 /**
@@ -19,20 +21,32 @@ export interface UsedAccountToken {
  */
 export async function useAccountToken(
   trx: Transaction<Database>,
+  fields: FieldCipher,
   token: string,
   purposes: readonly AccountTokenPurpose[],
   now: Date,
 ): Promise<UsedAccountToken | undefined> {
+  const tokenHash = hashAccountToken(token);
   const row = await trx
     .updateTable('account_tokens')
     .set({ used_at: now })
-    .where('token_hash', '=', hashAccountToken(token))
+    .where('token_hash', '=', tokenHash)
     .where('purpose', 'in', purposes)
     .where('used_at', 'is', null)
     .where('expires_at', '>', now)
-    .returning(['user_id', 'purpose', 'email'])
+    .returning(['user_id', 'purpose', 'email', 'email_index', 'email_sealed'])
     .executeTakeFirst();
-  return row && { userId: row.user_id, purpose: row.purpose, email: row.email };
+  if (!row) return undefined;
+  const [email] = row.email_sealed
+    ? await fields.open<string>([
+        {
+          subject: userSubject(row.user_id),
+          place: accountTokenEmailPlace(tokenHash),
+          stored: row.email_sealed,
+        },
+      ])
+    : [row.email ?? undefined];
+  return { userId: row.user_id, purpose: row.purpose, emailIndex: row.email_index, email };
 }
 
 /** Voids the user's unused tokens of these purposes (e.g. a pending email change, at a password reset). */

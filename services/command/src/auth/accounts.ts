@@ -1,8 +1,18 @@
 // Users: plain functions over a kysely handle. Sessions are in sessions.ts.
 
-import type { Database } from '@connect/db';
+import {
+  type Database,
+  type KeyRing,
+  normalizeEmail,
+  type StoredUserEmail,
+  type UserEmails,
+  userEmails,
+} from '@connect/db';
 import type { UserRole } from '@connect/domain';
+import type { Ledger } from '@connect/ledger';
 import { type Kysely, sql } from 'kysely';
+
+export { normalizeEmail };
 
 type Db = Kysely<Database>;
 
@@ -25,16 +35,18 @@ export const userRoles = sql<
   UserRole[]
 >`array(select role from user_roles where user_roles.user_id = users.id order by role)`.as('roles');
 
-export const toUser = (row: {
-  id: string;
-  email: string;
+/** A users row with its roles (selected with userRoles), as toUser reads it. */
+export interface UserRow extends StoredUserEmail {
   display_name: string;
   roles: UserRole[];
   email_verified_at: Date | null;
   avatar_url: string | null;
-}): User => ({
+}
+
+/** The user of a row, with `email` its opened address. */
+export const toUser = (row: Omit<UserRow, 'email' | 'email_sealed'>, email: string): User => ({
   id: row.id,
-  email: row.email,
+  email,
   displayName: row.display_name,
   isAdmin: row.roles.includes('admin'),
   roles: row.roles,
@@ -42,25 +54,34 @@ export const toUser = (row: {
   avatarUrl: row.avatar_url,
 });
 
-export const normalizeEmail = (email: string) => email.trim().toLowerCase();
+/** The user of a row, its address opened ('' for an erased one). */
+export async function openUser(emails: UserEmails, row: UserRow): Promise<User> {
+  const [email] = await emails.open([row]);
+  return toUser(row, email ?? '');
+}
+
+/** The addresses of the command service: indexed and sealed with its keys. */
+export const accountEmails = (deps: { keys: KeyRing; ledger: Ledger }) =>
+  userEmails(deps.keys, deps.ledger.cipher.fields);
 
 /** The user with this email; undefined when there is none or they were erased. */
 export async function findUserByEmail(
   db: Db,
+  emails: UserEmails,
   email: string,
 ): Promise<(User & { passwordHash: string | null }) | undefined> {
   const row = await db
     .selectFrom('users')
     .selectAll()
     .select(userRoles)
-    .where('email', '=', normalizeEmail(email))
+    .where('email_index', '=', await emails.index(email))
     .where('erased_at', 'is', null)
     .executeTakeFirst();
-  return row && { ...toUser(row), passwordHash: row.password_hash };
+  return row && { ...(await openUser(emails, row)), passwordHash: row.password_hash };
 }
 
 /** The user with this id; undefined when there is none or they were erased. */
-export async function findUser(db: Db, id: string): Promise<User | undefined> {
+export async function findUser(db: Db, emails: UserEmails, id: string): Promise<User | undefined> {
   const row = await db
     .selectFrom('users')
     .selectAll()
@@ -68,12 +89,13 @@ export async function findUser(db: Db, id: string): Promise<User | undefined> {
     .where('id', '=', id)
     .where('erased_at', 'is', null)
     .executeTakeFirst();
-  return row && toUser(row);
+  return row && openUser(emails, row);
 }
 
 /** Inserts the user; false when the email is taken. */
 export async function insertUser(
   db: Db,
+  emails: UserEmails,
   user: {
     id: string;
     email: string;
@@ -87,23 +109,27 @@ export async function insertUser(
     .insertInto('users')
     .values({
       id: user.id,
-      email: normalizeEmail(user.email),
+      ...(await emails.columns(user.id, user.email)),
       password_hash: user.passwordHash,
       display_name: user.displayName,
       email_verified_at: user.emailVerifiedAt ?? null,
     })
-    .onConflict((oc) => oc.column('email').doNothing())
+    .onConflict((oc) => oc.column('email_index').doNothing())
     .returning('id')
     .executeTakeFirst();
   return inserted !== undefined;
 }
 
 /** The id of the user with this email; undefined when there is none (or they were erased). */
-export async function userIdByEmail(db: Db, email: string): Promise<string | undefined> {
+export async function userIdByEmail(
+  db: Db,
+  emails: Pick<UserEmails, 'index'>,
+  email: string,
+): Promise<string | undefined> {
   const row = await db
     .selectFrom('users')
     .select('id')
-    .where('email', '=', normalizeEmail(email))
+    .where('email_index', '=', await emails.index(email))
     .where('erased_at', 'is', null)
     .executeTakeFirst();
   return row?.id;

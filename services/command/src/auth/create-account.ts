@@ -1,11 +1,11 @@
 // An account and its ledger profile go together: signup and a first social login both create one
 // here, so there is no account without a profile and no profile without an account.
 import { randomUUID } from 'node:crypto';
-import type { Database } from '@connect/db';
+import { type Database, normalizeEmail, type UserEmails } from '@connect/db';
 import { PROFILE_REGISTERED, profileStream } from '@connect/domain';
 import type { Ledger } from '@connect/ledger';
 import type { Kysely, Transaction } from 'kysely';
-import { insertUser, normalizeEmail, type User } from './accounts.ts';
+import { insertUser, type User } from './accounts.ts';
 
 export interface NewAccount {
   /** Kept from the system an account is imported from; a new id when absent. */
@@ -27,9 +27,11 @@ export interface NewAccount {
 export async function createAccount(
   db: Kysely<Database> | Transaction<Database>,
   ledger: Ledger,
+  emails: UserEmails,
   account: NewAccount,
 ): Promise<User | undefined> {
-  if (!db.isTransaction) return db.transaction().execute((trx) => createAccount(trx, ledger, account));
+  if (!db.isTransaction)
+    return db.transaction().execute((trx) => createAccount(trx, ledger, emails, account));
   const user: User = {
     id: account.id ?? randomUUID(),
     email: normalizeEmail(account.email),
@@ -40,7 +42,7 @@ export async function createAccount(
     avatarUrl: null,
   };
   if (
-    !(await insertUser(db, {
+    !(await insertUser(db, emails, {
       ...user,
       passwordHash: account.passwordHash,
       emailVerifiedAt: account.emailVerifiedAt,

@@ -2,7 +2,7 @@
 // the session says: with their password, or, for an account that has none (social login only),
 // with a session they opened in the last few minutes.
 import type { Authenticate, SessionGate } from '@connect/auth';
-import type { Database, KeyRing } from '@connect/db';
+import { type Database, emailIndex, type KeyRing } from '@connect/db';
 import { HttpProblem, parseWith, problem } from '@connect/http';
 import type { Ledger } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
@@ -40,7 +40,9 @@ export const eraseBody = z
 
 export async function eraseRoutes(app: FastifyInstance, deps: EraseRouteDeps): Promise<void> {
   const now = deps.now ?? (() => new Date());
-  const limited = { preHandler: authAttemptLimit(app, deps.authAttemptsPerMinute ?? 20) };
+  const limited = {
+    preHandler: authAttemptLimit(app, deps.authAttemptsPerMinute ?? 20, emailIndex(deps.keys)),
+  };
 
   app.delete('/v1/me', limited, async (request, reply) => {
     const caller = await deps.authenticate(request);

@@ -8,7 +8,14 @@
 
 import { createHash } from 'node:crypto';
 import { SESSIONS_CHANNEL, type SessionGate } from '@connect/auth';
-import { type Database, eraseDataKey, type KeyRing } from '@connect/db';
+import {
+  type Database,
+  eraseDataKey,
+  type FieldCipher,
+  type KeyRing,
+  openNotificationTexts,
+  sealNotificationTexts,
+} from '@connect/db';
 import {
   ERASED_USER_NAME,
   ERASURES_STREAM,
@@ -42,9 +49,6 @@ export const userKeySubjects = (userId: string) => [
   `user:${userId}`,
 ];
 
-/** The address an erased account keeps: unique (the column is), unroutable, and naming nobody. */
-export const erasedEmail = (userId: string) => `erased+${userId}@invalid`;
-
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export async function eraseUser(
@@ -62,7 +66,9 @@ export async function eraseUser(
     const name = profileStated(entry)?.displayName;
     if (name) names.add(name);
   }
-  const ended = await inTransaction(deps.pool, (client) => erasePersonalData(client, userId, names, at));
+  const ended = await inTransaction(deps.pool, (client) =>
+    erasePersonalData(client, deps.ledger.cipher.fields, userId, names, at),
+  );
   if (!ended) return { outcome: 'no-user' };
   for (const subject of userKeySubjects(userId)) deps.keys.forget(subject);
   // The old row versions still hold the wrapped keys until vacuumed (WAL and backups keep them
@@ -124,9 +130,56 @@ async function erasureEntry(db: Kysely<Database>, eventId: string) {
   );
 }
 
-/** A PostgreSQL regular expression of `text` standing as words of its own (not inside a longer word). */
-const wholeWords = (text: string) =>
-  `(^|[^[:alnum:]_])${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=[^[:alnum:]_]|$)`;
+/** `text` with each of `names` standing as words of its own (not inside a longer word) replaced by ERASED_USER_NAME. */
+function unnamed(text: string, names: readonly string[]): string {
+  return names.reduce((current, name) => {
+    if (!current.includes(name)) return current;
+    const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const words = new RegExp(`(^|[^\\p{L}\\p{M}\\p{N}_])${escaped}(?=[^\\p{L}\\p{M}\\p{N}_]|$)`, 'gu');
+    return current.replace(words, (_, before: string) => `${before}${ERASED_USER_NAME}`);
+  }, text);
+}
+
+/**
+ * Takes the user's names out of the notifications other people got about the commitments they
+ * took part in, in the caller's transaction: each text opened under its recipient's key, the
+ * names replaced, sealed again. A row whose recipient's key is erased has nothing left to read.
+ */
+async function unnameNotifications(
+  client: pg.ClientBase,
+  fields: FieldCipher,
+  userId: string,
+  names: readonly string[],
+): Promise<void> {
+  if (names.length === 0) return;
+  const { rows } = await client.query<{ id: string; recipient_id: string; sealed: Buffer }>(
+    `select id, recipient_id, sealed from notifications
+      where recipient_id <> $1
+        and commitment_id in (select commitment_id from commitment_parties where user_id = $1)
+      for update`,
+    [userId],
+  );
+  const stored = rows.map((row) => ({ id: row.id, recipientId: row.recipient_id, sealed: row.sealed }));
+  const texts = await openNotificationTexts(fields, stored);
+  const changed = stored.flatMap((row, i) => {
+    const text = texts[i];
+    if (!text) return [];
+    const title = unnamed(text.title, names);
+    const body = unnamed(text.body, names);
+    return title === text.title && body === text.body ? [] : [{ ...row, title, body }];
+  });
+  if (changed.length === 0) return;
+  const sealed = await sealNotificationTexts(fields, changed);
+  await client.query(
+    `update notifications n set sealed = u.sealed
+       from unnest($1::text[], $2::bytea[]) as u (id, sealed)
+      where n.id = u.id and u.sealed is not null`,
+    [changed.map((row) => row.id), sealed],
+  );
+  // Recipients erased since: their rows go (as an erasure removes its user's own).
+  const gone = changed.filter((_, i) => sealed[i] === null).map((row) => row.id);
+  if (gone.length > 0) await client.query('delete from notifications where id = any($1::text[])', [gone]);
+}
 
 async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
@@ -149,14 +202,16 @@ async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => 
  */
 async function erasePersonalData(
   client: pg.ClientBase,
+  fields: FieldCipher,
   userId: string,
   names: ReadonlySet<string>,
   at: Date,
 ): Promise<{ sessions: string[] } | undefined> {
-  const { rows } = await client.query<{ email: string; display_name: string; erased_at: Date | null }>(
-    'select email, display_name, erased_at from users where id = $1 for update',
-    [userId],
-  );
+  const { rows } = await client.query<{
+    email_index: Buffer | null;
+    display_name: string;
+    erased_at: Date | null;
+  }>('select email_index, display_name, erased_at from users where id = $1 for update', [userId]);
   const user = rows[0];
   if (!user) return undefined;
 
@@ -171,15 +226,9 @@ async function erasePersonalData(
   }
 
   // Notifications the other parties got that name them lose the name.
-  for (const name of new Set([...names, ...(user.erased_at === null ? [user.display_name] : [])]))
-    await client.query(
-      `update notifications
-          set title = regexp_replace(title, $2, $3, 'g'), body = regexp_replace(body, $2, $3, 'g')
-        where recipient_id <> $1
-          and commitment_id in (select commitment_id from commitment_parties where user_id = $1)
-          and (strpos(title, $4) > 0 or strpos(body, $4) > 0)`,
-      [userId, wholeWords(name), `\\1${ERASED_USER_NAME}`, name],
-    );
+  await unnameNotifications(client, fields, userId, [
+    ...new Set([...names, ...(user.erased_at === null ? [user.display_name] : [])]),
+  ]);
   await client.query('delete from notifications where recipient_id = $1', [userId]);
 
   const sessions = await client.query<{ id: string }>(
@@ -210,10 +259,10 @@ async function erasePersonalData(
   if (user.erased_at === null) {
     // Invitations by email to their address (they will never claim them), and mail not yet sent
     // to it or about the account.
-    await client.query(
-      `delete from pending_invitations where email_hash = sha256(convert_to($1, 'UTF8')) or accepted_by = $2`,
-      [user.email, userId],
-    );
+    await client.query('delete from pending_invitations where email_hash = $1 or accepted_by = $2', [
+      user.email_index,
+      userId,
+    ]);
     const queue = await client.query<{ exists: boolean }>(
       `select to_regclass('graphile_worker._private_jobs') is not null as exists`,
     );
@@ -221,17 +270,19 @@ async function erasePersonalData(
       await client.query(
         `delete from graphile_worker._private_jobs j using graphile_worker._private_tasks t
           where t.id = j.task_id and t.identifier = $1 and j.locked_at is null
-            and (j.payload->>'userId' = $2 or lower(j.payload->>'email') = $3)`,
-        [ACCOUNT_MAIL_TASK, userId, user.email],
+            and (j.payload->>'userId' = $2 or j.payload->>'emailIndex' = $3)`,
+        [ACCOUNT_MAIL_TASK, userId, user.email_index?.toString('base64') ?? null],
       );
   }
 
+  // Without its index the address can sign up again; its sealed copy no longer opens anyway.
   await client.query(
     `update users
-        set email = $2, password_hash = null, display_name = $3, avatar_url = null,
-            email_verified_at = null, erased_at = coalesce(erased_at, $4)
+        set email = null, email_index = null, email_sealed = null, password_hash = null,
+            display_name = $2, avatar_url = null, email_verified_at = null,
+            erased_at = coalesce(erased_at, $3)
       where id = $1`,
-    [userId, erasedEmail(userId), ERASED_USER_NAME, at],
+    [userId, ERASED_USER_NAME, at],
   );
   return { sessions: sessions.rows.map((row) => row.id) };
 }

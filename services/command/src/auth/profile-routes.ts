@@ -5,7 +5,7 @@
 // the last; the append carries the stream's version, and a conflict with a writer that does not
 // take that lock is decided again on the new version (a few tries), then answered 409 `busy`.
 import type { Authenticate } from '@connect/auth';
-import type { Database } from '@connect/db';
+import type { Database, UserEmails } from '@connect/db';
 import {
   avatarUrl,
   PROFILE_UPDATED,
@@ -18,11 +18,12 @@ import type { Ledger } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely, Transaction } from 'kysely';
 import { z } from 'zod';
-import { toUser, type User, userRoles } from './accounts.ts';
+import { openUser, type User, userRoles } from './accounts.ts';
 
 export interface ProfileRouteDeps {
   db: Kysely<Database>;
   ledger: Ledger;
+  emails: UserEmails;
   authenticate: Authenticate;
   /** The user object of auth responses. */
   publicUser: (user: User) => object;
@@ -49,7 +50,7 @@ export async function profileRoutes(app: FastifyInstance, deps: ProfileRouteDeps
     const caller = await deps.authenticate(request);
     const change = parseWith(profileBody, request.body);
     return deps.publicUser(
-      await updateProfile(deps.db, deps.ledger, caller.userId, change, {
+      await updateProfile(deps.db, deps.ledger, deps.emails, caller.userId, change, {
         correlationId: request.correlationId,
       }),
     );
@@ -60,6 +61,7 @@ export async function profileRoutes(app: FastifyInstance, deps: ProfileRouteDeps
 export async function updateProfile(
   db: Kysely<Database>,
   ledger: Ledger,
+  emails: UserEmails,
   userId: string,
   change: ProfileChange,
   meta?: { correlationId: string },
@@ -78,7 +80,8 @@ export async function updateProfile(
       displayName: change.displayName ?? row.display_name,
       avatarUrl: change.avatarUrl === undefined ? row.avatar_url : change.avatarUrl,
     };
-    if (profile.displayName === row.display_name && profile.avatarUrl === row.avatar_url) return toUser(row);
+    if (profile.displayName === row.display_name && profile.avatarUrl === row.avatar_url)
+      return openUser(emails, row);
     await appendProfileUpdated(trx, ledger, profile, meta);
     const updated = await trx
       .updateTable('users')
@@ -86,7 +89,7 @@ export async function updateProfile(
       .where('id', '=', userId)
       .returningAll()
       .executeTakeFirstOrThrow();
-    return toUser({ ...updated, roles: row.roles });
+    return openUser(emails, { ...updated, roles: row.roles });
   });
 }
 

@@ -4,7 +4,7 @@
 // sends it (services/notifier/src/email/account-mail.ts), so the mail survives a crash and the
 // request never holds a token.
 import type { Authenticate, SessionGate } from '@connect/auth';
-import type { Database } from '@connect/db';
+import { type Database, normalizeEmail, type UserEmails } from '@connect/db';
 import { badRequest, HttpProblem, parseWith, problem } from '@connect/http';
 import type { Ledger } from '@connect/ledger';
 import { enqueueAccountMail } from '@connect/notifier';
@@ -13,7 +13,7 @@ import type { Kysely, Transaction } from 'kysely';
 import { z } from 'zod';
 import { claimEmailInvitations } from '../commitments/email-invitations.ts';
 import { invalidToken, useAccountToken, voidAccountTokens } from './account-tokens.ts';
-import { findUser, findUserByEmail, normalizeEmail, toUser, type User, userRoles } from './accounts.ts';
+import { findUser, findUserByEmail, openUser, type User, userRoles } from './accounts.ts';
 import { hashPassword, UNKNOWN_USER_HASH, verifyPassword } from './passwords.ts';
 import { endSessions } from './sessions.ts';
 
@@ -21,6 +21,8 @@ export interface RecoveryRouteDeps {
   db: Kysely<Database>;
   /** Invitations by email to an address become the account's once it is verified. */
   ledger: Ledger;
+  /** Users' addresses: found by their blind index, opened with the users' keys. */
+  emails: UserEmails;
   authenticate: Authenticate;
   sessions: SessionGate;
   now: () => Date;
@@ -55,8 +57,8 @@ export const EMAIL_CHANGE_ANSWER = {
 const VOIDED_BY_NEW_PASSWORD = ['recover', 'change-email'] as const;
 
 export async function recoveryRoutes(app: FastifyInstance, deps: RecoveryRouteDeps): Promise<void> {
-  const { db, authenticate, now, limited } = deps;
-  const claimInvitations = (request: FastifyRequest, user: { id: string; email: string }) =>
+  const { db, emails, authenticate, now, limited } = deps;
+  const claimInvitations = (request: FastifyRequest, user: { id: string; emailIndex: Uint8Array }) =>
     claimEmailInvitations(db, deps.ledger, user, { correlationId: request.correlationId, log: request.log });
 
   /** Checks the password of a signed-in user; a wrong one is a 400 naming `field`. */
@@ -72,7 +74,7 @@ export async function recoveryRoutes(app: FastifyInstance, deps: RecoveryRouteDe
     const valid = await verifyPassword(password, row.password_hash ?? (await UNKNOWN_USER_HASH));
     if (!row.password_hash || !valid)
       throw badRequest([{ path: field, message: 'is not the password of this account' }]);
-    return toUser(row);
+    return openUser(emails, row);
   }
 
   /** Ends sessions in the transaction `work` runs in, and forgets them here once it committed. */
@@ -88,15 +90,21 @@ export async function recoveryRoutes(app: FastifyInstance, deps: RecoveryRouteDe
     const body = parseWith(verifyBody, request.body);
     const at = now();
     const userId = await db.transaction().execute(async (trx) => {
-      const used = await useAccountToken(trx, body.token, ['verify-email', 'change-email'], at);
-      if (!used) throw invalidToken();
+      const used = await useAccountToken(
+        trx,
+        emails.fields,
+        body.token,
+        ['verify-email', 'change-email'],
+        at,
+      );
+      if (!used?.emailIndex || used.email === undefined) throw invalidToken();
       if (used.purpose === 'verify-email') {
         // A link to an address the account has since left verifies nothing.
         const verified = await trx
           .updateTable('users')
           .set({ email_verified_at: at })
           .where('id', '=', used.userId)
-          .where('email', '=', used.email)
+          .where('email_index', '=', used.emailIndex)
           .returning('id')
           .executeTakeFirst();
         if (!verified) throw invalidToken();
@@ -105,7 +113,7 @@ export async function recoveryRoutes(app: FastifyInstance, deps: RecoveryRouteDe
       const taken = await trx
         .selectFrom('users')
         .select('id')
-        .where('email', '=', used.email)
+        .where('email_index', '=', used.emailIndex)
         .where('id', '!=', used.userId)
         .executeTakeFirst();
       if (taken)
@@ -114,15 +122,15 @@ export async function recoveryRoutes(app: FastifyInstance, deps: RecoveryRouteDe
         );
       await trx
         .updateTable('users')
-        .set({ email: used.email, email_verified_at: at })
+        .set({ ...(await emails.columns(used.userId, used.email)), email_verified_at: at })
         .where('id', '=', used.userId)
         .execute();
       await voidAccountTokens(trx, used.userId, ['change-email', 'verify-email'], at);
       return used.userId;
     });
-    const user = await findUser(db, userId);
+    const user = await findUser(db, emails, userId);
     if (!user) throw invalidToken();
-    await claimInvitations(request, user);
+    await claimInvitations(request, { id: user.id, emailIndex: await emails.index(user.email) });
     return { user: deps.publicUser(user) };
   });
 
@@ -130,8 +138,8 @@ export async function recoveryRoutes(app: FastifyInstance, deps: RecoveryRouteDe
   // account: the worker looks it up.
   app.post('/v1/auth/recover', limited, async (request, reply) => {
     const body = parseWith(recoverBody, request.body);
-    await enqueueAccountMail(db, [
-      { purpose: 'recover', email: normalizeEmail(body.email), requestedAt: now().toISOString() },
+    await enqueueAccountMail(db, emails.fields, [
+      { purpose: 'recover', emailIndex: await emails.index(body.email), requestedAt: now().toISOString() },
     ]);
     return reply.code(202).send(RECOVER_ANSWER);
   });
@@ -141,15 +149,17 @@ export async function recoveryRoutes(app: FastifyInstance, deps: RecoveryRouteDe
     const passwordHash = await hashPassword(body.password);
     const at = now();
     const verified = await withEndedSessions(async (trx) => {
-      const used = await useAccountToken(trx, body.token, ['recover'], at);
+      const used = await useAccountToken(trx, emails.fields, body.token, ['recover'], at);
       if (!used) throw invalidToken();
       const user = await trx
         .selectFrom('users')
-        .select(['email', 'email_verified_at'])
+        .select(['email_index', 'email_verified_at'])
         .where('id', '=', used.userId)
         .executeTakeFirstOrThrow();
       // Following the link proved the person reads the address it went to.
-      const proved = user.email === used.email;
+      const emailIndex = user.email_index;
+      const proved =
+        emailIndex !== null && used.emailIndex !== null && Buffer.from(emailIndex).equals(used.emailIndex);
       await trx
         .updateTable('users')
         .set({
@@ -161,7 +171,7 @@ export async function recoveryRoutes(app: FastifyInstance, deps: RecoveryRouteDe
       await voidAccountTokens(trx, used.userId, VOIDED_BY_NEW_PASSWORD, at);
       const ended = await endSessions(trx, { userId: used.userId }, at);
       const newlyVerified = proved && !user.email_verified_at;
-      return { result: newlyVerified ? { id: used.userId, email: user.email } : undefined, ended };
+      return { result: newlyVerified && emailIndex ? { id: used.userId, emailIndex } : undefined, ended };
     });
     if (verified) await claimInvitations(request, verified);
     return reply.code(204).send();
@@ -193,19 +203,14 @@ export async function recoveryRoutes(app: FastifyInstance, deps: RecoveryRouteDe
     const address = normalizeEmail(body.email);
     if (address === user.email)
       throw badRequest([{ path: 'body.email', message: 'is already your address' }]);
-    if (await findUserByEmail(db, address))
+    if (await findUserByEmail(db, emails, address))
       throw new HttpProblem(problem(409, 'Another account has this address.', undefined, 'already-exists'));
     const requestedAt = now().toISOString();
+    const emailIndex = await emails.index(address);
     await db.transaction().execute((trx) =>
-      enqueueAccountMail(trx, [
-        { purpose: 'change-email', userId: user.id, email: address, requestedAt },
-        {
-          purpose: 'email-change-notice',
-          userId: user.id,
-          email: user.email,
-          newEmail: address,
-          requestedAt,
-        },
+      enqueueAccountMail(trx, emails.fields, [
+        { purpose: 'change-email', userId: user.id, emailIndex, to: address, requestedAt },
+        { purpose: 'email-change-notice', userId: user.id, to: user.email, newEmail: address, requestedAt },
       ]),
     );
     return reply.code(202).send(EMAIL_CHANGE_ANSWER);

@@ -4,11 +4,11 @@
 // user's row. The append commits just before the transaction; a failed append throws, so the
 // change is not kept.
 import { announceRolesChanged } from '@connect/auth';
-import type { Database } from '@connect/db';
+import type { Database, KeyRing } from '@connect/db';
 import { ROLE_GRANTED, ROLE_REVOKED, type RoleChange, rolesStream, type UserRole } from '@connect/domain';
 import type { Ledger } from '@connect/ledger';
 import type { Kysely, Transaction } from 'kysely';
-import { userIdByEmail } from './accounts.ts';
+import { accountEmails, userIdByEmail } from './accounts.ts';
 
 export interface RoleDeps {
   db: Kysely<Database>;
@@ -84,8 +84,8 @@ export function revokeRole(deps: RoleDeps, request: RoleRequest): Promise<Revoke
 }
 
 /** Makes the user with this email an admin (already one: true too); false when there is none. */
-export async function grantAdmin(deps: RoleDeps, email: string): Promise<boolean> {
-  const userId = await userIdByEmail(deps.db, email);
+export async function grantAdmin(deps: RoleDeps & { keys: KeyRing }, email: string): Promise<boolean> {
+  const userId = await userIdByEmail(deps.db, accountEmails(deps), email);
   if (!userId) return false;
   return (await grantRole(deps, { userId, role: 'admin', by: null })).outcome !== 'no-user';
 }

@@ -2,7 +2,7 @@
 // session-routes.ts, verification and recovery in recovery-routes.ts.
 import { randomUUID } from 'node:crypto';
 import { ACCESS_TOKEN_SECONDS, type Authenticate, type SessionGate, type TokenIssuer } from '@connect/auth';
-import type { Database } from '@connect/db';
+import type { Database, UserEmails } from '@connect/db';
 import { profileRegistered } from '@connect/domain';
 import { HttpProblem, parseWith, problem } from '@connect/http';
 import type { Ledger } from '@connect/ledger';
@@ -31,6 +31,8 @@ import { FORM_BODY_LIMIT, noStore, parseForm, tokenEndpoint } from './token-endp
 export interface AuthDeps {
   db: Kysely<Database>;
   ledger: Ledger;
+  /** Users' addresses: found by their blind index, opened with the users' keys. */
+  emails: UserEmails;
   tokens: TokenIssuer;
   authenticate: Authenticate;
   sessions: SessionGate;
@@ -64,7 +66,7 @@ const publicUser = (user: User) => ({
 });
 
 export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<void> {
-  const { db, ledger, tokens, authenticate } = deps;
+  const { db, ledger, emails, tokens, authenticate } = deps;
   const now = deps.now ?? (() => new Date());
   const lifetimes = deps.sessionLifetimes ?? DEFAULT_SESSION_LIFETIMES;
   app.addContentTypeParser(
@@ -73,7 +75,7 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
     parseForm,
   );
   // Shared by every instance (counted in PostgreSQL): per address and per account.
-  const limited = { preHandler: authAttemptLimit(app, deps.authAttemptsPerMinute ?? 20) };
+  const limited = { preHandler: authAttemptLimit(app, deps.authAttemptsPerMinute ?? 20, emails.index) };
 
   async function tokenResponse(user: User, sessionId: string, refreshToken: string) {
     return {
@@ -113,17 +115,17 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
     const passwordHash = await hashPassword(body.password);
     // The account and the job mailing its verification link commit together.
     const user = await db.transaction().execute(async (trx) => {
-      const created = await createAccount(trx, ledger, {
+      const created = await createAccount(trx, ledger, emails, {
         email: body.email,
         displayName: body.displayName,
         passwordHash,
       });
       if (created)
-        await enqueueAccountMail(trx, [
+        await enqueueAccountMail(trx, emails.fields, [
           {
             purpose: 'verify-email',
             userId: created.id,
-            email: created.email,
+            emailIndex: await emails.index(created.email),
             requestedAt: now().toISOString(),
           },
         ]);
@@ -140,7 +142,7 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
   app.post('/v1/auth/token', { ...limited, ...tokenEndpoint }, async (request) => {
     const body = parseWith(tokenBody, request.body);
     if (body.grant_type === 'password') {
-      const user = await findUserByEmail(db, body.email);
+      const user = await findUserByEmail(db, emails, body.email);
       const valid = await verifyPassword(body.password, user?.passwordHash ?? (await UNKNOWN_USER_HASH));
       if (!user || !valid)
         throw new HttpProblem(
@@ -159,7 +161,7 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
     }
     if (body.grant_type === 'authorization_code') {
       const grant = await exchangeAppCode(db, body.code, body.redirect_uri, now());
-      const user = grant && (await findUser(db, grant.userId));
+      const user = grant && (await findUser(db, emails, grant.userId));
       if (!user)
         throw new HttpProblem(
           problem(
@@ -172,7 +174,7 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
       await refuseBanned(user.id);
       return openSession(user, request);
     }
-    const rotation = await rotateRefreshToken(db, body.refresh_token, now(), lifetimes);
+    const rotation = await rotateRefreshToken(db, emails, body.refresh_token, now(), lifetimes);
     if (rotation.outcome === 'reused') {
       deps.sessions.forget(rotation.sessionId);
       throw new HttpProblem(
@@ -200,7 +202,7 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
 
   app.get('/v1/auth/me', async (request) => {
     const caller = await authenticate(request);
-    const user = await findUser(db, caller.userId);
+    const user = await findUser(db, emails, caller.userId);
     if (!user) throw new HttpProblem(problem(401, 'This account no longer exists.'));
     return publicUser(user);
   });
@@ -211,11 +213,12 @@ export async function authRoutes(app: FastifyInstance, deps: AuthDeps): Promise<
   await app.register(recoveryRoutes, {
     db,
     ledger,
+    emails,
     authenticate,
     sessions: deps.sessions,
     now,
     publicUser,
     limited,
   });
-  await app.register(profileRoutes, { db, ledger, authenticate, publicUser });
+  await app.register(profileRoutes, { db, ledger, emails, authenticate, publicUser });
 }

@@ -1,9 +1,9 @@
 // Sessions and their refresh tokens: started at login, extended by each refresh until the idle
 // timeout or the absolute lifetime ends them, revoked by logout or by a refresh token's reuse.
 import { announceSessionEnded } from '@connect/auth';
-import type { Database } from '@connect/db';
+import type { Database, UserEmails } from '@connect/db';
 import type { Kysely, Transaction } from 'kysely';
-import { toUser, type User, userRoles } from './accounts.ts';
+import { openUser, type User, userRoles } from './accounts.ts';
 import { hashRefreshToken, newRefreshToken, openSuccessor, sealSuccessor } from './refresh-tokens.ts';
 
 type Db = Kysely<Database>;
@@ -76,6 +76,7 @@ export type Rotation =
  */
 export async function rotateRefreshToken(
   db: Db,
+  emails: UserEmails,
   token: string,
   now: Date,
   lifetimes: SessionLifetimes,
@@ -136,7 +137,12 @@ export async function rotateRefreshToken(
       .select(userRoles)
       .where('id', '=', row.user_id)
       .executeTakeFirstOrThrow();
-    return { outcome: 'rotated', sessionId: row.session_id, user: toUser(user), refreshToken: successor };
+    return {
+      outcome: 'rotated',
+      sessionId: row.session_id,
+      user: await openUser(emails, user),
+      refreshToken: successor,
+    };
   });
 }
 

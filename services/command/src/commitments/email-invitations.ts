@@ -3,13 +3,18 @@
 // the same answer either way, after the same checks, so an invitation never tells who has an
 // account. Once an account verifies an address, its pending invitations become PartyInvited
 // events, appended as their inviter, through the same command path as any invitation.
-import { createHash, randomUUID } from 'node:crypto';
-import type { Database } from '@connect/db';
+import { randomUUID } from 'node:crypto';
+import {
+  type Database,
+  INVITATIONS_SUBJECT,
+  invitationEmailPlace,
+  normalizeEmail,
+  type UserEmails,
+} from '@connect/db';
 import { type Commitment, canSee, decide, mustBeCreator, Refusal } from '@connect/domain';
 import type { Ledger } from '@connect/ledger';
 import { enqueueAccountMail } from '@connect/notifier';
 import type { Kysely, Transaction } from 'kysely';
-import { normalizeEmail } from '../auth/accounts.ts';
 import { commandLanes } from './command-lanes.ts';
 import { type ExecuteDeps, executeCommand, mustBeAtVersion, notFound } from './execute.ts';
 import { loadCommitment, typeRegistry } from './load.ts';
@@ -48,9 +53,8 @@ interface InviteByEmail {
   now?: Date;
 }
 
-/** What lookups of an address go by: the SHA-256 of its normalised form. */
-export const emailHash = (email: string): Buffer =>
-  createHash('sha256').update(normalizeEmail(email)).digest();
+/** What inviting by email needs beyond a command's dependencies: the addresses' index and seal. */
+export type InvitationDeps = ExecuteDeps & { emails: UserEmails };
 
 /**
  * Refuses what would refuse the invitation of anyone (no such commitment, not the creator, not a
@@ -84,8 +88,9 @@ const open = (db: Kysely<Database>) =>
 /** Stores (or renews) the pending invitation of an address and adds the job mailing it. */
 async function storeInvitation(
   trx: Transaction<Database>,
+  emails: UserEmails,
   state: Commitment,
-  input: InviteByEmail & { now: Date },
+  input: InviteByEmail & { now: Date; emailIndex: Buffer },
 ): Promise<void> {
   const expiresAt = new Date(input.now.getTime() + INVITATION_DAYS * 24 * 3600 * 1000);
   const inviter = await trx
@@ -93,13 +98,17 @@ async function storeInvitation(
     .select('display_name')
     .where('id', '=', input.caller.userId)
     .executeTakeFirst();
+  const id = randomUUID();
+  const [sealed] = await emails.fields.seal([
+    { subject: INVITATIONS_SUBJECT, place: invitationEmailPlace(id), value: input.email },
+  ]);
   const stored = await trx
     .insertInto('pending_invitations')
     .values({
-      id: randomUUID(),
+      id,
       commitment_id: input.commitmentId,
-      email: input.email,
-      email_hash: emailHash(input.email),
+      email_sealed: sealed ?? null,
+      email_hash: input.emailIndex,
       role: input.role,
       invited_by: input.caller.userId,
       created_at: input.now,
@@ -115,10 +124,9 @@ async function storeInvitation(
     )
     .returning('id')
     .executeTakeFirstOrThrow();
-  await enqueueAccountMail(trx, [
+  await enqueueAccountMail(trx, emails.fields, [
     {
       purpose: 'invite',
-      email: input.email,
       requestedAt: input.now.toISOString(),
       invitation: {
         id: stored.id,
@@ -136,10 +144,16 @@ async function storeInvitation(
  * address come first, and one that does (the account is a party already) is not told.
  */
 export async function inviteByEmail(
-  deps: ExecuteDeps,
+  deps: InvitationDeps,
   request: InviteByEmail,
 ): Promise<EmailInvitationAnswer> {
-  const input = { ...request, email: normalizeEmail(request.email), now: request.now ?? new Date() };
+  const email = normalizeEmail(request.email);
+  const input = {
+    ...request,
+    email,
+    emailIndex: await deps.emails.index(email),
+    now: request.now ?? new Date(),
+  };
   const state = await mustAllowInvitations(deps, input);
   const invitee = await deps.db.transaction().execute(async (trx) => {
     // An account whose owner has not proved the address counts as no account: whoever signed up
@@ -148,10 +162,10 @@ export async function inviteByEmail(
     const user = await trx
       .selectFrom('users')
       .select('id')
-      .where('email', '=', input.email)
+      .where('email_index', '=', input.emailIndex)
       .where('email_verified_at', 'is not', null)
       .executeTakeFirst();
-    if (!user) await storeInvitation(trx, state, input);
+    if (!user) await storeInvitation(trx, deps.emails, state, input);
     return user?.id;
   });
   if (invitee !== undefined) {
@@ -186,7 +200,8 @@ export async function inviteByEmail(
 export async function claimEmailInvitations(
   db: Kysely<Database>,
   ledger: Ledger,
-  user: { id: string; email: string },
+  /** The user and the blind index of their (just verified) address. */
+  user: { id: string; emailIndex: Uint8Array },
   options: {
     now?: Date;
     correlationId?: string;
@@ -205,7 +220,7 @@ export async function claimEmailInvitations(
   try {
     const pending = await open(db)
       .select('id')
-      .where('email_hash', '=', emailHash(user.email))
+      .where('email_hash', '=', user.emailIndex)
       .where('expires_at', '>', now)
       .orderBy('created_at')
       .execute();
@@ -246,7 +261,7 @@ export async function claimEmailInvitations(
 
 /** The open invitations by email of a commitment, for its creator. */
 export async function listEmailInvitations(
-  deps: ExecuteDeps,
+  deps: InvitationDeps,
   commitmentId: string,
   caller: Caller,
   now = new Date(),
@@ -255,13 +270,20 @@ export async function listEmailInvitations(
   if (!state.exists || !canSee(state, caller)) throw notFound();
   mustBeCreator(state, caller.userId, 'see its invitations by email');
   const rows = await open(deps.db)
-    .select(['email', 'role', 'created_at', 'expires_at'])
+    .select(['id', 'email', 'email_sealed', 'role', 'created_at', 'expires_at'])
     .where('commitment_id', '=', commitmentId)
     .where('expires_at', '>', now)
     .orderBy('created_at')
     .execute();
+  const sealed = rows.flatMap(({ id, email_sealed }) =>
+    email_sealed
+      ? [{ subject: INVITATIONS_SUBJECT, place: invitationEmailPlace(id), stored: email_sealed }]
+      : [],
+  );
+  const opened = await deps.emails.fields.open<string>(sealed);
+  const byPlace = new Map(sealed.map((field, i) => [field.place, opened[i]]));
   return rows.map((row) => ({
-    email: row.email,
+    email: (row.email_sealed ? byPlace.get(invitationEmailPlace(row.id)) : row.email) ?? '',
     role: row.role,
     createdAt: row.created_at.toISOString(),
     expiresAt: row.expires_at.toISOString(),

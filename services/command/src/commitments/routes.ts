@@ -17,7 +17,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { z } from 'zod';
-import { findUser } from '../auth/accounts.ts';
+import { accountEmails, findUser } from '../auth/accounts.ts';
 import { callerRateLimit } from '../auth/caller-rate-limit.ts';
 import { idempotent } from '../idempotency.ts';
 import { commandLanes } from './command-lanes.ts';
@@ -90,7 +90,8 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
   const documentsDir = path.join(deps.dataDir, 'documents');
   const maxDocumentBytes = deps.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES;
   const sealing = { keys: deps.keys, seal: deps.encryption ?? true };
-  const execution = { ...deps, states: stateCache(), lanes: commandLanes() };
+  const execution = { ...deps, states: stateCache(), lanes: commandLanes(), emails: accountEmails(deps) };
+  const replays = { db, cipher: deps.ledger.cipher.fields };
   const sweeps = startDeadlineSweeps({ ...execution, log: app.log });
   app.addHook('onClose', async () => sweeps.close());
   const drafts = await startDraftSweeps(documentsDir, app.log);
@@ -107,7 +108,7 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
   ) {
     const caller = await authenticate(request);
     const ifMatch = parseIfMatch(request);
-    return idempotent(db, request, reply, caller.userId, body, async () => {
+    return idempotent(replays, request, reply, caller.userId, body, async () => {
       const receipt = await executeCommand(execution, {
         commitmentId,
         command: await toCommand(),
@@ -136,7 +137,7 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
     const { email, role } = body;
     if (email === undefined) {
       return run(request, reply, id, 200, body, async () => {
-        const user = await findUser(db, body.userId as string);
+        const user = await findUser(db, execution.emails, body.userId as string);
         if (!user) throw badRequest([{ path: 'body.userId', message: 'no registered user has this id' }]);
         return { action: 'invite', userId: user.id, role };
       });
@@ -144,7 +145,7 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
     // 202 and the same body whether or not an account has the address (email-invitations.ts).
     const caller = await authenticate(request);
     const ifMatch = parseIfMatch(request);
-    return idempotent(db, request, reply, caller.userId, body, async () => {
+    return idempotent(replays, request, reply, caller.userId, body, async () => {
       const input = { commitmentId: id, caller, email, role, ifMatch, correlationId: request.correlationId };
       return { status: 202, body: await inviteByEmail(execution, input), headers: {} };
     });
@@ -182,7 +183,7 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
         size: upload.draft.size,
         sha256: upload.draft.sha256,
       });
-      return await idempotent(db, request, reply, caller.userId, command, async () => {
+      return await idempotent(replays, request, reply, caller.userId, command, async () => {
         const receipt = await executeCommand(execution, {
           commitmentId: id,
           command: { action: 'attach-document', ...command },

@@ -3,6 +3,7 @@
 import type { Authenticate } from '@connect/auth';
 import type { Database } from '@connect/db';
 import { badRequest, HttpProblem, parseWith, problem } from '@connect/http';
+import type { Ledger } from '@connect/ledger';
 import {
   CODE_SENDS_PER_HOUR,
   confirmPhone,
@@ -20,6 +21,8 @@ import { z } from 'zod';
 
 export interface PhoneRouteDeps {
   db: Kysely<Database>;
+  /** Its cipher seals and opens the numbers (cipher.fields). */
+  ledger: Pick<Ledger, 'cipher'>;
   authenticate: Authenticate;
   /** Twilio (CONNECT_TWILIO_*); unset → SMS is off and no number can be added. */
   sms?: SmsSender;
@@ -55,11 +58,12 @@ const phoneJson = (phone: Phone) => ({
 
 export async function phoneRoutes(app: FastifyInstance, deps: PhoneRouteDeps): Promise<void> {
   const { db, authenticate } = deps;
+  const phones = { db, cipher: deps.ledger.cipher.fields };
   const now = deps.now ?? (() => new Date());
 
   app.get('/v1/me/phone', async (request) => {
     const caller = await authenticate(request);
-    const phone = await phoneOf(db, caller.userId);
+    const phone = await phoneOf(phones, caller.userId);
     if (!phone) throw new HttpProblem(problem(404, 'No phone number is set; PUT /v1/me/phone adds one.'));
     return phoneJson(phone);
   });
@@ -74,7 +78,7 @@ export async function phoneRoutes(app: FastifyInstance, deps: PhoneRouteDeps): P
     }
     let sending: Awaited<ReturnType<typeof sendConfirmationCode>>;
     try {
-      sending = await sendConfirmationCode(db, deps.sms, caller.userId, normalised.phone, {
+      sending = await sendConfirmationCode(phones, deps.sms, caller.userId, normalised.phone, {
         now: now(),
         sendsPerHour: deps.phoneCodesPerHour ?? CODE_SENDS_PER_HOUR,
       });
@@ -105,7 +109,7 @@ export async function phoneRoutes(app: FastifyInstance, deps: PhoneRouteDeps): P
   app.post('/v1/me/phone/confirm', async (request, reply) => {
     const caller = await authenticate(request);
     const { code } = parseWith(phoneConfirmBody, request.body);
-    const outcome = await confirmPhone(db, caller.userId, code, now());
+    const outcome = await confirmPhone(phones, caller.userId, code, now());
     switch (outcome) {
       case 'confirmed':
       case 'already-confirmed':

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Authenticate } from '@connect/auth';
 import type { Database } from '@connect/db';
 import { badRequest, HttpProblem, parseWith, problem } from '@connect/http';
+import type { Ledger } from '@connect/ledger';
 import {
   attemptDelivery,
   createDelivery,
@@ -42,6 +43,8 @@ const idParam = z.object({ id: z.uuid('must be a webhook endpoint id (UUID)') })
 
 export interface WebhookRouteDeps {
   db: Kysely<Database>;
+  /** Its cipher seals and opens the endpoints' secrets and the deliveries' payloads (cipher.fields). */
+  ledger: Pick<Ledger, 'cipher'>;
   authenticate: Authenticate;
   /** CONNECT_WEBHOOKS_ALLOW_PRIVATE: endpoints may be on private, loopback or link-local addresses. */
   webhooksAllowPrivate?: boolean;
@@ -50,6 +53,7 @@ export interface WebhookRouteDeps {
 
 export async function webhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps): Promise<void> {
   const allowPrivate = deps.webhooksAllowPrivate ?? false;
+  const cipher = deps.ledger.cipher.fields;
 
   async function admin(request: FastifyRequest) {
     const caller = await deps.authenticate(request);
@@ -69,7 +73,7 @@ export async function webhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps
     const body = parseWith(webhookBody, request.body);
     const checked = await resolveWebhookUrl(body.url, { allowPrivate });
     if (!checked.ok) throw badRequest([{ path: 'body.url', message: `the URL ${checked.error}` }]);
-    const endpoint = await createEndpoint(deps.db, {
+    const endpoint = await createEndpoint(deps.db, cipher, {
       url: checked.url.href,
       events: body.events === undefined ? undefined : [...new Set(body.events)],
       createdBy: caller.userId,
@@ -109,6 +113,7 @@ export async function webhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps
     const now = deps.now ?? (() => new Date());
     const deliveryId = await createDelivery(
       deps.db,
+      cipher,
       endpoint.id,
       {
         webhookId: `msg_${randomUUID()}`,
@@ -117,7 +122,7 @@ export async function webhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps
       },
       now(),
     );
-    const result = await attemptDelivery(deps.db, deliveryId, { allowPrivate, now });
+    const result = await attemptDelivery(deps.db, deliveryId, { cipher, allowPrivate, now });
     return { ok: result.delivery.status === 'delivered', delivery: result.delivery };
   });
 }

@@ -4,9 +4,19 @@
 // The command service adds a job in the transaction of the request; the worker runs it, and only
 // then makes the token: it stores the token's SHA-256 and puts the token itself in the mail, so no
 // queue row, log or event ever holds a usable token. A mail that cannot be sent takes its token
-// back and is retried.
+// back and is retried. No job holds an address in the clear either: an account is named by its id
+// or by the blind index of its address, and an address that is not the account's own is sealed
+// under the account's key (so erasing the account shreds it in the queue as well).
 import { createHash, randomBytes } from 'node:crypto';
-import type { Database } from '@connect/db';
+import {
+  accountTokenEmailPlace,
+  type Database,
+  type FieldCipher,
+  INVITATIONS_SUBJECT,
+  invitationEmailPlace,
+  openUserEmails,
+  userSubject,
+} from '@connect/db';
 import type { Task } from 'graphile-worker';
 import { type Kysely, sql } from 'kysely';
 import nodemailer from 'nodemailer';
@@ -24,19 +34,97 @@ export const ACCOUNT_TOKEN_SECONDS: Record<AccountTokenPurpose, number> = {
 };
 
 /**
- * A job's payload. `email` is the address it goes to: the account's for verify-email, the address
- * asked about for recover (the worker looks the account up), the new one for change-email, the
- * old one for email-change-notice (with `newEmail`, the address it is moving to), the invited
- * address for invite (with the pending invitation's id and what the mail says of it).
+ * What a mail is asked for with. The account is `userId`, or for recover the one whose address
+ * has the blind index `emailIndex` (the worker looks it up). `emailIndex` is also the address
+ * verify-email was asked for (stale once the account has another) and the new address of
+ * change-email. `to` is where it goes when not the account's own address: the new one for
+ * change-email, the old one for email-change-notice (with `newEmail`, where it is moving to). An
+ * invite goes to the pending invitation's address, read (sealed) from its row.
  */
-export interface AccountMailJob {
+export interface AccountMailRequest {
   purpose: AccountTokenPurpose | 'email-change-notice' | 'invite';
-  email: string;
   userId?: string;
+  emailIndex?: Uint8Array;
+  to?: string;
   newEmail?: string;
   invitation?: { id: string; inviterName: string; title: string; role: string };
   /** When it was asked for (ISO 8601): a mail that could not go out for a day is dropped. */
   requestedAt: string;
+}
+
+/** An invitation as its job carries it: who invited to what sealed (base64) as one value. */
+interface JobInvitation {
+  id: string;
+  role: string;
+  sealed?: string;
+  /** In the clear: only in jobs queued before they were sealed. */
+  inviterName?: string;
+  title?: string;
+}
+
+/** A job's payload: the request, its index in base64 and its addresses and invitation sealed (base64). */
+export interface AccountMailJob extends Omit<AccountMailRequest, 'emailIndex' | 'invitation'> {
+  emailIndex?: string;
+  /** An address in the clear: only in jobs queued before migration 029. */
+  email?: string;
+  invitation?: JobInvitation;
+}
+
+/** Where an invitation mail's inviter and title are sealed. */
+const invitationPlace = (id: string) => `account_mail:invite:${id}`;
+
+/** Where an address a job carries is sealed: its account, purpose, time and field. */
+const jobPlace = (job: AccountMailJob, field: 'to' | 'newEmail') =>
+  `account_mail:${job.userId}:${job.purpose}:${job.requestedAt}:${field}`;
+
+async function sealJob(fields: FieldCipher, request: AccountMailRequest): Promise<AccountMailJob> {
+  const { emailIndex, to, newEmail, invitation, ...rest } = request;
+  const job: AccountMailJob = {
+    ...rest,
+    ...(emailIndex ? { emailIndex: Buffer.from(emailIndex).toString('base64') } : {}),
+  };
+  if (invitation) {
+    const { id, role, inviterName, title } = invitation;
+    const [sealed] = await fields.seal([
+      { subject: INVITATIONS_SUBJECT, place: invitationPlace(id), value: { inviterName, title } },
+    ]);
+    job.invitation = { id, role, ...(sealed ? { sealed: sealed.toString('base64') } : {}) };
+  }
+  const named = (['to', 'newEmail'] as const).filter((field) => request[field] !== undefined);
+  if (named.length > 0 && !job.userId)
+    throw new Error('an address in account mail is sealed under its account');
+  const sealed = await fields.seal(
+    named.map((field) => ({
+      subject: userSubject(job.userId ?? ''),
+      place: jobPlace(job, field),
+      value: request[field],
+    })),
+  );
+  named.forEach((field, i) => {
+    const value = sealed[i];
+    if (value) job[field] = value.toString('base64');
+  });
+  return job;
+}
+
+/** An address the job carries; undefined when its account's key is erased (or it has none). */
+async function openJobAddress(
+  fields: FieldCipher,
+  job: AccountMailJob,
+  field: 'to' | 'newEmail',
+): Promise<string | undefined> {
+  // A job queued before migration 029 holds its addresses in the clear (`email`, `newEmail`).
+  if (job.email !== undefined) return field === 'to' ? job.email : job.newEmail;
+  const stored = job[field];
+  if (stored === undefined) return undefined;
+  const [address] = await fields.open<string>([
+    {
+      subject: userSubject(job.userId ?? ''),
+      place: jobPlace(job, field),
+      stored: Buffer.from(stored, 'base64'),
+    },
+  ]);
+  return address;
 }
 
 const ACCOUNT_MAIL_ATTEMPTS = 10;
@@ -46,12 +134,13 @@ const MAX_DELAY_MS = 24 * 3600 * 1000;
 /** Adds the jobs in the caller's transaction (`db` is the transaction). */
 export async function enqueueAccountMail(
   db: Kysely<Database>,
-  jobs: readonly AccountMailJob[],
+  fields: FieldCipher,
+  requests: readonly AccountMailRequest[],
 ): Promise<void> {
-  for (const job of jobs) {
+  for (const request of requests) {
     await sql`select graphile_worker.add_job(
       identifier => ${ACCOUNT_MAIL_TASK},
-      payload => ${JSON.stringify(job)}::json,
+      payload => ${JSON.stringify(await sealJob(fields, request))}::json,
       max_attempts => ${ACCOUNT_MAIL_ATTEMPTS}::int)`.execute(db);
   }
 }
@@ -110,6 +199,8 @@ export function createAccountMailer(options: {
 
 export interface AccountMailDeps {
   db: Kysely<Database>;
+  /** Opens the addresses of accounts, invitations and jobs; seals the one a token records. */
+  fields: FieldCipher;
   mailer: AccountMailer;
   /** The web app's base URL (CONNECT_APP_URL): its /verify-email and /reset-password pages. */
   appUrl: string;
@@ -128,7 +219,7 @@ async function sendInvitationMail(
   if (!invitation) return 'stale';
   const open = await deps.db
     .selectFrom('pending_invitations')
-    .select('id')
+    .select(['id', 'email', 'email_sealed'])
     .where('id', '=', invitation.id)
     .where('accepted_at', 'is', null)
     .where('cancelled_at', 'is', null)
@@ -136,11 +227,26 @@ async function sendInvitationMail(
     .where('expires_at', '>', now)
     .executeTakeFirst();
   if (!open) return 'stale';
-  const link = `${deps.appUrl.replace(/\/+$/, '')}/signup?email=${encodeURIComponent(job.email)}`;
+  const [to] = open.email_sealed
+    ? await deps.fields.open<string>([
+        { subject: INVITATIONS_SUBJECT, place: invitationEmailPlace(open.id), stored: open.email_sealed },
+      ])
+    : [open.email ?? undefined];
+  if (!to) return 'stale';
+  const [named] = invitation.sealed
+    ? await deps.fields.open<{ inviterName: string; title: string }>([
+        {
+          subject: INVITATIONS_SUBJECT,
+          place: invitationPlace(invitation.id),
+          stored: Buffer.from(invitation.sealed, 'base64'),
+        },
+      ])
+    : [{ inviterName: invitation.inviterName, title: invitation.title }];
+  const link = `${deps.appUrl.replace(/\/+$/, '')}/signup?email=${encodeURIComponent(to)}`;
   await deps.mailer.send({
-    to: job.email,
+    to,
     name: '',
-    ...renderAccountMail('invite', { name: '', link, ...invitation }),
+    ...renderAccountMail('invite', { name: '', link, role: invitation.role, ...named }),
   });
   return 'sent';
 }
@@ -159,40 +265,57 @@ export async function sendAccountMail(
   if (job.purpose !== 'verify-email' && now.getTime() - Date.parse(job.requestedAt) > MAX_DELAY_MS)
     return 'stale';
   if (job.purpose === 'invite') return sendInvitationMail(deps, job, now);
+  const emailIndex = job.emailIndex === undefined ? undefined : Buffer.from(job.emailIndex, 'base64');
+  // A recovery queued before migration 029 names its account by an address no column holds now.
+  if (job.purpose === 'recover' && !emailIndex) return 'stale';
   const user = await deps.db
     .selectFrom('users')
-    .select(['id', 'email', 'display_name', 'email_verified_at'])
+    .select(['id', 'email', 'email_index', 'email_sealed', 'display_name', 'email_verified_at'])
     .$call((query) =>
-      job.purpose === 'recover'
-        ? query.where('email', '=', job.email)
+      job.purpose === 'recover' && emailIndex
+        ? query.where('email_index', '=', emailIndex)
         : query.where('id', '=', job.userId ?? ''),
     )
+    .where('erased_at', 'is', null)
     .executeTakeFirst();
   if (!user) return 'no-account';
   const base = deps.appUrl.replace(/\/+$/, '');
   const name = user.display_name;
+  const sameIndex = (index: Uint8Array | undefined) =>
+    index !== undefined && user.email_index !== null && Buffer.from(user.email_index).equals(index);
 
   if (job.purpose === 'email-change-notice') {
+    const to = await openJobAddress(deps.fields, job, 'to');
+    if (!to) return 'no-account';
+    const newEmail = (await openJobAddress(deps.fields, job, 'newEmail')) ?? '';
     await deps.mailer.send({
-      to: job.email,
+      to,
       name,
-      ...renderAccountMail('email-change-notice', { name, newEmail: maskEmail(job.newEmail ?? '') }),
+      ...renderAccountMail('email-change-notice', { name, newEmail: maskEmail(newEmail) }),
     });
     return 'sent';
   }
-  if (job.purpose === 'verify-email' && (user.email !== job.email || user.email_verified_at)) return 'stale';
-  if (job.purpose === 'change-email' && user.email === job.email) return 'stale';
+  if (job.purpose === 'verify-email' && ((emailIndex && !sameIndex(emailIndex)) || user.email_verified_at))
+    return 'stale';
+  if (job.purpose === 'change-email' && sameIndex(emailIndex)) return 'stale';
 
   const purpose = job.purpose;
-  const to = purpose === 'recover' ? user.email : job.email;
+  const [own] = await openUserEmails(deps.fields, [user]);
+  const to = purpose === 'change-email' ? await openJobAddress(deps.fields, job, 'to') : own;
+  const index = purpose === 'change-email' ? emailIndex : (user.email_index ?? undefined);
+  if (!to || !index) return 'stale';
   const { token, hash } = newAccountToken();
+  const [sealed] = await deps.fields.seal([
+    { subject: userSubject(user.id), place: accountTokenEmailPlace(hash), value: to },
+  ]);
   await deps.db
     .insertInto('account_tokens')
     .values({
       token_hash: hash,
       user_id: user.id,
       purpose,
-      email: to,
+      email_index: index,
+      email_sealed: sealed ?? null,
       created_at: now,
       expires_at: new Date(now.getTime() + ACCOUNT_TOKEN_SECONDS[purpose] * 1000),
       used_at: null,

@@ -4,7 +4,7 @@
 // webhook message (a delivery per endpoint that takes its type) with a job per delivery.
 // Preferences are not checked here but by each channel when it delivers, so a person who turns a
 // kind off before it goes out gets nothing.
-import type { Database } from '@connect/db';
+import type { Database, FieldCipher } from '@connect/db';
 import { Kysely, PostgresDialect } from 'kysely';
 import type pg from 'pg';
 import type { Enqueue, Publish } from '../projection.ts';
@@ -20,7 +20,12 @@ export interface QueueHooks {
 }
 
 /** The projection's hooks for the channels that are configured (each with a handler in the worker). */
-export function queueHooks(options: { channels: readonly QueuedChannel[]; maxAttempts: number }): QueueHooks {
+export function queueHooks(options: {
+  channels: readonly QueuedChannel[];
+  maxAttempts: number;
+  /** Seals the webhook messages' payloads. */
+  cipher: FieldCipher;
+}): QueueHooks {
   return {
     async enqueue(client, notifications) {
       const recipients = [...new Set(notifications.map((n) => n.recipientId))];
@@ -30,6 +35,7 @@ export function queueHooks(options: { channels: readonly QueuedChannel[]; maxAtt
     async publish(client, happenings) {
       const deliveries = await enqueueWebhooks(
         kyselyOn(client),
+        options.cipher,
         happenings.map((happening) => ({
           message: webhookMessageOf(happening),
           at: new Date(happening.recordedAt),

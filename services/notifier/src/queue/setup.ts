@@ -63,8 +63,12 @@ export async function openDeliveryQueue(deps: {
   const { pool, db, config } = deps;
   let log = deps.log;
   await migrateDeliveryQueue(pool);
-  const email = await emailChannelFromConfig(config, { db, apiUrl: config.publicApiUrl });
-  const sms = await smsChannelFromConfig(config, { db });
+  const email = await emailChannelFromConfig(config, {
+    db,
+    fields: deps.cipher.fields,
+    apiUrl: config.publicApiUrl,
+  });
+  const sms = await smsChannelFromConfig(config, { db, cipher: deps.cipher.fields });
   // Push needs no outside account (its keys are generated): a person gets it once subscribed.
   const push = await pushChannelFromConfig(config, { db });
   const handlers: ChannelHandlers = {
@@ -74,7 +78,7 @@ export async function openDeliveryQueue(deps: {
     ...deps.channels,
   };
   const channels = (Object.keys(handlers) as QueuedChannel[]).filter((channel) => handlers[channel]);
-  const hooks = queueHooks({ channels, maxAttempts: config.deliveryMaxAttempts });
+  const hooks = queueHooks({ channels, maxAttempts: config.deliveryMaxAttempts, cipher: deps.cipher.fields });
   const { reminderOffsets, appUrl } = config;
   const reminders =
     reminderOffsets && appUrl !== undefined ? { offsets: reminderOffsets, appUrl } : undefined;
@@ -116,8 +120,10 @@ export async function openDeliveryQueue(deps: {
       runner ??= await startDeliveryWorker({
         pool: worker.pool,
         db: worker.db,
+        fields: deps.cipher.fields,
         channels: handlers,
         webhooks: {
+          cipher: deps.cipher.fields,
           allowPrivate: config.webhooksAllowPrivate,
           onDisabled: (endpoint) => log?.warn({ endpoint }, 'webhook endpoint disabled'),
         },
@@ -137,6 +143,7 @@ export async function openDeliveryQueue(deps: {
             ? {
                 [ACCOUNT_MAIL_TASK]: accountMailTask({
                   db,
+                  fields: deps.cipher.fields,
                   mailer: accountMailer,
                   appUrl: appUrl ?? DEFAULT_APP_URL,
                 }),

@@ -3,7 +3,7 @@
 // nothing: a job whose worker died is unlocked and run again. A channel that is down or slow holds
 // only its own jobs: each fails within its channel's timeout and waits out its backoff, while the
 // other channels' jobs run on the other worker slots.
-import type { Database } from '@connect/db';
+import { type Database, type FieldCipher, openNotificationTexts } from '@connect/db';
 import { type JobHelpers, Logger, type Runner, run, runMigrations, type TaskList } from 'graphile-worker';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
@@ -30,6 +30,8 @@ export interface WorkerLog {
 export interface DeliveryWorkerOptions {
   pool: pg.Pool;
   db: Kysely<Database>;
+  /** Opens the notifications' sealed text. */
+  fields: FieldCipher;
   /** The channels delivered through the queue; one that is absent runs no jobs (and gets none). */
   channels: ChannelHandlers;
   /** How webhook deliveries are attempted (allowPrivate, timeouts); webhooks always run. */
@@ -65,15 +67,22 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
   });
 }
 
-export function deliveryTasks({ pool, db, channels, webhooks, ...options }: DeliveryWorkerOptions): TaskList {
+export function deliveryTasks({
+  pool,
+  db,
+  fields,
+  channels,
+  webhooks,
+  ...options
+}: DeliveryWorkerOptions): TaskList {
   const tasks: TaskList = { ...options.tasks };
   for (const channel of QUEUED_CHANNELS) {
     const handler = channels[channel];
     if (!handler) continue;
     tasks[DELIVERY_TASKS[channel]] = async (payload) => {
       const { notificationId } = payload as NotificationJob;
-      const notification = await readNotification(db, notificationId);
-      // Gone (the notifications table was rebuilt without it): nothing to deliver.
+      const notification = await readNotification(db, fields, notificationId);
+      // Gone (the notifications table was rebuilt without it, or its recipient erased): nothing to deliver.
       if (!notification) return recordDelivery(channel, 'gone');
       await countedDelivery(channel, () => handler.deliver(notification));
     };
@@ -104,15 +113,21 @@ export function deliveryTasks({ pool, db, channels, webhooks, ...options }: Deli
   return tasks;
 }
 
-async function readNotification(db: Kysely<Database>, id: string): Promise<Notification | undefined> {
+async function readNotification(
+  db: Kysely<Database>,
+  fields: FieldCipher,
+  id: string,
+): Promise<Notification | undefined> {
   const row = await db.selectFrom('notifications').selectAll().where('id', '=', id).executeTakeFirst();
   if (!row) return undefined;
+  const [text] = await openNotificationTexts(fields, [{ ...row, recipientId: row.recipient_id }]);
+  if (!text) return undefined;
   return {
     id: row.id,
     recipientId: row.recipient_id,
     kind: row.kind as NotificationKind,
-    title: row.title,
-    body: row.body,
+    title: text.title,
+    body: text.body,
     link: row.link,
     commitmentId: row.commitment_id,
     ledgerIndex: Number(row.ledger_index),

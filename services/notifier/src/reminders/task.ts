@@ -63,7 +63,7 @@ export async function remind(
     ledgerIndex: job.ledgerIndex,
     createdAt: now.toISOString(),
   }));
-  const created = await insertNotifications(client, 'notifications', notifications);
+  const created = await insertNotifications(client, 'notifications', notifications, deps.cipher.fields);
   if (deps.enqueue && created.length > 0) await deps.enqueue(client, created);
   return created;
 }

@@ -2,7 +2,7 @@
 // and only to their confirmed number. A job handler calls `deliver`; it rejects when Twilio may
 // take the message later (429, 5xx, timeout, network), so the job is retried, and answers
 // 'rejected' when Twilio refused it for good (an invalid or opted-out number), so it is not.
-import type { Database, TwilioConfig } from '@connect/db';
+import type { Database, FieldCipher, TwilioConfig } from '@connect/db';
 import type { Kysely } from 'kysely';
 import type { Notification } from '../notification.ts';
 import { refusal, wants } from '../preferences.ts';
@@ -18,6 +18,8 @@ export interface SmsChannel {
 
 export interface SmsChannelDeps {
   db: Kysely<Database>;
+  /** Opens the recipient's number. */
+  cipher: FieldCipher;
   sender: SmsSender;
 }
 
@@ -33,12 +35,12 @@ export function smsText(notification: Pick<Notification, 'title' | 'link'>): str
   return `${shown}\n${notification.link}`;
 }
 
-export function smsChannel({ db, sender }: SmsChannelDeps): SmsChannel {
+export function smsChannel({ db, cipher, sender }: SmsChannelDeps): SmsChannel {
   return {
     async deliver(notification) {
       if (refusal('sms', notification.kind, true)) return 'not-wanted';
       if (!(await wants(db, notification.recipientId, 'sms', notification.kind))) return 'not-wanted';
-      const phone = await phoneOf(db, notification.recipientId);
+      const phone = await phoneOf({ db, cipher }, notification.recipientId);
       if (!phone) return 'no-phone';
       if (!phone.confirmed) return 'unconfirmed';
       const result = await sender.send(phone.phone, smsText(notification));
@@ -56,7 +58,7 @@ export function smsSenderFromConfig(config: { twilio: TwilioConfig | undefined }
 /** The SMS channel from the configuration, or undefined while CONNECT_TWILIO_* is unset. */
 export async function smsChannelFromConfig(
   config: { twilio: TwilioConfig | undefined },
-  deps: { db: Kysely<Database> },
+  deps: { db: Kysely<Database>; cipher: FieldCipher },
 ): Promise<SmsChannel | undefined> {
   const sender = smsSenderFromConfig(config);
   return sender ? smsChannel({ ...deps, sender }) : undefined;

@@ -1,9 +1,10 @@
 // A person's phone number for SMS: normalised to E.164, and confirmed with a 6-digit code sent to
 // it before any other SMS goes there. Only a hash of the code is stored; it expires after ten
 // minutes and takes five tries at most. Sending codes is limited per person (they cost money and
-// could be aimed at someone else's phone).
+// could be aimed at someone else's phone). The number is stored sealed under the person's key
+// (sealPhone): it is compared only once opened.
 import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
-import type { Database } from '@connect/db';
+import { type Database, type FieldCipher, openPhones, sealPhone } from '@connect/db';
 import type { Kysely } from 'kysely';
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
 import type { SmsSender } from './twilio.ts';
@@ -29,6 +30,12 @@ export function normalisePhone(text: string): { phone: string } | { problem: str
   return { phone: parsed.number };
 }
 
+/** Where phone numbers are kept, and the cipher that seals and opens them. */
+export interface PhoneStore {
+  db: Kysely<Database>;
+  cipher: FieldCipher;
+}
+
 export interface Phone {
   phone: string;
   confirmed: boolean;
@@ -36,15 +43,17 @@ export interface Phone {
   codeExpiresAt: Date | null;
 }
 
-export async function phoneOf(db: Kysely<Database>, userId: string): Promise<Phone | undefined> {
+/** The person's number; undefined when none is set (or their key is erased, which leaves none). */
+export async function phoneOf({ db, cipher }: PhoneStore, userId: string): Promise<Phone | undefined> {
   const row = await db
     .selectFrom('phone_numbers')
-    .select(['phone', 'confirmed_at', 'code_expires_at'])
+    .select(['user_id', 'phone', 'confirmed_at', 'code_expires_at'])
     .where('user_id', '=', userId)
     .executeTakeFirst();
-  return (
-    row && { phone: row.phone, confirmed: row.confirmed_at !== null, codeExpiresAt: row.code_expires_at }
-  );
+  if (!row) return undefined;
+  const [phone] = await openPhones(cipher, [row]);
+  if (phone === undefined) return undefined;
+  return { phone, confirmed: row.confirmed_at !== null, codeExpiresAt: row.code_expires_at };
 }
 
 export async function removePhone(db: Kysely<Database>, userId: string): Promise<void> {
@@ -76,26 +85,29 @@ export interface CodeSendingOptions {
  * Throws SmsUnavailableError when Twilio cannot take the message now.
  */
 export async function sendConfirmationCode(
-  db: Kysely<Database>,
+  store: PhoneStore,
   sender: SmsSender,
   userId: string,
   phone: string,
   options: CodeSendingOptions = {},
 ): Promise<CodeSending> {
+  const { db } = store;
   const now = options.now ?? new Date();
-  const current = await phoneOf(db, userId);
+  const current = await phoneOf(store, userId);
   if (current?.phone === phone && current.confirmed) return { status: 'already-confirmed', phone: current };
 
   const retryAfterSeconds = await countCodeSend(db, userId, now, options.sendsPerHour ?? CODE_SENDS_PER_HOUR);
   if (retryAfterSeconds !== undefined) return { status: 'rate-limited', retryAfterSeconds };
 
+  const sealed = await sealPhone(store.cipher, userId, phone);
+  if (!sealed) throw new Error(`the data key of user ${userId} is erased: no number can be kept`);
   const code = String(randomInt(0, 1_000_000)).padStart(6, '0');
   const result = await sender.send(phone, confirmationText(code));
   if (!result.sent) return { status: 'rejected', message: result.message };
 
   const expiresAt = new Date(now.getTime() + CODE_LIFETIME_MS);
   const pending = {
-    phone,
+    phone: sealed,
     confirmed_at: null,
     code_hash: codeHash(userId, phone, code),
     code_expires_at: expiresAt,
@@ -152,7 +164,7 @@ export type Confirmation =
 
 /** Checks a code the person sent back; each try counts against the code's five. */
 export async function confirmPhone(
-  db: Kysely<Database>,
+  { db, cipher }: PhoneStore,
   userId: string,
   code: string,
   now: Date = new Date(),
@@ -164,7 +176,7 @@ export async function confirmPhone(
     .where('confirmed_at', 'is', null)
     .where('code_hash', 'is not', null)
     .where('code_attempts', '<', CODE_ATTEMPTS)
-    .returning(['phone', 'code_hash', 'code_expires_at'])
+    .returning(['user_id', 'phone', 'code_hash', 'code_expires_at'])
     .executeTakeFirst();
   if (!tried) {
     const row = await db
@@ -176,8 +188,10 @@ export async function confirmPhone(
     return row.confirmed_at ? 'already-confirmed' : 'too-many-attempts';
   }
   if (!tried.code_expires_at || tried.code_expires_at.getTime() <= now.getTime()) return 'expired';
+  const [phone] = await openPhones(cipher, [tried]);
+  if (phone === undefined) return 'no-code';
   const expected = Buffer.from(tried.code_hash as Uint8Array);
-  if (!timingSafeEqual(expected, codeHash(userId, tried.phone, code))) return 'wrong-code';
+  if (!timingSafeEqual(expected, codeHash(userId, phone, code))) return 'wrong-code';
   const confirmed = await db
     .updateTable('phone_numbers')
     .set({ confirmed_at: now, code_hash: null, code_expires_at: null, updated_at: now })
@@ -190,12 +204,7 @@ export async function confirmPhone(
 }
 
 /** The number SMS may go to: the person's, once confirmed. */
-export async function confirmedPhone(db: Kysely<Database>, userId: string): Promise<string | undefined> {
-  const row = await db
-    .selectFrom('phone_numbers')
-    .select('phone')
-    .where('user_id', '=', userId)
-    .where('confirmed_at', 'is not', null)
-    .executeTakeFirst();
-  return row?.phone;
+export async function confirmedPhone(store: PhoneStore, userId: string): Promise<string | undefined> {
+  const phone = await phoneOf(store, userId);
+  return phone?.confirmed ? phone.phone : undefined;
 }

@@ -1,9 +1,12 @@
 // Webhook endpoints and their deliveries in Postgres, and one delivery attempt end to end: send,
 // record the outcome, schedule the next attempt, give up (and disable the endpoint) after a day.
 // A job queue runs `attemptDelivery` for a delivery id at its `nextAttemptAt`.
+// Endpoints' secrets and deliveries' payloads are stored sealed under the service's own key (the
+// endpoints belong to the service, not to a person), each bound to its row.
 import { randomUUID } from 'node:crypto';
 import type {
   Database,
+  FieldCipher,
   WebhookDeliveriesTable,
   WebhookDeliveryStatus,
   WebhookEndpointsTable,
@@ -46,6 +49,26 @@ export interface WebhookDelivery {
 
 const iso = (date: Date | null): string | null => (date ? date.toISOString() : null);
 
+/** The data-key subject of what the webhooks keep sealed. */
+export const WEBHOOKS_KEY_SUBJECT = 'service:webhooks';
+const secretField = (endpointId: string) => ({
+  subject: WEBHOOKS_KEY_SUBJECT,
+  place: `webhook_endpoints:${endpointId}:secret`,
+});
+const payloadField = (deliveryId: string) => ({
+  subject: WEBHOOKS_KEY_SUBJECT,
+  place: `webhook_deliveries:${deliveryId}`,
+});
+
+/** Values sealed under the webhooks' key, which is never erased. */
+async function sealAll(cipher: FieldCipher, fields: Parameters<FieldCipher['seal']>[0]): Promise<Buffer[]> {
+  const sealed = await cipher.seal(fields);
+  return sealed.map((value) => {
+    if (!value) throw new Error(`the data key ${WEBHOOKS_KEY_SUBJECT} is erased`);
+    return value;
+  });
+}
+
 function endpointView(row: EndpointRow): WebhookEndpoint {
   return {
     id: row.id,
@@ -78,21 +101,25 @@ function deliveryView(row: DeliveryRow): WebhookDelivery {
 /** A new endpoint and its secret: the only time the secret leaves the service. */
 export async function createEndpoint(
   db: Db,
+  cipher: FieldCipher,
   input: { url: string; events?: string[] | undefined; createdBy?: string; now?: Date },
 ): Promise<WebhookEndpoint & { secret: string }> {
+  const id = randomUUID();
+  const secret = generateSecret();
+  const [sealed] = await sealAll(cipher, [{ ...secretField(id), value: secret }]);
   const row = await db
     .insertInto('webhook_endpoints')
     .values({
-      id: randomUUID(),
+      id,
       url: input.url,
       events: input.events ?? null,
-      secret: generateSecret(),
+      secret: sealed as Buffer,
       created_by: input.createdBy ?? null,
       created_at: input.now ?? new Date(),
     })
     .returningAll()
     .executeTakeFirstOrThrow();
-  return { ...endpointView(row), secret: row.secret };
+  return { ...endpointView(row), secret };
 }
 
 export async function listEndpoints(db: Db): Promise<WebhookEndpoint[]> {
@@ -131,18 +158,21 @@ export async function listDeliveries(db: Db, endpointId: string, limit = 50): Pr
 /** A pending delivery of a message to one endpoint; the same webhookId twice is one delivery. */
 export async function createDelivery(
   db: Db,
+  cipher: FieldCipher,
   endpointId: string,
   message: WebhookMessage,
   now: Date = new Date(),
 ): Promise<string> {
+  const id = randomUUID();
+  const [payload] = await sealAll(cipher, [{ ...payloadField(id), value: message.payload ?? null }]);
   const inserted = await db
     .insertInto('webhook_deliveries')
     .values({
-      id: randomUUID(),
+      id,
       endpoint_id: endpointId,
       webhook_id: message.webhookId,
       event_type: message.eventType,
-      payload: JSON.stringify(message.payload ?? null),
+      payload: payload as Buffer,
       next_attempt_at: now,
       created_at: now,
     })
@@ -165,10 +195,11 @@ export async function createDelivery(
  */
 export async function enqueueWebhook(
   db: Db,
+  cipher: FieldCipher,
   message: WebhookMessage,
   now: Date = new Date(),
 ): Promise<string[]> {
-  return (await enqueueWebhooks(db, [{ message, at: now }])).map((delivery) => delivery.id);
+  return (await enqueueWebhooks(db, cipher, [{ message, at: now }])).map((delivery) => delivery.id);
 }
 
 /**
@@ -177,6 +208,7 @@ export async function enqueueWebhook(
  */
 export async function enqueueWebhooks(
   db: Db,
+  cipher: FieldCipher,
   messages: readonly { message: WebhookMessage; at: Date }[],
 ): Promise<{ id: string; endpointId: string }[]> {
   if (messages.length === 0) return [];
@@ -191,6 +223,11 @@ export async function enqueueWebhooks(
       .map((endpoint) => ({ id: randomUUID(), endpointId: endpoint.id, message, at })),
   );
   if (rows.length === 0) return [];
+  // A message sent again (the same webhook id) keeps its first row, and the payload sealed for it.
+  const payloads = await sealAll(
+    cipher,
+    rows.map((row) => ({ ...payloadField(row.id), value: row.message.payload ?? null })),
+  );
   // Arrays rather than a VALUES list: a batch may hold more rows than a statement has parameters.
   const { rows: ids } = await sql<{ id: string; endpointId: string }>`
     insert into webhook_deliveries as d
@@ -199,7 +236,7 @@ export async function enqueueWebhooks(
       from unnest(${rows.map((row) => row.id)}::uuid[], ${rows.map((row) => row.endpointId)}::uuid[],
                   ${rows.map((row) => row.message.webhookId)}::text[],
                   ${rows.map((row) => row.message.eventType)}::text[],
-                  ${rows.map((row) => JSON.stringify(row.message.payload ?? null))}::jsonb[],
+                  ${payloads}::bytea[],
                   ${rows.map((row) => row.at.toISOString())}::timestamptz[])
         as r(id, endpoint_id, webhook_id, event_type, payload, at)
     on conflict (endpoint_id, webhook_id) do update set webhook_id = d.webhook_id
@@ -208,6 +245,8 @@ export async function enqueueWebhooks(
 }
 
 export interface AttemptDeps extends Omit<DeliverOptions, 'now'> {
+  /** Opens the endpoints' secrets and the deliveries' payloads. */
+  cipher: FieldCipher;
   now?: () => Date;
   /** Sends the message (tests may replace it). */
   deliver?: typeof deliverWebhook;
@@ -245,7 +284,7 @@ const SENDING_AT_ONCE = 16;
 
 type AttemptRow = DeliveryRow & {
   url: string;
-  secret: string;
+  secret: Uint8Array;
   endpoint_disabled_at: Date | null;
   correlation_id: string | null;
 };
@@ -304,13 +343,21 @@ export async function attemptDeliveries(
     results.push(...dead.map(settled));
   }
   const sending = due.filter((row) => !row.endpoint_disabled_at);
-  const outcomes = await inBatches(sending, SENDING_AT_ONCE, (row) =>
+  const opened = await deps.cipher.open(
+    sending.flatMap((row) => [
+      { ...secretField(row.endpoint_id), stored: row.secret },
+      { ...payloadField(row.id), stored: row.payload },
+    ]),
+  );
+  if (opened.some((_, i) => i % 2 === 0 && opened[i] === undefined))
+    throw new Error(`the data key ${WEBHOOKS_KEY_SUBJECT} is erased: no endpoint secret opens`);
+  const outcomes = await inBatches(sending, SENDING_AT_ONCE, (row, i) =>
     (deps.deliver ?? deliverWebhook)(
-      { url: row.url, secret: row.secret },
+      { url: row.url, secret: opened[2 * i] as string },
       {
         webhookId: row.webhook_id,
         eventType: row.event_type,
-        payload: row.payload,
+        payload: opened[2 * i + 1],
         correlationId: row.correlation_id,
       },
       { ...deps, now: now() },
@@ -420,7 +467,7 @@ async function recordEndpointHealth(
 async function inBatches<T, R>(
   items: readonly T[],
   atOnce: number,
-  work: (item: T) => Promise<R>,
+  work: (item: T, index: number) => Promise<R>,
 ): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
@@ -428,7 +475,7 @@ async function inBatches<T, R>(
     Array.from({ length: Math.min(atOnce, items.length) }, async () => {
       while (next < items.length) {
         const i = next++;
-        results[i] = await work(items[i] as T);
+        results[i] = await work(items[i] as T, i);
       }
     }),
   );

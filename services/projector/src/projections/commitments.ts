@@ -1,5 +1,7 @@
 // commitments and what hangs off them (parties, documents, history), from each commitment's
 // stream. The domain's own evolve() computes the state; the rows are a function of that state.
+
+import { commitmentRowPlace, type FieldCipher, historyRowPlace } from '@connect/db';
 import {
   applyRecorded,
   COMMITMENT_STREAMS,
@@ -10,7 +12,7 @@ import {
   replayRecorded,
 } from '@connect/domain';
 import type { Entry } from '@connect/ledger';
-import { type BodyCipher, REDACTIONS_STREAM } from '@connect/ledger';
+import { type BodyCipher, REDACTIONS_STREAM, streamKeySubject } from '@connect/ledger';
 import type pg from 'pg';
 import { type Projection, ProjectionError, type Tables } from '../projection.ts';
 import { type Columns, ident, Statement, upsertOn } from '../sql.ts';
@@ -19,11 +21,6 @@ import { redactedIndex, redactedStream } from './redactions.ts';
 interface CommitmentRow {
   id: string;
   type: string;
-  title: string;
-  description: string;
-  terms: string;
-  amount_minor: number | null;
-  amount_currency: string | null;
   due_at: string | null;
   status: string;
   overdue: boolean;
@@ -31,19 +28,14 @@ interface CommitmentRow {
   created_at: string | null;
   updated_at: string | null;
   last_index: number;
-  /** The state the next entry is applied to, as JSON. */
-  state: string;
+  /** The state the next entry is applied to (and the views are made from), sealed. */
+  sealed: Buffer;
   party_ids: string[];
 }
 
 const commitmentColumns: Columns<CommitmentRow> = {
   id: 'uuid',
   type: 'text',
-  title: 'text',
-  description: 'text',
-  terms: 'text',
-  amount_minor: 'bigint',
-  amount_currency: 'text',
   due_at: 'timestamptz',
   status: 'text',
   overdue: 'boolean',
@@ -51,7 +43,7 @@ const commitmentColumns: Columns<CommitmentRow> = {
   created_at: 'timestamptz',
   updated_at: 'timestamptz',
   last_index: 'bigint',
-  state: 'jsonb',
+  sealed: 'bytea',
   party_ids: 'text[]',
 };
 
@@ -84,7 +76,6 @@ interface DocumentRow {
   commitment_id: string;
   document_id: string;
   version: number;
-  name: string;
   media_type: string;
   size: number;
   sha256: string;
@@ -98,7 +89,6 @@ const documentColumns: Columns<DocumentRow> = {
   commitment_id: 'uuid',
   document_id: 'uuid',
   version: 'integer',
-  name: 'text',
   media_type: 'text',
   size: 'bigint',
   sha256: 'text',
@@ -115,8 +105,8 @@ interface HistoryRow {
   event_type: string;
   actor: string | null;
   recorded_at: string;
-  /** The event's data as JSON; `{}` once redacted. */
-  changes: string;
+  /** The event's data, sealed; null once redacted. */
+  sealed: Buffer | null;
   leaf_hash: Buffer;
   redacted: boolean;
   party_ids: string[];
@@ -129,7 +119,7 @@ const historyColumns: Columns<HistoryRow> = {
   event_type: 'text',
   actor: 'text',
   recorded_at: 'timestamptz',
-  changes: 'jsonb',
+  sealed: 'bytea',
   leaf_hash: 'bytea',
   redacted: 'boolean',
   party_ids: 'text[]',
@@ -151,7 +141,7 @@ export const commitmentsProjection: Projection = {
       return id ? [{ id, entry }] : [];
     });
     if (mine.length === 0) return;
-    const touched = await loadStates(client, tables, [...new Set(mine.map((m) => m.id))]);
+    const touched = await loadStates(client, tables, cipher.fields, [...new Set(mine.map((m) => m.id))]);
     const membersBefore = new Map([...touched].map(([id, { state }]) => [id, partyIdsOf(state).join(',')]));
     const history: NewHistoryRow[] = [];
     const redactedIndexes: number[] = [];
@@ -173,14 +163,14 @@ export const commitmentsProjection: Projection = {
         event_type: entry.type,
         actor: entry.actor,
         recorded_at: entry.recordedAt,
-        changes: JSON.stringify(changes),
+        changes,
         leaf_hash: Buffer.from(entry.leafHash, 'base64'),
         redacted: entry.redacted,
       });
     }
     // An entry redacted in the same batch that recorded it shows as redacted at once.
     const shown = history.map((row) =>
-      redactedIndexes.includes(row.index) ? { ...row, changes: '{}', redacted: true } : row,
+      redactedIndexes.includes(row.index) ? { ...row, changes: null, redacted: true } : row,
     );
     // Rows already written for a commitment whose parties changed carry the old party_ids.
     const membershipMoved = [...membersBefore]
@@ -189,7 +179,7 @@ export const commitmentsProjection: Projection = {
         return after !== undefined && partyIdsOf(after.state).join(',') !== before;
       })
       .map(([id]) => id);
-    await writeRows(client, tables, [...touched.values()], shown, redactedIndexes);
+    await writeRows(client, tables, cipher.fields, [...touched.values()], shown, redactedIndexes);
     await updateMembership(client, tables, membershipMoved);
   },
 };
@@ -241,24 +231,40 @@ function applyEntry(state: Commitment, entry: Entry): { state: Commitment; chang
   }
 }
 
+/** The data key of a commitment's read-model rows: its stream's. */
+const keyOf = (id: string) => streamKeySubject(commitmentStream(id));
+
 async function loadStates(
   client: pg.ClientBase,
   tables: Tables,
+  fields: FieldCipher,
   ids: string[],
 ): Promise<Map<string, Projected>> {
-  const { rows } = await client.query<{ id: string; state: Commitment; last_index: number }>(
-    `select id, state, last_index from ${ident(tables.commitments as string)} where id = any($1::uuid[])`,
+  const { rows } = await client.query<{ id: string; sealed: Buffer; last_index: number }>(
+    `select id, sealed, last_index from ${ident(tables.commitments as string)} where id = any($1::uuid[])`,
     [ids],
   );
-  return new Map(rows.map((row) => [row.id, { state: row.state, lastIndex: row.last_index }]));
+  const states = await fields.open<Commitment>(
+    rows.map((row) => ({ subject: keyOf(row.id), place: commitmentRowPlace(row.id), stored: row.sealed })),
+  );
+  return new Map(
+    rows.map((row, i) => [row.id, { state: sealedOrThrow(states[i], row.id), lastIndex: row.last_index }]),
+  );
 }
 
-/** A history row before the commitment's final state in the batch gives it its party_ids. */
-type NewHistoryRow = Omit<HistoryRow, 'party_ids'>;
+/** A commitment's key is never erased while its stream is appended to (body-cipher refuses that). */
+function sealedOrThrow<T>(value: T | null | undefined, id: string): T {
+  if (value === null || value === undefined) throw new Error(`the data key of commitment ${id} is erased`);
+  return value;
+}
+
+/** A history row before it is sealed and given its commitment's party_ids. */
+type NewHistoryRow = Omit<HistoryRow, 'party_ids' | 'sealed'> & { changes: unknown };
 
 async function writeRows(
   client: pg.ClientBase,
   tables: Tables,
+  fields: FieldCipher,
   projected: Projected[],
   newHistory: NewHistoryRow[],
   redactedIndexes: number[],
@@ -266,16 +272,30 @@ async function writeRows(
   const ids = projected.map((p) => p.state.id);
   const partyIds = new Map(projected.map(({ state }) => [state.id, partyIdsOf(state)]));
   const membersOf = (id: string) => partyIds.get(id) ?? [];
-  const history = newHistory.map((row): HistoryRow => ({ ...row, party_ids: membersOf(row.commitment_id) }));
+  const sealed = await fields.seal([
+    ...projected.map(({ state }) => ({
+      subject: keyOf(state.id),
+      place: commitmentRowPlace(state.id),
+      value: state,
+    })),
+    ...newHistory.map((row) => ({
+      subject: keyOf(row.commitment_id),
+      place: historyRowPlace(row.index),
+      value: row.changes,
+    })),
+  ]);
+  const sealedHistory = sealed.slice(projected.length);
+  const history = newHistory.map(
+    ({ changes: _changes, ...row }, i): HistoryRow => ({
+      ...row,
+      sealed: row.redacted ? null : sealedOrThrow(sealedHistory[i], row.commitment_id),
+      party_ids: membersOf(row.commitment_id),
+    }),
+  );
   const commitments = projected.map(
-    ({ state, lastIndex }): CommitmentRow => ({
+    ({ state, lastIndex }, i): CommitmentRow => ({
       id: state.id,
       type: state.type,
-      title: state.title,
-      description: state.description,
-      terms: state.terms,
-      amount_minor: state.amount?.minor ?? null,
-      amount_currency: state.amount?.currency ?? null,
       due_at: state.dueAt,
       status: state.status,
       overdue: state.overdue,
@@ -283,7 +303,7 @@ async function writeRows(
       created_at: state.createdAt,
       updated_at: state.updatedAt,
       last_index: lastIndex,
-      state: JSON.stringify(state),
+      sealed: sealedOrThrow(sealed[i], state.id),
       party_ids: membersOf(state.id),
     }),
   );
@@ -309,7 +329,6 @@ async function writeRows(
         commitment_id: state.id,
         document_id: d.documentId,
         version: d.version,
-        name: d.name,
         media_type: d.mediaType,
         size: d.size,
         sha256: d.sha256,
@@ -371,7 +390,7 @@ async function writeRows(
     statement.insert(table('commitment_history'), historyColumns, history) ?? '',
     redactedIndexes.length === 0
       ? ''
-      : `update ${ident(table('commitment_history'))} set redacted = true, changes = '{}'
+      : `update ${ident(table('commitment_history'))} set redacted = true, sealed = null
           where index = any(${statement.param(redactedIndexes, 'bigint[]')})`,
   );
   await statement.run(client);

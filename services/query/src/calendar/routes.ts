@@ -4,8 +4,9 @@
 // read as that user under row-level security, exactly as the user's own requests would be.
 import { createHash } from 'node:crypto';
 import type { Authenticate } from '@connect/auth';
-import type { Database } from '@connect/db';
+import type { Database, FieldCipher } from '@connect/db';
 import { HttpProblem, parseWith, problem } from '@connect/http';
+import type { BodyCipher } from '@connect/ledger';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
@@ -22,6 +23,8 @@ export interface CalendarRouteDeps {
   db: Kysely<Database>;
   /** Connections as connect_reader (see reader.ts). */
   reader: Kysely<Database>;
+  /** Opens what the read models keep sealed. */
+  cipher: BodyCipher;
   authenticate: Authenticate;
   projectedIndex: ProjectedIndex;
   minIndexWaitMs?: number;
@@ -44,7 +47,7 @@ const noFeed = () =>
   new HttpProblem(problem(404, 'No calendar feed has this address; it may have been replaced by a new one.'));
 
 /** Commitments with a due date that the user is a party to, latest due first. */
-async function dueCommitments(db: Reader, userId: string) {
+async function dueCommitments(db: Reader, fields: FieldCipher, userId: string) {
   const rows = await db
     .selectFrom('commitment_parties as p')
     .select('p.commitment_id')
@@ -56,6 +59,7 @@ async function dueCommitments(db: Reader, userId: string) {
     .execute();
   return commitmentsById(
     db,
+    fields,
     rows.map((row) => row.commitment_id),
   );
 }
@@ -108,7 +112,7 @@ export async function calendarRoutes(app: FastifyInstance, deps: CalendarRouteDe
     await consistent(request, reply);
     // Only the user's own commitments, even for an admin: the feed is the user's calendar.
     const caller: Caller = { userId, isAdmin: false };
-    const commitments = await readAs(reader, caller, (db) => dueCommitments(db, userId));
+    const commitments = await readAs(reader, caller, (db) => dueCommitments(db, deps.cipher.fields, userId));
     return sendCalendar(
       request,
       reply,
@@ -122,7 +126,7 @@ export async function calendarRoutes(app: FastifyInstance, deps: CalendarRouteDe
     await consistent(request, reply);
     const { id } = parseWith(idParam, request.params, 'path');
     const caller: Caller = callerFromClaims(claims);
-    const [commitment] = await readAs(reader, caller, (db) => commitmentsById(db, [id]));
+    const [commitment] = await readAs(reader, caller, (db) => commitmentsById(db, deps.cipher.fields, [id]));
     if (!commitment) throw notVisible(id);
     if (commitment.dueAt === null) {
       throw new HttpProblem(

@@ -1,7 +1,15 @@
 // Reads of the commitment read models: plain functions over a reader transaction, so row-level
-// security has already narrowed every table to what the caller may see.
-import type { CommitmentsTable, Database } from '@connect/db';
-import type { Amendment, DocumentVersion } from '@connect/domain';
+// security has already narrowed every table to what the caller may see. What a commitment says is
+// sealed in its row (its domain state); the views are made from it once opened.
+import {
+  type CommitmentsTable,
+  commitmentRowPlace,
+  type Database,
+  type FieldCipher,
+  historyRowPlace,
+} from '@connect/db';
+import { type Amendment, type Commitment, commitmentStream, type DocumentVersion } from '@connect/domain';
+import { streamKeySubject } from '@connect/ledger';
 import { type Expression, type ExpressionBuilder, type SqlBool, sql } from 'kysely';
 import type { Reader } from '../reader.ts';
 
@@ -49,29 +57,38 @@ export interface ListFilter {
   limit: number;
 }
 
-/** The commitment columns a view is made from (the read model's `state` stays inside). */
-type CommitmentRow = Omit<CommitmentsTable, 'last_index' | 'state' | 'party_ids'>;
+/** The commitment columns a view is made from. */
+type CommitmentRow = Omit<CommitmentsTable, 'last_index' | 'party_ids'>;
 
 const COMMITMENT_COLUMNS = [
   'c.id',
   'c.type',
-  'c.title',
-  'c.description',
-  'c.terms',
-  'c.amount_minor',
-  'c.amount_currency',
   'c.due_at',
   'c.status',
   'c.overdue',
   'c.version',
   'c.created_at',
   'c.updated_at',
+  'c.sealed',
 ] as const;
 
 type WithCommitment = Database & { c: CommitmentsTable };
 
-/** A commitment's parties (named), latest documents and pending amendment, as JSON columns of the same row. */
-function partiesAndDocuments(eb: ExpressionBuilder<WithCommitment, 'c'>) {
+/** The data key of a commitment's read-model rows: its stream's. */
+const keyOf = (id: string) => streamKeySubject(commitmentStream(id));
+
+/** The domain states sealed in these commitment rows, in their order. */
+async function statesOf(
+  fields: FieldCipher,
+  rows: readonly { id: string; sealed: Uint8Array }[],
+): Promise<(Commitment | undefined)[]> {
+  return fields.open<Commitment>(
+    rows.map((row) => ({ subject: keyOf(row.id), place: commitmentRowPlace(row.id), stored: row.sealed })),
+  );
+}
+
+/** A commitment's parties (named) as a JSON column of the same row. */
+function namedParties(eb: ExpressionBuilder<WithCommitment, 'c'>) {
   return [
     // Each party's name is a lookup of its own: joined, the planner would rather hash the whole
     // profiles table for each commitment (and check its policy on every row) than probe it per party.
@@ -87,74 +104,94 @@ function partiesAndDocuments(eb: ExpressionBuilder<WithCommitment, 'c'>) {
         ),
       )
       .as('parties'),
-    eb
-      .selectFrom('commitment_documents as d')
-      .whereRef('d.commitment_id', '=', 'c.id')
-      .where('d.latest', '=', true)
-      .select(
-        sql<DocumentView[]>`coalesce(json_agg(json_build_object('documentId', d.document_id, 'name', d.name,
-          'mediaType', d.media_type, 'size', d.size, 'sha256', d.sha256, 'version', d.version,
-          'purpose', d.purpose, 'attachedBy', d.attached_by)
-          order by d.purpose = 'evidence', d.name, d.document_id), '[]')`.as('documents'),
-      )
-      .as('documents'),
-    // The domain's state keeps the amendment awaiting answers; its proposer is named here. The
-    // proposer's id is a subquery of its own: jsonb's operators are not leakproof, so under
-    // row-level security a condition applying them could not be an index condition on profiles.
-    sql<PendingAmendmentView | null>`nullif(c.state->'amendment', 'null'::jsonb)
-      || jsonb_build_object('proposedByName', (select pr.display_name from profiles pr
-        where pr.user_id = (select c.state->'amendment'->>'proposedBy')))`.as('pending_amendment'),
   ];
 }
 
 /** Full commitments (with parties and latest documents) by id, in the order given; one statement. */
-export async function commitmentsById(db: Reader, ids: readonly string[]): Promise<CommitmentView[]> {
+export async function commitmentsById(
+  db: Reader,
+  fields: FieldCipher,
+  ids: readonly string[],
+): Promise<CommitmentView[]> {
   if (ids.length === 0) return [];
   const rows = await db
     .selectFrom('commitments as c')
     .select(COMMITMENT_COLUMNS)
-    .select(partiesAndDocuments)
+    .select(namedParties)
     .where(sql<boolean>`c.id = any(${ids}::uuid[])`) // one statement shape for any number of ids
     .execute();
-  const byId = new Map(rows.map((row) => [row.id, toView(row)]));
+  const views = await viewsOf(fields, rows);
+  const byId = new Map(views.map((view) => [view.id, view]));
   return ids.flatMap((id) => byId.get(id) ?? []);
 }
 
-function toView(
-  row: CommitmentRow & {
-    parties: PartyView[] | null;
-    documents: DocumentView[] | null;
-    pending_amendment: PendingAmendmentView | null;
-  },
-): CommitmentView {
-  const amendment = row.pending_amendment;
+type ViewRow = CommitmentRow & { parties: PartyView[] | null };
+
+/** The views of these rows, in their order; a commitment whose key is erased has none. */
+async function viewsOf(fields: FieldCipher, rows: readonly ViewRow[]): Promise<CommitmentView[]> {
+  const states = await statesOf(fields, rows);
+  return rows.flatMap((row, i) => {
+    const state = states[i];
+    return state ? [toView(row, state)] : [];
+  });
+}
+
+function toView(row: ViewRow, state: Commitment): CommitmentView {
+  const parties = row.parties ?? [];
+  const amendment = state.amendment;
   return {
     id: row.id,
     type: row.type,
-    title: row.title,
-    description: row.description,
-    terms: row.terms,
-    amount:
-      row.amount_minor === null || row.amount_currency === null
-        ? null
-        : { minor: row.amount_minor, currency: row.amount_currency },
+    title: state.title,
+    description: state.description,
+    terms: state.terms,
+    amount: state.amount,
     dueAt: row.due_at?.toISOString() ?? null,
     status: row.status,
     overdue: row.overdue,
     version: row.version,
     createdAt: row.created_at.toISOString(),
     updatedAt: row.updated_at.toISOString(),
-    parties: row.parties ?? [],
-    documents: row.documents ?? [],
+    parties,
+    documents: latestDocuments(state.documents),
     pendingAmendment: amendment && {
       amendmentId: amendment.amendmentId,
       proposedBy: amendment.proposedBy,
-      proposedByName: amendment.proposedByName ?? null,
+      proposedByName: parties.find((p) => p.userId === amendment.proposedBy)?.displayName ?? null,
       changes: amendment.changes,
       acceptedBy: amendment.acceptedBy,
     },
   };
 }
+
+/** The latest version of each document: the terms first, then evidence, each by name. */
+function latestDocuments(versions: readonly DocumentVersion[]): DocumentView[] {
+  const latest = new Map<string, DocumentVersion>();
+  for (const version of versions) {
+    const known = latest.get(version.documentId);
+    if (!known || known.version < version.version) latest.set(version.documentId, version);
+  }
+  return [...latest.values()].map(documentView).sort(byPurposeAndName);
+}
+
+const byPurposeAndName = (a: DocumentView, b: DocumentView) =>
+  Number(a.purpose === 'evidence') - Number(b.purpose === 'evidence') ||
+  compare(a.name, b.name) ||
+  compare(a.documentId, b.documentId);
+
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Only the fields the API shows, whatever else a stored state carries. */
+const documentView = (d: DocumentVersion): DocumentView => ({
+  documentId: d.documentId,
+  name: d.name,
+  mediaType: d.mediaType,
+  size: d.size,
+  sha256: d.sha256,
+  version: d.version,
+  purpose: d.purpose,
+  attachedBy: d.attachedBy,
+});
 
 export interface ListPage {
   items: CommitmentView[];
@@ -163,7 +200,12 @@ export interface ListPage {
 }
 
 /** A page of the caller's commitments, newest first by (createdAt, id), a stable order for cursors; one statement. */
-export async function listCommitments(db: Reader, userId: string, filter: ListFilter): Promise<ListPage> {
+export async function listCommitments(
+  db: Reader,
+  fields: FieldCipher,
+  userId: string,
+  filter: ListFilter,
+): Promise<ListPage> {
   let page = db
     .selectFrom('commitment_parties as p')
     .select(['p.commitment_id', 'p.created_at'])
@@ -189,15 +231,17 @@ export async function listCommitments(db: Reader, userId: string, filter: ListFi
     .selectFrom('page')
     .innerJoin('commitments as c', 'c.id', 'page.commitment_id')
     .select(COMMITMENT_COLUMNS)
-    .select(partiesAndDocuments)
+    .select(namedParties)
     .orderBy('page.created_at', 'desc')
     .orderBy('page.commitment_id', 'desc')
     .execute();
-  const items = rows.slice(0, filter.limit).map(toView);
-  const last = items.at(-1);
+  const shown = rows.slice(0, filter.limit);
+  const items = await viewsOf(fields, shown);
+  const last = shown.at(-1);
   return {
     items,
-    next: rows.length > filter.limit && last ? { createdAt: last.createdAt, id: last.id } : null,
+    next:
+      rows.length > filter.limit && last ? { createdAt: last.created_at.toISOString(), id: last.id } : null,
   };
 }
 
@@ -215,7 +259,11 @@ export interface HistoryRow {
 }
 
 /** Every event of these commitments, in ledger order; one statement. */
-export async function historyOf(db: Reader, commitmentIds: readonly string[]): Promise<HistoryRow[]> {
+export async function historyOf(
+  db: Reader,
+  fields: FieldCipher,
+  commitmentIds: readonly string[],
+): Promise<HistoryRow[]> {
   if (commitmentIds.length === 0) return [];
   const rows = await db
     .selectFrom('commitment_history as h')
@@ -228,13 +276,20 @@ export async function historyOf(db: Reader, commitmentIds: readonly string[]): P
       'h.actor',
       'pr.display_name',
       'h.recorded_at',
-      'h.changes',
+      'h.sealed',
       'h.leaf_hash',
       'h.redacted',
     ])
     .where(sql<boolean>`h.commitment_id = any(${commitmentIds}::uuid[])`) // one statement shape for any number of ids
     .orderBy('h.index')
     .execute();
+  const sealed = rows.flatMap((row) =>
+    row.sealed
+      ? [{ subject: keyOf(row.commitment_id), place: historyRowPlace(row.index), stored: row.sealed }]
+      : [],
+  );
+  const opened = await fields.open<Record<string, unknown>>(sealed);
+  let next = 0;
   return rows.map((row) => ({
     index: row.index,
     commitmentId: row.commitment_id,
@@ -243,7 +298,8 @@ export async function historyOf(db: Reader, commitmentIds: readonly string[]): P
     actor: row.actor,
     actorName: row.display_name,
     at: row.recorded_at.toISOString(),
-    changes: row.changes as Record<string, unknown>,
+    // Redacted (or its commitment's key erased): what it changed is gone.
+    changes: (row.sealed ? opened[next++] : undefined) ?? {},
     leafHash: Buffer.from(row.leaf_hash).toString('base64'),
     redacted: row.redacted,
   }));
@@ -294,36 +350,20 @@ export interface DocumentVersionView extends DocumentView {
 /** Every version of every document of these commitments, oldest version first per document; one statement. */
 export async function documentVersionsOf(
   db: Reader,
+  fields: FieldCipher,
   commitmentIds: readonly string[],
 ): Promise<DocumentVersionView[]> {
   if (commitmentIds.length === 0) return [];
   const rows = await db
-    .selectFrom('commitment_documents as d')
-    .select([
-      'd.commitment_id',
-      'd.document_id',
-      'd.name',
-      'd.media_type',
-      'd.size',
-      'd.sha256',
-      'd.version',
-      'd.purpose',
-      'd.attached_by',
-    ])
-    .where(sql<boolean>`d.commitment_id = any(${commitmentIds}::uuid[])`)
-    .orderBy('d.commitment_id')
-    .orderBy('d.document_id')
-    .orderBy('d.version')
+    .selectFrom('commitments as c')
+    .select(['c.id', 'c.sealed'])
+    .where(sql<boolean>`c.id = any(${commitmentIds}::uuid[])`)
+    .orderBy('c.id')
     .execute();
-  return rows.map((row) => ({
-    commitmentId: row.commitment_id,
-    documentId: row.document_id,
-    name: row.name,
-    mediaType: row.media_type,
-    size: Number(row.size),
-    sha256: row.sha256,
-    version: row.version,
-    purpose: row.purpose as DocumentView['purpose'],
-    attachedBy: row.attached_by,
-  }));
+  const states = await statesOf(fields, rows);
+  return states.flatMap((state) =>
+    (state?.documents ?? [])
+      .map((d) => ({ commitmentId: state?.id as string, ...documentView(d) }))
+      .sort((a, b) => compare(a.documentId, b.documentId) || a.version - b.version),
+  );
 }

@@ -4,6 +4,7 @@ import type { Authenticate } from '@connect/auth';
 import type { Database } from '@connect/db';
 import { STATUSES } from '@connect/domain';
 import { badRequest, HttpProblem, parseWith, problem } from '@connect/http';
+import type { BodyCipher } from '@connect/ledger';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
@@ -24,6 +25,8 @@ import {
 export interface ReadRouteDeps {
   /** Connections as connect_reader (see reader.ts). */
   reader: Kysely<Database>;
+  /** Opens what the read models keep sealed. */
+  cipher: BodyCipher;
   authenticate: Authenticate;
   projectedIndex: ProjectedIndex;
   minIndexWaitMs?: number;
@@ -93,7 +96,7 @@ export async function readRoutes(app: FastifyInstance, deps: ReadRouteDeps): Pro
     const query = parseWith(listQuery, request.query, 'query');
     const filter = { ...query, after: query.cursor === undefined ? undefined : decodeCursor(query.cursor) };
     return readAs(reader, who, async (db) => {
-      const page = await listCommitments(db, who.userId, filter);
+      const page = await listCommitments(db, deps.cipher.fields, who.userId, filter);
       return { items: page.items, nextCursor: page.next && encodeCursor(page.next) };
     });
   });
@@ -101,7 +104,7 @@ export async function readRoutes(app: FastifyInstance, deps: ReadRouteDeps): Pro
   app.get('/v1/commitments/:id', async (request, reply) => {
     const who = await begin(request, reply);
     const { id } = parseWith(idParam, request.params, 'path');
-    const [commitment] = await readAs(reader, who, (db) => commitmentsById(db, [id]));
+    const [commitment] = await readAs(reader, who, (db) => commitmentsById(db, deps.cipher.fields, [id]));
     if (!commitment) throw notVisible(id);
     const etag = `"${commitment.version}"`;
     reply.header('etag', etag);
@@ -113,7 +116,7 @@ export async function readRoutes(app: FastifyInstance, deps: ReadRouteDeps): Pro
     const who = await begin(request, reply);
     const { id } = parseWith(idParam, request.params, 'path');
     return readAs(reader, who, async (db) => {
-      const rows = await historyOf(db, [id]);
+      const rows = await historyOf(db, deps.cipher.fields, [id]);
       if (rows.length === 0) throw notVisible(id);
       return { commitmentId: id, events: await describeHistory(db, rows) };
     });

@@ -2,6 +2,7 @@
 import { type Authenticate, authenticateBearer, type SessionGate, type TokenIssuer } from '@connect/auth';
 import type { Database } from '@connect/db';
 import { HttpProblem, sendProblem } from '@connect/http';
+import type { BodyCipher } from '@connect/ledger';
 import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
 import { GraphQLError } from 'graphql';
@@ -57,6 +58,8 @@ const formatErrors: NonNullable<MercuriusOptions['errorFormatter']> = (execution
 export interface GraphqlDeps {
   reader: Kysely<Database>;
   pool: pg.Pool;
+  /** Its `fields` open the sealed fields read (the notifications' text). */
+  cipher: BodyCipher;
   authenticate: Authenticate;
   tokens: TokenIssuer;
   sessions: SessionGate;
@@ -87,7 +90,7 @@ declare module 'fastify' {
 
 export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Promise<void> {
   const { reader } = deps;
-  const { resolvers, loaders } = graphqlResolvers(reader, deps.pool);
+  const { resolvers, loaders } = graphqlResolvers(reader, deps.pool, deps.cipher.fields);
   const { ErrorWithProps, withFilter } = mercurius;
   const consistent = readConsistency(deps.projectedIndex, deps.minIndexWaitMs);
   const connections = openConnections({ sessions: deps.sessions, limits: deps.subscriptions });
@@ -111,7 +114,9 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
   const stillEntitled = async (change: ChangedCommitment, _args: unknown, ctx: SubscriptionContext) =>
     change.parties.includes(ctx.caller.userId) && (await refreshCaller(ctx));
   const load = async (change: ChangedCommitment, _args: unknown, ctx: SubscriptionContext) => {
-    const [commitment] = await readAs(reader, ctx.caller, (db) => commitmentsById(db, [change.id]));
+    const [commitment] = await readAs(reader, ctx.caller, (db) =>
+      commitmentsById(db, deps.cipher.fields, [change.id]),
+    );
     if (!commitment) throw new ErrorWithProps('no longer visible to you', { code: 'NOT_FOUND' });
     return commitment;
   };
@@ -130,7 +135,8 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
       subscribe: withFilter(async (_root: unknown, { id }: { id: string }, ctx: SubscriptionContext) => {
         const visible =
           z.uuid().safeParse(id).success &&
-          (await readAs(reader, ctx.caller, (db) => commitmentsById(db, [id]))).length === 1;
+          (await readAs(reader, ctx.caller, (db) => commitmentsById(db, deps.cipher.fields, [id]))).length ===
+            1;
         if (!visible) {
           throw new ErrorWithProps(`No commitment ${id}, or you are not a party to it.`, {
             code: 'NOT_FOUND',
@@ -153,7 +159,9 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
       subscribe: withFilter(
         (_root: unknown, _args: unknown, ctx: SubscriptionContext) =>
           notifications.subscribe(ctx.caller.userId, connectionOf(ctx), (after, upTo, limit) =>
-            readAs(reader, ctx.caller, (db) => notificationsSince(db, ctx.caller.userId, after, upTo, limit)),
+            readAs(reader, ctx.caller, (db) =>
+              notificationsSince(db, deps.cipher.fields, ctx.caller.userId, after, upTo, limit),
+            ),
           ),
         async (_notification: NotificationView, _args: unknown, ctx: SubscriptionContext) =>
           refreshCaller(ctx),

@@ -1,7 +1,7 @@
 // GraphQL resolvers over the same reads as REST, each as the caller under row-level security.
 // Parties and documents come with each commitment in one statement; `commitment(id)` and history
 // are batched by loaders across a response, so neither aliases nor nesting cost a query per item.
-import type { Database } from '@connect/db';
+import type { Database, FieldCipher } from '@connect/db';
 import type { Terms } from '@connect/domain';
 import { GraphQLScalarType, valueFromASTUntyped } from 'graphql';
 import type { Kysely } from 'kysely';
@@ -108,10 +108,14 @@ const JSONScalar = new GraphQLScalarType({
   parseLiteral: (ast, variables) => valueFromASTUntyped(ast, variables),
 });
 
-/** `pool`: the service's own connections, for the one write (marking notifications read). */
+/**
+ * `pool`: the service's own connections, for the one write (marking notifications read);
+ * `fields`: opens the sealed fields read (the notifications' text).
+ */
 export function graphqlResolvers(
   reader: Kysely<Database>,
   pool: pg.Pool,
+  fields: FieldCipher,
 ): {
   resolvers: IResolvers;
   loaders: MercuriusLoaders;
@@ -146,7 +150,7 @@ export function graphqlResolvers(
           limit: args.first,
         };
         return readAs(reader, caller, async (db) => {
-          const page = await listCommitments(db, caller.userId, list);
+          const page = await listCommitments(db, fields, caller.userId, list);
           const edges = page.items.map((node) => ({ cursor: encodeCursor(node), node }));
           return {
             edges,
@@ -164,7 +168,7 @@ export function graphqlResolvers(
         }
         const unread = args.unread ?? undefined;
         return readAs(reader, caller, async (db) => {
-          const page = await listNotifications(db, caller.userId, { unread, limit, after });
+          const page = await listNotifications(db, fields, caller.userId, { unread, limit, after });
           const edges = page.items.map((node) => ({ cursor: encodeNotificationCursor(node), node }));
           return {
             edges,
@@ -191,7 +195,7 @@ export function graphqlResolvers(
       async commitment(queries: { params: { id: string } }[], { caller }: GraphqlContext) {
         const isId = (id: string) => z.uuid().safeParse(id).success;
         const ids = [...new Set(queries.map((q) => q.params.id).filter(isId))];
-        const found = await readAs(reader, caller, (db) => commitmentsById(db, ids));
+        const found = await readAs(reader, caller, (db) => commitmentsById(db, fields, ids));
         const byId = new Map(found.map((commitment) => [commitment.id, commitment]));
         // An error in its place fails that field alone.
         return queries.map(({ params: { id } }) =>
@@ -203,7 +207,7 @@ export function graphqlResolvers(
       async history(queries: { obj: CommitmentView }[], { caller }: GraphqlContext) {
         const ids = [...new Set(queries.map((q) => q.obj.id))];
         const rows = await readAs(reader, caller, async (db) => {
-          const history = await historyOf(db, ids);
+          const history = await historyOf(db, fields, ids);
           const names = await displayNames(db, [...new Set(history.flatMap(mentionedUsers))]);
           return history.map((row) => ({
             ...row,

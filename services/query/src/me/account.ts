@@ -3,7 +3,7 @@
 // as the calendar feeds are, and every statement is bounded to the caller's own rows by its
 // `where user_id = caller`. Only the columns a person may see about themselves are selected:
 // never a password hash, token hash, code hash, feed nonce or push key.
-import type { Database } from '@connect/db';
+import { type Database, type FieldCipher, openIdentityEmails, openPhones, openUserEmails } from '@connect/db';
 import { type Kysely, sql } from 'kysely';
 
 type Db = Kysely<Database>;
@@ -66,6 +66,8 @@ function originOf(endpoint: string): string {
 export async function accountExport(
   db: Db,
   caller: { userId: string; sessionId: string },
+  /** Opens the sealed fields (the phone number, the addresses). */
+  cipher: FieldCipher,
 ): Promise<AccountExport | undefined> {
   const { userId } = caller;
   const [user, identities, phones, preferences, pushes, feeds, sessions] = await Promise.all([
@@ -74,6 +76,7 @@ export async function accountExport(
       .select([
         'id',
         'email',
+        'email_sealed',
         'display_name',
         'avatar_url',
         'email_verified_at',
@@ -86,13 +89,21 @@ export async function accountExport(
       .executeTakeFirst(),
     db
       .selectFrom('oidc_identities')
-      .select(['provider', 'subject', 'email', 'email_verified', 'created_at', 'last_sign_in_at'])
+      .select([
+        'provider',
+        'subject',
+        'email',
+        'email_sealed',
+        'email_verified',
+        'created_at',
+        'last_sign_in_at',
+      ])
       .where('user_id', '=', userId)
       .orderBy('created_at')
       .execute(),
     db
       .selectFrom('phone_numbers')
-      .select(['phone', 'confirmed_at', 'created_at'])
+      .select(['user_id', 'phone', 'confirmed_at', 'created_at'])
       .where('user_id', '=', userId)
       .execute(),
     db
@@ -117,10 +128,13 @@ export async function accountExport(
       .execute(),
   ]);
   if (!user) return undefined;
+  const [email] = await openUserEmails(cipher, [user]);
+  const identityEmails = await openIdentityEmails(cipher, userId, identities);
+  const phoneTexts = await openPhones(cipher, phones);
   return {
     account: {
       id: user.id,
-      email: user.email,
+      email: email ?? '',
       displayName: user.display_name,
       avatarUrl: user.avatar_url,
       emailVerified: user.email_verified_at !== null,
@@ -128,20 +142,21 @@ export async function accountExport(
       createdAt: iso(user.created_at),
       roles: user.roles,
     },
-    identities: identities.map((row) => ({
+    identities: identities.map((row, i) => ({
       provider: row.provider,
       subject: row.subject,
-      email: row.email,
+      email: identityEmails[i] ?? null,
       emailVerified: row.email_verified,
       createdAt: iso(row.created_at),
       lastSignInAt: iso(row.last_sign_in_at),
     })),
-    phoneNumbers: phones.map((row) => ({
-      phone: row.phone,
-      confirmed: row.confirmed_at !== null,
-      confirmedAt: isoOrNull(row.confirmed_at),
-      createdAt: iso(row.created_at),
-    })),
+    // A number whose key is erased is gone.
+    phoneNumbers: phones.flatMap((row, i) => {
+      const phone = phoneTexts[i];
+      if (phone === undefined) return [];
+      const confirmedAt = isoOrNull(row.confirmed_at);
+      return [{ phone, confirmed: confirmedAt !== null, confirmedAt, createdAt: iso(row.created_at) }];
+    }),
     notificationPreferences: preferences.map((row) => ({
       channel: row.channel,
       kind: row.kind,

@@ -59,11 +59,14 @@ async function* exportDocument(
   let first = true;
   do {
     const page = await readAs(reader, caller, async (db) => {
-      const { items, next } = await listCommitments(db, userId, { limit: EXPORT_PAGE, after });
+      const { items, next } = await listCommitments(db, deps.cipher.fields, userId, {
+        limit: EXPORT_PAGE,
+        after,
+      });
       const ids = items.map((item) => item.id);
-      const rows = await historyOf(db, ids);
+      const rows = await historyOf(db, deps.cipher.fields, ids);
       const described = await describeHistory(db, rows);
-      const versions = await documentVersionsOf(db, ids);
+      const versions = await documentVersionsOf(db, deps.cipher.fields, ids);
       return { items, next, rows, described, versions };
     });
     const histories = new Map<string, typeof page.described>();
@@ -94,7 +97,7 @@ async function* exportDocument(
   first = true;
   do {
     const page = await readAs(reader, caller, (db) =>
-      listNotifications(db, userId, { limit: EXPORT_PAGE, after: cursor }),
+      listNotifications(db, deps.cipher.fields, userId, { limit: EXPORT_PAGE, after: cursor }),
     );
     for (const notification of page.items) {
       yield `${first ? '' : ','}${json(notification)}`;
@@ -155,7 +158,7 @@ export async function exportRoutes(app: FastifyInstance, deps: ExportRouteDeps):
       if (writing.get(claims.userId) === slot) writing.delete(claims.userId);
     };
     try {
-      const account = await accountExport(deps.db, claims);
+      const account = await accountExport(deps.db, claims, deps.cipher.fields);
       if (!account) throw new HttpProblem(problem(401, 'This account no longer exists.'));
       // Only the caller's own commitments, even for an admin or an auditor: it is their data.
       const caller: Caller = { userId: claims.userId, isAdmin: false };

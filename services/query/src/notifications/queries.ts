@@ -2,6 +2,7 @@
 // take the caller's reader (readAs: row-level security shows a person only their own rows) and
 // filter by recipient as well; marking read takes the service's pool and is bounded to the
 // caller's rows by the statement itself.
+import { type FieldCipher, openNotificationTexts } from '@connect/db';
 import { sql } from 'kysely';
 import type pg from 'pg';
 import { z } from 'zod';
@@ -50,9 +51,9 @@ export function readNotificationCursor(cursor: string): NotificationCursorKey | 
 
 const COLUMNS = [
   'id',
+  'recipient_id',
   'kind',
-  'title',
-  'body',
+  'sealed',
   'link',
   'commitment_id',
   'ledger_index',
@@ -60,33 +61,53 @@ const COLUMNS = [
   'read_at',
 ] as const;
 
-function view(row: {
+interface NotificationRow {
   id: string;
+  recipient_id: string;
   kind: string;
-  title: string;
-  body: string;
+  sealed: Uint8Array;
   link: string;
   commitment_id: string;
   ledger_index: number | string | bigint;
   created_at: Date;
   read_at: Date | null;
-}): NotificationView {
-  return {
-    id: row.id,
-    kind: row.kind,
-    title: row.title,
-    body: row.body,
-    link: row.link,
-    commitmentId: row.commitment_id,
-    ledgerIndex: Number(row.ledger_index),
-    createdAt: row.created_at.toISOString(),
-    readAt: row.read_at?.toISOString() ?? null,
-  };
 }
+
+/** The rows as the API shows them, their text opened (a row whose recipient is erased is left out). */
+async function views(fields: FieldCipher, rows: readonly NotificationRow[]): Promise<NotificationView[]> {
+  const texts = await openNotificationTexts(
+    fields,
+    rows.map((row) => ({ id: row.id, recipientId: row.recipient_id, sealed: row.sealed })),
+  );
+  return rows.flatMap((row, i) => {
+    const text = texts[i];
+    if (!text) return [];
+    return [
+      {
+        id: row.id,
+        kind: row.kind,
+        title: text.title,
+        body: text.body,
+        link: row.link,
+        commitmentId: row.commitment_id,
+        ledgerIndex: Number(row.ledger_index),
+        createdAt: row.created_at.toISOString(),
+        readAt: row.read_at?.toISOString() ?? null,
+      },
+    ];
+  });
+}
+
+const cursorKeyOf = (row: NotificationRow): NotificationCursorKey => ({
+  createdAt: row.created_at.toISOString(),
+  ledgerIndex: Number(row.ledger_index),
+  id: row.id,
+});
 
 /** A page of the caller's notifications, newest first; `next` is set when there are more. */
 export async function listNotifications(
   db: Reader,
+  fields: FieldCipher,
   userId: string,
   filter: { unread?: boolean; limit: number; after?: NotificationCursorKey },
 ): Promise<{ items: NotificationView[]; next: NotificationCursorKey | undefined }> {
@@ -104,13 +125,10 @@ export async function listNotifications(
     .orderBy('id', 'desc')
     .limit(filter.limit + 1)
     .execute();
-  const items = rows.slice(0, filter.limit).map(view);
-  const last = items.at(-1);
-  const next =
-    rows.length > filter.limit && last
-      ? { createdAt: last.createdAt, ledgerIndex: last.ledgerIndex, id: last.id }
-      : undefined;
-  return { items, next };
+  const page = rows.slice(0, filter.limit);
+  const last = page.at(-1);
+  const next = rows.length > filter.limit && last ? cursorKeyOf(last) : undefined;
+  return { items: await views(fields, page), next };
 }
 
 export async function unreadNotificationCount(db: Reader, userId: string): Promise<number> {
@@ -129,6 +147,7 @@ export async function unreadNotificationCount(db: Reader, userId: string): Promi
  */
 export async function notificationsSince(
   db: Reader,
+  fields: FieldCipher,
   userId: string,
   after: { ledgerIndex: number; id?: string },
   upTo: number,
@@ -148,7 +167,7 @@ export async function notificationsSince(
     .orderBy('id')
     .limit(limit)
     .execute();
-  return rows.map(view);
+  return views(fields, rows);
 }
 
 /**

@@ -5,6 +5,7 @@
 import type { Authenticate } from '@connect/auth';
 import type { Database } from '@connect/db';
 import { badRequest, parseWith } from '@connect/http';
+import type { BodyCipher } from '@connect/ledger';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
@@ -26,6 +27,8 @@ import {
 export interface NotificationRouteDeps {
   /** Connections as connect_reader (see reader.ts). */
   reader: Kysely<Database>;
+  /** Its `fields` open the notifications' sealed text. */
+  cipher: BodyCipher;
   /** The service's own connections: marking read writes. */
   pool: pg.Pool;
   authenticate: Authenticate;
@@ -81,7 +84,7 @@ export async function notificationRoutes(app: FastifyInstance, deps: Notificatio
     const query = parseWith(notificationsQuery, request.query, 'query');
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     return readAs(reader, who, async (db) => {
-      const page = await listNotifications(db, who.userId, { ...query, after });
+      const page = await listNotifications(db, deps.cipher.fields, who.userId, { ...query, after });
       return {
         items: page.items,
         nextCursor: page.next ? encodeNotificationCursor(page.next) : null,

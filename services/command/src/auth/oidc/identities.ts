@@ -1,12 +1,19 @@
 // An account's identities at OpenID providers, and which account a provider's ID token signs into:
 // the account linked to its subject; else the account with its email, linked only when both the
 // provider and this service have verified that email; else a new account.
-import type { Database } from '@connect/db';
+import {
+  type Database,
+  type FieldCipher,
+  normalizeEmail,
+  oidcIdentityEmailPlace,
+  openIdentityEmails,
+  type UserEmails,
+  userSubject,
+} from '@connect/db';
 import { profileRegistered } from '@connect/domain';
 import type { Ledger } from '@connect/ledger';
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { claimEmailInvitations } from '../../commitments/email-invitations.ts';
-import { normalizeEmail } from '../accounts.ts';
 import { createAccount } from '../create-account.ts';
 
 type Db = Kysely<Database>;
@@ -48,24 +55,42 @@ function displayNameOf(claims: IdentityClaims, email: string): string {
 export async function signInWithIdentity(
   db: Db,
   ledger: Ledger,
+  emails: UserEmails,
   provider: { name: string; title: string },
   claims: IdentityClaims,
   now: Date,
 ): Promise<SignIn> {
   const email = text(claims.email) && normalizeEmail(String(claims.email));
   const emailVerified = email !== undefined && verified(claims.email_verified);
+  const emailIndex = email === undefined ? undefined : await emails.index(email);
   const signIn = await db.transaction().execute(async (trx): Promise<SignIn> => {
     // Two first sign-ins of one identity at once must not make two accounts.
     await sql`select pg_advisory_xact_lock(hashtext(${`oidc:${provider.name}:${claims.sub}`}))`.execute(trx);
     const known = await trx
       .updateTable('oidc_identities')
-      .set({ last_sign_in_at: now, email: email ?? null, email_verified: emailVerified })
+      .set({ last_sign_in_at: now, email: null, email_verified: emailVerified })
       .where('provider', '=', provider.name)
       .where('subject', '=', claims.sub)
       .returning('user_id')
       .executeTakeFirst();
-    if (known) return { outcome: 'signed-in', userId: known.user_id, created: false };
-    if (email === undefined) {
+    if (known) {
+      await trx
+        .updateTable('oidc_identities')
+        .set({
+          email_sealed: await sealIdentityEmail(
+            emails.fields,
+            known.user_id,
+            provider.name,
+            claims.sub,
+            email,
+          ),
+        })
+        .where('provider', '=', provider.name)
+        .where('subject', '=', claims.sub)
+        .execute();
+      return { outcome: 'signed-in', userId: known.user_id, created: false };
+    }
+    if (email === undefined || emailIndex === undefined) {
       return {
         outcome: 'refused',
         reason: `${provider.title} did not share an email address; allow it to, or sign up with a password.`,
@@ -74,7 +99,7 @@ export async function signInWithIdentity(
     const existing = await trx
       .selectFrom('users')
       .select(['id', 'email_verified_at'])
-      .where('email', '=', email)
+      .where('email_index', '=', emailIndex)
       .forUpdate()
       .executeTakeFirst();
     if (existing) {
@@ -90,27 +115,52 @@ export async function signInWithIdentity(
           reason: `An account with ${email} exists, but its email is not verified yet. Sign in with your password and verify your email, then sign in with ${provider.title} again to link it.`,
         };
       }
-      await linkIdentity(trx, existing.id, provider.name, claims.sub, email, emailVerified, now);
+      await linkIdentity(
+        trx,
+        emails.fields,
+        existing.id,
+        provider.name,
+        claims.sub,
+        email,
+        emailVerified,
+        now,
+      );
       return { outcome: 'signed-in', userId: existing.id, created: false };
     }
-    const user = await createAccount(trx, ledger, {
+    const user = await createAccount(trx, ledger, emails, {
       email,
       displayName: displayNameOf(claims, email),
       passwordHash: null,
       emailVerifiedAt: emailVerified ? now : null,
     });
     if (!user) throw new Error('an account with this email appeared during the sign-in');
-    await linkIdentity(trx, user.id, provider.name, claims.sub, email, emailVerified, now);
+    await linkIdentity(trx, emails.fields, user.id, provider.name, claims.sub, email, emailVerified, now);
     return { outcome: 'signed-in', userId: user.id, created: true };
   });
   // A new account with an address the provider verified takes the invitations sent to it.
-  if (signIn.outcome === 'signed-in' && signIn.created && emailVerified && email !== undefined)
-    await claimEmailInvitations(db, ledger, { id: signIn.userId, email }, { now });
+  if (signIn.outcome === 'signed-in' && signIn.created && emailVerified && emailIndex !== undefined)
+    await claimEmailInvitations(db, ledger, { id: signIn.userId, emailIndex }, { now });
   return signIn;
+}
+
+/** What the provider said the identity's address is, sealed under its user's key. */
+async function sealIdentityEmail(
+  fields: FieldCipher,
+  userId: string,
+  provider: string,
+  subject: string,
+  email: string | undefined,
+): Promise<Buffer | null> {
+  if (email === undefined) return null;
+  const [sealed] = await fields.seal([
+    { subject: userSubject(userId), place: oidcIdentityEmailPlace(provider, subject), value: email },
+  ]);
+  return sealed ?? null;
 }
 
 async function linkIdentity(
   trx: Transaction<Database>,
+  fields: FieldCipher,
   userId: string,
   provider: string,
   subject: string,
@@ -124,7 +174,7 @@ async function linkIdentity(
       user_id: userId,
       provider,
       subject,
-      email,
+      email_sealed: await sealIdentityEmail(fields, userId, provider, subject, email),
       email_verified: emailVerified,
       created_at: now,
       last_sign_in_at: now,
@@ -132,16 +182,17 @@ async function linkIdentity(
     .execute();
 }
 
-export async function listIdentities(db: Db, userId: string): Promise<Identity[]> {
+export async function listIdentities(db: Db, fields: FieldCipher, userId: string): Promise<Identity[]> {
   const rows = await db
     .selectFrom('oidc_identities')
-    .select(['provider', 'email', 'created_at', 'last_sign_in_at'])
+    .select(['provider', 'subject', 'email', 'email_sealed', 'created_at', 'last_sign_in_at'])
     .where('user_id', '=', userId)
     .orderBy('created_at')
     .execute();
-  return rows.map((row) => ({
+  const emails = await openIdentityEmails(fields, userId, rows);
+  return rows.map((row, i) => ({
     provider: row.provider,
-    email: row.email,
+    email: emails[i] ?? null,
     createdAt: row.created_at,
     lastSignInAt: row.last_sign_in_at,
   }));

@@ -5,7 +5,7 @@
 // (grant_type=authorization_code). Linked identities are listed and unlinked under /v1/me.
 // Nothing here logs or answers with a token, a code or a client secret.
 import type { Authenticate } from '@connect/auth';
-import type { Database, OidcProviderConfig } from '@connect/db';
+import type { Database, OidcProviderConfig, UserEmails } from '@connect/db';
 import { HttpProblem, parseWith, problem } from '@connect/http';
 import type { Ledger } from '@connect/ledger';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -34,6 +34,8 @@ export interface OidcSettings {
 export interface OidcDeps {
   db: Kysely<Database>;
   ledger: Ledger;
+  /** Users' addresses: found by their blind index, opened with the users' keys. */
+  emails: UserEmails;
   authenticate: Authenticate;
   /** Unset: no provider is configured (every provider is a 404). */
   oidc?: OidcSettings;
@@ -115,7 +117,7 @@ function failureOf(
 }
 
 export async function oidcRoutes(app: FastifyInstance, deps: OidcDeps): Promise<void> {
-  const { db, ledger, authenticate } = deps;
+  const { db, ledger, emails, authenticate } = deps;
   const now = deps.now ?? (() => new Date());
   const providers = oidcProviders(deps.oidc?.providers ?? [], deps.oidc?.publicApiUrl ?? '');
   const allowed = new Set((deps.oidc?.redirectUrls ?? []).map((url) => withoutQuery(new URL(url))));
@@ -246,6 +248,7 @@ export async function oidcRoutes(app: FastifyInstance, deps: OidcDeps): Promise<
     const signIn = await signInWithIdentity(
       db,
       ledger,
+      emails,
       { name: provider.name, title: titleOf(provider) },
       claims,
       now(),
@@ -270,7 +273,7 @@ export async function oidcRoutes(app: FastifyInstance, deps: OidcDeps): Promise<
 
   app.get('/v1/me/identities', async (request) => {
     const caller = await authenticate(request);
-    const identities = await listIdentities(db, caller.userId);
+    const identities = await listIdentities(db, emails.fields, caller.userId);
     return identities.map((identity) => ({
       provider: identity.provider,
       email: identity.email,
