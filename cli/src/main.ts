@@ -21,6 +21,8 @@ const USAGE = `usage: connect <command>
   keys status  the primary master key, and how many data keys each master key wraps
   keys rotate-master        rewrap every data key under a new master key while the service runs
                             (key file: new key made, old ones dropped; CONNECT_MASTER_KEY: to its first key)
+  keys seal-existing        seal the values still in the clear (from before their migration sealed
+                            them, or written with CONNECT_ENCRYPTION off) while the service runs
   users grant-role EMAIL ROLE    give that user a role (admin, auditor); recorded in the ledger
   users revoke-role EMAIL ROLE   take it back (the last admin keeps theirs)
   users grant-admin EMAIL   the same as grant-role EMAIL admin

@@ -4,6 +4,7 @@ import { formatVerifierKey } from '@connect/crypto';
 import { dataKeyId } from '@connect/crypto/envelope';
 import {
   addPrimaryMasterKey,
+  assertMasterKeysHeld,
   assertMigrated,
   dataKeysByMasterKey,
   dropOldMasterKeys,
@@ -14,21 +15,23 @@ import {
   openDatabase,
   readMasterKeyFile,
   rewrapDataKeys,
+  sealClearFields,
 } from '@connect/db';
-import { loadLedgerKey } from '@connect/ledger';
+import { loadLedgerKey, openBodyCipher } from '@connect/ledger';
 import type pg from 'pg';
 
-const USAGE = 'usage: connect keys show | status | rotate-master';
+const USAGE = 'usage: connect keys show | status | rotate-master | seal-existing';
+const SUBCOMMANDS = ['show', 'status', 'rotate-master', 'seal-existing'];
 
 /** Running processes re-read the key file at most once a second; this leaves them time to. */
 const PICKUP_MS = 2000;
 /** Rewrap rounds, each checked a second later, for keys a process wrapped with an old master key meanwhile. */
 const ROUNDS = 10;
 
-/** connect keys show | status | rotate-master */
+/** connect keys show | status | rotate-master | seal-existing */
 export async function keysCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
-  if (rest.length > 0 || (sub !== 'show' && sub !== 'status' && sub !== 'rotate-master')) {
+  if (rest.length > 0 || !SUBCOMMANDS.includes(sub ?? '')) {
     console.error(`connect: ${USAGE}`);
     return 2;
   }
@@ -37,6 +40,7 @@ export async function keysCommand(args: string[]): Promise<number> {
   const database = await openDatabase(config, { create: false });
   try {
     await assertMigrated(database.pool);
+    if (sub === 'seal-existing') return await sealExisting(database.pool, config);
     const source = config.masterKeys
       ? { keys: config.masterKeys, name: 'CONNECT_MASTER_KEY' }
       : await keyFile(config.dataDir);
@@ -80,6 +84,26 @@ export async function keysCommand(args: string[]): Promise<number> {
     }
   } finally {
     await database.close();
+  }
+}
+
+/**
+ * Seals the values still in the clear (converted by a migration, or written with encryption off),
+ * beside the running service; prints how many rows of each table it sealed.
+ */
+async function sealExisting(pool: pg.Pool, config: ReturnType<typeof loadConfig>): Promise<number> {
+  if (!config.encryption) {
+    console.error('connect: CONNECT_ENCRYPTION is off, so nothing is sealed; turn it on first');
+    return 1;
+  }
+  const { keys, cipher } = await openBodyCipher(pool, config, { listen: false, create: false });
+  try {
+    await assertMasterKeysHeld(pool, keys.masterKeys);
+    for (const [table, count] of await sealClearFields(pool, cipher.fields))
+      console.log(`${table}: ${count} sealed`);
+    return 0;
+  } finally {
+    await keys.close();
   }
 }
 

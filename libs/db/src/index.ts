@@ -1,4 +1,5 @@
 export * from './channels.ts';
+export * from './clear-fields.ts';
 export * from './config.ts';
 export * from './database.ts';
 export * from './email-index.ts';

@@ -2,6 +2,7 @@
 // one JSON value sealed under its recipient's data key and bound to its row, so erasing the
 // recipient shreds them and a value moved to another notification does not open. The notifier
 // writes them, the query service and the delivery channels read them, an erasure rewrites them.
+import { notificationField } from './clear-fields.ts';
 import type { FieldCipher } from './field-cipher.ts';
 
 export interface NotificationText {
@@ -14,10 +15,7 @@ interface Addressed {
   recipientId: string;
 }
 
-const fieldOf = ({ id, recipientId }: Addressed) => ({
-  subject: `user:${recipientId}`,
-  place: `notifications:${id}`,
-});
+const fieldOf = ({ id, recipientId }: Addressed) => notificationField({ id, recipientId });
 
 /** Each notification's text as stored in `sealed`; null where its recipient is erased (store nothing then). */
 export function sealNotificationTexts(

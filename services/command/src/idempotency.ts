@@ -5,7 +5,7 @@
 // retry gets a 410 rather than the request run a second time.
 import { createHash } from 'node:crypto';
 import { type JsonValue, jcsText } from '@connect/crypto';
-import type { Database, FieldCipher } from '@connect/db';
+import { type Database, type FieldCipher, idempotentBodyField } from '@connect/db';
 import { badRequest, HttpProblem, problem } from '@connect/http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
@@ -24,10 +24,7 @@ export interface IdempotencyStore {
 
 const KEY = /^[\x21-\x7e]{1,255}$/;
 
-const bodyField = (userId: string, key: string) => ({
-  subject: `user:${userId}`,
-  place: `http_idempotency:${userId}:${key}`,
-});
+const bodyField = idempotentBodyField;
 
 function requestHash(request: FastifyRequest, body: unknown): Buffer {
   return createHash('sha256')

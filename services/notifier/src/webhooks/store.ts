@@ -4,12 +4,15 @@
 // Endpoints' secrets and deliveries' payloads are stored sealed under the service's own key (the
 // endpoints belong to the service, not to a person), each bound to its row.
 import { randomUUID } from 'node:crypto';
-import type {
-  Database,
-  FieldCipher,
-  WebhookDeliveriesTable,
-  WebhookDeliveryStatus,
-  WebhookEndpointsTable,
+import {
+  type Database,
+  type FieldCipher,
+  WEBHOOKS_KEY_SUBJECT,
+  type WebhookDeliveriesTable,
+  type WebhookDeliveryStatus,
+  type WebhookEndpointsTable,
+  webhookPayloadField,
+  webhookSecretField,
 } from '@connect/db';
 import { type Kysely, type Selectable, sql } from 'kysely';
 import { type DeliverOptions, type DeliveryOutcome, deliverWebhook, type WebhookMessage } from './deliver.ts';
@@ -49,16 +52,8 @@ export interface WebhookDelivery {
 
 const iso = (date: Date | null): string | null => (date ? date.toISOString() : null);
 
-/** The data-key subject of what the webhooks keep sealed. */
-export const WEBHOOKS_KEY_SUBJECT = 'service:webhooks';
-const secretField = (endpointId: string) => ({
-  subject: WEBHOOKS_KEY_SUBJECT,
-  place: `webhook_endpoints:${endpointId}:secret`,
-});
-const payloadField = (deliveryId: string) => ({
-  subject: WEBHOOKS_KEY_SUBJECT,
-  place: `webhook_deliveries:${deliveryId}`,
-});
+const secretField = webhookSecretField;
+const payloadField = webhookPayloadField;
 
 /** Values sealed under the webhooks' key, which is never erased. */
 async function sealAll(cipher: FieldCipher, fields: Parameters<FieldCipher['seal']>[0]): Promise<Buffer[]> {
