@@ -1,7 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { keyRing, localMasterKeys } from '@connect/db';
 import { ERASURES_STREAM, profileStream, USER_ERASED } from '@connect/domain';

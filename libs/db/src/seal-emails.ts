@@ -30,10 +30,17 @@ export async function sealExistingEmails(pool: pg.Pool, keys: KeyRing, fields: F
       const columns = row.erased
         ? { email_index: null, email_sealed: null }
         : await emails.columns(row.id, row.email);
-      return pool.query(
-        'update users set email = null, email_index = $3, email_sealed = $4 where id = $1 and email = $2',
-        [row.id, row.email, columns.email_index, columns.email_sealed],
-      );
+      const update =
+        'update users set email = null, email_index = $3, email_sealed = $4 where id = $1 and email = $2';
+      try {
+        return await pool.query(update, [row.id, row.email, columns.email_index, columns.email_sealed]);
+      } catch (error) {
+        // Another account has the same address once normalised (it differed in spaces, or was
+        // written by a process of the version before): this one keeps it sealed but unindexed, so
+        // it cannot sign in by it until an admin sorts the two out; the start-up goes on.
+        if ((error as { code?: string }).code !== '23505') throw error;
+        return pool.query(update, [row.id, row.email, null, columns.email_sealed]);
+      }
     },
   );
 

@@ -200,4 +200,34 @@ describe('rows from before migration 029', () => {
     expect(again.statusCode).toBe(202);
     expect(await listed()).toEqual([expect.objectContaining({ email: invitedEmail, role: 'participant' })]);
   });
+  test('two accounts whose addresses differ only in spaces: the start-up goes on, the second keeps its address sealed, unindexed', async () => {
+    const email = `zd${randomUUID().slice(0, 8)}@example.test`;
+    const [first, second] = [randomUUID(), randomUUID()];
+    const pool = t.database.pool;
+    for (const [id, address] of [
+      [first, email],
+      [second, ` ${email} `],
+    ] as const)
+      await pool.query(
+        `insert into users (id, email, password_hash, display_name, created_at)
+         values ($1, $2, $3, 'Twin', now() - interval '1 day' + $4 * interval '1 second')`,
+        [id, address, await hashPassword('an old password'), id === first ? 0 : 1],
+      );
+    await sealExistingEmails(pool, t.deps.keys, t.deps.ledger.cipher.fields);
+    const { rows } = await pool.query<{
+      id: string;
+      indexed: boolean;
+      sealed: boolean;
+      email: string | null;
+    }>(
+      `select id, email_index is not null as indexed, email_sealed is not null as sealed, email
+         from users where id = any($1::uuid[])`,
+      [[first, second]],
+    );
+    expect(rows.every((row) => row.email === null && row.sealed)).toBe(true);
+    expect(rows.filter((row) => row.indexed)).toHaveLength(1);
+    const signedIn = await login(email, 'an old password');
+    expect(signedIn.statusCode).toBe(200);
+    expect(signedIn.json().user.id).toBe(rows.find((row) => row.indexed)?.id);
+  });
 });

@@ -186,6 +186,43 @@ test('with the SMTP server down, sending rejects and nothing crashes', async () 
   }
 });
 
+test('a recipient the server refuses fails the send with the SMTP codes, never the address it echoes', async () => {
+  const refusing = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onRcptTo(address, _session, callback) {
+      const refused = new Error(`<${address.address}>: Recipient address rejected`) as Error & {
+        responseCode: number;
+      };
+      refused.responseCode = 550;
+      callback(refused);
+    },
+  });
+  await new Promise<void>((resolve) => refusing.listen(0, '127.0.0.1', resolve));
+  const { port } = refusing.server.address() as AddressInfo;
+  const mailer = createMailer({ smtpUrl: `smtp://127.0.0.1:${port}`, from: 'no-reply@connect.example' });
+  try {
+    const failure = await mailer
+      .send(notification(), {
+        to: 'secret.person@example.com',
+        name: 'Ben',
+        unsubscribeUrl: 'https://x.example/u',
+      })
+      .then(
+        () => undefined,
+        (error: Error) => error,
+      );
+    expect(failure?.message).toMatch(/SMTP .*550/);
+    expect(JSON.stringify({ message: failure?.message, stack: failure?.stack })).not.toContain(
+      'secret.person',
+    );
+  } finally {
+    mailer.close();
+    await new Promise((resolve) => refusing.close(() => resolve(undefined)));
+  }
+});
+
 test('Message-IDs use the From domain and only characters a Message-ID may hold', () => {
   expect(domainOf('Connect <No-Reply@Mail.Example.COM>')).toBe('mail.example.com');
   expect(domainOf('bare@example.org')).toBe('example.org');

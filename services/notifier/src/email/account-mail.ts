@@ -20,6 +20,7 @@ import {
 import type { Task } from 'graphile-worker';
 import { type Kysely, sql } from 'kysely';
 import nodemailer from 'nodemailer';
+import { sendOrFail } from './mailer.ts';
 import { type EmailContent, escapeHtml } from './templates.ts';
 
 export const ACCOUNT_MAIL_TASK = 'send-account-mail';
@@ -184,7 +185,7 @@ export function createAccountMailer(options: {
   transport.on('error', (error) => options.onError?.(error));
   return {
     async send(mail) {
-      await transport.sendMail({
+      await sendOrFail(transport, {
         from: options.from,
         to: { name: mail.name, address: mail.to },
         subject: mail.subject,

@@ -1,5 +1,5 @@
 // Email over SMTP: a pooled nodemailer transport sending one notification to one person.
-import nodemailer from 'nodemailer';
+import nodemailer, { type SendMailOptions, type Transporter } from 'nodemailer';
 import type { Notification } from '../notification.ts';
 import { renderEmail } from './templates.ts';
 
@@ -44,6 +44,23 @@ export function messageIdOf(notification: Pick<Notification, 'id'>, domain: stri
   return `<${notification.id.replace(/[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]/g, '-')}@${domain}>`;
 }
 
+/**
+ * What a failed send is retried and logged with: the SMTP codes without the server's words, which
+ * often repeat the recipient's address (`550 5.1.1 <ana@example.com>: Recipient address
+ * rejected`), and would otherwise be kept in the job queue's last error and the logs.
+ */
+export function smtpFailure(error: unknown): Error {
+  const { code, responseCode, command } = (error ?? {}) as {
+    code?: unknown;
+    responseCode?: unknown;
+    command?: unknown;
+  };
+  const parts = [code, command, responseCode].filter(
+    (part) => typeof part === 'string' || typeof part === 'number',
+  );
+  return new Error(`the mail was not sent (SMTP ${parts.length > 0 ? parts.join(' ') : 'failure'})`);
+}
+
 export function createMailer(options: MailerOptions): Mailer {
   const domain = domainOf(options.from);
   const timeout = options.timeoutMs ?? 15_000;
@@ -61,7 +78,7 @@ export function createMailer(options: MailerOptions): Mailer {
     async send(notification, recipient) {
       const content = renderEmail(notification, recipient.name, { unsubscribeUrl: recipient.unsubscribeUrl });
       const messageId = messageIdOf(notification, domain);
-      await transport.sendMail({
+      await sendOrFail(transport, {
         from: options.from,
         to: { name: recipient.name, address: recipient.to },
         subject: content.subject,
@@ -79,4 +96,13 @@ export function createMailer(options: MailerOptions): Mailer {
     },
     close: () => transport.close(),
   };
+}
+
+/** Sends, or throws what smtpFailure keeps of the failure. */
+export async function sendOrFail(transport: Transporter, mail: SendMailOptions): Promise<void> {
+  try {
+    await transport.sendMail(mail);
+  } catch (error) {
+    throw smtpFailure(error);
+  }
 }
