@@ -3,7 +3,7 @@
 // while the first request is still running is a 409. The first response's body (a commitment's
 // terms…) is kept sealed under the caller's key: once the caller's key is erased it is gone, and a
 // retry gets a 410 rather than the request run a second time.
-import { createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { type JsonValue, jcsText } from '@connect/crypto';
 import { type Database, type FieldCipher, idempotentBodyField } from '@connect/db';
 import { badRequest, HttpProblem, problem } from '@connect/http';
@@ -20,14 +20,22 @@ export interface StoredResponse {
 export interface IdempotencyStore {
   db: Kysely<Database>;
   cipher: FieldCipher;
+  /**
+   * The key requests are hashed with (derived, IDEMPOTENCY_REQUEST_KEY): a plain hash of a body
+   * would confirm a guessed address or title to whoever reads the table.
+   */
+  requestKey: Uint8Array;
 }
+
+/** The purpose of the derived key requests are hashed with. */
+export const IDEMPOTENCY_REQUEST_KEY = 'idempotent requests';
 
 const KEY = /^[\x21-\x7e]{1,255}$/;
 
 const bodyField = idempotentBodyField;
 
-function requestHash(request: FastifyRequest, body: unknown): Buffer {
-  return createHash('sha256')
+function requestHash(key: Uint8Array, request: FastifyRequest, body: unknown): Buffer {
+  return createHmac('sha256', key)
     .update(`${request.method} ${request.url}\n`)
     .update(jcsText((body ?? null) as JsonValue))
     .digest();
@@ -38,7 +46,7 @@ function requestHash(request: FastifyRequest, body: unknown): Buffer {
  * to compare is passed in, as parsed, so a multipart upload can be keyed by its content hash.
  */
 export async function idempotent(
-  { db, cipher }: IdempotencyStore,
+  { db, cipher, requestKey }: IdempotencyStore,
   request: FastifyRequest,
   reply: FastifyReply,
   userId: string,
@@ -52,7 +60,7 @@ export async function idempotent(
       { path: 'header.idempotency-key', message: 'must be 1 to 255 printable ASCII characters' },
     ]);
   }
-  const hash = requestHash(request, body);
+  const hash = requestHash(requestKey, request, body);
   const claimed = await db
     .insertInto('http_idempotency')
     .values({ user_id: userId, key, request_hash: hash, status: null, body: null, headers: null })

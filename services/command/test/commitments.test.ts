@@ -1,7 +1,8 @@
-import { createHash } from 'node:crypto';
-import { jcsText } from '@connect/crypto';
+import { createHash, createHmac } from 'node:crypto';
+import { type JsonValue, jcsText } from '@connect/crypto';
 import { readEntries, readStream } from '@connect/ledger';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { IDEMPOTENCY_REQUEST_KEY } from '../src/idempotency.ts';
 import { type Account, signUp, type TestApp, testApp } from './support.ts';
 
 let t: TestApp;
@@ -190,6 +191,13 @@ describe('errors', () => {
 });
 
 describe('idempotency', () => {
+  /** A create's request as the service keys it: an HMAC under its derived key. */
+  const requestHashOf = async (body: unknown) =>
+    createHmac('sha256', await t.deps.keys.derivedKey(IDEMPOTENCY_REQUEST_KEY))
+      .update('POST /v1/commitments\n')
+      .update(jcsText(body as JsonValue))
+      .digest();
+
   test('a retry with the same key and body replays the first response and appends nothing', async () => {
     const headers = { 'idempotency-key': `create-${Date.now()}` };
     const body = { type: 'personal', title: 'Once only' };
@@ -201,6 +209,14 @@ describe('idempotency', () => {
     expect(again.headers.etag).toBe(first.headers.etag);
     expect(again.headers['idempotency-replayed']).toBe('true');
     expect(await entriesTitled('Once only')).toHaveLength(1);
+    // What the request was is kept only as a keyed hash: a plain one would confirm a guessed body.
+    const { rows } = await t.database.pool.query<{ request_hash: Buffer }>(
+      'select request_hash from http_idempotency where key = $1',
+      [headers['idempotency-key']],
+    );
+    const plain = createHash('sha256').update('POST /v1/commitments\n').update(jcsText(body)).digest();
+    expect(rows[0]?.request_hash.equals(plain)).toBe(false);
+    expect(rows[0]?.request_hash.equals(await requestHashOf(body))).toBe(true);
   });
 
   test('the same key with another body is a 422', async () => {
@@ -214,7 +230,7 @@ describe('idempotency', () => {
     const key = `inflight-${Date.now()}`;
     const body = { type: 'personal', title: 'in flight' };
     // The first request has claimed the key and not finished: its record has no response yet.
-    const hash = createHash('sha256').update('POST /v1/commitments\n').update(jcsText(body)).digest();
+    const hash = await requestHashOf(body);
     await t.database.pool.query(
       'insert into http_idempotency (user_id, key, request_hash) values ($1, $2, $3)',
       [ana.userId, key, hash],
@@ -257,7 +273,7 @@ describe('idempotency', () => {
   test('a response stored before sealing (clear JSON, as migrated) is replayed as it was', async () => {
     const key = `clear-${Date.now()}`;
     const body = { type: 'personal', title: 'stored in the clear' };
-    const hash = createHash('sha256').update('POST /v1/commitments\n').update(jcsText(body)).digest();
+    const hash = await requestHashOf(body);
     const response = { commitmentId: '0b6f8a52-3c1e-4d7a-9f43-2f5d8c9e7a10', version: 1, events: [] };
     await t.database.pool.query(
       `insert into http_idempotency (user_id, key, request_hash, status, body, headers)

@@ -5,7 +5,13 @@ import { createTestDatabase, type TestDatabase } from '../../../test/support/dat
 import { type Notification, notificationId } from '../src/notification.ts';
 import { setPreferences } from '../src/preferences.ts';
 import { smsChannel } from '../src/sms/deliver.ts';
-import { confirmPhone, type PhoneStore, phoneOf, sendConfirmationCode } from '../src/sms/phones.ts';
+import {
+  confirmPhone,
+  PHONE_CODE_KEY,
+  type PhoneCodeStore,
+  phoneOf,
+  sendConfirmationCode,
+} from '../src/sms/phones.ts';
 import { SmsUnavailableError, twilioSender } from '../src/sms/twilio.ts';
 import { rowsHold, type SealedFields, sealedFields } from './sealed-support.ts';
 import { codeIn, type FakeTwilio, fakeTwilio, TEST_AUTH_TOKEN } from './sms-support.ts';
@@ -14,11 +20,11 @@ let database: TestDatabase;
 let twilio: FakeTwilio;
 let sealed: SealedFields;
 /** The phone numbers, sealed under each person's key. */
-let phones: PhoneStore;
+let phones: PhoneCodeStore;
 beforeAll(async () => {
   [database, twilio] = await Promise.all([createTestDatabase(), fakeTwilio()]);
   sealed = await sealedFields(database.pool);
-  phones = { db: database.db, cipher: sealed.cipher };
+  phones = { db: database.db, cipher: sealed.cipher, codeKey: await sealed.keys.derivedKey(PHONE_CODE_KEY) };
 });
 afterAll(async () => {
   await sealed?.close();

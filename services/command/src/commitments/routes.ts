@@ -19,7 +19,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { accountEmails, findUser } from '../auth/accounts.ts';
 import { callerRateLimit } from '../auth/caller-rate-limit.ts';
-import { idempotent } from '../idempotency.ts';
+import { IDEMPOTENCY_REQUEST_KEY, idempotent } from '../idempotency.ts';
 import { commandLanes } from './command-lanes.ts';
 import { startDeadlineSweeps } from './deadlines.ts';
 import {
@@ -91,7 +91,11 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
   const maxDocumentBytes = deps.maxDocumentBytes ?? DEFAULT_MAX_DOCUMENT_BYTES;
   const sealing = { keys: deps.keys, seal: deps.encryption ?? true };
   const execution = { ...deps, states: stateCache(), lanes: commandLanes(), emails: accountEmails(deps) };
-  const replays = { db, cipher: deps.ledger.cipher.fields };
+  const replays = {
+    db,
+    cipher: deps.ledger.cipher.fields,
+    requestKey: await deps.keys.derivedKey(IDEMPOTENCY_REQUEST_KEY),
+  };
   const sweeps = startDeadlineSweeps({ ...execution, log: app.log });
   app.addHook('onClose', async () => sweeps.close());
   const drafts = await startDraftSweeps(documentsDir, app.log);

@@ -1,13 +1,14 @@
 // The caller's phone number for SMS: set it (a confirmation code goes to it by SMS), confirm it
 // with that code, read it, remove it. No other SMS goes to a number before it is confirmed.
 import type { Authenticate } from '@connect/auth';
-import type { Database } from '@connect/db';
+import type { Database, KeyRing } from '@connect/db';
 import { badRequest, HttpProblem, parseWith, problem } from '@connect/http';
 import type { Ledger } from '@connect/ledger';
 import {
   CODE_SENDS_PER_HOUR,
   confirmPhone,
   normalisePhone,
+  PHONE_CODE_KEY,
   type Phone,
   phoneOf,
   removePhone,
@@ -23,6 +24,8 @@ export interface PhoneRouteDeps {
   db: Kysely<Database>;
   /** Its cipher seals and opens the numbers (cipher.fields). */
   ledger: Pick<Ledger, 'cipher'>;
+  /** Derives the key confirmation codes are hashed with. */
+  keys: Pick<KeyRing, 'derivedKey'>;
   authenticate: Authenticate;
   /** Twilio (CONNECT_TWILIO_*); unset → SMS is off and no number can be added. */
   sms?: SmsSender;
@@ -58,7 +61,11 @@ const phoneJson = (phone: Phone) => ({
 
 export async function phoneRoutes(app: FastifyInstance, deps: PhoneRouteDeps): Promise<void> {
   const { db, authenticate } = deps;
-  const phones = { db, cipher: deps.ledger.cipher.fields };
+  const phones = {
+    db,
+    cipher: deps.ledger.cipher.fields,
+    codeKey: await deps.keys.derivedKey(PHONE_CODE_KEY),
+  };
   const now = deps.now ?? (() => new Date());
 
   app.get('/v1/me/phone', async (request) => {

@@ -3,7 +3,7 @@
 // minutes and takes five tries at most. Sending codes is limited per person (they cost money and
 // could be aimed at someone else's phone). The number is stored sealed under the person's key
 // (sealPhone): it is compared only once opened.
-import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
 import { type Database, type FieldCipher, openPhones, sealPhone } from '@connect/db';
 import type { Kysely } from 'kysely';
 import { parsePhoneNumberFromString } from 'libphonenumber-js/max';
@@ -36,6 +36,15 @@ export interface PhoneStore {
   cipher: FieldCipher;
 }
 
+/** A phone store that also sends and checks confirmation codes, kept as HMACs under `codeKey`. */
+export interface PhoneCodeStore extends PhoneStore {
+  /** A derived key (PHONE_CODE_KEY): a code's hash alone must not give the sealed number away. */
+  codeKey: Uint8Array;
+}
+
+/** The purpose of the derived key confirmation codes are hashed with. */
+export const PHONE_CODE_KEY = 'phone confirmation codes';
+
 export interface Phone {
   phone: string;
   confirmed: boolean;
@@ -60,8 +69,8 @@ export async function removePhone(db: Kysely<Database>, userId: string): Promise
   await db.deleteFrom('phone_numbers').where('user_id', '=', userId).execute();
 }
 
-const codeHash = (userId: string, phone: string, code: string) =>
-  createHash('sha256').update(`connect phone code\n${userId}\n${phone}\n${code}`).digest();
+const codeHash = (key: Uint8Array, userId: string, phone: string, code: string) =>
+  createHmac('sha256', key).update(`connect phone code\n${userId}\n${phone}\n${code}`).digest();
 
 export const confirmationText = (code: string) =>
   `${code} is your Connect code to confirm this phone number. It expires in 10 minutes.`;
@@ -85,7 +94,7 @@ export interface CodeSendingOptions {
  * Throws SmsUnavailableError when Twilio cannot take the message now.
  */
 export async function sendConfirmationCode(
-  store: PhoneStore,
+  store: PhoneCodeStore,
   sender: SmsSender,
   userId: string,
   phone: string,
@@ -109,7 +118,7 @@ export async function sendConfirmationCode(
   const pending = {
     phone: sealed,
     confirmed_at: null,
-    code_hash: codeHash(userId, phone, code),
+    code_hash: codeHash(store.codeKey, userId, phone, code),
     code_expires_at: expiresAt,
   };
   await db
@@ -164,7 +173,7 @@ export type Confirmation =
 
 /** Checks a code the person sent back; each try counts against the code's five. */
 export async function confirmPhone(
-  { db, cipher }: PhoneStore,
+  { db, cipher, codeKey }: PhoneCodeStore,
   userId: string,
   code: string,
   now: Date = new Date(),
@@ -191,7 +200,7 @@ export async function confirmPhone(
   const [phone] = await openPhones(cipher, [tried]);
   if (phone === undefined) return 'no-code';
   const expected = Buffer.from(tried.code_hash as Uint8Array);
-  if (!timingSafeEqual(expected, codeHash(userId, phone, code))) return 'wrong-code';
+  if (!timingSafeEqual(expected, codeHash(codeKey, userId, phone, code))) return 'wrong-code';
   const confirmed = await db
     .updateTable('phone_numbers')
     .set({ confirmed_at: now, code_hash: null, code_expires_at: null, updated_at: now })
