@@ -7,11 +7,11 @@
 // machine's pg_dump is older than the embedded server and refuses to dump it.)
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { embeddedPaths } from '@connect/db';
+import { embeddedPaths, MASTER_KEY_FILE } from '@connect/db';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, test, vi } from 'vitest';
 import { type Answer, call, startEmbeddedConnect } from './running-connect.ts';
@@ -41,6 +41,9 @@ let archive: string;
 let running: Awaited<ReturnType<typeof startEmbeddedConnect>> | undefined;
 /** Every table's rows as text, by table. */
 let dump = new Map<string, string>();
+/** Ana, and her commitment that carries the markers. */
+let ana: Account;
+let commitmentId: string;
 
 interface Account {
   id: string;
@@ -113,7 +116,7 @@ beforeAll(async () => {
   dataDir = path.join(work, 'data');
   archive = path.join(work, 'wal-archive');
   running = await startEmbeddedConnect(dataDir, { CONNECT_WAL_ARCHIVE: archive });
-  const ana = await signUp(running, MARKERS.anaEmail, `Ana ${CONTROL}`);
+  ana = await signUp(running, MARKERS.anaEmail, `Ana ${CONTROL}`);
   const ben = await signUp(running, MARKERS.benEmail, 'Ben');
 
   const created = await call(running, 'POST', '/v1/commitments', {
@@ -127,6 +130,7 @@ beforeAll(async () => {
   });
   expect(created.status).toBe(201);
   const id = created.body.commitmentId as string;
+  commitmentId = id;
   const form = new FormData();
   form.append('name', `${MARKERS.documentName}.txt`);
   form.append('file', new Blob([`the agreement: ${MARKERS.documentBytes}`], { type: 'text/plain' }), 'a.txt');
@@ -220,3 +224,42 @@ test('the sealed ledger still verifies offline', () => {
   expect(verified.stderr).toBe('');
   expect(verified.status).toBe(0);
 }, 60_000);
+
+test('after a master key rotation, and a restart with only the new key, reads, receipts and the audit work', async () => {
+  const env = { ...process.env, DATABASE_URL: '', CONNECT_DATA_DIR: dataDir };
+  const keyFile = path.join(dataDir, MASTER_KEY_FILE);
+  const before = (await readFile(keyFile, 'utf8')).trim();
+  const rotated = spawnSync(process.execPath, [BIN, 'keys', 'rotate-master'], { env, encoding: 'utf8' });
+  expect(rotated.stderr).toBe('');
+  expect(rotated.status).toBe(0);
+  const after = (await readFile(keyFile, 'utf8')).trim().split('\n');
+  expect(after).toHaveLength(1);
+  expect(after[0]).not.toBe(before);
+
+  running = await startEmbeddedConnect(dataDir);
+  const read = await call(running, 'GET', `/v1/commitments/${commitmentId}`, { token: ana.token });
+  expect(read.body).toMatchObject({ title: MARKERS.title, terms: `Pay to ${MARKERS.terms}` });
+  const receipt = await fetch(`${running.url}/v1/commitments/${commitmentId}/receipt`, {
+    headers: { authorization: `Bearer ${ana.token}` },
+  });
+  expect(receipt.status).toBe(200);
+  const receiptFile = path.join(work, 'receipt.json');
+  await writeFile(receiptFile, await receipt.text());
+  const { verifierKey } = (await (await fetch(`${running.url}/v1/ledger/key`)).json()) as {
+    verifierKey: string;
+  };
+  running.child.kill('SIGTERM');
+  expect(await running.exited).toBe(0);
+
+  const verified = spawnSync(
+    process.execPath,
+    [BIN, 'verify', 'receipt', receiptFile, '--key', verifierKey],
+    {
+      env,
+      encoding: 'utf8',
+    },
+  );
+  expect(verified.status, verified.stderr).toBe(0);
+  const audited = spawnSync(process.execPath, [BIN, 'verify', 'ledger'], { env, encoding: 'utf8' });
+  expect(audited.status, audited.stderr).toBe(0);
+}, 180_000);
