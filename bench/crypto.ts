@@ -5,7 +5,9 @@
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { embeddedPaths } from '@connect/db';
 import autocannon from 'autocannon';
+import pg from 'pg';
 import { type BenchUser, commandsMix, json, signUpUsers } from './commands.ts';
 import { type Metrics, round, startConnect, stopConnect } from './support.ts';
 
@@ -74,6 +76,30 @@ function readsMix(url: string, reader: BenchUser, ids: readonly string[], second
   } as autocannon.Options);
 }
 
+/**
+ * Waits until every projection (the read models, the notifications) has caught up with the
+ * ledger, so the reads are timed with the service idle rather than against a backlog of the commands.
+ */
+async function settle(dataDir: string): Promise<void> {
+  const client = new pg.Client({
+    connectionString: `postgresql://postgres@localhost:5432/postgres?host=${embeddedPaths(dataDir).socketDir}`,
+  });
+  await client.connect();
+  try {
+    for (let waited = 0; waited < 300_000; waited += 200) {
+      const { rows } = await client.query<{ behind: boolean }>(
+        `select (select min(last_index) from projection_checkpoints)
+                < (select coalesce(max(index), -1) from ledger_entries) as behind`,
+      );
+      if (!rows[0]?.behind) return;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    throw new Error('the projections did not catch up in 5 minutes');
+  } finally {
+    await client.end();
+  }
+}
+
 async function measure(encryption: 'on' | 'off'): Promise<Side> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), `connect-bench-crypto-${encryption}-`));
   await chmod(dataDir, 0o711);
@@ -89,6 +115,7 @@ async function measure(encryption: 'on' | 'off'): Promise<Side> {
     const [reader, ...others] = users as [BenchUser, ...BenchUser[]];
     const ids: string[] = [];
     for (const other of others.slice(0, 20)) ids.push(await activeCommitment(server.url, reader, other));
+    await settle(dataDir);
     await readsMix(server.url, reader, ids, 3);
     const reads = await readsMix(server.url, reader, ids, SECONDS);
     console.log(
