@@ -44,21 +44,29 @@ export function messageIdOf(notification: Pick<Notification, 'id'>, domain: stri
   return `<${notification.id.replace(/[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]/g, '-')}@${domain}>`;
 }
 
+/** Failures before any mail is spoken of (reaching the server): their words name no recipient. */
+const CONNECTION_FAILURES = new Set(['ESOCKET', 'ECONNECTION', 'ETIMEDOUT', 'EDNS']);
+
 /**
- * What a failed send is retried and logged with: the SMTP codes without the server's words, which
- * often repeat the recipient's address (`550 5.1.1 <ana@example.com>: Recipient address
- * rejected`), and would otherwise be kept in the job queue's last error and the logs.
+ * What a failed send is retried and logged with. A failure to reach the server keeps its words
+ * (`connect ECONNREFUSED 127.0.0.1:25`); one the server answered keeps only the SMTP codes, since
+ * its words often repeat the recipient's address (`550 5.1.1 <ana@example.com>: Recipient address
+ * rejected`), which would otherwise stay in the job queue's last error and the logs.
  */
 export function smtpFailure(error: unknown): Error {
-  const { code, responseCode, command } = (error ?? {}) as {
+  const { code, responseCode, command, message } = (error ?? {}) as {
     code?: unknown;
     responseCode?: unknown;
     command?: unknown;
+    message?: unknown;
   };
   const parts = [code, command, responseCode].filter(
     (part) => typeof part === 'string' || typeof part === 'number',
   );
-  return new Error(`the mail was not sent (SMTP ${parts.length > 0 ? parts.join(' ') : 'failure'})`);
+  const words = typeof code === 'string' && CONNECTION_FAILURES.has(code) && typeof message === 'string';
+  return new Error(
+    `the mail was not sent (SMTP ${parts.length > 0 ? parts.join(' ') : 'failure'})${words ? `: ${message}` : ''}`,
+  );
 }
 
 export function createMailer(options: MailerOptions): Mailer {
