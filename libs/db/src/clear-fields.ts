@@ -3,19 +3,20 @@
 // seal-existing` seals them in place, a page at a time, while the service runs: a row changes only
 // while it still holds the value read, so a concurrent writer's newer value is kept.
 import type pg from 'pg';
+import { userSubject } from './email-index.ts';
 import type { FieldCipher } from './field-cipher.ts';
 
 /** The key and place of each kind of sealed value: one place each, for writers, readers and this. */
 export const notificationField = (row: { id: string; recipientId: string }) => ({
-  subject: `user:${row.recipientId}`,
+  subject: userSubject(row.recipientId),
   place: `notifications:${row.id}`,
 });
 export const phoneField = (userId: string) => ({
-  subject: `user:${userId}`,
+  subject: userSubject(userId),
   place: `phone_numbers:${userId}`,
 });
 export const idempotentBodyField = (userId: string, key: string) => ({
-  subject: `user:${userId}`,
+  subject: userSubject(userId),
   place: `http_idempotency:${userId}:${key}`,
 });
 /** The data-key subject of what the webhooks keep sealed. */

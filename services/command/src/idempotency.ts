@@ -32,8 +32,6 @@ export const IDEMPOTENCY_REQUEST_KEY = 'idempotent requests';
 
 const KEY = /^[\x21-\x7e]{1,255}$/;
 
-const bodyField = idempotentBodyField;
-
 function requestHash(key: Uint8Array, request: FastifyRequest, body: unknown): Buffer {
   return createHmac('sha256', key)
     .update(`${request.method} ${request.url}\n`)
@@ -97,7 +95,7 @@ export async function idempotent(
     const [replayed] =
       first.body === null
         ? [undefined]
-        : await cipher.open([{ ...bodyField(userId, key), stored: first.body }]);
+        : await cipher.open([{ ...idempotentBodyField(userId, key), stored: first.body }]);
     if (replayed === undefined) {
       throw new HttpProblem(
         problem(
@@ -124,7 +122,7 @@ export async function idempotent(
     throw error;
   }
   // Null once the caller's key is erased (an erasure raced this request): nothing of theirs is kept.
-  const [sealed] = await cipher.seal([{ ...bodyField(userId, key), value: response.body ?? null }]);
+  const [sealed] = await cipher.seal([{ ...idempotentBodyField(userId, key), value: response.body ?? null }]);
   await db
     .updateTable('http_idempotency')
     .set({

@@ -15,6 +15,7 @@ import {
   type KeyRing,
   openNotificationTexts,
   sealNotificationTexts,
+  userSubject,
 } from '@connect/db';
 import {
   ERASED_USER_NAME,
@@ -46,7 +47,7 @@ export type EraseOutcome =
 /** The data key subjects of a user: their profile stream's, and their own (data sealed per user). */
 export const userKeySubjects = (userId: string) => [
   streamKeySubject(profileStream(userId)),
-  `user:${userId}`,
+  userSubject(userId),
 ];
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -52,9 +52,6 @@ export interface WebhookDelivery {
 
 const iso = (date: Date | null): string | null => (date ? date.toISOString() : null);
 
-const secretField = webhookSecretField;
-const payloadField = webhookPayloadField;
-
 /** Values sealed under the webhooks' key, which is never erased. */
 async function sealAll(cipher: FieldCipher, fields: Parameters<FieldCipher['seal']>[0]): Promise<Buffer[]> {
   const sealed = await cipher.seal(fields);
@@ -101,7 +98,7 @@ export async function createEndpoint(
 ): Promise<WebhookEndpoint & { secret: string }> {
   const id = randomUUID();
   const secret = generateSecret();
-  const [sealed] = await sealAll(cipher, [{ ...secretField(id), value: secret }]);
+  const [sealed] = await sealAll(cipher, [{ ...webhookSecretField(id), value: secret }]);
   const row = await db
     .insertInto('webhook_endpoints')
     .values({
@@ -159,7 +156,7 @@ export async function createDelivery(
   now: Date = new Date(),
 ): Promise<string> {
   const id = randomUUID();
-  const [payload] = await sealAll(cipher, [{ ...payloadField(id), value: message.payload ?? null }]);
+  const [payload] = await sealAll(cipher, [{ ...webhookPayloadField(id), value: message.payload ?? null }]);
   const inserted = await db
     .insertInto('webhook_deliveries')
     .values({
@@ -221,7 +218,7 @@ export async function enqueueWebhooks(
   // A message sent again (the same webhook id) keeps its first row, and the payload sealed for it.
   const payloads = await sealAll(
     cipher,
-    rows.map((row) => ({ ...payloadField(row.id), value: row.message.payload ?? null })),
+    rows.map((row) => ({ ...webhookPayloadField(row.id), value: row.message.payload ?? null })),
   );
   // Arrays rather than a VALUES list: a batch may hold more rows than a statement has parameters.
   const { rows: ids } = await sql<{ id: string; endpointId: string }>`
@@ -340,8 +337,8 @@ export async function attemptDeliveries(
   const sending = due.filter((row) => !row.endpoint_disabled_at);
   const opened = await deps.cipher.open(
     sending.flatMap((row) => [
-      { ...secretField(row.endpoint_id), stored: row.secret },
-      { ...payloadField(row.id), stored: row.payload },
+      { ...webhookSecretField(row.endpoint_id), stored: row.secret },
+      { ...webhookPayloadField(row.id), stored: row.payload },
     ]),
   );
   if (opened.some((_, i) => i % 2 === 0 && opened[i] === undefined))
