@@ -58,15 +58,10 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
     cache.delete(subject);
   }
 
-  async function load(subjects: string[]): Promise<Map<string, Buffer | null>> {
-    const started = generation;
-    const { rows } = await pool.query<{
-      subject: string;
-      wrapped_key: Buffer | null;
-      master_key_id: string | null;
-    }>('select subject, wrapped_key, master_key_id from data_keys where subject = any($1::text[])', [
-      subjects,
-    ]);
+  type KeyRow = { subject: string; wrapped_key: Buffer | null; master_key_id: string | null };
+
+  /** Unwraps rows as read; caches them unless an erasure was heard since `started`. */
+  async function unwrapRows(rows: KeyRow[], started: number): Promise<Map<string, Buffer | null>> {
     const loaded = new Map<string, Buffer | null>();
     for (const row of rows) {
       loaded.set(
@@ -80,34 +75,63 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
     return loaded;
   }
 
-  async function create(subjects: string[]): Promise<Map<string, Buffer | null>> {
+  async function load(subjects: string[]): Promise<Map<string, Buffer | null>> {
+    const started = generation;
+    const { rows } = await pool.query<KeyRow>(
+      'select subject, wrapped_key, master_key_id from data_keys where subject = any($1::text[])',
+      [subjects],
+    );
+    return unwrapRows(rows, started);
+  }
+
+  /**
+   * Reads these subjects' keys and makes the missing ones in one round trip: the insert skips
+   * subjects that have a key, and the select (which sees the rows as they were before the insert)
+   * returns those. A subject another process is making at the same moment is in neither: it is
+   * read once that process has committed.
+   */
+  async function loadOrCreate(subjects: string[]): Promise<Map<string, Buffer | null>> {
+    const started = generation;
     const made = await Promise.all(
       subjects.map(async (subject) => {
         const key = randomBytes(KEY_SIZE);
         return { subject, key, ...(await masterKeys.wrap(key, dataKeyPlace(subject))) };
       }),
     );
-    // Another process may make the same subject's key at once: the first insert wins, and both read it back.
-    const { rows: won } = await pool.query<{ subject: string }>(
-      `insert into data_keys (subject, wrapped_key, master_key_id)
-       select * from unnest($1::text[], $2::bytea[], $3::text[]) on conflict (subject) do nothing
-       returning subject`,
+    const { rows } = await pool.query<KeyRow & { made: boolean }>(
+      `with made as (
+         insert into data_keys (subject, wrapped_key, master_key_id)
+         select * from unnest($1::text[], $2::bytea[], $3::text[]) on conflict (subject) do nothing
+         returning subject)
+       select subject, null::bytea as wrapped_key, null::text as master_key_id, true as made from made
+       union all
+       select subject, wrapped_key, master_key_id, false from data_keys where subject = any($1::text[])`,
       [made.map((m) => m.subject), made.map((m) => m.wrapped), made.map((m) => m.masterKeyId)],
+    );
+    const inserted = new Set(rows.filter((row) => row.made).map((row) => row.subject));
+    const found = await unwrapRows(
+      rows.filter((row) => !row.made),
+      started,
     );
     // A rotation may have begun while these were wrapped: those wrapped by a key no longer the
     // primary are wrapped again (this process still holds them in the clear), so none is left
     // under a master key the rotation then drops.
     const primary = await masterKeys.primaryId();
-    const inserted = new Set(won.map((row) => row.subject));
     for (const m of made) {
-      if (!inserted.has(m.subject) || m.masterKeyId === primary) continue;
-      const again = await masterKeys.wrap(m.key, dataKeyPlace(m.subject));
-      await pool.query(
-        'update data_keys set wrapped_key = $2, master_key_id = $3 where subject = $1 and wrapped_key = $4',
-        [m.subject, again.wrapped, again.masterKeyId, m.wrapped],
-      );
+      if (!inserted.has(m.subject)) continue;
+      if (m.masterKeyId !== primary) {
+        const again = await masterKeys.wrap(m.key, dataKeyPlace(m.subject));
+        await pool.query(
+          'update data_keys set wrapped_key = $2, master_key_id = $3 where subject = $1 and wrapped_key = $4',
+          [m.subject, again.wrapped, again.masterKeyId, m.wrapped],
+        );
+      }
+      found.set(m.subject, m.key);
+      if (generation === started && mayCache()) remember(m.subject, m.key);
     }
-    return load(subjects);
+    const racing = subjects.filter((subject) => !found.has(subject));
+    if (racing.length > 0) for (const [subject, key] of await load(racing)) found.set(subject, key);
+    return found;
   }
 
   async function keys(subjects: readonly string[], { create: make = false } = {}) {
@@ -118,13 +142,9 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
       if (key === undefined) missing.push(subject);
       else found.set(subject, key);
     }
-    if (missing.length > 0) {
-      const loaded = await load(missing);
-      const absent = missing.filter((subject) => !loaded.has(subject));
-      if (make && absent.length > 0)
-        for (const [subject, key] of await create(absent)) loaded.set(subject, key);
-      for (const [subject, key] of loaded) found.set(subject, key);
-    }
+    if (missing.length > 0)
+      for (const [subject, key] of await (make ? loadOrCreate(missing) : load(missing)))
+        found.set(subject, key);
     return found;
   }
 

@@ -75,6 +75,22 @@ describe('data keys', () => {
     expect(stored.rows[0].wrapped_key.includes(fromA.get('commitment:race'))).toBe(false);
   });
 
+  test('many processes making many keys at once agree on each, made or read in one go', async () => {
+    const rings = await Promise.all([ring(), ring(), ring(), ring()]);
+    const subjects = Array.from({ length: 40 }, (_, i) => `commitment:crowd-${i}`);
+    const seen = await Promise.all(
+      rings.map((r, i) => r.keys(i % 2 ? subjects : [...subjects].reverse(), { create: true })),
+    );
+    for (const subject of subjects) {
+      const key = seen[0]?.get(subject) as Buffer;
+      expect(key).toHaveLength(32);
+      for (const other of seen) expect(other.get(subject)?.equals(key)).toBe(true);
+    }
+    const later = await (await ring()).keys(subjects);
+    for (const subject of subjects)
+      expect(later.get(subject)?.equals(seen[0]?.get(subject) as Buffer)).toBe(true);
+  });
+
   test('without create, a subject with no key has none', async () => {
     expect((await (await ring()).keys(['user:nobody'])).has('user:nobody')).toBe(false);
     expect(
