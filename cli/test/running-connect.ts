@@ -18,6 +18,8 @@ export interface RunningConnect {
   logs: Record<string, unknown>[];
   exited: Promise<number | null>;
   database: DatabaseHandle;
+  /** Its CONNECT_DATA_DIR (ledger, master and token keys, documents). */
+  dataDir: string;
   /** Stops the process if it still runs, drops its database, removes its data directory. */
   close(): Promise<void>;
 }
@@ -33,7 +35,36 @@ export async function startConnect(env: Record<string, string> = {}): Promise<Ru
       await rm(dataDir, { recursive: true, force: true });
     },
   );
-  return { ...running, database };
+  return { ...running, database, dataDir };
+}
+
+/**
+ * Another `connect start` beside `running`: the same database and data directory (keys,
+ * documents), with `env` on top (SERVICE=command…). Its close stops it and leaves both to `running`.
+ */
+export function startConnectBeside(
+  running: RunningConnect,
+  env: Record<string, string> = {},
+): Promise<Omit<RunningConnect, 'database' | 'dataDir'>> {
+  return spawnConnect(
+    { DATABASE_URL: running.database.url, CONNECT_DATA_DIR: running.dataDir, ...env },
+    async () => undefined,
+  );
+}
+
+/**
+ * `connect start` on a PostgreSQL the caller runs (`databaseUrl`) with the data directory `dataDir`;
+ * both are the caller's to remove.
+ */
+export function startConnectOn(
+  databaseUrl: string,
+  dataDir: string,
+  env: Record<string, string> = {},
+): Promise<Omit<RunningConnect, 'database' | 'dataDir'>> {
+  return spawnConnect(
+    { DATABASE_URL: databaseUrl, CONNECT_DATA_DIR: dataDir, ...env },
+    async () => undefined,
+  );
 }
 
 /**
@@ -43,14 +74,14 @@ export async function startConnect(env: Record<string, string> = {}): Promise<Ru
 export function startEmbeddedConnect(
   dataDir: string,
   env: Record<string, string> = {},
-): Promise<Omit<RunningConnect, 'database'>> {
+): Promise<Omit<RunningConnect, 'database' | 'dataDir'>> {
   return spawnConnect({ DATABASE_URL: '', CONNECT_DATA_DIR: dataDir, ...env }, async () => undefined);
 }
 
 async function spawnConnect(
   env: Record<string, string>,
   cleanUp: () => Promise<void>,
-): Promise<Omit<RunningConnect, 'database'>> {
+): Promise<Omit<RunningConnect, 'database' | 'dataDir'>> {
   const child = spawn(process.execPath, [BIN, 'start'], {
     env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],

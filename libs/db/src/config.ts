@@ -46,6 +46,10 @@ export const configSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
     .optional(),
+  READ_DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
   CONNECT_DATA_DIR: z.string().min(1).default('./.data'),
   CONNECT_LEDGER_ORIGIN: z
     .string()
@@ -195,6 +199,8 @@ export interface Config {
   databaseUrl: string | undefined;
   /** How the query service logs in as connect_reader; unset → derived from the database URL. */
   readerDatabaseUrl: string | undefined;
+  /** A read replica of the database: the query service reads the read models there. */
+  readDatabaseUrl: string | undefined;
   dataDir: string;
   ledgerOrigin: string;
   ledgerKey: string | undefined;
@@ -356,6 +362,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     host: c.HOST,
     databaseUrl: c.DATABASE_URL,
     readerDatabaseUrl: c.CONNECT_READER_DATABASE_URL,
+    readDatabaseUrl: c.READ_DATABASE_URL,
     dataDir: path.resolve(c.CONNECT_DATA_DIR),
     ledgerOrigin: c.CONNECT_LEDGER_ORIGIN,
     ledgerKey: c.CONNECT_LEDGER_KEY,

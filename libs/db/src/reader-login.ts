@@ -69,14 +69,15 @@ async function setReaderPassword(admin: pg.Pool, password: string): Promise<void
 }
 
 /**
- * The URL reads log in with: CONNECT_READER_DATABASE_URL as given, else `adminUrl` as
- * connect_reader with the password kept in CONNECT_DATA_DIR/reader-password (mode 0600), which the
- * admin connection sets on the role when it does not already log in (trust auth needs none).
+ * The URL reads log in with: CONNECT_READER_DATABASE_URL as given, else `adminUrl` (or the read
+ * replica, READ_DATABASE_URL) as connect_reader with the password kept in
+ * CONNECT_DATA_DIR/reader-password (mode 0600), which the admin connection sets on the role when
+ * it does not already log in (trust auth needs none).
  */
 export async function readerLogin(
   admin: pg.Pool,
   adminUrl: string,
-  config: Pick<Config, 'readerDatabaseUrl' | 'dataDir'>,
+  config: Pick<Config, 'readerDatabaseUrl' | 'dataDir'> & Partial<Pick<Config, 'readDatabaseUrl'>>,
 ): Promise<string> {
   if (config.readerDatabaseUrl) {
     await assertReaderLogin(config.readerDatabaseUrl);
@@ -96,5 +97,25 @@ export async function readerLogin(
       );
     });
   }
-  return url;
+  if (!config.readDatabaseUrl) return url;
+  const replicaUrl = readerUrlFor(config.readDatabaseUrl, password);
+  await untilReplicaLogsIn(replicaUrl);
+  return replicaUrl;
+}
+
+/** A password just set on the primary reaches the replica with its replay: waits up to `ms` for it. */
+async function untilReplicaLogsIn(url: string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await assertReaderLogin(url);
+    } catch (error) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `reads cannot log in as ${READER_ROLE} on the read replica (READ_DATABASE_URL): ${(error as Error).message}`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
 }

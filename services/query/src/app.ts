@@ -1,6 +1,13 @@
 import { authenticator, loadTokenIssuer, sessionGate, type TokenIssuer } from '@connect/auth';
 import type { SigningKey } from '@connect/crypto';
-import { assertMigrated, type Database, DEFAULT_APP_URL, DEFAULT_REMINDERS, readerLogin } from '@connect/db';
+import {
+  assertMigrated,
+  createPool,
+  type Database,
+  DEFAULT_APP_URL,
+  DEFAULT_REMINDERS,
+  readerLogin,
+} from '@connect/db';
 import { createServer, docsRoutes, type ServerOptions } from '@connect/http';
 import type { BodyCipher, LedgerRuntime } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
@@ -29,6 +36,11 @@ export interface QueryDeps extends LedgerRouteDeps {
   pool: pg.Pool;
   /** Where the read models are; reads log in there as connect_reader. */
   databaseUrl: string;
+  /**
+   * A read replica (READ_DATABASE_URL) that databaseUrl points at: how far its read models reach
+   * is read there, so Connect-Index and Connect-Min-Index stay exact across its lag.
+   */
+  replicaUrl?: string;
   /** Read-model connections to use instead of opening a pool from databaseUrl. */
   reader?: Kysely<Database>;
   tokens: TokenIssuer;
@@ -42,6 +54,9 @@ export interface QueryDeps extends LedgerRouteDeps {
   reminderOffsets?: readonly number[];
 }
 
+/** How often a replica's checkpoints are read: the most a read-your-writes read waits beyond the replica's lag. */
+const REPLICA_POLL_MS = 50;
+
 /** What the query service needs, wired from a ledger runtime (and its data dir's token key). */
 export async function queryDeps(runtime: LedgerRuntime, tokens?: TokenIssuer): Promise<QueryDeps> {
   const { pool, db } = runtime.database;
@@ -50,6 +65,7 @@ export async function queryDeps(runtime: LedgerRuntime, tokens?: TokenIssuer): P
     pool,
     db,
     databaseUrl: await readerLogin(pool, runtime.database.url, runtime.config),
+    replicaUrl: runtime.config.readDatabaseUrl,
     origin: ledger.origin,
     cipher: ledger.cipher,
     verifierKey: ledger.verifierKey,
@@ -63,13 +79,18 @@ export async function queryDeps(runtime: LedgerRuntime, tokens?: TokenIssuer): P
 /** The query service's routes, for a server of its own or the combined `connect start`. */
 export async function queryRoutes(app: FastifyInstance, deps: QueryDeps): Promise<void> {
   const sessions = sessionGate(deps);
-  const projectedIndex = await watchProjectedIndex(deps.pool);
+  const replica = deps.replicaUrl ? createPool(deps.replicaUrl, 2) : undefined;
+  const projectedIndex = await watchProjectedIndex(
+    replica ?? deps.pool,
+    replica ? { listen: false, pollMs: REPLICA_POLL_MS } : {},
+  );
   const own = deps.reader ? undefined : createReaderDb(deps.databaseUrl);
   const reader = deps.reader ?? (own as ReaderDb).db;
   app.addHook('onClose', async () => {
     await sessions.close();
     await projectedIndex.close();
     await own?.close();
+    await replica?.end();
   });
   const authenticate = authenticator({ tokens: deps.tokens, sessions });
   await app.register(ledgerRoutes, deps);

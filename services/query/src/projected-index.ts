@@ -1,6 +1,7 @@
 // How far the read models reach: the lowest checkpoint of all projections, kept current by the
 // projector's NOTIFY (and a poll, in case a notification is lost). Reads answer with it in
-// Connect-Index, and Connect-Min-Index waits on it.
+// Connect-Index, and Connect-Min-Index waits on it. On a read replica it is the replica's own
+// checkpoints, polled (a standby cannot LISTEN): what the reads there include, exactly.
 import { listen, PROJECTED_CHANNEL } from '@connect/db';
 import type pg from 'pg';
 
@@ -18,7 +19,17 @@ export interface ProjectedIndex {
   close(): Promise<void>;
 }
 
-export async function watchProjectedIndex(pool: pg.Pool, pollMs = 1000): Promise<ProjectedIndex> {
+export interface WatchOptions {
+  /** How often the checkpoints are read again (without LISTEN: how soon an advance is seen). */
+  pollMs?: number;
+  /** False on a standby, which cannot LISTEN: the poll alone tells. */
+  listen?: boolean;
+}
+
+export async function watchProjectedIndex(
+  pool: pg.Pool,
+  { pollMs = 1000, listen: hear = true }: WatchOptions = {},
+): Promise<ProjectedIndex> {
   const positions = new Map<string, number>();
   const listeners = new Set<(from: number, to: number) => void>();
   const projectionListeners = new Map<string, Set<(from: number, to: number) => void>>();
@@ -59,27 +70,29 @@ export async function watchProjectedIndex(pool: pg.Pool, pollMs = 1000): Promise
   // LISTEN first, then read: nothing falls between. After a reconnect, read again, since
   // notifications sent while the connection was down are lost.
   let started = false;
-  const listener = listen(
-    pool,
-    [PROJECTED_CHANNEL],
-    (message) => {
-      const [projection, index] = (message.payload ?? '').split(':');
-      if (projection && index) record(projection, Number(index));
-      moved();
-    },
-    {
-      onListening: () => {
-        if (started) void refresh().catch(() => undefined);
-      },
-      retryMs: pollMs,
-    },
-  );
-  await listener.ready;
+  const listener = !hear
+    ? undefined
+    : listen(
+        pool,
+        [PROJECTED_CHANNEL],
+        (message) => {
+          const [projection, index] = (message.payload ?? '').split(':');
+          if (projection && index) record(projection, Number(index));
+          moved();
+        },
+        {
+          onListening: () => {
+            if (started) void refresh().catch(() => undefined);
+          },
+          retryMs: pollMs,
+        },
+      );
+  await listener?.ready;
   started = true;
   try {
     await refresh();
   } catch (error) {
-    await listener.close();
+    await listener?.close();
     throw error;
   }
   const timer = setInterval(() => void refresh().catch(() => undefined), pollMs);
@@ -117,7 +130,7 @@ export async function watchProjectedIndex(pool: pg.Pool, pollMs = 1000): Promise
     async close() {
       clearInterval(timer);
       for (const wake of waiters) wake();
-      await listener.close();
+      await listener?.close();
     },
   };
 }
