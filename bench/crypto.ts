@@ -1,7 +1,7 @@
-// npm run bench -- crypto: what encryption at rest costs. `connect start` with CONNECT_ENCRYPTION
-// on and off, in one run, each on a data directory of its own: the commands mix (every body
-// sealed) and reads that open what is sealed (receipts from ledger bodies, commitments and lists
-// from the read models, notifications), by the same clients.
+// npm run bench -- crypto: what encryption at rest costs. Two `connect start`, CONNECT_ENCRYPTION
+// off and on, each on a data directory of its own, measured in turns in one run: the commands mix
+// (every body sealed) and reads that open what is sealed (receipts from ledger bodies,
+// commitments and lists from the read models, notifications), by the same clients.
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,15 +9,12 @@ import { embeddedPaths } from '@connect/db';
 import autocannon from 'autocannon';
 import pg from 'pg';
 import { type BenchUser, commandsMix, json, signUpUsers } from './commands.ts';
-import { type Metrics, round, startConnect, stopConnect } from './support.ts';
+import { type Metrics, median, round, startConnect, stopConnect } from './support.ts';
 
 const CONNECTIONS = 32;
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-
-interface Side {
-  commandsPerS: number;
-  readsPerS: number;
-}
+/** Each side runs this many slices of each mix, BENCH_SECONDS (default 6) long. */
+const SLICES = 5;
+const SLICE_SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 
 /** A commitment between two users, active: its receipt has something to open. */
 async function activeCommitment(url: string, creator: BenchUser, other: BenchUser): Promise<string> {
@@ -100,7 +97,17 @@ async function settle(dataDir: string): Promise<void> {
   }
 }
 
-async function measure(encryption: 'on' | 'off'): Promise<Side> {
+interface Side {
+  encryption: 'on' | 'off';
+  url: string;
+  dataDir: string;
+  users: BenchUser[];
+  /** Active commitments of users[0], the reader. */
+  ids: string[];
+  stop(): Promise<void>;
+}
+
+async function startSide(encryption: 'on' | 'off'): Promise<Side> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), `connect-bench-crypto-${encryption}-`));
   await chmod(dataDir, 0o711);
   const server = await startConnect({
@@ -108,46 +115,81 @@ async function measure(encryption: 'on' | 'off'): Promise<Side> {
     CONNECT_DATA_DIR: dataDir,
     CONNECT_ENCRYPTION: encryption,
   });
-  try {
-    const users = await signUpUsers(server.url, CONNECTIONS * 2);
-    await commandsMix(server.url, users, CONNECTIONS, 3);
-    const commands = await commandsMix(server.url, users, CONNECTIONS, SECONDS);
-    const [reader, ...others] = users as [BenchUser, ...BenchUser[]];
-    const ids: string[] = [];
-    for (const other of others.slice(0, 20)) ids.push(await activeCommitment(server.url, reader, other));
-    await settle(dataDir);
-    await readsMix(server.url, reader, ids, 3);
-    const reads = await readsMix(server.url, reader, ids, SECONDS);
-    console.log(
-      `  encryption ${encryption}: ${commands['2xx']} commands 2xx (${commands.non2xx} not), ${reads['2xx']} reads 2xx (${reads.non2xx} not)`,
-    );
-    return { commandsPerS: commands['2xx'] / SECONDS, readsPerS: reads['2xx'] / SECONDS };
-  } finally {
-    await stopConnect(server.child);
-    await rm(dataDir, { recursive: true, force: true });
+  const users = await signUpUsers(server.url, CONNECTIONS * 2);
+  await commandsMix(server.url, users, CONNECTIONS, 3);
+  const [reader, ...others] = users as [BenchUser, ...BenchUser[]];
+  const ids: string[] = [];
+  for (const other of others.slice(0, 20)) ids.push(await activeCommitment(server.url, reader, other));
+  return {
+    encryption,
+    url: server.url,
+    dataDir,
+    users,
+    ids,
+    stop: async () => {
+      await stopConnect(server.child);
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Runs `slice` on each side in turn, `SLICES` times (the order swapped every round), each after
+ * the side's projections caught up: a side's rate is its median slice, so a burst of noise on
+ * the shared machine spoils one slice of one side, not the ratio.
+ */
+async function interleaved(
+  sides: readonly [Side, Side],
+  slice: (side: Side) => Promise<autocannon.Result>,
+  what: string,
+): Promise<[number, number]> {
+  const rates: [number[], number[]] = [[], []];
+  for (let round = 0; round < SLICES; round++) {
+    for (const which of round % 2 === 0 ? [0, 1] : [1, 0]) {
+      const side = sides[which] as Side;
+      await settle(side.dataDir);
+      const result = await slice(side);
+      if (result.non2xx > 0 || result.errors > 0)
+        throw new Error(
+          `${what} with encryption ${side.encryption}: ${result.non2xx} not 2xx, ${result.errors} errors`,
+        );
+      rates[which]?.push(result['2xx'] / SLICE_SECONDS);
+    }
   }
+  for (const [which, side] of sides.entries())
+    console.log(
+      `  ${what}, encryption ${side.encryption}: ${rates[which]?.map((r) => r.toFixed(0)).join(' ')} /s`,
+    );
+  return [median(rates[0]), median(rates[1])];
 }
 
 export async function benchCrypto(): Promise<Metrics> {
-  // Off, on, off, on: each side's median of two, so drift on a shared machine hits both.
-  const off: Side[] = [];
-  const on: Side[] = [];
-  for (let round = 0; round < 2; round++) {
-    off.push(await measure('off'));
-    on.push(await measure('on'));
+  const off = await startSide('off');
+  try {
+    const on = await startSide('on');
+    try {
+      const [commandsOff, commandsOn] = await interleaved(
+        [off, on],
+        (side) => commandsMix(side.url, side.users, CONNECTIONS, SLICE_SECONDS),
+        'commands',
+      );
+      const [readsOff, readsOn] = await interleaved(
+        [off, on],
+        (side) => readsMix(side.url, side.users[0] as BenchUser, side.ids, SLICE_SECONDS),
+        'reads',
+      );
+      return {
+        'crypto.commands_off.per_s': { value: round(commandsOff, 0), unit: 'commands/s' },
+        'crypto.commands_on.per_s': { value: round(commandsOn, 0), unit: 'commands/s' },
+        'crypto.commands_ratio': { value: round(commandsOn / commandsOff, 3), unit: 'ratio' },
+        'crypto.reads_off.per_s': { value: round(readsOff, 0), unit: 'reads/s' },
+        'crypto.reads_on.per_s': { value: round(readsOn, 0), unit: 'reads/s' },
+        'crypto.reads_ratio': { value: round(readsOn / readsOff, 3), unit: 'ratio' },
+      };
+    } finally {
+      await on.stop();
+    }
+  } finally {
+    await off.stop();
   }
-  const mid = (sides: Side[], pick: (side: Side) => number) =>
-    sides.map(pick).reduce((a, b) => a + b) / sides.length;
-  const commandsOff = mid(off, (s) => s.commandsPerS);
-  const commandsOn = mid(on, (s) => s.commandsPerS);
-  const readsOff = mid(off, (s) => s.readsPerS);
-  const readsOn = mid(on, (s) => s.readsPerS);
-  return {
-    'crypto.commands_off.per_s': { value: round(commandsOff, 0), unit: 'commands/s' },
-    'crypto.commands_on.per_s': { value: round(commandsOn, 0), unit: 'commands/s' },
-    'crypto.commands_ratio': { value: round(commandsOn / commandsOff, 3), unit: 'ratio' },
-    'crypto.reads_off.per_s': { value: round(readsOff, 0), unit: 'reads/s' },
-    'crypto.reads_on.per_s': { value: round(readsOn, 0), unit: 'reads/s' },
-    'crypto.reads_ratio': { value: round(readsOn / readsOff, 3), unit: 'ratio' },
-  };
 }

@@ -1,8 +1,13 @@
-// npm run bench -- ledger
+// npm run bench -- ledger: appends to the ledger from 64 clients, beside the same rows written by
+// plain INSERTs (the hardware's floor) and by Emmett's PostgreSQL event store (a peer), in turns.
+
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { fromBase64, signingKeyFromSeed, verifyInclusion } from '@connect/crypto';
 import { inclusionProof, type Ledger, latestCheckpoint, openLedger, withNativeSigner } from '@connect/ledger';
 import pg from 'pg';
-import { benchDatabase, closedLoop, type Metrics, median, percentile, round } from './support.ts';
+import { benchDatabase, benchEvent, closedLoop, type Metrics, median, percentile, round } from './support.ts';
 
 const CLIENTS = 64;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -16,10 +21,22 @@ export async function appendRate(ledger: Ledger, seconds: number) {
       stream: `stream-${c}`,
       expectedVersion: 'any',
       actor: `user-${c}`,
-      events: [{ type: 'BenchEventRecorded', data: { client: c, i, note: 'a commitment was made' } }],
+      events: [benchEvent(c, i)],
     });
     if (result.outcome !== 'appended') throw new Error(`append ${result.outcome}`);
   });
+}
+
+const EMMETT_PEER = fileURLToPath(new URL('./emmett-peer.ts', import.meta.url));
+
+/** The same appends through Emmett's PostgreSQL event store, in a process of its own (emmett-peer.ts). */
+async function emmettRate(url: string, seconds: number) {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['--import', 'tsx', EMMETT_PEER, url, String(CLIENTS), String(seconds)],
+    { maxBuffer: 256 * 2 ** 20 },
+  );
+  return JSON.parse(stdout) as { perSecond: number; latenciesMs: number[] };
 }
 
 export async function benchLedger(): Promise<Metrics> {
@@ -37,18 +54,22 @@ export async function benchLedger(): Promise<Metrics> {
     const clients = await Promise.all(
       Array.from({ length: CLIENTS }, async () => {
         const client = new pg.Client({ connectionString: database.url });
+        // A failure ends the bench by dropping the database, which cuts these off: not an error of its own.
+        client.on('error', () => undefined);
         await client.connect();
         return client;
       }),
     );
-    // Alternate the two, so neither pays for the other's aftermath (checkpoints, autovacuum).
+    // Take turns, so none pays for another's aftermath (checkpoints, autovacuum).
     const inserts: number[] = [];
     const appends: number[] = [];
+    const emmettAppends: number[] = [];
     const insertLatencies: number[] = [];
     const appendLatencies: number[] = [];
+    const emmettLatencies: number[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       console.log(
-        `round ${round}/${ROUNDS}: plain INSERTs from ${CLIENTS} connections, then ${CLIENTS} appenders, ${SECONDS}s each`,
+        `round ${round}/${ROUNDS}: plain INSERTs from ${CLIENTS} connections, ${CLIENTS} appenders, ${CLIENTS} Emmett appenders, ${SECONDS}s each`,
       );
       const insert = await closedLoop(CLIENTS, SECONDS, async (c, i) => {
         await (clients[c] as pg.Client).query('insert into bench_insert (stream, data) values ($1, $2)', [
@@ -57,6 +78,9 @@ export async function benchLedger(): Promise<Metrics> {
         ]);
       });
       const append = await appendRate(ledger, SECONDS);
+      const peer = await emmettRate(database.url, SECONDS);
+      emmettAppends.push(peer.perSecond);
+      emmettLatencies.push(...peer.latenciesMs);
       inserts.push(insert.perSecond);
       appends.push(append.perSecond);
       insertLatencies.push(...insert.latenciesMs);
@@ -65,6 +89,7 @@ export async function benchLedger(): Promise<Metrics> {
     await Promise.all(clients.map((client) => client.end()));
     insertLatencies.sort((a, b) => a - b);
     appendLatencies.sort((a, b) => a - b);
+    emmettLatencies.sort((a, b) => a - b);
     const insert = { perSecond: median(inserts), latenciesMs: insertLatencies };
     const append = { perSecond: median(appends), latenciesMs: appendLatencies };
 
@@ -125,6 +150,12 @@ export async function benchLedger(): Promise<Metrics> {
       'ledger.append.p99_ms': { value: round(percentile(append.latenciesMs, 99)), unit: 'ms' },
       'ledger.append.ratio_to_insert': {
         value: round(append.perSecond / insert.perSecond, 3),
+        unit: 'ratio',
+      },
+      'ledger.emmett.per_s': { value: round(median(emmettAppends), 0), unit: 'appends/s' },
+      'ledger.emmett.p99_ms': { value: round(percentile(emmettLatencies, 99)), unit: 'ms' },
+      'ledger.append.ratio_to_emmett': {
+        value: round(append.perSecond / median(emmettAppends), 3),
         unit: 'ratio',
       },
       'ledger.proof.tree_size': { value: treeSize, unit: 'entries' },

@@ -57,6 +57,12 @@ export async function benchDatabase(poolSize: number): Promise<BenchDatabase> {
 }
 
 /** Runs `clients` loops of `operation` for `seconds`, recording each operation's latency. */
+/** The event every append bench writes, the same for the ledger and its peers. */
+export const benchEvent = (client: number, i: number) => ({
+  type: 'BenchEventRecorded',
+  data: { client, i, note: 'a commitment was made' },
+});
+
 export async function closedLoop(
   clients: number,
   seconds: number,
