@@ -1,5 +1,5 @@
-import { inclusionPlan, type TreeNode, toBase64 } from '@connect/crypto';
-import { consistencyHashes, type Queryable, readNodes, storedHash } from './tree-store.ts';
+import { consistencyPlan, inclusionPlan, type TreeNode, toBase64 } from '@connect/crypto';
+import { type Queryable, readNodes, storedHash, type TreeNodeCache } from './tree-store.ts';
 
 /** A proof request outside the ledger as it stands; `parameter` names the culprit. */
 export class ProofRequestError extends RangeError {
@@ -34,13 +34,14 @@ export async function inclusionProof(
   db: Queryable,
   index: number,
   treeSize: number,
+  cache?: TreeNodeCache,
 ): Promise<InclusionProofJson> {
   checkSize('treeSize', treeSize, Number.MAX_SAFE_INTEGER, 1);
   checkSize('index', index, treeSize - 1);
   const plan = inclusionPlan(index, treeSize);
   const leaf = { level: 0, index };
   // The head check and the hash reads share one round trip; the proof is only built within the head.
-  const hashes = await readNodes(db, [...plan.nodes, leaf]);
+  const hashes = await readNodes(db, [...plan.nodes, leaf], { cache, within: treeSize });
   checkSize('treeSize', treeSize, hashes.treeSize, 1);
   const read = (node: TreeNode) => storedHash(hashes, node);
   return { index, treeSize, leafHash: toBase64(read(leaf)), hashes: plan.assemble(read).map(toBase64) };
@@ -50,9 +51,12 @@ export async function consistencyProof(
   db: Queryable,
   from: number,
   to: number,
+  cache?: TreeNodeCache,
 ): Promise<ConsistencyProofJson> {
-  const size = (await readNodes(db, [])).treeSize;
-  checkSize('to', to, size);
+  checkSize('to', to, Number.MAX_SAFE_INTEGER);
   checkSize('from', from, to);
-  return { from, to, hashes: (await consistencyHashes(db, from, to)).map(toBase64) };
+  const plan = consistencyPlan(from, to);
+  const hashes = await readNodes(db, plan.nodes, { cache, within: to });
+  checkSize('to', to, hashes.treeSize);
+  return { from, to, hashes: plan.assemble((node) => storedHash(hashes, node)).map(toBase64) };
 }

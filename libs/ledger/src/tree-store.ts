@@ -15,11 +15,64 @@ export type Queryable = Pick<pg.Pool, 'query'>;
 
 export class MissingTreeHashError extends Error {}
 
-/** Stored hashes of the given nodes, and the head's tree size, in one round trip. */
+/**
+ * Node hashes already read, for serving proofs: a leaf or a complete subtree's hash never changes
+ * once written, and the head only grows, so what was read once answers again without a round
+ * trip. Not for the audit, which must read what is stored.
+ */
+export interface TreeNodeCache {
+  hashes: Map<string, Uint8Array>;
+  /** The largest head tree size read so far: the head is at least this. */
+  headAtLeast: number;
+  maxNodes: number;
+}
+
+export const treeNodeCache = (maxNodes = 250_000): TreeNodeCache => ({
+  hashes: new Map(),
+  headAtLeast: 0,
+  maxNodes,
+});
+
+export interface ReadNodesOptions {
+  cache?: TreeNodeCache;
+  /** The tree size the caller needs the head to reach: the cache answers alone only when it knows it does. */
+  within?: number;
+}
+
+type ReadHashes = Map<string, Uint8Array> & { treeSize: number };
+
+/**
+ * Stored hashes of the given nodes, and the head's tree size, in one round trip (none when the
+ * cache holds every node and knows the head reaches `within`; treeSize is then that lower bound).
+ */
 export async function readNodes(
   db: Queryable,
   nodes: readonly TreeNode[],
-): Promise<Map<string, Uint8Array> & { treeSize: number }> {
+  { cache, within = 0 }: ReadNodesOptions = {},
+): Promise<ReadHashes> {
+  if (!cache) return readStoredNodes(db, nodes);
+  const found: ReadHashes = Object.assign(new Map<string, Uint8Array>(), { treeSize: cache.headAtLeast });
+  const missing: TreeNode[] = [];
+  for (const node of nodes) {
+    const key = nodeKey(node);
+    const hash = cache.hashes.get(key);
+    if (hash) found.set(key, hash);
+    else missing.push(node);
+  }
+  if (missing.length === 0 && within <= cache.headAtLeast) return found;
+  const read = await readStoredNodes(db, missing);
+  cache.headAtLeast = Math.max(cache.headAtLeast, read.treeSize);
+  found.treeSize = read.treeSize;
+  for (const [key, hash] of read) {
+    found.set(key, hash);
+    // Dropped wholesale when full: the hot nodes (the upper levels) come back with the next reads.
+    if (cache.hashes.size >= cache.maxNodes) cache.hashes.clear();
+    cache.hashes.set(key, hash);
+  }
+  return found;
+}
+
+async function readStoredNodes(db: Queryable, nodes: readonly TreeNode[]): Promise<ReadHashes> {
   const leaves = nodes.filter((node) => node.level === 0).map((node) => node.index);
   const inner = nodes.filter((node) => node.level > 0);
   // Leaves come from the entries, inner nodes from the stored subtree hashes; level -1 carries the size.
@@ -34,7 +87,7 @@ export async function readNodes(
       join ledger_tree t using (level, idx)`,
     values: [leaves, inner.map((n) => n.level), inner.map((n) => n.index)],
   });
-  const found = Object.assign(new Map<string, Uint8Array>(), { treeSize: 0 });
+  const found: ReadHashes = Object.assign(new Map<string, Uint8Array>(), { treeSize: 0 });
   for (const row of rows) {
     if (row.level < 0) found.treeSize = row.idx;
     else if (row.hash) found.set(nodeKey({ level: row.level, index: row.idx }), row.hash);

@@ -16,6 +16,7 @@ import {
   ProofRequestError,
   readEntries,
   rootAt,
+  treeNodeCache,
 } from '../src/index.ts';
 import { event, KEY, ORIGIN, testLedger } from './support.ts';
 
@@ -90,4 +91,44 @@ test.each([
   const error = await request().catch((e: unknown) => e);
   expect(error).toBeInstanceOf(ProofRequestError);
   expect((error as ProofRequestError).parameter).toBe(parameter);
+});
+
+test('proofs served from the node cache are the stored ones, with no round trip once warm, and the head is still checked', async () => {
+  const cache = treeNodeCache();
+  let queries = 0;
+  const counting = {
+    query: ((...args: unknown[]) => {
+      queries++;
+      return (database.pool.query as (...a: unknown[]) => unknown)(...args);
+    }) as typeof database.pool.query,
+  };
+  for (let pass = 0; pass < 2; pass++) {
+    const before = queries;
+    for (let size = 1; size <= SIZE; size += 7) {
+      for (let index = 0; index < size; index += 2)
+        expect(await inclusionProof(counting, index, size, cache)).toEqual(
+          await inclusionProof(database.pool, index, size),
+        );
+      for (let from = 0; from <= size; from += 3)
+        expect(await consistencyProof(counting, from, size, cache)).toEqual(
+          await consistencyProof(database.pool, from, size),
+        );
+    }
+    // The second pass finds every node in the cache and the head known to reach each size.
+    if (pass === 1) expect(queries).toBe(before);
+  }
+  expect(queries).toBeGreaterThan(0);
+  // A size beyond the head is refused however warm the cache is: it asks the database.
+  const error = await inclusionProof(counting, 0, SIZE + 1, cache).catch((e: unknown) => e);
+  expect((error as ProofRequestError).parameter).toBe('treeSize');
+  const beyond = await consistencyProof(counting, 1, SIZE + 1, cache).catch((e: unknown) => e);
+  expect((beyond as ProofRequestError).parameter).toBe('to');
+});
+
+test('a full node cache starts over rather than growing', async () => {
+  const cache = treeNodeCache(10);
+  for (let index = 0; index < SIZE; index++) await inclusionProof(database.pool, index, SIZE, cache);
+  expect(cache.hashes.size).toBeLessThanOrEqual(10);
+  const proof = await inclusionProof(database.pool, 5, SIZE, cache);
+  expect(proof).toEqual(await inclusionProof(database.pool, 5, SIZE));
 });

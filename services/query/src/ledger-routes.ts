@@ -9,6 +9,7 @@ import {
   latestCheckpoint,
   ProofRequestError,
   type Queryable,
+  treeNodeCache,
 } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
@@ -39,6 +40,7 @@ async function proofOr400<T>(make: () => Promise<T>): Promise<T> {
 }
 
 export async function ledgerRoutes(app: FastifyInstance, deps: LedgerRouteDeps): Promise<void> {
+  const nodes = treeNodeCache();
   app.get('/v1/ledger/checkpoint', async (_request, reply) => {
     const checkpoint = await latestCheckpoint(deps.db);
     if (!checkpoint) throw new HttpProblem(problem(404, 'The ledger is empty: no checkpoint is signed yet.'));
@@ -60,13 +62,13 @@ export async function ledgerRoutes(app: FastifyInstance, deps: LedgerRouteDeps):
     const query = request.query as Record<string, string | undefined>;
     const index = integerParam(query, 'index');
     const treeSize = integerParam(query, 'treeSize');
-    return proofOr400(() => inclusionProof(deps.pool, index, treeSize));
+    return proofOr400(() => inclusionProof(deps.pool, index, treeSize, nodes));
   });
 
   app.get('/v1/ledger/proofs/consistency', async (request) => {
     const query = request.query as Record<string, string | undefined>;
     const from = integerParam(query, 'from');
     const to = integerParam(query, 'to');
-    return proofOr400(() => consistencyProof(deps.pool, from, to));
+    return proofOr400(() => consistencyProof(deps.pool, from, to, nodes));
   });
 }
