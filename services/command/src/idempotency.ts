@@ -2,13 +2,16 @@
 // first response again and changes nothing; the same key with another body is a 422; a retry
 // while the first request is still running is a 409. The first response's body (a commitment's
 // terms…) is kept sealed under the caller's key: once the caller's key is erased it is gone, and a
-// retry gets a 410 rather than the request run a second time.
-import { createHmac } from 'node:crypto';
+// retry gets a 410 rather than the request run a second time. A request still in flight after
+// ABANDONED_AFTER_MS is taken for abandoned (its process died): a retry of a resumable one runs it
+// again, and the ledger idempotency key it carries makes that find the first append, if it
+// committed, rather than append again.
+import { createHash, createHmac } from 'node:crypto';
 import { type JsonValue, jcsText } from '@connect/crypto';
 import { type Database, type FieldCipher, idempotentBodyField } from '@connect/db';
 import { badRequest, HttpProblem, problem } from '@connect/http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 
 export interface StoredResponse {
   status: number;
@@ -32,6 +35,35 @@ export const IDEMPOTENCY_REQUEST_KEY = 'idempotent requests';
 
 const KEY = /^[\x21-\x7e]{1,255}$/;
 
+/** How long a request may stay in flight before a retry takes it for abandoned. */
+export const ABANDONED_AFTER_MS = 30_000;
+
+/** What the handler of a claimed key is told. */
+export interface Claim {
+  /** The ledger idempotency key for this (user, key): at most one append is ever recorded under it. */
+  ledgerKey: string;
+  /** True when a retry took over a request its first process abandoned. */
+  resumed: boolean;
+}
+
+function claimOf(userId: string, key: string, resumed: boolean): Claim {
+  return { ledgerKey: `http:${createHash('sha256').update(`${userId}\n${key}`).digest('hex')}`, resumed };
+}
+
+/** Claims an in-flight key whose request was abandoned; false when it is not (yet) or another retry won. */
+async function takeOver(db: Kysely<Database>, userId: string, key: string): Promise<boolean> {
+  const taken = await db
+    .updateTable('http_idempotency')
+    .set({ created_at: sql<Date>`now()` })
+    .where('user_id', '=', userId)
+    .where('key', '=', key)
+    .where('status', 'is', null)
+    .where('created_at', '<', sql<Date>`now() - make_interval(secs => ${ABANDONED_AFTER_MS / 1000})`)
+    .returning('key')
+    .executeTakeFirst();
+  return taken !== undefined;
+}
+
 function requestHash(key: Uint8Array, request: FastifyRequest, body: unknown): Buffer {
   return createHmac('sha256', key)
     .update(`${request.method} ${request.url}\n`)
@@ -42,15 +74,19 @@ function requestHash(key: Uint8Array, request: FastifyRequest, body: unknown): B
 /**
  * Runs `handle` once per (user, Idempotency-Key); without the header it just runs it. The body
  * to compare is passed in, as parsed, so a multipart upload can be keyed by its content hash.
+ * `resumable`: `handle` records its effect under the claim's ledger key and, resumed, answers
+ * with what an earlier run recorded, so an abandoned request may be run again.
  */
 export async function idempotent(
-  { db, cipher, requestKey }: IdempotencyStore,
+  store: IdempotencyStore,
   request: FastifyRequest,
   reply: FastifyReply,
   userId: string,
   body: unknown,
-  handle: () => Promise<StoredResponse>,
+  handle: (claim?: Claim) => Promise<StoredResponse>,
+  { resumable = false }: { resumable?: boolean } = {},
 ): Promise<FastifyReply> {
+  const { db, cipher, requestKey } = store;
   const key = request.headers['idempotency-key'];
   if (key === undefined) return send(reply, await handle());
   if (typeof key !== 'string' || !KEY.test(key)) {
@@ -83,6 +119,9 @@ export async function idempotent(
       );
     }
     if (first.status === null) {
+      if (resumable && (await takeOver(db, userId, key))) {
+        return runClaimed(store, reply, userId, key, () => handle(claimOf(userId, key, true)));
+      }
       throw new HttpProblem(
         problem(
           409,
@@ -113,6 +152,17 @@ export async function idempotent(
       headers: first.headers as Record<string, string>,
     });
   }
+  return runClaimed(store, reply, userId, key, () => handle(claimOf(userId, key, false)));
+}
+
+/** Runs the request whose key this process holds, and keeps its response for retries. */
+async function runClaimed(
+  { db, cipher }: IdempotencyStore,
+  reply: FastifyReply,
+  userId: string,
+  key: string,
+  handle: () => Promise<StoredResponse>,
+): Promise<FastifyReply> {
   let response: StoredResponse;
   try {
     response = await handle();

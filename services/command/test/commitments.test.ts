@@ -2,7 +2,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { type JsonValue, jcsText } from '@connect/crypto';
 import { readEntries, readStream } from '@connect/ledger';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { IDEMPOTENCY_REQUEST_KEY } from '../src/idempotency.ts';
+import { ABANDONED_AFTER_MS, IDEMPOTENCY_REQUEST_KEY } from '../src/idempotency.ts';
 import { type Account, signUp, type TestApp, testApp } from './support.ts';
 
 let t: TestApp;
@@ -311,6 +311,55 @@ describe('idempotency', () => {
     );
     expect(rows).toEqual([{ body: null }]);
     expect((await post('/v1/commitments', dan, later, { 'idempotency-key': next })).statusCode).toBe(410);
+  });
+
+  /** Makes a key's record look as a process killed mid-request leaves it: claimed, no response, old. */
+  const abandon = (key: string) =>
+    t.database.pool.query(
+      `update http_idempotency set status = null, body = null, headers = null,
+         created_at = now() - make_interval(secs => $3) where user_id = $1 and key = $2`,
+      [ana.userId, key, ABANDONED_AFTER_MS / 1000 + 1],
+    );
+
+  test('a request abandoned before it appended is run by a retry once ABANDONED_AFTER_MS has passed', async () => {
+    const key = `abandoned-${Date.now()}`;
+    const body = { type: 'personal', title: 'abandoned before appending' };
+    await t.database.pool.query(
+      'insert into http_idempotency (user_id, key, request_hash) values ($1, $2, $3)',
+      [ana.userId, key, await requestHashOf(body)],
+    );
+    await abandon(key);
+    const retry = await post('/v1/commitments', ana, body, { 'idempotency-key': key });
+    expect(retry.statusCode).toBe(201);
+    expect(await entriesTitled('abandoned before appending')).toHaveLength(1);
+    const replayed = await post('/v1/commitments', ana, body, { 'idempotency-key': key });
+    expect(replayed.headers['idempotency-replayed']).toBe('true');
+    expect(replayed.json()).toEqual(retry.json());
+  });
+
+  test('a request abandoned after it appended: a retry answers its receipt and applies nothing again', async () => {
+    const key = `appended-${Date.now()}`;
+    const body = { type: 'personal', title: 'abandoned after appending' };
+    const first = await post('/v1/commitments', ana, body, { 'idempotency-key': key });
+    await abandon(key);
+    const retry = await post('/v1/commitments', ana, body, { 'idempotency-key': key });
+    expect(retry.statusCode).toBe(201);
+    expect(retry.json()).toEqual(first.json());
+    expect(await entriesTitled('abandoned after appending')).toHaveLength(1);
+
+    // A command on an existing commitment: not decided again on the state that already holds it.
+    const { commitmentId } = first.json() as { commitmentId: string };
+    const renameKey = `renamed-${Date.now()}`;
+    const rename = { title: 'renamed once' };
+    const url = `/v1/commitments/${commitmentId}/update`;
+    const renamed = await post(url, ana, rename, { 'idempotency-key': renameKey });
+    expect(renamed.statusCode).toBe(200);
+    await abandon(renameKey);
+    const again = await post(url, ana, rename, { 'idempotency-key': renameKey });
+    expect(again.statusCode).toBe(200);
+    expect(again.json()).toEqual(renamed.json());
+    const stream = await readStream(t.database.db, t.deps.ledger, `commitment-${commitmentId}`);
+    expect(stream.map((entry) => entry.version)).toEqual([1, 2]);
   });
 
   test('keys are per user', async () => {

@@ -6,6 +6,7 @@ import type { Database } from '@connect/db';
 import {
   type Commitment,
   type CommitmentCommand,
+  type CommitmentEvent,
   CURRENT_SCHEMA,
   canSee,
   commitmentStream,
@@ -58,6 +59,7 @@ export function mustBeAtVersion(state: Commitment, ifMatch: number | undefined):
  * The state to decide on: nothing to load for a create (a new random id; the ledger refuses a
  * second version 1), the state this process last wrote when it has one, else the stored stream.
  * A stale If-Match against a cached state is checked against the stored stream before a 412.
+ * `cached`: the state is this process's own, which another process may have moved on since.
  */
 async function currentState(
   deps: ExecuteDeps,
@@ -65,11 +67,12 @@ async function currentState(
   command: CommitmentCommand,
   attempt: number,
   ifMatch: number | undefined,
-): Promise<Commitment> {
-  if (command.action === 'create' && attempt === 1) return initialState(commitmentId);
+): Promise<{ state: Commitment; cached: boolean }> {
+  if (command.action === 'create' && attempt === 1)
+    return { state: initialState(commitmentId), cached: false };
   const cached = attempt === 1 ? deps.states.get(commitmentId) : undefined;
-  if (cached && (ifMatch === undefined || cached.version === ifMatch)) return cached;
-  return loadCommitment(deps.db, deps.ledger, commitmentId);
+  if (cached && (ifMatch === undefined || cached.version === ifMatch)) return { state: cached, cached: true };
+  return { state: await loadCommitment(deps.db, deps.ledger, commitmentId), cached: false };
 }
 
 type CommandInput = {
@@ -82,7 +85,41 @@ type CommandInput = {
   correlationId: string;
   /** More to record in each event's meta (e.g. where the command came from). */
   meta?: JsonObject;
+  /**
+   * The ledger idempotency key to append under (an Idempotency-Key's claim): whoever runs the
+   * command again under it gets the first append's receipt. `resumed`: an earlier run may have
+   * appended already, so look for its append before deciding on a state that may include it.
+   */
+  claim?: { ledgerKey: string; resumed: boolean };
 };
+
+/** The receipt of the append recorded under a ledger idempotency key, if one committed. */
+async function committedReceipt(deps: ExecuteDeps, ledgerKey: string): Promise<Receipt | undefined> {
+  const record = await deps.db
+    .selectFrom('ledger_idempotency')
+    .select(['stream', 'first_index', 'count'])
+    .where('key', '=', ledgerKey)
+    .executeTakeFirst();
+  if (!record) return undefined;
+  const firstIndex = Number(record.first_index);
+  const rows = await deps.db
+    .selectFrom('ledger_entries')
+    .select(['index', 'id', 'type', 'version', 'leaf_hash'])
+    .where('index', '>=', firstIndex)
+    .where('index', '<', firstIndex + record.count)
+    .orderBy('index')
+    .execute();
+  return {
+    commitmentId: record.stream.slice(commitmentStream('').length),
+    version: rows.at(-1)?.version ?? 0,
+    events: rows.map((row) => ({
+      index: Number(row.index),
+      id: row.id,
+      type: row.type,
+      leafHash: Buffer.from(row.leaf_hash).toString('base64'),
+    })),
+  };
+}
 
 /** Runs the command; a refused one throws the domain's Refusal, which the error handler answers. */
 export function executeCommand(deps: ExecuteDeps, input: CommandInput): Promise<Receipt> {
@@ -93,24 +130,37 @@ async function decideAndAppend(deps: ExecuteDeps, input: CommandInput): Promise<
   const { commitmentId, command, actor, ifMatch } = input;
   // An auditor sees every commitment (and is then refused acting on it, 403 rather than 404).
   const seesAll = actor.isAdmin || readsEverything(actor.roles ?? []);
+  const { claim } = input;
+  const earlier = claim?.resumed ? await committedReceipt(deps, claim.ledgerKey) : undefined;
+  if (earlier) return earlier;
   const people = await peopleFacts(deps.db, peopleOf(command, actor.userId));
   for (let attempt = 1; ; attempt++) {
-    const state = await currentState(deps, commitmentId, command, attempt, ifMatch);
-    const visible = actor.userId === null || canSee(state, { userId: actor.userId, isAdmin: seesAll });
-    if (command.action !== 'create' && (!state.exists || !visible)) throw notFound();
-    mustBeAtVersion(state, ifMatch);
-    const refreshTypes = command.action === 'create' && !(await deps.types.get()).has(command.type);
-    const events = decide(command, state, {
-      actor: actor.userId,
-      now: (deps.now?.() ?? new Date()).toISOString(),
-      newId: randomUUID,
-      types: await deps.types.get(refreshTypes),
-      people,
-    });
+    const { state, cached } = await currentState(deps, commitmentId, command, attempt, ifMatch);
+    let events: CommitmentEvent[];
+    try {
+      const visible = actor.userId === null || canSee(state, { userId: actor.userId, isAdmin: seesAll });
+      if (command.action !== 'create' && (!state.exists || !visible)) throw notFound();
+      mustBeAtVersion(state, ifMatch);
+      const refreshTypes = command.action === 'create' && !(await deps.types.get()).has(command.type);
+      events = decide(command, state, {
+        actor: actor.userId,
+        now: (deps.now?.() ?? new Date()).toISOString(),
+        newId: randomUUID,
+        types: await deps.types.get(refreshTypes),
+        people,
+      });
+    } catch (error) {
+      // A cached state may be stale (another process appended since): what it refuses is
+      // decided again on the stream as stored before the caller is told no.
+      if (!cached || !(error instanceof Refusal)) throw error;
+      deps.states.drop(commitmentId);
+      continue;
+    }
     const result = await deps.ledger.append({
       stream: commitmentStream(commitmentId),
       expectedVersion: state.exists ? state.version : 'no_stream',
       actor: actor.userId,
+      idempotencyKey: claim?.ledgerKey,
       events: events.map((event) => ({
         type: event.type,
         schema: CURRENT_SCHEMA[event.type],
@@ -131,6 +181,12 @@ async function decideAndAppend(deps: ExecuteDeps, input: CommandInput): Promise<
         version: result.streamVersion,
         events: result.entries.map((e) => ({ index: e.index, id: e.id, type: e.type, leafHash: e.leafHash })),
       };
+    }
+    if (result.outcome === 'idempotency_key_reused' && claim) {
+      // Another run of this request (one taken for abandoned, still alive) appended first.
+      deps.states.drop(commitmentId);
+      const first = await committedReceipt(deps, claim.ledgerKey);
+      if (first) return first;
     }
     if (result.outcome !== 'version_conflict') throw new Error(`unexpected append outcome ${result.outcome}`);
     deps.states.drop(commitmentId);

@@ -112,16 +112,25 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
   ) {
     const caller = await authenticate(request);
     const ifMatch = parseIfMatch(request);
-    return idempotent(replays, request, reply, caller.userId, body, async () => {
-      const receipt = await executeCommand(execution, {
-        commitmentId,
-        command: await toCommand(),
-        actor: caller,
-        ifMatch,
-        correlationId: request.correlationId,
-      });
-      return receiptResponse(receipt, status);
-    });
+    return idempotent(
+      replays,
+      request,
+      reply,
+      caller.userId,
+      body,
+      async (claim) => {
+        const receipt = await executeCommand(execution, {
+          commitmentId,
+          command: await toCommand(),
+          actor: caller,
+          ifMatch,
+          correlationId: request.correlationId,
+          claim,
+        });
+        return receiptResponse(receipt, status);
+      },
+      { resumable: true },
+    );
   }
 
   app.post('/v1/commitments', async (request, reply) => {

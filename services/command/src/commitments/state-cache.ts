@@ -1,7 +1,7 @@
 // The states this process last wrote, so a command on a commitment need not replay its stream.
 // A cached state may be stale (another process appended since): it is only ever used to decide a
-// command whose append expects that very version, so a stale one ends in a version conflict,
-// which drops it and decides again on the stream as stored.
+// command whose append expects that very version, so a stale one ends in a version conflict, or
+// in a refusal (execute.ts): either drops it and decides again on the stream as stored.
 import type { Commitment } from '@connect/domain';
 
 export interface StateCache {
