@@ -435,4 +435,29 @@ test('connect start takes the scheduled backups and keeps the newest CONNECT_BAC
   expect(folders).toEqual(backups.slice(-2).map((log) => path.basename(log.dir as string)));
   for (const folder of folders) expect(existsSync(path.join(scheduled, folder, 'manifest.json'))).toBe(true);
   expect(backups.at(-1)?.removed).toEqual([path.basename(backups.at(-3)?.dir as string)]);
+
+  // The archive keeps only the WAL from the oldest kept backup's first segment on, and that backup
+  // still restores to the latest archived moment from it.
+  const oldest = JSON.parse(
+    await readFile(path.join(scheduled, folders[0] as string, 'manifest.json'), 'utf8'),
+  );
+  const needed = (oldest.files as { path: string }[])
+    .map((file) => path.basename(file.path))
+    .filter((name) => /^[0-9A-F]{24}$/.test(name))
+    .sort()[0] as string;
+  const segments = (await readdir(archive)).filter((name) => /^[0-9A-F]{24}$/.test(name));
+  expect(segments.length).toBeGreaterThan(0);
+  expect(segments.every((name) => name.slice(8) >= needed.slice(8))).toBe(true);
+  expect(backups.some((log) => Number(log.walPruned) > 0)).toBe(true);
+  const restored = path.join(work, 'from-oldest-kept');
+  const result = cli([
+    'restore',
+    path.join(scheduled, folders[0] as string),
+    '--to',
+    'latest',
+    '--data-dir',
+    restored,
+  ]);
+  expect(result.stderr).toBe('');
+  expect(result.status).toBe(0);
 });

@@ -3,6 +3,7 @@ import { describe, expect, test } from 'vitest';
 import { walSegments } from '../src/backup/base-backup.ts';
 import { parseRestoreTarget } from '../src/backup/restore-target.ts';
 import { backupFolderName, backupsToRemove, nextBackupTimes } from '../src/backup/schedule.ts';
+import { firstWalSegment, walBefore } from '../src/backup/wal-prune.ts';
 
 const at = (iso: string) => backupFolderName(new Date(iso));
 
@@ -41,6 +42,55 @@ describe('keeping the last N backups', () => {
 
   test('nothing is removed before a backup is complete', () => {
     expect(backupsToRemove(names, 3, () => false)).toEqual([]);
+  });
+});
+
+describe('pruning the WAL archive', () => {
+  const archived = [
+    '000000010000000000000001',
+    '000000010000000000000002',
+    '000000010000000000000002.00000028.backup',
+    '00000001000000000000000F',
+    '000000020000000000000010.partial',
+    '00000002.history',
+    '000000020000000100000000',
+    '.000000020000000100000001.partial',
+    'documents',
+  ];
+
+  test('what lies before the oldest needed segment goes, by position on any timeline', () => {
+    expect(walBefore(archived, '000000020000000000000010')).toEqual([
+      '000000010000000000000001',
+      '000000010000000000000002',
+      '000000010000000000000002.00000028.backup',
+      '00000001000000000000000F',
+    ]);
+  });
+
+  test('the needed segment, later ones, histories, drafts being archived and other files stay', () => {
+    expect(walBefore(archived, '000000010000000000000001')).toEqual([]);
+    const kept = archived.filter((name) => !walBefore(archived, '000000020000000100000000').includes(name));
+    expect(kept).toEqual([
+      '00000002.history',
+      '000000020000000100000000',
+      '.000000020000000100000001.partial',
+      'documents',
+    ]);
+  });
+
+  test('a backup needs the WAL from the first segment it copied', () => {
+    const file = (p: string) => ({ path: p, size: 1, sha256: '' });
+    expect(
+      firstWalSegment({
+        files: [
+          file('data/postgres/data/PG_VERSION'),
+          file('data/postgres/data/pg_wal/000000010000000000000004'),
+          file('data/postgres/data/pg_wal/000000010000000000000003'),
+          file('data/postgres/data/pg_wal/00000001.history'),
+        ],
+      }),
+    ).toBe('000000010000000000000003');
+    expect(firstWalSegment({ files: [file('data/postgres/data/PG_VERSION')] })).toBeUndefined();
   });
 });
 

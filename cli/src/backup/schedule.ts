@@ -1,13 +1,14 @@
 // Scheduled backups of `connect start`: at each time CONNECT_BACKUP_SCHEDULE names, a backup into
 // a timestamped folder of CONNECT_BACKUP_DIR; after one succeeds, only the newest
-// CONNECT_BACKUP_KEEP complete backups stay.
+// CONNECT_BACKUP_KEEP complete backups stay, and the WAL archive keeps only what they need.
 import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { BackupScheduleConfig } from '@connect/db';
 import { Cron } from 'croner';
 import { type BackupResult, takeBackup } from './base-backup.ts';
-import { MANIFEST_FILE } from './manifest.ts';
+import { MANIFEST_FILE, readManifest } from './manifest.ts';
+import { firstWalSegment, pruneWalArchive } from './wal-prune.ts';
 
 const FOLDER = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z$/;
 
@@ -31,6 +32,16 @@ export function backupsToRemove(
   const newest = kept.at(-1);
   if (newest === undefined) return [];
   return ours.filter((name) => !kept.includes(name) && name < newest);
+}
+
+/** Prunes the WAL archive to what the oldest complete backup left in `dir` needs; 0 when none. */
+async function pruneArchive(dir: string, archive: string): Promise<number> {
+  const oldest = (await readdir(dir))
+    .filter((name) => FOLDER.test(name) && existsSync(path.join(dir, name, MANIFEST_FILE)))
+    .sort()[0];
+  if (!oldest) return 0;
+  const first = firstWalSegment(await readManifest(path.join(dir, oldest)));
+  return first ? pruneWalArchive(archive, first) : 0;
 }
 
 /** The next `count` times the schedule names after `after`. */
@@ -71,8 +82,15 @@ export function scheduleBackups(
       existsSync(path.join(backups.dir, name, MANIFEST_FILE)),
     );
     for (const name of removed) await rm(path.join(backups.dir, name), { recursive: true, force: true });
+    const walPruned = source.walArchive ? await pruneArchive(backups.dir, source.walArchive) : 0;
     log.info(
-      { dir: result.dir, bytes: result.bytes, treeSize: result.manifest.checkpoint?.treeSize ?? 0, removed },
+      {
+        dir: result.dir,
+        bytes: result.bytes,
+        treeSize: result.manifest.checkpoint?.treeSize ?? 0,
+        removed,
+        walPruned,
+      },
       'backup taken',
     );
     return result;
