@@ -2,10 +2,10 @@
 // cloud KMS can take their place: only wrap and unwrap are asked of it.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { dataKeyId, NONCE_SIZE, open, seal } from '@connect/crypto/envelope';
-import { readOrCreateSecretFile } from './secret-file.ts';
+import { readOrCreateSecretFile, replaceSecretFile } from './secret-file.ts';
 
 export interface MasterKeys {
   /** Seals a data key under the primary master key, bound to `place`. */
@@ -140,8 +140,5 @@ export async function dropOldMasterKeys(dataDir: string): Promise<void> {
   await replaceKeyFile(file, [primary as Buffer]);
 }
 
-async function replaceKeyFile(file: string, keys: readonly Uint8Array[]): Promise<void> {
-  const draft = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-  await writeFile(draft, formatKeys(keys), { flag: 'wx', mode: 0o600 });
-  await rename(draft, file);
-}
+const replaceKeyFile = (file: string, keys: readonly Uint8Array[]) =>
+  replaceSecretFile(file, formatKeys(keys));
