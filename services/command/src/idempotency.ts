@@ -167,23 +167,55 @@ async function runClaimed(
   try {
     response = await handle();
   } catch (error) {
-    // Nothing was done: forget the key, so a retry runs again.
-    await db.deleteFrom('http_idempotency').where('user_id', '=', userId).where('key', '=', key).execute();
+    // Nothing was done (or, if the database went away after an append, the ledger key finds it):
+    // forget the key, so a retry runs again.
+    const forget = () =>
+      db.deleteFrom('http_idempotency').where('user_id', '=', userId).where('key', '=', key).execute();
+    await forget().catch(() => retryInBackground(forget));
     throw error;
   }
   // Null once the caller's key is erased (an erasure raced this request): nothing of theirs is kept.
   const [sealed] = await cipher.seal([{ ...idempotentBodyField(userId, key), value: response.body ?? null }]);
-  await db
-    .updateTable('http_idempotency')
-    .set({
-      status: response.status,
-      body: sealed ?? null,
-      headers: JSON.stringify(response.headers),
-    })
-    .where('user_id', '=', userId)
-    .where('key', '=', key)
-    .execute();
+  const keep = () =>
+    db
+      .updateTable('http_idempotency')
+      .set({
+        status: response.status,
+        body: sealed ?? null,
+        headers: JSON.stringify(response.headers),
+      })
+      .where('user_id', '=', userId)
+      .where('key', '=', key)
+      .execute();
+  try {
+    await keep();
+  } catch (error) {
+    // Done, but the answer could not be kept: the caller is told the database failed, and its
+    // retry gets this answer once the database takes it.
+    retryInBackground(keep);
+    throw error;
+  }
   return send(reply, response);
+}
+
+/** How long a write that settles a key is tried again after the database failed it. */
+const SETTLE_RETRY_MS = 60_000;
+
+/**
+ * Tries `write` again, with growing pauses, until it succeeds or a minute has passed: a key left
+ * in flight by an outage is settled as soon as the database is back rather than when a retry
+ * takes it for abandoned (which still covers a process that dies meanwhile).
+ */
+function retryInBackground(write: () => Promise<unknown>): void {
+  const deadline = Date.now() + SETTLE_RETRY_MS;
+  const attempt = (pause: number) => {
+    setTimeout(() => {
+      write().catch(() => {
+        if (Date.now() < deadline) attempt(Math.min(pause * 2, 5000));
+      });
+    }, pause).unref();
+  };
+  attempt(200);
 }
 
 function send(reply: FastifyReply, response: StoredResponse): FastifyReply {
