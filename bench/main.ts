@@ -1,9 +1,10 @@
-// npm run bench -- [suite…]   (suites: ledger, commands, queries, verify, notifications, import, crypto; default: all)
+// npm run bench -- [suite…]   (suites: ledger, commands, queries, verify, notifications, import, crypto, load; default: all)
 // Prints a table and, when BENCH_OUT names a file, merges the figures into it as JSON.
 import { benchCommands } from './commands.ts';
 import { benchCrypto } from './crypto.ts';
 import { benchImport } from './import.ts';
 import { benchLedger } from './ledger.ts';
+import { benchLoad } from './load.ts';
 import { benchNotifications } from './notifications.ts';
 import { benchQueries } from './queries.ts';
 import { type Metrics, writeResults } from './support.ts';
@@ -17,6 +18,7 @@ const SUITES: Record<string, () => Promise<Metrics>> = {
   notifications: benchNotifications,
   import: benchImport,
   crypto: benchCrypto,
+  load: benchLoad,
 };
 
 const requested = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));
