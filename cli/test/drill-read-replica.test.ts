@@ -3,88 +3,31 @@
 // on the primary with READ_DATABASE_URL on the standby. Reads come from the standby, and
 // Connect-Index / Connect-Min-Index stay exact across its lag: with its replay paused, a read that
 // asks for a newer index waits and answers 503, and once replay resumes it is served.
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
-import os from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { runAs } from '@connect/db';
-import pg from 'pg';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import {
+  clusterRoot,
+  clusterTool,
+  newCluster,
+  type OwnCluster,
+  query,
+  removeRoot,
+  startCluster,
+} from './own-cluster.ts';
 import { call, type RunningConnect, signUp, startConnectOn } from './running-connect.ts';
 
-const BIN_DIR = ['17', '16', '15']
-  .map((version) => `/usr/lib/postgresql/${version}/bin`)
-  .find((dir) => existsSync(path.join(dir, 'pg_basebackup')));
-const owner = runAs();
-
 let root: string;
-let primary: Cluster;
-let standby: Cluster;
+let primary: OwnCluster | undefined;
+let standby: OwnCluster | undefined;
 let connect: Omit<RunningConnect, 'database' | 'dataDir'> | undefined;
 
-interface Cluster {
-  dir: string;
-  port: number;
-  url(database?: string): string;
-}
-
-const tool = (name: string, args: string[]) =>
-  execFileSync(path.join(BIN_DIR as string, name), args, { ...owner, stdio: 'pipe', encoding: 'utf8' });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function startCluster(dir: string): Promise<Cluster> {
-  const port = await freePort();
-  tool('pg_ctl', [
-    '-D',
-    dir,
-    '-l',
-    `${dir}.log`,
-    '-w',
-    '-o',
-    `-p ${port} -k ${root} -c listen_addresses=127.0.0.1`,
-    'start',
-  ]);
-  return { dir, port, url: (database = 'postgres') => `postgresql://postgres@127.0.0.1:${port}/${database}` };
-}
-
-async function ownedDir(dir: string): Promise<string> {
-  await mkdir(dir, { mode: 0o700 });
-  if (owner.uid !== undefined && owner.gid !== undefined) await chown(dir, owner.uid, owner.gid);
-  return dir;
-}
-
-async function query<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query<T>(text)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
 beforeAll(async () => {
-  if (!BIN_DIR)
-    throw new Error(
-      'this drill needs the PostgreSQL server tools (pg_basebackup) in /usr/lib/postgresql/*/bin',
-    );
-  root = await mkdtemp(path.join(os.tmpdir(), 'connect-replica-'));
-  await chmod(root, 0o777);
-  const primaryDir = await ownedDir(path.join(root, 'primary'));
-  tool('initdb', ['-D', primaryDir, '-U', 'postgres', '--auth=trust', '--no-sync']);
-  primary = await startCluster(primaryDir);
+  root = await clusterRoot('connect-replica-');
+  primary = await newCluster(root);
   await query(primary.url(), 'create database connect');
   const standbyDir = path.join(root, 'standby');
-  tool('pg_basebackup', [
+  clusterTool('pg_basebackup', [
     '-h',
     '127.0.0.1',
     '-p',
@@ -97,9 +40,9 @@ beforeAll(async () => {
     '-X',
     'stream',
   ]);
-  standby = await startCluster(standbyDir);
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-replica-data-'));
-  await chmod(dataDir, 0o711);
+  standby = await startCluster(standbyDir, root);
+  const dataDir = path.join(root, 'connect');
+  await mkdir(dataDir, { mode: 0o711 });
   connect = await startConnectOn(primary.url('connect'), dataDir, {
     READ_DATABASE_URL: standby.url('connect'),
   });
@@ -107,16 +50,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await connect?.close();
-  for (const cluster of [standby, primary]) {
-    if (cluster) tool('pg_ctl', ['-D', cluster.dir, '-m', 'immediate', '-w', 'stop']);
-  }
-  await rm(root, { recursive: true, force: true });
+  await removeRoot(root, [standby, primary]);
 });
 
 test('reads come from the replica, and Connect-Min-Index keeps read-your-writes exact across its lag', async () => {
   const running = connect as NonNullable<typeof connect>;
+  const replica = standby as OwnCluster;
   const [inRecovery] = await query<{ standby: boolean }>(
-    standby.url(),
+    replica.url(),
     'select pg_is_in_recovery() as standby',
   );
   expect(inRecovery?.standby).toBe(true);
@@ -140,13 +81,13 @@ test('reads come from the replica, and Connect-Min-Index keeps read-your-writes 
   expect(Number(seen.headers.get('connect-index'))).toBeGreaterThanOrEqual(lastIndex(first));
   // The reads are sessions of connect_reader on the standby.
   const readers = await query<{ n: number }>(
-    standby.url(),
+    replica.url(),
     "select count(*)::int as n from pg_stat_activity where usename = 'connect_reader'",
   );
   expect(readers[0]?.n).toBeGreaterThan(0);
 
   // The replica stops replaying: what is written now is on the primary only.
-  await query(standby.url(), 'select pg_wal_replay_pause()');
+  await query(replica.url(), 'select pg_wal_replay_pause()');
   const second = await create('Written while the replica lags');
   expect(second.status).toBe(201);
   const secondId = second.body.commitmentId as string;
@@ -165,7 +106,7 @@ test('reads come from the replica, and Connect-Min-Index keeps read-your-writes 
   // Replay resumes: the same read, held by Connect-Min-Index, is served as soon as the replica has it.
   const resumed = read(secondId, lastIndex(second));
   await new Promise((resolve) => setTimeout(resolve, 300));
-  await query(standby.url(), 'select pg_wal_replay_resume()');
+  await query(replica.url(), 'select pg_wal_replay_resume()');
   const answer = await resumed;
   expect(answer.status).toBe(200);
   expect(answer.body.title).toBe('Written while the replica lags');

@@ -1,0 +1,108 @@
+// A PostgreSQL cluster of a test's own, made with the machine's server tools (initdb, pg_ctl,
+// pg_basebackup, pg_dump in /usr/lib/postgresql/<version>/bin), for tests that need what the
+// embedded server does not ship: a replica, a restart from outside, pg_dump. PostgreSQL refuses
+// to run as root, so as root the tools run as the postgres user (as the embedded server does).
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { runAs } from '@connect/db';
+import pg from 'pg';
+
+const BIN_DIR = ['17', '16', '15']
+  .map((version) => `/usr/lib/postgresql/${version}/bin`)
+  .find((dir) => existsSync(path.join(dir, 'pg_basebackup')));
+const owner = runAs();
+
+export interface OwnCluster {
+  dir: string;
+  port: number;
+  url(database?: string): string;
+  stop(): void;
+}
+
+/** Runs one of the server tools as the cluster's owner; its output. */
+export function clusterTool(name: string, args: string[]): string {
+  if (!BIN_DIR) throw new Error('this test needs the PostgreSQL server tools in /usr/lib/postgresql/*/bin');
+  return execFileSync(path.join(BIN_DIR, name), args, {
+    ...owner,
+    stdio: 'pipe',
+    encoding: 'utf8',
+    maxBuffer: 256 * 2 ** 20,
+  });
+}
+
+/** A folder the cluster's owner can use, under a temporary root everyone can enter. */
+export async function clusterRoot(prefix: string): Promise<string> {
+  const root = await mkdtemp(path.join(os.tmpdir(), prefix));
+  await chmod(root, 0o777);
+  return root;
+}
+
+export async function ownedDir(dir: string): Promise<string> {
+  await mkdir(dir, { mode: 0o700 });
+  if (owner.uid !== undefined && owner.gid !== undefined) await chown(dir, owner.uid, owner.gid);
+  return dir;
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Starts the cluster in `dir` (made by initdb or pg_basebackup) on a free port, trust auth on loopback. */
+export async function startCluster(dir: string, socketDir: string): Promise<OwnCluster> {
+  const port = await freePort();
+  clusterTool('pg_ctl', [
+    '-D',
+    dir,
+    '-l',
+    `${dir}.log`,
+    '-w',
+    '-o',
+    `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1`,
+    'start',
+  ]);
+  return {
+    dir,
+    port,
+    url: (database = 'postgres') => `postgresql://postgres@127.0.0.1:${port}/${database}`,
+    stop: () => clusterTool('pg_ctl', ['-D', dir, '-m', 'immediate', '-w', 'stop']),
+  };
+}
+
+/** initdb into `root`/`name`, then start it. */
+export async function newCluster(root: string, name = 'primary'): Promise<OwnCluster> {
+  const dir = await ownedDir(path.join(root, name));
+  clusterTool('initdb', ['-D', dir, '-U', 'postgres', '--auth=trust', '--no-sync']);
+  return startCluster(dir, root);
+}
+
+export async function query<T extends pg.QueryResultRow>(url: string, text: string): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<T>(text)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+export async function removeRoot(
+  root: string | undefined,
+  clusters: (OwnCluster | undefined)[],
+): Promise<void> {
+  for (const cluster of clusters) {
+    try {
+      cluster?.stop();
+    } catch {
+      // already stopped
+    }
+  }
+  if (root) await rm(root, { recursive: true, force: true });
+}
