@@ -9,7 +9,7 @@ import { createServer } from '@connect/http';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { TestDatabase } from '../../../test/support/database.ts';
-import { type Ledger, type LedgerMonitor, monitorLedger } from '../src/index.ts';
+import { type Ledger, type LedgerMonitor, monitorLedger, startContinuousAudit } from '../src/index.ts';
 import { event, testLedger } from './support.ts';
 
 let database: TestDatabase;
@@ -115,6 +115,33 @@ test('appends keep the audit green and moving, with ledger and append series on 
     expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
   } finally {
     await app.close();
+  }
+});
+
+test('the sweep keeps its pace however many rounds appends set off', async () => {
+  const audit = startContinuousAudit(
+    {
+      pool: database.pool,
+      db: database.db,
+      origin: ledger.origin,
+      cipher: ledger.cipher,
+      verifierKey: ledger.verifierKey,
+    },
+    { log: { info() {}, warn() {}, error() {} }, sweepPerSecond: 40 },
+  );
+  try {
+    const started = Date.now();
+    // One append after another: each NOTIFY sets off a round.
+    for (let i = 0; i < 60; i++) await appendNotes(1);
+    await until('the sweep to start', async () => audit.status().sweptEntries > 0);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const seconds = (Date.now() - started) / 1000;
+    const { sweptEntries, failures } = audit.status();
+    expect(failures).toBe(0);
+    // At most its pace, and one second's worth built up before the first sweep.
+    expect(sweptEntries).toBeLessThanOrEqual(Math.ceil(40 * seconds) + 40);
+  } finally {
+    await audit.close();
   }
 });
 
