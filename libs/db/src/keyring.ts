@@ -27,6 +27,26 @@ export const dataKeyPlace = (subject: string) => `data_keys:${subject}`;
 const DERIVATION_ROOT = 'connect:derivation-root';
 /** Unwrapped keys kept per process; beyond it the oldest used is dropped. */
 const CACHE_SIZE = 100_000;
+/** Nonces drawn from the CSPRNG at a time. */
+const NONCES_PER_DRAW = 512;
+
+/**
+ * Fresh nonces, a slice each of a buffer filled by one CSPRNG call: a seal per read-model row and
+ * notification made the call itself a visible cost. No slice is handed out twice, and a used
+ * buffer is never refilled (a new one is drawn).
+ */
+function noncePool(): () => Buffer {
+  let pool = Buffer.alloc(0);
+  let at = 0;
+  return () => {
+    if (at + NONCE_SIZE > pool.length) {
+      pool = randomBytes(NONCE_SIZE * NONCES_PER_DRAW);
+      at = 0;
+    }
+    at += NONCE_SIZE;
+    return pool.subarray(at - NONCE_SIZE, at);
+  };
+}
 
 export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen?: boolean } = {}): KeyRing {
   const cache = new Map<string, Buffer | null>();
@@ -159,7 +179,7 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
       derived.set(purpose, key);
       return key;
     },
-    nonce: () => randomBytes(NONCE_SIZE),
+    nonce: noncePool(),
     forget,
     masterKeys,
     close: async () => {

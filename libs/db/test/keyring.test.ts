@@ -234,3 +234,10 @@ describe('rotating the master key', () => {
     );
   });
 });
+
+test('nonces are fresh: 12 bytes, no two alike across many draws', async () => {
+  const r = await ring();
+  const nonces = Array.from({ length: 3000 }, () => r.nonce());
+  expect(nonces.every((nonce) => nonce.length === 12)).toBe(true);
+  expect(new Set(nonces.map((nonce) => nonce.toString('hex'))).size).toBe(3000);
+});
