@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -83,6 +84,52 @@ export async function closedLoop(
   const elapsed = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
   return { count: latencies.length, perSecond: latencies.length / elapsed, latenciesMs: latencies };
+}
+
+/**
+ * Open-loop load: `rate` GET requests a second for `seconds`, each sent at its scheduled time
+ * whether or not earlier ones have been answered (over keep-alive sockets, as many as needed), and
+ * each latency counted from its scheduled time, so a stall is not hidden by the requests it held
+ * back (coordinated omission). Returns the latencies sorted, and the answers that were not 2xx.
+ */
+export async function openLoop(
+  url: string,
+  rate: number,
+  seconds: number,
+  request: () => { path: string; headers?: Record<string, string> },
+): Promise<{ latenciesMs: number[]; non2xx: number }> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  const latencies: number[] = [];
+  let non2xx = 0;
+  const send = (scheduledAt: number) =>
+    new Promise<void>((resolve) => {
+      const { path: target, headers } = request();
+      const req = http.get(`${url}${target}`, { agent, headers }, (response) => {
+        response.resume();
+        response.on('end', () => {
+          latencies.push(performance.now() - scheduledAt);
+          if ((response.statusCode ?? 0) >= 300) non2xx++;
+          resolve();
+        });
+      });
+      req.on('error', () => {
+        non2xx++;
+        resolve();
+      });
+    });
+  const started = performance.now();
+  const total = Math.round(rate * seconds);
+  const pending: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const scheduledAt = started + (i * 1000) / rate;
+    const wait = scheduledAt - performance.now();
+    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    pending.push(send(scheduledAt));
+  }
+  await Promise.all(pending);
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  return { latenciesMs: latencies, non2xx };
 }
 
 export async function writeResults(metrics: Metrics): Promise<void> {
