@@ -5,17 +5,15 @@
 // other process until it gets a definite answer (a 409 "in flight" for a key the dead process held
 // is asked again until the survivor takes the abandoned request over). Mid-run one process is
 // killed with SIGKILL. Afterwards every command answered 2xx is in the ledger
-// exactly once, each commitment's receipt verifies (with the project's verifier and with an RFC 9162
-// inclusion check written here), nothing was applied twice, and `connect verify ledger` passes.
-import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
+// exactly once, each commitment's receipt verifies (with the project's verifier and with the
+// independent one of test/interop, written from LEDGER.md alone), nothing was applied twice, and `connect verify ledger` passes.
 import { parseVerifierKey, verifyReceipt } from '@connect/crypto';
 import { replayReceipt } from '@connect/query';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { inclusionHolds, leafHash } from '../../test/interop/ledger-verifier.ts';
+import { verifyLedger } from './drill-support.ts';
 import { type RunningConnect, signUp, startConnect, startConnectBeside } from './running-connect.ts';
 
-const BIN = fileURLToPath(new URL('../bin/connect.js', import.meta.url));
 const CLIENTS = 16;
 const COMMITMENTS_PER_CLIENT = 4;
 const COMMANDS_PER_CLIENT = COMMITMENTS_PER_CLIENT * 3;
@@ -182,76 +180,17 @@ async function killMidRun(victim: Process, total: number): Promise<void> {
   expect(await victim.exited).toBe(null);
 }
 
-// RFC 8785 (JCS) for what an entry header holds: strings, integers, null and flat objects.
-function canonical(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  const object = value as Record<string, unknown>;
-  const fields = Object.keys(object)
-    .sort()
-    .map((name) => `${JSON.stringify(name)}:${canonical(object[name])}`);
-  return `{${fields.join(',')}}`;
-}
-
-const sha256 = (...parts: Buffer[]) => createHash('sha256').update(Buffer.concat(parts)).digest();
-const HEADER_FIELDS = [
-  'ledger',
-  'index',
-  'id',
-  'stream',
-  'version',
-  'type',
-  'schema',
-  'recordedAt',
-  'actor',
-  'meta',
-  'dataHash',
-];
-
-/** RFC 9162 §2.1.3.2: the leaf hash of `entry` up its proof path to `root`. */
-function independentlyIncluded(
+/** The entry's leaf hash up its proof path to `root`, by the verifier written from LEDGER.md alone. */
+const independentlyIncluded = (
   entry: Record<string, unknown>,
   proof: { index: number; treeSize: number; hashes: string[] },
   root: Buffer,
-): boolean {
-  const header = Object.fromEntries(HEADER_FIELDS.map((field) => [field, entry[field]]));
-  let hash = sha256(Buffer.from([0]), Buffer.from(canonical(header), 'utf8'));
-  if (hash.toString('base64') !== entry.leafHash || proof.index >= proof.treeSize) return false;
-  let fn = proof.index;
-  let sn = proof.treeSize - 1;
-  for (const sibling of proof.hashes.map((h) => Buffer.from(h, 'base64'))) {
-    if (sn === 0) return false;
-    if (fn % 2 === 1 || fn === sn) {
-      hash = sha256(Buffer.from([1]), sibling, hash);
-      while (fn % 2 === 0 && fn !== 0) {
-        fn = Math.floor(fn / 2);
-        sn = Math.floor(sn / 2);
-      }
-    } else {
-      hash = sha256(Buffer.from([1]), hash, sibling);
-    }
-    fn = Math.floor(fn / 2);
-    sn = Math.floor(sn / 2);
-  }
-  return sn === 0 && hash.equals(root);
-}
+) =>
+  leafHash(entry).toString('base64') === entry.leafHash &&
+  inclusionHolds(proof.index, proof.treeSize, leafHash(entry), proof.hashes, root);
 
 /** The root hash of a signed checkpoint note (its third line); the signature is checked elsewhere. */
 const checkpointRoot = (note: string) => Buffer.from(note.split('\n')[2] as string, 'base64');
-
-function runCli(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { ...process.env, DATABASE_URL: first.database.url, CONNECT_DATA_DIR: first.dataDir },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk) => {
-    stdout += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    stderr += chunk;
-  });
-  return new Promise((resolve) => child.once('exit', (status) => resolve({ status, stdout, stderr })));
-}
 
 test('kill -9 under load: every command answered 2xx is in the ledger once, receipts verify', async () => {
   if (!second) throw new Error('no second process');
@@ -334,8 +273,8 @@ test('kill -9 under load: every command answered 2xx is in the ledger once, rece
     }
   }
 
-  const audit = await runCli(['verify', 'ledger']);
+  const audit = await verifyLedger({ DATABASE_URL: first.database.url, CONNECT_DATA_DIR: first.dataDir });
   expect(audit.stderr).toBe('');
-  expect(audit.status).toBe(0);
+  expect(audit.code).toBe(0);
   expect(audit.stdout).toMatch(/verified: \d+ entries/);
 }, 600_000);

@@ -10,14 +10,9 @@
 // 2xx, well within the 30 s after which an in-flight key is taken for abandoned.
 // (database-reconnect.test.ts cuts the sessions of an idle service; this is the real restart,
 // under load.)
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { runAs } from '@connect/db';
 import { createClient } from 'graphql-ws';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -33,39 +28,18 @@ import {
   receiptsMissingFromLedger,
   verifyLedger,
 } from './drill-support.ts';
+import { clusterRoot, newCluster, type OwnCluster, removeRoot } from './own-cluster.ts';
 import { call, type RunningConnect, signUp, startConnectOn } from './running-connect.ts';
 
-const BIN_DIR = ['17', '16', '15']
-  .map((version) => `/usr/lib/postgresql/${version}/bin`)
-  .find((dir) => existsSync(path.join(dir, 'pg_ctl')));
-const owner = runAs();
 /** How long one command or read may keep being retried before the drill counts it as failed. */
 const RETRY_FOR_MS = 60_000;
 
 let root: string;
-let clusterDir: string;
+let cluster: OwnCluster | undefined;
 let dataDir: string;
 let databaseUrl: string;
 let admin: pg.Client | undefined;
 let connect: Omit<RunningConnect, 'database' | 'dataDir'> | undefined;
-
-// Asynchronous: the load's clients run in this process and must keep going while it restarts.
-const tool = (name: string, args: string[]) =>
-  promisify(execFile)(path.join(BIN_DIR as string, name), args, { ...owner, encoding: 'utf8' });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function ownedDir(dir: string): Promise<string> {
-  await mkdir(dir, { mode: 0o700 });
-  if (owner.uid !== undefined && owner.gid !== undefined) await chown(dir, owner.uid, owner.gid);
-  return dir;
-}
 
 /** The admin session, opened anew after a restart cut it. */
 async function adminQuery<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<R[]> {
@@ -93,45 +67,18 @@ const database: Queryable = {
   }),
 };
 
-/** `pg_ctl restart -m fast`: sessions are terminated, the server stops and starts again. */
+/** Restarts the cluster (sessions cut); when it is back. */
 async function restartPostgres(): Promise<number> {
-  // -l: the new server must not inherit our pipe (the call would wait for it to close).
-  await tool('pg_ctl', [
-    '-D',
-    clusterDir,
-    '-l',
-    path.join(root, 'postgres.log'),
-    '-m',
-    'fast',
-    '-w',
-    '-t',
-    '60',
-    'restart',
-  ]);
+  await (cluster as OwnCluster).restart();
   return Date.now();
 }
 
 beforeAll(async () => {
-  if (!BIN_DIR)
-    throw new Error('this drill needs the PostgreSQL server tools (pg_ctl) in /usr/lib/postgresql/*/bin');
-  root = await mkdtemp(path.join(os.tmpdir(), 'connect-pg-restart-'));
-  await chmod(root, 0o777); // the server's user writes its socket and log here
-  clusterDir = await ownedDir(path.join(root, 'cluster'));
-  await tool('initdb', ['-D', clusterDir, '-U', 'postgres', '--auth=trust', '--no-sync']);
-  const port = await freePort();
-  await tool('pg_ctl', [
-    '-D',
-    clusterDir,
-    '-l',
-    path.join(root, 'postgres.log'),
-    '-w',
-    '-o',
-    `-p ${port} -k ${root} -c listen_addresses=127.0.0.1`,
-    'start',
-  ]);
-  databaseUrl = `postgresql://postgres@127.0.0.1:${port}/postgres`;
+  root = await clusterRoot('connect-pg-restart-');
+  cluster = await newCluster(root);
+  databaseUrl = cluster.url();
   await adminQuery('create database connect');
-  databaseUrl = `postgresql://postgres@127.0.0.1:${port}/connect`;
+  databaseUrl = cluster.url('connect');
   await admin?.end();
   admin = undefined;
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-pg-restart-data-'));
@@ -142,10 +89,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await admin?.end().catch(() => undefined);
   await connect?.close();
-  if (clusterDir && existsSync(path.join(clusterDir, 'postmaster.pid'))) {
-    await tool('pg_ctl', ['-D', clusterDir, '-m', 'immediate', '-w', 'stop']);
-  }
-  if (root) await rm(root, { recursive: true, force: true });
+  await removeRoot(root, [cluster]);
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
 }, 60_000);
 

@@ -4,17 +4,15 @@
 // other must take the locks and move the read models on within 5 s, no acknowledged command may be
 // lost, and once the load stops the read models must equal what `connect replay` rebuilds from the
 // ledger. The processes are told apart in PostgreSQL by their application_name (PGAPPNAME).
-import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createScratchDatabase, type DatabaseHandle } from '@connect/db';
 import { afterAll, beforeAll, expect, inject, test, vi } from 'vitest';
+import { runConnect } from './drill-support.ts';
 import { call, signUp } from './running-connect.ts';
 import { type ServiceName, type ServiceProcess, startService } from './service-process.ts';
 
-const BIN = fileURLToPath(new URL('../bin/connect.js', import.meta.url));
 const TAKEOVER_BUDGET_MS = 5000;
 /** The projector's projections (the notifiers run `notifications`, a lock of its own). */
 const PROJECTIONS = ['profiles', 'commitment_types', 'commitments'];
@@ -262,21 +260,6 @@ async function snapshot(query: ServiceProcess, users: readonly User[]): Promise<
   return seen;
 }
 
-function replay(): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [BIN, 'replay'], {
-    env: { ...process.env, DATABASE_URL: database.url, CONNECT_DATA_DIR: dataDir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk) => {
-    output += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    output += chunk;
-  });
-  return new Promise((resolve) => child.once('close', (code) => resolve({ code, output })));
-}
-
 beforeAll(async () => {
   database = await createScratchDatabase(inject('adminUrl'), 'connect_drill', 3);
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-drill-'));
@@ -373,7 +356,7 @@ test('kill -9 of the active projector under load: the standby takes over within 
   }
   console.log(`${load.acknowledged.size} commitments, ${load.completed()} taken to active`);
 
-  const replayed = await replay();
+  const replayed = await runConnect(['replay'], { DATABASE_URL: database.url, CONNECT_DATA_DIR: dataDir });
   expect(replayed.code, replayed.output).toBe(0);
   expect(replayed.output).toMatch(/commitments: rebuilt from \d+ events/);
   await assertProjectedToHead();

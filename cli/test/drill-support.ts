@@ -82,21 +82,29 @@ export async function projectionsAtHead(db: Queryable): Promise<boolean> {
   return rows[0]?.projections !== 0 && rows[0]?.behind === 0;
 }
 
-/** `connect verify ledger` with `env` (DATABASE_URL, CONNECT_DATA_DIR): its exit code and output. */
-export function verifyLedger(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, [BIN, 'verify', 'ledger'], {
+/** A `connect` command with `env` (DATABASE_URL, CONNECT_DATA_DIR): its exit code and what it printed. */
+export function runConnect(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string; output: string }> {
+  const child = spawn(process.execPath, [BIN, ...args], {
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let output = '';
+  const printed = { stdout: '', stderr: '', output: '' };
   child.stdout.on('data', (chunk) => {
-    output += chunk;
+    printed.stdout += chunk;
+    printed.output += chunk;
   });
   child.stderr.on('data', (chunk) => {
-    output += chunk;
+    printed.stderr += chunk;
+    printed.output += chunk;
   });
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, output })));
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, ...printed })));
 }
+
+/** `connect verify ledger` (the audit) with `env`. */
+export const verifyLedger = (env: Record<string, string>) => runConnect(['verify', 'ledger'], env);
 
 /** A value of a Prometheus series from a /metrics text, or undefined when it is absent. */
 export function metric(text: string, series: string): number | undefined {

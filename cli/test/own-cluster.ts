@@ -2,12 +2,13 @@
 // pg_basebackup, pg_dump in /usr/lib/postgresql/<version>/bin), for tests that need what the
 // embedded server does not ship: a replica, a restart from outside, pg_dump. PostgreSQL refuses
 // to run as root, so as root the tools run as the postgres user (as the embedded server does).
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { runAs } from '@connect/db';
 import pg from 'pg';
 
@@ -20,6 +21,11 @@ export interface OwnCluster {
   dir: string;
   port: number;
   url(database?: string): string;
+  /**
+   * `pg_ctl restart -m fast`: sessions cut, the server stops and starts again. Asynchronous, so
+   * a test's own clients keep running meanwhile.
+   */
+  restart(): Promise<void>;
   stop(): void;
 }
 
@@ -58,6 +64,7 @@ async function freePort(): Promise<number> {
 /** Starts the cluster in `dir` (made by initdb or pg_basebackup) on a free port, trust auth on loopback. */
 export async function startCluster(dir: string, socketDir: string): Promise<OwnCluster> {
   const port = await freePort();
+  // -l: a server that inherited our output would hold it open, and the call would never return.
   clusterTool('pg_ctl', [
     '-D',
     dir,
@@ -72,6 +79,13 @@ export async function startCluster(dir: string, socketDir: string): Promise<OwnC
     dir,
     port,
     url: (database = 'postgres') => `postgresql://postgres@127.0.0.1:${port}/${database}`,
+    restart: async () => {
+      await promisify(execFile)(
+        path.join(BIN_DIR as string, 'pg_ctl'),
+        ['-D', dir, '-l', `${dir}.log`, '-m', 'fast', '-w', '-t', '60', 'restart'],
+        owner,
+      );
+    },
     stop: () => clusterTool('pg_ctl', ['-D', dir, '-m', 'immediate', '-w', 'stop']),
   };
 }
