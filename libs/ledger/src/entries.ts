@@ -38,6 +38,20 @@ export async function readEntries(
   return source.cipher.entries(rows, source.origin);
 }
 
+/** The entries an append recorded under `idempotencyKey` committed, or undefined when none did. */
+export async function entriesAppendedUnder(
+  db: Db,
+  source: LedgerSource,
+  idempotencyKey: string,
+): Promise<Entry[] | undefined> {
+  const record = await db
+    .selectFrom('ledger_idempotency')
+    .select(['first_index', 'count'])
+    .where('key', '=', idempotencyKey)
+    .executeTakeFirst();
+  return record && readEntries(db, source, Number(record.first_index), record.count);
+}
+
 export async function readEntry(db: Db, source: LedgerSource, index: number): Promise<Entry | undefined> {
   const row = await db.selectFrom('ledger_entries').selectAll().where('index', '=', index).executeTakeFirst();
   return row && (await source.cipher.entries([row], source.origin))[0];

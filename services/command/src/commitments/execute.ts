@@ -9,6 +9,7 @@ import {
   type CommitmentEvent,
   CURRENT_SCHEMA,
   canSee,
+  commitmentIdOf,
   commitmentStream,
   decide,
   evolve,
@@ -17,7 +18,7 @@ import {
   readsEverything,
   type UserRole,
 } from '@connect/domain';
-import type { Ledger } from '@connect/ledger';
+import { type Entry, entriesAppendedUnder, type Ledger } from '@connect/ledger';
 import type { Kysely } from 'kysely';
 import type { CommandLanes } from './command-lanes.ts';
 import { loadCommitment, type TypeRegistry } from './load.ts';
@@ -93,32 +94,19 @@ type CommandInput = {
   claim?: { ledgerKey: string; resumed: boolean };
 };
 
+/** What a command answers: the entries it appended, and the version they took the commitment to. */
+const receiptOf = (commitmentId: string, version: number, entries: readonly Entry[]): Receipt => ({
+  commitmentId,
+  version,
+  events: entries.map((e) => ({ index: e.index, id: e.id, type: e.type, leafHash: e.leafHash })),
+});
+
 /** The receipt of the append recorded under a ledger idempotency key, if one committed. */
 async function committedReceipt(deps: ExecuteDeps, ledgerKey: string): Promise<Receipt | undefined> {
-  const record = await deps.db
-    .selectFrom('ledger_idempotency')
-    .select(['stream', 'first_index', 'count'])
-    .where('key', '=', ledgerKey)
-    .executeTakeFirst();
-  if (!record) return undefined;
-  const firstIndex = Number(record.first_index);
-  const rows = await deps.db
-    .selectFrom('ledger_entries')
-    .select(['index', 'id', 'type', 'version', 'leaf_hash'])
-    .where('index', '>=', firstIndex)
-    .where('index', '<', firstIndex + record.count)
-    .orderBy('index')
-    .execute();
-  return {
-    commitmentId: record.stream.slice(commitmentStream('').length),
-    version: rows.at(-1)?.version ?? 0,
-    events: rows.map((row) => ({
-      index: Number(row.index),
-      id: row.id,
-      type: row.type,
-      leafHash: Buffer.from(row.leaf_hash).toString('base64'),
-    })),
-  };
+  const entries = await entriesAppendedUnder(deps.db, deps.ledger, ledgerKey);
+  const last = entries?.at(-1);
+  const commitmentId = last && commitmentIdOf(last.stream);
+  return entries && last && commitmentId ? receiptOf(commitmentId, last.version, entries) : undefined;
 }
 
 /** Runs the command; a refused one throws the domain's Refusal, which the error handler answers. */
@@ -176,11 +164,7 @@ async function decideAndAppend(deps: ExecuteDeps, input: CommandInput): Promise<
       );
       if (next.version === result.streamVersion) deps.states.set(next);
       else deps.states.drop(commitmentId);
-      return {
-        commitmentId,
-        version: result.streamVersion,
-        events: result.entries.map((e) => ({ index: e.index, id: e.id, type: e.type, leafHash: e.leafHash })),
-      };
+      return receiptOf(commitmentId, result.streamVersion, result.entries);
     }
     if (result.outcome === 'idempotency_key_reused' && claim) {
       // Another run of this request (one taken for abandoned, still alive) appended first.
