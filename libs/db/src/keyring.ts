@@ -108,7 +108,8 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
    * Reads these subjects' keys and makes the missing ones in one round trip: the insert skips
    * subjects that have a key, and the select (which sees the rows as they were before the insert)
    * returns those. A subject another process is making at the same moment is in neither: it is
-   * read once that process has committed.
+   * read once that process has committed. Rows go in sorted by subject: two processes inserting
+   * the same subjects in different orders would each wait on a key the other had inserted first.
    */
   async function loadOrCreate(subjects: string[]): Promise<Map<string, Buffer | null>> {
     const started = generation;
@@ -121,7 +122,8 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
     const { rows } = await pool.query<KeyRow & { made: boolean }>(
       `with made as (
          insert into data_keys (subject, wrapped_key, master_key_id)
-         select * from unnest($1::text[], $2::bytea[], $3::text[]) on conflict (subject) do nothing
+         select * from unnest($1::text[], $2::bytea[], $3::text[]) as k(subject) order by subject
+         on conflict (subject) do nothing
          returning subject)
        select subject, null::bytea as wrapped_key, null::text as master_key_id, true as made from made
        union all

@@ -76,19 +76,27 @@ describe('data keys', () => {
   });
 
   test('many processes making many keys at once agree on each, made or read in one go', async () => {
-    const rings = await Promise.all([ring(), ring(), ring(), ring()]);
-    const subjects = Array.from({ length: 40 }, (_, i) => `commitment:crowd-${i}`);
-    const seen = await Promise.all(
-      rings.map((r, i) => r.keys(i % 2 ? subjects : [...subjects].reverse(), { create: true })),
-    );
-    for (const subject of subjects) {
-      const key = seen[0]?.get(subject) as Buffer;
-      expect(key).toHaveLength(32);
-      for (const other of seen) expect(other.get(subject)?.equals(key)).toBe(true);
+    // Each process asks in an order of its own (as requests arrive), so two inserts meet in the
+    // middle of each other's lists; ten rounds, to give a lock-order deadlock its chance.
+    for (let round = 0; round < 10; round++) {
+      const rings = await Promise.all([ring(), ring(), ring(), ring()]);
+      const subjects = Array.from({ length: 100 }, (_, i) => `commitment:crowd-${round}-${i}`);
+      const orders = [
+        subjects,
+        [...subjects].reverse(),
+        [...subjects.slice(50), ...subjects.slice(0, 50)],
+        subjects.filter((_, i) => i % 2).concat(subjects.filter((_, i) => i % 2 === 0).reverse()),
+      ];
+      const seen = await Promise.all(rings.map((r, i) => r.keys(orders[i] ?? [], { create: true })));
+      for (const subject of subjects) {
+        const key = seen[0]?.get(subject) as Buffer;
+        expect(key).toHaveLength(32);
+        for (const other of seen) expect(other.get(subject)?.equals(key)).toBe(true);
+      }
+      const later = await (await ring()).keys(subjects);
+      for (const subject of subjects)
+        expect(later.get(subject)?.equals(seen[0]?.get(subject) as Buffer)).toBe(true);
     }
-    const later = await (await ring()).keys(subjects);
-    for (const subject of subjects)
-      expect(later.get(subject)?.equals(seen[0]?.get(subject) as Buffer)).toBe(true);
   });
 
   test('without create, a subject with no key has none', async () => {
