@@ -401,6 +401,9 @@ export function appliedHistory(entries: Entry[]): (row: SourceHistory) => boolea
       : imported !== undefined && row.created_at.toISOString() <= imported.recordedAt);
 }
 
+/** Batches of commitments imported at once. */
+const BATCHES_IN_FLIGHT = 2;
+
 /** The whole first pass: every user, type and commitment the source holds. */
 export async function importFromSupabase(
   source: Source,
@@ -421,17 +424,27 @@ export async function importAll(importer: Importer, source: Source, options: Imp
     source.commitments(
       ids.slice(start, start + batchSize).filter((id) => !importer.earlier('commitment', id)),
     );
+  // Two batches are imported at once: the ledger commits one while the next is mapped and decided,
+  // and its appends wait in the ledger's queue for the following group commit.
+  const inFlight: Promise<unknown>[] = [];
+  let done = 0;
+  const imported = (rows: number) => () => {
+    done += rows;
+    options.onProgress?.({ phase: 'commitment', done, total: ids.length });
+  };
   // Not begun for an empty source: a read nobody awaits would outlive the source's connection.
   let next = ids.length > 0 ? read(0) : Promise.resolve([]);
-  for (let start = 0; start < ids.length; start += batchSize) {
-    const rows = await next;
-    if (start + batchSize < ids.length) next = read(start + batchSize);
-    await importer.commitments(rows);
-    options.onProgress?.({
-      phase: 'commitment',
-      done: Math.min(start + batchSize, ids.length),
-      total: ids.length,
-    });
+  try {
+    for (let start = 0; start < ids.length; start += batchSize) {
+      const rows = await next;
+      if (start + batchSize < ids.length) next = read(start + batchSize);
+      inFlight.push(importer.commitments(rows).then(imported(Math.min(batchSize, ids.length - start))));
+      if (inFlight.length >= BATCHES_IN_FLIGHT) await inFlight.shift();
+    }
+    await Promise.all(inFlight);
+  } catch (error) {
+    await Promise.allSettled([...inFlight, next]);
+    throw error;
   }
   return [...importer.reports];
 }
