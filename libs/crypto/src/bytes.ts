@@ -1,4 +1,6 @@
-// Byte helpers that run unchanged in Node.js and in a browser (no Buffer).
+// Byte helpers that run unchanged in Node.js and in a browser. Base64 goes through Node's Buffer
+// where there is one: many times faster than btoa/atob of a binary string (40 µs → 0.7 µs for
+// 600 bytes), and every append encodes a salt and a leaf hash.
 
 const utf8Encoder = new TextEncoder();
 
@@ -25,7 +27,14 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0;
 }
 
+interface NodeBufferClass {
+  from(bytes: ArrayBufferLike, offset: number, length: number): { toString(encoding: 'base64'): string };
+  from(text: string, encoding: 'base64'): Uint8Array;
+}
+const NodeBuffer = (globalThis as { Buffer?: NodeBufferClass }).Buffer;
+
 export function toBase64(bytes: Uint8Array): string {
+  if (NodeBuffer) return NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
   let binary = '';
   const chunk = 0x8000;
   for (let i = 0; i < bytes.length; i += chunk) {
@@ -39,10 +48,17 @@ const base64Pattern = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]
 /** Strict standard base64 (padded, no whitespace, canonical final bits); throws on anything else. */
 export function fromBase64(text: string): Uint8Array {
   if (!base64Pattern.test(text)) throw new TypeError('not standard padded base64');
+  const bytes = decodeBase64(text);
+  if (toBase64(bytes) !== text) throw new TypeError('not canonical base64');
+  return bytes;
+}
+
+function decodeBase64(text: string): Uint8Array {
+  // A copy: a small Buffer is a view into Node's shared pool, which no caller should hold.
+  if (NodeBuffer) return new Uint8Array(NodeBuffer.from(text, 'base64'));
   const binary = atob(text);
   const bytes = new Uint8Array(binary.length);
   for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  if (toBase64(bytes) !== text) throw new TypeError('not canonical base64');
   return bytes;
 }
 
