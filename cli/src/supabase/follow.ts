@@ -39,7 +39,7 @@ export type ChangeFeed = { by: 'replication'; slot: string } | { by: 'polling'; 
 export class ReplicationUnavailable extends Error {}
 
 export interface FollowOptions extends ImportOptions {
-  /** Milliseconds between looks (default 1000); replicating, between reports to the source when idle. */
+  /** Milliseconds between the starts of looks (default 1000); replicating, between reports to the source when idle. */
   intervalMs?: number;
   signal: AbortSignal;
   /** Default `poll`; the others need `sourceUrl`. */
@@ -140,9 +140,14 @@ export async function followSupabase(
     return;
   }
 
+  // Looks begin an interval apart (a look that took longer is followed at once): a change waits
+  // at most the interval and one look, not the interval and two.
+  let lookedAt = performance.now();
   while (!signal.aborted) {
-    await sleep(options.intervalMs ?? 1000, undefined, { signal }).catch(() => undefined);
+    const wait = lookedAt + (options.intervalMs ?? 1000) - performance.now();
+    await sleep(Math.max(0, wait), undefined, { signal }).catch(() => undefined);
     if (signal.aborted) break;
+    lookedAt = performance.now();
     const at = await source.refresh();
     const clock = performance.now();
     const changes = await source.changedSince(new Date(watermark.getTime() - OVERLAP_MS));
