@@ -76,8 +76,8 @@ function readsMix(url: string, reader: BenchUser, ids: readonly string[], second
 
 /**
  * Waits until every projection (the read models, the notifications) has caught up with the
- * ledger and the notifier has no delivery due (account mail waits for SMTP, which is unset), so a slice is timed with the service idle
- * rather than against a backlog of the commands.
+ * ledger and the notifier has no delivery due (account mail waits for SMTP, which is unset), so
+ * a slice is timed with the service idle rather than against a backlog of the commands.
  */
 async function settle(dataDir: string): Promise<void> {
   const client = new pg.Client({
