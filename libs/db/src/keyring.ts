@@ -17,6 +17,11 @@ export interface KeyRing {
   nonce(): Buffer;
   /** Drops a subject from this process's cache (its erase is committed). */
   forget(subject: string): void;
+  /**
+   * Calls `listener` whenever a key may have been erased (one was, or erasures went unheard for a
+   * while): whatever was opened with keys and kept in the clear must then be dropped.
+   */
+  onErasure(listener: () => void): void;
   masterKeys: MasterKeys;
   close(): Promise<void>;
 }
@@ -54,13 +59,18 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
   // Bumped by every erasure heard and every gap in hearing them: a key read before the bump is
   // used once by its reader but not cached, since it may be one erased meanwhile.
   let generation = 0;
+  const erasureListeners = new Set<() => void>();
+  const erased = () => {
+    generation++;
+    for (const listener of erasureListeners) listener();
+  };
   const remember = (subject: string, key: Buffer | null) => {
     cache.delete(subject);
     cache.set(subject, key);
     if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value as string);
   };
   const forgetAll = () => {
-    generation++;
+    erased();
     cache.clear();
   };
   const listener: Listener | undefined =
@@ -74,7 +84,7 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
   const mayCache = () => !listener || listener.isListening();
 
   function forget(subject: string): void {
-    generation++;
+    erased();
     cache.delete(subject);
   }
 
@@ -183,6 +193,9 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
     },
     nonce: noncePool(),
     forget,
+    onErasure: (listener) => {
+      erasureListeners.add(listener);
+    },
     masterKeys,
     close: async () => {
       await listener?.close();

@@ -80,11 +80,14 @@ export function createAppender(deps: AppenderDeps): Appender {
     }
     // Ids are fixed before the first attempt, so a retry can tell whether that attempt committed.
     const events = request.events.map((event) => ({ ...event, id: event.id ?? randomUUID() }));
-    const result = queue.submit({
+    const pending: Pending = {
       request: { ...request, events },
       fingerprint: fingerprintOf(request),
       checkIds: request.events.some((event) => event.id !== undefined),
-    });
+    };
+    // The stream's data key is looked up (or made, for a new stream) before the append queues:
+    // the batch finds it cached, rather than every append queued behind holding for the round trip.
+    const result = source.cipher.sealerFor([request.stream]).then(() => queue.submit(pending));
     if (observers.size === 0) return result;
     return result.then(
       (settled) => {
@@ -99,7 +102,7 @@ export function createAppender(deps: AppenderDeps): Appender {
   }
 
   async function commitBatch(batch: Pending[]): Promise<AppendResult[]> {
-    // Keys are looked up (or made) before the head is locked, so the lock is held for less.
+    // Cached since each append queued, unless an erasure was heard meanwhile (then read again).
     const seal = await source.cipher.sealerFor(batch.map((pending) => pending.request.stream));
     const client = await pool.connect();
     // A checked-out client whose connection dies emits 'error' besides failing its query.

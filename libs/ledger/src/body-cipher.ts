@@ -36,12 +36,16 @@ export function openBody(
   id: string,
   sealed: Uint8Array,
 ): { salt: Buffer; data: JsonObject } {
-  const plaintext = open(key, sealed, bodyPlace(id));
-  return {
-    salt: plaintext.subarray(0, SALT_SIZE),
-    data: JSON.parse(plaintext.subarray(SALT_SIZE).toString('utf8')),
-  };
+  return bodyOf(openSealedBody(key, id, sealed));
 }
+
+const openSealedBody = (key: Uint8Array, id: string, sealed: Uint8Array) => open(key, sealed, bodyPlace(id));
+
+/** The salt and data of an opened body (the data parsed anew: callers may change what they get). */
+const bodyOf = (plaintext: Buffer): { salt: Buffer; data: JsonObject } => ({
+  salt: plaintext.subarray(0, SALT_SIZE),
+  data: JSON.parse(plaintext.subarray(SALT_SIZE).toString('utf8')),
+});
 
 /** The sealed body of one entry, to store in place of its data and salt; undefined to store it as it is. */
 export type SealBody = (entry: Entry) => Buffer | undefined;
@@ -61,8 +65,48 @@ export interface LedgerSource {
   cipher: BodyCipher;
 }
 
+/** Opened bodies kept per process; beyond it the oldest used is dropped. */
+const OPENED_CACHE_SIZE = 10_000;
+
+/**
+ * The plaintexts of bodies opened lately, by entry id, each beside the ciphertext it came from: a
+ * body is read many times (a stream replayed per command, receipts, every follower) and never
+ * changes, so it is opened once. A hit counts only for the very same stored bytes (an altered row
+ * is opened, and fails, as if never read), and only after its stream's key was found live; every
+ * erasure heard empties the cache.
+ */
+function openedBodies() {
+  // Each value is `sealed ‖ plaintext` in one buffer of its own (not a slice of a shared pool,
+  // which a cached slice would keep alive whole).
+  const cache = new Map<string, { sealedLength: number; both: Buffer }>();
+  return {
+    get(id: string, sealed: Uint8Array): Buffer | undefined {
+      const hit = cache.get(id);
+      if (
+        !hit ||
+        hit.sealedLength !== sealed.length ||
+        !hit.both.subarray(0, hit.sealedLength).equals(sealed)
+      )
+        return undefined;
+      cache.delete(id);
+      cache.set(id, hit);
+      return hit.both.subarray(hit.sealedLength);
+    },
+    set(id: string, sealed: Uint8Array, plaintext: Buffer): void {
+      const both = Buffer.allocUnsafeSlow(sealed.length + plaintext.length);
+      both.set(sealed, 0);
+      both.set(plaintext, sealed.length);
+      cache.set(id, { sealedLength: sealed.length, both });
+      if (cache.size > OPENED_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+    },
+    clear: () => cache.clear(),
+  };
+}
+
 /** Reads sealed bodies with `keys`; seals new ones only when `sealNew`. */
 export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCipher {
+  const opened = openedBodies();
+  keys.onErasure(opened.clear);
   return {
     fields: fieldCipher(keys, options),
     async sealerFor(streams) {
@@ -91,7 +135,12 @@ export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCi
           throw new SealBroken(`${bodyPlace(row.id)} (no data key for stream ${row.stream})`);
         // Crypto-shredded: the body is gone for good, and is served as a redacted one is.
         if (key === null) return entryFromRow({ ...row, sealed: null, data: null, salt: null }, origin);
-        const body = openBody(key, row.id, row.sealed);
+        let plaintext = opened.get(row.id, row.sealed);
+        if (!plaintext) {
+          plaintext = openSealedBody(key, row.id, row.sealed);
+          opened.set(row.id, row.sealed, plaintext);
+        }
+        const body = bodyOf(plaintext);
         return entryFromRow({ ...row, salt: body.salt, data: body.data }, origin);
       });
     },

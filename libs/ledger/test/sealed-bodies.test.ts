@@ -1,6 +1,7 @@
 // Bodies sealed at rest: the rows hold ciphertext, every reader gets the bodies as appended, the
 // leaf hashes and proofs are what they would be in the clear, a body moved to another row does
-// not open, and an erased stream key leaves entries that read as redacted and still audit.
+// not open (nor one altered after it was read), and an erased stream key leaves entries that
+// read as redacted and still audit.
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -110,6 +111,24 @@ test('a body moved to another entry does not open, and the audit names the entry
   } finally {
     await setSealed(1, original);
   }
+});
+
+test('a body read before is opened again once its stored bytes change: the audit checks what is stored', async () => {
+  expect((await readEntries(database.db, ledger, 2, 1))[0]?.data).toMatchObject({ amount: 125 });
+  const { rows } = await database.pool.query('select sealed from ledger_entries where index = 2');
+  const altered = Buffer.from(rows[0].sealed);
+  altered[20] = (altered[20] as number) ^ 1; // a ciphertext byte, the tag kept
+  const original = await setSealed(2, altered);
+  try {
+    await expect(readEntries(database.db, ledger, 2, 1)).rejects.toThrow(/ledger_entries:.* does not open/);
+    expect(await auditLedger(database.db, KEY, { cipher: ledger.cipher })).toMatchObject({
+      ok: false,
+      index: 2,
+    });
+  } finally {
+    await setSealed(2, original);
+  }
+  expect((await readEntries(database.db, ledger, 2, 1))[0]?.data).toMatchObject({ amount: 125 });
 });
 
 test('after its stream key is erased, a stream reads as redacted, and proofs and the audit still hold', async () => {
