@@ -1,5 +1,6 @@
-import type { Database } from '@connect/db';
+import type { Database, LedgerEntriesTable } from '@connect/db';
 import type { Kysely } from 'kysely';
+import type pg from 'pg';
 import type { LedgerSource } from './body-cipher.ts';
 import type { Entry } from './types.ts';
 
@@ -55,4 +56,22 @@ export async function entriesAppendedUnder(
 export async function readEntry(db: Db, source: LedgerSource, index: number): Promise<Entry | undefined> {
   const row = await db.selectFrom('ledger_entries').selectAll().where('index', '=', index).executeTakeFirst();
   return row && (await source.cipher.entries([row], source.origin))[0];
+}
+
+/**
+ * The stored rows of these streams' entries before ledger index `before`, in index order. The
+ * streams' rows are found first (a materialised CTE): with `index < before` beside the streams,
+ * the planner ANDed in a scan of the whole ledger below `before`, which grows with the ledger.
+ */
+export async function streamRowsBefore(
+  client: pg.ClientBase | pg.Pool,
+  streams: readonly string[],
+  before: number,
+): Promise<LedgerEntriesTable[]> {
+  const { rows } = await client.query<LedgerEntriesTable>(
+    `with rows as materialized (select * from ledger_entries where stream = any($1::text[]))
+     select * from rows where index < $2 order by index`,
+    [streams, before],
+  );
+  return rows;
 }

@@ -1,7 +1,14 @@
 import { createPool } from '@connect/db';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { TestDatabase } from '../../../test/support/database.ts';
-import { AppendValidationError, clearBodies, type Ledger, openLedger, readStream } from '../src/index.ts';
+import {
+  AppendValidationError,
+  clearBodies,
+  type Ledger,
+  openLedger,
+  readStream,
+  streamRowsBefore,
+} from '../src/index.ts';
 import { event, KEY, ORIGIN, testLedger } from './support.ts';
 
 let database: TestDatabase;
@@ -186,4 +193,22 @@ test('an append by the process that wrote the head last is one round trip', asyn
   } finally {
     await pool.end();
   }
+});
+
+test('the rows of some streams before an index come in index order, and only theirs', async () => {
+  const append = (stream: string, type: string) =>
+    ledger.append({ stream, expectedVersion: 'any', actor: null, events: [event(type)] });
+  for (const [stream, type] of [
+    ['rows-a', 'A1'],
+    ['rows-b', 'B1'],
+    ['rows-c', 'C1'],
+    ['rows-a', 'A2'],
+    ['rows-b', 'B2'],
+    ['rows-a', 'A3'],
+  ] as const)
+    await append(stream, type);
+  const all = await streamRowsBefore(database.pool, ['rows-a', 'rows-b'], Number.MAX_SAFE_INTEGER);
+  expect(all.map((row) => row.type)).toEqual(['A1', 'B1', 'A2', 'B2', 'A3']);
+  const before = await streamRowsBefore(database.pool, ['rows-a', 'rows-b'], Number(all[3]?.index));
+  expect(before.map((row) => row.type)).toEqual(['A1', 'B1', 'A2']);
 });

@@ -18,7 +18,7 @@ import {
   profileStream,
   profileUserOf,
 } from '@connect/domain';
-import type { BodyCipher, Entry } from '@connect/ledger';
+import { type BodyCipher, type Entry, streamRowsBefore } from '@connect/ledger';
 import { type Projection, ProjectionError } from '@connect/projector';
 import type pg from 'pg';
 import type { Notification } from './notification.ts';
@@ -140,10 +140,7 @@ async function statesBefore(
   ids: string[],
   before: number,
 ): Promise<Map<string, Commitment>> {
-  const { rows } = await client.query(
-    'select * from ledger_entries where stream = any($1::text[]) and index < $2 order by index',
-    [ids.map(commitmentStream), before],
-  );
+  const rows = await streamRowsBefore(client, ids.map(commitmentStream), before);
   const states = new Map<string, Commitment>();
   for (const entry of await cipher.entries(rows, '')) {
     const id = commitmentIdOf(entry.stream) as string;

@@ -12,7 +12,7 @@ import {
   replayRecorded,
 } from '@connect/domain';
 import type { Entry } from '@connect/ledger';
-import { type BodyCipher, REDACTIONS_STREAM, streamKeySubject } from '@connect/ledger';
+import { type BodyCipher, REDACTIONS_STREAM, streamKeySubject, streamRowsBefore } from '@connect/ledger';
 import type pg from 'pg';
 import { type Projection, ProjectionError, type Tables } from '../projection.ts';
 import { type Columns, ident, Statement, upsertOn } from '../sql.ts';
@@ -198,7 +198,8 @@ async function updateMembership(client: pg.ClientBase, tables: Tables, ids: stri
   await client.query(
     `update ${ident(tables.commitment_history as string)} h set party_ids = c.party_ids
        from ${ident(tables.commitments as string)} c
-      where c.id = any($1::uuid[]) and h.commitment_id = c.id and h.party_ids is distinct from c.party_ids`,
+      where c.id = any($1::uuid[]) and h.commitment_id = any($1::uuid[]) and h.commitment_id = c.id
+        and h.party_ids is distinct from c.party_ids`,
     [ids],
   );
 }
@@ -210,10 +211,7 @@ async function replayFromLedger(
   before: number,
   id: string,
 ): Promise<Commitment> {
-  const { rows } = await client.query(
-    'select * from ledger_entries where stream = $1 and index < $2 order by version',
-    [commitmentStream(id), before],
-  );
+  const rows = await streamRowsBefore(client, [commitmentStream(id)], before);
   try {
     return replayRecorded(initialState(id), await cipher.entries(rows, ''));
   } catch (error) {
