@@ -166,17 +166,43 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
     return found;
   }
 
+  // Keys being read or made, by subject: a second caller waits for that round trip instead of
+  // making its own (a command readies its new stream's key while the append asks for it too).
+  const making = new Map<string, Promise<Buffer | null | undefined>>();
+
   async function keys(subjects: readonly string[], { create: make = false } = {}) {
     const found = new Map<string, Buffer | null>();
     const missing: string[] = [];
+    const joined: Promise<void>[] = [];
     for (const subject of new Set(subjects)) {
       const key = cache.get(subject);
-      if (key === undefined) missing.push(subject);
-      else found.set(subject, key);
+      const inFlight = make ? making.get(subject) : undefined;
+      if (key !== undefined) found.set(subject, key);
+      else if (inFlight)
+        joined.push(
+          inFlight.then((made) => {
+            if (made !== undefined) found.set(subject, made);
+          }),
+        );
+      else missing.push(subject);
     }
-    if (missing.length > 0)
-      for (const [subject, key] of await (make ? loadOrCreate(missing) : load(missing)))
-        found.set(subject, key);
+    if (missing.length > 0 && make) {
+      const loading = loadOrCreate(missing);
+      const mine = missing.map((subject) => {
+        const one = loading.then((loaded) => loaded.get(subject));
+        one.catch(() => undefined); // the caller below gets the error; joiners get it from `one`
+        making.set(subject, one);
+        return [subject, one] as const;
+      });
+      try {
+        for (const [subject, key] of await loading) found.set(subject, key);
+      } finally {
+        for (const [subject, one] of mine) if (making.get(subject) === one) making.delete(subject);
+      }
+    } else if (missing.length > 0) {
+      for (const [subject, key] of await load(missing)) found.set(subject, key);
+    }
+    await Promise.all(joined);
     return found;
   }
 

@@ -10,6 +10,7 @@ import { createTestDatabase, type TestDatabase } from '../../../test/support/dat
 import {
   addPrimaryMasterKey,
   assertMasterKeysHeld,
+  createPool,
   dataKeysByMasterKey,
   dropOldMasterKeys,
   eraseDataKey,
@@ -96,6 +97,26 @@ describe('data keys', () => {
       const later = await (await ring()).keys(subjects);
       for (const subject of subjects)
         expect(later.get(subject)?.equals(seen[0]?.get(subject) as Buffer)).toBe(true);
+    }
+  });
+
+  test('one process asked for a new key by several callers at once makes it in one round trip', async () => {
+    const pool = createPool(database.url, 2);
+    const queries = vi.spyOn(pool, 'query');
+    try {
+      const keys = await ring(undefined, { pool });
+      const asked = await Promise.all([
+        keys.keys(['commitment:asked-twice'], { create: true }),
+        keys.keys(['commitment:asked-twice', 'commitment:asked-once'], { create: true }),
+        keys.keys(['commitment:asked-twice'], { create: true }),
+      ]);
+      const key = asked[0].get('commitment:asked-twice') as Buffer;
+      expect(key).toHaveLength(32);
+      for (const each of asked) expect(each.get('commitment:asked-twice')?.equals(key)).toBe(true);
+      expect(asked[1].get('commitment:asked-once')).toHaveLength(32);
+      expect(queries).toHaveBeenCalledTimes(2); // one per distinct set of missing subjects
+    } finally {
+      await pool.end();
     }
   });
 

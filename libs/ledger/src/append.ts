@@ -87,7 +87,7 @@ export function createAppender(deps: AppenderDeps): Appender {
     };
     // The stream's data key is looked up (or made, for a new stream) before the append queues:
     // the batch finds it cached, rather than every append queued behind holding for the round trip.
-    const result = source.cipher.sealerFor([request.stream]).then(() => queue.submit(pending));
+    const result = source.cipher.prepare([request.stream]).then(() => queue.submit(pending));
     if (observers.size === 0) return result;
     return result.then(
       (settled) => {

@@ -53,6 +53,8 @@ export type SealBody = (entry: Entry) => Buffer | undefined;
 export interface BodyCipher {
   /** The sealer of entries of these streams (keys made where missing); undefined when bodies are stored in the clear. */
   sealerFor(streams: Iterable<string>): Promise<SealBody | undefined>;
+  /** Reads or makes these streams' keys ahead of their appends, so the appends find them ready. */
+  prepare(streams: Iterable<string>): Promise<void>;
   /** Entries of stored rows with their bodies opened. */
   entries(rows: readonly LedgerEntriesTable[], origin: string): Promise<Entry[]>;
   /** The sensitive fields of the read models and mutable tables, under the same keys. */
@@ -109,6 +111,9 @@ export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCi
   keys.onErasure(opened.clear);
   return {
     fields: fieldCipher(keys, options),
+    async prepare(streams) {
+      if (options.sealNew) await keys.keys([...new Set(streams)].map(streamKeySubject), { create: true });
+    },
     async sealerFor(streams) {
       if (!options.sealNew) return undefined;
       const subjects = [...new Set(streams)].map(streamKeySubject);
@@ -151,6 +156,7 @@ export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCi
 export const clearBodies: BodyCipher = {
   fields: clearFields,
   sealerFor: async () => undefined,
+  prepare: async () => undefined,
   entries: async (rows, origin) =>
     rows.map((row) => {
       if (row.sealed !== null)

@@ -121,6 +121,10 @@ async function decideAndAppend(deps: ExecuteDeps, input: CommandInput): Promise<
   const { claim } = input;
   const earlier = claim?.resumed ? await committedReceipt(deps, claim.ledgerKey) : undefined;
   if (earlier) return earlier;
+  // A new commitment's data key is made while its people are looked up (the append waits for it
+  // there, and reports its failure).
+  if (command.action === 'create')
+    deps.ledger.cipher.prepare([commitmentStream(commitmentId)]).catch(() => undefined);
   const people = await peopleFacts(deps.db, peopleOf(command, actor.userId));
   for (let attempt = 1; ; attempt++) {
     const { state, cached } = await currentState(deps, commitmentId, command, attempt, ifMatch);
