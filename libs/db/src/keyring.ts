@@ -60,8 +60,13 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
   // used once by its reader but not cached, since it may be one erased meanwhile.
   let generation = 0;
   const erasureListeners = new Set<() => void>();
+  // Keys being read or made, by subject: a second caller waits for that round trip instead of
+  // making its own (a command readies its new stream's key while the append asks for it too).
+  const making = new Map<string, Promise<Buffer | null | undefined>>();
   const erased = () => {
     generation++;
+    // A key being read may be one just erased: later callers read it again rather than join.
+    making.clear();
     for (const listener of erasureListeners) listener();
   };
   const remember = (subject: string, key: Buffer | null) => {
@@ -70,8 +75,8 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
     if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value as string);
   };
   const forgetAll = () => {
-    erased();
     cache.clear();
+    erased();
   };
   const listener: Listener | undefined =
     options.listen === false
@@ -84,8 +89,8 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
   const mayCache = () => !listener || listener.isListening();
 
   function forget(subject: string): void {
-    erased();
     cache.delete(subject);
+    erased();
   }
 
   type KeyRow = { subject: string; wrapped_key: Buffer | null; master_key_id: string | null };
@@ -166,10 +171,6 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
     return found;
   }
 
-  // Keys being read or made, by subject: a second caller waits for that round trip instead of
-  // making its own (a command readies its new stream's key while the append asks for it too).
-  const making = new Map<string, Promise<Buffer | null | undefined>>();
-
   async function keys(subjects: readonly string[], { create: make = false } = {}) {
     const found = new Map<string, Buffer | null>();
     const missing: string[] = [];
@@ -186,6 +187,9 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
         );
       else missing.push(subject);
     }
+    // Handled now, awaited last: a joined load that fails first must not go unhandled meanwhile.
+    const joinedAll = Promise.all(joined);
+    joinedAll.catch(() => undefined);
     if (missing.length > 0 && make) {
       const loading = loadOrCreate(missing);
       const mine = missing.map((subject) => {
@@ -202,7 +206,7 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
     } else if (missing.length > 0) {
       for (const [subject, key] of await load(missing)) found.set(subject, key);
     }
-    await Promise.all(joined);
+    await joinedAll;
     return found;
   }
 

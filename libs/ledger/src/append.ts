@@ -63,6 +63,8 @@ export function createAppender(deps: AppenderDeps): Appender {
   const knownVersions = new Map<string, number>();
   let lastRecordedAt = 0;
   const observers = new Set<AppendObserver>();
+  /** Appends whose stream keys are being read or made: not queued yet, but drained too. */
+  const preparing = new Set<Promise<void>>();
 
   const queue = groupCommit<Pending, AppendResult>({
     maxBatchWeight: deps.maxBatchEvents ?? 2000,
@@ -87,7 +89,13 @@ export function createAppender(deps: AppenderDeps): Appender {
     };
     // The stream's data key is looked up (or made, for a new stream) before the append queues:
     // the batch finds it cached, rather than every append queued behind holding for the round trip.
-    const result = source.cipher.prepare([request.stream]).then(() => queue.submit(pending));
+    const ready = source.cipher.prepare([request.stream]);
+    preparing.add(ready);
+    ready.then(
+      () => preparing.delete(ready),
+      () => preparing.delete(ready),
+    );
+    const result = ready.then(() => queue.submit(pending));
     if (observers.size === 0) return result;
     return result.then(
       (settled) => {
@@ -213,7 +221,10 @@ export function createAppender(deps: AppenderDeps): Appender {
 
   return {
     append,
-    drain: queue.drain,
+    async drain() {
+      while (preparing.size > 0) await Promise.allSettled([...preparing]);
+      await queue.drain();
+    },
     observe: (observer) => {
       observers.add(observer);
       return () => observers.delete(observer);

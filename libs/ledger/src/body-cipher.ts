@@ -67,8 +67,9 @@ export interface LedgerSource {
   cipher: BodyCipher;
 }
 
-/** Opened bodies kept per process; beyond it the oldest used is dropped. */
+/** Opened bodies kept per process (and the bytes they may take); beyond either the oldest used is dropped. */
 const OPENED_CACHE_SIZE = 10_000;
+const OPENED_CACHE_BYTES = 32 * 1024 * 1024;
 
 /**
  * The plaintexts of bodies opened lately, by entry id, each beside the ciphertext it came from: a
@@ -81,7 +82,11 @@ function openedBodies() {
   // Each value is `sealed ‖ plaintext` in one buffer of its own (not a slice of a shared pool,
   // which a cached slice would keep alive whole).
   const cache = new Map<string, { sealedLength: number; both: Buffer }>();
+  let bytes = 0;
+  // Bumped by each clear: a body opened with a key read before an erasure is not kept after it.
+  let epoch = 0;
   return {
+    epoch: () => epoch,
     get(id: string, sealed: Uint8Array): Buffer | undefined {
       const hit = cache.get(id);
       if (
@@ -94,14 +99,30 @@ function openedBodies() {
       cache.set(id, hit);
       return hit.both.subarray(hit.sealedLength);
     },
-    set(id: string, sealed: Uint8Array, plaintext: Buffer): void {
+    /** Keeps a body opened with a key read at `keyEpoch` (unless an erasure was heard since). */
+    set(id: string, sealed: Uint8Array, plaintext: Buffer, keyEpoch: number): void {
+      if (keyEpoch !== epoch) return;
+      const previous = cache.get(id);
+      if (previous) {
+        cache.delete(id);
+        bytes -= previous.both.length;
+      }
       const both = Buffer.allocUnsafeSlow(sealed.length + plaintext.length);
       both.set(sealed, 0);
       both.set(plaintext, sealed.length);
       cache.set(id, { sealedLength: sealed.length, both });
-      if (cache.size > OPENED_CACHE_SIZE) cache.delete(cache.keys().next().value as string);
+      bytes += both.length;
+      for (const [oldest, value] of cache) {
+        if (cache.size <= OPENED_CACHE_SIZE && bytes <= OPENED_CACHE_BYTES) break;
+        cache.delete(oldest);
+        bytes -= value.both.length;
+      }
     },
-    clear: () => cache.clear(),
+    clear: () => {
+      epoch++;
+      cache.clear();
+      bytes = 0;
+    },
   };
 }
 
@@ -131,6 +152,7 @@ export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCi
       const sealedStreams = rows
         .filter((row) => row.sealed !== null)
         .map((row) => streamKeySubject(row.stream));
+      const keyEpoch = opened.epoch();
       const found =
         sealedStreams.length > 0 ? await keys.keys(sealedStreams) : new Map<string, Buffer | null>();
       return rows.map((row) => {
@@ -143,7 +165,7 @@ export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCi
         let plaintext = opened.get(row.id, row.sealed);
         if (!plaintext) {
           plaintext = openSealedBody(key, row.id, row.sealed);
-          opened.set(row.id, row.sealed, plaintext);
+          opened.set(row.id, row.sealed, plaintext, keyEpoch);
         }
         const body = bodyOf(plaintext);
         return entryFromRow({ ...row, salt: body.salt, data: body.data }, origin);

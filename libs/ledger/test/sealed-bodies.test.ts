@@ -131,6 +131,20 @@ test('a body read before is opened again once its stored bytes change: the audit
   expect((await readEntries(database.db, ledger, 2, 1))[0]?.data).toMatchObject({ amount: 125 });
 });
 
+test('drain waits for an append whose new stream key is still being made', async () => {
+  const appended = ledger.append({
+    stream: 'commitment-drained',
+    expectedVersion: 'no_stream',
+    actor: 'ana',
+    events: [{ type: 'Noted', data: { terms: 'drained' } }],
+  });
+  await ledger.drain();
+  expect((await readStream(database.db, ledger, 'commitment-drained')).map((e) => e.data)).toEqual([
+    { terms: 'drained' },
+  ]);
+  expect((await appended).outcome).toBe('appended');
+});
+
 test('after its stream key is erased, a stream reads as redacted, and proofs and the audit still hold', async () => {
   const client = await database.pool.connect();
   try {

@@ -95,7 +95,10 @@ export async function openDeliveryQueue(deps: {
       max: config.deliveryConcurrency + 2,
       options: '-c synchronous_commit=off',
     });
-    workerPool.on('error', (error) => log?.warn({ err: error }, 'delivery worker connection lost'));
+    // The message and code only: pg hangs the whole client (its parsed statements…) on the error.
+    workerPool.on('error', (error: Error & { code?: string }) =>
+      log?.warn({ err: { message: error.message, code: error.code } }, 'delivery worker connection lost'),
+    );
     workerPool.on('connect', (client) => client.on('error', () => undefined));
     return {
       pool: workerPool,
