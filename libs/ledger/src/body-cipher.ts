@@ -130,15 +130,16 @@ function openedBodies() {
 export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCipher {
   const opened = openedBodies();
   keys.onErasure(opened.clear);
+  const streamKeys = (streams: Iterable<string>) =>
+    keys.keys([...new Set(streams)].map(streamKeySubject), { create: true });
   return {
     fields: fieldCipher(keys, options),
     async prepare(streams) {
-      if (options.sealNew) await keys.keys([...new Set(streams)].map(streamKeySubject), { create: true });
+      if (options.sealNew) await streamKeys(streams);
     },
     async sealerFor(streams) {
       if (!options.sealNew) return undefined;
-      const subjects = [...new Set(streams)].map(streamKeySubject);
-      const found = await keys.keys(subjects, { create: true });
+      const found = await streamKeys(streams);
       return (entry) => {
         const key = found.get(streamKeySubject(entry.stream));
         if (!key)

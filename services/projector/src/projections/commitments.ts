@@ -198,8 +198,9 @@ async function updateMembership(client: pg.ClientBase, tables: Tables, ids: stri
   await client.query(
     `update ${ident(tables.commitment_history as string)} h set party_ids = c.party_ids
        from ${ident(tables.commitments as string)} c
-      where c.id = any($1::uuid[]) and h.commitment_id = any($1::uuid[]) and h.commitment_id = c.id
-        and h.party_ids is distinct from c.party_ids`,
+      where c.id = any($1::uuid[]) and h.commitment_id = c.id and h.party_ids is distinct from c.party_ids
+        -- said again of h, so its index is used (from c alone the planner scanned all of h)
+        and h.commitment_id = any($1::uuid[])`,
     [ids],
   );
 }
