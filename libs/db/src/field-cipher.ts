@@ -5,6 +5,7 @@
 // first byte (a sealed value's format byte is never the first byte of JSON text).
 import { open, SealBroken, seal } from '@connect/crypto/envelope';
 import type { KeyRing } from './keyring.ts';
+import { openedCache } from './opened-cache.ts';
 
 /** A value to store, the subject whose key seals it, and the place that binds it. */
 export interface FieldToSeal {
@@ -37,28 +38,47 @@ const isSealed = (stored: Uint8Array) => stored[0] === SEALED;
 const clear = (value: unknown) => Buffer.from(JSON.stringify(value), 'utf8');
 const parsed = (stored: Uint8Array) => JSON.parse(Buffer.from(stored).toString('utf8'));
 
+/** A value is kept for its place and the subject whose key opened it: read with another, it must not open. */
+const cacheId = (subject: string, place: string) => `${subject}\n${place}`;
+
 /** Seals with `keys` when `sealNew`, else stores in the clear; opens both. */
 export function fieldCipher(keys: KeyRing, options: { sealNew: boolean }): FieldCipher {
+  // A read-model row is read (by the projector's next batch, by queries) far more often than
+  // written, so what was sealed or opened lately is kept beside its ciphertext.
+  const opened = openedCache();
+  keys.onErasure(opened.clear);
   return {
     async seal(fields) {
       if (!options.sealNew) return fields.map((field) => clear(field.value));
+      const keyEpoch = opened.epoch();
       const found = await keys.keys(
         fields.map((field) => field.subject),
         { create: true },
       );
       return fields.map(({ subject, place, value }) => {
         const key = found.get(subject);
-        return key ? seal(key, clear(value), place, keys.nonce()) : null;
+        if (!key) return null;
+        const plaintext = clear(value);
+        const sealed = seal(key, plaintext, place, keys.nonce());
+        opened.set(cacheId(subject, place), sealed, plaintext, keyEpoch);
+        return sealed;
       });
     },
     async open<T>(fields: readonly FieldToOpen[]) {
       const sealed = fields.filter((field) => isSealed(field.stored)).map((field) => field.subject);
+      const keyEpoch = opened.epoch();
       const found = sealed.length > 0 ? await keys.keys(sealed) : new Map<string, Buffer | null>();
       return fields.map(({ subject, place, stored }): T | undefined => {
         if (!isSealed(stored)) return parsed(stored);
         const key = found.get(subject);
         if (key === undefined) throw new SealBroken(`${place} (no data key for ${subject})`);
-        return key === null ? undefined : parsed(open(key, stored, place));
+        if (key === null) return undefined;
+        let plaintext = opened.get(cacheId(subject, place), stored);
+        if (!plaintext) {
+          plaintext = open(key, stored, place);
+          opened.set(cacheId(subject, place), stored, plaintext, keyEpoch);
+        }
+        return parsed(plaintext);
       });
     },
   };

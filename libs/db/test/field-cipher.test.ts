@@ -54,6 +54,18 @@ describe('sealed fields', () => {
     ).rejects.toThrow(SealBroken);
   });
 
+  test('kept once sealed or opened, yet refused once their stored bytes change', async () => {
+    const field = { subject: 'commitment:e', place: 'commitments:e' };
+    const [stored] = await sealing.seal([{ ...field, value }]);
+    const altered = Buffer.from(stored as Buffer);
+    altered[20] = (altered[20] as number) ^ 1; // a ciphertext byte, the tag kept
+    await expect(sealing.open([{ ...field, stored: altered }])).rejects.toThrow(SealBroken);
+    expect(await sealing.open([{ ...field, stored: stored as Buffer }])).toEqual([value]);
+    const [opened] = await sealing.open<typeof value>([{ ...field, stored: stored as Buffer }]);
+    (opened as typeof value).terms = 'changed by a caller';
+    expect(await sealing.open([{ ...field, stored: stored as Buffer }])).toEqual([value]);
+  });
+
   test('stored in the clear with encryption off, both kinds read; keys opened without do not', async () => {
     const clear = fieldCipher(keys, { sealNew: false });
     const [plain] = await clear.seal([{ subject: 'commitment:d', place: 'commitments:d', value }]);

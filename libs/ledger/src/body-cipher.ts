@@ -9,6 +9,7 @@ import {
   fieldCipher,
   type KeyRing,
   type LedgerEntriesTable,
+  openedCache,
 } from '@connect/db';
 import { entryFromRow } from './rows.ts';
 import type { Entry } from './types.ts';
@@ -23,11 +24,16 @@ const bodyPlace = (id: string) => `ledger_entries:${id}`;
 
 /** An entry's salt and data sealed with its stream's key; undefined for a body already erased. */
 export function sealBody(key: Uint8Array, entry: Entry, nonce: Uint8Array): Buffer | undefined {
+  const plaintext = bodyPlaintext(entry);
+  return plaintext && seal(key, plaintext, bodyPlace(entry.id), nonce);
+}
+
+/** `salt ‖ data as JSON`, what a body seals; undefined for a body already erased. */
+function bodyPlaintext(entry: Entry): Buffer | undefined {
   if (entry.data === null || entry.salt === null) return undefined;
   const salt = Buffer.from(entry.salt, 'base64');
   if (salt.length !== SALT_SIZE) throw new Error(`entry ${entry.id}: a salt is ${SALT_SIZE} bytes`);
-  const plaintext = Buffer.concat([salt, Buffer.from(JSON.stringify(entry.data))]);
-  return seal(key, plaintext, bodyPlace(entry.id), nonce);
+  return Buffer.concat([salt, Buffer.from(JSON.stringify(entry.data))]);
 }
 
 /** The salt and data of entry `id`'s sealed body; throws SealBroken when it does not open there. */
@@ -67,68 +73,14 @@ export interface LedgerSource {
   cipher: BodyCipher;
 }
 
-/** Opened bodies kept per process (and the bytes they may take); beyond either the oldest used is dropped. */
-const OPENED_CACHE_SIZE = 10_000;
-const OPENED_CACHE_BYTES = 32 * 1024 * 1024;
-
-/**
- * The plaintexts of bodies opened lately, by entry id, each beside the ciphertext it came from: a
- * body is read many times (a stream replayed per command, receipts, every follower) and never
- * changes, so it is opened once. A hit counts only for the very same stored bytes (an altered row
- * is opened, and fails, as if never read), and only after its stream's key was found live; every
- * erasure heard empties the cache.
- */
-function openedBodies() {
-  // Each value is `sealed ‖ plaintext` in one buffer of its own (not a slice of a shared pool,
-  // which a cached slice would keep alive whole).
-  const cache = new Map<string, { sealedLength: number; both: Buffer }>();
-  let bytes = 0;
-  // Bumped by each clear: a body opened with a key read before an erasure is not kept after it.
-  let epoch = 0;
-  return {
-    epoch: () => epoch,
-    get(id: string, sealed: Uint8Array): Buffer | undefined {
-      const hit = cache.get(id);
-      if (
-        !hit ||
-        hit.sealedLength !== sealed.length ||
-        !hit.both.subarray(0, hit.sealedLength).equals(sealed)
-      )
-        return undefined;
-      cache.delete(id);
-      cache.set(id, hit);
-      return hit.both.subarray(hit.sealedLength);
-    },
-    /** Keeps a body opened with a key read at `keyEpoch` (unless an erasure was heard since). */
-    set(id: string, sealed: Uint8Array, plaintext: Buffer, keyEpoch: number): void {
-      if (keyEpoch !== epoch) return;
-      const previous = cache.get(id);
-      if (previous) {
-        cache.delete(id);
-        bytes -= previous.both.length;
-      }
-      const both = Buffer.allocUnsafeSlow(sealed.length + plaintext.length);
-      both.set(sealed, 0);
-      both.set(plaintext, sealed.length);
-      cache.set(id, { sealedLength: sealed.length, both });
-      bytes += both.length;
-      for (const [oldest, value] of cache) {
-        if (cache.size <= OPENED_CACHE_SIZE && bytes <= OPENED_CACHE_BYTES) break;
-        cache.delete(oldest);
-        bytes -= value.both.length;
-      }
-    },
-    clear: () => {
-      epoch++;
-      cache.clear();
-      bytes = 0;
-    },
-  };
-}
+/** A body is kept for its entry and the stream whose key opened it: read as another's, it must not open. */
+const cacheId = (stream: string, id: string) => `${stream}\n${id}`;
 
 /** Reads sealed bodies with `keys`; seals new ones only when `sealNew`. */
 export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCipher {
-  const opened = openedBodies();
+  // A body is read many times (its stream replayed per command, receipts, every follower) and
+  // never changes: it is opened once, or never (the sealer keeps what it sealed).
+  const opened = openedCache();
   keys.onErasure(opened.clear);
   const streamKeys = (streams: Iterable<string>) =>
     keys.keys([...new Set(streams)].map(streamKeySubject), { create: true });
@@ -139,6 +91,7 @@ export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCi
     },
     async sealerFor(streams) {
       if (!options.sealNew) return undefined;
+      const keyEpoch = opened.epoch();
       const found = await streamKeys(streams);
       return (entry) => {
         const key = found.get(streamKeySubject(entry.stream));
@@ -146,7 +99,13 @@ export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCi
           throw new Error(
             `the data key of stream ${entry.stream} is erased; nothing more can be appended to it`,
           );
-        return sealBody(key, entry, keys.nonce());
+        const plaintext = bodyPlaintext(entry);
+        if (!plaintext) return undefined;
+        const sealed = seal(key, plaintext, bodyPlace(entry.id), keys.nonce());
+        // Its first reader (the projector, a follower) finds it opened. Were the append to fail, no
+        // row would ever hold these bytes at this id, and the entry would only wait to be evicted.
+        opened.set(cacheId(entry.stream, entry.id), sealed, plaintext, keyEpoch);
+        return sealed;
       };
     },
     async entries(rows, origin) {
@@ -163,10 +122,10 @@ export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCi
           throw new SealBroken(`${bodyPlace(row.id)} (no data key for stream ${row.stream})`);
         // Crypto-shredded: the body is gone for good, and is served as a redacted one is.
         if (key === null) return entryFromRow({ ...row, sealed: null, data: null, salt: null }, origin);
-        let plaintext = opened.get(row.id, row.sealed);
+        let plaintext = opened.get(cacheId(row.stream, row.id), row.sealed);
         if (!plaintext) {
           plaintext = openSealedBody(key, row.id, row.sealed);
-          opened.set(row.id, row.sealed, plaintext, keyEpoch);
+          opened.set(cacheId(row.stream, row.id), row.sealed, plaintext, keyEpoch);
         }
         const body = bodyOf(plaintext);
         return entryFromRow({ ...row, salt: body.salt, data: body.data }, origin);

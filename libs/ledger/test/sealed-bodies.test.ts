@@ -131,6 +131,30 @@ test('a body read before is opened again once its stored bytes change: the audit
   expect((await readEntries(database.db, ledger, 2, 1))[0]?.data).toMatchObject({ amount: 125 });
 });
 
+test('a body kept by its sealer is refused once its stored bytes change, though never opened', async () => {
+  const result = await ledger.append({
+    stream: 'commitment-c',
+    expectedVersion: 'any',
+    actor: 'ana',
+    events: [{ type: 'Noted', data: { terms: 'kept at sealing', amount: 7 } }],
+  });
+  if (result.outcome !== 'appended') throw new Error(result.outcome);
+  const index = result.entries[0]?.index as number;
+  const { rows } = await database.pool.query('select sealed from ledger_entries where index = $1', [index]);
+  const altered = Buffer.from(rows[0].sealed);
+  altered[20] = (altered[20] as number) ^ 1;
+  const original = await setSealed(index, altered);
+  try {
+    await expect(readEntries(database.db, ledger, index, 1)).rejects.toThrow(/does not open/);
+  } finally {
+    await setSealed(index, original);
+  }
+  expect((await readEntries(database.db, ledger, index, 1))[0]?.data).toEqual({
+    terms: 'kept at sealing',
+    amount: 7,
+  });
+});
+
 test('drain waits for an append whose new stream key is still being made', async () => {
   const appended = ledger.append({
     stream: 'commitment-drained',

@@ -17,7 +17,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { z } from 'zod';
-import { accountEmails, findUser } from '../auth/accounts.ts';
+import { accountEmails, findUserId } from '../auth/accounts.ts';
 import { callerRateLimit } from '../auth/caller-rate-limit.ts';
 import { IDEMPOTENCY_REQUEST_KEY, idempotent } from '../idempotency.ts';
 import { commandLanes } from './command-lanes.ts';
@@ -150,9 +150,9 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
     const { email, role } = body;
     if (email === undefined) {
       return run(request, reply, id, 200, body, async () => {
-        const user = await findUser(db, execution.emails, body.userId as string);
-        if (!user) throw badRequest([{ path: 'body.userId', message: 'no registered user has this id' }]);
-        return { action: 'invite', userId: user.id, role };
+        const userId = await findUserId(db, body.userId as string);
+        if (!userId) throw badRequest([{ path: 'body.userId', message: 'no registered user has this id' }]);
+        return { action: 'invite', userId, role };
       });
     }
     // 202 and the same body whether or not an account has the address (email-invitations.ts).
