@@ -1,7 +1,8 @@
 // Rate limits every instance of the command service shares: @fastify/rate-limit counting in
 // PostgreSQL (table rate_limits, migration 019) rather than in one process's memory, so a client
-// spreading its requests over many instances meets the same limit. One statement per hit: an
-// atomic `insert … on conflict do update … returning`. If the database cannot count, the request
+// spreading its requests over many instances meets the same limit. Hits are counted by atomic
+// `insert … on conflict do update … returning` statements, each for the hits that arrived while
+// the one before ran. If the database cannot count, the request
 // goes through (fail-open) and a warning is logged: a limiter must not take the service down.
 import type { Authenticate } from '@connect/auth';
 import type { Database, EmailIndex } from '@connect/db';
@@ -36,24 +37,90 @@ export interface Hit {
 }
 
 /** Counts a hit of `key`, in a window of `windowMs` from the window's first hit; a passed window starts over. */
-export async function hitRateLimit(
+export type CountHit = (key: string, windowMs: number, at: Date) => Promise<Hit>;
+
+interface PendingHit {
+  key: string;
+  windowMs: number;
+  at: Date;
+  resolve: (hit: Hit) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Counts hits in groups, as the ledger groups appends: the hits that arrive while one statement
+ * runs go in the next, one atomic `insert … on conflict do update … returning` for them all (a key hit n
+ * times adds n). Each hit still gets its own exact count: the n hits of a key in one statement
+ * are numbered up to the count it returns.
+ */
+export function rateLimitCounter(db: Kysely<Database>): CountHit {
+  let waiting: PendingHit[] = [];
+  let running = false;
+
+  async function flush(): Promise<void> {
+    running = true;
+    while (waiting.length > 0) {
+      const hits = waiting;
+      waiting = [];
+      try {
+        const counted = await countGroup(db, hits);
+        const seen = new Map<string, number>();
+        for (const hit of hits) {
+          const row = counted.get(hit.key) as { count: number; resetAt: Date; hits: number };
+          const later = row.hits - 1 - (seen.get(hit.key) ?? 0);
+          seen.set(hit.key, (seen.get(hit.key) ?? 0) + 1);
+          hit.resolve({ count: row.count - later, resetAt: row.resetAt });
+        }
+      } catch (error) {
+        for (const hit of hits) hit.reject(error);
+      }
+    }
+    running = false;
+  }
+
+  return (key, windowMs, at) =>
+    new Promise<Hit>((resolve, reject) => {
+      waiting.push({ key, windowMs, at, resolve, reject });
+      if (!running) void flush();
+    });
+}
+
+/** One statement for a group of hits; by key, its count and window end after them, and how many it took. */
+async function countGroup(
   db: Kysely<Database>,
-  key: string,
-  windowMs: number,
-  at: Date,
-): Promise<Hit> {
-  const expires = new Date(at.getTime() + windowMs);
-  const { rows } = await sql<{ count: number; expires_at: Date }>`
+  hits: readonly PendingHit[],
+): Promise<Map<string, { count: number; resetAt: Date; hits: number }>> {
+  const byKey = new Map<string, { at: Date; windowMs: number; hits: number }>();
+  for (const { key, at, windowMs } of hits) {
+    const group = byKey.get(key);
+    if (group) {
+      group.hits++;
+      if (at > group.at) group.at = at;
+    } else byKey.set(key, { at, windowMs, hits: 1 });
+  }
+  // Sorted, so two instances counting the same keys lock their rows in one order.
+  const keys = [...byKey.keys()].sort();
+  const groups = keys.map((key) => byKey.get(key) as { at: Date; windowMs: number; hits: number });
+  const { rows } = await sql<{ key: string; count: number; expires_at: Date }>`
     insert into rate_limits as r (key, window_start, expires_at, count)
-    values (${key}, ${at}, ${expires}, 1)
+    select * from unnest(
+      ${keys}::text[],
+      ${groups.map((group) => group.at)}::timestamptz[],
+      ${groups.map((group) => new Date(group.at.getTime() + group.windowMs))}::timestamptz[],
+      ${groups.map((group) => group.hits)}::int[])
     on conflict (key) do update set
       window_start = case when r.expires_at <= excluded.window_start then excluded.window_start else r.window_start end,
       expires_at = case when r.expires_at <= excluded.window_start then excluded.expires_at else r.expires_at end,
-      count = case when r.expires_at <= excluded.window_start then 1 else r.count + 1 end
-    returning count, expires_at`.execute(db);
-  const row = rows[0];
-  if (!row) throw new Error('rate limit upsert returned no row');
-  return { count: row.count, resetAt: row.expires_at };
+      count = case when r.expires_at <= excluded.window_start then excluded.count else r.count + excluded.count end
+    returning key, count, expires_at`.execute(db);
+  const counted = new Map(
+    rows.map((row) => [
+      row.key,
+      { count: row.count, resetAt: row.expires_at, hits: byKey.get(row.key)?.hits ?? 0 },
+    ]),
+  );
+  if (counted.size !== keys.length) throw new Error('rate limit upsert returned fewer rows than keys');
+  return counted;
 }
 
 /** Deletes up to `limit` rows whose window passed before `at` (a row hit again meanwhile stays). */
@@ -74,6 +141,7 @@ export interface RateLimitStoreDeps {
 /** A @fastify/rate-limit store class over the rate_limits table. */
 export function postgresRateLimitStore(deps: RateLimitStoreDeps): FastifyRateLimitStoreCtor {
   const now = deps.now ?? (() => new Date());
+  const countHit = rateLimitCounter(deps.db);
   let sweptAt = 0;
   let warnedAt = Number.NEGATIVE_INFINITY;
 
@@ -98,7 +166,7 @@ export function postgresRateLimitStore(deps: RateLimitStoreDeps): FastifyRateLim
       timeWindow = RATE_LIMIT_WINDOW_MS,
     ): void {
       const at = now();
-      hitRateLimit(deps.db, `${this.prefix}${key}`, timeWindow, at).then(
+      countHit(`${this.prefix}${key}`, timeWindow, at).then(
         (hit) => {
           sweepNowAndThen(at);
           callback(null, { current: hit.count, ttl: Math.max(0, hit.resetAt.getTime() - at.getTime()) });

@@ -3,7 +3,7 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { buildApp } from '../src/app.ts';
-import { postgresRateLimitStore } from '../src/rate-limits.ts';
+import { postgresRateLimitStore, rateLimitCounter } from '../src/rate-limits.ts';
 import { type Account, signUp, type TestApp, testApp } from './support.ts';
 
 // Two instances of the command service on one database, as behind a load balancer.
@@ -124,6 +124,27 @@ test('commands are limited per user across both instances', async () => {
   expect(anonymous.statusCode).toBe(401);
   clock = new Date(clock.getTime() + 61_000);
   expect((await create(t.app, ana)).statusCode).toBe(201);
+});
+
+test('hits counted at once by two instances each get a count of their own, and none is lost', async () => {
+  const counters = [rateLimitCounter(t.database.db), rateLimitCounter(t.database.db)];
+  const keys = ['test:burst:a', 'test:burst:b', 'test:burst:c'];
+  const hits = await Promise.all(
+    Array.from({ length: 90 }, async (_, i) => {
+      const key = keys[i % keys.length] as string;
+      const hit = await (counters[i % 2] as (typeof counters)[0])(key, 60_000, clock);
+      return { key, count: hit.count };
+    }),
+  );
+  for (const key of keys) {
+    const counts = hits.filter((hit) => hit.key === key).map((hit) => hit.count);
+    expect(counts.sort((a, b) => a - b)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+  }
+  const { rows } = await t.database.pool.query(
+    'select key, count from rate_limits where key like $1 order by key',
+    ['test:burst:%'],
+  );
+  expect(rows).toEqual(keys.map((key) => ({ key, count: 30 })));
 });
 
 test('when the database cannot count, requests go through (fail-open)', async () => {
