@@ -1,4 +1,6 @@
-/** Values kept per cache (and the bytes they may take); beyond either the oldest used is dropped. */
+import { LRUCache } from 'lru-cache';
+
+/** Values kept per cache (and the bytes they may take); beyond either the least recently used go. */
 const CACHE_SIZE = 10_000;
 const CACHE_BYTES = 32 * 1024 * 1024;
 
@@ -12,6 +14,12 @@ export interface OpenedCache {
   clear(): void;
 }
 
+interface Kept {
+  sealedLength: number;
+  /** `sealed ‖ plaintext` in one buffer of its own (a slice of a shared pool would keep it all alive). */
+  both: Buffer;
+}
+
 /**
  * The plaintexts of values opened or sealed lately, by where they are stored, each beside the
  * ciphertext it belongs to: a stored value is read far more often than written, so it is opened
@@ -20,10 +28,13 @@ export interface OpenedCache {
  * on every erasure heard.
  */
 export function openedCache(): OpenedCache {
-  // Each value is `sealed ‖ plaintext` in one buffer of its own (not a slice of a shared pool,
-  // which a cached slice would keep alive whole).
-  const cache = new Map<string, { sealedLength: number; both: Buffer }>();
-  let bytes = 0;
+  // lru-cache, not a Map kept in use order: evicting a Map's oldest entry scans past every entry
+  // deleted before it, which took tens of microseconds a value once the cache was full.
+  const cache = new LRUCache<string, Kept>({
+    max: CACHE_SIZE,
+    maxSize: CACHE_BYTES,
+    sizeCalculation: (kept) => kept.both.length,
+  });
   // A value opened with a key read before an erasure is not kept after it.
   let epoch = 0;
   return {
@@ -36,32 +47,18 @@ export function openedCache(): OpenedCache {
         !hit.both.subarray(0, hit.sealedLength).equals(sealed)
       )
         return undefined;
-      cache.delete(id);
-      cache.set(id, hit);
       return hit.both.subarray(hit.sealedLength);
     },
     set(id, sealed, plaintext, keyEpoch) {
       if (keyEpoch !== epoch) return;
-      const previous = cache.get(id);
-      if (previous) {
-        cache.delete(id);
-        bytes -= previous.both.length;
-      }
       const both = Buffer.allocUnsafeSlow(sealed.length + plaintext.length);
       both.set(sealed, 0);
       both.set(plaintext, sealed.length);
       cache.set(id, { sealedLength: sealed.length, both });
-      bytes += both.length;
-      for (const [oldest, value] of cache) {
-        if (cache.size <= CACHE_SIZE && bytes <= CACHE_BYTES) break;
-        cache.delete(oldest);
-        bytes -= value.both.length;
-      }
     },
     clear: () => {
       epoch++;
       cache.clear();
-      bytes = 0;
     },
   };
 }

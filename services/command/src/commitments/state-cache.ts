@@ -3,6 +3,7 @@
 // command whose append expects that very version, so a stale one ends in a version conflict, or
 // in a refusal (execute.ts): either drops it and decides again on the stream as stored.
 import type { Commitment } from '@connect/domain';
+import { LRUCache } from 'lru-cache';
 
 export interface StateCache {
   get(commitmentId: string): Commitment | undefined;
@@ -11,12 +12,11 @@ export interface StateCache {
 }
 
 export function stateCache(capacity = 10_000): StateCache {
-  const states = new Map<string, Commitment>();
+  // Not a Map evicting its oldest key: once full, each eviction scanned past every key deleted before.
+  const states = new LRUCache<string, Commitment>({ max: capacity });
   return {
     get: (id) => states.get(id),
     set: (state) => {
-      states.delete(state.id);
-      if (states.size >= capacity) states.delete(states.keys().next().value as string);
       states.set(state.id, state);
     },
     drop: (id) => {
