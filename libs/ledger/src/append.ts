@@ -3,9 +3,10 @@
 // and a batch's statement applies only while the head is still the tree it was planned on, so
 // indexes are dense and commit in order; each batch signs one checkpoint for its new head.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { formatRecordedAt, type SigningKey, signCheckpoint } from '@connect/crypto';
+import { type Checkpoint, formatRecordedAt, type SigningKey, signCheckpoint } from '@connect/crypto';
 import type { Database } from '@connect/db';
 import type { Kysely } from 'kysely';
+import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
 import {
   fingerprintOf,
@@ -21,6 +22,9 @@ import { groupCommit } from './group-commit.ts';
 import { loadPeaks } from './tree-store.ts';
 import type { AppendRequest, AppendResult } from './types.ts';
 import { validateAppend } from './validate.ts';
+
+/** Notes kept for signedHere: more than a continuous audit round ever finds new. */
+const SIGNED_KEPT = 4096;
 
 export interface AppenderDeps {
   pool: pg.Pool;
@@ -39,6 +43,11 @@ export interface Appender {
   drain(): Promise<void>;
   /** Tells `observer` about each append and committed batch (for metrics); returns the unsubscribe. */
   observe(observer: AppendObserver): () => void;
+  /**
+   * The checkpoint of size `treeSize` if this appender signed exactly `note` for it lately: a note
+   * identical to one signed here needs no second signature check (the continuous audit's shortcut).
+   */
+  signedHere(treeSize: number, note: string): Checkpoint | undefined;
 }
 
 export interface AppendObserver {
@@ -63,6 +72,8 @@ export function createAppender(deps: AppenderDeps): Appender {
   const knownVersions = new Map<string, number>();
   let lastRecordedAt = 0;
   const observers = new Set<AppendObserver>();
+  /** The notes this appender signed lately, by tree size. */
+  const signed = new LRUCache<number, { note: string; checkpoint: Checkpoint }>({ max: SIGNED_KEPT });
   /** Appends whose stream keys are being read or made: not queued yet, but drained too. */
   const preparing = new Set<Promise<void>>();
 
@@ -207,11 +218,14 @@ export function createAppender(deps: AppenderDeps): Appender {
     const events = batch.reduce((n, p) => n + p.request.events.length, 0);
     if (allOrNothing && plan.entries.length < events) return null;
     if (plan.entries.length === 0) return settleOutcomes(client, source, plan.outcomes);
-    if (!(await writePlan(client, base, plan, signCheckpoint(plan.checkpoint, key), seal))) {
+    const note = signCheckpoint(plan.checkpoint, key);
+    if (!(await writePlan(client, base, plan, note, seal))) {
       tip = undefined;
       knownVersions.clear();
       return null;
     }
+    // Kept before the commit: were it rolled back, the note stored at this size would be another.
+    signed.set(plan.checkpoint.treeSize, { note, checkpoint: plan.checkpoint });
     const results = await settleOutcomes(client, source, plan.outcomes);
     // Safe even before a commit: both are trusted only while the head shows this very tree.
     tip = plan.tree;
@@ -228,6 +242,10 @@ export function createAppender(deps: AppenderDeps): Appender {
     observe: (observer) => {
       observers.add(observer);
       return () => observers.delete(observer);
+    },
+    signedHere(treeSize, note) {
+      const kept = signed.get(treeSize);
+      return kept?.note === note ? kept.checkpoint : undefined;
     },
   };
 }

@@ -34,6 +34,7 @@ export function monitorLedger(
           origin: runtime.ledger.origin,
           cipher: runtime.ledger.cipher,
           verifierKey: runtime.ledger.verifierKey,
+          signedHere: runtime.ledger.signedHere,
         },
         { log: server.log },
       )

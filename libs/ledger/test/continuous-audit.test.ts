@@ -174,6 +174,39 @@ test('an entry altered in SQL is found within seconds: /readyz 503 names it, /me
   }
 });
 
+test('a checkpoint this process signed, its stored note then altered, is checked and refused', async () => {
+  await appendNotes(2);
+  const { rows } = await database.pool.query(
+    'select tree_size, note from ledger_checkpoints order by tree_size desc limit 1',
+  );
+  const { tree_size: size, note } = rows[0] as { tree_size: number; note: string };
+  expect(ledger.signedHere(size, note)?.treeSize).toBe(size);
+  // A base64 character of the signature (the note ends `…xyzw abc=\n`), changed.
+  const changed = note.at(-6) === 'A' ? 'B' : 'A';
+  const altered = `${note.slice(0, -6)}${changed}${note.slice(-5)}`;
+  expect(altered).not.toBe(note);
+  expect(ledger.signedHere(size, altered)).toBeUndefined();
+  await tamper(`update ledger_checkpoints set note = '${altered}' where tree_size = ${size}`);
+  const audit = startContinuousAudit(
+    {
+      pool: database.pool,
+      db: database.db,
+      origin: ledger.origin,
+      cipher: ledger.cipher,
+      verifierKey: ledger.verifierKey,
+      signedHere: ledger.signedHere,
+    },
+    { log: { info() {}, warn() {}, error() {} } },
+  );
+  try {
+    await until('the audit to fail', async () => audit.status().failure);
+    expect(audit.status().failure).toMatch(new RegExp(`checkpoint of size ${size} does not verify`));
+  } finally {
+    await audit.close();
+    await tamper(`update ledger_checkpoints set note = '${note}' where tree_size = ${size}`);
+  }
+});
+
 test('a stored tree hash altered in SQL is found within seconds', async () => {
   const { app, monitor } = monitoredServer();
   try {
