@@ -95,7 +95,9 @@ async function countGroup(
     const group = byKey.get(key);
     if (group) {
       group.hits++;
-      if (at > group.at) group.at = at;
+      // The earliest: a group that straddles the end of a window counts in the old one (a few
+      // milliseconds' hits too strict, never a hit let through that the old window would stop).
+      if (at < group.at) group.at = at;
     } else byKey.set(key, { at, windowMs, hits: 1 });
   }
   // Sorted, so two instances counting the same keys lock their rows in one order.
@@ -123,11 +125,16 @@ async function countGroup(
   return counted;
 }
 
-/** Deletes up to `limit` rows whose window passed before `at` (a row hit again meanwhile stays). */
+/**
+ * Deletes up to `limit` rows whose window passed before `at` (a row hit again meanwhile stays).
+ * Rows being counted are skipped, and the rest locked in key order as the counter locks them:
+ * a grouped count and a sweep never wait on each other in a cycle.
+ */
 export async function sweepRateLimits(db: Kysely<Database>, at: Date, limit = SWEEP_ROWS): Promise<void> {
   await sql`
     delete from rate_limits
-    where key in (select key from rate_limits where expires_at < ${at} limit ${limit})
+    where key in (select key from rate_limits where expires_at < ${at}
+                  order by key limit ${limit} for update skip locked)
       and expires_at < ${at}`.execute(db);
 }
 

@@ -139,8 +139,9 @@ export function startProjector(
             'stream set aside: this projection cannot apply its entry; the others go on',
           );
         }
-        if (result.count < batchSize) {
-          // All there was is projected unless an append was announced since the batch began.
+        // All there was is projected unless an append was announced since the batch began. While
+        // announcements go unheard, a batch that found entries is followed at once by the next.
+        if (result.count === 0 || (result.count < batchSize && wakeup.isListening())) {
           await wakeup.wait(pollMs, seen);
           const spacing = startedAt + batchSpacingMs - Date.now();
           if (spacing > 0 && !mustStop()) await sleep(spacing);

@@ -6,6 +6,8 @@ import type pg from 'pg';
 export interface Wakeup {
   /** How many appends have been announced so far. */
   seen(): number;
+  /** Whether announcements are heard now (LISTEN in force); while not, only the timer wakes. */
+  isListening(): boolean;
   /**
    * Resolves at the next append after the `since`-th (at once if one came already: an append
    * announced while the caller was busy is not missed), or after `ms` at the latest.
@@ -28,6 +30,7 @@ export function ledgerWakeup(pool: pg.Pool, retryMs = 1000): Wakeup {
   const listener = listen(pool, [LEDGER_CHANNEL], wakeAll, { onListening: wakeAll, retryMs });
   return {
     seen: () => announced,
+    isListening: () => listener.isListening(),
     wait: (ms, since) =>
       new Promise((resolve) => {
         if (since !== undefined && announced > since) {
