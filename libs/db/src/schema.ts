@@ -237,6 +237,8 @@ export interface HttpIdempotencyTable {
   /** The first response's body as JSON, sealed under the caller's key (migration 030); null in flight or once erased. */
   body: Uint8Array | null;
   headers: unknown;
+  /** The token of the request holding or settling this key (migration 031); null for older rows. */
+  claim: string | null;
   created_at: Generated<Date>;
 }
 

@@ -6,7 +6,7 @@
 // ABANDONED_AFTER_MS is taken for abandoned (its process died): a retry of a resumable one runs it
 // again, and the ledger idempotency key it carries makes that find the first append, if it
 // committed, rather than append again.
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { type JsonValue, jcsText } from '@connect/crypto';
 import { type Database, type FieldCipher, idempotentBodyField } from '@connect/db';
 import { badRequest, HttpProblem, problem } from '@connect/http';
@@ -50,11 +50,25 @@ function claimOf(userId: string, key: string, resumed: boolean): Claim {
   return { ledgerKey: `http:${createHash('sha256').update(`${userId}\n${key}`).digest('hex')}`, resumed };
 }
 
-/** Claims an in-flight key whose request was abandoned; false when it is not (yet) or another retry won. */
-async function takeOver(db: Kysely<Database>, userId: string, key: string): Promise<boolean> {
+/** Forgets a claim `token`'s request still holds, so that a retry runs the request again. */
+function release(db: Kysely<Database>, userId: string, key: string, token: string) {
+  return db
+    .deleteFrom('http_idempotency')
+    .where('user_id', '=', userId)
+    .where('key', '=', key)
+    .where('claim', '=', token)
+    .where('status', 'is', null)
+    .execute();
+}
+
+/**
+ * Claims an in-flight key whose request was abandoned, under `token`; false when it is not (yet)
+ * or another retry won.
+ */
+async function takeOver(db: Kysely<Database>, userId: string, key: string, token: string): Promise<boolean> {
   const taken = await db
     .updateTable('http_idempotency')
-    .set({ created_at: sql<Date>`now()` })
+    .set({ created_at: sql<Date>`now()`, claim: token })
     .where('user_id', '=', userId)
     .where('key', '=', key)
     .where('status', 'is', null)
@@ -95,12 +109,29 @@ export async function idempotent(
     ]);
   }
   const hash = requestHash(requestKey, request, body);
-  const claimed = await db
-    .insertInto('http_idempotency')
-    .values({ user_id: userId, key, request_hash: hash, status: null, body: null, headers: null })
-    .onConflict((oc) => oc.columns(['user_id', 'key']).doNothing())
-    .returning('key')
-    .executeTakeFirst();
+  const token = randomUUID();
+  let claimed: { key: string } | undefined;
+  try {
+    claimed = await db
+      .insertInto('http_idempotency')
+      .values({
+        user_id: userId,
+        key,
+        request_hash: hash,
+        status: null,
+        body: null,
+        headers: null,
+        claim: token,
+      })
+      .onConflict((oc) => oc.columns(['user_id', 'key']).doNothing())
+      .returning('key')
+      .executeTakeFirst();
+  } catch (error) {
+    // The claim may have committed with only its answer lost (a connection cut by a restart):
+    // once the database is back it is released, rather than held until taken for abandoned.
+    retryInBackground(() => release(db, userId, key, token));
+    throw error;
+  }
   if (!claimed) {
     const first = await db
       .selectFrom('http_idempotency')
@@ -119,8 +150,8 @@ export async function idempotent(
       );
     }
     if (first.status === null) {
-      if (resumable && (await takeOver(db, userId, key))) {
-        return runClaimed(store, reply, userId, key, () => handle(claimOf(userId, key, true)));
+      if (resumable && (await takeOver(db, userId, key, token))) {
+        return runClaimed(store, reply, { userId, key, token }, () => handle(claimOf(userId, key, true)));
       }
       throw new HttpProblem(
         problem(
@@ -152,15 +183,18 @@ export async function idempotent(
       headers: first.headers as Record<string, string>,
     });
   }
-  return runClaimed(store, reply, userId, key, () => handle(claimOf(userId, key, false)));
+  return runClaimed(store, reply, { userId, key, token }, () => handle(claimOf(userId, key, false)));
 }
 
-/** Runs the request whose key this process holds, and keeps its response for retries. */
+/**
+ * Runs the request whose key this request holds under `token`, and keeps its response for
+ * retries. Once a retry took the key over (this run was taken for abandoned), the key is the
+ * retry's to settle: this run neither forgets nor overwrites it.
+ */
 async function runClaimed(
   { db, cipher }: IdempotencyStore,
   reply: FastifyReply,
-  userId: string,
-  key: string,
+  { userId, key, token }: { userId: string; key: string; token: string },
   handle: () => Promise<StoredResponse>,
 ): Promise<FastifyReply> {
   let response: StoredResponse;
@@ -169,8 +203,7 @@ async function runClaimed(
   } catch (error) {
     // Nothing was done (or, if the database went away after an append, the ledger key finds it):
     // forget the key, so a retry runs again.
-    const forget = () =>
-      db.deleteFrom('http_idempotency').where('user_id', '=', userId).where('key', '=', key).execute();
+    const forget = () => release(db, userId, key, token);
     await forget().catch(() => retryInBackground(forget));
     throw error;
   }
@@ -186,6 +219,7 @@ async function runClaimed(
       })
       .where('user_id', '=', userId)
       .where('key', '=', key)
+      .where('claim', '=', token)
       .execute();
   try {
     await keep();
