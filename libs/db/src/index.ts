@@ -5,6 +5,7 @@ export * from './database.ts';
 export * from './email-index.ts';
 export * from './embedded-postgres.ts';
 export * from './field-cipher.ts';
+export * from './grouped-calls.ts';
 export * from './keyring.ts';
 export * from './listen.ts';
 export * from './master-keys.ts';

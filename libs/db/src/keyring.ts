@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { deriveKey, KEY_SIZE, NONCE_SIZE } from '@connect/crypto/envelope';
 import type pg from 'pg';
 import { KEYS_ERASED_CHANNEL } from './channels.ts';
+import { groupedCalls } from './grouped-calls.ts';
 import { type Listener, listen } from './listen.ts';
 import type { MasterKeys } from './master-keys.ts';
 
@@ -171,6 +172,15 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
     return found;
   }
 
+  /**
+   * Keys made (or found made) in groups: the subjects asked for while one round trip runs go in
+   * the next, so a burst of new commitments makes their keys in a few statements, not one each.
+   */
+  const loadOrCreateOne = groupedCalls(async (subjects: readonly string[]) => {
+    const found = await loadOrCreate([...new Set(subjects)]);
+    return subjects.map((subject) => found.get(subject));
+  });
+
   async function keys(subjects: readonly string[], { create: make = false } = {}) {
     const found = new Map<string, Buffer | null>();
     const missing: string[] = [];
@@ -191,15 +201,17 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
     const joinedAll = Promise.all(joined);
     joinedAll.catch(() => undefined);
     if (missing.length > 0 && make) {
-      const loading = loadOrCreate(missing);
       const mine = missing.map((subject) => {
-        const one = loading.then((loaded) => loaded.get(subject));
+        const one = loadOrCreateOne(subject);
         one.catch(() => undefined); // the caller below gets the error; joiners get it from `one`
         making.set(subject, one);
         return [subject, one] as const;
       });
       try {
-        for (const [subject, key] of await loading) found.set(subject, key);
+        for (const [subject, one] of mine) {
+          const key = await one;
+          if (key !== undefined) found.set(subject, key);
+        }
       } finally {
         for (const [subject, one] of mine) if (making.get(subject) === one) making.delete(subject);
       }

@@ -114,7 +114,31 @@ describe('data keys', () => {
       expect(key).toHaveLength(32);
       for (const each of asked) expect(each.get('commitment:asked-twice')?.equals(key)).toBe(true);
       expect(asked[1].get('commitment:asked-once')).toHaveLength(32);
-      expect(queries).toHaveBeenCalledTimes(2); // one per distinct set of missing subjects
+      expect(queries).toHaveBeenCalledTimes(1); // asked for in one tick: made together
+    } finally {
+      await pool.end();
+    }
+  });
+
+  test('new keys asked for while a round trip makes others are made together in the next one', async () => {
+    const pool = createPool(database.url, 2);
+    const queries = vi.spyOn(pool, 'query');
+    try {
+      const keys = await ring(undefined, { pool });
+      const first = keys.keys(['commitment:grouped-0'], { create: true });
+      await new Promise((resolve) => setImmediate(resolve)); // its round trip is under way
+      const subjects = Array.from({ length: 10 }, (_, i) => `commitment:grouped-${i + 1}`);
+      const rest = await Promise.all(subjects.map((subject) => keys.keys([subject], { create: true })));
+      const made = [
+        (await first).get('commitment:grouped-0'),
+        ...rest.map((got, i) => got.get(subjects[i] as string)),
+      ];
+      expect(queries).toHaveBeenCalledTimes(2);
+      for (const key of made) expect(key).toHaveLength(32);
+      expect(new Set(made.map((key) => key?.toString('hex'))).size).toBe(11);
+      const stored = await (await ring()).keys(['commitment:grouped-0', ...subjects]);
+      for (const [i, subject] of ['commitment:grouped-0', ...subjects].entries())
+        expect(stored.get(subject)?.equals(made[i] as Buffer)).toBe(true);
     } finally {
       await pool.end();
     }

@@ -5,7 +5,7 @@
 // the one before ran. If the database cannot count, the request
 // goes through (fail-open) and a warning is logged: a limiter must not take the service down.
 import type { Authenticate } from '@connect/auth';
-import type { Database, EmailIndex } from '@connect/db';
+import { type Database, type EmailIndex, groupedCalls } from '@connect/db';
 import { HttpProblem, problem } from '@connect/http';
 import rateLimit, {
   type FastifyRateLimitStore,
@@ -39,14 +39,6 @@ export interface Hit {
 /** Counts a hit of `key`, in a window of `windowMs` from the window's first hit; a passed window starts over. */
 export type CountHit = (key: string, windowMs: number, at: Date) => Promise<Hit>;
 
-interface PendingHit {
-  key: string;
-  windowMs: number;
-  at: Date;
-  resolve: (hit: Hit) => void;
-  reject: (error: unknown) => void;
-}
-
 /**
  * Counts hits in groups, as the ledger groups appends: the hits that arrive while one statement
  * runs go in the next, one atomic `insert … on conflict do update … returning` for them all (a key hit n
@@ -54,35 +46,23 @@ interface PendingHit {
  * are numbered up to the count it returns.
  */
 export function rateLimitCounter(db: Kysely<Database>): CountHit {
-  let waiting: PendingHit[] = [];
-  let running = false;
-
-  async function flush(): Promise<void> {
-    running = true;
-    while (waiting.length > 0) {
-      const hits = waiting;
-      waiting = [];
-      try {
-        const counted = await countGroup(db, hits);
-        const seen = new Map<string, number>();
-        for (const hit of hits) {
-          const row = counted.get(hit.key) as { count: number; resetAt: Date; hits: number };
-          const later = row.hits - 1 - (seen.get(hit.key) ?? 0);
-          seen.set(hit.key, (seen.get(hit.key) ?? 0) + 1);
-          hit.resolve({ count: row.count - later, resetAt: row.resetAt });
-        }
-      } catch (error) {
-        for (const hit of hits) hit.reject(error);
-      }
-    }
-    running = false;
-  }
-
-  return (key, windowMs, at) =>
-    new Promise<Hit>((resolve, reject) => {
-      waiting.push({ key, windowMs, at, resolve, reject });
-      if (!running) void flush();
+  const countHit = groupedCalls(async (hits: readonly PendingHit[]) => {
+    const counted = await countGroup(db, hits);
+    const seen = new Map<string, number>();
+    return hits.map((hit): Hit => {
+      const row = counted.get(hit.key) as { count: number; resetAt: Date; hits: number };
+      const later = row.hits - 1 - (seen.get(hit.key) ?? 0);
+      seen.set(hit.key, (seen.get(hit.key) ?? 0) + 1);
+      return { count: row.count - later, resetAt: row.resetAt };
     });
+  });
+  return (key, windowMs, at) => countHit({ key, windowMs, at });
+}
+
+interface PendingHit {
+  key: string;
+  windowMs: number;
+  at: Date;
 }
 
 /** One statement for a group of hits; by key, its count and window end after them, and how many it took. */
