@@ -114,6 +114,14 @@ test('an invite or a party removal with a user id that is not a UUID is a 400', 
   await refused(`/v1/commitments/${commitmentId}/remove-party`, { userId: "x' or 1=1" }, 'body.userId');
 });
 
+test('an invitation of a user id nobody has is a 400 naming body.userId, and appends nothing', async () => {
+  await refused(
+    `/v1/commitments/${commitmentId}/invite`,
+    { userId: '00000000-0000-4000-8000-000000000000', role: 'participant' },
+    'body.userId',
+  );
+});
+
 test('a password with an unpaired surrogate is refused rather than collapsed into U+FFFD', async () => {
   const email = `surrogate-${Date.now()}@example.test`;
   await refused(

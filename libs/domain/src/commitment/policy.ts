@@ -6,7 +6,8 @@ import type { CommitmentType } from './types.ts';
 
 /** What the command service tells decide about a user a command concerns (the actor, an invitee). */
 export interface PersonFacts {
-  emailVerified: boolean;
+  /** Told where a rule needs it (creating, being invited); not told counts as not verified. */
+  emailVerified?: boolean;
   roles: readonly UserRole[];
 }
 

@@ -92,17 +92,6 @@ export async function findUser(db: Db, emails: UserEmails, id: string): Promise<
   return row && openUser(emails, row);
 }
 
-/** The stored id of the user (not erased) with this id, without opening their address. */
-export async function findUserId(db: Db, id: string): Promise<string | undefined> {
-  const row = await db
-    .selectFrom('users')
-    .select('id')
-    .where('id', '=', id)
-    .where('erased_at', 'is', null)
-    .executeTakeFirst();
-  return row?.id;
-}
-
 /** Inserts the user; false when the email is taken. */
 export async function insertUser(
   db: Db,

@@ -18,7 +18,7 @@ import type { Kysely, Transaction } from 'kysely';
 import { commandLanes } from './command-lanes.ts';
 import { type ExecuteDeps, executeCommand, mustBeAtVersion, notFound } from './execute.ts';
 import { loadCommitment, typeRegistry } from './load.ts';
-import { peopleFacts } from './people.ts';
+import { readFacts } from './people.ts';
 import { stateCache } from './state-cache.ts';
 
 /** How long a pending invitation waits for its address to get an account. */
@@ -65,7 +65,7 @@ async function mustAllowInvitations(deps: ExecuteDeps, input: InviteByEmail): Pr
   if (!state.exists || !canSee(state, input.caller)) throw notFound();
   mustBeAtVersion(state, input.ifMatch);
   const stranger = randomUUID();
-  const people = new Map(await peopleFacts(deps.db, [input.caller.userId]));
+  const people = new Map(await readFacts(deps.db, [input.caller.userId]));
   // Taken as verified: an address without an account is claimed only once an account verifies it.
   people.set(stranger, { emailVerified: true, roles: [] });
   decide({ action: 'invite', userId: stranger, role: input.role }, state, {

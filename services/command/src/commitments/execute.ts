@@ -22,7 +22,7 @@ import { type Entry, entriesAppendedUnder, type Ledger } from '@connect/ledger';
 import type { Kysely } from 'kysely';
 import type { CommandLanes } from './command-lanes.ts';
 import { loadCommitment, type TypeRegistry } from './load.ts';
-import { peopleFacts, peopleOf } from './people.ts';
+import { peopleFacts } from './people.ts';
 import type { StateCache } from './state-cache.ts';
 
 export interface Receipt {
@@ -125,7 +125,9 @@ async function decideAndAppend(deps: ExecuteDeps, input: CommandInput): Promise<
   // there, and reports its failure).
   if (command.action === 'create')
     deps.ledger.cipher.prepare([commitmentStream(commitmentId)]).catch(() => undefined);
-  const people = await peopleFacts(deps.db, peopleOf(command, actor.userId));
+  const people = await peopleFacts(deps.db, command, actor);
+  if (command.action === 'invite' && !people.has(command.userId))
+    throw new Refusal('invalid', 'no registered user has this id', 'userId');
   for (let attempt = 1; ; attempt++) {
     const { state, cached } = await currentState(deps, commitmentId, command, attempt, ifMatch);
     let events: CommitmentEvent[];

@@ -1,19 +1,38 @@
-// What decide needs to know about the people a command concerns (the domain reads no database):
-// whether their email is verified and which roles they hold, read as the command runs.
+// What decide needs to know about the people a command concerns (the domain reads no database).
+// The actor's roles are their session's: read with it, and forgotten by every process the moment
+// they change (session-gate.ts). The database is read only where a rule needs more: whether the
+// creator's address is verified, and the invitee of an invitation, who must exist.
 import type { Database } from '@connect/db';
 import type { CommitmentCommand, PersonFacts, UserRole } from '@connect/domain';
 import { type Kysely, sql } from 'kysely';
 
-/** The actor and, for an invitation, the invitee. */
-export function peopleOf(command: CommitmentCommand, actor: string | null): string[] {
-  const ids = actor === null ? [] : [actor];
-  if (command.action === 'invite' && command.userId !== actor) ids.push(command.userId);
-  return ids;
+/** Who acts: a person with their session's roles (undefined when not known), or the service (null). */
+export interface Acting {
+  userId: string | null;
+  roles?: readonly UserRole[];
 }
 
+/** The facts of the actor and, for an invitation, of the invitee (absent: no such user, or erased). */
 export async function peopleFacts(
   db: Kysely<Database>,
-  userIds: string[],
+  command: CommitmentCommand,
+  actor: Acting,
+): Promise<ReadonlyMap<string, PersonFacts>> {
+  const facts = new Map<string, PersonFacts>();
+  const toRead: string[] = [];
+  if (actor.userId !== null) {
+    if (command.action === 'create' || actor.roles === undefined) toRead.push(actor.userId);
+    else facts.set(actor.userId, { roles: actor.roles });
+  }
+  if (command.action === 'invite' && command.userId !== actor.userId) toRead.push(command.userId);
+  for (const [id, read] of await readFacts(db, toRead)) facts.set(id, read);
+  return facts;
+}
+
+/** Whether each user's address is verified, and their roles; users not found (or erased) are left out. */
+export async function readFacts(
+  db: Kysely<Database>,
+  userIds: readonly string[],
 ): Promise<ReadonlyMap<string, PersonFacts>> {
   if (userIds.length === 0) return new Map();
   const rows = await db
@@ -26,6 +45,7 @@ export async function peopleFacts(
       >`array(select role from user_roles where user_roles.user_id = users.id order by role)`.as('roles'),
     ])
     .where('id', 'in', userIds)
+    .where('erased_at', 'is', null)
     .execute();
   return new Map(
     rows.map((row) => [row.id, { emailVerified: row.email_verified_at !== null, roles: row.roles }]),

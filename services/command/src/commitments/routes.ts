@@ -17,7 +17,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import { z } from 'zod';
-import { accountEmails, findUserId } from '../auth/accounts.ts';
+import { accountEmails } from '../auth/accounts.ts';
 import { callerRateLimit } from '../auth/caller-rate-limit.ts';
 import { IDEMPOTENCY_REQUEST_KEY, idempotent } from '../idempotency.ts';
 import { commandLanes } from './command-lanes.ts';
@@ -149,11 +149,12 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
     const body = parseWith(inviteBody, request.body);
     const { email, role } = body;
     if (email === undefined) {
-      return run(request, reply, id, 200, body, async () => {
-        const userId = await findUserId(db, body.userId as string);
-        if (!userId) throw badRequest([{ path: 'body.userId', message: 'no registered user has this id' }]);
-        return { action: 'invite', userId, role };
-      });
+      // The invitee is looked up with the actor, as the command runs (execute.ts).
+      return run(request, reply, id, 200, body, () => ({
+        action: 'invite',
+        userId: body.userId as string,
+        role,
+      }));
     }
     // 202 and the same body whether or not an account has the address (email-invitations.ts).
     const caller = await authenticate(request);
