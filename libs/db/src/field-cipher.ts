@@ -38,9 +38,6 @@ const isSealed = (stored: Uint8Array) => stored[0] === SEALED;
 const clear = (value: unknown) => Buffer.from(JSON.stringify(value), 'utf8');
 const parsed = (stored: Uint8Array) => JSON.parse(Buffer.from(stored).toString('utf8'));
 
-/** A value is kept for its place and the subject whose key opened it: read with another, it must not open. */
-const cacheId = (subject: string, place: string) => `${subject}\n${place}`;
-
 /** Seals with `keys` when `sealNew`, else stores in the clear; opens both. */
 export function fieldCipher(keys: KeyRing, options: { sealNew: boolean }): FieldCipher {
   // A read-model row is read (by the projector's next batch, by queries) far more often than
@@ -60,7 +57,7 @@ export function fieldCipher(keys: KeyRing, options: { sealNew: boolean }): Field
         if (!key) return null;
         const plaintext = clear(value);
         const sealed = seal(key, plaintext, place, keys.nonce());
-        opened.set(cacheId(subject, place), sealed, plaintext, keyEpoch);
+        opened.set(place, subject, sealed, plaintext, keyEpoch);
         return sealed;
       });
     },
@@ -73,10 +70,10 @@ export function fieldCipher(keys: KeyRing, options: { sealNew: boolean }): Field
         const key = found.get(subject);
         if (key === undefined) throw new SealBroken(`${place} (no data key for ${subject})`);
         if (key === null) return undefined;
-        let plaintext = opened.get(cacheId(subject, place), stored);
+        let plaintext = opened.get(place, subject, stored);
         if (!plaintext) {
           plaintext = open(key, stored, place);
-          opened.set(cacheId(subject, place), stored, plaintext, keyEpoch);
+          opened.set(place, subject, stored, plaintext, keyEpoch);
         }
         return parsed(plaintext);
       });

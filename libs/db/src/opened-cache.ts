@@ -7,14 +7,18 @@ const CACHE_BYTES = 32 * 1024 * 1024;
 export interface OpenedCache {
   /** Bumped by each clear; read it before reading the keys a value is opened with. */
   epoch(): number;
-  /** The plaintext last kept for `id`, only if it came from exactly these sealed bytes. */
-  get(id: string, sealed: Uint8Array): Buffer | undefined;
-  /** Keeps a plaintext opened (or sealed) with a key read at `keyEpoch`, unless a clear came since. */
-  set(id: string, sealed: Uint8Array, plaintext: Buffer, keyEpoch: number): void;
+  /**
+   * The plaintext last kept for the value at `place`, only if it was opened with `owner`'s key (a
+   * value read as another's must not open) and came from exactly these sealed bytes.
+   */
+  get(place: string, owner: string, sealed: Uint8Array): Buffer | undefined;
+  /** Keeps a plaintext opened (or sealed) with `owner`'s key read at `keyEpoch`, unless a clear came since. */
+  set(place: string, owner: string, sealed: Uint8Array, plaintext: Buffer, keyEpoch: number): void;
   clear(): void;
 }
 
 interface Kept {
+  owner: string;
   sealedLength: number;
   /** `sealed ‖ plaintext` in one buffer of its own (a slice of a shared pool would keep it all alive). */
   both: Buffer;
@@ -39,22 +43,23 @@ export function openedCache(): OpenedCache {
   let epoch = 0;
   return {
     epoch: () => epoch,
-    get(id, sealed) {
-      const hit = cache.get(id);
+    get(place, owner, sealed) {
+      const hit = cache.get(place);
       if (
         !hit ||
+        hit.owner !== owner ||
         hit.sealedLength !== sealed.length ||
         !hit.both.subarray(0, hit.sealedLength).equals(sealed)
       )
         return undefined;
       return hit.both.subarray(hit.sealedLength);
     },
-    set(id, sealed, plaintext, keyEpoch) {
+    set(place, owner, sealed, plaintext, keyEpoch) {
       if (keyEpoch !== epoch) return;
       const both = Buffer.allocUnsafeSlow(sealed.length + plaintext.length);
       both.set(sealed, 0);
       both.set(plaintext, sealed.length);
-      cache.set(id, { sealedLength: sealed.length, both });
+      cache.set(place, { owner, sealedLength: sealed.length, both });
     },
     clear: () => {
       epoch++;

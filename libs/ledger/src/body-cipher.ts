@@ -73,9 +73,6 @@ export interface LedgerSource {
   cipher: BodyCipher;
 }
 
-/** A body is kept for its entry and the stream whose key opened it: read as another's, it must not open. */
-const cacheId = (stream: string, id: string) => `${stream}\n${id}`;
-
 /** Reads sealed bodies with `keys`; seals new ones only when `sealNew`. */
 export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCipher {
   // A body is read many times (its stream replayed per command, receipts, every follower) and
@@ -104,28 +101,31 @@ export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCi
         const sealed = seal(key, plaintext, bodyPlace(entry.id), keys.nonce());
         // Its first reader (the projector, a follower) finds it opened. Were the append to fail, no
         // row would ever hold these bytes at this id, and the entry would only wait to be evicted.
-        opened.set(cacheId(entry.stream, entry.id), sealed, plaintext, keyEpoch);
+        opened.set(entry.id, entry.stream, sealed, plaintext, keyEpoch);
         return sealed;
       };
     },
     async entries(rows, origin) {
-      const sealedStreams = rows
-        .filter((row) => row.sealed !== null)
-        .map((row) => streamKeySubject(row.stream));
+      const sealedStreams = new Set<string>();
+      for (const row of rows) if (row.sealed !== null) sealedStreams.add(row.stream);
       const keyEpoch = opened.epoch();
-      const found =
-        sealedStreams.length > 0 ? await keys.keys(sealedStreams) : new Map<string, Buffer | null>();
+      const found = new Map<string, Buffer | null | undefined>();
+      if (sealedStreams.size > 0) {
+        const byStream = [...sealedStreams];
+        const stored = await keys.keys(byStream.map(streamKeySubject));
+        for (const stream of byStream) found.set(stream, stored.get(streamKeySubject(stream)));
+      }
       return rows.map((row) => {
         if (row.sealed === null) return entryFromRow(row, origin);
-        const key = found.get(streamKeySubject(row.stream));
+        const key = found.get(row.stream);
         if (key === undefined)
           throw new SealBroken(`${bodyPlace(row.id)} (no data key for stream ${row.stream})`);
         // Crypto-shredded: the body is gone for good, and is served as a redacted one is.
         if (key === null) return entryFromRow({ ...row, sealed: null, data: null, salt: null }, origin);
-        let plaintext = opened.get(cacheId(row.stream, row.id), row.sealed);
+        let plaintext = opened.get(row.id, row.stream, row.sealed);
         if (!plaintext) {
           plaintext = openSealedBody(key, row.id, row.sealed);
-          opened.set(cacheId(row.stream, row.id), row.sealed, plaintext, keyEpoch);
+          opened.set(row.id, row.stream, row.sealed, plaintext, keyEpoch);
         }
         const body = bodyOf(plaintext);
         return entryFromRow({ ...row, salt: body.salt, data: body.data }, origin);
