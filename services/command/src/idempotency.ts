@@ -61,6 +61,16 @@ function release(db: Kysely<Database>, userId: string, key: string, token: strin
     .execute();
 }
 
+const inFlight = () =>
+  new HttpProblem(
+    problem(
+      409,
+      'A request with this Idempotency-Key is still in progress; retry later.',
+      undefined,
+      'idempotency-key-in-flight',
+    ),
+  );
+
 /**
  * Claims an in-flight key whose request was abandoned, under `token`; false when it is not (yet)
  * or another retry won.
@@ -138,7 +148,9 @@ export async function idempotent(
       .selectAll()
       .where('user_id', '=', userId)
       .where('key', '=', key)
-      .executeTakeFirstOrThrow();
+      .executeTakeFirst();
+    // Released between the two statements (its request failed): the retry may claim it now.
+    if (!first) throw inFlight();
     if (!Buffer.from(first.request_hash).equals(hash)) {
       throw new HttpProblem(
         problem(
@@ -153,14 +165,7 @@ export async function idempotent(
       if (resumable && (await takeOver(db, userId, key, token))) {
         return runClaimed(store, reply, { userId, key, token }, () => handle(claimOf(userId, key, true)));
       }
-      throw new HttpProblem(
-        problem(
-          409,
-          'A request with this Idempotency-Key is still in progress; retry later.',
-          undefined,
-          'idempotency-key-in-flight',
-        ),
-      );
+      throw inFlight();
     }
     const [replayed] =
       first.body === null

@@ -126,14 +126,15 @@ async function decideAndAppend(deps: ExecuteDeps, input: CommandInput): Promise<
   if (command.action === 'create')
     deps.ledger.cipher.prepare([commitmentStream(commitmentId)]).catch(() => undefined);
   const people = await peopleFacts(deps.db, command, actor);
-  if (command.action === 'invite' && !people.has(command.userId))
-    throw new Refusal('invalid', 'no registered user has this id', 'userId');
   for (let attempt = 1; ; attempt++) {
     const { state, cached } = await currentState(deps, commitmentId, command, attempt, ifMatch);
     let events: CommitmentEvent[];
     try {
       const visible = actor.userId === null || canSee(state, { userId: actor.userId, isAdmin: seesAll });
       if (command.action !== 'create' && (!state.exists || !visible)) throw notFound();
+      // After visibility: who has an account is not told to someone who cannot see the commitment.
+      if (command.action === 'invite' && !people.has(command.userId))
+        throw new Refusal('invalid', 'no registered user has this id', 'userId');
       mustBeAtVersion(state, ifMatch);
       const refreshTypes = command.action === 'create' && !(await deps.types.get()).has(command.type);
       events = decide(command, state, {
