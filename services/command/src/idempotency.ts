@@ -3,7 +3,8 @@
 // while the first request is still running is a 409. The first response's body (a commitment's
 // terms…) is kept sealed under the caller's key: once the caller's key is erased it is gone, and a
 // retry gets a 410 rather than the request run a second time. A request still in flight after
-// ABANDONED_AFTER_MS is taken for abandoned (its process died): a retry of a resumable one runs it
+// ABANDONED_AFTER_MS, or claimed before PostgreSQL last restarted, is taken for abandoned (its
+// process died, or the restart lost the claim's answer): a retry of a resumable one runs it
 // again, and the ledger idempotency key it carries makes that find the first append, if it
 // committed, rather than append again.
 import { createHash, createHmac, randomUUID } from 'node:crypto';
@@ -82,7 +83,14 @@ async function takeOver(db: Kysely<Database>, userId: string, key: string, token
     .where('user_id', '=', userId)
     .where('key', '=', key)
     .where('status', 'is', null)
-    .where('created_at', '<', sql<Date>`now() - make_interval(secs => ${ABANDONED_AFTER_MS / 1000})`)
+    // Abandoned: in flight for too long, or claimed before PostgreSQL last started (a restart cut
+    // every session, and a claim whose answer it lost has nobody left to settle it).
+    .where((eb) =>
+      eb.or([
+        eb('created_at', '<', sql<Date>`now() - make_interval(secs => ${ABANDONED_AFTER_MS / 1000})`),
+        eb('created_at', '<', sql<Date>`pg_postmaster_start_time()`),
+      ]),
+    )
     .returning('key')
     .executeTakeFirst();
   return taken !== undefined;
