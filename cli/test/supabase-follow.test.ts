@@ -9,14 +9,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadCommitment } from '@connect/command';
 import { parseVerifierKey } from '@connect/crypto';
-import type { Commitment } from '@connect/domain';
+import { type Commitment, profileStream } from '@connect/domain';
 import { auditLedger, registerOperationsMetrics } from '@connect/ledger';
 import bcrypt from 'bcryptjs';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, expect, inject, test } from 'vitest';
 import { type Stack, testStack } from '../../test/support/stack.ts';
 import { type FollowPass, followSupabase, sourceKey } from '../src/supabase/follow.ts';
-import type { ImportDeps } from '../src/supabase/import.ts';
+import { type ImportDeps, importFromSupabase } from '../src/supabase/import.ts';
 import { reconcileWithSupabase } from '../src/supabase/reconcile-run.ts';
 import { openSource } from '../src/supabase/source.ts';
 import { type SeededSource, seedSupabaseSource, sourceIds } from './supabase-source.ts';
@@ -330,6 +330,61 @@ test('an import killed midway finishes on the next run, with nothing imported tw
       `select count(*)::int as n from import_progress where kind = 'commitment'`,
     );
     expect(progress.rows[0].n).toBe(source[0].commitments);
+  } finally {
+    await target.close();
+  }
+}, 120_000);
+
+test('an account whose progress row cannot be written is not kept, and the rerun imports it', async () => {
+  const target = await testStack();
+  try {
+    const targetDeps = {
+      db: target.database.db,
+      ledger: target.command.ledger,
+      dataDir: target.command.dataDir,
+      keys: target.command.keys,
+      providers: ['google'],
+    };
+    const run = async () => {
+      const source = await openSource(seeded.url);
+      return importFromSupabase(source, targetDeps, { storageDir: seeded.storageDir }).finally(() =>
+        source.close(),
+      );
+    };
+    // Ana's progress row fails after her profile is appended, as a crash there would leave it.
+    await target.database.pool.query(
+      `create function refuse_ana() returns trigger language plpgsql as $$
+       begin raise exception 'progress refused'; end $$;
+       create trigger refuse_ana before insert on import_progress for each row
+         when (new.kind = 'user' and new.outcome = 'imported' and new.source_id = '${ana.id}')
+         execute function refuse_ana()`,
+    );
+    const first = await run();
+    expect(first.find((r) => r.kind === 'user' && r.sourceId === ana.id)).toMatchObject({
+      outcome: 'failed',
+    });
+    const accounts = async () =>
+      (await target.database.pool.query('select count(*)::int as n from users where id = $1', [ana.id]))
+        .rows[0].n;
+    expect(await accounts()).toBe(0);
+
+    await target.database.pool.query('drop trigger refuse_ana on import_progress');
+    const second = await run();
+    expect(second.find((r) => r.kind === 'user' && r.sourceId === ana.id)).toMatchObject({
+      outcome: 'imported',
+    });
+    expect(await accounts()).toBe(1);
+    const { rows } = await target.database.pool.query(
+      'select count(*)::int as n from ledger_entries where stream = $1',
+      [profileStream(ana.id)],
+    );
+    expect(rows[0].n).toBe(1);
+    const signIn = await target.app.inject({
+      method: 'POST',
+      url: '/v1/auth/token',
+      payload: { grant_type: 'password', email: ana.email, password: ana.password },
+    });
+    expect(signIn.statusCode).toBe(200);
   } finally {
     await target.close();
   }

@@ -4,7 +4,7 @@
 // where it stopped. The same steps serve the dual run (follow.ts), which also brings rows imported
 // before up to date with the source.
 import path from 'node:path';
-import { createAccount } from '@connect/command';
+import { createAccounts } from '@connect/command';
 import type { JsonObject } from '@connect/crypto';
 import {
   type Database,
@@ -53,13 +53,19 @@ export interface ImportOptions {
   /** Rows read from the source, and written here, at once. */
   batchSize?: number;
   /**
-   * Accounts created at once (default 4). Each holds a connection of `db` in a transaction while its
-   * profile is appended, so with a ledger on the same pool this must stay well below its size.
+   * Transactions creating accounts at once (default 4), each of up to USER_GROUP accounts. Each
+   * holds a connection of `db` while the profiles are appended, so with a ledger on the same pool
+   * this must stay well below its size.
    */
   userConcurrency?: number;
 }
 
 const key = (kind: RowKind, id: string) => `supabase:${kind}:${id}`;
+
+/** New accounts created in one transaction. */
+const USER_GROUP = 50;
+
+type NewUser = { account: AccountPlan; reasons: string[] };
 
 async function forEachConcurrently<T>(items: T[], limit: number, each: (item: T) => Promise<void>) {
   let next = 0;
@@ -98,9 +104,8 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
     ]),
   );
   const reports: RowReport[] = [];
-  const record = async (rows: RowReport[]) => {
-    if (rows.length === 0) return;
-    await db
+  const writeProgress = async (executor: Kysely<Database>, rows: RowReport[]) => {
+    await executor
       .insertInto('import_progress')
       .values(
         rows.map((r) => ({
@@ -118,10 +123,17 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
         })),
       )
       .execute();
+  };
+  const remember = (rows: RowReport[]) => {
     for (const r of rows) {
       progress.set(`${r.kind}:${r.sourceId}`, r.outcome);
       reports.push(r);
     }
+  };
+  const record = async (rows: RowReport[]) => {
+    if (rows.length === 0) return;
+    await writeProgress(db, rows);
+    remember(rows);
   };
   const report = (kind: RowKind, sourceId: string, outcome: Outcome, reasons: string[]) =>
     record([{ kind, sourceId, outcome, reasons }]);
@@ -150,30 +162,59 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
   }
   const typeKeys = new Map<string, string>();
 
-  async function createUser(account: AccountPlan, reasons: string[]) {
+  /**
+   * New accounts in one transaction, with their progress rows: a rerun never meets an account it
+   * made without knowing it did (it would take it for someone else's with the same email). When
+   * the transaction fails, each account is tried alone, so only the culprit fails.
+   */
+  async function createUsers(plans: readonly NewUser[]): Promise<void> {
     try {
       const created = await db.transaction().execute(async (trx) => {
-        const user = await createAccount(trx, ledger, emails, {
-          ...account,
-          idempotencyKey: key('user', account.id),
-        });
-        if (!user) return false;
-        if (account.bannedUntil)
-          await trx
-            .updateTable('users')
-            .set({ banned_until: account.bannedUntil })
-            .where('id', '=', account.id)
-            .execute();
-        await linkIdentities(trx, emails.fields, account);
-        return true;
+        const users = await createAccounts(
+          trx,
+          ledger,
+          emails,
+          plans.map(({ account }) => ({ ...account, idempotencyKey: key('user', account.id) })),
+        );
+        const made = plans.filter((_, i) => users[i] !== undefined);
+        for (const { account } of made) {
+          if (account.bannedUntil)
+            await trx
+              .updateTable('users')
+              .set({ banned_until: account.bannedUntil })
+              .where('id', '=', account.id)
+              .execute();
+          await linkIdentities(trx, emails.fields, account);
+        }
+        const rows = made.map(
+          ({ account, reasons }): RowReport => ({
+            kind: 'user',
+            sourceId: account.id,
+            outcome: 'imported',
+            reasons,
+          }),
+        );
+        if (rows.length > 0) await writeProgress(trx, rows);
+        return rows;
       });
-      if (created) {
-        users.add(account.id);
-        await report('user', account.id, 'imported', reasons);
-      } else
-        await report('user', account.id, 'failed', [...reasons, 'an account here has this email already']);
+      for (const row of created) users.add(row.sourceId);
+      remember(created);
+      const made = new Set(created.map((row) => row.sourceId));
+      await record(
+        plans
+          .filter(({ account }) => !made.has(account.id))
+          .map(({ account, reasons }) => ({
+            kind: 'user',
+            sourceId: account.id,
+            outcome: 'failed',
+            reasons: [...reasons, 'an account here has this email already'],
+          })),
+      );
     } catch (error) {
-      await report('user', account.id, 'failed', [...reasons, (error as Error).message]);
+      const [only] = plans;
+      if (plans.length === 1 && only)
+        await report('user', only.account.id, 'failed', [...only.reasons, (error as Error).message]);
+      else for (const plan of plans) await createUsers([plan]);
     }
   }
 
@@ -270,19 +311,27 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
         await source.profiles(ids),
         deps.providers,
       );
-      // Each account is its own transaction and append: several at once share group commits.
       let finished = 0;
+      const progressed = (rows: number) => {
+        finished += rows;
+        options.onProgress?.({ phase: 'user', done: finished, total: decisions.length });
+      };
+      const fresh: NewUser[] = [];
       await forEachConcurrently(decisions, options.userConcurrency ?? 4, async (decision) => {
-        options.onProgress?.({ phase: 'user', done: finished++, total: decisions.length });
         const sourceId = decision.outcome === 'import' ? decision.account.id : decision.sourceId;
-        if (ids === undefined && earlier('user', sourceId)) return;
-        if (decision.outcome !== 'import') {
-          await report('user', sourceId, decision.outcome, decision.reasons);
-          return;
-        }
-        const { account } = decision;
-        if (imported('user', account.id)) await updateUser(account);
-        else await createUser(account, decision.reasons);
+        if (ids === undefined && earlier('user', sourceId)) return progressed(1);
+        if (decision.outcome !== 'import') await report('user', sourceId, decision.outcome, decision.reasons);
+        else if (imported('user', sourceId)) await updateUser(decision.account);
+        else return void fresh.push(decision);
+        progressed(1);
+      });
+      // New accounts a group at a time, several groups at once: their appends share group commits.
+      const groups = Array.from({ length: Math.ceil(fresh.length / USER_GROUP) }, (_, i) =>
+        fresh.slice(i * USER_GROUP, (i + 1) * USER_GROUP),
+      );
+      await forEachConcurrently(groups, options.userConcurrency ?? 4, async (group) => {
+        await createUsers(group);
+        progressed(group.length);
       });
     },
 

@@ -1,6 +1,6 @@
 export * from './app.ts';
 export { userIdByEmail } from './auth/accounts.ts';
-export { createAccount } from './auth/create-account.ts';
+export { createAccount, createAccounts } from './auth/create-account.ts';
 export { type EraseOutcome, eraseUser } from './auth/erase-user.ts';
 export { grantAdmin, grantRole, revokeRole } from './auth/roles.ts';
 export {

@@ -92,32 +92,36 @@ export async function findUser(db: Db, emails: UserEmails, id: string): Promise<
   return row && openUser(emails, row);
 }
 
-/** Inserts the user; false when the email is taken. */
-export async function insertUser(
+/** Inserts the users in one statement; the ids of those inserted (the others' emails are taken). */
+export async function insertUsers(
   db: Db,
   emails: UserEmails,
-  user: {
+  users: readonly {
     id: string;
     email: string;
     /** Null for an account that signs in only through a social login. */
     passwordHash: string | null;
     displayName: string;
     emailVerifiedAt?: Date | null;
-  },
-): Promise<boolean> {
-  const inserted = await db
-    .insertInto('users')
-    .values({
+  }[],
+): Promise<Set<string>> {
+  if (users.length === 0) return new Set();
+  const rows = await Promise.all(
+    users.map(async (user) => ({
       id: user.id,
       ...(await emails.columns(user.id, user.email)),
       password_hash: user.passwordHash,
       display_name: user.displayName,
       email_verified_at: user.emailVerifiedAt ?? null,
-    })
+    })),
+  );
+  const inserted = await db
+    .insertInto('users')
+    .values(rows)
     .onConflict((oc) => oc.column('email_index').doNothing())
     .returning('id')
-    .executeTakeFirst();
-  return inserted !== undefined;
+    .execute();
+  return new Set(inserted.map((row) => row.id));
 }
 
 /** The id of the user with this email; undefined when there is none (or they were erased). */

@@ -5,7 +5,7 @@ import { type Database, normalizeEmail, type UserEmails } from '@connect/db';
 import { PROFILE_REGISTERED, profileStream } from '@connect/domain';
 import type { Ledger } from '@connect/ledger';
 import type { Kysely, Transaction } from 'kysely';
-import { insertUser, type User } from './accounts.ts';
+import { insertUsers, type User } from './accounts.ts';
 
 export interface NewAccount {
   /** Kept from the system an account is imported from; a new id when absent. */
@@ -32,31 +32,54 @@ export async function createAccount(
 ): Promise<User | undefined> {
   if (!db.isTransaction)
     return db.transaction().execute((trx) => createAccount(trx, ledger, emails, account));
-  const user: User = {
-    id: account.id ?? randomUUID(),
-    email: normalizeEmail(account.email),
-    displayName: account.displayName,
-    isAdmin: false,
-    roles: [],
-    emailVerified: Boolean(account.emailVerifiedAt),
-    avatarUrl: null,
-  };
-  if (
-    !(await insertUser(db, emails, {
-      ...user,
-      passwordHash: account.passwordHash,
-      emailVerifiedAt: account.emailVerifiedAt,
-    }))
-  )
-    return undefined;
-  const profile = await ledger.append({
-    stream: profileStream(user.id),
-    expectedVersion: 'no_stream',
-    actor: user.id,
-    idempotencyKey: account.idempotencyKey,
-    events: [{ type: PROFILE_REGISTERED, data: { userId: user.id, displayName: user.displayName } }],
-  });
-  if (profile.outcome !== 'appended' && profile.outcome !== 'replayed')
-    throw new Error(`profile append: ${profile.outcome}`);
+  const [user] = await createAccounts(db as Transaction<Database>, ledger, emails, [account]);
   return user;
+}
+
+/**
+ * createAccount for many (an import): one insert, and the profiles appended together so they share
+ * group commits. One result per account, undefined where the email is taken (also by an earlier
+ * account of the same call). A failed append throws: the caller's transaction keeps none of them.
+ */
+export async function createAccounts(
+  trx: Transaction<Database>,
+  ledger: Ledger,
+  emails: UserEmails,
+  accounts: readonly NewAccount[],
+): Promise<(User | undefined)[]> {
+  const users = accounts.map(
+    (account): User => ({
+      id: account.id ?? randomUUID(),
+      email: normalizeEmail(account.email),
+      displayName: account.displayName,
+      isAdmin: false,
+      roles: [],
+      emailVerified: Boolean(account.emailVerifiedAt),
+      avatarUrl: null,
+    }),
+  );
+  const inserted = await insertUsers(
+    trx,
+    emails,
+    users.map((user, i) => ({
+      ...user,
+      passwordHash: accounts[i]?.passwordHash ?? null,
+      emailVerifiedAt: accounts[i]?.emailVerifiedAt,
+    })),
+  );
+  return Promise.all(
+    users.map(async (user, i) => {
+      if (!inserted.has(user.id)) return undefined;
+      const profile = await ledger.append({
+        stream: profileStream(user.id),
+        expectedVersion: 'no_stream',
+        actor: user.id,
+        idempotencyKey: accounts[i]?.idempotencyKey,
+        events: [{ type: PROFILE_REGISTERED, data: { userId: user.id, displayName: user.displayName } }],
+      });
+      if (profile.outcome !== 'appended' && profile.outcome !== 'replayed')
+        throw new Error(`profile append: ${profile.outcome}`);
+      return user;
+    }),
+  );
 }
