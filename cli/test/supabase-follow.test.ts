@@ -335,7 +335,7 @@ test('an import killed midway finishes on the next run, with nothing imported tw
   }
 }, 120_000);
 
-test('an account whose progress row cannot be written is not kept, and the rerun imports it', async () => {
+test('an account whose progress row cannot be written is not kept, others of its group are, and the rerun imports it', async () => {
   const target = await testStack();
   try {
     const targetDeps = {
@@ -362,6 +362,10 @@ test('an account whose progress row cannot be written is not kept, and the rerun
     const first = await run();
     expect(first.find((r) => r.kind === 'user' && r.sourceId === ana.id)).toMatchObject({
       outcome: 'failed',
+    });
+    // Her group of accounts was tried again one by one: only she failed.
+    expect(first.find((r) => r.kind === 'user' && r.sourceId === ben.id)).toMatchObject({
+      outcome: 'imported',
     });
     const accounts = async () =>
       (await target.database.pool.query('select count(*)::int as n from users where id = $1', [ana.id]))
