@@ -1,6 +1,6 @@
 // An entry's header and body → dataHash → leaf hash, exactly as LEDGER.md defines them.
-import { concatBytes, fromBase64, toBase64 } from './bytes.ts';
-import { type JsonObject, jcs } from './jcs.ts';
+import { fromBase64, toBase64, utf8 } from './bytes.ts';
+import { type JsonObject, jcs, jcsText } from './jcs.ts';
 import { leafHash } from './merkle.ts';
 import { sha256 } from './sha256.ts';
 
@@ -36,19 +36,38 @@ export interface EntryHeader {
 
 export const SALT_SIZE = 16;
 
-export function dataHash(salt: Uint8Array, data: JsonObject): string {
-  return toBase64(sha256(concatBytes(salt, jcs(data))));
+/** `dataJcs`: jcsText(data), when the caller has it already. */
+export function dataHash(salt: Uint8Array, data: JsonObject, dataJcs = jcsText(data)): string {
+  return toBase64(sha256(salt, utf8(dataJcs)));
 }
 
-/** JCS of exactly the 11 header fields, whatever else the object carries. */
-export function leafInput(header: EntryHeader): Uint8Array {
-  const fields: JsonObject = {};
-  for (const field of HEADER_FIELDS) fields[field] = header[field];
-  return jcs(fields);
+const json = JSON.stringify;
+const SCALAR_FIELDS = HEADER_FIELDS.filter((field) => field !== 'meta');
+const isScalar = (value: unknown) =>
+  value === null || typeof value === 'string' || Number.isSafeInteger(value);
+
+/**
+ * JCS of exactly the 11 header fields, whatever else the object carries. `metaJcs`: jcsText(meta),
+ * when the caller has it already. Written out in JCS's key order when every field but meta is a
+ * string, an integer or null, which JSON.stringify writes exactly as JCS does (a property test
+ * holds it to the library); anything else (an outside receipt's) goes through the library.
+ */
+export function leafInput(header: EntryHeader, metaJcs?: string): Uint8Array {
+  const h = header;
+  if (h.meta === undefined || !SCALAR_FIELDS.every((field) => isScalar(h[field]))) {
+    const fields: JsonObject = {};
+    for (const field of HEADER_FIELDS) fields[field] = h[field];
+    return jcs(fields);
+  }
+  return utf8(
+    `{"actor":${json(h.actor)},"dataHash":${json(h.dataHash)},"id":${json(h.id)},"index":${json(h.index)},` +
+      `"ledger":${json(h.ledger)},"meta":${metaJcs ?? jcsText(h.meta)},"recordedAt":${json(h.recordedAt)},"schema":${json(h.schema)},` +
+      `"stream":${json(h.stream)},"type":${json(h.type)},"version":${json(h.version)}}`,
+  );
 }
 
-export function entryLeafHash(header: EntryHeader): Uint8Array {
-  return leafHash(leafInput(header));
+export function entryLeafHash(header: EntryHeader, metaJcs?: string): Uint8Array {
+  return leafHash(leafInput(header, metaJcs));
 }
 
 /** The recordedAt form: ISO 8601 UTC with milliseconds, from epoch milliseconds. */

@@ -1,9 +1,15 @@
+import canonicalize from 'canonicalize';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import {
   consistencyPlan,
+  type EntryHeader,
+  HEADER_FIELDS,
   inclusionPlan,
+  type JsonObject,
+  jcsText,
   leafHash,
+  leafInput,
   rootFromLeaves,
   rootPlan,
   verifyConsistency,
@@ -109,6 +115,61 @@ describe('consistency proofs', () => {
         const forkedRoot = rootFromLeaves([...leaves.slice(0, from - 1), leafHash(new Uint8Array([0xff]))]);
         expect(verifyConsistency({ from, to, hashes }, forkedRoot, rootOf(to))).toBe(false);
       }),
+    );
+  });
+});
+
+describe('leaf input', () => {
+  // Any Unicode, lone surrogates too: JSON.stringify and the library must escape alike.
+  const text = fc.string({ unit: 'binary' });
+  const json = fc.jsonValue() as fc.Arbitrary<JsonObject>;
+  const scalar = fc.oneof(text, fc.maxSafeInteger(), fc.constant(null));
+  const header = fc.record({
+    ledger: text,
+    index: fc.maxSafeNat(),
+    id: text,
+    stream: text,
+    version: fc.maxSafeNat(),
+    type: text,
+    schema: fc.nat(),
+    recordedAt: text,
+    actor: fc.option(text),
+    meta: fc.dictionary(text, json),
+    dataHash: text,
+  });
+  const library = (h: object) => {
+    const fields: Record<string, unknown> = {};
+    for (const field of HEADER_FIELDS) fields[field] = (h as Record<string, unknown>)[field];
+    return new TextEncoder().encode(canonicalize(fields));
+  };
+
+  test('is the JCS of the header fields, extra fields or not, meta given or not', () => {
+    fc.assert(
+      fc.property(header, json, (h, extra) => {
+        expect(leafInput(h)).toEqual(library(h));
+        expect(leafInput({ ...h, data: extra } as EntryHeader, jcsText(h.meta))).toEqual(library(h));
+      }),
+    );
+  });
+
+  test('is still the JCS when a field is not what the ledger writes', () => {
+    fc.assert(
+      fc.property(
+        header,
+        fc.constantFrom(...HEADER_FIELDS),
+        fc.oneof(scalar, json, fc.double()),
+        (h, field, value) => {
+          const odd = { ...h, [field]: value } as unknown as EntryHeader;
+          let expected: Uint8Array;
+          try {
+            expected = library(odd);
+          } catch {
+            expect(() => leafInput(odd)).toThrow();
+            return;
+          }
+          expect(leafInput(odd)).toEqual(expected);
+        },
+      ),
     );
   });
 });

@@ -10,11 +10,12 @@ import {
   type EntryHeader,
   entryLeafHash,
   type HashedNode,
-  jcs,
+  jcsText,
   rootFromPeaks,
   SALT_SIZE,
   sha256,
   toBase64,
+  utf8,
 } from '@connect/crypto';
 import type { AppendRequest, AppendResult, Entry, ExpectedVersion, NewEvent } from './types.ts';
 
@@ -30,6 +31,17 @@ export interface QueuedAppend {
   request: Omit<AppendRequest, 'events'> & { events: (NewEvent & { id: string })[] };
   /** What a retry must match to be the same append (see fingerprintOf). */
   fingerprint: Uint8Array;
+  /** Its events' data and meta in JCS, made once for the fingerprint, dataHash and leaf hash. */
+  canonical: CanonicalEvent[];
+}
+
+export interface CanonicalEvent {
+  data: string;
+  meta: string;
+}
+
+export function canonicalEvents(request: AppendRequest): CanonicalEvent[] {
+  return request.events.map((e) => ({ data: jcsText(e.data), meta: jcsText(e.meta ?? {}) }));
 }
 
 export interface IdempotencyRecord {
@@ -78,20 +90,26 @@ export interface AppendPlan {
   versions: Map<string, number>;
 }
 
-/** What a retry must match to be the same append: everything but generated ids. */
-export function fingerprintOf(request: AppendRequest): Uint8Array {
+const json = JSON.stringify;
+
+/**
+ * What a retry must match to be the same append: everything but generated ids. It is the SHA-256
+ * of the JCS of {stream, expectedVersion, actor, events: [{type, schema, data, meta}]}, put
+ * together from the events' JCS in JCS's key order (a test holds it to the library).
+ */
+export function fingerprintOf(
+  request: AppendRequest,
+  canonical: readonly CanonicalEvent[] = canonicalEvents(request),
+): Uint8Array {
+  const events = request.events.map((e, i) => {
+    const { data, meta } = canonical[i] as CanonicalEvent;
+    return `{"data":${data},"meta":${meta},"schema":${json(e.schema ?? 1)},"type":${json(e.type)}}`;
+  });
   return sha256(
-    jcs({
-      stream: request.stream,
-      expectedVersion: request.expectedVersion,
-      actor: request.actor,
-      events: request.events.map((e) => ({
-        type: e.type,
-        schema: e.schema ?? 1,
-        data: e.data,
-        meta: e.meta ?? {},
-      })),
-    }),
+    utf8(
+      `{"actor":${json(request.actor)},"events":[${events.join(',')}],` +
+        `"expectedVersion":${json(request.expectedVersion)},"stream":${json(request.stream)}}`,
+    ),
   );
 }
 
@@ -127,7 +145,7 @@ export function planAppend(input: {
   const treeRows: HashedNode[] = [];
   const idempotencyRows: IdempotencyRow[] = [];
 
-  for (const { request, fingerprint } of input.appends) {
+  for (const { request, fingerprint, canonical } of input.appends) {
     const { stream, idempotencyKey } = request;
     const ids = request.events.map((e) => e.id);
     const known = idempotencyKey ? keys.get(idempotencyKey) : undefined;
@@ -181,9 +199,9 @@ export function planAppend(input: {
         recordedAt,
         actor: request.actor,
         meta: event.meta ?? {},
-        dataHash: dataHash(salt, event.data),
+        dataHash: dataHash(salt, event.data, canonical[i]?.data),
       };
-      const leaf = entryLeafHash(header);
+      const leaf = entryLeafHash(header, canonical[i]?.meta);
       const grown = appendLeaf(peaks, header.index, leaf);
       peaks = grown.peaks;
       for (const node of grown.completed) if (node.level > 0) treeRows.push(node);

@@ -9,6 +9,7 @@ import type { Kysely } from 'kysely';
 import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
 import {
+  canonicalEvents,
   fingerprintOf,
   type LedgerState,
   planAppend,
@@ -93,9 +94,11 @@ export function createAppender(deps: AppenderDeps): Appender {
     }
     // Ids are fixed before the first attempt, so a retry can tell whether that attempt committed.
     const events = request.events.map((event) => ({ ...event, id: event.id ?? randomUUID() }));
+    const canonical = canonicalEvents(request);
     const pending: Pending = {
       request: { ...request, events },
-      fingerprint: fingerprintOf(request),
+      fingerprint: fingerprintOf(request, canonical),
+      canonical,
       checkIds: request.events.some((event) => event.id !== undefined),
     };
     // The stream's data key is looked up (or made, for a new stream) before the append queues:

@@ -8,15 +8,20 @@ import {
   fromBase64,
   type HashedNode,
   type JsonObject,
+  jcs,
+  jcsText,
   leafHash,
   nodeHash,
   rootFromLeaves,
+  sha256,
   toBase64,
 } from '@connect/crypto';
+import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
 import entryVector from '../../crypto/test/fixtures/entry.json' with { type: 'json' };
 import large from '../../crypto/test/fixtures/merkle-large.json' with { type: 'json' };
 import {
+  canonicalEvents,
   fingerprintOf,
   type LedgerState,
   planAppend,
@@ -61,6 +66,7 @@ function queued(
   return {
     request: { ...full, events: full.events.map((e) => ({ ...e, id: e.id ?? nextId() })) },
     fingerprint: fingerprintOf(full),
+    canonical: canonicalEvents(full),
   };
 }
 
@@ -94,6 +100,7 @@ describe('entries', () => {
             ],
           },
           fingerprint: new Uint8Array(32),
+          canonical: [{ data: jcsText(entry.data), meta: jcsText(entry.meta) }],
         },
       ],
       state: noState,
@@ -273,5 +280,42 @@ describe('outcomes', () => {
       { outcome: 'committed_before', stream: 'another', ids: [again.request.events[0]?.id] },
     ]);
     expect(result.entries).toHaveLength(1);
+  });
+});
+
+describe('the fingerprint', () => {
+  test('is the SHA-256 of the JCS of the append without its ids, as the library writes it', () => {
+    const text = fc.string({ unit: 'binary' });
+    const object = fc.dictionary(text, fc.jsonValue()) as fc.Arbitrary<JsonObject>;
+    const request: fc.Arbitrary<AppendRequest> = fc.record({
+      stream: text,
+      expectedVersion: fc.oneof(fc.constantFrom('any' as const, 'no_stream' as const), fc.nat()),
+      actor: fc.option(text),
+      events: fc.array(
+        fc.record({
+          type: text,
+          schema: fc.option(fc.nat(), { nil: undefined }),
+          data: object,
+          meta: fc.option(object, { nil: undefined }),
+        }),
+        { minLength: 1, maxLength: 4 },
+      ),
+    });
+    fc.assert(
+      fc.property(request, (r) => {
+        const whole = {
+          stream: r.stream,
+          expectedVersion: r.expectedVersion,
+          actor: r.actor,
+          events: r.events.map((e) => ({
+            type: e.type,
+            schema: e.schema ?? 1,
+            data: e.data,
+            meta: e.meta ?? {},
+          })),
+        };
+        expect(fingerprintOf(r)).toEqual(sha256(jcs(whole as JsonObject)));
+      }),
+    );
   });
 });
