@@ -281,3 +281,23 @@ describe('an account without a password', () => {
     expect(rows[0].erased_at).toBeInstanceOf(Date);
   });
 });
+
+describe('an erasure that lands while a request is in flight', () => {
+  it('refuses a create by the erased user (403) and appends nothing', async () => {
+    const dora = await signUp(s.app, 'Dora');
+    // Erased after her request was authenticated: her session is still in hand.
+    await s.database.pool.query('update users set erased_at = now() where id = $1', [dora.userId]);
+    const size = async () =>
+      (await s.database.pool.query('select tree_size from ledger_head')).rows[0].tree_size;
+    const before = await size();
+    const response = await s.app.inject({
+      method: 'POST',
+      url: '/v1/commitments',
+      payload: { type: 'personal', title: 'Made by nobody' },
+      headers: dora.auth,
+    });
+    expect(response.statusCode, response.body).toBe(403);
+    expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(await size()).toBe(before);
+  });
+});

@@ -126,6 +126,9 @@ async function decideAndAppend(deps: ExecuteDeps, input: CommandInput): Promise<
   if (command.action === 'create')
     deps.ledger.cipher.prepare([commitmentStream(commitmentId)]).catch(() => undefined);
   const people = await peopleFacts(deps.db, command, actor);
+  // A create reads its creator's account: gone, they were erased after this request was let in.
+  if (command.action === 'create' && actor.userId !== null && !people.has(actor.userId))
+    throw new Refusal('forbidden', 'this account has been erased');
   for (let attempt = 1; ; attempt++) {
     const { state, cached } = await currentState(deps, commitmentId, command, attempt, ifMatch);
     let events: CommitmentEvent[];
