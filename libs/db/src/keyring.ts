@@ -176,10 +176,13 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
    * Keys made (or found made) in groups: the subjects asked for while one round trip runs go in
    * the next, so a burst of new commitments makes their keys in a few statements, not one each.
    */
-  const loadOrCreateOne = groupedCalls(async (subjects: readonly string[]) => {
-    const found = await loadOrCreate([...new Set(subjects)]);
-    return subjects.map((subject) => found.get(subject));
-  });
+  const loadOrCreateOne = groupedCalls(
+    async (subjects: readonly string[]) => {
+      const found = await loadOrCreate([...new Set(subjects)]);
+      return subjects.map((subject) => found.get(subject));
+    },
+    { isolateFailures: true },
+  );
 
   async function keys(subjects: readonly string[], { create: make = false } = {}) {
     const found = new Map<string, Buffer | null>();
