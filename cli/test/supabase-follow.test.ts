@@ -393,3 +393,57 @@ test('an account whose progress row cannot be written is not kept, others of its
     await target.close();
   }
 }, 120_000);
+
+test('a report that cannot be written after a group of accounts committed leaves them imported', async () => {
+  const target = await testStack();
+  try {
+    const targetDeps = {
+      db: target.database.db,
+      ledger: target.command.ledger,
+      dataDir: target.command.dataDir,
+      keys: target.command.keys,
+      providers: ['google'],
+    };
+    const run = async () => {
+      const source = await openSource(seeded.url);
+      return importFromSupabase(source, targetDeps, { storageDir: seeded.storageDir }).finally(() =>
+        source.close(),
+      );
+    };
+    // Ben's address is taken here already, and the row saying so cannot be written.
+    const taken = await target.app.inject({
+      method: 'POST',
+      url: '/v1/auth/signup',
+      payload: { email: ben.email, password: 'correct horse battery', displayName: 'Someone else' },
+    });
+    expect(taken.statusCode).toBe(201);
+    await target.database.pool.query(
+      `create function refuse_ben() returns trigger language plpgsql as $$
+       begin raise exception 'report refused'; end $$;
+       create trigger refuse_ben before insert on import_progress for each row
+         when (new.kind = 'user' and new.source_id = '${ben.id}') execute function refuse_ben()`,
+    );
+    await expect(run()).rejects.toThrow('report refused');
+    const outcome = async (id: string) =>
+      (
+        await target.database.pool.query(
+          `select outcome from import_progress where kind = 'user' and source_id = $1`,
+          [id],
+        )
+      ).rows[0]?.outcome;
+    expect(await outcome(ana.id)).toBe('imported');
+
+    await target.database.pool.query('drop trigger refuse_ben on import_progress');
+    const second = await run();
+    expect(second.find((r) => r.kind === 'user' && r.sourceId === ana.id)).toMatchObject({
+      outcome: 'imported',
+      earlier: true,
+    });
+    expect(second.find((r) => r.kind === 'user' && r.sourceId === ben.id)).toMatchObject({
+      outcome: 'failed',
+      reasons: expect.arrayContaining(['an account here has this email already']),
+    });
+  } finally {
+    await target.close();
+  }
+}, 120_000);

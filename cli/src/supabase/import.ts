@@ -168,8 +168,9 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
    * the transaction fails, each account is tried alone, so only the culprit fails.
    */
   async function createUsers(plans: readonly NewUser[]): Promise<void> {
+    let created: RowReport[];
     try {
-      const created = await db.transaction().execute(async (trx) => {
+      created = await db.transaction().execute(async (trx) => {
         const users = await createAccounts(
           trx,
           ledger,
@@ -197,25 +198,27 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
         if (rows.length > 0) await writeProgress(trx, rows);
         return rows;
       });
-      for (const row of created) users.add(row.sourceId);
-      remember(created);
-      const made = new Set(created.map((row) => row.sourceId));
-      await record(
-        plans
-          .filter(({ account }) => !made.has(account.id))
-          .map(({ account, reasons }) => ({
-            kind: 'user',
-            sourceId: account.id,
-            outcome: 'failed',
-            reasons: [...reasons, 'an account here has this email already'],
-          })),
-      );
     } catch (error) {
       const [only] = plans;
       if (plans.length === 1 && only)
         await report('user', only.account.id, 'failed', [...only.reasons, (error as Error).message]);
       else for (const plan of plans) await createUsers([plan]);
+      return;
     }
+    // Committed: what follows must not send these accounts round again (they would meet themselves).
+    for (const row of created) users.add(row.sourceId);
+    remember(created);
+    const made = new Set(created.map((row) => row.sourceId));
+    await record(
+      plans
+        .filter(({ account }) => !made.has(account.id))
+        .map(({ account, reasons }) => ({
+          kind: 'user',
+          sourceId: account.id,
+          outcome: 'failed',
+          reasons: [...reasons, 'an account here has this email already'],
+        })),
+    );
   }
 
   /** An account imported before: its ban, verification and identities as the source now has them. */

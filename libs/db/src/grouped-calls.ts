@@ -17,6 +17,7 @@ export function groupedCalls<I, R>(
   run: (items: readonly I[]) => Promise<readonly R[]>,
   { maxGroup = 500, isolateFailures = false }: GroupedCallsOptions = {},
 ): (item: I) => Promise<R> {
+  if (!(maxGroup >= 1)) throw new RangeError('maxGroup must be at least 1');
   type Call = { item: I; resolve: (result: R) => void; reject: (error: unknown) => void };
   let waiting: Call[] = [];
   let running = false;
@@ -26,7 +27,8 @@ export function groupedCalls<I, R>(
       const results = await run(group.map((call) => call.item));
       for (const [i, call] of group.entries()) call.resolve(results[i] as R);
     } catch (error) {
-      if (isolateFailures && group.length > 1) for (const call of group) await settle([call]);
+      // Alone and side by side: a group that fails as a whole (the database away) fails as fast.
+      if (isolateFailures && group.length > 1) await Promise.all(group.map((call) => settle([call])));
       else for (const call of group) call.reject(error);
     }
   }

@@ -39,6 +39,10 @@ export interface AppenderDeps {
 }
 
 export interface Appender {
+  /**
+   * Hashes the events as they are when called (their JCS is taken at once) and stores them later:
+   * the caller must not change the request's objects until the append has settled.
+   */
   append(request: AppendRequest): Promise<AppendResult>;
   /** Waits for queued appends to finish. */
   drain(): Promise<void>;

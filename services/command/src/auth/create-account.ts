@@ -39,7 +39,9 @@ export async function createAccount(
 /**
  * createAccount for many (an import): one insert, and the profiles appended together so they share
  * group commits. One result per account, undefined where the email is taken (also by an earlier
- * account of the same call). A failed append throws: the caller's transaction keeps none of them.
+ * account of the same call). A failed append throws once every append has settled, so the caller's
+ * transaction keeps none of the accounts; the profiles that were appended stay in the ledger, and
+ * an append retried under the same idempotency key replays them.
  */
 export async function createAccounts(
   trx: Transaction<Database>,
@@ -67,7 +69,7 @@ export async function createAccounts(
       emailVerifiedAt: accounts[i]?.emailVerifiedAt,
     })),
   );
-  return Promise.all(
+  const settled = await Promise.allSettled(
     users.map(async (user, i) => {
       if (!inserted.has(user.id)) return undefined;
       const profile = await ledger.append({
@@ -82,4 +84,7 @@ export async function createAccounts(
       return user;
     }),
   );
+  const failed = settled.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((result) => (result.status === 'fulfilled' ? result.value : undefined));
 }
