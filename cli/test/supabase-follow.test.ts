@@ -28,16 +28,27 @@ let stack: Stack;
 let seeded: SeededSource;
 let deps: ImportDeps;
 
+/** What the import writes into `target` with. */
+const importDeps = (target: Stack): ImportDeps => ({
+  db: target.database.db,
+  ledger: target.command.ledger,
+  dataDir: target.command.dataDir,
+  keys: target.command.keys,
+  providers: ['google'],
+});
+
+/** A whole first pass of the seeded source into `target`. */
+async function importInto(target: Stack) {
+  const source = await openSource(seeded.url);
+  return importFromSupabase(source, importDeps(target), { storageDir: seeded.storageDir }).finally(() =>
+    source.close(),
+  );
+}
+
 beforeAll(async () => {
   stack = await testStack();
   seeded = await seedSupabaseSource(inject('adminUrl'), ids);
-  deps = {
-    db: stack.database.db,
-    ledger: stack.command.ledger,
-    dataDir: stack.command.dataDir,
-    keys: stack.command.keys,
-    providers: ['google'],
-  };
+  deps = importDeps(stack);
 }, 120_000);
 
 afterAll(async () => {
@@ -338,19 +349,7 @@ test('an import killed midway finishes on the next run, with nothing imported tw
 test('an account whose progress row cannot be written is not kept, others of its group are, and the rerun imports it', async () => {
   const target = await testStack();
   try {
-    const targetDeps = {
-      db: target.database.db,
-      ledger: target.command.ledger,
-      dataDir: target.command.dataDir,
-      keys: target.command.keys,
-      providers: ['google'],
-    };
-    const run = async () => {
-      const source = await openSource(seeded.url);
-      return importFromSupabase(source, targetDeps, { storageDir: seeded.storageDir }).finally(() =>
-        source.close(),
-      );
-    };
+    const run = () => importInto(target);
     // Ana's progress row fails after her profile is appended, as a crash there would leave it.
     await target.database.pool.query(
       `create function refuse_ana() returns trigger language plpgsql as $$
@@ -397,19 +396,7 @@ test('an account whose progress row cannot be written is not kept, others of its
 test('a report that cannot be written after a group of accounts committed leaves them imported', async () => {
   const target = await testStack();
   try {
-    const targetDeps = {
-      db: target.database.db,
-      ledger: target.command.ledger,
-      dataDir: target.command.dataDir,
-      keys: target.command.keys,
-      providers: ['google'],
-    };
-    const run = async () => {
-      const source = await openSource(seeded.url);
-      return importFromSupabase(source, targetDeps, { storageDir: seeded.storageDir }).finally(() =>
-        source.close(),
-      );
-    };
+    const run = () => importInto(target);
     // Ben's address is taken here already, and the row saying so cannot be written.
     const taken = await target.app.inject({
       method: 'POST',

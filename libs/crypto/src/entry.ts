@@ -1,6 +1,6 @@
 // An entry's header and body → dataHash → leaf hash, exactly as LEDGER.md defines them.
 import { fromBase64, toBase64, utf8 } from './bytes.ts';
-import { type JsonObject, jcs, jcsText } from './jcs.ts';
+import { type JsonObject, jcs, jcsObjectWriter, jcsText } from './jcs.ts';
 import { leafHash } from './merkle.ts';
 import { sha256 } from './sha256.ts';
 
@@ -43,12 +43,13 @@ export function dataHash(salt: Uint8Array, data: JsonObject, dataJcs = jcsText(d
 
 const json = JSON.stringify;
 const SCALAR_FIELDS = HEADER_FIELDS.filter((field) => field !== 'meta');
+const headerJcs = jcsObjectWriter(HEADER_FIELDS);
 const isScalar = (value: unknown) =>
   value === null || typeof value === 'string' || Number.isSafeInteger(value);
 
 /**
  * JCS of exactly the 11 header fields, whatever else the object carries. `metaJcs`: jcsText(meta),
- * when the caller has it already. Written out in JCS's key order when every field but meta is a
+ * when the caller has it already. Put together from its members when every field but meta is a
  * string, an integer or null, which JSON.stringify writes exactly as JCS does (a property test
  * holds it to the library); anything else (an outside receipt's) goes through the library.
  */
@@ -60,9 +61,19 @@ export function leafInput(header: EntryHeader, metaJcs?: string): Uint8Array {
     return jcs(fields);
   }
   return utf8(
-    `{"actor":${json(h.actor)},"dataHash":${json(h.dataHash)},"id":${json(h.id)},"index":${json(h.index)},` +
-      `"ledger":${json(h.ledger)},"meta":${metaJcs ?? jcsText(h.meta)},"recordedAt":${json(h.recordedAt)},"schema":${json(h.schema)},` +
-      `"stream":${json(h.stream)},"type":${json(h.type)},"version":${json(h.version)}}`,
+    headerJcs({
+      actor: json(h.actor),
+      dataHash: json(h.dataHash),
+      id: json(h.id),
+      index: json(h.index),
+      ledger: json(h.ledger),
+      meta: metaJcs ?? jcsText(h.meta),
+      recordedAt: json(h.recordedAt),
+      schema: json(h.schema),
+      stream: json(h.stream),
+      type: json(h.type),
+      version: json(h.version),
+    }),
   );
 }
 

@@ -62,3 +62,18 @@ export function jcsText(value: JsonValue): string {
   if (text === undefined) throw new LedgerJsonError('', 'value has no JSON form');
   return text;
 }
+
+/**
+ * A writer of the JCS of objects with these keys, given their values' JCS (from jcsText, or
+ * JSON.stringify of a string, integer or null, which JCS writes alike): for callers that have the
+ * values' JCS in hand. The keys are put in JCS's order (UTF-16 code units, as sort() orders) once.
+ */
+export function jcsObjectWriter<K extends string>(keys: readonly K[]): (values: Record<K, string>) => string {
+  const sorted = [...keys].sort();
+  const prefixes = sorted.map((key, i) => `${i === 0 ? '{' : ','}${JSON.stringify(key)}:`);
+  return (values) => {
+    let text = '';
+    for (const [i, key] of sorted.entries()) text += prefixes[i] + values[key];
+    return `${text}}`;
+  };
+}

@@ -10,6 +10,7 @@ import {
   type EntryHeader,
   entryLeafHash,
   type HashedNode,
+  jcsObjectWriter,
   jcsText,
   rootFromPeaks,
   SALT_SIZE,
@@ -91,11 +92,13 @@ export interface AppendPlan {
 }
 
 const json = JSON.stringify;
+const eventJcs = jcsObjectWriter(['type', 'schema', 'data', 'meta']);
+const appendJcs = jcsObjectWriter(['stream', 'expectedVersion', 'actor', 'events']);
 
 /**
  * What a retry must match to be the same append: everything but generated ids. It is the SHA-256
  * of the JCS of {stream, expectedVersion, actor, events: [{type, schema, data, meta}]}, put
- * together from the events' JCS in JCS's key order (a test holds it to the library).
+ * together from the events' JCS (a test holds it to the library).
  */
 export function fingerprintOf(
   request: AppendRequest,
@@ -103,12 +106,16 @@ export function fingerprintOf(
 ): Uint8Array {
   const events = request.events.map((e, i) => {
     const { data, meta } = canonical[i] as CanonicalEvent;
-    return `{"data":${data},"meta":${meta},"schema":${json(e.schema ?? 1)},"type":${json(e.type)}}`;
+    return eventJcs({ data, meta, schema: json(e.schema ?? 1), type: json(e.type) });
   });
   return sha256(
     utf8(
-      `{"actor":${json(request.actor)},"events":[${events.join(',')}],` +
-        `"expectedVersion":${json(request.expectedVersion)},"stream":${json(request.stream)}}`,
+      appendJcs({
+        actor: json(request.actor),
+        events: `[${events.join(',')}]`,
+        expectedVersion: json(request.expectedVersion),
+        stream: json(request.stream),
+      }),
     ),
   );
 }
