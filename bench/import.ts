@@ -1,7 +1,7 @@
 // npm run bench -- import: a Supabase source (a second database on the same server) with
 // BENCH_IMPORT_USERS users (default 2,000) and BENCH_IMPORT_COMMITMENTS commitments (default
 // 10,000), each with two parties and ten history rows, imported as `connect migrate-from-supabase`
-// does; then the dual run:
+// does (bodies, emails and documents sealed, unless CONNECT_ENCRYPTION=off); then the dual run:
 //   import.events_per_s        ledger events written per second by the whole import
 //   import.commitments_per_s   commitments (with their streams) per second
 //   follow.lag_p99_ms          a change committed in the source → its event in the ledger, with the
@@ -11,8 +11,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { signingKeyFromSeed } from '@connect/crypto';
-import { createPool, keyRing, localMasterKeys } from '@connect/db';
-import { openLedger, withNativeSigner } from '@connect/ledger';
+import { createPool } from '@connect/db';
+import { openBodyCipher, openLedger, withNativeSigner } from '@connect/ledger';
 import bcrypt from 'bcryptjs';
 import pg from 'pg';
 import { followSupabase, sourceKey } from '../cli/src/supabase/follow.ts';
@@ -23,6 +23,8 @@ import { benchDatabase, type Metrics, median, percentile, round } from './suppor
 const USERS = Number(process.env.BENCH_IMPORT_USERS ?? 2_000);
 const COMMITMENTS = Number(process.env.BENCH_IMPORT_COMMITMENTS ?? 10_000);
 const FOLLOW_CHANGES = Number(process.env.BENCH_FOLLOW_CHANGES ?? 40);
+/** Bodies and documents sealed, as connect migrate-from-supabase does by default (CONNECT_ENCRYPTION). */
+const ENCRYPTION = process.env.CONNECT_ENCRYPTION !== 'off';
 const ORIGIN = 'bench.connect.local/ledger';
 
 /** The source schema, then users, types and commitments made by SQL (the seed is not what is timed). */
@@ -106,14 +108,18 @@ export async function benchImport(): Promise<Metrics> {
     const key = withNativeSigner(signingKeyFromSeed(ORIGIN, new Uint8Array(32).fill(45)));
     // As connect migrate-from-supabase runs it: the ledger appends on a pool of its own.
     const appendPool = createPool(database.url, 2);
-    const ledger = await openLedger({ pool: appendPool, db: database.db, origin: ORIGIN, key });
-    const keys = keyRing(database.pool, await localMasterKeys({ dataDir }), { listen: false });
-    const deps = { db: database.db, ledger, dataDir, keys, providers: [] };
+    const { keys, cipher } = await openBodyCipher(
+      database.pool,
+      { dataDir, masterKeys: undefined, encryption: ENCRYPTION },
+      { listen: false },
+    );
+    const ledger = await openLedger({ pool: appendPool, db: database.db, origin: ORIGIN, key, cipher });
+    const deps = { db: database.db, ledger, dataDir, keys, encryption: ENCRYPTION, providers: [] };
     const size = async () =>
       (await database.pool.query<{ n: number }>('select count(*)::int as n from ledger_entries')).rows[0]
         ?.n ?? 0;
 
-    console.log('importing…');
+    console.log(`importing (encryption ${ENCRYPTION ? 'on' : 'off'})…`);
     const before = await size();
     const started = performance.now();
     const source = await openSource(sourceUrl.toString());
