@@ -11,7 +11,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { signingKeyFromSeed } from '@connect/crypto';
-import { createPool } from '@connect/db';
+import { createPool, loadConfig } from '@connect/db';
 import { openBodyCipher, openLedger, withNativeSigner } from '@connect/ledger';
 import bcrypt from 'bcryptjs';
 import pg from 'pg';
@@ -23,8 +23,6 @@ import { benchDatabase, type Metrics, median, percentile, round } from './suppor
 const USERS = Number(process.env.BENCH_IMPORT_USERS ?? 2_000);
 const COMMITMENTS = Number(process.env.BENCH_IMPORT_COMMITMENTS ?? 10_000);
 const FOLLOW_CHANGES = Number(process.env.BENCH_FOLLOW_CHANGES ?? 40);
-/** Bodies and documents sealed, as connect migrate-from-supabase does by default (CONNECT_ENCRYPTION). */
-const ENCRYPTION = process.env.CONNECT_ENCRYPTION !== 'off';
 const ORIGIN = 'bench.connect.local/ledger';
 
 /** The source schema, then users, types and commitments made by SQL (the seed is not what is timed). */
@@ -91,6 +89,8 @@ async function seedSource(client: pg.Client) {
 }
 
 export async function benchImport(): Promise<Metrics> {
+  // Bodies, emails and documents sealed as connect migrate-from-supabase seals them: its setting, read its way.
+  const { encryption } = loadConfig({ CONNECT_ENCRYPTION: process.env.CONNECT_ENCRYPTION });
   const database = await benchDatabase(24);
   const sourceUrl = new URL(database.url);
   const sourceName = `supabase_source_${process.pid}`;
@@ -110,16 +110,16 @@ export async function benchImport(): Promise<Metrics> {
     const appendPool = createPool(database.url, 2);
     const { keys, cipher } = await openBodyCipher(
       database.pool,
-      { dataDir, masterKeys: undefined, encryption: ENCRYPTION },
+      { dataDir, masterKeys: undefined, encryption },
       { listen: false },
     );
     const ledger = await openLedger({ pool: appendPool, db: database.db, origin: ORIGIN, key, cipher });
-    const deps = { db: database.db, ledger, dataDir, keys, encryption: ENCRYPTION, providers: [] };
+    const deps = { db: database.db, ledger, dataDir, keys, encryption, providers: [] };
     const size = async () =>
       (await database.pool.query<{ n: number }>('select count(*)::int as n from ledger_entries')).rows[0]
         ?.n ?? 0;
 
-    console.log(`importing (encryption ${ENCRYPTION ? 'on' : 'off'})…`);
+    console.log(`importing (encryption ${encryption ? 'on' : 'off'})…`);
     const before = await size();
     const started = performance.now();
     const source = await openSource(sourceUrl.toString());
