@@ -13,6 +13,7 @@ export * from './migrate.ts';
 export * from './notification-text.ts';
 export * from './opened-cache.ts';
 export * from './phone-number.ts';
+export * from './random-pool.ts';
 export * from './read-model-places.ts';
 export * from './reader-login.ts';
 export type * from './schema.ts';

@@ -8,6 +8,7 @@ import { KEYS_ERASED_CHANNEL } from './channels.ts';
 import { groupedCalls } from './grouped-calls.ts';
 import { type Listener, listen } from './listen.ts';
 import type { MasterKeys } from './master-keys.ts';
+import { randomPool } from './random-pool.ts';
 
 export interface KeyRing {
   /** The data keys of these subjects, null for an erased one; missing keys are made when `create`. */
@@ -36,26 +37,9 @@ const CACHE_SIZE = 100_000;
 /** Nonces drawn from the CSPRNG at a time. */
 const NONCES_PER_DRAW = 512;
 
-/**
- * Fresh nonces, a slice each of a buffer filled by one CSPRNG call: a seal per read-model row and
- * notification made the call itself a visible cost. No slice is handed out twice, and a used
- * buffer is never refilled (a new one is drawn).
- */
-function noncePool(): () => Buffer {
-  let pool = Buffer.alloc(0);
-  let at = 0;
-  return () => {
-    if (at + NONCE_SIZE > pool.length) {
-      pool = randomBytes(NONCE_SIZE * NONCES_PER_DRAW);
-      at = 0;
-    }
-    at += NONCE_SIZE;
-    return pool.subarray(at - NONCE_SIZE, at);
-  };
-}
-
 export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen?: boolean } = {}): KeyRing {
   const cache = new Map<string, Buffer | null>();
+  const nonces = randomPool(NONCE_SIZE * NONCES_PER_DRAW);
   const derived = new Map<string, Buffer>();
   // Bumped by every erasure heard and every gap in hearing them: a key read before the bump is
   // used once by its reader but not cached, since it may be one erased meanwhile.
@@ -184,15 +168,26 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
     { isolateFailures: true },
   );
 
-  async function keys(subjects: readonly string[], { create: make = false } = {}) {
+  async function keys(subjects: readonly string[], options: { create?: boolean } = {}) {
+    // Nearly every call finds all its keys cached: answered without the round trip's bookkeeping.
     const found = new Map<string, Buffer | null>();
+    const uncached: string[] = [];
+    for (const subject of subjects) {
+      const key = cache.get(subject);
+      if (key !== undefined) found.set(subject, key);
+      else uncached.push(subject);
+    }
+    if (uncached.length > 0) await readOrMake(uncached, found, options.create ?? false);
+    return found;
+  }
+
+  /** Adds to `found` the keys of subjects not cached: read, joined while being made, or made. */
+  async function readOrMake(subjects: readonly string[], found: Map<string, Buffer | null>, make: boolean) {
     const missing: string[] = [];
     const joined: Promise<void>[] = [];
     for (const subject of new Set(subjects)) {
-      const key = cache.get(subject);
       const inFlight = make ? making.get(subject) : undefined;
-      if (key !== undefined) found.set(subject, key);
-      else if (inFlight)
+      if (inFlight)
         joined.push(
           inFlight.then((made) => {
             if (made !== undefined) found.set(subject, made);
@@ -222,7 +217,6 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
       for (const [subject, key] of await load(missing)) found.set(subject, key);
     }
     await joinedAll;
-    return found;
   }
 
   return {
@@ -236,7 +230,7 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
       derived.set(purpose, key);
       return key;
     },
-    nonce: noncePool(),
+    nonce: () => nonces(NONCE_SIZE),
     forget,
     onErasure: (listener) => {
       erasureListeners.add(listener);

@@ -75,6 +75,8 @@ export async function localMasterKeys(options: {
   }
   const byId = () => new Map(keys.map((key) => [dataKeyId(key), key]));
   let ids = byId();
+  /** The primary key's id, computed once per key set (an HMAC: a new commitment's key wrap asks for it). */
+  let primaryKeyId = ids.keys().next().value;
 
   /** Re-reads the file when it changed (at most once a second unless `force`). */
   async function refresh(force: boolean): Promise<void> {
@@ -85,20 +87,20 @@ export async function localMasterKeys(options: {
     keys = parseKeys(await readFile(file, 'utf8'), file);
     fileVersion = modified;
     ids = byId();
+    primaryKeyId = ids.keys().next().value;
   }
 
   const primary = () => {
     const key = keys[0];
-    if (!key) throw new Error(`there is no master key (CONNECT_MASTER_KEY or ${file})`);
-    return key;
+    if (!key || primaryKeyId === undefined)
+      throw new Error(`there is no master key (CONNECT_MASTER_KEY or ${file})`);
+    return { key, id: primaryKeyId };
   };
   return {
     async wrap(dataKey, place) {
       await refresh(false);
-      return {
-        wrapped: seal(primary(), dataKey, place, randomBytes(NONCE_SIZE)),
-        masterKeyId: dataKeyId(primary()),
-      };
+      const { key, id } = primary();
+      return { wrapped: seal(key, dataKey, place, randomBytes(NONCE_SIZE)), masterKeyId: id };
     },
     async unwrap(wrapped, masterKeyId, place) {
       if (!ids.has(masterKeyId)) await refresh(true);
@@ -112,7 +114,7 @@ export async function localMasterKeys(options: {
     },
     async primaryId() {
       await refresh(false);
-      return dataKeyId(primary());
+      return primary().id;
     },
     async has(masterKeyId) {
       if (!ids.has(masterKeyId)) await refresh(true);

@@ -2,9 +2,9 @@
 // and written by one statement (append-writer.ts). Indexes are assigned against the ledger head,
 // and a batch's statement applies only while the head is still the tree it was planned on, so
 // indexes are dense and commit in order; each batch signs one checkpoint for its new head.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { type Checkpoint, formatRecordedAt, type SigningKey, signCheckpoint } from '@connect/crypto';
-import type { Database } from '@connect/db';
+import { type Database, randomPool } from '@connect/db';
 import type { Kysely } from 'kysely';
 import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
@@ -76,6 +76,8 @@ export function createAppender(deps: AppenderDeps): Appender {
   // Stream versions as of `tip`: exact while the head is still that tip, cleared otherwise.
   const knownVersions = new Map<string, number>();
   let lastRecordedAt = 0;
+  // Salts for every append, cut from draws of 4 KiB (256 salts).
+  const salts = randomPool(4096);
   const observers = new Set<AppendObserver>();
   /** The notes this appender signed lately, by tree size. */
   const signed = new LRUCache<number, { note: string; checkpoint: Checkpoint }>({ max: SIGNED_KEPT });
@@ -220,7 +222,7 @@ export function createAppender(deps: AppenderDeps): Appender {
       appends: batch,
       state,
       recordedAt: formatRecordedAt(lastRecordedAt),
-      randomBytes,
+      randomBytes: salts,
     });
     const events = batch.reduce((n, p) => n + p.request.events.length, 0);
     if (allOrNothing && plan.entries.length < events) return null;
