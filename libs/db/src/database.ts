@@ -2,6 +2,7 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Config } from './config.ts';
 import { startEmbeddedPostgres } from './embedded-postgres.ts';
+import { namedStatementsPool } from './named-statements.ts';
 import type { Database } from './schema.ts';
 
 // bigint (int8) columns hold ledger indexes and sizes, all below 2^53: read them as numbers.
@@ -25,7 +26,7 @@ export function createPool(url: string, max = 20, extra: pg.PoolConfig = {}): pg
 }
 
 export function createKysely(pool: pg.Pool): Kysely<Database> {
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: namedStatementsPool(pool) }) });
 }
 
 /** Where a database is, for a message: the data directory, or the URL without its password. */

@@ -10,6 +10,7 @@ export * from './keyring.ts';
 export * from './listen.ts';
 export * from './master-keys.ts';
 export * from './migrate.ts';
+export * from './named-statements.ts';
 export * from './notification-text.ts';
 export * from './opened-cache.ts';
 export * from './phone-number.ts';

@@ -119,8 +119,9 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
         return { subject, key, ...(await masterKeys.wrap(key, dataKeyPlace(subject))) };
       }),
     );
-    const { rows } = await pool.query<KeyRow & { made: boolean }>(
-      `with made as (
+    const { rows } = await pool.query<KeyRow & { made: boolean }>({
+      name: 'keyring-read-or-make',
+      text: `with made as (
          insert into data_keys (subject, wrapped_key, master_key_id)
          select * from unnest($1::text[], $2::bytea[], $3::text[]) as k(subject) order by subject
          on conflict (subject) do nothing
@@ -128,8 +129,8 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
        select subject, null::bytea as wrapped_key, null::text as master_key_id, true as made from made
        union all
        select subject, wrapped_key, master_key_id, false from data_keys where subject = any($1::text[])`,
-      [made.map((m) => m.subject), made.map((m) => m.wrapped), made.map((m) => m.masterKeyId)],
-    );
+      values: [made.map((m) => m.subject), made.map((m) => m.wrapped), made.map((m) => m.masterKeyId)],
+    });
     const inserted = new Set(rows.filter((row) => row.made).map((row) => row.subject));
     const found = await unwrapRows(
       rows.filter((row) => !row.made),

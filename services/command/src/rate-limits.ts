@@ -5,7 +5,7 @@
 // the one before ran. If the database cannot count, the request
 // goes through (fail-open) and a warning is logged: a limiter must not take the service down.
 import type { Authenticate } from '@connect/auth';
-import { type Database, type EmailIndex, groupedCalls } from '@connect/db';
+import { type Database, type EmailIndex, groupedCalls, prepared } from '@connect/db';
 import { HttpProblem, problem } from '@connect/http';
 import rateLimit, {
   type FastifyRateLimitStore,
@@ -83,7 +83,7 @@ async function countGroup(
   // Sorted, so two instances counting the same keys lock their rows in one order.
   const keys = [...byKey.keys()].sort();
   const groups = keys.map((key) => byKey.get(key) as { at: Date; windowMs: number; hits: number });
-  const { rows } = await sql<{ key: string; count: number; expires_at: Date }>`
+  const counting = sql<{ key: string; count: number; expires_at: Date }>`
     insert into rate_limits as r (key, window_start, expires_at, count)
     select * from unnest(
       ${keys}::text[],
@@ -94,7 +94,8 @@ async function countGroup(
       window_start = case when r.expires_at <= excluded.window_start then excluded.window_start else r.window_start end,
       expires_at = case when r.expires_at <= excluded.window_start then excluded.expires_at else r.expires_at end,
       count = case when r.expires_at <= excluded.window_start then excluded.count else r.count + excluded.count end
-    returning key, count, expires_at`.execute(db);
+    returning key, count, expires_at`.compile(db);
+  const { rows } = await db.executeQuery(prepared('rate-limits-count', counting));
   const counted = new Map(
     rows.map((row) => [
       row.key,

@@ -39,8 +39,10 @@ export async function projectBatch(
   try {
     // The checkpoint, locked, how far the next `limit` entries reach, those of them in the
     // projection's streams, and the streams set aside: one round trip.
-    const { rows } = await client.query(
-      `with checkpoint as (
+    const { rows } = await client.query({
+      // Named, as every statement a batch runs each time: each connection parses and plans it once.
+      name: 'projector-claim-batch',
+      text: `with checkpoint as (
          select last_index from projection_checkpoints where projection = $1 for update),
        reach as (
          select max(index) as upto from (
@@ -52,8 +54,8 @@ export async function projectBatch(
            select * from ledger_entries
            where index > checkpoint.last_index and index <= reach.upto and stream like any($3)
            order by index) e on true`,
-      [projection.name, options.limit, projection.streams],
-    );
+      values: [projection.name, options.limit, projection.streams],
+    });
     const from = rows[0]?.checkpoint_index as number | undefined;
     if (from === undefined) throw new Error(`no checkpoint row for projection ${projection.name}`);
     const upto = (rows[0]?.upto as number | null) ?? from;
@@ -69,12 +71,13 @@ export async function projectBatch(
     const quarantined = await applyOrQuarantine(client, projection, entries, tables, skip, options.cipher);
     await recordQuarantined(client, projection.name, quarantined);
     const lastIndex = upto;
-    await client.query(
-      `with moved as (
+    await client.query({
+      name: 'projector-move-checkpoint',
+      text: `with moved as (
          update projection_checkpoints set last_index = $2, updated_at = now() where projection = $1)
        select pg_notify($3, $1 || ':' || $2)`,
-      [projection.name, lastIndex, PROJECTED_CHANNEL],
-    );
+      values: [projection.name, lastIndex, PROJECTED_CHANNEL],
+    });
     await client.query('commit');
     return { count: upto - from, lastIndex, quarantined };
   } catch (error) {

@@ -1,0 +1,39 @@
+// Statements run so often that each connection should parse and plan them once, as the ledger's
+// append is: a Kysely query marked `prepared` runs under a name of its own. Only fixed texts are
+// marked (arrays as parameters, never an `in (…)` list whose length varies), since a connection
+// keeps every statement it prepared.
+import type { CompiledQuery, PostgresPool, PostgresPoolClient } from 'kysely';
+import type pg from 'pg';
+
+const nameByText = new Map<string, string>();
+const textByName = new Map<string, string>();
+
+/** `query`, to be prepared under `name` on each connection that runs it. */
+export function prepared<R>(name: string, query: CompiledQuery<R>): CompiledQuery<R> {
+  const text = textByName.get(name);
+  if (text === undefined) {
+    textByName.set(name, query.sql);
+    nameByText.set(query.sql, name);
+  } else if (text !== query.sql) {
+    throw new Error(`the prepared statement ${name} was given another text: its text must not vary`);
+  }
+  return query;
+}
+
+/** A pool for Kysely whose clients run the statements marked `prepared` by name. */
+export function namedStatementsPool(pool: pg.Pool): PostgresPool {
+  return {
+    connect: async () => {
+      const client = await pool.connect();
+      return {
+        query: ((text: unknown, values?: readonly unknown[]) => {
+          const name = typeof text === 'string' ? nameByText.get(text) : undefined;
+          if (name === undefined) return client.query(text as string, values as unknown[]);
+          return client.query({ name, text: text as string, values: values as unknown[] });
+        }) as unknown as PostgresPoolClient['query'],
+        release: (destroy?: boolean) => client.release(destroy),
+      };
+    },
+    end: () => pool.end(),
+  };
+}

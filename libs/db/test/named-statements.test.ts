@@ -1,0 +1,64 @@
+import { sql } from 'kysely';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
+import { prepared } from '../src/index.ts';
+
+let database: TestDatabase;
+
+beforeAll(async () => {
+  database = await createTestDatabase({ poolSize: 1 });
+});
+
+afterAll(async () => {
+  await database.close();
+});
+
+/** The statements the pool's one connection has prepared, by name. */
+async function preparedOnConnection(): Promise<Map<string, string>> {
+  const { rows } = await sql<{ name: string; statement: string }>`
+    select name, statement from pg_prepared_statements`.execute(database.db);
+  return new Map(rows.map((row) => [row.name, row.statement]));
+}
+
+test('a query marked prepared runs under its name, with its parameters, again and again', async () => {
+  const query = sql<{ n: number }>`select cardinality(${[1, 2, 3]}::int[]) + ${10}::int as n`.compile(
+    database.db,
+  );
+  const answers: number[] = [];
+  for (let i = 0; i < 3; i++)
+    answers.push((await database.db.executeQuery(prepared('test-cardinality', query))).rows[0]?.n ?? 0);
+  expect(answers).toEqual([13, 13, 13]);
+  expect((await preparedOnConnection()).get('test-cardinality')).toBe(query.sql);
+  const other = sql<{ n: number }>`select cardinality(${[1]}::int[]) + ${1}::int as n`.compile(database.db);
+  expect((await database.db.executeQuery(prepared('test-cardinality', other))).rows[0]?.n).toBe(2);
+});
+
+test('a query not marked runs unnamed: nothing is kept on the connection for it', async () => {
+  await sql`select ${42}::int as unmarked`.execute(database.db);
+  expect([...(await preparedOnConnection()).values()].some((text) => text.includes('unmarked'))).toBe(false);
+});
+
+test('a name given another text is refused before it reaches the database', () => {
+  const first = sql`select ${1}::int as a`.compile(database.db);
+  const second = sql`select ${1}::int as b`.compile(database.db);
+  prepared('test-one-text', first);
+  expect(() => prepared('test-one-text', second)).toThrow(/must not vary/);
+});
+
+test('a transaction runs prepared statements on its own connection, and rolls back what they did', async () => {
+  await sql`create table if not exists named_statements_probe (n int)`.execute(database.db);
+  const insert = (db: typeof database.db, n: number) =>
+    db.executeQuery(
+      prepared('test-probe-insert', sql`insert into named_statements_probe values (${n}::int)`.compile(db)),
+    );
+  await database.db
+    .transaction()
+    .execute(async (trx) => {
+      await insert(trx, 1);
+      throw new Error('roll back');
+    })
+    .catch(() => undefined);
+  await insert(database.db, 2);
+  const { rows } = await sql<{ n: number }>`select n from named_statements_probe`.execute(database.db);
+  expect(rows).toEqual([{ n: 2 }]);
+});
