@@ -2,6 +2,7 @@
 // append is: a Kysely query marked `prepared` runs under a name of its own. Only fixed texts are
 // marked (arrays as parameters, never an `in (…)` list whose length varies), since a connection
 // keeps every statement it prepared.
+import { createHash } from 'node:crypto';
 import type { CompiledQuery, PostgresPool, PostgresPoolClient } from 'kysely';
 import type pg from 'pg';
 
@@ -36,4 +37,19 @@ export function namedStatementsPool(pool: pg.Pool): PostgresPool {
     },
     end: () => pool.end(),
   };
+}
+
+const hashedNames = new Map<string, string>();
+
+/**
+ * A pg query prepared under a name derived from its text, for statements whose text is fixed at
+ * each call site but names tables chosen at run time (a projection's live or replay tables).
+ */
+export function preparedQuery(text: string, values: unknown[]): pg.QueryConfig {
+  let name = hashedNames.get(text);
+  if (!name) {
+    name = `q-${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
+    hashedNames.set(text, name);
+  }
+  return { name, text, values };
 }

@@ -68,10 +68,12 @@ export async function streamRowsBefore(
   streams: readonly string[],
   before: number,
 ): Promise<LedgerEntriesTable[]> {
-  const { rows } = await client.query<LedgerEntriesTable>(
-    `with rows as materialized (select * from ledger_entries where stream = any($1::text[]))
+  const { rows } = await client.query<LedgerEntriesTable>({
+    // Named: the notifier runs it for every batch.
+    name: 'ledger-stream-rows-before',
+    text: `with rows as materialized (select * from ledger_entries where stream = any($1::text[]))
      select * from rows where index < $2 order by index`,
-    [streams, before],
-  );
+    values: [streams, before],
+  });
   return rows;
 }

@@ -4,7 +4,7 @@
 // be behind or ahead), turns each event into notifications (rules.ts) and writes them, with the
 // checkpoint, in one transaction: a notification exists exactly when its entry is projected.
 
-import { type FieldCipher, sealNotificationTexts } from '@connect/db';
+import { type FieldCipher, preparedQuery, sealNotificationTexts } from '@connect/db';
 import {
   applyRecorded,
   COMMITMENT_STREAMS,
@@ -159,11 +159,12 @@ export async function displayNames(
   userIds: string[],
 ): Promise<Map<string, string>> {
   if (userIds.length === 0) return new Map();
-  const { rows } = await client.query(
-    `select * from ledger_entries
+  const { rows } = await client.query({
+    name: 'notifier-display-names',
+    text: `select * from ledger_entries
      where stream = any($1::text[]) and type = any($2::text[]) order by index`,
-    [userIds.map(profileStream), [PROFILE_REGISTERED, PROFILE_UPDATED]],
-  );
+    values: [userIds.map(profileStream), [PROFILE_REGISTERED, PROFILE_UPDATED]],
+  });
   const names = new Map<string, string>();
   for (const row of await cipher.entries(rows, '')) {
     const userId = profileUserOf(row.stream);
@@ -195,22 +196,24 @@ export async function insertNotifications(
   });
   if (kept.length === 0) return [];
   const { rows } = await client.query<{ id: string }>(
-    `insert into ${ident(table)}
+    preparedQuery(
+      `insert into ${ident(table)}
        (id, recipient_id, kind, sealed, link, commitment_id, ledger_index, created_at)
      select * from unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[],
                           $6::uuid[], $7::bigint[], $8::timestamptz[])
      on conflict (id) do nothing
      returning id`,
-    [
-      kept.map((n) => n.id),
-      kept.map((n) => n.recipientId),
-      kept.map((n) => n.kind),
-      kept.map((n) => n.sealed),
-      kept.map((n) => n.link),
-      kept.map((n) => n.commitmentId),
-      kept.map((n) => n.ledgerIndex),
-      kept.map((n) => n.createdAt),
-    ],
+      [
+        kept.map((n) => n.id),
+        kept.map((n) => n.recipientId),
+        kept.map((n) => n.kind),
+        kept.map((n) => n.sealed),
+        kept.map((n) => n.link),
+        kept.map((n) => n.commitmentId),
+        kept.map((n) => n.ledgerIndex),
+        kept.map((n) => n.createdAt),
+      ],
+    ),
   );
   const created = new Set(rows.map((row) => row.id));
   return notifications.filter((n) => created.has(n.id));

@@ -1,6 +1,6 @@
 // Bulk writes: rows are typed objects; their columns travel as parallel arrays through unnest,
 // several tables per statement.
-import { createHash } from 'node:crypto';
+import { preparedQuery } from '@connect/db';
 import type pg from 'pg';
 
 /** A quoted identifier; table names come from code, never from input. */
@@ -16,21 +16,6 @@ export const arrayLiteral = (values: readonly string[]) =>
   `{${values.map((value) => `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`;
 
 const names = <Row>(columns: Columns<Row>) => Object.keys(columns) as (keyof Row & string)[];
-
-const statementNames = new Map<string, string>();
-
-/**
- * The name a statement's text is prepared under, so each connection parses and plans it once: a
- * projection's batches run the same few texts (one per set of tables written) again and again.
- */
-function statementName(text: string): string {
-  let name = statementNames.get(text);
-  if (!name) {
-    name = `projector-${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
-    statementNames.set(text, name);
-  }
-  return name;
-}
 
 /** A statement under construction: SQL pieces that each take their parameters from one list. */
 export class Statement {
@@ -81,8 +66,8 @@ export class Statement {
     const parts = this.parts.filter(Boolean);
     if (parts.length === 0) return;
     const ctes = parts.map((part, i) => `w${i} as (${part})`).join(',\n');
-    const text = `with ${ctes} select 1`;
-    await client.query({ name: statementName(text), text, values: this.values });
+    // Prepared: a projection's batches run the same few texts (one per set of tables written).
+    await client.query(preparedQuery(`with ${ctes} select 1`, this.values));
   }
 }
 

@@ -1,7 +1,7 @@
 // commitments and what hangs off them (parties, documents, history), from each commitment's
 // stream. The domain's own evolve() computes the state; the rows are a function of that state.
 
-import { commitmentRowPlace, type FieldCipher, historyRowPlace } from '@connect/db';
+import { commitmentRowPlace, type FieldCipher, historyRowPlace, preparedQuery } from '@connect/db';
 import {
   applyRecorded,
   COMMITMENT_STREAMS,
@@ -196,12 +196,14 @@ export function partyIdsOf(state: Commitment): string[] {
 async function updateMembership(client: pg.ClientBase, tables: Tables, ids: string[]): Promise<void> {
   if (ids.length === 0) return;
   await client.query(
-    `update ${ident(tables.commitment_history as string)} h set party_ids = c.party_ids
+    preparedQuery(
+      `update ${ident(tables.commitment_history as string)} h set party_ids = c.party_ids
        from ${ident(tables.commitments as string)} c
       where c.id = any($1::uuid[]) and h.commitment_id = c.id and h.party_ids is distinct from c.party_ids
         -- said again of h, so its index is used (from c alone the planner scanned all of h)
         and h.commitment_id = any($1::uuid[])`,
-    [ids],
+      [ids],
+    ),
   );
 }
 
@@ -240,8 +242,10 @@ async function loadStates(
   ids: string[],
 ): Promise<Map<string, Projected>> {
   const { rows } = await client.query<{ id: string; sealed: Buffer; last_index: number }>(
-    `select id, sealed, last_index from ${ident(tables.commitments as string)} where id = any($1::uuid[])`,
-    [ids],
+    preparedQuery(
+      `select id, sealed, last_index from ${ident(tables.commitments as string)} where id = any($1::uuid[])`,
+      [ids],
+    ),
   );
   const states = await fields.open<Commitment>(
     rows.map((row) => ({ subject: keyOf(row.id), place: commitmentRowPlace(row.id), stored: row.sealed })),
