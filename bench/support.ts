@@ -1,11 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createScratchDatabase, type DatabaseHandle, startEmbeddedPostgres } from '@connect/db';
+import { freePort } from '../test/support/free-port.ts';
 
 export interface Metric {
   value: number;
@@ -57,13 +57,13 @@ export async function benchDatabase(poolSize: number): Promise<BenchDatabase> {
   };
 }
 
-/** Runs `clients` loops of `operation` for `seconds`, recording each operation's latency. */
 /** The event every append bench writes, the same for the ledger and its peers. */
 export const benchEvent = (client: number, i: number) => ({
   type: 'BenchEventRecorded',
   data: { client, i, note: 'a commitment was made' },
 });
 
+/** Runs `clients` loops of `operation` for `seconds`, recording each operation's latency. */
 export async function closedLoop(
   clients: number,
   seconds: number,
@@ -148,14 +148,6 @@ export async function writeResults(metrics: Metrics): Promise<void> {
 }
 
 const BIN = fileURLToPath(new URL('../cli/bin/connect.js', import.meta.url));
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** `connect start` as a child process, with these environment variables; resolves once /readyz is 200. */
 export function startConnect(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {

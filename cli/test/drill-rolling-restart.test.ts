@@ -13,8 +13,9 @@
 //   request went out) and the request is idempotent: GET or HEAD, or it carries an Idempotency-Key.
 // Anything else, 5xx included, goes back to the client as it came.
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { freePort } from '../../test/support/free-port.ts';
 import { draftsByActor, eventually, type Receipt, receiptsMissingFromLedger } from './drill-support.ts';
 import {
   type Answer,
@@ -30,14 +31,6 @@ type Instance = Omit<RunningConnect, 'database' | 'dataDir'>;
 let first: RunningConnect;
 const instances: Instance[] = [];
 let proxy: Proxy | undefined;
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 interface Upstream {
   status: number;

@@ -5,12 +5,12 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { runAs } from '@connect/db';
 import pg from 'pg';
+import { freePort } from '../../test/support/free-port.ts';
 
 const BIN_DIR = ['17', '16', '15']
   .map((version) => `/usr/lib/postgresql/${version}/bin`)
@@ -51,14 +51,6 @@ export async function ownedDir(dir: string): Promise<string> {
   await mkdir(dir, { mode: 0o700 });
   if (owner.uid !== undefined && owner.gid !== undefined) await chown(dir, owner.uid, owner.gid);
   return dir;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Starts the cluster in `dir` (made by initdb or pg_basebackup) on a free port, trust auth on loopback. */

@@ -10,6 +10,7 @@ import { readStream } from '@connect/ledger';
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import Provider, { type KoaContextWithOIDC } from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { freePort } from '../../../test/support/free-port.ts';
 import { signUp, type TestApp, testApp } from './support.ts';
 
 const APP_URL = 'https://app.example.test/auth/done';
@@ -20,13 +21,6 @@ async function listen(handler: http.RequestListener): Promise<{ server: http.Ser
   const server = http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
-
-async function freePort(): Promise<number> {
-  const { server } = await listen(() => {});
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 // The people the provider knows, by subject, and who signs in at its login prompt next.
