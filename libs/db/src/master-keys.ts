@@ -73,10 +73,9 @@ export async function localMasterKeys(options: {
     keys = parseKeys(await readOrCreateSecretFile(file, () => formatKeys([randomBytes(32)])), file);
     fileVersion = await versionOf(file);
   }
+  // Each key by its id (an HMAC, computed once per key set), the primary first.
   const byId = () => new Map(keys.map((key) => [dataKeyId(key), key]));
   let ids = byId();
-  /** The primary key's id, computed once per key set (an HMAC: a new commitment's key wrap asks for it). */
-  let primaryKeyId = ids.keys().next().value;
 
   /** Re-reads the file when it changed (at most once a second unless `force`). */
   async function refresh(force: boolean): Promise<void> {
@@ -87,14 +86,13 @@ export async function localMasterKeys(options: {
     keys = parseKeys(await readFile(file, 'utf8'), file);
     fileVersion = modified;
     ids = byId();
-    primaryKeyId = ids.keys().next().value;
   }
 
   const primary = () => {
-    const key = keys[0];
-    if (!key || primaryKeyId === undefined)
-      throw new Error(`there is no master key (CONNECT_MASTER_KEY or ${file})`);
-    return { key, id: primaryKeyId };
+    const [first] = ids;
+    if (!first) throw new Error(`there is no master key (CONNECT_MASTER_KEY or ${file})`);
+    const [id, key] = first;
+    return { key, id };
   };
   return {
     async wrap(dataKey, place) {
