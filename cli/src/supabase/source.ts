@@ -177,21 +177,16 @@ export async function openSource(url: string): Promise<Source> {
         'select id::text, commitment_id, changed_by, change_type, old_data, new_data, created_at from public.commitment_history where commitment_id = any($1::uuid[]) order by created_at, id',
         [ids],
       );
-      const of = <T extends { commitment_id: string }>(list: T[], id: string) =>
-        list.filter((row) => row.commitment_id === id);
-      return ids.flatMap((id) => {
-        const commitment = commitments.find((c) => c.id === id);
-        return commitment
-          ? [
-              {
-                commitment,
-                parties: of(parties, id),
-                documents: of(documents, id),
-                history: of(history, id),
-              },
-            ]
-          : [];
-      });
+      const byId = new Map(
+        commitments.map((commitment) => [
+          commitment.id,
+          { commitment, parties: [], documents: [], history: [] } as SourceCommitmentRows,
+        ]),
+      );
+      for (const party of parties) byId.get(party.commitment_id)?.parties.push(party);
+      for (const document of documents) byId.get(document.commitment_id)?.documents.push(document);
+      for (const row of history) byId.get(row.commitment_id)?.history.push(row);
+      return ids.flatMap((id) => byId.get(id) ?? []);
     },
     refresh: async (xids = []) => {
       for (let tries = 0; ; tries++) {

@@ -63,8 +63,9 @@ export async function readLedgerState(
 
 /**
  * Writes a plan's entries, subtree hashes, idempotency records, signed checkpoint and head in one
- * statement that applies only while the head is still `base`, and NOTIFYs; false when the head
- * had moved and nothing was written.
+ * statement that applies only while the head is still `base` and none of the plan's idempotency
+ * keys is recorded, and NOTIFYs; false when nothing was written. (Every append moves the head, so
+ * no key can be recorded between the check and the write.)
  */
 export async function writePlan(
   client: pg.PoolClient,
@@ -78,12 +79,14 @@ export async function writePlan(
   const keys = plan.idempotencyRows;
   const treeSize = p.add(plan.tree.treeSize);
   const rootHash = p.add(bytes(plan.tree.rootHash));
+  const newKeys = p.add(keys.map((k) => k.key));
   const { rows } = await client.query({
     // Named, so each connection parses and plans it once.
     name: 'ledger-append-batch',
     text: `with head as (
        update ledger_head set tree_size = ${treeSize}, root_hash = ${rootHash}
        where tree_size = ${p.add(base.treeSize)} and root_hash = ${p.add(bytes(base.rootHash))}
+         and not exists (select from ledger_idempotency where key = any(${newKeys}::text[]))
        returning tree_size),
      entries as (${insertEntriesSql(p, plan.entries, seal)} where exists (select from head)),
      tree as (
@@ -93,7 +96,7 @@ export async function writePlan(
        where exists (select from head)),
      keys as (
        insert into ledger_idempotency (key, stream, first_index, count, fingerprint)
-       select * from unnest(${p.add(keys.map((k) => k.key))}::text[], ${p.add(keys.map((k) => k.stream))}::text[],
+       select * from unnest(${newKeys}::text[], ${p.add(keys.map((k) => k.stream))}::text[],
          ${p.add(keys.map((k) => k.firstIndex))}::bigint[], ${p.add(keys.map((k) => k.count))}::int[],
          ${p.add(keys.map((k) => bytes(k.fingerprint)))}::bytea[])
        where exists (select from head)),

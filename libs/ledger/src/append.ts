@@ -2,6 +2,9 @@
 // and written by one statement (append-writer.ts). Indexes are assigned against the ledger head,
 // and a batch's statement applies only while the head is still the tree it was planned on, so
 // indexes are dense and commit in order; each batch signs one checkpoint for its new head.
+// Batches this process can plan without reading the ledger are pipelined: the next is planned on
+// the tree the one in flight makes and queued behind it on its connection, so the head is never
+// idle while a batch is being planned.
 import { randomUUID } from 'node:crypto';
 import { type Checkpoint, formatRecordedAt, type SigningKey, signCheckpoint } from '@connect/crypto';
 import { type Database, randomPool } from '@connect/db';
@@ -9,6 +12,7 @@ import type { Kysely } from 'kysely';
 import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
 import {
+  type AppendPlan,
   canonicalEvents,
   fingerprintOf,
   type LedgerState,
@@ -67,6 +71,18 @@ interface Pending extends QueuedAppend {
   checkIds: boolean;
 }
 
+/** Pipelined writes in flight on one connection, and the tree and stream versions the newest makes. */
+interface Pipeline {
+  client: pg.PoolClient;
+  writes: number;
+  /** Whether a write on it failed (then the connection is not reused). */
+  failed: boolean;
+  tip: TreeTip;
+  versions: Map<string, number>;
+}
+
+const ignore = () => undefined;
+
 export function createAppender(deps: AppenderDeps): Appender {
   const { pool, origin, key } = deps;
   const source: LedgerSource = { origin, cipher: deps.cipher ?? clearBodies };
@@ -83,12 +99,14 @@ export function createAppender(deps: AppenderDeps): Appender {
   const signed = new LRUCache<number, { note: string; checkpoint: Checkpoint }>({ max: SIGNED_KEPT });
   /** Appends whose stream keys are being read or made: not queued yet, but drained too. */
   const preparing = new Set<Promise<void>>();
+  let pipeline: Pipeline | undefined;
 
   const queue = groupCommit<Pending, AppendResult>({
     maxBatchWeight: deps.maxBatchEvents ?? 2000,
     weight: (pending) => pending.request.events.length,
     // A retried append may have committed in the attempt that failed: its ids tell.
-    commit: (batch, retry) => commitBatch(retry ? batch.map((p) => ({ ...p, checkIds: true })) : batch),
+    commit: (batch, retry, sent) =>
+      commitBatch(retry ? batch.map((p) => ({ ...p, checkIds: true })) : batch, sent),
   });
 
   function append(request: AppendRequest): Promise<AppendResult> {
@@ -129,24 +147,122 @@ export function createAppender(deps: AppenderDeps): Appender {
     );
   }
 
-  async function commitBatch(batch: Pending[]): Promise<AppendResult[]> {
+  async function commitBatch(batch: Pending[], sent: () => void): Promise<AppendResult[]> {
     // Cached since each append queued, unless an erasure was heard meanwhile (then read again).
     const seal = await source.cipher.sealerFor(batch.map((pending) => pending.request.stream));
+    const results = (await writePipelined(batch, seal, sent)) ?? (await writeLocked(batch, seal));
+    const appended = results.reduce((n, r) => n + (r.outcome === 'appended' ? r.entries.length : 0), 0);
+    if (appended > 0) for (const observer of observers) observer.committed(appended);
+    return results;
+  }
+
+  /**
+   * Fast path, one round trip: when this process wrote the head last (or has a write of its own
+   * in flight) and the batch needs no lookups, the batch is planned on that tree and written in one
+   * statement that applies only if the head is still it and none of its idempotency keys is
+   * recorded. A stream expected not to exist is taken as empty: if it does exist, inserting its
+   * version 1 violates (stream, version) and the batch is retried append by append, with every
+   * lookup. Null when the batch is not for this path or its write did not apply.
+   */
+  async function writePipelined(
+    batch: Pending[],
+    seal: SealBody | undefined,
+    sent: () => void,
+  ): Promise<AppendResult[] | null> {
+    const ahead = pipeline;
+    const base = ahead?.tip ?? tip;
+    const versionOf = (stream: string) => ahead?.versions.get(stream) ?? knownVersions.get(stream);
+    const fast = batch.every(
+      ({ request, checkIds }) =>
+        !checkIds && (versionOf(request.stream) !== undefined || request.expectedVersion === 'no_stream'),
+    );
+    if (!base || !fast) return null;
+    const versions = new Map(batch.map(({ request }) => [request.stream, versionOf(request.stream) ?? 0]));
+    const plan = plan_(batch, base, { versions, keys: new Map(), existingIds: new Set() });
+    // Some append would not simply be appended (a conflict, a key used twice): decided under the lock.
+    if (plan.entries.length < batch.reduce((n, p) => n + p.request.events.length, 0)) return null;
+    const stage = ahead ?? {
+      client: await connect(),
+      writes: 0,
+      failed: false,
+      tip: base,
+      versions: new Map(),
+    };
+    stage.writes++;
+    stage.tip = plan.tree;
+    for (const [stream, version] of plan.versions) stage.versions.set(stream, version);
+    pipeline = stage;
+    const note = signCheckpoint(plan.checkpoint, key);
+    signed.set(plan.checkpoint.treeSize, { note, checkpoint: plan.checkpoint });
+    // Queued behind the write ahead on its connection: it runs once that one has committed.
+    const written = writePlan(stage.client, base, plan, note, seal);
+    sent();
+    try {
+      if (await written) {
+        moveTip(plan);
+        return await settleOutcomes(stage.client, source, plan.outcomes);
+      }
+      forgetTip(); // another process appended, or a key is recorded: decided under the lock
+      return null;
+    } catch (error) {
+      stage.failed = true;
+      forgetTip();
+      throw error;
+    } finally {
+      if (--stage.writes === 0) {
+        if (pipeline === stage) pipeline = undefined;
+        release(stage.client, stage.failed);
+      }
+    }
+  }
+
+  async function connect(): Promise<pg.PoolClient> {
     const client = await pool.connect();
     // A checked-out client whose connection dies emits 'error' besides failing its query.
-    const ignore = () => undefined;
     client.on('error', ignore);
+    return client;
+  }
+
+  function release(client: pg.PoolClient, failed: boolean) {
+    client.off('error', ignore);
+    client.release(failed); // a connection that failed mid-transaction is not reused
+  }
+
+  /** The slow path: under the head's lock, with what the batch needs read from the ledger. */
+  async function writeLocked(batch: Pending[], seal: SealBody | undefined): Promise<AppendResult[]> {
+    const client = await connect();
     try {
-      const results = await writeBatch(client, batch, seal);
-      client.off('error', ignore);
-      client.release();
-      const appended = results.reduce((n, r) => n + (r.outcome === 'appended' ? r.entries.length : 0), 0);
-      if (appended > 0) for (const observer of observers) observer.committed(appended);
+      const head = await lockHead(client);
+      const atTip = tip?.treeSize === head.treeSize && sameBytes(tip.rootHash, head.rootHash);
+      if (!atTip || knownVersions.size > 100_000) knownVersions.clear();
+      const peaks = atTip && tip ? tip.peaks : await loadPeaks(client, head.treeSize);
+      const read = await readLedgerState(client, {
+        streams: [...new Set(batch.map((p) => p.request.stream))].filter((s) => !knownVersions.has(s)),
+        keys: batch.flatMap((p) => (p.request.idempotencyKey ? [p.request.idempotencyKey] : [])),
+        ids: batch.flatMap((p) => (p.checkIds ? p.request.events.map((e) => e.id) : [])),
+      });
+      const state = { ...read, versions: new Map([...knownVersionsOf(batch), ...read.versions]) };
+      const base = { ...head, peaks };
+      const plan = plan_(batch, base, state);
+      let results: AppendResult[];
+      if (plan.entries.length === 0) results = await settleOutcomes(client, source, plan.outcomes);
+      else {
+        const note = signCheckpoint(plan.checkpoint, key);
+        if (!(await writePlan(client, base, plan, note, seal)))
+          throw new Error('the ledger head moved while locked');
+        // Kept before the commit: were it rolled back, the note stored at this size would be another.
+        signed.set(plan.checkpoint.treeSize, { note, checkpoint: plan.checkpoint });
+        results = await settleOutcomes(client, source, plan.outcomes);
+        // Safe even before the commit: both are trusted only while the head shows this very tree.
+        moveTip(plan);
+      }
+      await client.query('commit');
+      release(client, false);
       return results;
     } catch (error) {
       await client.query('rollback').catch(() => undefined);
-      client.off('error', ignore);
-      client.release(true); // a connection that failed mid-transaction is not reused
+      release(client, true);
+      forgetTip(); // it may have moved to a tree rolled back
       throw error;
     }
   }
@@ -161,62 +277,9 @@ export function createAppender(deps: AppenderDeps): Appender {
     return versions;
   }
 
-  async function writeBatch(
-    client: pg.PoolClient,
-    batch: Pending[],
-    seal: SealBody | undefined,
-  ): Promise<AppendResult[]> {
-    // Fast path, one round trip: when this process wrote the head last and the batch needs no
-    // lookups, write against that tip in one statement that applies only if the head is still it.
-    // A stream expected not to exist is taken as empty: if it does exist, inserting its version 1
-    // violates (stream, version) and the batch is retried append by append, with every lookup.
-    const fast = batch.every(
-      ({ request, checkIds }) =>
-        !request.idempotencyKey &&
-        !checkIds &&
-        (knownVersions.has(request.stream) || request.expectedVersion === 'no_stream'),
-    );
-    if (fast && tip) {
-      const versions = knownVersionsOf(batch);
-      for (const { request } of batch) if (!versions.has(request.stream)) versions.set(request.stream, 0);
-      const state = { versions, keys: new Map(), existingIds: new Set<string>() };
-      const results = await planAndWrite(client, batch, tip, state, { allOrNothing: true, seal });
-      if (results) return results;
-      // Another process appended, or a command conflicts: decide again under the head's lock.
-    }
-    const head = await lockHead(client);
-    const atTip = tip?.treeSize === head.treeSize && sameBytes(tip.rootHash, head.rootHash);
-    if (!atTip || knownVersions.size > 100_000) knownVersions.clear();
-    const peaks = atTip && tip ? tip.peaks : await loadPeaks(client, head.treeSize);
-    const read = await readLedgerState(client, {
-      streams: [...new Set(batch.map((p) => p.request.stream))].filter((s) => !knownVersions.has(s)),
-      keys: batch.flatMap((p) => (p.request.idempotencyKey ? [p.request.idempotencyKey] : [])),
-      ids: batch.flatMap((p) => (p.checkIds ? p.request.events.map((e) => e.id) : [])),
-    });
-    const state = { ...read, versions: new Map([...knownVersionsOf(batch), ...read.versions]) };
-    const results = await planAndWrite(client, batch, { ...head, peaks }, state, {
-      allOrNothing: false,
-      seal,
-    });
-    if (!results) throw new Error('the ledger head moved while locked');
-    await client.query('commit');
-    return results;
-  }
-
-  /**
-   * Plans the batch on the tree `base`, writes the plan (if it appends anything) while the head
-   * is still `base`, and returns the outcomes; null when nothing was written because the head
-   * moved, or (allOrNothing) because some append would not simply be appended.
-   */
-  async function planAndWrite(
-    client: pg.PoolClient,
-    batch: Pending[],
-    base: TreeTip,
-    state: LedgerState,
-    { allOrNothing, seal }: { allOrNothing: boolean; seal: SealBody | undefined },
-  ): Promise<AppendResult[] | null> {
+  function plan_(batch: Pending[], base: TreeTip, state: LedgerState): AppendPlan {
     lastRecordedAt = Math.max(lastRecordedAt, Date.now());
-    const plan = planAppend({
+    return planAppend({
       origin,
       base,
       appends: batch,
@@ -224,22 +287,21 @@ export function createAppender(deps: AppenderDeps): Appender {
       recordedAt: formatRecordedAt(lastRecordedAt),
       randomBytes: salts,
     });
-    const events = batch.reduce((n, p) => n + p.request.events.length, 0);
-    if (allOrNothing && plan.entries.length < events) return null;
-    if (plan.entries.length === 0) return settleOutcomes(client, source, plan.outcomes);
-    const note = signCheckpoint(plan.checkpoint, key);
-    if (!(await writePlan(client, base, plan, note, seal))) {
-      tip = undefined;
-      knownVersions.clear();
-      return null;
-    }
-    // Kept before the commit: were it rolled back, the note stored at this size would be another.
-    signed.set(plan.checkpoint.treeSize, { note, checkpoint: plan.checkpoint });
-    const results = await settleOutcomes(client, source, plan.outcomes);
-    // Safe even before a commit: both are trusted only while the head shows this very tree.
+  }
+
+  /**
+   * This process's tree moves on to a plan's, never back: a pipelined write may settle after a
+   * locked one that waited for it.
+   */
+  function moveTip(plan: AppendPlan) {
+    if (tip && tip.treeSize >= plan.tree.treeSize) return;
     tip = plan.tree;
     for (const [stream, version] of plan.versions) knownVersions.set(stream, version);
-    return results;
+  }
+
+  function forgetTip() {
+    tip = undefined;
+    knownVersions.clear();
   }
 
   return {

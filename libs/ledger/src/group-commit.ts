@@ -1,18 +1,19 @@
-// Group commit: items queue up while one batch commits, and the next batch takes everything
-// queued (up to a weight). One batch is in flight at a time: a second, sent while the first
-// holds the ledger head, would only wait on the head's row lock and then find the tree it was
-// planned against gone, so it would be planned and sent again; queued here, it goes at once
-// after, together with everything that arrived meanwhile.
+// Group commit: items queue up while one batch is begun, and the next batch takes everything
+// queued (up to a weight). A batch is begun once the one before it is sent: a commit may say so
+// (`sent`) as soon as its write is on its way, so the next batch is planned while it commits;
+// otherwise the next waits for it to finish. Begun any sooner, a batch would only wait on the
+// ledger head's row lock and then find the tree it was planned against gone.
 
 export interface GroupCommitOptions<T, R> {
   /** Most weight one batch takes (a single heavier item still goes alone). */
   maxBatchWeight: number;
   weight(item: T): number;
   /**
-   * Commits a batch: one result per item, in order. When it throws, each item is committed again
-   * alone with `retry` true, so only the culprit fails; a retry that throws rejects its item.
+   * Commits a batch: one result per item, in order. It may call `sent` once the batch is written
+   * and only its outcome is awaited, to begin the next. When it throws, each item is committed
+   * again alone with `retry` true, so only the culprit fails; a retry that throws rejects its item.
    */
-  commit(batch: T[], retry: boolean): Promise<R[]>;
+  commit(batch: T[], retry: boolean, sent: () => void): Promise<R[]>;
 }
 
 export interface GroupCommit<T, R> {
@@ -29,7 +30,10 @@ interface Queued<T, R> {
 
 export function groupCommit<T, R>(options: GroupCommitOptions<T, R>): GroupCommit<T, R> {
   const queue: Queued<T, R>[] = [];
-  let committing = false;
+  /** A batch is begun and not yet sent: the next waits. */
+  let beginning = false;
+  /** Batches begun and not yet settled. */
+  let active = 0;
   const idleWaiters: (() => void)[] = [];
 
   function nextBatch(): Queued<T, R>[] {
@@ -45,19 +49,20 @@ export function groupCommit<T, R>(options: GroupCommitOptions<T, R>): GroupCommi
     return batch;
   }
 
-  async function commit(batch: Queued<T, R>[], retry: boolean): Promise<void> {
+  async function commit(batch: Queued<T, R>[], retry: boolean, sent: () => void): Promise<void> {
     let results: R[];
     try {
       results = await options.commit(
         batch.map((queued) => queued.item),
         retry,
+        sent,
       );
     } catch (error) {
       if (retry) {
         for (const queued of batch) queued.reject(error);
         return;
       }
-      for (const queued of batch) await commit([queued], true);
+      for (const queued of batch) await commit([queued], true, () => undefined);
       return;
     }
     batch.forEach((queued, i) => {
@@ -66,12 +71,20 @@ export function groupCommit<T, R>(options: GroupCommitOptions<T, R>): GroupCommi
   }
 
   function pump(): void {
-    if (committing || queue.length === 0) return;
-    committing = true;
-    void commit(nextBatch(), false).finally(() => {
-      committing = false;
+    if (beginning || queue.length === 0) return;
+    beginning = true;
+    active++;
+    let isSent = false;
+    const sent = () => {
+      if (isSent) return;
+      isSent = true;
+      beginning = false;
       pump();
-      if (!committing) for (const resolve of idleWaiters.splice(0)) resolve();
+    };
+    void commit(nextBatch(), false, sent).finally(() => {
+      active--;
+      sent();
+      if (active === 0 && queue.length === 0) for (const resolve of idleWaiters.splice(0)) resolve();
     });
   }
 
@@ -82,7 +95,7 @@ export function groupCommit<T, R>(options: GroupCommitOptions<T, R>): GroupCommi
         pump();
       }),
     drain: () =>
-      !committing && queue.length === 0
+      active === 0 && queue.length === 0
         ? Promise.resolve()
         : new Promise((resolve) => idleWaiters.push(resolve)),
   };

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { TestDatabase } from '../../../test/support/database.ts';
 import {
   AppendValidationError,
+  auditLedger,
   clearBodies,
   type Ledger,
   openLedger,
@@ -211,4 +212,107 @@ test('the rows of some streams before an index come in index order, and only the
   expect(all.map((row) => row.type)).toEqual(['A1', 'B1', 'A2', 'B2', 'A3']);
   const before = await streamRowsBefore(database.pool, ['rows-a', 'rows-b'], Number(all[3]?.index));
   expect(before.map((row) => row.type)).toEqual(['A1', 'B1', 'A2']);
+});
+
+describe('pipelined batches', () => {
+  /** A ledger whose pool counts the statements it runs, with batches of at most `maxBatchEvents`. */
+  async function countedLedger(maxBatchEvents: number) {
+    const counter = { statements: 0 };
+    const pool = createPool(database.url, 2);
+    pool.on('connect', (client) => {
+      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      client.query = ((...args: unknown[]) => {
+        counter.statements++;
+        return query(...args);
+      }) as typeof client.query;
+    });
+    const counted = await openLedger({ pool, db: database.db, origin: ORIGIN, key: KEY, maxBatchEvents });
+    // The first append reads the head under its lock; after it, this process knows the tip.
+    await counted.append({
+      stream: `warm-${maxBatchEvents}`,
+      expectedVersion: 'any',
+      actor: null,
+      events: [event('W')],
+    });
+    counter.statements = 0;
+    return { counted, counter, pool };
+  }
+
+  test('idempotent appends of new streams are one statement a batch, written one behind the other', async () => {
+    const { counted, counter, pool } = await countedLedger(5);
+    let batches = 0;
+    counted.observe({ appended: () => undefined, committed: () => void batches++ });
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          counted.append({
+            stream: `pipelined-${i}`,
+            expectedVersion: 'no_stream',
+            actor: null,
+            idempotencyKey: `pipelined-key-${i}`,
+            events: [event('A', { i })],
+          }),
+        ),
+      );
+      expect(results.every((r) => r.outcome === 'appended')).toBe(true);
+      // 40 appends, at most 5 a batch (the first goes alone, as nothing is queued behind it yet)
+      expect(batches).toBeLessThanOrEqual(9);
+      expect(counter.statements).toBe(batches);
+      const indexes = results.flatMap((r) => (r.outcome === 'appended' ? r.entries.map((e) => e.index) : []));
+      expect(new Set(indexes).size).toBe(40);
+      expect(Math.max(...indexes) - Math.min(...indexes)).toBe(39);
+      // A retry of a recorded key finds it under the lock, and replays what it wrote.
+      const again = await counted.append({
+        stream: 'pipelined-3',
+        expectedVersion: 'no_stream',
+        actor: null,
+        idempotencyKey: 'pipelined-key-3',
+        events: [event('A', { i: 3 })],
+      });
+      expect(again.outcome).toBe('replayed');
+      expect(again.outcome === 'replayed' && again.entries[0]?.index).toBe(
+        results[3]?.outcome === 'appended' && results[3].entries[0]?.index,
+      );
+      expect(
+        await readStream(database.db, { origin: ORIGIN, cipher: clearBodies }, 'pipelined-3'),
+      ).toHaveLength(1);
+      expect((await auditLedger(database.db, KEY)).ok).toBe(true);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  test('a batch that fails takes the batch queued behind it to the lock; only the culprit fails', async () => {
+    await ledger.append({ stream: 'taken', expectedVersion: 'no_stream', actor: null, events: [event('T')] });
+    const { counted, pool } = await countedLedger(3);
+    try {
+      // 'taken' exists, but this process has not seen it: its batch is written as if new, fails on
+      // (stream, version), and is retried append by append; the batches behind it were planned on
+      // the tree it would have made, so they apply only after going through the lock.
+      const results = await Promise.all(
+        ['a', 'b', 'taken', 'c', 'd', 'e', 'f', 'g'].map((name) =>
+          counted.append({
+            stream: name === 'taken' ? 'taken' : `behind-${name}`,
+            expectedVersion: 'no_stream',
+            actor: null,
+            events: [event('B')],
+          }),
+        ),
+      );
+      expect(results.map((r) => r.outcome)).toEqual([
+        'appended',
+        'appended',
+        'version_conflict',
+        'appended',
+        'appended',
+        'appended',
+        'appended',
+        'appended',
+      ]);
+      expect(await readStream(database.db, { origin: ORIGIN, cipher: clearBodies }, 'taken')).toHaveLength(1);
+      expect((await auditLedger(database.db, KEY)).ok).toBe(true);
+    } finally {
+      await pool.end();
+    }
+  });
 });

@@ -67,3 +67,31 @@ test('drain waits for what is queued and committing', async () => {
   await draining;
   expect(drained).toBe(true);
 });
+
+test('a batch that says it is sent lets the next begin while it commits', async () => {
+  const begun: number[][] = [];
+  const gates: (() => void)[] = [];
+  const queue = groupCommit({
+    maxBatchWeight: 2,
+    weight: () => 1,
+    commit: async (items: number[], _retry, sent) => {
+      begun.push(items);
+      sent();
+      await new Promise<void>((open) => gates.push(open));
+      return items.map((item) => item * 10);
+    },
+  });
+  const results = [1, 2, 3, 4, 5].map((item) => queue.submit(item));
+  // Each batch said it was sent at once, so all are in flight before the first commits.
+  expect(begun).toEqual([[1], [2], [3], [4], [5]]);
+  let drained = false;
+  const draining = queue.drain().then(() => {
+    drained = true;
+  });
+  for (const open of gates.splice(0, 4)) open();
+  await Promise.resolve();
+  expect(drained).toBe(false);
+  for (const open of gates.splice(0)) open();
+  expect(await Promise.all(results)).toEqual([10, 20, 30, 40, 50]);
+  await draining;
+});
