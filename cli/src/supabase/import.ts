@@ -26,12 +26,14 @@ import {
 } from '@connect/domain';
 import { type Entry, type Ledger, readStream } from '@connect/ledger';
 import { type Kysely, sql } from 'kysely';
-import { factsOf, storeDocument } from './files.ts';
 import { historySourceId, mapChanges, mapCommitment, type PlannedEvent } from './map-commitments.ts';
 import { mapType, sameType } from './map-types.ts';
 import { type AccountPlan, mapUsers } from './map-users.ts';
+import { type CommitmentInput, inputId, type Mapper, spawnMapper } from './mapper.ts';
 import type { Outcome, RowKind, RowReport } from './report.ts';
-import type { Source, SourceCommitmentRows, SourceHistory, SourceType } from './source.ts';
+import type { SharedSnapshot, Source, SourceHistory, SourceType } from './source.ts';
+import { factsOf } from './storage-export.ts';
+import { storeDocument } from './store-document.ts';
 
 export interface ImportDeps {
   db: Kysely<Database>;
@@ -90,8 +92,15 @@ export interface Importer {
   users(source: Source, ids?: string[]): Promise<void>;
   /** Imports the types not imported before; `again`: those too, redefining any the source changed. */
   types(types: SourceType[], again?: boolean): Promise<void>;
-  /** Imports each commitment new here, and brings each imported before to the source's state. */
-  commitments(rows: SourceCommitmentRows[]): Promise<Applied[]>;
+  /** What mapping a commitment names: the types and users imported. */
+  context(): { typeKeys: ReadonlyMap<string, string>; users: ReadonlySet<string> };
+  /** Which of these commitments have a stream in the ledger. */
+  streamsPresent(ids: string[]): Promise<Set<string>>;
+  /**
+   * Imports each commitment new here, and brings each imported before to the source's state. One
+   * mapped already is taken as new (its append fails when the stream exists).
+   */
+  commitments(batch: CommitmentInput[]): Promise<Applied[]>;
 }
 
 export async function createImporter(deps: ImportDeps, options: ImportOptions = {}): Promise<Importer> {
@@ -242,27 +251,27 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
 
   /** One commitment's append (or why none): its report is the caller's to record. */
   async function importCommitment(
-    rows: SourceCommitmentRows,
+    input: CommitmentInput,
     streamExists: boolean,
   ): Promise<Applied & { report?: RowReport }> {
-    const id = rows.commitment.id;
+    const id = inputId(input);
     const outcome = (outcome: Outcome, reasons: string[], events = 0) => ({
       id,
       events,
       report: { kind: 'commitment' as const, sourceId: id, outcome, reasons },
     });
-    const files = await factsOf(options.storageDir, rows.documents);
-    const ctx = { typeKeys, users, files };
-    const entries = streamExists ? await readStream(db, ledger, commitmentStream(id)) : [];
+    const mapped = 'decision' in input;
+    const files = mapped ? input.files : await factsOf(options.storageDir, input.documents);
+    const entries = streamExists && !mapped ? await readStream(db, ledger, commitmentStream(id)) : [];
     let events: PlannedEvent[];
     let reasons: string[];
-    if (entries.length === 0) {
-      const decision = mapCommitment(rows, ctx);
+    if (mapped || entries.length === 0) {
+      const decision = mapped ? input.decision : mapCommitment(input, { typeKeys, users, files });
       if (decision.outcome === 'failed') return outcome('failed', decision.reasons);
       ({ events, reasons } = decision);
     } else {
       const current = replayRecorded(initialState(id), entries);
-      const decision = mapChanges(rows, ctx, current, appliedHistory(entries));
+      const decision = mapChanges(input, { typeKeys, users, files }, current, appliedHistory(entries));
       if (decision.outcome === 'failed') return outcome('failed', ['the dual run:', ...decision.reasons]);
       if (decision.outcome === 'unchanged')
         return imported('commitment', id) ? { id, events: 0 } : outcome('imported', decision.reasons);
@@ -270,7 +279,7 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
     }
     if (options.storageDir) {
       const documentsDir = path.join(deps.dataDir, 'documents');
-      for (const doc of rows.documents) {
+      for (const doc of input.documents) {
         const facts = files.get(doc.id);
         if (facts)
           await storeDocument(options.storageDir, documentsDir, doc, facts.sha256, {
@@ -300,6 +309,18 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
         ? `the ledger has a stream for it already (${result.outcome})`
         : `written meanwhile (${result.outcome}); the next pass tries again`,
     ]);
+  }
+
+  /** Which of these commitments have a stream in the ledger. */
+  async function streamsPresent(ids: string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    // One index probe per stream, as a subquery run per row: the planner's statistics lag far
+    // behind a ledger that grows by the import, and it would choose to scan the whole table.
+    const { rows } = await sql<{ stream: string }>`
+      select s.stream from unnest(${ids.map((id) => commitmentStream(id))}::text[]) as s (stream)
+       where (select true from ledger_entries e where e.stream = s.stream limit 1)`.execute(db);
+    const streams = new Set(rows.map((row) => row.stream));
+    return new Set(ids.filter((id) => streams.has(commitmentStream(id))));
   }
 
   return {
@@ -383,29 +404,28 @@ export async function createImporter(deps: ImportDeps, options: ImportOptions = 
       }
     },
 
+    context: () => ({ typeKeys, users }),
+    streamsPresent,
+
     async commitments(batch) {
       if (batch.length === 0) return [];
-      // One index probe per stream, as a subquery run per row: the planner's statistics lag far
-      // behind a ledger that grows by the import, and it would choose to scan the whole table.
-      const { rows: streams } = await sql<{ stream: string }>`
-        select s.stream from unnest(${batch.map((rows) => commitmentStream(rows.commitment.id))}::text[]) as s (stream)
-         where (select true from ledger_entries e where e.stream = s.stream limit 1)`.execute(db);
-      const existing = new Set(streams.map((row) => row.stream));
+      // Those mapped already are new streams; the others are looked up.
+      const existing = await streamsPresent(
+        batch.flatMap((input) => ('decision' in input ? [] : [input.commitment.id])),
+      );
       // Concurrent appends share the ledger's group commit, so a batch costs about one commit.
       const applied = await Promise.all(
-        batch.map((rows) =>
-          importCommitment(rows, existing.has(commitmentStream(rows.commitment.id))).catch(
-            (error: Error) => ({
-              id: rows.commitment.id,
-              events: 0,
-              report: {
-                kind: 'commitment' as const,
-                sourceId: rows.commitment.id,
-                outcome: 'failed' as const,
-                reasons: [error.message],
-              },
-            }),
-          ),
+        batch.map((input) =>
+          importCommitment(input, existing.has(inputId(input))).catch((error: Error) => ({
+            id: inputId(input),
+            events: 0,
+            report: {
+              kind: 'commitment' as const,
+              sourceId: inputId(input),
+              outcome: 'failed' as const,
+              reasons: [error.message],
+            },
+          })),
         ),
       );
       await record(applied.flatMap((a) => (a.report ? [a.report] : [])));
@@ -456,7 +476,7 @@ export function appliedHistory(entries: Entry[]): (row: SourceHistory) => boolea
 }
 
 /** Batches of commitments imported at once. */
-const BATCHES_IN_FLIGHT = Number(process.env.BIF ?? 2);
+const BATCHES_IN_FLIGHT = 2;
 
 /** The whole first pass: every user, type and commitment the source holds. */
 export async function importFromSupabase(
@@ -469,25 +489,46 @@ export async function importFromSupabase(
 
 /** Every row of the source through `importer`, leaving alone those done before. */
 export async function importAll(importer: Importer, source: Source, options: ImportOptions = {}) {
-  await importer.users(source);
-  await importer.types(await source.types());
   const ids = await source.commitmentIds();
+  // Begun at once, when there is work for it: the thread loads while users and types are imported.
+  const mapper = ids.some((id) => !importer.done('commitment', id)) ? spawnMapper() : undefined;
+  try {
+    await importer.users(source);
+    await importer.types(await source.types());
+    if (mapper) await importCommitments(importer, mapper, ids, await source.share(), options);
+    else {
+      for (const id of ids) importer.earlier('commitment', id);
+      options.onProgress?.({ phase: 'commitment', done: ids.length, total: ids.length });
+    }
+  } finally {
+    await mapper?.close();
+  }
+  return [...importer.reports];
+}
+
+async function importCommitments(
+  importer: Importer,
+  mapper: Mapper,
+  ids: string[],
+  snapshot: SharedSnapshot,
+  options: ImportOptions,
+) {
+  mapper.begin({ snapshot, storageDir: options.storageDir, ...importer.context() });
   const batchSize = options.batchSize ?? 200;
-  // The next batch is read from the source while this one is written.
-  const read = (start: number) =>
-    source.commitments(
-      ids.slice(start, start + batchSize).filter((id) => !importer.earlier('commitment', id)),
-    );
-  // Two batches are imported at once: the ledger commits one while the next is mapped and decided,
-  // and its appends wait in the ledger's queue for the following group commit.
+  // The next batch is read and mapped while this one is written.
+  const read = async (start: number) => {
+    const batch = ids.slice(start, start + batchSize).filter((id) => !importer.earlier('commitment', id));
+    return batch.length === 0 ? [] : mapper.map(batch, await importer.streamsPresent(batch));
+  };
+  // Two batches are imported at once: the ledger commits one while the next is decided, and its
+  // appends wait in the ledger's queue for the following group commit.
   const inFlight: Promise<unknown>[] = [];
   let done = 0;
   const imported = (rows: number) => () => {
     done += rows;
     options.onProgress?.({ phase: 'commitment', done, total: ids.length });
   };
-  // Not begun for an empty source: a read nobody awaits would outlive the source's connection.
-  let next = ids.length > 0 ? read(0) : Promise.resolve([]);
+  let next = read(0);
   try {
     for (let start = 0; start < ids.length; start += batchSize) {
       const rows = await next;
@@ -500,5 +541,4 @@ export async function importAll(importer: Importer, source: Source, options: Imp
     await Promise.allSettled([...inFlight, next]);
     throw error;
   }
-  return [...importer.reports];
 }

@@ -5,7 +5,6 @@ import { loadCommitment } from '@connect/command';
 import { type Database, type FieldCipher, openUserEmails } from '@connect/db';
 import type { LedgerSource } from '@connect/ledger';
 import type { Kysely } from 'kysely';
-import { factsOf } from './files.ts';
 import {
   type ConnectAccount,
   compareCommitment,
@@ -15,6 +14,7 @@ import {
   type ReconcileReport,
 } from './reconcile.ts';
 import type { Source } from './source.ts';
+import { factsOf } from './storage-export.ts';
 
 export interface ReconcileDeps extends LedgerSource {
   db: Kysely<Database>;

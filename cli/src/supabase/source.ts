@@ -119,14 +119,39 @@ export interface Source {
    * history row of it is. A party removed without history or updated_at leaves no trace here.
    */
   changedSince(since: Date): Promise<SourceChanges>;
+  /**
+   * What a second connection needs to read the snapshot this one reads now (openSource(url, {
+   * snapshot })); good until this one's snapshot ends (refresh, close).
+   */
+  share(): Promise<SharedSnapshot>;
   close(): Promise<void>;
 }
 
-export async function openSource(url: string): Promise<Source> {
+export interface SharedSnapshot {
+  url: string;
+  /** A snapshot id from pg_export_snapshot(). */
+  snapshot: string;
+}
+
+/** pg_export_snapshot()'s ids: hexadecimal numbers joined by dashes (SET takes no parameters). */
+const SNAPSHOT_ID = /^[0-9A-F]+(-[0-9A-F]+)+$/i;
+
+/** Reads the source at `url`, in a snapshot of its own or, with `snapshot`, in that shared one. */
+export async function openSource(url: string, options: { snapshot?: string } = {}): Promise<Source> {
+  const { snapshot } = options;
+  if (snapshot !== undefined && !SNAPSHOT_ID.test(snapshot))
+    throw new Error(`not a snapshot id: ${snapshot}`);
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   // One snapshot for the whole read, so rows added meanwhile cannot half appear.
-  await client.query('begin isolation level repeatable read read only');
+  try {
+    await client.query(
+      `begin isolation level repeatable read read only${snapshot ? `; set transaction snapshot '${snapshot}'` : ''}`,
+    );
+  } catch (error) {
+    await client.end();
+    throw error;
+  }
   const rows = async <T extends pg.QueryResultRow>(text: string, values: unknown[] = []) =>
     (await client.query<T>(text, values)).rows;
   const only = (column: string, ids: string[] | undefined, n = 1) =>
@@ -229,6 +254,10 @@ export async function openSource(url: string): Promise<Source> {
            ) changes where at >= $1 group by id`,
         ),
       };
+    },
+    share: async () => {
+      const [row] = await rows<{ snapshot: string }>('select pg_export_snapshot() as snapshot');
+      return { url, snapshot: row?.snapshot as string };
     },
     close: async () => {
       await client.query('rollback').catch(() => undefined);

@@ -38,7 +38,7 @@ export const SALT_SIZE = 16;
 
 /** `dataJcs`: jcsText(data), when the caller has it already. */
 export function dataHash(salt: Uint8Array, data: JsonObject, dataJcs = jcsText(data)): string {
-  return toBase64(sha256(salt, utf8(dataJcs)));
+  return toBase64(sha256(salt, dataJcs));
 }
 
 const json = JSON.stringify;
@@ -49,36 +49,42 @@ const isScalar = (value: unknown) =>
 
 /**
  * JCS of exactly the 11 header fields, whatever else the object carries. `metaJcs`: jcsText(meta),
- * when the caller has it already. Put together from its members when every field but meta is a
- * string, an integer or null, which JSON.stringify writes exactly as JCS does (a property test
- * holds it to the library); anything else (an outside receipt's) goes through the library.
+ * when the caller has it already.
  */
 export function leafInput(header: EntryHeader, metaJcs?: string): Uint8Array {
+  const text = leafInputText(header, metaJcs);
+  return typeof text === 'string' ? utf8(text) : text;
+}
+
+/**
+ * leafInput as text, put together from its members when every field but meta is a string, an
+ * integer or null, which JSON.stringify writes exactly as JCS does (a property test holds it to the
+ * library); anything else (an outside receipt's) goes through the library, as bytes.
+ */
+function leafInputText(header: EntryHeader, metaJcs?: string): string | Uint8Array {
   const h = header;
   if (h.meta === undefined || !SCALAR_FIELDS.every((field) => isScalar(h[field]))) {
     const fields: JsonObject = {};
     for (const field of HEADER_FIELDS) fields[field] = h[field];
     return jcs(fields);
   }
-  return utf8(
-    headerJcs({
-      actor: json(h.actor),
-      dataHash: json(h.dataHash),
-      id: json(h.id),
-      index: json(h.index),
-      ledger: json(h.ledger),
-      meta: metaJcs ?? jcsText(h.meta),
-      recordedAt: json(h.recordedAt),
-      schema: json(h.schema),
-      stream: json(h.stream),
-      type: json(h.type),
-      version: json(h.version),
-    }),
-  );
+  return headerJcs({
+    actor: json(h.actor),
+    dataHash: json(h.dataHash),
+    id: json(h.id),
+    index: json(h.index),
+    ledger: json(h.ledger),
+    meta: metaJcs ?? jcsText(h.meta),
+    recordedAt: json(h.recordedAt),
+    schema: json(h.schema),
+    stream: json(h.stream),
+    type: json(h.type),
+    version: json(h.version),
+  });
 }
 
 export function entryLeafHash(header: EntryHeader, metaJcs?: string): Uint8Array {
-  return leafHash(leafInput(header, metaJcs));
+  return leafHash(leafInputText(header, metaJcs));
 }
 
 /** The recordedAt form: ISO 8601 UTC with milliseconds, from epoch milliseconds. */

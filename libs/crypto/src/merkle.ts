@@ -8,8 +8,10 @@ const NODE_PREFIX = new Uint8Array([0x01]);
 
 export const EMPTY_ROOT: Uint8Array = sha256(new Uint8Array(0));
 
-export function leafHash(leafInput: Uint8Array): Uint8Array {
-  return sha256(LEAF_PREFIX, leafInput);
+/** The hash of a leaf; a leaf input given as text is its UTF-8 bytes. */
+export function leafHash(leafInput: Uint8Array | string): Uint8Array {
+  // As text, the prefix goes in front as U+0000, whose UTF-8 is the byte 0x00: one part to hash.
+  return typeof leafInput === 'string' ? sha256(`\u0000${leafInput}`) : sha256(LEAF_PREFIX, leafInput);
 }
 
 export function nodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {

@@ -1,13 +1,19 @@
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js';
+import { utf8 } from './bytes.ts';
 
 export const HASH_SIZE = 32;
 
-type Sha256 = (...parts: Uint8Array[]) => Uint8Array;
+/** Bytes, or text hashed as its UTF-8 bytes (a native hash encodes it without a copy of its own). */
+export type Sha256Part = Uint8Array | string;
 
-function pureSha256(...parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return nobleSha256(parts[0] as Uint8Array);
+type Sha256 = (...parts: Sha256Part[]) => Uint8Array;
+
+const bytesOf = (part: Sha256Part) => (typeof part === 'string' ? utf8(part) : part);
+
+function pureSha256(...parts: Sha256Part[]): Uint8Array {
+  if (parts.length === 1) return nobleSha256(bytesOf(parts[0] as Sha256Part));
   const hash = nobleSha256.create();
-  for (const part of parts) hash.update(part);
+  for (const part of parts) hash.update(bytesOf(part));
   return hash.digest();
 }
 
@@ -21,6 +27,6 @@ export function useNativeSha256(native: Sha256): void {
   implementation = native;
 }
 
-export function sha256(...parts: Uint8Array[]): Uint8Array {
+export function sha256(...parts: Sha256Part[]): Uint8Array {
   return implementation(...parts);
 }

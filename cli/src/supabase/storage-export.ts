@@ -1,18 +1,18 @@
-// The storage export (a folder of bucket_id/name) and the document store it feeds.
+// The storage export: a folder of bucket_id/name, as the Supabase project's buckets were saved.
+// Only node: the mapping thread reads it too, and loads no more than it needs.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type DocumentSealing, storeDocumentFile } from '@connect/command';
 import type { FileFacts } from './map-commitments.ts';
 import type { SourceDocument } from './source.ts';
 
 /** The bucket commitment_documents.storage_path is a name in. */
-export const DOCUMENTS_BUCKET = 'documents';
+const DOCUMENTS_BUCKET = 'documents';
 
-function exportedPath(storageDir: string, storagePath: string): string | undefined {
+/** Where the export keeps a document's file; undefined for a path that climbs out of the bucket. */
+export function exportedPath(storageDir: string, storagePath: string): string | undefined {
   const root = path.resolve(storageDir, DOCUMENTS_BUCKET);
   const file = path.resolve(root, storagePath);
-  // A path that climbs out of the bucket is no file of it.
   return file.startsWith(`${root}${path.sep}`) ? file : undefined;
 }
 
@@ -31,17 +31,4 @@ export async function factsOf(
     );
   }
   return facts;
-}
-
-/** Stores an exported file at its content address, as an upload is (already there: nothing to do). */
-export async function storeDocument(
-  storageDir: string,
-  documentsDir: string,
-  doc: SourceDocument,
-  sha256: string,
-  sealing: DocumentSealing,
-) {
-  const source = exportedPath(storageDir, doc.storage_path);
-  if (!source) throw new Error(`document ${doc.id}: no file`);
-  await storeDocumentFile(documentsDir, source, sha256, sealing);
 }

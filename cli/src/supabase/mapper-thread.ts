@@ -1,0 +1,74 @@
+// The mapping thread (see mapper.ts): answers each request in turn, reading the commitments from
+// the shared snapshot and mapping those whose streams are new.
+import { parentPort } from 'node:worker_threads';
+import { mapCommitment } from './map-commitments.ts';
+import type { CommitmentInput, FromMapper, ToMapper } from './mapper.ts';
+import { openSource, type Source, type SourceCommitmentRows } from './source.ts';
+import { factsOf } from './storage-export.ts';
+
+const port = parentPort;
+if (!port) throw new Error('mapper-thread.ts runs as a worker thread (see mapper.ts)');
+
+let source: Promise<Source> | undefined;
+let storageDir: string | undefined;
+let typeKeys: ReadonlyMap<string, string> = new Map();
+let users: ReadonlySet<string> = new Set();
+// One request at a time, in order: they share the source's connection.
+let turn = Promise.resolve();
+
+async function mapped(rows: SourceCommitmentRows): Promise<CommitmentInput> {
+  const { commitment, documents } = rows;
+  const files = await factsOf(storageDir, documents);
+  try {
+    const decision = mapCommitment(rows, { typeKeys, users, files });
+    return {
+      id: commitment.id,
+      documents,
+      files,
+      decision:
+        decision.outcome === 'import'
+          ? { outcome: 'import', events: decision.events, reasons: decision.reasons }
+          : decision,
+    };
+  } catch (error) {
+    return {
+      id: commitment.id,
+      documents,
+      files,
+      decision: { outcome: 'failed', reasons: [(error as Error).message] },
+    };
+  }
+}
+
+async function answer(message: Extract<ToMapper, { kind: 'map' }>): Promise<FromMapper> {
+  try {
+    if (!source) throw new Error('the mapping thread was asked before it began');
+    const existing = new Set(message.existing);
+    const rows = await (await source).commitments(message.ids);
+    const commitments = await Promise.all(
+      rows.map((row) => (existing.has(row.commitment.id) ? row : mapped(row))),
+    );
+    return { request: message.request, commitments };
+  } catch (error) {
+    return { request: message.request, error: (error as Error).message };
+  }
+}
+
+port.on('message', (message: ToMapper) => {
+  if (message.kind === 'start') {
+    ({ storageDir } = message);
+    typeKeys = new Map(message.typeKeys);
+    users = new Set(message.users);
+    source = openSource(message.snapshot.url, { snapshot: message.snapshot.snapshot });
+    source.catch(() => undefined); // told to each request
+    return;
+  }
+  if (message.kind === 'map') {
+    turn = turn.then(async () => port.postMessage(await answer(message)));
+    return;
+  }
+  turn = turn.then(async () => {
+    await source?.then((opened) => opened.close()).catch(() => undefined);
+    port.close();
+  });
+});
