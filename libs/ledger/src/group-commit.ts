@@ -1,8 +1,8 @@
-// Group commit: items queue up while one batch is begun, and the next batch takes everything
-// queued (up to a weight). A batch is begun once the one before it is sent: a commit may say so
-// (`sent`) as soon as its write is on its way, so the next batch is planned while it commits;
-// otherwise the next waits for it to finish. Begun any sooner, a batch would only wait on the
-// ledger head's row lock and then find the tree it was planned against gone.
+// Group commit: items queue up while a batch commits, and the next batch takes everything queued
+// (up to a weight). A commit may say its batch is `sent` as soon as its write is on its way; then
+// the next batch is begun early, planned while that one commits, once half a batch's weight has
+// queued. A smaller one waits for the commit, gathering what arrives meanwhile: a batch costs
+// about the same whatever its size, so many small ones would cost more than they save.
 
 export interface GroupCommitOptions<T, R> {
   /** Most weight one batch takes (a single heavier item still goes alone). */
@@ -30,6 +30,7 @@ interface Queued<T, R> {
 
 export function groupCommit<T, R>(options: GroupCommitOptions<T, R>): GroupCommit<T, R> {
   const queue: Queued<T, R>[] = [];
+  let queuedWeight = 0;
   /** A batch is begun and not yet sent: the next waits. */
   let beginning = false;
   /** Batches begun and not yet settled. */
@@ -46,6 +47,7 @@ export function groupCommit<T, R>(options: GroupCommitOptions<T, R>): GroupCommi
       weight += more;
       queue.shift();
     }
+    queuedWeight -= weight;
     return batch;
   }
 
@@ -72,6 +74,7 @@ export function groupCommit<T, R>(options: GroupCommitOptions<T, R>): GroupCommi
 
   function pump(): void {
     if (beginning || queue.length === 0) return;
+    if (active > 0 && queuedWeight < options.maxBatchWeight / 2) return;
     beginning = true;
     active++;
     let isSent = false;
@@ -83,7 +86,8 @@ export function groupCommit<T, R>(options: GroupCommitOptions<T, R>): GroupCommi
     };
     void commit(nextBatch(), false, sent).finally(() => {
       active--;
-      sent();
+      if (isSent) pump();
+      else sent();
       if (active === 0 && queue.length === 0) for (const resolve of idleWaiters.splice(0)) resolve();
     });
   }
@@ -92,6 +96,7 @@ export function groupCommit<T, R>(options: GroupCommitOptions<T, R>): GroupCommi
     submit: (item) =>
       new Promise((resolve, reject) => {
         queue.push({ item, resolve, reject });
+        queuedWeight += options.weight(item);
         pump();
       }),
     drain: () =>

@@ -95,3 +95,31 @@ test('a batch that says it is sent lets the next begin while it commits', async 
   expect(await Promise.all(results)).toEqual([10, 20, 30, 40, 50]);
   await draining;
 });
+
+test('a small batch waits for the one in flight to commit, gathering what arrives meanwhile', async () => {
+  const begun: number[][] = [];
+  const gates: (() => void)[] = [];
+  const queue = groupCommit({
+    maxBatchWeight: 4,
+    weight: () => 1,
+    commit: async (items: number[], _retry, sent) => {
+      begun.push(items);
+      sent();
+      await new Promise<void>((open) => gates.push(open));
+      return items.map((item) => item * 10);
+    },
+  });
+  const results = [1, 2].map((item) => queue.submit(item));
+  expect(begun).toEqual([[1]]); // 2 alone is less than half a batch: it waits
+  const more = [3, 4].map((item) => queue.submit(item));
+  expect(begun).toEqual([[1], [2, 3]]); // half a batch queued: begun while [1] commits
+  (gates.shift() as () => void)();
+  expect(await results[0]).toBe(10);
+  expect(begun).toHaveLength(2); // [2, 3] is still committing: [4] waits for it
+  (gates.shift() as () => void)();
+  await expect.poll(() => begun.length).toBe(3); // nothing in flight: [4] goes, however small
+  expect(begun[2]).toEqual([4]);
+  (gates.shift() as () => void)();
+  expect(await Promise.all([...results, ...more])).toEqual([10, 20, 30, 40]);
+  await queue.drain();
+});
