@@ -1,7 +1,7 @@
 // The mapping thread (see mapper.ts): answers each request in turn, reading the commitments from
 // the shared snapshot and mapping those whose streams are new.
 import { parentPort } from 'node:worker_threads';
-import { mapCommitment } from './map-commitments.ts';
+import { type FileFacts, mapCommitment } from './map-commitments.ts';
 import type { CommitmentInput, FromMapper, ToMapper } from './mapper.ts';
 import { openSource, type Source, type SourceCommitmentRows } from './source.ts';
 import { factsOf } from './storage-export.ts';
@@ -18,8 +18,9 @@ let turn = Promise.resolve();
 
 async function mapped(rows: SourceCommitmentRows): Promise<CommitmentInput> {
   const { commitment, documents } = rows;
-  const files = await factsOf(storageDir, documents);
+  let files = new Map<string, FileFacts>();
   try {
+    files = await factsOf(storageDir, documents);
     const decision = mapCommitment(rows, { typeKeys, users, files });
     return {
       id: commitment.id,

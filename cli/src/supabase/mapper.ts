@@ -74,6 +74,7 @@ export function spawnMapper(): Mapper {
     else request?.resolve(message.commitments);
   });
   worker.on('error', end);
+  worker.on('messageerror', end);
   const exited = new Promise<void>((resolve) =>
     worker.once('exit', () => {
       end(new Error('the mapping thread stopped'));

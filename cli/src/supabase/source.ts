@@ -142,6 +142,8 @@ export async function openSource(url: string, options: { snapshot?: string } = {
   if (snapshot !== undefined && !SNAPSHOT_ID.test(snapshot))
     throw new Error(`not a snapshot id: ${snapshot}`);
   const client = new pg.Client({ connectionString: url });
+  // A connection lost between queries fails the next one; unheard, its 'error' would end the process.
+  client.on('error', () => undefined);
   await client.connect();
   // One snapshot for the whole read, so rows added meanwhile cannot half appear.
   try {

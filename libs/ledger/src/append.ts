@@ -28,6 +28,9 @@ import { loadPeaks } from './tree-store.ts';
 import type { AppendRequest, AppendResult } from './types.ts';
 import { validateAppend } from './validate.ts';
 
+/** Most stream versions a pipeline keeps before a batch waits for it to end. */
+const MAX_PIPELINED_STREAMS = 100_000;
+
 /** Notes kept for signedHere: more than a continuous audit round ever finds new. */
 const SIGNED_KEPT = 4096;
 
@@ -170,6 +173,8 @@ export function createAppender(deps: AppenderDeps): Appender {
     sent: () => void,
   ): Promise<AppendResult[] | null> {
     const ahead = pipeline;
+    // A long pipeline's versions are let go: the batch waits for its writes, under the lock.
+    if (ahead && ahead.versions.size > MAX_PIPELINED_STREAMS) return null;
     const base = ahead?.tip ?? tip;
     const versionOf = (stream: string) => ahead?.versions.get(stream) ?? knownVersions.get(stream);
     const fast = batch.every(
@@ -181,6 +186,8 @@ export function createAppender(deps: AppenderDeps): Appender {
     const plan = plan_(batch, base, { versions, keys: new Map(), existingIds: new Set() });
     // Some append would not simply be appended (a conflict, a key used twice): decided under the lock.
     if (plan.entries.length < batch.reduce((n, p) => n + p.request.events.length, 0)) return null;
+    const note = signCheckpoint(plan.checkpoint, key);
+    signed.set(plan.checkpoint.treeSize, { note, checkpoint: plan.checkpoint });
     const stage = ahead ?? {
       client: await connect(),
       writes: 0,
@@ -189,24 +196,24 @@ export function createAppender(deps: AppenderDeps): Appender {
       versions: new Map(),
     };
     stage.writes++;
-    stage.tip = plan.tree;
-    for (const [stream, version] of plan.versions) stage.versions.set(stream, version);
-    pipeline = stage;
-    const note = signCheckpoint(plan.checkpoint, key);
-    signed.set(plan.checkpoint.treeSize, { note, checkpoint: plan.checkpoint });
-    // Queued behind the write ahead on its connection: it runs once that one has committed.
-    const written = writePlan(stage.client, base, plan, note, seal);
-    sent();
     try {
+      stage.tip = plan.tree;
+      for (const [stream, version] of plan.versions) stage.versions.set(stream, version);
+      pipeline = stage;
+      // Queued behind the write ahead on its connection: it runs once that one has committed.
+      const written = writePlan(stage.client, base, plan, note, seal);
+      sent();
       if (await written) {
         moveTip(plan);
         return await settleOutcomes(stage.client, source, plan.outcomes);
       }
-      forgetTip(); // another process appended, or a key is recorded: decided under the lock
+      // Another process appended, or a key is recorded: decided under the lock. Nothing planned
+      // on this stage can apply now.
+      abandon(stage);
       return null;
     } catch (error) {
       stage.failed = true;
-      forgetTip();
+      abandon(stage);
       throw error;
     } finally {
       if (--stage.writes === 0) {
@@ -253,16 +260,15 @@ export function createAppender(deps: AppenderDeps): Appender {
         // Kept before the commit: were it rolled back, the note stored at this size would be another.
         signed.set(plan.checkpoint.treeSize, { note, checkpoint: plan.checkpoint });
         results = await settleOutcomes(client, source, plan.outcomes);
-        // Safe even before the commit: both are trusted only while the head shows this very tree.
-        moveTip(plan);
       }
       await client.query('commit');
+      // Only once committed: a pipelined batch plans on the versions it holds.
+      if (plan.entries.length > 0) moveTip(plan);
       release(client, false);
       return results;
     } catch (error) {
       await client.query('rollback').catch(() => undefined);
       release(client, true);
-      forgetTip(); // it may have moved to a tree rolled back
       throw error;
     }
   }
@@ -302,6 +308,11 @@ export function createAppender(deps: AppenderDeps): Appender {
   function forgetTip() {
     tip = undefined;
     knownVersions.clear();
+  }
+
+  function abandon(stage: Pipeline) {
+    if (pipeline === stage) pipeline = undefined;
+    forgetTip();
   }
 
   return {
