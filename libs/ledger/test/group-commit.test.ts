@@ -68,11 +68,12 @@ test('drain waits for what is queued and committing', async () => {
   expect(drained).toBe(true);
 });
 
-test('a batch that says it is sent lets the next begin while it commits', async () => {
+/** A group commit whose batches say they are sent at once, then wait to be let commit by hand. */
+function sentAtOnce(maxBatchWeight: number) {
   const begun: number[][] = [];
   const gates: (() => void)[] = [];
   const queue = groupCommit({
-    maxBatchWeight: 2,
+    maxBatchWeight,
     weight: () => 1,
     commit: async (items: number[], _retry, sent) => {
       begun.push(items);
@@ -81,6 +82,11 @@ test('a batch that says it is sent lets the next begin while it commits', async 
       return items.map((item) => item * 10);
     },
   });
+  return { queue, begun, gates };
+}
+
+test('a batch that says it is sent lets the next begin while it commits', async () => {
+  const { queue, begun, gates } = sentAtOnce(2);
   const results = [1, 2, 3, 4, 5].map((item) => queue.submit(item));
   // Each batch said it was sent at once, so all are in flight before the first commits.
   expect(begun).toEqual([[1], [2], [3], [4], [5]]);
@@ -97,18 +103,7 @@ test('a batch that says it is sent lets the next begin while it commits', async 
 });
 
 test('a small batch waits for the one in flight to commit, gathering what arrives meanwhile', async () => {
-  const begun: number[][] = [];
-  const gates: (() => void)[] = [];
-  const queue = groupCommit({
-    maxBatchWeight: 4,
-    weight: () => 1,
-    commit: async (items: number[], _retry, sent) => {
-      begun.push(items);
-      sent();
-      await new Promise<void>((open) => gates.push(open));
-      return items.map((item) => item * 10);
-    },
-  });
+  const { queue, begun, gates } = sentAtOnce(4);
   const results = [1, 2].map((item) => queue.submit(item));
   expect(begun).toEqual([[1]]); // 2 alone is less than half a batch: it waits
   const more = [3, 4].map((item) => queue.submit(item));
