@@ -44,10 +44,9 @@ async function mapped(rows: SourceCommitmentRows): Promise<CommitmentInput> {
 async function answer(message: Extract<ToMapper, { kind: 'map' }>): Promise<FromMapper> {
   try {
     if (!source) throw new Error('the mapping thread was asked before it began');
-    const existing = new Set(message.existing);
     const rows = await (await source).commitments(message.ids);
     const commitments = await Promise.all(
-      rows.map((row) => (existing.has(row.commitment.id) ? row : mapped(row))),
+      rows.map((row) => (message.existing.has(row.commitment.id) ? row : mapped(row))),
     );
     return { request: message.request, commitments };
   } catch (error) {
@@ -57,9 +56,7 @@ async function answer(message: Extract<ToMapper, { kind: 'map' }>): Promise<From
 
 port.on('message', (message: ToMapper) => {
   if (message.kind === 'start') {
-    ({ storageDir } = message);
-    typeKeys = new Map(message.typeKeys);
-    users = new Set(message.users);
+    ({ storageDir, typeKeys, users } = message);
     source = openSource(message.snapshot.url, { snapshot: message.snapshot.snapshot });
     source.catch(() => undefined); // told to each request
     return;

@@ -30,15 +30,10 @@ export interface MapperStart {
   users: ReadonlySet<string>;
 }
 
+/** Maps and sets go as they are: a message is copied by structured clone. */
 export type ToMapper =
-  | {
-      kind: 'start';
-      snapshot: SharedSnapshot;
-      storageDir?: string;
-      typeKeys: [string, string][];
-      users: string[];
-    }
-  | { kind: 'map'; request: number; ids: string[]; existing: string[] }
+  | ({ kind: 'start' } & MapperStart)
+  | { kind: 'map'; request: number; ids: string[]; existing: ReadonlySet<string> }
   | { kind: 'stop' };
 
 export type FromMapper =
@@ -82,26 +77,15 @@ export function spawnMapper(): Mapper {
     }),
   );
   return {
-    begin({ snapshot, storageDir, typeKeys, users }) {
-      worker.postMessage({
-        kind: 'start',
-        snapshot,
-        storageDir,
-        typeKeys: [...typeKeys],
-        users: [...users],
-      } satisfies ToMapper);
+    begin(start) {
+      worker.postMessage({ kind: 'start', ...start } satisfies ToMapper);
     },
     map(ids, existing) {
       if (ended) return Promise.reject(ended);
       const request = ++requests;
       return new Promise((resolve, reject) => {
         waiting.set(request, { resolve, reject });
-        worker.postMessage({
-          kind: 'map',
-          request,
-          ids,
-          existing: ids.filter((id) => existing.has(id)),
-        } satisfies ToMapper);
+        worker.postMessage({ kind: 'map', request, ids, existing } satisfies ToMapper);
       });
     },
     async close() {

@@ -28,8 +28,8 @@ import { loadPeaks } from './tree-store.ts';
 import type { AppendRequest, AppendResult } from './types.ts';
 import { validateAppend } from './validate.ts';
 
-/** Most stream versions a pipeline keeps before a batch waits for it to end. */
-const MAX_PIPELINED_STREAMS = 100_000;
+/** Most stream versions kept in memory, by this process's tip or by a pipeline in flight. */
+const MAX_KNOWN_STREAMS = 100_000;
 
 /** Notes kept for signedHere: more than a continuous audit round ever finds new. */
 const SIGNED_KEPT = 4096;
@@ -174,7 +174,7 @@ export function createAppender(deps: AppenderDeps): Appender {
   ): Promise<AppendResult[] | null> {
     const ahead = pipeline;
     // A long pipeline's versions are let go: the batch waits for its writes, under the lock.
-    if (ahead && ahead.versions.size > MAX_PIPELINED_STREAMS) return null;
+    if (ahead && ahead.versions.size > MAX_KNOWN_STREAMS) return null;
     const base = ahead?.tip ?? tip;
     const versionOf = (stream: string) => ahead?.versions.get(stream) ?? knownVersions.get(stream);
     const fast = batch.every(
@@ -183,7 +183,7 @@ export function createAppender(deps: AppenderDeps): Appender {
     );
     if (!base || !fast) return null;
     const versions = new Map(batch.map(({ request }) => [request.stream, versionOf(request.stream) ?? 0]));
-    const plan = plan_(batch, base, { versions, keys: new Map(), existingIds: new Set() });
+    const plan = planBatch(batch, base, { versions, keys: new Map(), existingIds: new Set() });
     // Some append would not simply be appended (a conflict, a key used twice): decided under the lock.
     if (plan.entries.length < batch.reduce((n, p) => n + p.request.events.length, 0)) return null;
     const note = signCheckpoint(plan.checkpoint, key);
@@ -241,7 +241,7 @@ export function createAppender(deps: AppenderDeps): Appender {
     try {
       const head = await lockHead(client);
       const atTip = tip?.treeSize === head.treeSize && sameBytes(tip.rootHash, head.rootHash);
-      if (!atTip || knownVersions.size > 100_000) knownVersions.clear();
+      if (!atTip || knownVersions.size > MAX_KNOWN_STREAMS) knownVersions.clear();
       const peaks = atTip && tip ? tip.peaks : await loadPeaks(client, head.treeSize);
       const read = await readLedgerState(client, {
         streams: [...new Set(batch.map((p) => p.request.stream))].filter((s) => !knownVersions.has(s)),
@@ -250,7 +250,7 @@ export function createAppender(deps: AppenderDeps): Appender {
       });
       const state = { ...read, versions: new Map([...knownVersionsOf(batch), ...read.versions]) };
       const base = { ...head, peaks };
-      const plan = plan_(batch, base, state);
+      const plan = planBatch(batch, base, state);
       let results: AppendResult[];
       if (plan.entries.length === 0) results = await settleOutcomes(client, source, plan.outcomes);
       else {
@@ -283,7 +283,7 @@ export function createAppender(deps: AppenderDeps): Appender {
     return versions;
   }
 
-  function plan_(batch: Pending[], base: TreeTip, state: LedgerState): AppendPlan {
+  function planBatch(batch: Pending[], base: TreeTip, state: LedgerState): AppendPlan {
     lastRecordedAt = Math.max(lastRecordedAt, Date.now());
     return planAppend({
       origin,
@@ -305,14 +305,11 @@ export function createAppender(deps: AppenderDeps): Appender {
     for (const [stream, version] of plan.versions) knownVersions.set(stream, version);
   }
 
-  function forgetTip() {
-    tip = undefined;
-    knownVersions.clear();
-  }
-
+  /** A pipelined write did not apply: its stage, and this process's tree, are no longer trusted. */
   function abandon(stage: Pipeline) {
     if (pipeline === stage) pipeline = undefined;
-    forgetTip();
+    tip = undefined;
+    knownVersions.clear();
   }
 
   return {
