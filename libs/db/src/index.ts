@@ -1,3 +1,4 @@
+export * from './binary-array.ts';
 export * from './channels.ts';
 export * from './clear-fields.ts';
 export * from './config.ts';

@@ -1,7 +1,6 @@
 // The data keys of subjects (a commitment, a user…), kept wrapped in data_keys and unwrapped
 // here on first use. An erased subject's key is gone for every process: the erase NOTIFYs, and a
 // process whose LISTEN was down forgets every key it held when LISTEN is back.
-import { randomBytes } from 'node:crypto';
 import { deriveKey, KEY_SIZE, NONCE_SIZE } from '@connect/crypto/envelope';
 import type pg from 'pg';
 import { KEYS_ERASED_CHANNEL } from './channels.ts';
@@ -36,10 +35,14 @@ const DERIVATION_ROOT = 'connect:derivation-root';
 const CACHE_SIZE = 100_000;
 /** Nonces drawn from the CSPRNG at a time. */
 const NONCES_PER_DRAW = 512;
+/** New data keys drawn from the CSPRNG at a time. */
+const KEYS_PER_DRAW = 128;
 
 export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen?: boolean } = {}): KeyRing {
   const cache = new Map<string, Buffer | null>();
   const nonces = randomPool(NONCE_SIZE * NONCES_PER_DRAW);
+  // Data keys are drawn apart from nonces: secret bytes never share a buffer with public ones.
+  const newKeys = randomPool(KEY_SIZE * KEYS_PER_DRAW);
   const derived = new Map<string, Buffer>();
   // Bumped by every erasure heard and every gap in hearing them: a key read before the bump is
   // used once by its reader but not cached, since it may be one erased meanwhile.
@@ -115,7 +118,7 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
     const started = generation;
     const made = await Promise.all(
       subjects.map(async (subject) => {
-        const key = randomBytes(KEY_SIZE);
+        const key = newKeys(KEY_SIZE);
         return { subject, key, ...(await masterKeys.wrap(key, dataKeyPlace(subject))) };
       }),
     );

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { dataKeyId, NONCE_SIZE, open, seal } from '@connect/crypto/envelope';
+import { randomPool } from './random-pool.ts';
 import { readOrCreateSecretFile, replaceSecretFile } from './secret-file.ts';
 
 export interface MasterKeys {
@@ -64,6 +65,8 @@ export async function localMasterKeys(options: {
   let keys: Buffer[];
   let fileVersion = '';
   let checkedAt = 0;
+  // A data key made is wrapped at once: a CSPRNG draw per nonce showed in bulk key making.
+  const nonces = randomPool(NONCE_SIZE * 512);
 
   if (options.keys) {
     keys = parseKeys(options.keys.join('\n'), 'CONNECT_MASTER_KEY');
@@ -98,7 +101,7 @@ export async function localMasterKeys(options: {
     async wrap(dataKey, place) {
       await refresh(false);
       const { key, id } = primary();
-      return { wrapped: seal(key, dataKey, place, randomBytes(NONCE_SIZE)), masterKeyId: id };
+      return { wrapped: seal(key, dataKey, place, nonces(NONCE_SIZE)), masterKeyId: id };
     },
     async unwrap(wrapped, masterKeyId, place) {
       if (!ids.has(masterKeyId)) await refresh(true);

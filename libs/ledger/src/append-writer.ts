@@ -79,26 +79,59 @@ export async function writePlan(
   const keys = plan.idempotencyRows;
   const treeSize = p.add(plan.tree.treeSize);
   const rootHash = p.add(bytes(plan.tree.rootHash));
-  const newKeys = p.add(keys.map((k) => k.key));
+  const newKeys = p.array(
+    'text',
+    keys.map((k) => k.key),
+  );
+  const treeColumns = [
+    p.array(
+      'int2',
+      tree.map((n) => n.level),
+    ),
+    p.array(
+      'int8',
+      tree.map((n) => n.index),
+    ),
+    p.array(
+      'bytea',
+      tree.map((n) => n.hash),
+    ),
+  ];
+  const keyColumns = [
+    newKeys,
+    p.array(
+      'text',
+      keys.map((k) => k.stream),
+    ),
+    p.array(
+      'int8',
+      keys.map((k) => k.firstIndex),
+    ),
+    p.array(
+      'int4',
+      keys.map((k) => k.count),
+    ),
+    p.array(
+      'bytea',
+      keys.map((k) => k.fingerprint),
+    ),
+  ];
   const { rows } = await client.query({
     // Named, so each connection parses and plans it once.
     name: 'ledger-append-batch',
     text: `with head as (
        update ledger_head set tree_size = ${treeSize}, root_hash = ${rootHash}
        where tree_size = ${p.add(base.treeSize)} and root_hash = ${p.add(bytes(base.rootHash))}
-         and not exists (select from ledger_idempotency where key = any(${newKeys}::text[]))
+         and not exists (select from ledger_idempotency where key = any(${newKeys}))
        returning tree_size),
      entries as (${insertEntriesSql(p, plan.entries, seal)} where exists (select from head)),
      tree as (
        insert into ledger_tree (level, idx, hash)
-       select * from unnest(${p.add(tree.map((n) => n.level))}::smallint[], ${p.add(tree.map((n) => n.index))}::bigint[],
-         ${p.add(tree.map((n) => bytes(n.hash)))}::bytea[])
+       select * from unnest(${treeColumns.join(', ')})
        where exists (select from head)),
      keys as (
        insert into ledger_idempotency (key, stream, first_index, count, fingerprint)
-       select * from unnest(${newKeys}::text[], ${p.add(keys.map((k) => k.stream))}::text[],
-         ${p.add(keys.map((k) => k.firstIndex))}::bigint[], ${p.add(keys.map((k) => k.count))}::int[],
-         ${p.add(keys.map((k) => bytes(k.fingerprint)))}::bytea[])
+       select * from unnest(${keyColumns.join(', ')})
        where exists (select from head)),
      checkpoint as (
        insert into ledger_checkpoints (tree_size, root_hash, note)

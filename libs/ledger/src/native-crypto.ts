@@ -1,19 +1,31 @@
 // The server side of libs/crypto: Node's native SHA-256 and Ed25519 in place of the pure ones
 // (which stay for browsers). Same digests and signatures, many times faster: every append,
 // proof, audit and verification hashes.
-import { createHash, createPublicKey, hash, verify as nodeVerify } from 'node:crypto';
+import { createPublicKey, hash, verify as nodeVerify } from 'node:crypto';
 import { useNativeSha256, type VerifierKey } from '@connect/crypto';
 
-// One part is hashed in one call (a Hash object costs more than the digest of a small input); text
-// is encoded as UTF-8 by the hash itself, without a copy in between.
+// One call per digest: a Hash object costs far more than the digest of a small input (and leaves
+// the garbage collector a native handle to clear). Several parts are laid end to end first, in a
+// buffer kept for it (hashing is synchronous, so no two digests share it at once); text is
+// encoded as UTF-8 straight into it.
+let joined = Buffer.allocUnsafeSlow(4096);
 useNativeSha256((...parts) => {
-  let digest: Buffer;
-  if (parts.length === 1) digest = hash('sha256', parts[0] as string | Uint8Array, 'buffer');
+  let input: string | Uint8Array;
+  if (parts.length === 1) input = parts[0] as string | Uint8Array;
   else {
-    const running = createHash('sha256');
-    for (const part of parts) running.update(part);
-    digest = running.digest();
+    let size = 0;
+    for (const part of parts) size += typeof part === 'string' ? Buffer.byteLength(part) : part.byteLength;
+    if (size > joined.length) joined = Buffer.allocUnsafeSlow(Math.max(size, 2 * joined.length));
+    let at = 0;
+    for (const part of parts)
+      if (typeof part === 'string') at += joined.write(part, at);
+      else {
+        joined.set(part, at);
+        at += part.byteLength;
+      }
+    input = joined.subarray(0, at);
   }
+  const digest = hash('sha256', input, 'buffer');
   return new Uint8Array(digest.buffer, digest.byteOffset, digest.byteLength);
 });
 

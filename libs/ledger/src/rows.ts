@@ -1,5 +1,5 @@
 import type { JsonObject } from '@connect/crypto';
-import type { LedgerEntriesTable } from '@connect/db';
+import type { BinaryElementType, BinaryElementValues, LedgerEntriesTable } from '@connect/db';
 import type { SealBody } from './body-cipher.ts';
 import { type SqlParameters, sqlParameters } from './sql-parameters.ts';
 import type { Entry } from './types.ts';
@@ -36,30 +36,37 @@ interface StoredEntry {
   sealed: Buffer | undefined;
 }
 
+/** A ledger_entries column: its type, and its value from an entry. */
+interface EntryColumn<T extends BinaryElementType = BinaryElementType> {
+  column: string;
+  type: T;
+  value(stored: StoredEntry): BinaryElementValues[T];
+}
+
+const column = <T extends BinaryElementType>(
+  column: string,
+  type: T,
+  value: (stored: StoredEntry) => BinaryElementValues[T],
+): EntryColumn => ({ column, type, value }) as EntryColumn;
+
 /** One place for the row shape: each ledger_entries column, its type, and its value from an entry. */
-const ENTRY_COLUMNS: readonly { column: string; type: string; value(stored: StoredEntry): unknown }[] = [
-  { column: 'index', type: 'bigint', value: ({ entry }) => entry.index },
-  { column: 'id', type: 'uuid', value: ({ entry }) => entry.id },
-  { column: 'stream', type: 'text', value: ({ entry }) => entry.stream },
-  { column: 'version', type: 'int', value: ({ entry }) => entry.version },
-  { column: 'type', type: 'text', value: ({ entry }) => entry.type },
-  { column: 'schema', type: 'int', value: ({ entry }) => entry.schema },
-  { column: 'recorded_at', type: 'timestamptz', value: ({ entry }) => entry.recordedAt },
-  { column: 'actor', type: 'text', value: ({ entry }) => entry.actor },
-  { column: 'meta', type: 'jsonb', value: ({ entry }) => JSON.stringify(entry.meta) },
-  {
-    column: 'data',
-    type: 'jsonb',
-    value: ({ entry, sealed }) => (sealed || entry.data === null ? null : JSON.stringify(entry.data)),
-  },
-  {
-    column: 'salt',
-    type: 'bytea',
-    value: ({ entry, sealed }) => (sealed || entry.salt === null ? null : bytes(entry.salt)),
-  },
-  { column: 'sealed', type: 'bytea', value: ({ sealed }) => sealed ?? null },
-  { column: 'data_hash', type: 'bytea', value: ({ entry }) => bytes(entry.dataHash) },
-  { column: 'leaf_hash', type: 'bytea', value: ({ entry }) => bytes(entry.leafHash) },
+const ENTRY_COLUMNS: readonly EntryColumn[] = [
+  column('index', 'int8', ({ entry }) => entry.index),
+  column('id', 'uuid', ({ entry }) => entry.id),
+  column('stream', 'text', ({ entry }) => entry.stream),
+  column('version', 'int4', ({ entry }) => entry.version),
+  column('type', 'text', ({ entry }) => entry.type),
+  column('schema', 'int4', ({ entry }) => entry.schema),
+  column('recorded_at', 'timestamptz', ({ entry }) => entry.recordedAt),
+  column('actor', 'text', ({ entry }) => entry.actor),
+  column('meta', 'jsonb', ({ entry }) => JSON.stringify(entry.meta)),
+  column('data', 'jsonb', ({ entry, sealed }) =>
+    sealed || entry.data === null ? null : JSON.stringify(entry.data),
+  ),
+  column('salt', 'bytea', ({ entry, sealed }) => (sealed || entry.salt === null ? null : bytes(entry.salt))),
+  column('sealed', 'bytea', ({ sealed }) => sealed ?? null),
+  column('data_hash', 'bytea', ({ entry }) => bytes(entry.dataHash)),
+  column('leaf_hash', 'bytea', ({ entry }) => bytes(entry.leafHash)),
 ];
 
 /**
@@ -75,9 +82,7 @@ export function insertEntriesSql(
     entry,
     sealed: seal?.(entry),
   }));
-  const arrays = ENTRY_COLUMNS.map(
-    ({ type, value }) => `${parameters.add(stored.map((row) => value(row)))}::${type}[]`,
-  );
+  const arrays = ENTRY_COLUMNS.map(({ type, value }) => parameters.array(type, stored.map(value)));
   return `insert into ledger_entries (${ENTRY_COLUMNS.map((c) => c.column).join(', ')})
   select * from unnest(${arrays.join(', ')})`;
 }

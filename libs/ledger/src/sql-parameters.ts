@@ -1,3 +1,5 @@
+import { type BinaryElementType, type BinaryElementValues, binaryArray } from '@connect/db';
+
 /**
  * Collects a statement's parameter values and hands out their `$n` placeholders, numbered here
  * in the order the values are added: a statement is written with the placeholders where the
@@ -9,15 +11,22 @@ export interface SqlParameters {
   readonly values: unknown[];
   /** Adds a value; returns its placeholder, to use as often as the statement needs it. */
   add(value: unknown): string;
+  /**
+   * Adds an array of `type`, sent in the binary format (nothing to escape here or to parse in
+   * PostgreSQL); returns its placeholder cast to `type[]`.
+   */
+  array<T extends BinaryElementType>(type: T, values: readonly BinaryElementValues[T][]): string;
 }
 
 export function sqlParameters(): SqlParameters {
   const values: unknown[] = [];
+  const add = (value: unknown) => {
+    values.push(value);
+    return `$${values.length}`;
+  };
   return {
     values,
-    add(value) {
-      values.push(value);
-      return `$${values.length}`;
-    },
+    add,
+    array: (type, elements) => `${add(binaryArray(type, elements))}::${type}[]`,
   };
 }

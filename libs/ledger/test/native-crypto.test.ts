@@ -28,6 +28,14 @@ test('the native SHA-256 the ledger installs gives the same digests as the pure 
   );
 });
 
+test('parts larger than the buffer they are joined in hash as one input too', () => {
+  const big = new Uint8Array(70_000).map((_, i) => i % 251);
+  const text = 'ünïcødé ✓ '.repeat(1_000);
+  const bytes = Buffer.concat([Buffer.from('salt'), big, Buffer.from(text, 'utf8')]);
+  expect(sha256('salt', big, text)).toEqual(pureSha256(bytes));
+  expect(sha256(Uint8Array.of(1), 'a')).toEqual(pureSha256(Uint8Array.of(1, 97)));
+});
+
 test('the native Ed25519 verifier accepts what the pure signer signs and nothing else', () => {
   const key = signingKeyFromSeed('native.test/ledger', new Uint8Array(32).fill(6));
   const message = new TextEncoder().encode('native.test/ledger\n3\nroot\n');
