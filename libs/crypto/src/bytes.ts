@@ -29,12 +29,21 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 interface NodeBufferClass {
   from(bytes: ArrayBufferLike, offset: number, length: number): { toString(encoding: 'base64'): string };
+  from(bytes: Uint8Array): { toString(encoding: 'base64'): string };
   from(text: string, encoding: 'base64'): Uint8Array;
 }
 const NodeBuffer = (globalThis as { Buffer?: NodeBufferClass }).Buffer;
 
+/** Arrays V8 may keep on its own heap (a digest, a salt): reaching their `.buffer` moves them off it. */
+const SMALL_ARRAY = 64;
+
 export function toBase64(bytes: Uint8Array): string {
-  if (NodeBuffer) return NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+  if (NodeBuffer)
+    return (
+      bytes.byteLength <= SMALL_ARRAY
+        ? NodeBuffer.from(bytes)
+        : NodeBuffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    ).toString('base64');
   let binary = '';
   const chunk = 0x8000;
   for (let i = 0; i < bytes.length; i += chunk) {

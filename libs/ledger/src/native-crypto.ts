@@ -25,8 +25,12 @@ useNativeSha256((...parts) => {
       }
     input = joined.subarray(0, at);
   }
-  const digest = hash('sha256', input, 'buffer');
-  return new Uint8Array(digest.buffer, digest.byteOffset, digest.byteLength);
+  // As binary (latin1) text, one character per byte, copied into a small array V8 keeps on its own heap:
+  // a digest returned as a Buffer costs a native allocation of its own, twice the hashing itself.
+  const digest = hash('sha256', input, 'binary');
+  const bytes = new Uint8Array(32);
+  for (let i = 0; i < 32; i++) bytes[i] = digest.charCodeAt(i);
+  return bytes;
 });
 
 // SPKI wrapping of a raw Ed25519 public key (RFC 8410): this prefix, then the 32 key bytes.
