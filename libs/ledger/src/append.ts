@@ -120,7 +120,13 @@ export function createAppender(deps: AppenderDeps): Appender {
       return Promise.reject(error);
     }
     // Ids are fixed before the first attempt, so a retry can tell whether that attempt committed.
-    const events = request.events.map((event) => ({ ...event, id: event.id ?? randomUUID() }));
+    const events = request.events.map(({ id, type, schema, data, meta }) => ({
+      id: id ?? randomUUID(),
+      type,
+      schema,
+      data,
+      meta,
+    }));
     const canonical = canonicalEvents(request);
     const pending: Pending = {
       request: { ...request, events },
