@@ -40,7 +40,12 @@ export async function authenticateBearer(deps: AuthDeps, header: string | undefi
   if (!access || access.userId !== claims.userId) {
     throw unauthorized('This session has ended; log in again.');
   }
-  return { ...claims, roles: access.roles, isAdmin: access.roles.includes('admin') };
+  return {
+    userId: claims.userId,
+    sessionId: claims.sessionId,
+    roles: access.roles,
+    isAdmin: access.roles.includes('admin'),
+  };
 }
 
 function unauthorized(detail: string): HttpProblem {

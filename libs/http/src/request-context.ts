@@ -51,7 +51,8 @@ export function requestIdentityOptions(): Pick<
       spans.set(raw, span);
       const { traceId, spanId } = span.context;
       return logger.child(
-        { ...bindings, correlationId: traceId, trace_id: traceId, span_id: spanId },
+        // The ids first: spreading into a literal and then adding keys is slow in this V8.
+        { correlationId: traceId, trace_id: traceId, span_id: spanId, ...bindings },
         options,
       );
     },
