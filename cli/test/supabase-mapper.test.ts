@@ -78,3 +78,24 @@ test('a thread that cannot read the snapshot fails each request, and stops when 
   );
   await mapper.close();
 });
+
+test('every commitment read through ordered cursors is what reading each by id gives, in commitmentIds order', async () => {
+  const source = await openSource(seeded.url);
+  try {
+    const ids = await source.commitmentIds();
+    const byId = await source.commitments(ids);
+    // Chunks of two: the rows of most commitments straddle a fetch.
+    for (const chunk of [2, 1000]) {
+      const every = [];
+      for await (const rows of source.everyCommitment(chunk)) every.push(rows);
+      expect(every.map((rows) => rows.commitment.id)).toEqual(ids);
+      expect(every).toEqual(byId);
+    }
+    expect(byId.some((rows) => rows.history.length > 2 && rows.parties.length > 1)).toBe(true);
+    expect(byId.some((rows) => rows.documents.length > 1)).toBe(true);
+    // Its cursors are closed: the snapshot reads on as before.
+    expect((await source.commitments([ids[0] as string]))[0]).toEqual(byId[0]);
+  } finally {
+    await source.close();
+  }
+});

@@ -10,6 +10,8 @@ const port = parentPort;
 if (!port) throw new Error('mapper-thread.ts runs as a worker thread (see mapper.ts)');
 
 let source: Promise<Source> | undefined;
+// Every commitment of the snapshot in order; requests ask for them in that order too.
+let every: AsyncIterator<SourceCommitmentRows> | undefined;
 let storageDir: string | undefined;
 let typeKeys: ReadonlyMap<string, string> = new Map();
 let users: ReadonlySet<string> = new Set();
@@ -41,10 +43,29 @@ async function mapped(rows: SourceCommitmentRows): Promise<CommitmentInput> {
   }
 }
 
+/**
+ * The commitments of `ids` (in the snapshot's order, as the requests come) read on through every
+ * commitment: each table is read once for the whole pass rather than scanned once per batch.
+ */
+async function inOrder(opened: Source, ids: string[]): Promise<SourceCommitmentRows[]> {
+  every ??= opened.everyCommitment()[Symbol.asyncIterator]();
+  const wanted = new Set(ids);
+  const found = new Map<string, SourceCommitmentRows>();
+  while (wanted.size > 0) {
+    const next = await every.next();
+    if (next.done) break;
+    if (wanted.delete(next.value.commitment.id)) found.set(next.value.commitment.id, next.value);
+  }
+  // Not met in order (never, from importCommitments): read apart.
+  for (const rows of wanted.size > 0 ? await opened.commitments([...wanted]) : [])
+    found.set(rows.commitment.id, rows);
+  return ids.flatMap((id) => found.get(id) ?? []);
+}
+
 async function answer(message: Extract<ToMapper, { kind: 'map' }>): Promise<FromMapper> {
   try {
     if (!source) throw new Error('the mapping thread was asked before it began');
-    const rows = await (await source).commitments(message.ids);
+    const rows = await inOrder(await source, message.ids);
     const commitments = await Promise.all(
       rows.map((row) => (message.existing.has(row.commitment.id) ? row : mapped(row))),
     );

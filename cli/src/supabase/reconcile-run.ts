@@ -109,15 +109,13 @@ export async function reconcileWithSupabase(
   const commitmentImports = importOf('commitment');
   const ids = await source.commitmentIds();
   let done = 0;
-  for (const batch of chunks(ids, batchSize)) {
-    for (const rows of await source.commitments(batch)) {
-      const id = rows.commitment.id;
-      const files = await factsOf(options.storageDir, rows.documents);
-      const connect = await loadCommitment(db, deps, id);
-      add(compareCommitment(rows, files, connect, commitmentImports.get(id), gone));
-    }
-    done += batch.length;
-    options.onProgress?.({ phase: 'commitment', done, total: ids.length });
+  for await (const rows of source.everyCommitment()) {
+    const id = rows.commitment.id;
+    const files = await factsOf(options.storageDir, rows.documents);
+    const connect = await loadCommitment(db, deps, id);
+    add(compareCommitment(rows, files, connect, commitmentImports.get(id), gone));
+    if (++done % batchSize === 0 || done === ids.length)
+      options.onProgress?.({ phase: 'commitment', done, total: ids.length });
   }
   return {
     startedAt: startedAt.toISOString(),

@@ -108,6 +108,12 @@ export interface Source {
   /** The commitments of `ids`, each with its parties, documents and history (in order). */
   commitments(ids: string[]): Promise<SourceCommitmentRows[]>;
   /**
+   * Every commitment with its rows, in commitmentIds() order: each table read once, in that order,
+   * through cursors. For reading them all; commitments(ids) of batch after batch would scan the
+   * history and documents once per batch, since nothing indexes them by commitment.
+   */
+  everyCommitment(fetchSize?: number): AsyncIterable<SourceCommitmentRows>;
+  /**
    * Ends the snapshot read so far and begins a new one; the source's clock at its start. With
    * `xids` (transactions logical replication streamed, which may be streamed a moment before they
    * are visible to others), a snapshot that sees them all.
@@ -132,6 +138,47 @@ export interface SharedSnapshot {
   /** A snapshot id from pg_export_snapshot(). */
   snapshot: string;
 }
+
+/** The order of commitmentIds() and everyCommitment(). */
+const COMMITMENT_ORDER = 'created_at, id';
+/** Rows fetched from a cursor at a time, by default. */
+const CURSOR_CHUNK = 1000;
+
+type ChildRow = (SourceParty | SourceDocument | SourceHistory) & { commitment_id: string };
+
+/** The tables of a commitment's rows (each as `t`): what is read of each, in which order, and where it goes. */
+const CHILD_TABLES: {
+  from: string;
+  columns: string;
+  order: string;
+  collect(rows: SourceCommitmentRows | undefined, row: ChildRow): void;
+}[] = [
+  {
+    from: 'public.commitment_parties t',
+    columns: 't.*',
+    order: 't.invited_at, t.user_id',
+    collect: (rows, row) => rows?.parties.push(row as SourceParty),
+  },
+  {
+    from: 'public.commitment_documents t',
+    columns: 't.*',
+    order: 't.name, t.version',
+    collect: (rows, row) => rows?.documents.push(row as SourceDocument),
+  },
+  {
+    from: 'public.commitment_history t',
+    columns: 't.id::text, t.commitment_id, t.changed_by, t.change_type, t.old_data, t.new_data, t.created_at',
+    order: 't.created_at, t.id',
+    collect: (rows, row) => rows?.history.push(row as SourceHistory),
+  },
+];
+
+const withoutRows = (commitment: SourceCommitment): SourceCommitmentRows => ({
+  commitment,
+  parties: [],
+  documents: [],
+  history: [],
+});
 
 /** pg_export_snapshot()'s ids: hexadecimal numbers joined by dashes (SET takes no parameters). */
 const SNAPSHOT_ID = /^[0-9A-F]+(-[0-9A-F]+)+$/i;
@@ -159,6 +206,7 @@ export async function openSource(url: string, options: { snapshot?: string } = {
   const only = (column: string, ids: string[] | undefined, n = 1) =>
     ids === undefined ? '' : `where ${column} = any($${n}::uuid[])`;
   const idValues = (ids: string[] | undefined) => (ids === undefined ? [] : [ids]);
+  let cursors = 0;
   return {
     users: (ids) =>
       rows<SourceUser>(
@@ -183,7 +231,7 @@ export async function openSource(url: string, options: { snapshot?: string } = {
         'select id, name, description, config from public.commitment_types order by created_at, id',
       ),
     commitmentIds: async () =>
-      (await rows<{ id: string }>('select id from public.commitments order by created_at, id')).map(
+      (await rows<{ id: string }>(`select id from public.commitments order by ${COMMITMENT_ORDER}`)).map(
         (row) => row.id,
       ),
     commitments: async (ids) => {
@@ -192,28 +240,60 @@ export async function openSource(url: string, options: { snapshot?: string } = {
         'select * from public.commitments where id = any($1::uuid[])',
         [ids],
       );
-      const parties = await rows<SourceParty>(
-        'select * from public.commitment_parties where commitment_id = any($1::uuid[]) order by invited_at, user_id',
-        [ids],
-      );
-      const documents = await rows<SourceDocument>(
-        'select * from public.commitment_documents where commitment_id = any($1::uuid[]) order by name, version',
-        [ids],
-      );
-      const history = await rows<SourceHistory>(
-        'select id::text, commitment_id, changed_by, change_type, old_data, new_data, created_at from public.commitment_history where commitment_id = any($1::uuid[]) order by created_at, id',
-        [ids],
-      );
-      const byId = new Map(
-        commitments.map((commitment) => [
-          commitment.id,
-          { commitment, parties: [], documents: [], history: [] } as SourceCommitmentRows,
-        ]),
-      );
-      for (const party of parties) byId.get(party.commitment_id)?.parties.push(party);
-      for (const document of documents) byId.get(document.commitment_id)?.documents.push(document);
-      for (const row of history) byId.get(row.commitment_id)?.history.push(row);
+      const byId = new Map(commitments.map((commitment) => [commitment.id, withoutRows(commitment)]));
+      for (const { from, columns, order, collect } of CHILD_TABLES)
+        for (const row of await rows<ChildRow>(
+          `select ${columns} from ${from} where t.commitment_id = any($1::uuid[]) order by ${order}`,
+          [ids],
+        ))
+          collect(byId.get(row.commitment_id), row);
       return ids.flatMap((id) => byId.get(id) ?? []);
+    },
+    async *everyCommitment(fetchSize = CURSOR_CHUNK) {
+      const cursor = `every_commitment_${++cursors}`;
+      const children = CHILD_TABLES.map((child, i) => ({
+        ...child,
+        cursor: `${cursor}_${i}`,
+        /** Rows fetched, and the next one not yet taken. */
+        ahead: [] as ChildRow[],
+        at: 0,
+      }));
+      await client.query(
+        `declare ${cursor} no scroll cursor for select * from public.commitments order by ${COMMITMENT_ORDER}`,
+      );
+      // Each child table ordered by its commitment's place first: the rows of a chunk of
+      // commitments are the next ones of each cursor.
+      for (const { from, columns, order, cursor: name } of children)
+        await client.query(
+          `declare ${name} no scroll cursor for
+           select ${columns} from ${from}
+             join (select id, row_number() over (order by ${COMMITMENT_ORDER}) as place from public.commitments) c
+               on c.id = t.commitment_id
+            order by c.place, ${order}`,
+        );
+      try {
+        for (;;) {
+          const chunk = await rows<SourceCommitment>(`fetch forward ${fetchSize} from ${cursor}`);
+          if (chunk.length === 0) return;
+          const byId = new Map(chunk.map((commitment) => [commitment.id, withoutRows(commitment)]));
+          for (const child of children)
+            for (;;) {
+              if (child.at === child.ahead.length) {
+                child.ahead = await rows<ChildRow>(`fetch forward ${fetchSize} from ${child.cursor}`);
+                child.at = 0;
+              }
+              const next = child.ahead[child.at];
+              // None left, or the first row of a commitment past this chunk (left for the next).
+              if (!next || !byId.has(next.commitment_id)) break;
+              child.collect(byId.get(next.commitment_id), next);
+              child.at++;
+            }
+          yield* byId.values();
+        }
+      } finally {
+        for (const name of [cursor, ...children.map((child) => child.cursor)])
+          await client.query(`close ${name}`).catch(() => undefined);
+      }
     },
     refresh: async (xids = []) => {
       for (let tries = 0; ; tries++) {

@@ -288,10 +288,18 @@ async function writeRows(
     })),
   ]);
   const sealedHistory = sealed.slice(projected.length);
+  // Field by field: spreading a row into a literal that adds keys costs microseconds in this V8.
   const history = newHistory.map(
-    ({ changes: _changes, ...row }, i): HistoryRow => ({
-      ...row,
+    (row, i): HistoryRow => ({
+      index: row.index,
+      commitment_id: row.commitment_id,
+      version: row.version,
+      event_type: row.event_type,
+      actor: row.actor,
+      recorded_at: row.recorded_at,
       sealed: row.redacted ? null : sealedOrThrow(sealedHistory[i], row.commitment_id),
+      leaf_hash: row.leaf_hash,
+      redacted: row.redacted,
       party_ids: membersOf(row.commitment_id),
     }),
   );
