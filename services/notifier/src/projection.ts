@@ -190,9 +190,10 @@ export async function insertNotifications(
   fields: FieldCipher,
 ): Promise<Notification[]> {
   const texts = await sealNotificationTexts(fields, notifications);
-  const kept = notifications.flatMap((n, i) => {
+  // Each beside its sealed text (spreading it into a literal that adds `sealed` is slow in this V8).
+  const kept = notifications.flatMap((notification, i) => {
     const sealed = texts[i];
-    return sealed ? [{ ...n, sealed }] : [];
+    return sealed ? [{ notification, sealed }] : [];
   });
   if (kept.length === 0) return [];
   const { rows } = await client.query<{ id: string }>(
@@ -204,14 +205,14 @@ export async function insertNotifications(
      on conflict (id) do nothing
      returning id`,
       [
-        kept.map((n) => n.id),
-        kept.map((n) => n.recipientId),
-        kept.map((n) => n.kind),
-        kept.map((n) => n.sealed),
-        kept.map((n) => n.link),
-        kept.map((n) => n.commitmentId),
-        kept.map((n) => n.ledgerIndex),
-        kept.map((n) => n.createdAt),
+        kept.map(({ notification }) => notification.id),
+        kept.map(({ notification }) => notification.recipientId),
+        kept.map(({ notification }) => notification.kind),
+        kept.map(({ sealed }) => sealed),
+        kept.map(({ notification }) => notification.link),
+        kept.map(({ notification }) => notification.commitmentId),
+        kept.map(({ notification }) => notification.ledgerIndex),
+        kept.map(({ notification }) => notification.createdAt),
       ],
     ),
   );
