@@ -258,20 +258,20 @@ export async function openSource(url: string, options: { snapshot?: string } = {
         ahead: [] as ChildRow[],
         at: 0,
       }));
-      await client.query(
-        `declare ${cursor} no scroll cursor for select * from public.commitments order by ${COMMITMENT_ORDER}`,
-      );
-      // Each child table ordered by its commitment's place first: the rows of a chunk of
-      // commitments are the next ones of each cursor.
-      for (const { from, columns, order, cursor: name } of children)
-        await client.query(
-          `declare ${name} no scroll cursor for
-           select ${columns} from ${from}
-             join (select id, row_number() over (order by ${COMMITMENT_ORDER}) as place from public.commitments) c
-               on c.id = t.commitment_id
-            order by c.place, ${order}`,
-        );
       try {
+        await client.query(
+          `declare ${cursor} no scroll cursor for select * from public.commitments order by ${COMMITMENT_ORDER}`,
+        );
+        // Each child table ordered by its commitment's place first: the rows of a chunk of
+        // commitments are the next ones of each cursor.
+        for (const { from, columns, order, cursor: name } of children)
+          await client.query(
+            `declare ${name} no scroll cursor for
+             select ${columns} from ${from}
+               join (select id, row_number() over (order by ${COMMITMENT_ORDER}) as place from public.commitments) c
+                 on c.id = t.commitment_id
+              order by c.place, ${order}`,
+          );
         for (;;) {
           const chunk = await rows<SourceCommitment>(`fetch forward ${fetchSize} from ${cursor}`);
           if (chunk.length === 0) return;

@@ -51,7 +51,8 @@ export function binaryArray<T extends BinaryElementType>(
   let size = HEADER_BYTES;
   let nulls = 0;
   for (const value of values) {
-    if (value === null) nulls++;
+    // An undefined element is NULL too, as the driver's own array literals have it.
+    if (value == null) nulls++;
     else size += encode.size(value);
     size += 4;
   }
@@ -65,7 +66,7 @@ export function binaryArray<T extends BinaryElementType>(
   out.writeInt32BE(1, 16); // the lower bound
   let at = HEADER_BYTES;
   for (const value of values) {
-    if (value === null) {
+    if (value == null) {
       at = out.writeInt32BE(-1, at);
       continue;
     }

@@ -41,8 +41,16 @@ const KEYS_PER_DRAW = 128;
 export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen?: boolean } = {}): KeyRing {
   const cache = new Map<string, Buffer | null>();
   const nonces = randomPool(NONCE_SIZE * NONCES_PER_DRAW);
-  // Data keys are drawn apart from nonces: secret bytes never share a buffer with public ones.
-  const newKeys = randomPool(KEY_SIZE * KEYS_PER_DRAW);
+  // Data keys are drawn apart from nonces, and each is copied into memory of its own and wiped
+  // from the draw: an erased key must not stay reachable through a sibling's buffer.
+  const keyDraws = randomPool(KEY_SIZE * KEYS_PER_DRAW);
+  const newKey = () => {
+    const drawn = keyDraws(KEY_SIZE);
+    const key = Buffer.allocUnsafeSlow(KEY_SIZE);
+    drawn.copy(key);
+    drawn.fill(0);
+    return key;
+  };
   const derived = new Map<string, Buffer>();
   // Bumped by every erasure heard and every gap in hearing them: a key read before the bump is
   // used once by its reader but not cached, since it may be one erased meanwhile.
@@ -118,7 +126,7 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
     const started = generation;
     const made = await Promise.all(
       subjects.map(async (subject) => {
-        const key = newKeys(KEY_SIZE);
+        const key = newKey();
         return { subject, key, ...(await masterKeys.wrap(key, dataKeyPlace(subject))) };
       }),
     );
