@@ -1,11 +1,18 @@
 // The appender's SQL, on the connection of the batch: lock the head, read what a plan needs,
 // write a plan in one statement, and read back entries a plan points to.
+import type { HashedNode } from '@connect/crypto';
 import { LEDGER_CHANNEL } from '@connect/db';
 import type pg from 'pg';
-import type { AppendPlan, IdempotencyRecord, PlannedOutcome, TreeTip } from './append-plan.ts';
+import type {
+  AppendPlan,
+  IdempotencyRecord,
+  IdempotencyRow,
+  PlannedOutcome,
+  TreeTip,
+} from './append-plan.ts';
 import type { LedgerSource, SealBody } from './body-cipher.ts';
 import { insertEntriesSql } from './rows.ts';
-import { sqlParameters } from './sql-parameters.ts';
+import { type Column, column, columnNames, sqlParameters } from './sql-parameters.ts';
 import type { AppendResult, Entry } from './types.ts';
 
 const bytes = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -61,6 +68,21 @@ export async function readLedgerState(
   return state;
 }
 
+const TREE_COLUMNS: readonly Column<HashedNode>[] = [
+  column('level', 'int2', (node) => node.level),
+  column('idx', 'int8', (node) => node.index),
+  column('hash', 'bytea', (node) => node.hash),
+];
+
+/** The key first: the head's update checks that none of the batch's keys is recorded. */
+const KEY_COLUMNS: readonly Column<IdempotencyRow>[] = [
+  column('key', 'text', (row) => row.key),
+  column('stream', 'text', (row) => row.stream),
+  column('first_index', 'int8', (row) => row.firstIndex),
+  column('count', 'int4', (row) => row.count),
+  column('fingerprint', 'bytea', (row) => row.fingerprint),
+];
+
 /**
  * Writes a plan's entries, subtree hashes, idempotency records, signed checkpoint and head in one
  * statement that applies only while the head is still `base` and none of the plan's idempotency
@@ -79,59 +101,23 @@ export async function writePlan(
   const keys = plan.idempotencyRows;
   const treeSize = p.add(plan.tree.treeSize);
   const rootHash = p.add(bytes(plan.tree.rootHash));
-  const newKeys = p.array(
-    'text',
-    keys.map((k) => k.key),
-  );
-  const treeColumns = [
-    p.array(
-      'int2',
-      tree.map((n) => n.level),
-    ),
-    p.array(
-      'int8',
-      tree.map((n) => n.index),
-    ),
-    p.array(
-      'bytea',
-      tree.map((n) => n.hash),
-    ),
-  ];
-  const keyColumns = [
-    newKeys,
-    p.array(
-      'text',
-      keys.map((k) => k.stream),
-    ),
-    p.array(
-      'int8',
-      keys.map((k) => k.firstIndex),
-    ),
-    p.array(
-      'int4',
-      keys.map((k) => k.count),
-    ),
-    p.array(
-      'bytea',
-      keys.map((k) => k.fingerprint),
-    ),
-  ];
+  const keyArrays = p.arrays(keys, KEY_COLUMNS);
   const { rows } = await client.query({
     // Named, so each connection parses and plans it once.
     name: 'ledger-append-batch',
     text: `with head as (
        update ledger_head set tree_size = ${treeSize}, root_hash = ${rootHash}
        where tree_size = ${p.add(base.treeSize)} and root_hash = ${p.add(bytes(base.rootHash))}
-         and not exists (select from ledger_idempotency where key = any(${newKeys}))
+         and not exists (select from ledger_idempotency where key = any(${keyArrays[0]}))
        returning tree_size),
      entries as (${insertEntriesSql(p, plan.entries, seal)} where exists (select from head)),
      tree as (
-       insert into ledger_tree (level, idx, hash)
-       select * from unnest(${treeColumns.join(', ')})
+       insert into ledger_tree (${columnNames(TREE_COLUMNS)})
+       select * from unnest(${p.arrays(tree, TREE_COLUMNS).join(', ')})
        where exists (select from head)),
      keys as (
-       insert into ledger_idempotency (key, stream, first_index, count, fingerprint)
-       select * from unnest(${keyColumns.join(', ')})
+       insert into ledger_idempotency (${columnNames(KEY_COLUMNS)})
+       select * from unnest(${keyArrays.join(', ')})
        where exists (select from head)),
      checkpoint as (
        insert into ledger_checkpoints (tree_size, root_hash, note)

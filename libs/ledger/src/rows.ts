@@ -1,7 +1,7 @@
 import type { JsonObject } from '@connect/crypto';
-import type { BinaryElementType, BinaryElementValues, LedgerEntriesTable } from '@connect/db';
+import type { LedgerEntriesTable } from '@connect/db';
 import type { SealBody } from './body-cipher.ts';
-import { type SqlParameters, sqlParameters } from './sql-parameters.ts';
+import { type Column, column, columnNames, type SqlParameters, sqlParameters } from './sql-parameters.ts';
 import type { Entry } from './types.ts';
 
 /** base64 of stored bytes, natively (this runs for every entry read). */
@@ -36,21 +36,8 @@ interface StoredEntry {
   sealed: Buffer | undefined;
 }
 
-/** A ledger_entries column: its type, and its value from an entry. */
-interface EntryColumn<T extends BinaryElementType = BinaryElementType> {
-  column: string;
-  type: T;
-  value(stored: StoredEntry): BinaryElementValues[T];
-}
-
-const column = <T extends BinaryElementType>(
-  column: string,
-  type: T,
-  value: (stored: StoredEntry) => BinaryElementValues[T],
-): EntryColumn => ({ column, type, value }) as EntryColumn;
-
 /** One place for the row shape: each ledger_entries column, its type, and its value from an entry. */
-const ENTRY_COLUMNS: readonly EntryColumn[] = [
+const ENTRY_COLUMNS: readonly Column<StoredEntry>[] = [
   column('index', 'int8', ({ entry }) => entry.index),
   column('id', 'uuid', ({ entry }) => entry.id),
   column('stream', 'text', ({ entry }) => entry.stream),
@@ -82,9 +69,8 @@ export function insertEntriesSql(
     entry,
     sealed: seal?.(entry),
   }));
-  const arrays = ENTRY_COLUMNS.map(({ type, value }) => parameters.array(type, stored.map(value)));
-  return `insert into ledger_entries (${ENTRY_COLUMNS.map((c) => c.column).join(', ')})
-  select * from unnest(${arrays.join(', ')})`;
+  return `insert into ledger_entries (${columnNames(ENTRY_COLUMNS)})
+  select * from unnest(${parameters.arrays(stored, ENTRY_COLUMNS).join(', ')})`;
 }
 
 /** The insert of entries as a statement of its own, with entryRowValues as its values. */

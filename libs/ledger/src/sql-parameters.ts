@@ -12,11 +12,26 @@ export interface SqlParameters {
   /** Adds a value; returns its placeholder, to use as often as the statement needs it. */
   add(value: unknown): string;
   /**
-   * Adds an array of `type`, sent in the binary format (nothing to escape here or to parse in
-   * PostgreSQL); returns its placeholder cast to `type[]`.
+   * Adds one array per column of `rows` (for `unnest`), each sent in the binary format: nothing to
+   * escape here or to parse in PostgreSQL. Returns their placeholders, each cast to its array type.
    */
-  array<T extends BinaryElementType>(type: T, values: readonly BinaryElementValues[T][]): string;
+  arrays<R>(rows: readonly R[], columns: readonly Column<R>[]): string[];
 }
+
+/** A column of rows written through `unnest`: its name, its type, and its value in a row. */
+export interface Column<R> {
+  name: string;
+  type: BinaryElementType;
+  value(row: R): BinaryElementValues[BinaryElementType];
+}
+
+export const column = <R, T extends BinaryElementType>(
+  name: string,
+  type: T,
+  value: (row: R) => BinaryElementValues[T],
+): Column<R> => ({ name, type, value }) as Column<R>;
+
+export const columnNames = (columns: readonly Column<never>[]) => columns.map((c) => c.name).join(', ');
 
 export function sqlParameters(): SqlParameters {
   const values: unknown[] = [];
@@ -27,6 +42,7 @@ export function sqlParameters(): SqlParameters {
   return {
     values,
     add,
-    array: (type, elements) => `${add(binaryArray(type, elements))}::${type}[]`,
+    arrays: (rows, columns) =>
+      columns.map(({ type, value }) => `${add(binaryArray(type, rows.map(value)))}::${type}[]`),
   };
 }
