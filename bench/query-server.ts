@@ -34,7 +34,7 @@ const reader = createReaderDb(await readerLogin(pool, url, { dataDir, readerData
   max: POOL,
 });
 
-const { cipher } = await openBodyCipher(pool, { dataDir, masterKeys: undefined, encryption: true });
+const { keys, cipher } = await openBodyCipher(pool, { dataDir, masterKeys: undefined, encryption: true });
 const app = createServer({ logLevel: 'warn', checkReady: () => assertMigrated(pool) });
 app.register(queryRoutes, {
   pool,
@@ -62,6 +62,8 @@ app.get('/bench/bare/commitments', async (request) => {
 app.addHook('onClose', async () => {
   await reader.close();
   await owner.destroy();
+  // The key ring's LISTEN holds a client of `pool`: ended first, or the pool waits for it forever.
+  await keys.close();
   await db.destroy();
 });
 
