@@ -684,9 +684,11 @@ export async function benchLoad(): Promise<Metrics> {
       await refreshStaleTokens(client, users);
       const added = await signUp(client, users.length, count);
       pairUp(added);
-      await subscribe(server.url, added, run);
       users.push(...added);
+      // Signing up thousands takes longer than an access token lives (15 min): the first ones'
+      // tokens are refreshed before their sockets open, or the server refuses them (4403).
       await refreshStaleTokens(client, users);
+      await subscribe(server.url, added, run);
     };
 
     await grow(USERS);
