@@ -11,6 +11,8 @@ export interface BatchResult {
   /** How many entries it projected (0: the projection is at the ledger head). */
   count: number;
   lastIndex: number;
+  /** How many of them were the projection's (and so applied, or set aside). */
+  applied: number;
   /** Streams this batch set aside because an entry of theirs could not be applied. */
   quarantined: Quarantined[];
 }
@@ -29,6 +31,55 @@ export async function readEntriesAfter(
   return source.cipher.entries(rows, source.origin);
 }
 
+/**
+ * The CTEs that claim a batch: the projection's checkpoint ($1), locked, and how far the next $2
+ * entries after it reach (upto).
+ */
+const CLAIM = `checkpoint as (
+         select last_index from projection_checkpoints where projection = $1 for update),
+       reach as (
+         select max(index) as upto from (
+           select index from ledger_entries where index > (select last_index from checkpoint)
+           order by index limit $2) next)`;
+
+/**
+ * Moves the checkpoint over the next `limit` entries when none of them is in the projection's
+ * streams (profiles, for commitment events), in one statement and so one transaction of its own:
+ * a batch with nothing to apply then costs one round trip instead of four. Undefined when some of
+ * them are the projection's: projectBatch applies them.
+ */
+export async function skipBatch(
+  client: pg.ClientBase,
+  projection: Projection,
+  limit: number,
+): Promise<BatchResult | undefined> {
+  const { rows } = await client.query<{ checkpoint_index: number; moved_to: number | null; wanted: boolean }>(
+    {
+      name: 'projector-skip-batch',
+      text: `with ${CLAIM},
+       wanted as (
+         select exists (
+           select 1 from ledger_entries, checkpoint, reach
+           where index > checkpoint.last_index and index <= reach.upto and stream like any($3)) as found),
+       moved as (
+         update projection_checkpoints set last_index = reach.upto, updated_at = now()
+         from reach, wanted
+         where projection = $1 and reach.upto is not null and not wanted.found
+         returning last_index),
+       told as (select pg_notify($4, $1 || ':' || last_index) from moved)
+       select checkpoint.last_index as checkpoint_index, wanted.found as wanted,
+              (select last_index from moved) as moved_to, (select count(*) from told) as told
+         from checkpoint cross join wanted`,
+      values: [projection.name, limit, projection.streams, PROJECTED_CHANNEL],
+    },
+  );
+  const row = rows[0];
+  if (!row) throw new Error(`no checkpoint row for projection ${projection.name}`);
+  if (row.wanted) return undefined;
+  const lastIndex = row.moved_to ?? row.checkpoint_index;
+  return { count: lastIndex - row.checkpoint_index, lastIndex, applied: 0, quarantined: [] };
+}
+
 export async function projectBatch(
   client: pg.ClientBase,
   projection: Projection,
@@ -42,12 +93,7 @@ export async function projectBatch(
     const { rows } = await client.query({
       // Named, as every statement a batch runs each time: each connection parses and plans it once.
       name: 'projector-claim-batch',
-      text: `with checkpoint as (
-         select last_index from projection_checkpoints where projection = $1 for update),
-       reach as (
-         select max(index) as upto from (
-           select index from ledger_entries where index > (select last_index from checkpoint)
-           order by index limit $2) next)
+      text: `with ${CLAIM}
        select checkpoint.last_index as checkpoint_index, reach.upto,
               array(select stream from projection_quarantine where projection = $1) as quarantined, e.*
          from checkpoint cross join reach left join lateral (
@@ -65,7 +111,7 @@ export async function projectBatch(
     );
     if (upto === from) {
       await client.query('commit');
-      return { count: 0, lastIndex: from, quarantined: [] };
+      return { count: 0, lastIndex: from, applied: 0, quarantined: [] };
     }
     const skip = new Set<string>(rows[0]?.quarantined ?? []);
     const quarantined = await applyOrQuarantine(client, projection, entries, tables, skip, options.cipher);
@@ -79,7 +125,7 @@ export async function projectBatch(
       values: [projection.name, lastIndex, PROJECTED_CHANNEL],
     });
     await client.query('commit');
-    return { count: upto - from, lastIndex, quarantined };
+    return { count: upto - from, lastIndex, applied: entries.length, quarantined };
   } catch (error) {
     await client.query('rollback').catch(() => undefined);
     throw error;

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { LedgerSource } from '@connect/ledger';
 import type { FastifyBaseLogger } from 'fastify';
 import type pg from 'pg';
-import { projectBatch } from './batch.ts';
+import { type BatchResult, projectBatch, skipBatch } from './batch.ts';
 import { liveTables, type Projection } from './projection.ts';
 import { PROJECTIONS } from './projections/index.ts';
 import { isTransient } from './transient.ts';
@@ -124,13 +124,21 @@ export function startProjector(
   /** Projects batches while this runner holds the lock; returns when it must stop. */
   async function drive(projection: Projection, status: ProjectionStatus, mustStop: () => boolean) {
     const tables = liveTables(projection);
+    // A projection whose last batch had nothing of its own (profiles, while commitments change)
+    // first tries to move past the next one in a single statement.
+    let expectOwnEntries = true;
     while (!mustStop()) {
       const seen = wakeup.seen();
       const startedAt = Date.now();
       const client = await pool.connect();
       try {
-        const result = await projectBatch(client, projection, tables, { origin, cipher, limit: batchSize });
+        const skipped: BatchResult | undefined = expectOwnEntries
+          ? undefined
+          : await skipBatch(client, projection, batchSize);
+        const result: BatchResult =
+          skipped ?? (await projectBatch(client, projection, tables, { origin, cipher, limit: batchSize }));
         client.release();
+        expectOwnEntries = result.applied > 0;
         status.lastIndex = result.lastIndex;
         advancedAt.set(projection.name, Date.now());
         for (const q of result.quarantined) {
