@@ -43,6 +43,12 @@ const CLAIM = `checkpoint as (
            order by index limit $2) next)`;
 
 /**
+ * What an update of the checkpoint of projection $1 returns: its new index, having told the
+ * listeners `<projection>:<index>` (services/query/src/projected-index.ts reads it).
+ */
+const MOVED_RETURNING = `last_index, pg_notify('${PROJECTED_CHANNEL}', $1 || ':' || last_index)`;
+
+/**
  * Moves the checkpoint over the next `limit` entries when none of them is in the projection's
  * streams (profiles, for commitment events), in one statement and so one transaction of its own:
  * a batch with nothing to apply then costs one round trip instead of four. Undefined when some of
@@ -65,12 +71,11 @@ export async function skipBatch(
          update projection_checkpoints set last_index = reach.upto, updated_at = now()
          from reach, wanted
          where projection = $1 and reach.upto is not null and not wanted.found
-         returning last_index),
-       told as (select pg_notify($4, $1 || ':' || last_index) from moved)
+         returning ${MOVED_RETURNING})
        select checkpoint.last_index as checkpoint_index, wanted.found as wanted,
-              (select last_index from moved) as moved_to, (select count(*) from told) as told
+              (select last_index from moved) as moved_to
          from checkpoint cross join wanted`,
-      values: [projection.name, limit, projection.streams, PROJECTED_CHANNEL],
+      values: [projection.name, limit, projection.streams],
     },
   );
   const row = rows[0];
@@ -119,10 +124,9 @@ export async function projectBatch(
     const lastIndex = upto;
     await client.query({
       name: 'projector-move-checkpoint',
-      text: `with moved as (
-         update projection_checkpoints set last_index = $2, updated_at = now() where projection = $1)
-       select pg_notify($3, $1 || ':' || $2)`,
-      values: [projection.name, lastIndex, PROJECTED_CHANNEL],
+      text: `update projection_checkpoints set last_index = $2, updated_at = now() where projection = $1
+       returning ${MOVED_RETURNING}`,
+      values: [projection.name, lastIndex],
     });
     await client.query('commit');
     return { count: upto - from, lastIndex, applied: entries.length, quarantined };
