@@ -24,6 +24,7 @@ import {
   openLoop,
   percentile,
   round,
+  settle,
   startConnect,
   startServer,
   stopConnect,
@@ -181,6 +182,7 @@ export async function benchQueries(): Promise<Metrics> {
       console.log(`  ${projection.name}: ${result.events} events in ${result.seconds.toFixed(1)} s`);
     }
     const replaySeconds = (performance.now() - replayStarted) / 1000;
+    console.log(`vacuum and checkpoint after the load: ${(await settle(database.pool)).toFixed(1)} s`);
 
     const serverEnv = {
       DATABASE_URL: database.url,

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createScratchDatabase, type DatabaseHandle, startEmbeddedPostgres } from '@connect/db';
+import type pg from 'pg';
 import { freePort } from '../test/support/free-port.ts';
 
 export interface Metric {
@@ -90,41 +91,45 @@ export async function closedLoop(
  * Open-loop load: `rate` GET requests a second for `seconds`, each sent at its scheduled time
  * whether or not earlier ones have been answered (over keep-alive sockets, as many as needed), and
  * each latency counted from its scheduled time, so a stall is not hidden by the requests it held
- * back (coordinated omission). Returns the latencies sorted, and the answers that were not 2xx.
+ * back (coordinated omission). The first `warmUpSeconds` at the same rate are not counted: they
+ * open the sockets, whose connections and first statements are not the steady load measured.
+ * Returns the counted latencies sorted, and the counted answers that were not 2xx.
  */
 export async function openLoop(
   url: string,
   rate: number,
   seconds: number,
   request: () => { path: string; headers?: Record<string, string> },
+  warmUpSeconds = 2,
 ): Promise<{ latenciesMs: number[]; non2xx: number }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const latencies: number[] = [];
   let non2xx = 0;
-  const send = (scheduledAt: number) =>
+  const send = (scheduledAt: number, counted: boolean) =>
     new Promise<void>((resolve) => {
       const { path: target, headers } = request();
       const req = http.get(`${url}${target}`, { agent, headers }, (response) => {
         response.resume();
         response.on('end', () => {
-          latencies.push(performance.now() - scheduledAt);
-          if ((response.statusCode ?? 0) >= 300) non2xx++;
+          if (counted) latencies.push(performance.now() - scheduledAt);
+          if (counted && (response.statusCode ?? 0) >= 300) non2xx++;
           resolve();
         });
       });
       req.on('error', () => {
-        non2xx++;
+        if (counted) non2xx++;
         resolve();
       });
     });
   const started = performance.now();
-  const total = Math.round(rate * seconds);
+  const warmUp = Math.round(rate * warmUpSeconds);
+  const total = warmUp + Math.round(rate * seconds);
   const pending: Promise<void>[] = [];
   for (let i = 0; i < total; i++) {
     const scheduledAt = started + (i * 1000) / rate;
     const wait = scheduledAt - performance.now();
     if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-    pending.push(send(scheduledAt));
+    pending.push(send(scheduledAt, i >= warmUp));
   }
   await Promise.all(pending);
   agent.destroy();
@@ -187,6 +192,18 @@ export async function startServer(
     if (i > 600) throw new Error(`${args.join(' ')} did not become ready`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/**
+ * VACUUM (ANALYZE) and CHECKPOINT after a bulk load: autovacuum and the checkpointer working
+ * through a million new rows would otherwise take a core and the disk from the measurement that
+ * follows (the steady state a deployment runs in, not the hour after an import).
+ */
+export async function settle(pool: pg.Pool): Promise<number> {
+  const started = performance.now();
+  await pool.query('vacuum (analyze)');
+  await pool.query('checkpoint');
+  return (performance.now() - started) / 1000;
 }
 
 /** Stops a `connect start` child (SIGTERM) and waits for it to exit. */
