@@ -182,7 +182,7 @@ export async function benchQueries(): Promise<Metrics> {
       console.log(`  ${projection.name}: ${result.events} events in ${result.seconds.toFixed(1)} s`);
     }
     const replaySeconds = (performance.now() - replayStarted) / 1000;
-    console.log(`vacuum and checkpoint after the load: ${(await settle(database.pool)).toFixed(1)} s`);
+    await settle(database.pool);
 
     const serverEnv = {
       DATABASE_URL: database.url,

@@ -133,7 +133,7 @@ export async function benchVerify(): Promise<Metrics> {
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     await projector.close();
-    console.log(`vacuum and checkpoint after the load: ${(await settle(database.pool)).toFixed(1)} s`);
+    await settle(database.pool);
 
     server = await startConnect({
       DATABASE_URL: database.url,
