@@ -1,29 +1,34 @@
 // Read-your-writes: every response says which ledger index it reflects (Connect-Index), and
-// Connect-Min-Index: N holds the request until the read models include index N, or answers 503.
+// Connect-Min-Index: N holds the request until the read models it reads include index N, or
+// answers 503.
 import { HttpProblem, problem } from '@connect/http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { parseLedgerIndex } from './ledger-index.ts';
-import type { ProjectedIndex } from './projected-index.ts';
+import type { ProjectedIndex, Reach } from './projected-index.ts';
 
 export const DEFAULT_MIN_INDEX_WAIT_MS = 5000;
 
-export function readConsistency(projected: ProjectedIndex, maxWaitMs = DEFAULT_MIN_INDEX_WAIT_MS) {
+export function readConsistency(
+  projected: ProjectedIndex,
+  maxWaitMs = DEFAULT_MIN_INDEX_WAIT_MS,
+  reach: Reach = 'read-models',
+) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const header = request.headers['connect-min-index'];
     if (header !== undefined) {
       const wanted = parseLedgerIndex(String(header), 'header.connect-min-index');
-      if (!(await projected.waitFor(wanted, maxWaitMs))) {
+      if (!(await projected.waitFor(wanted, maxWaitMs, reach))) {
         reply.header('retry-after', '1');
-        reply.header('connect-index', String(projected.current()));
+        reply.header('connect-index', String(projected.current(reach)));
         throw new HttpProblem(
           problem(
             503,
-            `The read models have not reached index ${wanted} yet (they are at ${projected.current()}); retry shortly.`,
+            `The read models have not reached index ${wanted} yet (they are at ${projected.current(reach)}); retry shortly.`,
           ),
         );
       }
     }
     // Taken before the handler reads, so the data is at least this fresh.
-    reply.header('connect-index', String(projected.current()));
+    reply.header('connect-index', String(projected.current(reach)));
   };
 }

@@ -1,16 +1,28 @@
-// How far the read models reach: the lowest checkpoint of all projections, kept current by the
+// How far the read models reach: the lowest checkpoint of their projections, kept current by the
 // projector's NOTIFY (and a poll, in case a notification is lost). Reads answer with it in
 // Connect-Index, and Connect-Min-Index waits on it. On a read replica it is the replica's own
 // checkpoints, polled (a standby cannot LISTEN): what the reads there include, exactly.
+// The notifier's in-app notifications are a read model too, but a slower one (each batch also
+// queues deliveries and schedules reminders): only the reads that include notifications wait for
+// it, so a commitment read or push is not held back by the notifier.
 import { listen, PROJECTED_CHANNEL } from '@connect/db';
 import type pg from 'pg';
 
+/** The notifier's projection (services/notifier), whose checkpoint says which notifications exist. */
+export const NOTIFICATIONS_PROJECTION = 'notifications';
+
+/**
+ * What a read includes: the projector's read models (commitments, profiles, types, redactions), or
+ * those and the in-app notifications.
+ */
+export type Reach = 'read-models' | 'with-notifications';
+
 export interface ProjectedIndex {
-  /** The last ledger index every read model includes (-1: none yet). */
-  current(): number;
-  /** Resolves true once current() ≥ index, false after `ms`. */
-  waitFor(index: number, ms: number): Promise<boolean>;
-  /** Called with (from, to] whenever the read models move on. */
+  /** The last ledger index every read model within `reach` includes (-1: none yet). */
+  current(reach?: Reach): number;
+  /** Resolves true once current(reach) ≥ index, false after `ms`. */
+  waitFor(index: number, ms: number, reach?: Reach): Promise<boolean>;
+  /** Called with (from, to] whenever the projector's read models move on (not the notifier's). */
   onAdvance(listener: (from: number, to: number) => void): () => void;
   /** One projection's last index (-1: not known yet). */
   positionOf(projection: string): number;
@@ -36,21 +48,29 @@ export async function watchProjectedIndex(
   const waiters = new Set<() => void>();
   let reported = -1;
 
-  const current = () => (positions.size === 0 ? -1 : Math.min(...positions.values()));
+  const current = (reach: Reach = 'read-models'): number => {
+    let lowest = Number.POSITIVE_INFINITY;
+    for (const [projection, index] of positions) {
+      if (reach === 'read-models' && projection === NOTIFICATIONS_PROJECTION) continue;
+      lowest = Math.min(lowest, index);
+    }
+    return lowest === Number.POSITIVE_INFINITY ? -1 : lowest;
+  };
 
+  /** Tells the listeners when the projector's read models have moved on since last told. */
   function moved(): void {
     const now = current();
     if (now <= reported) return;
     const from = reported;
     reported = now;
-    for (const wake of waiters) wake();
     for (const notify of listeners) notify(from, now);
   }
 
   function record(projection: string, index: number): void {
     const before = positions.get(projection);
-    if (index <= (before ?? -1)) return;
+    if (before !== undefined && index <= before) return;
     positions.set(projection, index);
+    for (const wake of waiters) wake();
     // A projection first seen has no (from, to] to tell: its past is not a change.
     if (before === undefined) return;
     for (const notify of projectionListeners.get(projection) ?? []) notify(before, index);
@@ -60,10 +80,7 @@ export async function watchProjectedIndex(
     const { rows } = await pool.query<{ projection: string; last_index: number }>(
       'select projection, last_index from projection_checkpoints',
     );
-    for (const row of rows) {
-      if (!positions.has(row.projection)) positions.set(row.projection, row.last_index);
-      record(row.projection, row.last_index);
-    }
+    for (const row of rows) record(row.projection, row.last_index);
     moved();
   }
 
@@ -100,19 +117,19 @@ export async function watchProjectedIndex(
 
   return {
     current,
-    waitFor(index, ms) {
-      if (current() >= index) return Promise.resolve(true);
+    waitFor(index, ms, reach = 'read-models') {
+      if (current(reach) >= index) return Promise.resolve(true);
       return new Promise((resolve) => {
         const finish = () => {
-          if (current() < index && Date.now() < deadline) return;
+          if (current(reach) < index && Date.now() < deadline) return;
           clearTimeout(timeout);
           waiters.delete(finish);
-          resolve(current() >= index);
+          resolve(current(reach) >= index);
         };
         const deadline = Date.now() + ms;
         const timeout = setTimeout(() => {
           waiters.delete(finish);
-          resolve(current() >= index);
+          resolve(current(reach) >= index);
         }, ms);
         waiters.add(finish);
       });

@@ -5,7 +5,7 @@
 // reads its notifications since the last one it was sent, as itself.
 import type pg from 'pg';
 import type { NotificationView } from '../notifications/queries.ts';
-import type { ProjectedIndex } from '../projected-index.ts';
+import { NOTIFICATIONS_PROJECTION, type ProjectedIndex } from '../projected-index.ts';
 import type { Connection, Connections } from './connections.ts';
 
 export interface ChangedCommitment {
@@ -107,9 +107,6 @@ export function changeTopics(connections: Pick<Connections, 'queuedOne'>): Chang
     },
   };
 }
-
-/** The notifier's projection (services/notifier), whose checkpoint says which notifications exist. */
-export const NOTIFICATIONS_PROJECTION = 'notifications';
 
 /** A recipient has `count` new notifications from ledger entries in (from, index]. */
 export interface NotificationNews {

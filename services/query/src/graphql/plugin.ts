@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { commitmentsById } from '../commitments/queries.ts';
 import { readConsistency } from '../consistency.ts';
 import { type NotificationView, notificationsSince } from '../notifications/queries.ts';
-import type { ProjectedIndex } from '../projected-index.ts';
+import { NOTIFICATIONS_PROJECTION, type ProjectedIndex } from '../projected-index.ts';
 import { type Caller, callerFromClaims, readAs } from '../reader.ts';
 import {
   CLOSE_GOING_AWAY,
@@ -27,7 +27,6 @@ import {
   type ChangedCommitment,
   changeTopics,
   commitmentTopic,
-  NOTIFICATIONS_PROJECTION,
   notificationFeed,
   userTopic,
 } from './fanout.ts';
@@ -92,7 +91,8 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
   const { reader } = deps;
   const { resolvers, loaders } = graphqlResolvers(reader, deps.pool, deps.cipher.fields);
   const { ErrorWithProps, withFilter } = mercurius;
-  const consistent = readConsistency(deps.projectedIndex, deps.minIndexWaitMs);
+  // One document may read commitments and notifications both, so a query waits for both.
+  const consistent = readConsistency(deps.projectedIndex, deps.minIndexWaitMs, 'with-notifications');
   const connections = openConnections({ sessions: deps.sessions, limits: deps.subscriptions });
   const topics = changeTopics(connections);
   const notifications = notificationFeed(connections, () =>

@@ -140,7 +140,7 @@ function busy(): HttpProblem {
 }
 
 export async function exportRoutes(app: FastifyInstance, deps: ExportRouteDeps): Promise<void> {
-  const consistent = readConsistency(deps.projectedIndex, deps.minIndexWaitMs);
+  const consistent = readConsistency(deps.projectedIndex, deps.minIndexWaitMs, 'with-notifications');
   const now = deps.now ?? (() => new Date());
   // An export reads everything a person has: one at a time per person in each process.
   const writing = new Map<string, object>();

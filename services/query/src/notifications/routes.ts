@@ -72,7 +72,7 @@ function decodeCursor(cursor: string): NotificationCursorKey {
 
 export async function notificationRoutes(app: FastifyInstance, deps: NotificationRouteDeps): Promise<void> {
   const { reader, authenticate, pool } = deps;
-  const consistent = readConsistency(deps.projectedIndex, deps.minIndexWaitMs);
+  const consistent = readConsistency(deps.projectedIndex, deps.minIndexWaitMs, 'with-notifications');
   const caller = async (request: FastifyRequest): Promise<Caller> => {
     const claims = await authenticate(request);
     return callerFromClaims(claims);
