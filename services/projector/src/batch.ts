@@ -5,7 +5,14 @@ import { PROJECTED_CHANNEL } from '@connect/db';
 import type { LedgerSource } from '@connect/ledger';
 import type pg from 'pg';
 import type { Projection, Tables } from './projection.ts';
-import { applyOrQuarantine, type Quarantined, recordQuarantined } from './quarantine.ts';
+import {
+  type ApplyEntries,
+  applyAll,
+  applyOrQuarantine,
+  isEntryFault,
+  type Quarantined,
+  recordQuarantined,
+} from './quarantine.ts';
 
 export interface BatchResult {
   /** How many entries it projected (0: the projection is at the ledger head). */
@@ -85,11 +92,32 @@ export async function skipBatch(
   return { count: lastIndex - row.checkpoint_index, lastIndex, applied: 0, quarantined: [] };
 }
 
+/**
+ * Projects the next `limit` entries after the checkpoint in one transaction, setting aside the
+ * streams of entries the projection cannot apply.
+ */
 export async function projectBatch(
   client: pg.ClientBase,
   projection: Projection,
   tables: Tables,
   options: LedgerSource & { limit: number },
+): Promise<BatchResult> {
+  try {
+    return await projectOnce(client, projection, tables, options, applyAll);
+  } catch (error) {
+    if (!isEntryFault(error)) throw error;
+    // An entry of the batch cannot be applied: the batch again, entry by entry, setting aside the
+    // streams of those that fail.
+    return projectOnce(client, projection, tables, options, applyOrQuarantine);
+  }
+}
+
+async function projectOnce(
+  client: pg.ClientBase,
+  projection: Projection,
+  tables: Tables,
+  options: LedgerSource & { limit: number },
+  apply: ApplyEntries,
 ): Promise<BatchResult> {
   await client.query('begin');
   try {
@@ -119,7 +147,7 @@ export async function projectBatch(
       return { count: 0, lastIndex: from, applied: 0, quarantined: [] };
     }
     const skip = new Set<string>(rows[0]?.quarantined ?? []);
-    const quarantined = await applyOrQuarantine(client, projection, entries, tables, skip, options.cipher);
+    const quarantined = await apply(client, projection, entries, tables, skip, options.cipher);
     await recordQuarantined(client, projection.name, quarantined);
     const lastIndex = upto;
     await client.query({

@@ -22,7 +22,7 @@ export const subjectOf = (entry: Entry): string => redactedStream(entry) ?? entr
  * Whether the error is about the entry (its data cannot be applied or stored) rather than about the
  * system (the database went away, a table is missing): only the former sets a stream aside.
  */
-function isEntryFault(error: unknown): boolean {
+export function isEntryFault(error: unknown): boolean {
   if (isTransient(error)) return false;
   if (error instanceof ProjectionError) return true;
   const code = (error as { code?: unknown })?.code;
@@ -65,19 +65,33 @@ export async function recordQuarantined(
   );
 }
 
-/**
- * Applies the entries of streams not set aside, inside the caller's transaction. When the batch
- * fails on an entry's account, it is applied again entry by entry, each under a savepoint, and
- * the stream of each entry that fails is set aside (`skip` grows). Returns the streams newly set aside.
- */
-export async function applyOrQuarantine(
+/** How a batch's entries are applied inside its transaction; returns the streams newly set aside. */
+export type ApplyEntries = (
   client: pg.ClientBase,
   projection: Projection,
   entries: readonly Entry[],
   tables: Tables,
   skip: Set<string>,
   cipher: BodyCipher,
-): Promise<Quarantined[]> {
+) => Promise<Quarantined[]>;
+
+/**
+ * Applies the entries of streams not set aside in one go, inside the caller's transaction, which
+ * an entry that cannot be applied aborts: the caller then applies the batch again with
+ * applyOrQuarantine. No savepoint, so the usual batch costs two round trips fewer.
+ */
+export const applyAll: ApplyEntries = async (client, projection, entries, tables, skip, cipher) => {
+  const live = entries.filter((entry) => !skip.has(subjectOf(entry)));
+  if (live.length > 0) await projection.apply(client, live, tables, cipher);
+  return [];
+};
+
+/**
+ * Applies the entries of streams not set aside, inside the caller's transaction. When the batch
+ * fails on an entry's account, it is applied again entry by entry, each under a savepoint, and
+ * the stream of each entry that fails is set aside (`skip` grows). Returns the streams newly set aside.
+ */
+export const applyOrQuarantine: ApplyEntries = async (client, projection, entries, tables, skip, cipher) => {
   const live = entries.filter((entry) => !skip.has(subjectOf(entry)));
   if (live.length === 0) return [];
   await client.query('savepoint projection_batch');
@@ -105,4 +119,4 @@ export async function applyOrQuarantine(
     }
   }
   return quarantined;
-}
+};

@@ -1,14 +1,17 @@
+import { randomUUID } from 'node:crypto';
 import { PROJECTED_CHANNEL } from '@connect/db';
-import { DEFAULT_TYPES } from '@connect/domain';
+import { commitmentStream, DEFAULT_TYPES } from '@connect/domain';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/support/database.ts';
-import { skipBatch } from '../src/batch.ts';
+import { projectBatch, skipBatch } from '../src/batch.ts';
 import type { Projection } from '../src/projection.ts';
+import { liveTables } from '../src/projection.ts';
 import { PROJECTIONS } from '../src/projections/index.ts';
-import { activeCommitment, projectorLedger, registerProfile } from './support.ts';
+import { activeCommitment, ORIGIN, projectorLedger, registerProfile } from './support.ts';
 
 const profiles = PROJECTIONS.find((projection) => projection.name === 'profiles') as Projection;
+const commitments = PROJECTIONS.find((projection) => projection.name === 'commitments') as Projection;
 
 describe('skipBatch: a batch with none of the projection’s entries', () => {
   let database: TestDatabase;
@@ -75,5 +78,92 @@ describe('skipBatch: a batch with none of the projection’s entries', () => {
       quarantined: [],
     });
     expect(await checkpoint()).toBe(head);
+  });
+});
+
+describe('projectBatch', () => {
+  let database: TestDatabase;
+  let ledger: Awaited<ReturnType<typeof projectorLedger>>['ledger'];
+  let client: pg.PoolClient;
+  let alice: string;
+  let bob: string;
+  /** What the client was asked to run, in order (the text of each statement). */
+  let statements: string[] = [];
+
+  const project = () =>
+    projectBatch(client, commitments, liveTables(commitments), {
+      origin: ORIGIN,
+      cipher: ledger.cipher,
+      limit: 1000,
+    });
+  const projectedIds = async () =>
+    (await database.db.selectFrom('commitments').select('id').execute()).map((row) => row.id);
+  const savepoints = () => statements.filter((text) => /savepoint/i.test(text));
+
+  beforeAll(async () => {
+    ({ database, ledger } = await projectorLedger());
+    alice = await registerProfile(ledger, 'Alice');
+    bob = await registerProfile(ledger, 'Bob');
+    client = await database.pool.connect();
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const [config] = args;
+      statements.push(typeof config === 'string' ? config : (config as { text: string }).text);
+      return query(...args);
+    };
+  });
+  afterAll(async () => {
+    client.release();
+    await ledger.drain();
+    await database.close();
+  });
+
+  it('applies a batch in one transaction without a savepoint', async () => {
+    const first = await activeCommitment(ledger, alice, bob, 'First');
+    await ledger.drain();
+    statements = [];
+    const result = await project();
+    expect(result.quarantined).toEqual([]);
+    expect(await projectedIds()).toEqual([first]);
+    expect(savepoints()).toEqual([]);
+    expect(statements[0]).toBe('begin');
+    expect(statements.at(-1)).toBe('commit');
+  });
+
+  it('applies it again entry by entry when one entry cannot be applied, setting aside only its stream', async () => {
+    const before = await activeCommitment(ledger, alice, bob, 'Before');
+    const poison = randomUUID();
+    await ledger.append({
+      stream: commitmentStream(poison),
+      expectedVersion: 'no_stream',
+      actor: alice,
+      events: [
+        {
+          type: 'CommitmentDrafted',
+          schema: 2,
+          data: {
+            type: 'personal',
+            creatorId: alice,
+            title: 'Poison',
+            description: '',
+            terms: '',
+            amount: null,
+            dueAt: '0000-01-01T00:00:00Z',
+          },
+        },
+      ],
+    });
+    const after = await activeCommitment(ledger, bob, alice, 'After');
+    await ledger.drain();
+    statements = [];
+    const result = await project();
+    expect(result.quarantined).toEqual([
+      expect.objectContaining({ stream: commitmentStream(poison), error: expect.stringMatching(/dueAt/) }),
+    ]);
+    expect(await projectedIds()).toEqual(expect.arrayContaining([before, after]));
+    expect(await projectedIds()).not.toContain(poison);
+    expect(statements.filter((text) => text === 'rollback')).toHaveLength(1);
+    expect(savepoints().length).toBeGreaterThan(0);
+    expect(statements.at(-1)).toBe('commit');
   });
 });
