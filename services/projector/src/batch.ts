@@ -8,8 +8,8 @@ import type { Projection, Tables } from './projection.ts';
 import {
   type ApplyEntries,
   applyAll,
-  applyOrQuarantine,
-  isEntryFault,
+  applyEachOrQuarantine,
+  BatchEntryFault,
   type Quarantined,
   recordQuarantined,
 } from './quarantine.ts';
@@ -105,10 +105,10 @@ export async function projectBatch(
   try {
     return await projectOnce(client, projection, tables, options, applyAll);
   } catch (error) {
-    if (!isEntryFault(error)) throw error;
+    if (!(error instanceof BatchEntryFault)) throw error;
     // An entry of the batch cannot be applied: the batch again, entry by entry, setting aside the
     // streams of those that fail.
-    return projectOnce(client, projection, tables, options, applyOrQuarantine);
+    return projectOnce(client, projection, tables, options, applyEachOrQuarantine);
   }
 }
 

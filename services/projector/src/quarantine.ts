@@ -22,7 +22,7 @@ export const subjectOf = (entry: Entry): string => redactedStream(entry) ?? entr
  * Whether the error is about the entry (its data cannot be applied or stored) rather than about the
  * system (the database went away, a table is missing): only the former sets a stream aside.
  */
-export function isEntryFault(error: unknown): boolean {
+function isEntryFault(error: unknown): boolean {
   if (isTransient(error)) return false;
   if (error instanceof ProjectionError) return true;
   const code = (error as { code?: unknown })?.code;
@@ -75,21 +75,32 @@ export type ApplyEntries = (
   cipher: BodyCipher,
 ) => Promise<Quarantined[]>;
 
+/** An entry of the batch applyAll was given cannot be applied: its transaction is aborted. */
+export class BatchEntryFault extends Error {
+  constructor(readonly fault: unknown) {
+    super(`an entry of the batch cannot be applied: ${reasonOf(fault)}`);
+  }
+}
+
 /**
- * Applies the entries of streams not set aside in one go, inside the caller's transaction, which
- * an entry that cannot be applied aborts: the caller then applies the batch again with
- * applyOrQuarantine. No savepoint, so the usual batch costs two round trips fewer.
+ * Applies the entries of streams not set aside in one go, inside the caller's transaction. An
+ * entry that cannot be applied aborts it (BatchEntryFault): the caller then applies the batch
+ * again with applyEachOrQuarantine. No savepoint, so the usual batch costs two round trips fewer.
  */
 export const applyAll: ApplyEntries = async (client, projection, entries, tables, skip, cipher) => {
   const live = entries.filter((entry) => !skip.has(subjectOf(entry)));
-  if (live.length > 0) await projection.apply(client, live, tables, cipher);
+  if (live.length === 0) return [];
+  try {
+    await projection.apply(client, live, tables, cipher);
+  } catch (error) {
+    throw isEntryFault(error) ? new BatchEntryFault(error) : error;
+  }
   return [];
 };
 
 /**
  * Applies the entries of streams not set aside, inside the caller's transaction. When the batch
- * fails on an entry's account, it is applied again entry by entry, each under a savepoint, and
- * the stream of each entry that fails is set aside (`skip` grows). Returns the streams newly set aside.
+ * fails on an entry's account, it is applied again entry by entry (applyEachOrQuarantine).
  */
 export const applyOrQuarantine: ApplyEntries = async (client, projection, entries, tables, skip, cipher) => {
   const live = entries.filter((entry) => !skip.has(subjectOf(entry)));
@@ -103,8 +114,23 @@ export const applyOrQuarantine: ApplyEntries = async (client, projection, entrie
     if (!isEntryFault(error)) throw error;
     await client.query('rollback to savepoint projection_batch');
   }
+  return applyEachOrQuarantine(client, projection, live, tables, skip, cipher);
+};
+
+/**
+ * Applies the entries one by one, each under a savepoint, setting aside the stream of each entry
+ * that fails (`skip` grows). Returns the streams newly set aside.
+ */
+export const applyEachOrQuarantine: ApplyEntries = async (
+  client,
+  projection,
+  entries,
+  tables,
+  skip,
+  cipher,
+) => {
   const quarantined: Quarantined[] = [];
-  for (const entry of live) {
+  for (const entry of entries) {
     const stream = subjectOf(entry);
     if (skip.has(stream)) continue;
     await client.query('savepoint projection_entry');

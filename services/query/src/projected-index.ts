@@ -12,7 +12,7 @@ import type pg from 'pg';
 export const NOTIFICATIONS_PROJECTION = 'notifications';
 
 /**
- * What a read includes: the projector's read models (commitments, profiles, types, redactions), or
+ * What a read includes: the projector's read models (profiles, commitment types, commitments), or
  * those and the in-app notifications.
  */
 export type Reach = 'read-models' | 'with-notifications';
