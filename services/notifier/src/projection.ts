@@ -4,7 +4,12 @@
 // be behind or ahead), turns each event into notifications (rules.ts) and writes them, with the
 // checkpoint, in one transaction: a notification exists exactly when its entry is projected.
 
-import { type FieldCipher, preparedQuery, sealNotificationTexts } from '@connect/db';
+import {
+  type FieldCipher,
+  NOTIFICATIONS_PROJECTION,
+  preparedQuery,
+  sealNotificationTexts,
+} from '@connect/db';
 import {
   applyRecorded,
   COMMITMENT_STREAMS,
@@ -25,7 +30,6 @@ import type { Notification } from './notification.ts';
 import type { Schedule } from './reminders/schedule.ts';
 import { type Happening, notificationsFor, usersOf } from './rules.ts';
 
-export const NOTIFICATIONS_PROJECTION = 'notifications';
 const TABLE = 'notifications';
 
 /**

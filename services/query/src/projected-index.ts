@@ -5,11 +5,8 @@
 // The notifier's in-app notifications are a read model too, but a slower one (each batch also
 // queues deliveries and schedules reminders): only the reads that include notifications wait for
 // it, so a commitment read or push is not held back by the notifier.
-import { listen, PROJECTED_CHANNEL } from '@connect/db';
+import { listen, NOTIFICATIONS_PROJECTION, PROJECTED_CHANNEL } from '@connect/db';
 import type pg from 'pg';
-
-/** The notifier's projection (services/notifier), whose checkpoint says which notifications exist. */
-export const NOTIFICATIONS_PROJECTION = 'notifications';
 
 /**
  * What a read includes: the projector's read models (profiles, commitment types, commitments), or

@@ -3,9 +3,10 @@
 // see it is decided per subscriber (filter and read under row-level security), never here.
 // Notifications follow their own projection ('notifications:<index>'): each subscriber with news
 // reads its notifications since the last one it was sent, as itself.
+import { NOTIFICATIONS_PROJECTION } from '@connect/db';
 import type pg from 'pg';
 import type { NotificationView } from '../notifications/queries.ts';
-import { NOTIFICATIONS_PROJECTION, type ProjectedIndex } from '../projected-index.ts';
+import type { ProjectedIndex } from '../projected-index.ts';
 import type { Connection, Connections } from './connections.ts';
 
 export interface ChangedCommitment {

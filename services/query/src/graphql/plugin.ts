@@ -1,6 +1,6 @@
 // /graphql (queries over HTTP, subscriptions over graphql-ws on the same path) and /graphiql.
 import { type Authenticate, authenticateBearer, type SessionGate, type TokenIssuer } from '@connect/auth';
-import type { Database } from '@connect/db';
+import { type Database, NOTIFICATIONS_PROJECTION } from '@connect/db';
 import { HttpProblem, sendProblem } from '@connect/http';
 import type { BodyCipher } from '@connect/ledger';
 import websocket from '@fastify/websocket';
@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { commitmentsById } from '../commitments/queries.ts';
 import { readConsistency } from '../consistency.ts';
 import { type NotificationView, notificationsSince } from '../notifications/queries.ts';
-import { NOTIFICATIONS_PROJECTION, type ProjectedIndex } from '../projected-index.ts';
+import type { ProjectedIndex } from '../projected-index.ts';
 import { type Caller, callerFromClaims, readAs } from '../reader.ts';
 import {
   CLOSE_GOING_AWAY,
