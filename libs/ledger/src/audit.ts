@@ -211,9 +211,16 @@ export async function storedNodesCompletedIn(db: Kysely<Database>, first: number
       highs.push(high);
     }
   }
+  // One index range per level. As a plain join the planner reads `level` alone as the join key
+  // (most rows share the low levels) and hashes a scan of the whole table: 300 ms on a ledger of a
+  // million entries, for the few dozen hashes of a page. `offset 0` keeps the lateral subquery
+  // from being flattened into that join, so each level is an index range scan.
   const { rows } = await sql<{ level: number; idx: number; hash: Uint8Array }>`
     select t.level, t.idx, t.hash
     from unnest(${levels}::smallint[], ${lows}::bigint[], ${highs}::bigint[]) as q(level, low, high)
-    join ledger_tree t on t.level = q.level and t.idx >= q.low and t.idx < q.high`.execute(db);
+    cross join lateral (
+      select level, idx, hash from ledger_tree
+      where level = q.level and idx >= q.low and idx < q.high
+      offset 0) as t`.execute(db);
   return new Map(rows.map((row) => [nodeKey({ level: row.level, index: row.idx }), row.hash]));
 }
