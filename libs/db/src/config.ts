@@ -50,6 +50,7 @@ export const configSchema = z.object({
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
     .optional(),
+  CONNECT_READ_POOL_SIZE: z.coerce.number().int().min(1).max(500).optional(),
   CONNECT_DATA_DIR: z.string().min(1).default('./.data'),
   CONNECT_LEDGER_ORIGIN: z
     .string()
@@ -201,6 +202,8 @@ export interface Config {
   readerDatabaseUrl: string | undefined;
   /** A read replica of the database: the query service reads the read models there. */
   readDatabaseUrl: string | undefined;
+  /** Connections the query service reads the read models through (CONNECT_READ_POOL_SIZE). */
+  readPoolSize: number;
   dataDir: string;
   ledgerOrigin: string;
   ledgerKey: string | undefined;
@@ -320,6 +323,9 @@ export class ConfigError extends Error {
   }
 }
 
+/** The read pool's size when CONNECT_READ_POOL_SIZE is unset. */
+export const DEFAULT_READ_POOL_SIZE = 20;
+
 /** Reads the configuration from environment variables; a bad value throws a ConfigError naming it. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const present = Object.fromEntries(
@@ -363,6 +369,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     databaseUrl: c.DATABASE_URL,
     readerDatabaseUrl: c.CONNECT_READER_DATABASE_URL,
     readDatabaseUrl: c.READ_DATABASE_URL,
+    readPoolSize: c.CONNECT_READ_POOL_SIZE ?? DEFAULT_READ_POOL_SIZE,
     dataDir: path.resolve(c.CONNECT_DATA_DIR),
     ledgerOrigin: c.CONNECT_LEDGER_ORIGIN,
     ledgerKey: c.CONNECT_LEDGER_KEY,

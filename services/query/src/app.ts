@@ -43,6 +43,8 @@ export interface QueryDeps extends LedgerRouteDeps {
   replicaUrl?: string;
   /** Read-model connections to use instead of opening a pool from databaseUrl. */
   reader?: Kysely<Database>;
+  /** How many connections the pool opened from databaseUrl holds (CONNECT_READ_POOL_SIZE). */
+  readPoolSize?: number;
   tokens: TokenIssuer;
   /** How long Connect-Min-Index may hold a request; 5 s by default. */
   minIndexWaitMs?: number;
@@ -66,6 +68,7 @@ export async function queryDeps(runtime: LedgerRuntime, tokens?: TokenIssuer): P
     db,
     databaseUrl: await readerLogin(pool, runtime.database.url, runtime.config),
     replicaUrl: runtime.config.readDatabaseUrl,
+    readPoolSize: runtime.config.readPoolSize,
     origin: ledger.origin,
     cipher: ledger.cipher,
     verifierKey: ledger.verifierKey,
@@ -84,7 +87,7 @@ export async function queryRoutes(app: FastifyInstance, deps: QueryDeps): Promis
     replica ?? deps.pool,
     replica ? { listen: false, pollMs: REPLICA_POLL_MS } : {},
   );
-  const own = deps.reader ? undefined : createReaderDb(deps.databaseUrl);
+  const own = deps.reader ? undefined : createReaderDb(deps.databaseUrl, { max: deps.readPoolSize });
   const reader = deps.reader ?? (own as ReaderDb).db;
   app.addHook('onClose', async () => {
     await sessions.close();

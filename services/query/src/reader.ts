@@ -8,7 +8,7 @@
 // A statement outside readAs() has no caller and is refused before it is sent.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
-import { createPool, type Database, READER_ROLE, readerUrlFor } from '@connect/db';
+import { createPool, type Database, DEFAULT_READ_POOL_SIZE, READER_ROLE, readerUrlFor } from '@connect/db';
 import { readsEverything, type UserRole } from '@connect/domain';
 import { Kysely, type LogEvent, PostgresDialect } from 'kysely';
 import pg from 'pg';
@@ -118,7 +118,7 @@ export function createReaderDb(
   options: { max?: number; log?(event: LogEvent): void } = {},
 ): ReaderDb {
   const login = new URL(url).username === READER_ROLE ? url : readerUrlFor(url);
-  const pool = createPool(login, options.max ?? 20, {
+  const pool = createPool(login, options.max ?? DEFAULT_READ_POOL_SIZE, {
     options: '-c default_transaction_read_only=on',
     Client: ReaderClient,
   });

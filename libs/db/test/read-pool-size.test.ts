@@ -1,0 +1,18 @@
+// CONNECT_READ_POOL_SIZE: how many connections the query service reads through.
+import { expect, test } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.ts';
+
+test('unset, 20', () => {
+  expect(loadConfig({}).readPoolSize).toBe(20);
+});
+
+test('a size is kept as given', () => {
+  expect(loadConfig({ CONNECT_READ_POOL_SIZE: '12' }).readPoolSize).toBe(12);
+});
+
+test('no connections, a fraction or a word is refused, naming the variable', () => {
+  for (const bad of ['0', '2.5', 'many']) {
+    expect(() => loadConfig({ CONNECT_READ_POOL_SIZE: bad })).toThrow(ConfigError);
+    expect(() => loadConfig({ CONNECT_READ_POOL_SIZE: bad })).toThrow(/CONNECT_READ_POOL_SIZE/);
+  }
+});
