@@ -7,7 +7,7 @@
 
 import { loadTokenIssuer } from '@connect/auth';
 import { formatVerifierKey, fromBase64, signingKeyFromSeed } from '@connect/crypto';
-import { assertMigrated, createKysely, createPool, readerLogin } from '@connect/db';
+import { assertMigrated, createKysely, createPool, DEFAULT_READ_POOL_SIZE, readerLogin } from '@connect/db';
 import { createServer } from '@connect/http';
 import { openBodyCipher } from '@connect/ledger';
 import { queryRoutes } from '@connect/query';
@@ -15,8 +15,8 @@ import { encodeCursor } from '../services/query/src/commitments/cursor.ts';
 import { commitmentsById, listCommitments } from '../services/query/src/commitments/queries.ts';
 import { createReaderDb } from '../services/query/src/reader.ts';
 
-/** The reader pool's size (createReaderDb's default), for both. */
-const POOL = 20;
+/** The read pool's default size (CONNECT_READ_POOL_SIZE unset), for both. */
+const POOL = DEFAULT_READ_POOL_SIZE;
 
 const env = (name: string) => {
   const value = process.env[name];
