@@ -132,3 +132,49 @@ test('a full node cache starts over rather than growing', async () => {
   const proof = await inclusionProof(database.pool, 5, SIZE, cache);
   expect(proof).toEqual(await inclusionProof(database.pool, 5, SIZE));
 });
+
+test('concurrent proof requests share round trips: one read in flight serves all that waited for it', async () => {
+  const cache = treeNodeCache(250_000, 1);
+  let queries = 0;
+  const counting = {
+    query: ((...args: unknown[]) => {
+      queries++;
+      return (database.pool.query as (...a: unknown[]) => unknown)(...args);
+    }) as typeof database.pool.query,
+  };
+  const asked = Array.from({ length: 30 }, (_, i) =>
+    i % 3 === 0
+      ? consistencyProof(counting, i, SIZE, cache)
+      : inclusionProof(counting, (i * 7) % SIZE, SIZE - (i % 5), cache),
+  );
+  // One beyond the head among them is refused alone; the others are answered.
+  const beyond = inclusionProof(counting, 0, SIZE + 1, cache).catch((e: unknown) => e);
+  const answers = await Promise.all(asked);
+  expect(((await beyond) as ProofRequestError).parameter).toBe('treeSize');
+  // The first read went alone; everything asked while it was in flight went in a second statement.
+  expect(queries).toBe(2);
+  for (let i = 0; i < answers.length; i++) {
+    expect(answers[i]).toEqual(
+      i % 3 === 0
+        ? await consistencyProof(database.pool, i, SIZE)
+        : await inclusionProof(database.pool, (i * 7) % SIZE, SIZE - (i % 5)),
+    );
+  }
+});
+
+test('a failed shared read fails each request that waited for it, and the next reads go on', async () => {
+  const cache = treeNodeCache(250_000, 1);
+  let failing = true;
+  const flaky = {
+    query: ((...args: unknown[]) =>
+      failing
+        ? Promise.reject(new Error('connection lost'))
+        : (database.pool.query as (...a: unknown[]) => unknown)(...args)) as typeof database.pool.query,
+  };
+  const failed = await Promise.allSettled(
+    [1, 2, 3].map((index) => inclusionProof(flaky, index, SIZE, cache)),
+  );
+  expect(failed.map((result) => result.status)).toEqual(['rejected', 'rejected', 'rejected']);
+  failing = false;
+  expect(await inclusionProof(flaky, 2, SIZE, cache)).toEqual(await inclusionProof(database.pool, 2, SIZE));
+});
