@@ -1,7 +1,9 @@
-// npm run bench -- [suite…]   (suites: ledger, commands, queries, verify, notifications, import, crypto, load; default: all)
+// npm run bench -- [suite…]   (suites: ledger, commands, queries, verify, notifications, delivery-floors,
+// import, crypto, load; default: all)
 // Prints a table and, when BENCH_OUT names a file, merges the figures into it as JSON.
 import { benchCommands } from './commands.ts';
 import { benchCrypto } from './crypto.ts';
+import { benchDeliveryFloors } from './delivery-floors.ts';
 import { benchImport } from './import.ts';
 import { benchLedger } from './ledger.ts';
 import { benchLoad } from './load.ts';
@@ -16,6 +18,7 @@ const SUITES: Record<string, () => Promise<Metrics>> = {
   queries: benchQueries,
   verify: benchVerify,
   notifications: benchNotifications,
+  'delivery-floors': benchDeliveryFloors,
   import: benchImport,
   crypto: benchCrypto,
   load: benchLoad,
