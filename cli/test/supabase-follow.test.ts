@@ -210,7 +210,7 @@ test('changes in the source arrive while following, keeping who made them and wh
 
     // The lag is on /metrics, per source.
     const registry = new Registry();
-    registerOperationsMetrics(registry, { db: stack.database.db, pools: {} });
+    registerOperationsMetrics(registry, { db: stack.database.db });
     const scraped = await registry.metrics();
     for (const series of [
       'connect_supabase_follow_lag_seconds',

@@ -1,5 +1,6 @@
 // What a service process that opened the ledger runtime reports about it: the operations metrics
 // on its /metrics and, where it runs the continuous audit, the audit's state on /readyz.
+import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import { type AuditLog, type ContinuousAudit, startContinuousAudit } from './continuous-audit.ts';
 import { registerOperationsMetrics } from './operations-metrics.ts';
@@ -7,6 +8,7 @@ import type { LedgerRuntime } from './runtime.ts';
 
 export interface MonitoredServer {
   metrics: Registry;
+  watchPool(name: string, pool: pg.Pool): void;
   log: AuditLog;
   addReadinessCheck(check: () => void): void;
 }
@@ -40,9 +42,10 @@ export function monitorLedger(
       )
     : undefined;
   if (audit) server.addReadinessCheck(() => audit.assertHealthy());
+  server.watchPool('main', pool);
+  server.watchPool('append', runtime.appendPool);
   const stopCounting = registerOperationsMetrics(server.metrics, {
     db,
-    pools: { main: pool, append: runtime.appendPool },
     appender: runtime.ledger,
     audit,
     dataDir: runtime.config.dataDir,

@@ -1,5 +1,6 @@
 // The Prometheus series of a process that holds the ledger: its size and checkpoint age, appends
-// and batch sizes, the continuous audit, the database pools and the data directory's free space.
+// and batch sizes, the continuous audit and the data directory's free space (the server itself
+// reports its database pools: watchPool).
 // Collected at scrape time (one query for the ledger's head and newest checkpoint per scrape);
 // appends only increment counters.
 import { statfs } from 'node:fs/promises';
@@ -9,16 +10,8 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Appender } from './append.ts';
 import type { ContinuousAudit } from './continuous-audit.ts';
 
-export interface PoolStats {
-  totalCount: number;
-  idleCount: number;
-  waitingCount: number;
-}
-
 export interface OperationsSources {
   db: Kysely<Database>;
-  /** Pools by name (label `pool`). */
-  pools: Readonly<Record<string, PoolStats>>;
   /** The appender whose appends are counted (the processes that append). */
   appender?: Pick<Appender, 'observe'>;
   audit?: ContinuousAudit;
@@ -79,20 +72,6 @@ export function registerOperationsMetrics(registry: Registry, sources: Operation
     'Seconds since the newest signed checkpoint was signed (database clock)',
     (s) => s.checkpointAgeSeconds,
   );
-
-  new Gauge({
-    name: 'connect_db_pool_connections',
-    help: 'Connections of each database pool: total open, idle, and requests waiting for one',
-    labelNames: ['pool', 'state'],
-    registers: [registry],
-    collect() {
-      for (const [pool, stats] of Object.entries(sources.pools)) {
-        this.set({ pool, state: 'total' }, stats.totalCount);
-        this.set({ pool, state: 'idle' }, stats.idleCount);
-        this.set({ pool, state: 'waiting' }, stats.waitingCount);
-      }
-    },
-  });
 
   registerBackupMetrics(registry, sources.db);
   registerFollowMetrics(registry, sources.db);

@@ -89,6 +89,8 @@ export async function queryRoutes(app: FastifyInstance, deps: QueryDeps): Promis
   );
   const own = deps.reader ? undefined : createReaderDb(deps.databaseUrl, { max: deps.readPoolSize });
   const reader = deps.reader ?? (own as ReaderDb).db;
+  if (own) app.watchPool('read', own.pool);
+  if (replica) app.watchPool('replica', replica);
   app.addHook('onClose', async () => {
     await sessions.close();
     await projectedIndex.close();

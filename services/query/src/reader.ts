@@ -32,6 +32,8 @@ export type Reader = Kysely<Database>;
 
 export interface ReaderDb {
   db: Kysely<Database>;
+  /** Its connections (for /metrics). */
+  pool: pg.Pool;
   close(): Promise<void>;
 }
 
@@ -123,7 +125,7 @@ export function createReaderDb(
     Client: ReaderClient,
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: options.log });
-  return { db, close: () => db.destroy() };
+  return { db, pool, close: () => db.destroy() };
 }
 
 export function readAs<T>(
