@@ -563,21 +563,57 @@ interface StepResult {
   loopDelayP99: number;
   /** CPU used over the step, in cores: this process, the server's node process, its PostgreSQL. */
   cpu: { bench: number; server: number; postgres: number };
+  /** The worst the server's /metrics showed over the step (see watchServer). */
+  worst: ReadonlyMap<string, number>;
+}
+
+const SCRAPE_MS = 2000;
+
+/**
+ * Scrapes the server's /metrics every 2 s and keeps the worst of each pool's waiting requests and
+ * each projection's lag: where a step's latency waits, when it is not the CPU.
+ */
+function watchServer(url: string): { stop(): Map<string, number> } {
+  const worst = new Map<string, number>();
+  const keep = (key: string, value: number) => worst.set(key, Math.max(worst.get(key) ?? 0, value));
+  const scrape = async () => {
+    const text = await fetch(`${url}/metrics`)
+      .then((response) => response.text())
+      .catch(() => '');
+    for (const [, pool, waiting] of text.matchAll(
+      /^connect_db_pool_connections\{pool="(\w+)",state="waiting"\} (\S+)$/gm,
+    ))
+      keep(`pool ${pool} waiting`, Number(waiting));
+    for (const [, projection, seconds] of text.matchAll(
+      /^connect_projection_lag_seconds\{projection="([\w-]+)"\} (\S+)$/gm,
+    ))
+      keep(`${projection} lag s`, Number(seconds));
+  };
+  const timer = setInterval(scrape, SCRAPE_MS);
+  return {
+    stop() {
+      clearInterval(timer);
+      return worst;
+    },
+  };
 }
 
 async function measureStep(
   run: Run,
   users: readonly LoadUser[],
   seconds: number,
-  serverPid: number,
+  server: { pid: number; url: string },
 ): Promise<StepResult> {
+  const serverPid = server.pid;
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   run.startMeasuring();
   loopDelay.enable();
   const cpu0 = process.cpuUsage();
   const server0 = await cpuSeconds(serverPid);
+  const watched = watchServer(server.url);
   const t0 = performance.now();
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  const worst = watched.stop();
   await run.stop();
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
@@ -611,6 +647,7 @@ async function measureStep(
       server: (server1.node - server0.node) / elapsed,
       postgres: (server1.postgres - server0.postgres) / elapsed,
     },
+    worst,
   };
 }
 
@@ -620,7 +657,8 @@ function printStep(step: StepResult, errorSamples: readonly string[]): void {
       `push p50/p99 ${round(step.pushP50, 1)}/${round(step.pushP99, 1)} ms (${step.pushes} pushes, ${step.pushesMissed} missed), ${step.errors} errors\n` +
       `    reads p50/p99 ${step.reads.map((ms) => round(ms, 1)).join('/')} ms, commands ${step.commands.map((ms) => round(ms, 1)).join('/')} ms ` +
       `| CPU (cores): bench ${round(step.cpu.bench)}, server ${round(step.cpu.server)}, postgres ${round(step.cpu.postgres)}; ` +
-      `bench event-loop delay p99 ${round(step.loopDelayP99, 1)} ms`,
+      `bench event-loop delay p99 ${round(step.loopDelayP99, 1)} ms\n` +
+      `    at worst (/metrics every ${SCRAPE_MS / 1000} s): ${[...step.worst].map(([key, value]) => `${key} ${round(value, 2)}`).join(', ')}`,
   );
   for (const sample of errorSamples) console.log(`    error: ${sample}`);
 }
@@ -702,7 +740,7 @@ export async function benchLoad(): Promise<Metrics> {
     console.log(`warming up for ${WARM_UP_SECONDS} s, then ${USERS} users for ${SECONDS} s…`);
     run.start(users);
     await new Promise((resolve) => setTimeout(resolve, WARM_UP_SECONDS * 1000));
-    const base = await measureStep(run, users, SECONDS, serverPid);
+    const base = await measureStep(run, users, SECONDS, { pid: serverPid, url: server.url });
     const rss = await rssMb(serverPid);
     printStep(base, run.errorSamples);
 
@@ -711,7 +749,7 @@ export async function benchLoad(): Promise<Metrics> {
     while (held(step) && STEP_USERS > 0 && users.length + STEP_USERS <= MAX_USERS) {
       await grow(users.length + STEP_USERS);
       run.start(users);
-      step = await measureStep(run, users, STEP_SECONDS, serverPid);
+      step = await measureStep(run, users, STEP_SECONDS, { pid: serverPid, url: server.url });
       printStep(step, run.errorSamples);
       if (held(step)) lastHeld = step.users;
     }
