@@ -9,6 +9,7 @@ import {
   treePeaks,
 } from '@connect/crypto';
 import type pg from 'pg';
+import { type SharedReads, sharedReads } from './shared-reads.ts';
 
 /** A pg pool or client. Proof reads use named statements, parsed and planned once per connection. */
 export type Queryable = Pick<pg.Pool, 'query'>;
@@ -25,65 +26,18 @@ export interface TreeNodeCache {
   /** The largest head tree size read so far: the head is at least this. */
   headAtLeast: number;
   maxNodes: number;
-  /** The reads of nodes the cache lacks, sharing round trips (see sharedRead). */
-  reads: SharedReads;
+  /** The reads of nodes the cache lacks, sharing round trips. */
+  reads: SharedReads<Queryable, TreeNode, ReadHashes>;
 }
 
 export const treeNodeCache = (maxNodes = 250_000, maxReadsInFlight = 4): TreeNodeCache => ({
   hashes: new Map(),
   headAtLeast: 0,
   maxNodes,
-  reads: { waiting: [], inFlight: 0, maxInFlight: maxReadsInFlight },
+  reads: sharedReads((db: Queryable, nodes: TreeNode[]) => readStoredNodes(db, uniqueNodes(nodes)), {
+    maxInFlight: maxReadsInFlight,
+  }),
 });
-
-interface WaitingRead {
-  db: Queryable;
-  nodes: readonly TreeNode[];
-  resolve: (hashes: ReadHashes) => void;
-  reject: (error: unknown) => void;
-}
-
-/**
- * At most `maxInFlight` node reads at a time; the reads asked for meanwhile wait and then go
- * together in one statement. Alone, a read goes at once; under many concurrent proof requests, one
- * round trip serves many of them, so the database and the pool see a few statements instead of one
- * per request.
- */
-export interface SharedReads {
-  waiting: WaitingRead[];
-  inFlight: number;
-  maxInFlight: number;
-}
-
-function sharedRead(reads: SharedReads, db: Queryable, nodes: readonly TreeNode[]): Promise<ReadHashes> {
-  return new Promise((resolve, reject) => {
-    reads.waiting.push({ db, nodes, resolve, reject });
-    startReads(reads);
-  });
-}
-
-function startReads(reads: SharedReads): void {
-  while (reads.inFlight < reads.maxInFlight && reads.waiting.length > 0) {
-    const first = reads.waiting[0] as WaitingRead;
-    // One statement per database handle (there is one, except in tests that wrap it).
-    const together = reads.waiting.filter((read) => read.db === first.db);
-    reads.waiting = reads.waiting.filter((read) => read.db !== first.db);
-    reads.inFlight++;
-    readStoredNodes(first.db, uniqueNodes(together.flatMap((read) => read.nodes)))
-      .then(
-        (hashes) => {
-          for (const read of together) read.resolve(hashes);
-        },
-        (error: unknown) => {
-          for (const read of together) read.reject(error);
-        },
-      )
-      .finally(() => {
-        reads.inFlight--;
-        startReads(reads);
-      });
-  }
-}
 
 function uniqueNodes(nodes: readonly TreeNode[]): TreeNode[] {
   const byKey = new Map<string, TreeNode>();
@@ -119,7 +73,7 @@ export async function readNodes(
     else missing.push(node);
   }
   if (missing.length === 0 && within <= cache.headAtLeast) return found;
-  const read = await sharedRead(cache.reads, db, missing);
+  const read = await cache.reads.read(db, missing);
   cache.headAtLeast = Math.max(cache.headAtLeast, read.treeSize);
   found.treeSize = read.treeSize;
   for (const node of missing) {
