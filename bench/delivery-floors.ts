@@ -1,25 +1,28 @@
 // npm run bench -- delivery-floors: the CPU a delivery costs in the libraries the notifier is built
 // on, before any of Connect's own work (no templates, sealing, preferences or delivery rows):
 //   smtp.cpu_us       one email through a pooled nodemailer transport into an smtp-server
-//                     receiver, both in this process
+//                     receiver: sender and receiver, both in this process
 //   http.cpu_us       one webhook-sized POST over a kept-alive node:http agent into a node:http
-//                     receiver, both in this process
-//   queue_job.cpu_us  one graphile-worker job run (fetched and completed in batches, as the
-//                     notifier runs them, with a task that does nothing): this process and every
+//                     receiver: sender and receiver, both in this process
+//   queue_job.cpu_us  one graphile-worker job run (fetched and completed in batches on a pool
+//                     like the notifier's, with a task that does nothing): this process and every
 //                     PostgreSQL process on the machine (from /proc), jobs added beforehand
-// They bound what `npm run bench -- notifications` can reach on a machine: its deliveries cannot
-// cost less than these, however the notifier is written.
+// The notifications suite runs its receivers on the same machine as the service, so its
+// deliveries cannot cost the machine less than these, however the notifier is written.
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Logger, run, runMigrations } from 'graphile-worker';
 import nodemailer from 'nodemailer';
+import pg from 'pg';
 import { SMTPServer } from 'smtp-server';
-import { benchDatabase, type Metrics, round } from './support.ts';
+import { benchDatabase, type Metrics, round, settle } from './support.ts';
 
 const EMAILS = 3000;
 const WEBHOOKS = 20_000;
 const JOBS = 20_000;
+/** The notifier's worker slots (CONNECT_DELIVERY_CONCURRENCY's default). */
+const WORKER_CONCURRENCY = 8;
 const quiet = new Logger(() => () => {});
 
 const processCpuMs = () => {
@@ -27,37 +30,49 @@ const processCpuMs = () => {
   return (usage.user + usage.system) / 1000;
 };
 
-/** CPU time of every process named postgres (ms; /proc counts in ticks of 10 ms). */
+/**
+ * CPU time of every process named postgres (ms; /proc counts in ticks of 10 ms), with that of
+ * their children that exited (the postmaster's cutime and cstime: backends that ended meanwhile).
+ */
 function postgresCpuMs(): number {
   let ticks = 0;
+  let seen = 0;
   for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== 'postgres') continue;
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
+      ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+      seen++;
     } catch {
       // The process ended between the listing and the read.
     }
   }
+  if (seen === 0)
+    throw new Error('no PostgreSQL process on this machine: the queue job floor needs a local server');
   return ticks * 10;
 }
 
-/** Runs `count` of `send`, `concurrency` at a time, after `warmUp` alone; CPU µs per send. */
+/**
+ * Runs `count` of `send`, `concurrency` at a time, after a tenth as many at the same concurrency
+ * (which open the connections); CPU µs per send.
+ */
 async function cpuPer(
   count: number,
   concurrency: number,
-  warmUp: number,
   send: (i: number) => Promise<unknown>,
 ): Promise<number> {
-  for (let i = 0; i < warmUp; i++) await send(i);
+  const sendAll = async (total: number) => {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < total) await send(next++);
+      }),
+    );
+  };
+  await sendAll(Math.ceil(count / 10));
   const before = processCpuMs();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < count) await send(next++);
-    }),
-  );
+  await sendAll(count);
   return ((processCpuMs() - before) / count) * 1000;
 }
 
@@ -81,7 +96,7 @@ async function smtpFloor(): Promise<number> {
   const paragraph =
     'Bob Example invited you to “Paint the fence”, due 12 March. Open it to accept or decline.';
   try {
-    return await cpuPer(EMAILS, 6, 200, (i) =>
+    return await cpuPer(EMAILS, 6, (i) =>
       transport.sendMail({
         from: 'Connect <no-reply@connect.example>',
         to: { name: 'Ana Example', address: `ana${i}@example.com` },
@@ -142,7 +157,7 @@ async function httpFloor(): Promise<number> {
       request.end(body);
     });
   try {
-    return await cpuPer(WEBHOOKS, 16, 1000, post);
+    return await cpuPer(WEBHOOKS, 8, post);
   } finally {
     agent.destroy();
     await new Promise((resolve) => server.close(resolve));
@@ -150,22 +165,25 @@ async function httpFloor(): Promise<number> {
 }
 
 async function queueJobFloor(): Promise<number> {
-  const database = await benchDatabase(12);
-  database.pool.on('error', () => undefined);
+  const database = await benchDatabase(2);
+  // As the notifier's worker connects (services/notifier/src/queue/setup.ts).
+  const workerPool = new pg.Pool({
+    connectionString: database.url,
+    max: WORKER_CONCURRENCY + 2,
+    options: '-c synchronous_commit=off',
+  });
+  workerPool.on('error', () => undefined);
+  workerPool.on('connect', (client) => client.on('error', () => undefined));
   try {
     await runMigrations({ pgPool: database.pool, logger: quiet });
-    const client = await database.pool.connect();
-    try {
-      for (let i = 0; i < JOBS; i += 100) {
-        const specs = Array.from({ length: 100 }, (_, j) => ({ identifier: 'noop', payload: { i: i + j } }));
-        await client.query(
-          'select graphile_worker.add_jobs(array(select json_populate_recordset(null::graphile_worker.job_spec, $1::json)))',
-          [JSON.stringify(specs)],
-        );
-      }
-    } finally {
-      client.release();
+    for (let i = 0; i < JOBS; i += 100) {
+      const specs = Array.from({ length: 100 }, (_, j) => ({ identifier: 'noop', payload: { i: i + j } }));
+      await database.pool.query(
+        'select graphile_worker.add_jobs(array(select json_populate_recordset(null::graphile_worker.job_spec, $1::json)))',
+        [JSON.stringify(specs)],
+      );
     }
+    await settle(database.pool);
     let done = 0;
     let allDone = () => {};
     const finished = new Promise<void>((resolve) => {
@@ -173,11 +191,17 @@ async function queueJobFloor(): Promise<number> {
     });
     const before = processCpuMs() + postgresCpuMs();
     const runner = await run({
-      pgPool: database.pool,
-      concurrency: 8,
+      pgPool: workerPool,
+      concurrency: WORKER_CONCURRENCY,
       noHandleSignals: true,
       logger: quiet,
-      preset: { worker: { localQueue: { size: 32 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+      preset: {
+        worker: {
+          localQueue: { size: WORKER_CONCURRENCY * 4 },
+          completeJobBatchDelay: 0,
+          failJobBatchDelay: 0,
+        },
+      },
       taskList: {
         noop: async () => {
           if (++done === JOBS) allDone();
@@ -188,6 +212,7 @@ async function queueJobFloor(): Promise<number> {
     await runner.stop();
     return ((processCpuMs() + postgresCpuMs() - before) / JOBS) * 1000;
   } finally {
+    await workerPool.end();
     await database.close();
   }
 }
