@@ -38,7 +38,7 @@ export async function start(): Promise<number> {
       config,
       log: app.log,
     });
-    delivery.registerMetrics(app.metrics);
+    delivery.registerMetrics(app);
     projections.push(await openNotifier(pool, { appUrl: config.appUrl, ...delivery.hooks }));
   }
   projector = attachProjector(app, {

@@ -24,7 +24,7 @@ const app = buildApp(
     alsoReady: () => delivery.assertHealthy(),
   },
 );
-delivery.registerMetrics(app.metrics);
+delivery.registerMetrics(app);
 const monitor = monitorLedger(app, runtime, { audit: false });
 await delivery.start(app.log);
 await serve(app, {

@@ -79,7 +79,7 @@ describe('/metrics of an app with the notifier', () => {
         return queue.hooks;
       },
     });
-    queue.registerMetrics(s.app.metrics);
+    queue.registerMetrics(s.app);
     await queue.start();
     hook = await receiver(() => ({ status: 200 }));
     await createEndpoint(s.database.db, s.query.cipher.fields, { url: hook.url });
@@ -146,6 +146,11 @@ describe('/metrics of an app with the notifier', () => {
     for (const state of ['waiting', 'retrying', 'running']) {
       expect(sample(body, 'connect_notification_queue_jobs', { task: 'deliver-sms', state })).toBe(0);
     }
+    // The worker's own connections, which ran those jobs.
+    expect(sample(body, 'connect_db_pool_connections', { pool: 'delivery', state: 'total' })).toBeGreaterThan(
+      0,
+    );
+    expect(sample(body, 'connect_db_pool_connections', { pool: 'delivery', state: 'waiting' })).toBe(0);
     expect(sample(body, 'connect_notification_queue_jobs', { task: 'deliver-email', state: 'waiting' })).toBe(
       0,
     );

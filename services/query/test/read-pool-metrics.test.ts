@@ -1,5 +1,5 @@
-// The query service's read connections on /metrics, beside the main and append pools: an operator
-// sizing CONNECT_READ_POOL_SIZE sees how many are open, idle, and how many reads wait for one.
+// The query service's read connections on /metrics (connect_db_pool_connections{pool="read"}): an
+// operator sizing CONNECT_READ_POOL_SIZE sees how many are open, idle, and how many reads wait.
 import { createServer } from '@connect/http';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, expect, test } from 'vitest';

@@ -3,6 +3,7 @@
 // `channels`), the projection's hooks for those channels, and the worker.
 import type { Config, Database } from '@connect/db';
 import { DEFAULT_APP_URL } from '@connect/db';
+import type { PoolCounts } from '@connect/http';
 import type { BodyCipher } from '@connect/ledger';
 import type { Runner } from 'graphile-worker';
 import { Kysely, PostgresDialect } from 'kysely';
@@ -31,8 +32,11 @@ export interface DeliveryQueue {
   close(): Promise<void>;
   /** Throws when the worker was started and has since stopped or crashed (for /readyz). */
   assertHealthy(): void;
-  /** Puts the queue's depth and its deliveries by channel and outcome on `registry` (/metrics). */
-  registerMetrics(registry: Registry): void;
+  /**
+   * Puts the queue's depth, its deliveries by channel and outcome, and the worker's connections
+   * (pool "delivery") on the server's /metrics.
+   */
+  registerMetrics(server: { metrics: Registry; watchPool(name: string, pool: PoolCounts): void }): void;
 }
 
 export async function openDeliveryQueue(deps: {
@@ -181,6 +185,20 @@ export async function openDeliveryQueue(deps: {
     assertHealthy() {
       if (stopped) throw new Error(`notifier: ${stopped}`);
     },
-    registerMetrics: (registry) => registerDeliveryMetrics(registry, pool),
+    registerMetrics(server) {
+      registerDeliveryMetrics(server.metrics, pool);
+      // The worker's pool comes and goes with start() and close(): its counts are read through.
+      server.watchPool('delivery', {
+        get totalCount() {
+          return worker?.pool.totalCount ?? 0;
+        },
+        get idleCount() {
+          return worker?.pool.idleCount ?? 0;
+        },
+        get waitingCount() {
+          return worker?.pool.waitingCount ?? 0;
+        },
+      });
+    },
   };
 }
