@@ -91,7 +91,8 @@ export async function closedLoop(
  * Open-loop load: `rate` GET requests a second for `seconds`, each sent at its scheduled time
  * whether or not earlier ones have been answered (over keep-alive sockets, as many as needed), and
  * each latency counted from its scheduled time, so a stall is not hidden by the requests it held
- * back (coordinated omission). The first `warmUpSeconds` at the same rate are not counted: they
+ * back (coordinated omission); a request sent up to 1 ms early (one timer's granularity) is counted
+ * from when it was sent. The first `warmUpSeconds` at the same rate are not counted: they
  * open the sockets, whose connections and first statements are not the steady load measured.
  * Returns the counted latencies sorted, and the counted answers that were not 2xx.
  */
@@ -107,12 +108,13 @@ export async function openLoop(
   let non2xx = 0;
   const send = (scheduledAt: number, counted: boolean) =>
     new Promise<void>((resolve) => {
+      const countFrom = Math.min(scheduledAt, performance.now());
       const { path: target, headers } = request();
       const req = http.get(`${url}${target}`, { agent, headers }, (response) => {
         response.resume();
         response.on('end', () => {
           if (counted) {
-            latencies.push(performance.now() - scheduledAt);
+            latencies.push(performance.now() - countFrom);
             if ((response.statusCode ?? 0) >= 300) non2xx++;
           }
           resolve();
