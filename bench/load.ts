@@ -71,7 +71,9 @@ interface Answer {
 
 function httpClient(baseUrl: string) {
   const { hostname, port } = new URL(baseUrl);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 128 });
+  // No cap on sockets: each user has at most one request in flight, as an app with its own
+  // connection would, so a slow answer never queues another user's request in this client.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
   return {
     request(
       method: string,
