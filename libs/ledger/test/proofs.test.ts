@@ -93,17 +93,23 @@ test.each([
   expect((error as ProofRequestError).parameter).toBe(parameter);
 });
 
-test('proofs served from the node cache are the stored ones, with no round trip once warm, and the head is still checked', async () => {
-  const cache = treeNodeCache();
-  let queries = 0;
+/** The test database's pool, counting the statements sent through it. */
+function countingQueries() {
   const counting = {
+    queries: 0,
     query: ((...args: unknown[]) => {
-      queries++;
+      counting.queries++;
       return (database.pool.query as (...a: unknown[]) => unknown)(...args);
     }) as typeof database.pool.query,
   };
+  return counting;
+}
+
+test('proofs served from the node cache are the stored ones, with no round trip once warm, and the head is still checked', async () => {
+  const cache = treeNodeCache();
+  const counting = countingQueries();
   for (let pass = 0; pass < 2; pass++) {
-    const before = queries;
+    const before = counting.queries;
     for (let size = 1; size <= SIZE; size += 7) {
       for (let index = 0; index < size; index += 2)
         expect(await inclusionProof(counting, index, size, cache)).toEqual(
@@ -115,9 +121,9 @@ test('proofs served from the node cache are the stored ones, with no round trip 
         );
     }
     // The second pass finds every node in the cache and the head known to reach each size.
-    if (pass === 1) expect(queries).toBe(before);
+    if (pass === 1) expect(counting.queries).toBe(before);
   }
-  expect(queries).toBeGreaterThan(0);
+  expect(counting.queries).toBeGreaterThan(0);
   // A size beyond the head is refused however warm the cache is: it asks the database.
   const error = await inclusionProof(counting, 0, SIZE + 1, cache).catch((e: unknown) => e);
   expect((error as ProofRequestError).parameter).toBe('treeSize');
@@ -135,13 +141,7 @@ test('a full node cache starts over rather than growing', async () => {
 
 test('concurrent proof requests share round trips: one read in flight serves all that waited for it', async () => {
   const cache = treeNodeCache(250_000, 1);
-  let queries = 0;
-  const counting = {
-    query: ((...args: unknown[]) => {
-      queries++;
-      return (database.pool.query as (...a: unknown[]) => unknown)(...args);
-    }) as typeof database.pool.query,
-  };
+  const counting = countingQueries();
   const asked = Array.from({ length: 30 }, (_, i) =>
     i % 3 === 0
       ? consistencyProof(counting, i, SIZE, cache)
@@ -152,7 +152,7 @@ test('concurrent proof requests share round trips: one read in flight serves all
   const answers = await Promise.all(asked);
   expect(((await beyond) as ProofRequestError).parameter).toBe('treeSize');
   // The first read went alone; everything asked while it was in flight went in a second statement.
-  expect(queries).toBe(2);
+  expect(counting.queries).toBe(2);
   for (let i = 0; i < answers.length; i++) {
     expect(answers[i]).toEqual(
       i % 3 === 0
