@@ -9,14 +9,13 @@
 //                     PostgreSQL process on the machine (from /proc), jobs added beforehand
 // The notifications suite runs its receivers on the same machine as the service, so its
 // deliveries cannot cost the machine less than these, however the notifier is written.
-import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Logger, run, runMigrations } from 'graphile-worker';
 import nodemailer from 'nodemailer';
 import pg from 'pg';
 import { SMTPServer } from 'smtp-server';
-import { benchDatabase, type Metrics, round, settle } from './support.ts';
+import { benchDatabase, type Metrics, processCpu, round, settle } from './support.ts';
 
 const EMAILS = 3000;
 const WEBHOOKS = 20_000;
@@ -31,26 +30,14 @@ const processCpuMs = () => {
 };
 
 /**
- * CPU time of every process named postgres (ms; /proc counts in ticks of 10 ms), with that of
- * their children that exited (the postmaster's cutime and cstime: backends that ended meanwhile).
+ * CPU time of every process named postgres (ms), with that of their children that exited (the
+ * postmaster's cutime and cstime: backends that ended meanwhile).
  */
-function postgresCpuMs(): number {
-  let ticks = 0;
-  let seen = 0;
-  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) !== 'postgres') continue;
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
-      seen++;
-    } catch {
-      // The process ended between the listing and the read.
-    }
-  }
-  if (seen === 0)
+async function postgresCpuMs(): Promise<number> {
+  const postgres = [...(await processCpu()).values()].filter((process) => process.name === 'postgres');
+  if (postgres.length === 0)
     throw new Error('no PostgreSQL process on this machine: the queue job floor needs a local server');
-  return ticks * 10;
+  return postgres.reduce((sum, process) => sum + process.cpuSeconds, 0) * 1000;
 }
 
 /**
@@ -189,7 +176,7 @@ async function queueJobFloor(): Promise<number> {
     const finished = new Promise<void>((resolve) => {
       allDone = resolve;
     });
-    const before = processCpuMs() + postgresCpuMs();
+    const before = processCpuMs() + (await postgresCpuMs());
     const runner = await run({
       pgPool: workerPool,
       concurrency: WORKER_CONCURRENCY,
@@ -210,7 +197,7 @@ async function queueJobFloor(): Promise<number> {
     });
     await finished;
     await runner.stop();
-    return ((processCpuMs() + postgresCpuMs() - before) / JOBS) * 1000;
+    return ((processCpuMs() + (await postgresCpuMs()) - before) / JOBS) * 1000;
   } finally {
     await workerPool.end();
     await database.close();

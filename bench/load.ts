@@ -10,14 +10,14 @@
 //   push: from sending a command to the subscription message about that commitment (at its
 //   version or newer) reaching the socket it changes: the creator's for create, else the partner's.
 // Sign-up (one scrypt per user on the server) and token refreshes happen between steps, untimed.
-import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { type Metrics, percentile, round, startConnect, stopConnect } from './support.ts';
+import { type Metrics, percentile, processCpu, round, startConnect, stopConnect } from './support.ts';
 
 const USERS = evenCount(Number(process.env.BENCH_LOAD_USERS ?? 2000));
 const SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 60);
@@ -667,32 +667,16 @@ function printStep(step: StepResult, errorSamples: readonly string[]): void {
 
 /** CPU seconds used so far by `pid` itself and by its descendants (the embedded PostgreSQL). */
 async function cpuSeconds(pid: number): Promise<{ node: number; postgres: number }> {
-  const ticks = 100; // USER_HZ on Linux
-  const stats = new Map<number, { ppid: number; cpu: number }>();
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const text = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    // After the command's closing parenthesis: state, ppid, …, utime, stime, and cutime, cstime:
-    // those of its children that exited (PostgreSQL's backends come and go).
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    if (fields.length < 15) continue;
-    const [utime, stime, cutime, cstime] = fields.slice(11, 15).map(Number) as [
-      number,
-      number,
-      number,
-      number,
-    ];
-    stats.set(Number(entry), { ppid: Number(fields[1]), cpu: (utime + stime + cutime + cstime) / ticks });
-  }
+  const processes = await processCpu();
   const descends = (candidate: number): boolean => {
-    for (let p = stats.get(candidate)?.ppid; p !== undefined && p > 1; p = stats.get(p)?.ppid) {
+    for (let p = processes.get(candidate)?.ppid; p !== undefined && p > 1; p = processes.get(p)?.ppid) {
       if (p === pid) return true;
     }
     return false;
   };
   let postgres = 0;
-  for (const [candidate, stat] of stats) if (descends(candidate)) postgres += stat.cpu;
-  return { node: stats.get(pid)?.cpu ?? 0, postgres };
+  for (const [candidate, process] of processes) if (descends(candidate)) postgres += process.cpuSeconds;
+  return { node: processes.get(pid)?.cpuSeconds ?? 0, postgres };
 }
 
 async function rssMb(pid: number): Promise<number> {

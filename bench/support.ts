@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -216,4 +216,37 @@ export async function stopConnect(child: ChildProcess): Promise<void> {
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
   await exited;
+}
+
+export interface ProcessCpu {
+  name: string;
+  ppid: number;
+  /** CPU seconds used so far by the process and by its children that exited (cutime, cstime). */
+  cpuSeconds: number;
+}
+
+/** Every process on the machine, from /proc (Linux; USER_HZ 100). */
+export async function processCpu(): Promise<Map<number, ProcessCpu>> {
+  const ticks = 100;
+  const processes = new Map<number, ProcessCpu>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    // Empty when the process ended between the listing and the read.
+    const text = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // After the command's closing parenthesis: state, ppid, …, utime, stime, cutime, cstime.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    if (fields.length < 15) continue;
+    const [utime, stime, cutime, cstime] = fields.slice(11, 15).map(Number) as [
+      number,
+      number,
+      number,
+      number,
+    ];
+    processes.set(Number(entry), {
+      name: text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')),
+      ppid: Number(fields[1]),
+      cpuSeconds: (utime + stime + cutime + cstime) / ticks,
+    });
+  }
+  return processes;
 }
