@@ -1,10 +1,11 @@
 // Reads log in as connect_reader, a role that cannot become any other: a statement smuggled
 // into a read cannot take the superuser's role back, as it could after a mere SET ROLE.
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { readerLogin, scramVerifier } from '@connect/db';
-import { sql } from 'kysely';
+import { type Database, readerLogin, scramVerifier } from '@connect/db';
+import { type Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
 import { createReaderDb, type ReaderDb, readAs } from '../src/reader.ts';
@@ -14,11 +15,13 @@ let database: TestDatabase;
 let dataDir: string;
 let reader: ReaderDb;
 let admin: string;
+let readerUrl: string;
 
 beforeAll(async () => {
   database = await createTestDatabase();
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-reader-'));
   const url = await readerLogin(database.pool, database.url, { dataDir, readerDatabaseUrl: undefined });
+  readerUrl = url;
   reader = createReaderDb(url, { max: 2 });
   const { rows } = await database.pool.query<{ user: string }>('select current_user as user');
   admin = rows[0]?.user as string;
@@ -36,6 +39,29 @@ test('a read connection logs in as connect_reader, which is no superuser', async
         from pg_roles where rolname = current_user`.execute(db),
   );
   expect(rows).toEqual([{ session: 'connect_reader', current: 'connect_reader', rolsuper: false }]);
+});
+
+test('a read is planned once per connection, not again for each execution’s values', async () => {
+  // The shape of a commitment read by ids, whose generic plan PostgreSQL would otherwise deem
+  // costlier than a plan for the values, and so re-plan at every execution.
+  const readByIds = (db: Kysely<Database>) =>
+    db
+      .selectFrom('commitments')
+      .select('id')
+      .where('id', '=', sql<string>`any(${[randomUUID(), randomUUID()]}::uuid[])`)
+      .execute();
+  const single = createReaderDb(readerUrl, { max: 1 });
+  try {
+    for (let i = 0; i < 8; i++) await readAs(single.db, ana, readByIds);
+    const { rows } = await readAs(single.db, ana, (db) =>
+      sql<{ generic: number; custom: number }>`
+        select generic_plans as generic, custom_plans as custom from pg_prepared_statements
+         where statement like 'select "id" from "commitments" where "id" = any(%'`.execute(db),
+    );
+    expect(rows).toEqual([{ generic: 8, custom: 0 }]);
+  } finally {
+    await single.close();
+  }
 });
 
 test('a read cannot switch to the database owner’s role, nor its session to another user', async () => {
