@@ -10,7 +10,7 @@
 //   push: from sending a command to the subscription message about that commitment (at its
 //   version or newer) reaching the socket it changes: the creator's for create, else the partner's.
 // Sign-up (one scrypt per user on the server) and token refreshes happen between steps, untimed.
-import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -36,6 +36,9 @@ const REFRESH_AFTER_MS = 10 * 60_000;
 /** How long, after a step's last response, pushes still on their way are waited for. */
 const PUSH_GRACE_MS = 5000;
 const PASSWORD = 'load bench password 1';
+/** Kept between runs when set: its server data and its users' sessions (USERS_FILE), so a second run skips the sign-ups. */
+const KEPT_DATA_DIR = process.env.BENCH_LOAD_DATA_DIR;
+const USERS_FILE = 'bench-load-users.json';
 
 function evenCount(n: number): number {
   return Math.max(2, Math.ceil(n / 2) * 2);
@@ -178,6 +181,30 @@ async function refreshStaleTokens(client: HttpClient, users: readonly LoadUser[]
     );
   }
   if (stale.length > 0) console.log(`  refreshed ${stale.length} access tokens`);
+}
+
+interface SavedUser {
+  index: number;
+  id: string;
+  refreshToken: string;
+}
+
+/** The users of an earlier run in a kept data dir, their access tokens stale (refreshed before use). */
+async function loadSavedUsers(dataDir: string): Promise<LoadUser[]> {
+  const text = await readFile(path.join(dataDir, USERS_FILE), 'utf8').catch(() => '[]');
+  return (JSON.parse(text) as SavedUser[]).map((saved) => ({
+    ...saved,
+    token: '',
+    tokenAt: 0,
+    known: [],
+    toAccept: [],
+    minIndex: 0,
+  }));
+}
+
+async function saveUsers(dataDir: string, users: readonly LoadUser[]): Promise<void> {
+  const saved: SavedUser[] = users.map(({ index, id, refreshToken }) => ({ index, id, refreshToken }));
+  await writeFile(path.join(dataDir, USERS_FILE), JSON.stringify(saved), { mode: 0o600 });
 }
 
 function pairUp(users: readonly LoadUser[]): void {
@@ -688,7 +715,8 @@ async function rssMb(pid: number): Promise<number> {
 const held = (step: StepResult) => step.p99 < P99_LIMIT_MS && step.errors === 0;
 
 export async function benchLoad(): Promise<Metrics> {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-bench-load-'));
+  const dataDir = KEPT_DATA_DIR ?? (await mkdtemp(path.join(os.tmpdir(), 'connect-bench-load-')));
+  await mkdir(dataDir, { recursive: true });
   await chmod(dataDir, 0o711);
   // Every sign-up comes from this one address: CONNECT_AUTH_RATE_LIMIT (per address, minute and
   // route) is raised so that none is refused. Commands stay under CONNECT_COMMAND_RATE_LIMIT's
@@ -702,16 +730,30 @@ export async function benchLoad(): Promise<Metrics> {
   const client = httpClient(server.url);
   const run = new Run(client);
   const users: LoadUser[] = [];
+  const saved = KEPT_DATA_DIR ? await loadSavedUsers(KEPT_DATA_DIR) : [];
+  const keep = async () => {
+    if (KEPT_DATA_DIR) await saveUsers(KEPT_DATA_DIR, [...users, ...saved.slice(users.length)]);
+  };
   try {
     const grow = async (count: number) => {
-      console.log(`signing up ${count - users.length} users…`);
+      const reused = saved.slice(users.length, count);
+      if (reused.length > 0) console.log(`reusing ${reused.length} users of an earlier run…`);
+      const added = [...reused];
+      users.push(...reused);
       await refreshStaleTokens(client, users);
-      const added = await signUp(client, users.length, count);
+      await keep();
+      if (users.length < count) {
+        console.log(`signing up ${count - users.length} users…`);
+        const signedUp = await signUp(client, users.length, count);
+        added.push(...signedUp);
+        users.push(...signedUp);
+        await keep();
+      }
       pairUp(added);
-      users.push(...added);
       // Signing up thousands takes longer than an access token lives (15 min): the first ones'
       // tokens are refreshed before their sockets open, or the server refuses them (4403).
       await refreshStaleTokens(client, users);
+      await keep();
       await subscribe(server.url, added, run);
     };
 
@@ -757,6 +799,7 @@ export async function benchLoad(): Promise<Metrics> {
     await Promise.all(users.map((user) => user.subscription?.dispose()));
     client.close();
     await stopConnect(server.child);
-    await rm(dataDir, { recursive: true, force: true });
+    await keep();
+    if (!KEPT_DATA_DIR) await rm(dataDir, { recursive: true, force: true });
   }
 }
