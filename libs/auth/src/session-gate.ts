@@ -4,7 +4,7 @@
 // the transaction that did it. While the notification connection is down, nothing is remembered.
 // A session lapses on its own at active_until, which the command service sets from its idle
 // timeout and absolute lifetime; a refresh moves it later.
-import { type Database, listen } from '@connect/db';
+import { type Database, listen, prepared } from '@connect/db';
 import type { UserRole } from '@connect/domain';
 import { type Kysely, sql } from 'kysely';
 import type pg from 'pg';
@@ -110,7 +110,8 @@ export async function sessionAccess(
   db: Kysely<Database>,
   sessionId: string,
 ): Promise<{ userId: string; roles: UserRole[]; activeUntil: Date } | undefined> {
-  const row = await db
+  // Prepared: every process checks each of its sessions about once a minute.
+  const query = db
     .selectFrom('sessions')
     .select([
       'user_id',
@@ -122,7 +123,7 @@ export async function sessionAccess(
       ),
     ])
     .where('id', '=', sessionId)
-    .where('revoked_at', 'is', null)
-    .executeTakeFirst();
+    .where('revoked_at', 'is', null);
+  const [row] = (await db.executeQuery(prepared('session-access', query.compile()))).rows;
   return row && { userId: row.user_id, roles: row.roles, activeUntil: row.active_until };
 }

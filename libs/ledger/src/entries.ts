@@ -1,4 +1,4 @@
-import type { Database, LedgerEntriesTable } from '@connect/db';
+import { type Database, type LedgerEntriesTable, prepared } from '@connect/db';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import type { LedgerSource } from './body-cipher.ts';
@@ -12,13 +12,14 @@ export async function readStream(
   stream: string,
   fromVersion = 1,
 ): Promise<Entry[]> {
-  const rows = await db
+  // Prepared, as every command reads its stream: PostgreSQL parsed and planned it each time.
+  const query = db
     .selectFrom('ledger_entries')
     .selectAll()
     .where('stream', '=', stream)
     .where('version', '>=', fromVersion)
-    .orderBy('version')
-    .execute();
+    .orderBy('version');
+  const { rows } = await db.executeQuery(prepared('read-stream', query.compile()));
   return source.cipher.entries(rows, source.origin);
 }
 

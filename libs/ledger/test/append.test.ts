@@ -1,4 +1,4 @@
-import { createPool } from '@connect/db';
+import { createKysely, createPool } from '@connect/db';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { TestDatabase } from '../../../test/support/database.ts';
 import {
@@ -19,6 +19,20 @@ beforeAll(async () => {
   ({ database, ledger } = await testLedger());
 });
 afterAll(() => database.close());
+
+test('a stream is read by a statement parsed and planned once per connection, not at each read', async () => {
+  const pool = createPool(database.url, 1);
+  try {
+    for (let i = 0; i < 8; i++)
+      await readStream(createKysely(pool), { origin: ORIGIN, cipher: clearBodies }, 'order-9');
+    const { rows } = await pool.query(
+      `select generic_plans as generic, custom_plans as custom from pg_prepared_statements where name = 'read-stream'`,
+    );
+    expect(rows).toEqual([{ generic: 3, custom: 5 }]);
+  } finally {
+    await pool.end();
+  }
+});
 
 describe('appending to a stream', () => {
   test('commits entries with dense indexes, stream versions and leaf hashes', async () => {

@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import { sessionAccess } from '@connect/auth';
+import { createKysely, createPool } from '@connect/db';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Account, signUp, type TestApp, testApp } from './support.ts';
 
@@ -110,4 +113,17 @@ describe('refresh token reuse', () => {
     expect((await refresh(rotated.refresh_token)).statusCode).toBe(400);
     expect((await me(rotated.access_token)).statusCode).toBe(401);
   });
+});
+
+test('a session is looked up by a statement parsed and planned once per connection, not at each check', async () => {
+  const pool = createPool(t.database.url, 1);
+  try {
+    for (let i = 0; i < 8; i++) expect(await sessionAccess(createKysely(pool), randomUUID())).toBeUndefined();
+    const { rows } = await pool.query(
+      `select generic_plans as generic, custom_plans as custom from pg_prepared_statements where name = 'session-access'`,
+    );
+    expect(rows).toEqual([{ generic: 3, custom: 5 }]);
+  } finally {
+    await pool.end();
+  }
 });
