@@ -10,7 +10,7 @@
 //   push: from sending a command to the subscription message about that commitment (at its
 //   version or newer) reaching the socket it changes: the creator's for create, else the partner's.
 // Sign-up (one scrypt per user on the server) and token refreshes happen between steps, untimed.
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -127,9 +127,16 @@ async function tokenOrThrow(answer: Promise<Answer>, what: string): Promise<Toke
   return JSON.parse(body) as TokenBody;
 }
 
-/** Signs up users `from`…`to - 1` (load<i>@bench.test), SIGN_UP_CONCURRENCY at a time. */
-async function signUp(client: HttpClient, from: number, to: number): Promise<LoadUser[]> {
-  const users: LoadUser[] = [];
+/**
+ * Signs up users `from`…`to - 1` (load<i>@bench.test), SIGN_UP_CONCURRENCY at a time, handing each
+ * to `signedUp` as it is.
+ */
+async function signUp(
+  client: HttpClient,
+  from: number,
+  to: number,
+  signedUp: (user: LoadUser) => void,
+): Promise<void> {
   let next = from;
   const started = performance.now();
   const worker = async () => {
@@ -142,7 +149,7 @@ async function signUp(client: HttpClient, from: number, to: number): Promise<Loa
         }),
         'sign-up',
       );
-      users.push({
+      signedUp({
         index,
         id: body.user.id,
         token: body.access_token,
@@ -158,14 +165,20 @@ async function signUp(client: HttpClient, from: number, to: number): Promise<Loa
   };
   await Promise.all(Array.from({ length: SIGN_UP_CONCURRENCY }, worker));
   console.log(`  ${to - from} users signed up in ${round((performance.now() - started) / 1000, 1)} s`);
-  return users.sort((a, b) => a.index - b.index);
 }
 
-/** New access tokens for users whose token is older than REFRESH_AFTER_MS (the session stays). */
-async function refreshStaleTokens(client: HttpClient, users: readonly LoadUser[]): Promise<void> {
+/**
+ * New access tokens for users whose token is older than REFRESH_AFTER_MS (the session stays), 16
+ * at a time; `refreshed` runs after each 16, so rotated refresh tokens can be kept at once.
+ */
+async function refreshStaleTokens(
+  client: HttpClient,
+  users: readonly LoadUser[],
+  refreshed: () => Promise<void> = async () => {},
+): Promise<void> {
   const stale = users.filter((user) => Date.now() - user.tokenAt > REFRESH_AFTER_MS);
   for (let i = 0; i < stale.length; i += 16) {
-    await Promise.all(
+    const outcomes = await Promise.allSettled(
       stale.slice(i, i + 16).map(async (user) => {
         const body = await tokenOrThrow(
           client.request('POST', '/v1/auth/token', {
@@ -179,6 +192,9 @@ async function refreshStaleTokens(client: HttpClient, users: readonly LoadUser[]
         user.tokenAt = Date.now();
       }),
     );
+    await refreshed();
+    const failed = outcomes.find((outcome) => outcome.status === 'rejected');
+    if (failed) throw failed.reason;
   }
   if (stale.length > 0) console.log(`  refreshed ${stale.length} access tokens`);
 }
@@ -191,7 +207,12 @@ interface SavedUser {
 
 /** The users of an earlier run in a kept data dir, their access tokens stale (refreshed before use). */
 async function loadSavedUsers(dataDir: string): Promise<LoadUser[]> {
-  const text = await readFile(path.join(dataDir, USERS_FILE), 'utf8').catch(() => '[]');
+  const text = await readFile(path.join(dataDir, USERS_FILE), 'utf8').catch(
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return '[]';
+      throw error;
+    },
+  );
   return (JSON.parse(text) as SavedUser[]).map((saved) => ({
     ...saved,
     token: '',
@@ -202,9 +223,12 @@ async function loadSavedUsers(dataDir: string): Promise<LoadUser[]> {
   }));
 }
 
+/** Written whole, then renamed over the last: a run stopped midway leaves one or the other. */
 async function saveUsers(dataDir: string, users: readonly LoadUser[]): Promise<void> {
   const saved: SavedUser[] = users.map(({ index, id, refreshToken }) => ({ index, id, refreshToken }));
-  await writeFile(path.join(dataDir, USERS_FILE), JSON.stringify(saved), { mode: 0o600 });
+  const file = path.join(dataDir, USERS_FILE);
+  await writeFile(`${file}.next`, JSON.stringify(saved), { mode: 0o600 });
+  await rename(`${file}.next`, file);
 }
 
 function pairUp(users: readonly LoadUser[]): void {
@@ -715,9 +739,11 @@ async function rssMb(pid: number): Promise<number> {
 const held = (step: StepResult) => step.p99 < P99_LIMIT_MS && step.errors === 0;
 
 export async function benchLoad(): Promise<Metrics> {
+  if (KEPT_DATA_DIR) await mkdir(KEPT_DATA_DIR, { recursive: true });
+  const saved = KEPT_DATA_DIR ? await loadSavedUsers(KEPT_DATA_DIR) : [];
   const dataDir = KEPT_DATA_DIR ?? (await mkdtemp(path.join(os.tmpdir(), 'connect-bench-load-')));
-  await mkdir(dataDir, { recursive: true });
-  await chmod(dataDir, 0o711);
+  // The embedded PostgreSQL's own user must reach its data inside.
+  if (!KEPT_DATA_DIR) await chmod(dataDir, 0o711);
   // Every sign-up comes from this one address: CONNECT_AUTH_RATE_LIMIT (per address, minute and
   // route) is raised so that none is refused. Commands stay under CONNECT_COMMAND_RATE_LIMIT's
   // default (600 a minute per user; a user here sends about 4), but support.ts raises it anyway.
@@ -730,9 +756,13 @@ export async function benchLoad(): Promise<Metrics> {
   const client = httpClient(server.url);
   const run = new Run(client);
   const users: LoadUser[] = [];
-  const saved = KEPT_DATA_DIR ? await loadSavedUsers(KEPT_DATA_DIR) : [];
-  const keep = async () => {
-    if (KEPT_DATA_DIR) await saveUsers(KEPT_DATA_DIR, [...users, ...saved.slice(users.length)]);
+  // Every user signed up and every rotated refresh token is kept as soon as it is known: a run
+  // stopped midway must not leave accounts it cannot sign in to (sign-up again is refused).
+  let saving = Promise.resolve();
+  const keep = () => {
+    const dir = KEPT_DATA_DIR;
+    if (dir) saving = saving.then(() => saveUsers(dir, [...users, ...saved.slice(users.length)]));
+    return saving;
   };
   try {
     const grow = async (count: number) => {
@@ -740,20 +770,22 @@ export async function benchLoad(): Promise<Metrics> {
       if (reused.length > 0) console.log(`reusing ${reused.length} users of an earlier run…`);
       const added = [...reused];
       users.push(...reused);
-      await refreshStaleTokens(client, users);
-      await keep();
+      await refreshStaleTokens(client, users, keep);
       if (users.length < count) {
         console.log(`signing up ${count - users.length} users…`);
-        const signedUp = await signUp(client, users.length, count);
-        added.push(...signedUp);
-        users.push(...signedUp);
+        // After the highest index in use: a run stopped midway may have kept them out of order.
+        const from = Math.max(-1, ...users.map((user) => user.index)) + 1;
+        await signUp(client, from, from + count - users.length, (user) => {
+          added.push(user);
+          users.push(user);
+          keep().catch(() => {}); // a failure shows at the next keep awaited
+        });
         await keep();
       }
       pairUp(added);
       // Signing up thousands takes longer than an access token lives (15 min): the first ones'
       // tokens are refreshed before their sockets open, or the server refuses them (4403).
-      await refreshStaleTokens(client, users);
-      await keep();
+      await refreshStaleTokens(client, users, keep);
       await subscribe(server.url, added, run);
     };
 
@@ -794,12 +826,12 @@ export async function benchLoad(): Promise<Metrics> {
       'load.max_users_at_200ms': { value: lastHeld, unit: 'users' },
     };
   } finally {
+    await keep().catch((error: unknown) => console.error('could not keep the users:', error));
     run.closing = true;
     await run.stop();
     await Promise.all(users.map((user) => user.subscription?.dispose()));
     client.close();
     await stopConnect(server.child);
-    await keep();
     if (!KEPT_DATA_DIR) await rm(dataDir, { recursive: true, force: true });
   }
 }

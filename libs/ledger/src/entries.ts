@@ -6,16 +6,34 @@ import type { Entry } from './types.ts';
 
 type Db = Kysely<Database>;
 
+const ENTRY_COLUMNS = [
+  'index',
+  'id',
+  'stream',
+  'version',
+  'type',
+  'schema',
+  'recorded_at',
+  'actor',
+  'meta',
+  'data',
+  'salt',
+  'sealed',
+  'data_hash',
+  'leaf_hash',
+] as const satisfies readonly (keyof LedgerEntriesTable)[];
+
 export async function readStream(
   db: Db,
   source: LedgerSource,
   stream: string,
   fromVersion = 1,
 ): Promise<Entry[]> {
-  // Prepared, as every command reads its stream: PostgreSQL parsed and planned it each time.
+  // Prepared, as every command reads its stream: PostgreSQL parsed and planned it each time. Its
+  // columns are named, since a prepared `select *` fails once a migration adds a column.
   const query = db
     .selectFrom('ledger_entries')
-    .selectAll()
+    .select(ENTRY_COLUMNS)
     .where('stream', '=', stream)
     .where('version', '>=', fromVersion)
     .orderBy('version');

@@ -20,15 +20,19 @@ beforeAll(async () => {
 });
 afterAll(() => database.close());
 
-test('a stream is read by a statement parsed and planned once per connection, not at each read', async () => {
+test('a stream is read by a statement prepared once per connection, which PostgreSQL then runs on a generic plan', async () => {
   const pool = createPool(database.url, 1);
   try {
     for (let i = 0; i < 8; i++)
       await readStream(createKysely(pool), { origin: ORIGIN, cipher: clearBodies }, 'order-9');
-    const { rows } = await pool.query(
+    const {
+      rows: [plans],
+    } = await pool.query<{ generic: number; custom: number }>(
       `select generic_plans as generic, custom_plans as custom from pg_prepared_statements where name = 'read-stream'`,
     );
-    expect(rows).toEqual([{ generic: 3, custom: 5 }]);
+    // PostgreSQL plans the first five executions for their values, then settles on the generic plan.
+    expect(plans && plans.generic + plans.custom).toBe(8);
+    expect(plans?.generic).toBeGreaterThan(0);
   } finally {
     await pool.end();
   }

@@ -115,14 +115,18 @@ describe('refresh token reuse', () => {
   });
 });
 
-test('a session is looked up by a statement parsed and planned once per connection, not at each check', async () => {
+test('a session is looked up by a statement prepared once per connection, which PostgreSQL then runs on a generic plan', async () => {
   const pool = createPool(t.database.url, 1);
   try {
     for (let i = 0; i < 8; i++) expect(await sessionAccess(createKysely(pool), randomUUID())).toBeUndefined();
-    const { rows } = await pool.query(
+    const {
+      rows: [plans],
+    } = await pool.query<{ generic: number; custom: number }>(
       `select generic_plans as generic, custom_plans as custom from pg_prepared_statements where name = 'session-access'`,
     );
-    expect(rows).toEqual([{ generic: 3, custom: 5 }]);
+    // PostgreSQL plans the first five executions for their values, then settles on the generic plan.
+    expect(plans && plans.generic + plans.custom).toBe(8);
+    expect(plans?.generic).toBeGreaterThan(0);
   } finally {
     await pool.end();
   }

@@ -122,11 +122,10 @@ export function createReaderDb(
 ): ReaderDb {
   const login = new URL(url).username === READER_ROLE ? url : readerUrlFor(url);
   const pool = createPool(login, options.max ?? DEFAULT_READ_POOL_SIZE, {
-    // Generic plans: PostgreSQL otherwise re-plans a prepared read for its parameters whenever the
-    // generic plan looks costlier, and for `id = any($1)` it always does (the array's length is
-    // unknown), so a commitment read by id was planned at nine executions in ten, the planning
-    // costing more than the read. Reads here are index lookups by party, id or stream, whose plan
-    // does not depend on the values.
+    // Generic plans: PostgreSQL otherwise plans a prepared read again for its values whenever the
+    // generic plan looks costlier, and for `id = any($1)` with a short array it always does, so a
+    // commitment read by id was planned at every execution, the planning costing more than the
+    // read. Reads here start from an index by party, recipient or id, whatever the values.
     options: '-c default_transaction_read_only=on -c plan_cache_mode=force_generic_plan',
     Client: ReaderClient,
   });
