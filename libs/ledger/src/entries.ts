@@ -2,26 +2,10 @@ import { type Database, type LedgerEntriesTable, prepared } from '@connect/db';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import type { LedgerSource } from './body-cipher.ts';
+import { ENTRY_COLUMN_NAMES } from './rows.ts';
 import type { Entry } from './types.ts';
 
 type Db = Kysely<Database>;
-
-const ENTRY_COLUMNS = [
-  'index',
-  'id',
-  'stream',
-  'version',
-  'type',
-  'schema',
-  'recorded_at',
-  'actor',
-  'meta',
-  'data',
-  'salt',
-  'sealed',
-  'data_hash',
-  'leaf_hash',
-] as const satisfies readonly (keyof LedgerEntriesTable)[];
 
 export async function readStream(
   db: Db,
@@ -29,11 +13,10 @@ export async function readStream(
   stream: string,
   fromVersion = 1,
 ): Promise<Entry[]> {
-  // Prepared, as every command reads its stream: PostgreSQL parsed and planned it each time. Its
-  // columns are named, since a prepared `select *` fails once a migration adds a column.
+  // Prepared, as every command reads its stream: PostgreSQL parsed and planned it each time.
   const query = db
     .selectFrom('ledger_entries')
-    .select(ENTRY_COLUMNS)
+    .select(ENTRY_COLUMN_NAMES)
     .where('stream', '=', stream)
     .where('version', '>=', fromVersion)
     .orderBy('version');

@@ -56,6 +56,9 @@ const ENTRY_COLUMNS: readonly Column<StoredEntry>[] = [
   column('leaf_hash', 'bytea', ({ entry }) => bytes(entry.leafHash)),
 ];
 
+/** The columns of a ledger_entries row, for reads that name them (a prepared `select *` breaks on a new one). */
+export const ENTRY_COLUMN_NAMES = ENTRY_COLUMNS.map((c) => c.name as keyof LedgerEntriesTable);
+
 /**
  * `insert into ledger_entries … select * from unnest(…)` of these entries, one array per column;
  * with `seal`, their bodies are stored sealed.

@@ -1,6 +1,7 @@
-import { createKysely, createPool } from '@connect/db';
+import { createPool } from '@connect/db';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { TestDatabase } from '../../../test/support/database.ts';
+import { plansOfPrepared } from '../../../test/support/prepared-plans.ts';
 import {
   AppendValidationError,
   auditLedger,
@@ -21,21 +22,12 @@ beforeAll(async () => {
 afterAll(() => database.close());
 
 test('a stream is read by a statement prepared once per connection, which PostgreSQL then runs on a generic plan', async () => {
-  const pool = createPool(database.url, 1);
-  try {
-    for (let i = 0; i < 8; i++)
-      await readStream(createKysely(pool), { origin: ORIGIN, cipher: clearBodies }, 'order-9');
-    const {
-      rows: [plans],
-    } = await pool.query<{ generic: number; custom: number }>(
-      `select generic_plans as generic, custom_plans as custom from pg_prepared_statements where name = 'read-stream'`,
-    );
-    // PostgreSQL plans the first five executions for their values, then settles on the generic plan.
-    expect(plans && plans.generic + plans.custom).toBe(8);
-    expect(plans?.generic).toBeGreaterThan(0);
-  } finally {
-    await pool.end();
-  }
+  const plans = await plansOfPrepared(database.url, 'read-stream', 8, (db) =>
+    readStream(db, { origin: ORIGIN, cipher: clearBodies }, 'order-9'),
+  );
+  // PostgreSQL plans the first five executions for their values, then settles on the generic plan.
+  expect(plans && plans.generic + plans.custom).toBe(8);
+  expect(plans?.generic).toBeGreaterThan(0);
 });
 
 describe('appending to a stream', () => {

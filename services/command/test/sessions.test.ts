@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { sessionAccess } from '@connect/auth';
-import { createKysely, createPool } from '@connect/db';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { plansOfPrepared } from '../../../test/support/prepared-plans.ts';
 import { type Account, signUp, type TestApp, testApp } from './support.ts';
 
 const HOUR = 3600;
@@ -116,18 +116,10 @@ describe('refresh token reuse', () => {
 });
 
 test('a session is looked up by a statement prepared once per connection, which PostgreSQL then runs on a generic plan', async () => {
-  const pool = createPool(t.database.url, 1);
-  try {
-    for (let i = 0; i < 8; i++) expect(await sessionAccess(createKysely(pool), randomUUID())).toBeUndefined();
-    const {
-      rows: [plans],
-    } = await pool.query<{ generic: number; custom: number }>(
-      `select generic_plans as generic, custom_plans as custom from pg_prepared_statements where name = 'session-access'`,
-    );
-    // PostgreSQL plans the first five executions for their values, then settles on the generic plan.
-    expect(plans && plans.generic + plans.custom).toBe(8);
-    expect(plans?.generic).toBeGreaterThan(0);
-  } finally {
-    await pool.end();
-  }
+  const plans = await plansOfPrepared(t.database.url, 'session-access', 8, async (db) =>
+    expect(await sessionAccess(db, randomUUID())).toBeUndefined(),
+  );
+  // PostgreSQL plans the first five executions for their values, then settles on the generic plan.
+  expect(plans && plans.generic + plans.custom).toBe(8);
+  expect(plans?.generic).toBeGreaterThan(0);
 });
