@@ -29,6 +29,7 @@ import type { LedgerSource } from './body-cipher.ts';
 import { withNativeVerifier } from './native-crypto.ts';
 import { consistencyHashes, loadPeaks, MissingTreeHashError } from './tree-store.ts';
 import type { Entry } from './types.ts';
+import { verifiedNotes } from './verified-notes.ts';
 
 export interface AuditLog {
   info(details: object, message: string): void;
@@ -114,6 +115,7 @@ export function startContinuousAudit(
   let sweep: Cursor = { size: 0, peaks: [] };
   /** Up to when the sweep's pace has been spent. */
   let sweptUntil = Date.now();
+  const verified = verifiedNotes();
   let closed = false;
   let running: Promise<void> | undefined;
   let again = false;
@@ -122,23 +124,27 @@ export function startContinuousAudit(
     throw new AuditMismatch(message);
   };
 
-  /** The checkpoint's note opened with the ledger key; its size and root must be these. */
+  /**
+   * The checkpoint's note opened with the ledger key; its size and root must be these. A note
+   * already opened here, unchanged, over the same root, is not opened again (verified-notes.ts).
+   */
   function checkCheckpoint(
     row: { tree_size: number; root_hash: Uint8Array; note: string },
     root: Uint8Array,
   ) {
-    let opened = deps.signedHere?.(row.tree_size, row.note);
-    if (!opened)
-      try {
-        opened = openCheckpoint(row.note, [key]);
-      } catch (error) {
-        return mismatch(`checkpoint of size ${row.tree_size} does not verify: ${(error as Error).message}`);
-      }
-    if (
-      opened.treeSize !== row.tree_size ||
-      !equalBytes(opened.rootHash, root) ||
-      !equalBytes(row.root_hash, root)
-    )
+    if (!verified.has(row.tree_size, row.note, root)) {
+      let opened = deps.signedHere?.(row.tree_size, row.note);
+      if (!opened)
+        try {
+          opened = openCheckpoint(row.note, [key]);
+        } catch (error) {
+          return mismatch(`checkpoint of size ${row.tree_size} does not verify: ${(error as Error).message}`);
+        }
+      if (opened.treeSize !== row.tree_size || !equalBytes(opened.rootHash, root))
+        mismatch(`checkpoint of size ${row.tree_size} does not match the recomputed root`);
+      verified.add(row.tree_size, row.note, root);
+    }
+    if (!equalBytes(row.root_hash, root))
       mismatch(`checkpoint of size ${row.tree_size} does not match the recomputed root`);
   }
 

@@ -207,6 +207,40 @@ test('a checkpoint this process signed, its stored note then altered, is checked
   }
 });
 
+test('a checkpoint note the sweep has verified, then altered, is opened again and refused', async () => {
+  const audit = startContinuousAudit(
+    {
+      pool: database.pool,
+      db: database.db,
+      origin: ledger.origin,
+      cipher: ledger.cipher,
+      verifierKey: ledger.verifierKey,
+    },
+    { log: { info() {}, warn() {}, error() {} }, pollMs: 100, sweepPerSecond: 100_000 },
+  );
+  const { rows } = await database.pool.query(
+    'select tree_size, note from ledger_checkpoints where tree_size > 0 order by tree_size limit 1',
+  );
+  const { tree_size: size, note } = rows[0] as { tree_size: number; note: string };
+  const changed = note.at(-6) === 'A' ? 'B' : 'A';
+  try {
+    // A whole pass of the sweep: every note verified once, and so known to the audit.
+    await until('a full sweep', async () => {
+      const status = audit.status();
+      return status.verifiedEntries > 0 && status.sweptEntries >= status.verifiedEntries;
+    });
+    expect(audit.status().failure).toBeUndefined();
+    await tamper(
+      `update ledger_checkpoints set note = '${note.slice(0, -6)}${changed}${note.slice(-5)}' where tree_size = ${size}`,
+    );
+    await until('the audit to fail', async () => audit.status().failure);
+    expect(audit.status().failure).toMatch(new RegExp(`checkpoint of size ${size} does not verify`));
+  } finally {
+    await audit.close();
+    await tamper(`update ledger_checkpoints set note = '${note}' where tree_size = ${size}`);
+  }
+});
+
 test('a stored tree hash altered in SQL is found within seconds', async () => {
   const { app, monitor } = monitoredServer();
   try {
