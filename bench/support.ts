@@ -141,6 +141,18 @@ export async function openLoop(
   return { latenciesMs: latencies, non2xx };
 }
 
+/**
+ * The p99 the same open loop gives /healthz of the same server at the same rate: a route that does
+ * nothing, so what this machine and this harness cost at that rate, the floor under any p99
+ * measured with openLoop there (on a 2-core machine shared with PostgreSQL and the load itself, it
+ * is far from 0).
+ */
+export async function openLoopFloor(url: string, rate: number, seconds: number): Promise<number> {
+  const run = await openLoop(url, rate, seconds, () => ({ path: '/healthz' }));
+  if (run.non2xx > 0) throw new Error(`/healthz answered ${run.non2xx} requests with no 2xx at ${rate}/s`);
+  return round(percentile(run.latenciesMs, 99));
+}
+
 export async function writeResults(metrics: Metrics): Promise<void> {
   const rows = Object.entries(metrics).map(
     ([key, m]) => `${key.padEnd(36)} ${String(m.value).padStart(12)} ${m.unit}`,
