@@ -133,6 +133,30 @@ describe('marking read', () => {
     expect(none).toEqual({ items: [], nextCursor: null, unreadCount: 0 });
   });
 
+  test('Connect-Min-Index: all read waits for the notifications up to that index, and marks them too', async () => {
+    await command(ben, `/v1/commitments/${commitmentId}/claim-fulfilment`, { note: 'done' });
+    const marked = await s.app.inject({
+      method: 'POST',
+      url: '/v1/notifications/read',
+      payload: { all: true },
+      headers: { ...ana.auth, 'connect-min-index': String(lastWrite) },
+    });
+    expect(marked.statusCode, marked.body).toBe(204);
+    expect(Number(marked.headers['connect-index'])).toBeGreaterThanOrEqual(lastWrite);
+    const page = await notifications(ana);
+    expect(page.items.some((n) => n.ledgerIndex === lastWrite)).toBe(true);
+    expect(page.unreadCount).toBe(0);
+
+    const bad = await s.app.inject({
+      method: 'POST',
+      url: '/v1/notifications/read',
+      payload: { all: true },
+      headers: { ...ana.auth, 'connect-min-index': 'soon' },
+    });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().errors[0].path).toBe('header.connect-min-index');
+  });
+
   test('naming another person’s notification marks nothing', async () => {
     const bens = (await notifications(ben)).items.map((n) => n.id);
     expect((await markRead(cat, { ids: bens })).statusCode).toBe(204);

@@ -70,11 +70,18 @@ export const notificationOperations: Operation[] = [
     summary: 'Mark the caller’s notifications read: the ones named, or all',
     auth: true,
     body: markReadBody,
+    headers: [
+      {
+        name: 'Connect-Min-Index',
+        description: 'wait (bounded) until the notifications include this ledger index, then mark',
+      },
+    ],
     examples: { request: { ids: [`42:${USER_ID}:invitation`] } },
     responses: {
       '204': 'Marked (ids that are not the caller’s are ignored)',
       '400': 'Neither ids nor all, or a bad id; `errors` names it',
       '401': 'No or bad access token',
+      '503': 'Connect-Min-Index not reached in time (Retry-After); nothing marked',
     },
   },
 ];

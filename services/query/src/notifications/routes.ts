@@ -96,6 +96,8 @@ export async function notificationRoutes(app: FastifyInstance, deps: Notificatio
   app.post('/v1/notifications/read', async (request, reply) => {
     const who = await caller(request);
     const body = parseWith(markReadBody, request.body);
+    // `all: true` after a command marks what that command caused too, once it is there.
+    await consistent(request, reply);
     await markNotificationsRead(pool, who.userId, body.ids ?? null);
     return reply.code(204).send();
   });
