@@ -24,6 +24,13 @@ export interface BatchResult {
   quarantined: Quarantined[];
 }
 
+/**
+ * How a batch's transaction begins. A read model is derived from the ledger: a batch whose commit
+ * a crash of PostgreSQL loses is lost with its checkpoint, and projected again from the ledger. So
+ * a batch does not wait for its commit to reach the disk; the appends to the ledger do.
+ */
+const BEGIN_DERIVED = 'begin; set local synchronous_commit = off';
+
 /** Reads up to `limit` entries after `from` (from the ledger, in index order). */
 export async function readEntriesAfter(
   client: pg.ClientBase,
@@ -80,7 +87,8 @@ export async function skipBatch(
          where projection = $1 and reach.upto is not null and not wanted.found
          returning ${MOVED_RETURNING})
        select checkpoint.last_index as checkpoint_index, wanted.found as wanted,
-              (select last_index from moved) as moved_to
+              (select last_index from moved) as moved_to,
+              set_config('synchronous_commit', 'off', true) as commit_mode -- as BEGIN_DERIVED
          from checkpoint cross join wanted`,
       values: [projection.name, limit, projection.streams],
     },
@@ -119,7 +127,7 @@ async function projectOnce(
   options: LedgerSource & { limit: number },
   apply: ApplyEntries,
 ): Promise<BatchResult> {
-  await client.query('begin');
+  await client.query(BEGIN_DERIVED);
   try {
     // The checkpoint, locked, how far the next `limit` entries reach, those of them in the
     // projection's streams, and the streams set aside: one round trip.

@@ -78,6 +78,10 @@ describe('skipBatch: a batch with none of the projection’s entries', () => {
       quarantined: [],
     });
     expect(await checkpoint()).toBe(head);
+    // Its commit does not wait for the disk (as projectBatch's); the connection's own setting stays.
+    expect((await client.query("select current_setting('synchronous_commit') as mode")).rows[0].mode).toBe(
+      'on',
+    );
   });
 });
 
@@ -126,8 +130,30 @@ describe('projectBatch', () => {
     expect(result.quarantined).toEqual([]);
     expect(await projectedIds()).toEqual([first]);
     expect(savepoints()).toEqual([]);
-    expect(statements[0]).toBe('begin');
+    expect(statements[0]).toMatch(/^begin\b/);
     expect(statements.at(-1)).toBe('commit');
+  });
+
+  it('does not wait for its commit to reach the disk, and leaves the connection as it was', async () => {
+    await activeCommitment(ledger, alice, bob, 'Unhurried');
+    await ledger.drain();
+    let commitMode: string | undefined;
+    const probed: Projection = {
+      ...commitments,
+      async apply(c, entries, tables, cipher) {
+        commitMode = (await c.query("select current_setting('synchronous_commit') as mode")).rows[0].mode;
+        return commitments.apply(c, entries, tables, cipher);
+      },
+    };
+    await projectBatch(client, probed, liveTables(probed), {
+      origin: ORIGIN,
+      cipher: ledger.cipher,
+      limit: 1000,
+    });
+    expect(commitMode).toBe('off');
+    expect((await client.query("select current_setting('synchronous_commit') as mode")).rows[0].mode).toBe(
+      'on',
+    );
   });
 
   it('applies it again entry by entry when one entry cannot be applied, setting aside only its stream', async () => {

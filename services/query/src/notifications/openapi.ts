@@ -79,7 +79,7 @@ export const notificationOperations: Operation[] = [
     examples: { request: { ids: [`42:${USER_ID}:invitation`] } },
     responses: {
       '204': 'Marked (ids that are not the caller’s are ignored)',
-      '400': 'Neither ids nor all, or a bad id; `errors` names it',
+      '400': 'Neither ids nor all, a bad id, or a bad Connect-Min-Index; `errors` names it',
       '401': 'No or bad access token',
       '503': 'Connect-Min-Index not reached in time (Retry-After); nothing marked',
     },
