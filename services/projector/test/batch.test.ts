@@ -85,6 +85,61 @@ describe('skipBatch: a batch with none of the projection’s entries', () => {
   });
 });
 
+describe('skipBatch on a long ledger', () => {
+  let database: TestDatabase;
+  let ledger: Awaited<ReturnType<typeof projectorLedger>>['ledger'];
+  /** Entries after the first profile: commitments' (10 a stream), none of them the profiles'. */
+  const commitmentEntries = 3000;
+
+  beforeAll(async () => {
+    ({ database, ledger } = await projectorLedger());
+    const alice = await registerProfile(ledger, 'Alice');
+    await Promise.all(
+      Array.from({ length: commitmentEntries / 10 }, () =>
+        ledger.append({
+          stream: commitmentStream(randomUUID()),
+          expectedVersion: 'no_stream',
+          actor: alice,
+          events: Array.from({ length: 10 }, (_, i) => ({ type: 'BenchNoted', data: { i } })),
+        }),
+      ),
+    );
+    await ledger.drain();
+  });
+  afterAll(async () => {
+    await ledger.drain();
+    await database.close();
+  });
+
+  it('reads the next entries by index, not every entry of the ledger', async () => {
+    const client = await database.pool.connect();
+    try {
+      const { rows } = await client.query<{ head: number }>('select tree_size - 1 as head from ledger_head');
+      const head = Number(rows[0]?.head);
+      await client.query("update projection_checkpoints set last_index = $1 where projection = 'profiles'", [
+        head - 50,
+      ]);
+      // pg_stat_xact_user_tables counts what this transaction has read so far, table by table.
+      await client.query('begin');
+      expect(await skipBatch(client, profiles, 20)).toEqual({
+        count: 20,
+        lastIndex: head - 30,
+        applied: 0,
+        quarantined: [],
+      });
+      const read = await client.query<{ seq_tup_read: string; idx_tup_fetch: string }>(
+        "select seq_tup_read, idx_tup_fetch from pg_stat_xact_user_tables where relname = 'ledger_entries'",
+      );
+      await client.query('commit');
+      const tuples = Number(read.rows[0]?.seq_tup_read) + Number(read.rows[0]?.idx_tup_fetch);
+      expect(tuples).toBeGreaterThanOrEqual(20);
+      expect(tuples).toBeLessThan(100);
+    } finally {
+      client.release();
+    }
+  });
+});
+
 describe('projectBatch', () => {
   let database: TestDatabase;
   let ledger: Awaited<ReturnType<typeof projectorLedger>>['ledger'];
