@@ -311,7 +311,7 @@ export async function displayNames(db: Reader, userIds: readonly string[]): Prom
   const rows = await db
     .selectFrom('profiles')
     .select(['user_id', 'display_name'])
-    .where('user_id', 'in', userIds)
+    .where(sql<boolean>`user_id = any(${[...userIds]}::text[])`) // one statement shape for any number of ids
     .execute();
   return new Map(rows.map((row) => [row.user_id, row.display_name]));
 }
