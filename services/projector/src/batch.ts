@@ -46,15 +46,18 @@ export async function readEntriesAfter(
 }
 
 /**
- * The CTEs that claim a batch: the projection's checkpoint ($1), locked, and how far the next $2
- * entries after it reach (upto).
+ * The CTEs that claim a batch: the projection's checkpoint ($1), locked, the next $2 entries after
+ * it (next: index and stream, found by index) and how far they reach (upto). Bounds the planner
+ * cannot see (they come from the checkpoint) must not reach ledger_entries any other way: asked of
+ * the whole table between them, a question was a scan of every entry (250 ms a batch at a million
+ * entries, and a catch-up went quadratic).
  */
 const CLAIM = `checkpoint as (
          select last_index from projection_checkpoints where projection = $1 for update),
-       reach as (
-         select max(index) as upto from (
-           select index from ledger_entries where index > (select last_index from checkpoint)
-           order by index limit $2) next)`;
+       next as (
+         select index, stream from ledger_entries where index > (select last_index from checkpoint)
+         order by index limit $2),
+       reach as (select max(index) as upto from next)`;
 
 /**
  * What an update of the checkpoint of projection $1 returns: its new index, having told the
@@ -76,15 +79,7 @@ export async function skipBatch(
   const { rows } = await client.query<{ checkpoint_index: number; moved_to: number | null; wanted: boolean }>(
     {
       name: 'projector-skip-batch',
-      // The streams are read from the next $2 entries themselves, found by index: asked of the
-      // whole table between two bounds the planner could not see, the question was a scan of
-      // every entry (250 ms a batch at a million entries: a catch-up went quadratic).
-      text: `with checkpoint as (
-         select last_index from projection_checkpoints where projection = $1 for update),
-       next as (
-         select index, stream from ledger_entries where index > (select last_index from checkpoint)
-         order by index limit $2),
-       reach as (select max(index) as upto from next),
+      text: `with ${CLAIM},
        wanted as (select exists (select 1 from next where stream like any($3)) as found),
        moved as (
          update projection_checkpoints set last_index = reach.upto, updated_at = now()
