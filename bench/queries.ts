@@ -74,6 +74,17 @@ function lifecycle(creator: string, participant: string, witness: string, i: num
   ];
 }
 
+/**
+ * Connections the database has accepted so far, by its statistics (a backend reports its own within
+ * about a second). The bench's pool is idle during an open loop: a difference is the server's.
+ */
+async function sessionsOpened(pool: Awaited<ReturnType<typeof benchDatabase>>['pool']): Promise<number> {
+  const { rows } = await pool.query<{ sessions: number }>(
+    'select sessions from pg_stat_database where datname = current_database()',
+  );
+  return Number(rows[0]?.sessions);
+}
+
 async function seed(ledger: Ledger, database: Awaited<ReturnType<typeof benchDatabase>>, dataDir: string) {
   const tokens = await loadTokenIssuer(dataDir);
   await ledger.append({
@@ -234,13 +245,16 @@ export async function benchQueries(): Promise<Metrics> {
     // machine's saturation point.
     const at70 = async (label: string, result: autocannon.Result, request: typeof getOne) => {
       const rate = (0.7 * result['2xx']) / SECONDS;
+      const sessionsBefore = await sessionsOpened(database.pool);
       const run = await openLoop(url, rate, SECONDS, request);
+      const connectionsOpened = (await sessionsOpened(database.pool)) - sessionsBefore;
       const p99 = round(percentile(run.latenciesMs, 99));
       const floor = await openLoopFloor(url, rate, SECONDS);
       console.log(
-        `  ${label} at 70 % (open loop): ${run.non2xx} not 2xx, p99 ${p99} ms (/healthz at that rate: p99 ${floor} ms)`,
+        `  ${label} at 70 % (open loop): ${run.non2xx} not 2xx, p99 ${p99} ms (/healthz at that rate: p99 ${floor} ms), ` +
+          `${connectionsOpened} database connections opened meanwhile`,
       );
-      return { p99, floor };
+      return { p99, floor, connectionsOpened };
     };
     const getsAt70 = await at70('get', gets, getOne);
     const listsAt70 = await at70('list', lists, listMine);
@@ -338,6 +352,8 @@ export async function benchQueries(): Promise<Metrics> {
       'queries.get.floor_p99_ms_at_70pct': { value: getsAt70.floor, unit: 'ms' },
       'queries.list.p99_ms_at_70pct': { value: listsAt70.p99, unit: 'ms' },
       'queries.list.floor_p99_ms_at_70pct': { value: listsAt70.floor, unit: 'ms' },
+      'queries.get.connections_opened_at_70pct': { value: getsAt70.connectionsOpened, unit: 'connections' },
+      'queries.list.connections_opened_at_70pct': { value: listsAt70.connectionsOpened, unit: 'connections' },
       'queries.get.ratio_to_bare': { value: ratio(stackGets, bareGets), unit: '× bare requests/s' },
       'queries.get.bare_per_s': { value: round(bareGets['2xx'] / SECONDS, 0), unit: 'requests/s' },
       'queries.get.stack_per_s': { value: round(stackGets['2xx'] / SECONDS, 0), unit: 'requests/s' },
