@@ -108,10 +108,11 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
 
   async function load(subjects: string[]): Promise<Map<string, Buffer | null>> {
     const started = generation;
-    const { rows } = await pool.query<KeyRow>(
-      'select subject, wrapped_key, master_key_id from data_keys where subject = any($1::text[])',
-      [subjects],
-    );
+    const { rows } = await pool.query<KeyRow>({
+      name: 'keyring-read',
+      text: 'select subject, wrapped_key, master_key_id from data_keys where subject = any($1::text[])',
+      values: [subjects],
+    });
     return unwrapRows(rows, started);
   }
 
