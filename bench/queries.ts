@@ -18,6 +18,7 @@ import { type Ledger, type NewEvent, openLedger, withNativeSigner } from '@conne
 import { PROJECTIONS, replayProjection, startProjector } from '@connect/projector';
 import autocannon from 'autocannon';
 import type { FastifyBaseLogger } from 'fastify';
+import pg from 'pg';
 import {
   benchDatabase,
   type Metrics,
@@ -76,10 +77,11 @@ function lifecycle(creator: string, participant: string, witness: string, i: num
 
 /**
  * Connections the database has accepted so far, by its statistics (a backend reports its own within
- * about a second). The bench's pool is idle during an open loop: a difference is the server's.
+ * about a second), read through one connection of the bench's own, opened once: a difference is
+ * the server's.
  */
-async function sessionsOpened(pool: Awaited<ReturnType<typeof benchDatabase>>['pool']): Promise<number> {
-  const { rows } = await pool.query<{ sessions: number }>(
+async function sessionsOpened(stats: pg.Client): Promise<number> {
+  const { rows } = await stats.query<{ sessions: number }>(
     'select sessions from pg_stat_database where datname = current_database()',
   );
   return Number(rows[0]?.sessions);
@@ -245,9 +247,9 @@ export async function benchQueries(): Promise<Metrics> {
     // machine's saturation point.
     const at70 = async (label: string, result: autocannon.Result, request: typeof getOne) => {
       const rate = (0.7 * result['2xx']) / SECONDS;
-      const sessionsBefore = await sessionsOpened(database.pool);
+      const sessionsBefore = await sessionsOpened(stats);
       const run = await openLoop(url, rate, SECONDS, request);
-      const connectionsOpened = (await sessionsOpened(database.pool)) - sessionsBefore;
+      const connectionsOpened = (await sessionsOpened(stats)) - sessionsBefore;
       const p99 = round(percentile(run.latenciesMs, 99));
       const floor = await openLoopFloor(url, rate, SECONDS);
       console.log(
@@ -256,8 +258,16 @@ export async function benchQueries(): Promise<Metrics> {
       );
       return { p99, floor, connectionsOpened };
     };
-    const getsAt70 = await at70('get', gets, getOne);
-    const listsAt70 = await at70('list', lists, listMine);
+    const stats = new pg.Client({ connectionString: database.url });
+    await stats.connect();
+    let getsAt70: Awaited<ReturnType<typeof at70>>;
+    let listsAt70: Awaited<ReturnType<typeof at70>>;
+    try {
+      getsAt70 = await at70('get', gets, getOne);
+      listsAt70 = await at70('list', lists, listMine);
+    } finally {
+      await stats.end();
+    }
 
     console.log('lag: receipt → visible through the query API, under command load…');
     let loading = true;

@@ -86,8 +86,9 @@ async function main(args: string[]): Promise<number> {
   }
 }
 
+const args = process.argv.slice(2);
 try {
-  process.exitCode = await main(process.argv.slice(2));
+  process.exitCode = await main(args);
 } catch (error) {
   if (error instanceof UsageError) {
     console.error(`connect: ${error.message}\n\n${USAGE}`);
@@ -100,3 +101,6 @@ try {
     process.exitCode = 1;
   }
 }
+// A one-off command is done: a handle it left open (a pooled connection on an error path) must not
+// keep it running. The service stops its own way (serve.ts).
+if (args[0] !== 'start') setTimeout(() => process.exit(), 1000).unref();

@@ -1,4 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { activeCommitment, projectorLedger, registerProfile } from '../../services/projector/test/support.ts';
@@ -45,4 +48,23 @@ test('connect replay --projection names the projections when given an unknown on
   expect(result.status).toBe(2);
   expect(result.stderr).toMatch(/profiles, commitment_types, commitments/);
   expect(replay('--projection', 'profiles').stdout).toMatch(/profiles: rebuilt from 30 events/);
+});
+
+test('connect replay with a malformed master key file says so and exits, leaving no connection open', async () => {
+  const emptyDir = await mkdtemp(path.join(os.tmpdir(), 'connect-replay-badkey-'));
+  await writeFile(path.join(emptyDir, 'master-key'), 'not a key\n', { mode: 0o600 });
+  try {
+    const startedAt = performance.now();
+    const result = spawnSync(process.execPath, [BIN, 'replay'], {
+      env: { ...process.env, DATABASE_URL: database.url, CONNECT_DATA_DIR: emptyDir },
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/master-key must hold base64 keys/);
+    // The pool's connection is closed on the way out, not left to idle out (a minute).
+    expect(performance.now() - startedAt).toBeLessThan(15_000);
+  } finally {
+    await rm(emptyDir, { recursive: true, force: true });
+  }
 });

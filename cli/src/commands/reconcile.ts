@@ -22,7 +22,13 @@ export async function reconcileCommand(args: string[]): Promise<number> {
   }
   const config = loadConfig(process.env);
   const database = await openDatabase(config, { create: false });
-  const { keys, cipher } = await openBodyCipher(database.pool, config, { listen: false, create: false });
+  const { keys, cipher } = await openBodyCipher(database.pool, config, {
+    listen: false,
+    create: false,
+  }).catch(async (error: unknown) => {
+    await database.close();
+    throw error;
+  });
   try {
     const origin = (await readHead(database.db))?.origin ?? '';
     const source = await openSource(values.source);

@@ -19,7 +19,13 @@ export async function replayCommand(args: string[]): Promise<number> {
   }
   const config = loadConfig(process.env);
   const database = await openDatabase(config, { create: false });
-  const { keys, cipher } = await openBodyCipher(database.pool, config, { listen: false, create: false });
+  const { keys, cipher } = await openBodyCipher(database.pool, config, {
+    listen: false,
+    create: false,
+  }).catch(async (error: unknown) => {
+    await database.close();
+    throw error;
+  });
   try {
     await migrate(database.pool);
     const head = await readHead(database.db);

@@ -76,7 +76,13 @@ async function verifyLedger(): Promise<number> {
   const config = loadConfig(process.env);
   const database = await openDatabase(config, { create: false });
   // Sealed bodies are opened to check them against their data hashes.
-  const { keys, cipher } = await openBodyCipher(database.pool, config, { listen: false, create: false });
+  const { keys, cipher } = await openBodyCipher(database.pool, config, {
+    listen: false,
+    create: false,
+  }).catch(async (error: unknown) => {
+    await database.close();
+    throw error;
+  });
   try {
     const head = await readHead(database.db);
     if (!head) {

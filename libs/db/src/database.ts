@@ -20,11 +20,20 @@ export interface DatabaseHandle {
  * How long a pooled connection may sit idle before it is closed. pg's default, 10 s, closed
  * connections between the bursts of a steady load, and each one opened again cost a server process,
  * its catalog caches and every statement prepared anew: a stall in the requests that waited for it.
+ * A minute keeps them through such gaps and still gives a peak's connections back to the server.
  */
-export const POOL_IDLE_MS = 5 * 60_000;
+export const POOL_IDLE_MS = 60_000;
 
 export function createPool(url: string, max = 20, extra: pg.PoolConfig = {}): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max, idleTimeoutMillis: POOL_IDLE_MS, ...extra });
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    idleTimeoutMillis: POOL_IDLE_MS,
+    // An idle connection a firewall or load balancer dropped is found before a query waits on it.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 30_000,
+    ...extra,
+  });
   // A client whose connection dies (server restart, network), idle or checked out between two
   // queries, must not crash the process; its next query fails instead.
   pool.on('error', () => undefined);

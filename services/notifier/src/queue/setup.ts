@@ -178,6 +178,8 @@ export async function openDeliveryQueue(deps: {
       runner = undefined;
       await current?.stop();
       await worker?.db.destroy();
+      // Kysely ends the pool only if it ran a query itself; graphile-worker's connections stay otherwise.
+      if (worker && !worker.pool.ending && !worker.pool.ended) await worker.pool.end();
       worker = undefined;
       email?.close();
       accountMailer?.close();
