@@ -101,6 +101,6 @@ try {
     process.exitCode = 1;
   }
 }
-// A one-off command is done: a handle it left open (a pooled connection on an error path) must not
-// keep it running. The service stops its own way (serve.ts).
-if (args[0] !== 'start') setTimeout(() => process.exit(), 1000).unref();
+// A one-off command is done, or the service did not start: a handle left open (a pooled connection
+// on an error path) must not keep the process running. A running service stops its own way (serve.ts).
+if (args[0] !== 'start' || process.exitCode !== 0) setTimeout(() => process.exit(), 1000).unref();

@@ -1,6 +1,7 @@
 // End to end, as a user runs it: `connect start` on the embedded PostgreSQL, over real HTTP.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -207,6 +208,43 @@ describe('connect start', () => {
       ).toBe(true);
     } finally {
       expect(await stop(running)).toBe(0);
+    }
+  });
+
+  test('a port already taken stops start-up with the reason, and the embedded PostgreSQL with it', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as net.AddressInfo;
+    try {
+      const child = spawn(process.execPath, [BIN, 'start'], {
+        env: {
+          ...process.env,
+          DATABASE_URL: '',
+          CONNECT_DATA_DIR: dataDir,
+          HOST: '127.0.0.1',
+          PORT: String(port),
+        },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr?.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+      });
+      const code = await new Promise<number | null>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          reject(new Error('connect start kept running on a port it could not listen on'));
+        }, 60_000);
+        child.once('exit', (exitCode) => {
+          clearTimeout(timer);
+          resolve(exitCode);
+        });
+      });
+      expect(code).toBe(1);
+      expect(stderr).toMatch(/EADDRINUSE/);
+      expect(embeddedPostgresRunning()).toBe(false);
+    } finally {
+      taken.close();
     }
   });
 

@@ -28,60 +28,71 @@ export async function start(): Promise<number> {
       return projector?.readiness();
     },
   });
-  const monitor = monitorLedger(app, runtime, { audit: true });
-  const projections = [...PROJECTIONS];
-  if (config.notifier) {
-    delivery = await openDeliveryQueue({
-      pool,
-      db: runtime.database.db,
-      cipher: ledger.cipher,
-      config,
-      log: app.log,
-    });
-    delivery.registerMetrics(app);
-    projections.push(await openNotifier(pool, { appUrl: config.appUrl, ...delivery.hooks }));
-  }
-  projector = attachProjector(app, {
-    pool,
-    origin: ledger.origin,
-    cipher: ledger.cipher,
-    options: { projections },
-  });
-  await delivery?.start();
+  let monitor: ReturnType<typeof monitorLedger> | undefined;
   let backups: ScheduledBackups | undefined;
   let documentArchiving: DocumentArchiving | undefined;
-  if (config.walArchive && config.databaseUrl)
-    app.log.warn(
-      'CONNECT_WAL_ARCHIVE applies to the embedded PostgreSQL only; with DATABASE_URL, archive on that server',
-    );
-  else if (config.walArchive)
-    documentArchiving = startDocumentArchiving(config.dataDir, config.walArchive, runtime.keys, app.log);
-  if (config.backups && config.databaseUrl)
-    app.log.warn(
-      'CONNECT_BACKUP_SCHEDULE backs up the embedded PostgreSQL only; with DATABASE_URL no backup is scheduled',
-    );
-  else if (config.backups)
-    backups = scheduleBackups(
-      config.backups,
-      { dataDir: config.dataDir, url: runtime.database.url, walArchive: config.walArchive },
-      app.log,
-    );
-  const command = await commandDeps(runtime);
-  app.register(commandRoutes, command);
-  app.register(queryRoutes, await queryDeps(runtime, command.tokens));
-  app.register(docsRoutes, { operations: [...commandOperations, ...queryOperations] });
-  const address = await serve(app, {
-    port: config.port,
-    host: config.host,
-    shutdownTimeoutMs: config.shutdownTimeoutMs,
-    onClose: async () => {
-      await backups?.stop();
-      await documentArchiving?.stop();
-      await monitor.close();
-      await delivery?.close();
-      await runtime.close();
-    },
-  });
+  const release = async () => {
+    await backups?.stop();
+    await documentArchiving?.stop();
+    await monitor?.close();
+    await delivery?.close();
+    await runtime.close();
+  };
+  let address: string;
+  try {
+    monitor = monitorLedger(app, runtime, { audit: true });
+    const projections = [...PROJECTIONS];
+    if (config.notifier) {
+      delivery = await openDeliveryQueue({
+        pool,
+        db: runtime.database.db,
+        cipher: ledger.cipher,
+        config,
+        log: app.log,
+      });
+      delivery.registerMetrics(app);
+      projections.push(await openNotifier(pool, { appUrl: config.appUrl, ...delivery.hooks }));
+    }
+    projector = attachProjector(app, {
+      pool,
+      origin: ledger.origin,
+      cipher: ledger.cipher,
+      options: { projections },
+    });
+    await delivery?.start();
+    if (config.walArchive && config.databaseUrl)
+      app.log.warn(
+        'CONNECT_WAL_ARCHIVE applies to the embedded PostgreSQL only; with DATABASE_URL, archive on that server',
+      );
+    else if (config.walArchive)
+      documentArchiving = startDocumentArchiving(config.dataDir, config.walArchive, runtime.keys, app.log);
+    if (config.backups && config.databaseUrl)
+      app.log.warn(
+        'CONNECT_BACKUP_SCHEDULE backs up the embedded PostgreSQL only; with DATABASE_URL no backup is scheduled',
+      );
+    else if (config.backups)
+      backups = scheduleBackups(
+        config.backups,
+        { dataDir: config.dataDir, url: runtime.database.url, walArchive: config.walArchive },
+        app.log,
+      );
+    const command = await commandDeps(runtime);
+    app.register(commandRoutes, command);
+    app.register(queryRoutes, await queryDeps(runtime, command.tokens));
+    app.register(docsRoutes, { operations: [...commandOperations, ...queryOperations] });
+    address = await serve(app, {
+      port: config.port,
+      host: config.host,
+      shutdownTimeoutMs: config.shutdownTimeoutMs,
+      onClose: release,
+    });
+  } catch (error) {
+    // A service that could not start (its port taken, say) stops what it had started, the
+    // projector and the embedded PostgreSQL among them, rather than run on unreachable.
+    await app.close().catch(() => undefined);
+    await release().catch(() => undefined);
+    throw error;
+  }
   app.log.info({ address, origin: ledger.origin, verifierKey: ledger.verifierKey }, 'Connect is running');
   return 0;
 }
