@@ -45,7 +45,11 @@ export async function migrateFromSupabaseCommand(args: string[]): Promise<number
     await database.close();
     throw error;
   });
-  const source = await openSource(values.source);
+  const source = await openSource(values.source).catch(async (error: unknown) => {
+    await runtime.close();
+    await database.close();
+    throw error;
+  });
   const startedAt = new Date();
   const clock = performance.now();
   let last = 0;

@@ -31,12 +31,26 @@ export async function start(): Promise<number> {
   let monitor: ReturnType<typeof monitorLedger> | undefined;
   let backups: ScheduledBackups | undefined;
   let documentArchiving: DocumentArchiving | undefined;
-  const release = async () => {
-    await backups?.stop();
-    await documentArchiving?.stop();
-    await monitor?.close();
-    await delivery?.close();
-    await runtime.close();
+  // Each part is released even if one before it fails, the runtime (pools, embedded PostgreSQL)
+  // last; once, whether a shutdown or a failed start asks first.
+  let released: Promise<void> | undefined;
+  const release = () => {
+    released ??= (async () => {
+      const parts = [
+        () => backups?.stop(),
+        () => documentArchiving?.stop(),
+        () => monitor?.close(),
+        () => delivery?.close(),
+        () => runtime.close(),
+      ];
+      const failures: unknown[] = [];
+      for (const part of parts)
+        await Promise.resolve()
+          .then(part)
+          .catch((error: unknown) => failures.push(error));
+      if (failures.length > 0) throw new AggregateError(failures, 'could not release everything');
+    })();
+    return released;
   };
   let address: string;
   try {
@@ -76,9 +90,12 @@ export async function start(): Promise<number> {
         { dataDir: config.dataDir, url: runtime.database.url, walArchive: config.walArchive },
         app.log,
       );
+    // Both read the database before any route is registered: closing an app after a failure
+    // loads its registered plugins first, and they would open what they then close.
     const command = await commandDeps(runtime);
+    const query = await queryDeps(runtime, command.tokens);
     app.register(commandRoutes, command);
-    app.register(queryRoutes, await queryDeps(runtime, command.tokens));
+    app.register(queryRoutes, query);
     app.register(docsRoutes, { operations: [...commandOperations, ...queryOperations] });
     address = await serve(app, {
       port: config.port,
@@ -88,9 +105,15 @@ export async function start(): Promise<number> {
     });
   } catch (error) {
     // A service that could not start (its port taken, say) stops what it had started, the
-    // projector and the embedded PostgreSQL among them, rather than run on unreachable.
-    await app.close().catch(() => undefined);
-    await release().catch(() => undefined);
+    // projector and the embedded PostgreSQL among them, rather than run on unreachable; within the
+    // shutdown's bound.
+    setTimeout(() => process.exit(1), config.shutdownTimeoutMs + 10_000).unref();
+    await app
+      .close()
+      .catch((closeError: unknown) => app.log.error({ err: closeError }, 'could not close the app'));
+    await release().catch((releaseError: unknown) =>
+      app.log.error({ err: releaseError }, 'could not release everything the service opened'),
+    );
     throw error;
   }
   app.log.info({ address, origin: ledger.origin, verifierKey: ledger.verifierKey }, 'Connect is running');

@@ -46,7 +46,15 @@ export async function serve(
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
-  return app.listen({ port: options.port, host: options.host });
+  try {
+    return await app.listen({ port: options.port, host: options.host });
+  } catch (error) {
+    // Not serving: the caller releases what it opened, and a signal meanwhile is not a shutdown.
+    process.off('SIGINT', shutdown);
+    process.off('SIGTERM', shutdown);
+    await telemetry?.shutdown().catch(() => undefined);
+    throw error;
+  }
 }
 
 /**
