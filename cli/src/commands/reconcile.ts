@@ -1,7 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { loadConfig, openDatabase } from '@connect/db';
-import { openBodyCipher, readHead } from '@connect/ledger';
+import { loadConfig } from '@connect/db';
+import { readHead } from '@connect/ledger';
+import { openLedgerReader } from '../ledger-reader.ts';
 import { progressBar } from '../progress.ts';
 import { formatReconcile } from '../supabase/reconcile.ts';
 import { reconcileWithSupabase } from '../supabase/reconcile-run.ts';
@@ -21,14 +22,8 @@ export async function reconcileCommand(args: string[]): Promise<number> {
     return 2;
   }
   const config = loadConfig(process.env);
-  const database = await openDatabase(config, { create: false });
-  const { keys, cipher } = await openBodyCipher(database.pool, config, {
-    listen: false,
-    create: false,
-  }).catch(async (error: unknown) => {
-    await database.close();
-    throw error;
-  });
+  const reader = await openLedgerReader(config);
+  const { database, cipher } = reader;
   try {
     const origin = (await readHead(database.db))?.origin ?? '';
     const source = await openSource(values.source);
@@ -52,7 +47,6 @@ export async function reconcileCommand(args: string[]): Promise<number> {
     if (values.report) await writeFile(values.report, `${JSON.stringify(report, null, 2)}\n`);
     return report.differences.length > 0 ? 1 : 0;
   } finally {
-    await keys.close();
-    await database.close();
+    await reader.close();
   }
 }

@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
-import { loadConfig, migrate, openDatabase } from '@connect/db';
-import { openBodyCipher, readHead } from '@connect/ledger';
+import { loadConfig, migrate } from '@connect/db';
+import { readHead } from '@connect/ledger';
 import { PROJECTIONS, projectionNamed, replayProjection } from '@connect/projector';
+import { openLedgerReader } from '../ledger-reader.ts';
 import { progressBar } from '../progress.ts';
 
 /**
@@ -18,14 +19,8 @@ export async function replayCommand(args: string[]): Promise<number> {
     return 2;
   }
   const config = loadConfig(process.env);
-  const database = await openDatabase(config, { create: false });
-  const { keys, cipher } = await openBodyCipher(database.pool, config, {
-    listen: false,
-    create: false,
-  }).catch(async (error: unknown) => {
-    await database.close();
-    throw error;
-  });
+  const reader = await openLedgerReader(config);
+  const { database, cipher } = reader;
   try {
     await migrate(database.pool);
     const head = await readHead(database.db);
@@ -52,7 +47,6 @@ export async function replayCommand(args: string[]): Promise<number> {
     }
     return 0;
   } finally {
-    await keys.close();
-    await database.close();
+    await reader.close();
   }
 }

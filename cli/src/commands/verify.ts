@@ -1,9 +1,10 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { parseVerifierKey, type ReceiptBundle, verifyReceipt } from '@connect/crypto';
-import { loadConfig, openDatabase } from '@connect/db';
-import { auditLedger, openBodyCipher, readHead } from '@connect/ledger';
+import { loadConfig } from '@connect/db';
+import { auditLedger, readHead } from '@connect/ledger';
 import { describeReceipt, profileNames, type ReceiptState, replayReceipt } from '@connect/query';
+import { openLedgerReader } from '../ledger-reader.ts';
 import { progressBar } from '../progress.ts';
 import { defaultStateFile, verifyRemote } from './verify-remote.ts';
 
@@ -74,15 +75,9 @@ async function verifyReceiptFile(args: string[]): Promise<number> {
 /** The audit, streamed with progress; exits 1 naming the first bad entry. */
 async function verifyLedger(): Promise<number> {
   const config = loadConfig(process.env);
-  const database = await openDatabase(config, { create: false });
   // Sealed bodies are opened to check them against their data hashes.
-  const { keys, cipher } = await openBodyCipher(database.pool, config, {
-    listen: false,
-    create: false,
-  }).catch(async (error: unknown) => {
-    await database.close();
-    throw error;
-  });
+  const reader = await openLedgerReader(config);
+  const { database, cipher } = reader;
   try {
     const head = await readHead(database.db);
     if (!head) {
@@ -111,7 +106,6 @@ async function verifyLedger(): Promise<number> {
     console.error(`ledger ${head.origin} FAILED verification${where}: ${result.problem}`);
     return 1;
   } finally {
-    await keys.close();
-    await database.close();
+    await reader.close();
   }
 }
