@@ -1,13 +1,13 @@
 // End to end, as a user runs it: `connect start` on the embedded PostgreSQL, over real HTTP.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { openCheckpoint, parseVerifierKey } from '@connect/crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { postgresRunningIn, runOnTakenPort } from './taken-port.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = path.join(ROOT, 'cli/bin/connect.js');
@@ -51,15 +51,6 @@ async function stop({ child }: Running, signal: NodeJS.Signals = 'SIGTERM'): Pro
   return exited;
 }
 
-function embeddedPostgresRunning(): boolean {
-  try {
-    execFileSync('pgrep', ['-f', `postgres -D ${dataDir}`]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-e2e-'));
   await chmod(dataDir, 0o711);
@@ -96,7 +87,7 @@ describe('connect start', () => {
     } finally {
       expect(await stop(running)).toBe(0);
     }
-    expect(embeddedPostgresRunning()).toBe(false);
+    expect(postgresRunningIn(dataDir)).toBe(false);
   });
 
   test('keeps its key across a restart (the ledger it signed opens with it), and stops cleanly on SIGINT', async () => {
@@ -112,7 +103,7 @@ describe('connect start', () => {
     } finally {
       expect(await stop(running, 'SIGINT')).toBe(0);
     }
-    expect(embeddedPostgresRunning()).toBe(false);
+    expect(postgresRunningIn(dataDir)).toBe(false);
   });
 
   test('an outside client signs up, logs in, creates, invites, proposes and accepts over real HTTP', async () => {
@@ -212,40 +203,13 @@ describe('connect start', () => {
   });
 
   test('a port already taken stops start-up with the reason, and the embedded PostgreSQL with it', async () => {
-    const taken = net.createServer();
-    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
-    const { port } = taken.address() as net.AddressInfo;
-    try {
-      const child = spawn(process.execPath, [BIN, 'start'], {
-        env: {
-          ...process.env,
-          DATABASE_URL: '',
-          CONNECT_DATA_DIR: dataDir,
-          HOST: '127.0.0.1',
-          PORT: String(port),
-        },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr?.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString();
-      });
-      const code = await new Promise<number | null>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          child.kill('SIGKILL');
-          reject(new Error('connect start kept running on a port it could not listen on'));
-        }, 60_000);
-        child.once('exit', (exitCode) => {
-          clearTimeout(timer);
-          resolve(exitCode);
-        });
-      });
-      expect(code).toBe(1);
-      expect(stderr).toMatch(/EADDRINUSE/);
-      expect(embeddedPostgresRunning()).toBe(false);
-    } finally {
-      taken.close();
-    }
+    const { code, stderr } = await runOnTakenPort([BIN, 'start'], {
+      DATABASE_URL: '',
+      CONNECT_DATA_DIR: dataDir,
+    });
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/EADDRINUSE/);
+    expect(postgresRunningIn(dataDir)).toBe(false);
   });
 
   test('a bad configuration value stops start-up naming the variable, and leaks no secret', () => {

@@ -1,13 +1,15 @@
 // Each service's own main.ts (as docker-compose runs them) stops cleanly on SIGTERM: /readyz is
-// green while it runs, and it exits 0 after saying it shut down.
+// green while it runs, and it exits 0 after saying it shut down. One that cannot start stops what
+// it had started.
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createScratchDatabase, type DatabaseHandle } from '@connect/db';
 import { afterAll, beforeAll, expect, inject, test } from 'vitest';
+import { postgresRunningIn, runOnTakenPort } from './taken-port.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 let database: DatabaseHandle;
@@ -72,6 +74,26 @@ test.each(['command', 'query', 'projector', 'notifier'])(
       expect(messages).toContain('shut down');
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  },
+);
+
+test.each(['query', 'notifier'])(
+  'services/%s: its port already taken → exit 1 naming the reason, the embedded PostgreSQL stopped',
+  async (service) => {
+    const ownDir = await mkdtemp(path.join(os.tmpdir(), `connect-${service}-taken-`));
+    await chmod(ownDir, 0o711);
+    try {
+      const { code, stderr } = await runOnTakenPort(['--import', 'tsx', `services/${service}/src/main.ts`], {
+        DATABASE_URL: '',
+        CONNECT_DATA_DIR: ownDir,
+      });
+      expect(code).toBe(1);
+      expect(stderr).toMatch(/EADDRINUSE/);
+      expect(stderr).not.toMatch(/could not release/);
+      expect(postgresRunningIn(ownDir)).toBe(false);
+    } finally {
+      await rm(ownDir, { recursive: true, force: true });
     }
   },
 );

@@ -77,3 +77,49 @@ export async function closeGracefully(app: FastifyInstance, timeoutMs: number): 
     clearTimeout(cutOff);
   }
 }
+
+/** What a service opened, released at its shutdown, the last added first. */
+export interface Releases {
+  add(release: () => unknown): void;
+}
+
+/**
+ * Opens a service (`open` builds its app, adding to `releases` what it opens) and serves it. A
+ * service that cannot start (a dependency it cannot read, its port taken) releases, within the
+ * shutdown's bound, each part it had opened even if one before it fails, then rethrows: it does
+ * not run on unreachable, nor leave an embedded database or locked jobs behind.
+ */
+export async function openAndServe(
+  options: { port: number; host: string; shutdownTimeoutMs: number },
+  open: (releases: Releases) => Promise<FastifyInstance>,
+): Promise<{ app: FastifyInstance; address: string }> {
+  const parts: Array<() => unknown> = [];
+  let released: Promise<void> | undefined;
+  const release = () => {
+    released ??= releaseEach(parts.toReversed());
+    return released;
+  };
+  let app: FastifyInstance | undefined;
+  try {
+    app = await open({ add: (part) => parts.push(part) });
+    const { port, host, shutdownTimeoutMs } = options;
+    const address = await serve(app, { port, host, shutdownTimeoutMs, onClose: release });
+    return { app, address };
+  } catch (error) {
+    setTimeout(() => process.exit(1), options.shutdownTimeoutMs + 10_000).unref();
+    const log = (message: string) => (failure: unknown) =>
+      app ? app.log.error({ err: failure }, message) : console.error(message, failure);
+    await app?.close().catch(log('could not close the app'));
+    await release().catch(log('could not release everything the service opened'));
+    throw error;
+  }
+}
+
+async function releaseEach(parts: Array<() => unknown>): Promise<void> {
+  const failures: unknown[] = [];
+  for (const part of parts)
+    await Promise.resolve()
+      .then(part)
+      .catch((error: unknown) => failures.push(error));
+  if (failures.length > 0) throw new AggregateError(failures, 'could not release everything');
+}

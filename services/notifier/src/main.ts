@@ -1,7 +1,7 @@
 // The notifier as a service of its own (docker-compose): the projector's runner and /readyz, with
 // the notifications projection alone, and the delivery worker (graphile-worker, same database).
 import { loadConfig } from '@connect/db';
-import { serve, serverOptionsOf } from '@connect/http';
+import { openAndServe, serverOptionsOf } from '@connect/http';
 import { monitorLedger, openLedgerRuntime } from '@connect/ledger';
 import { buildApp } from '@connect/projector';
 import { openNotifier } from './projection.ts';
@@ -9,31 +9,27 @@ import { openDeliveryQueue } from './queue/setup.ts';
 
 const config = loadConfig(process.env);
 const runtime = await openLedgerRuntime(config);
-const { pool, db } = runtime.database;
-const delivery = await openDeliveryQueue({ pool, db, cipher: runtime.ledger.cipher, config });
-const notifier = await openNotifier(pool, { appUrl: config.appUrl, ...delivery.hooks });
-const app = buildApp(
-  {
-    pool,
-    origin: runtime.ledger.origin,
-    cipher: runtime.ledger.cipher,
-    options: { projections: [notifier] },
-  },
-  {
-    ...serverOptionsOf(config),
-    alsoReady: () => delivery.assertHealthy(),
-  },
-);
-delivery.registerMetrics(app);
-const monitor = monitorLedger(app, runtime, { audit: false });
-await delivery.start(app.log);
-await serve(app, {
-  port: config.port,
-  host: config.host,
-  shutdownTimeoutMs: config.shutdownTimeoutMs,
-  onClose: async () => {
-    await monitor.close();
-    await delivery.close();
-    await runtime.close();
-  },
+await openAndServe(config, async (releases) => {
+  releases.add(() => runtime.close());
+  const { pool, db } = runtime.database;
+  const delivery = await openDeliveryQueue({ pool, db, cipher: runtime.ledger.cipher, config });
+  releases.add(() => delivery.close());
+  const notifier = await openNotifier(pool, { appUrl: config.appUrl, ...delivery.hooks });
+  const app = buildApp(
+    {
+      pool,
+      origin: runtime.ledger.origin,
+      cipher: runtime.ledger.cipher,
+      options: { projections: [notifier] },
+    },
+    {
+      ...serverOptionsOf(config),
+      alsoReady: () => delivery.assertHealthy(),
+    },
+  );
+  delivery.registerMetrics(app);
+  const monitor = monitorLedger(app, runtime, { audit: false });
+  releases.add(() => monitor.close());
+  await delivery.start(app.log);
+  return app;
 });

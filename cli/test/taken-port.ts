@@ -1,0 +1,50 @@
+// A service started on a port another server already holds, for the tests that it stops what it
+// had started: its exit code and what it wrote to stderr.
+import { execFileSync, spawn } from 'node:child_process';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export async function runOnTakenPort(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stderr: string }> {
+  const taken = net.createServer();
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+  const { port } = taken.address() as net.AddressInfo;
+  try {
+    const child = spawn(process.execPath, args, {
+      cwd: ROOT,
+      env: { ...process.env, ...env, HOST: '127.0.0.1', PORT: String(port) },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`${args.join(' ')} kept running on a port it could not listen on`));
+      }, 90_000);
+      child.once('exit', (exitCode) => {
+        clearTimeout(timer);
+        resolve(exitCode);
+      });
+    });
+    return { code, stderr };
+  } finally {
+    taken.close();
+  }
+}
+
+/** Whether an embedded PostgreSQL still runs on a data directory under `dir`. */
+export function postgresRunningIn(dir: string): boolean {
+  try {
+    execFileSync('pgrep', ['-f', `postgres -D ${dir}`]);
+    return true;
+  } catch {
+    return false;
+  }
+}
