@@ -15,6 +15,7 @@ export * from './named-statements.ts';
 export * from './notification-text.ts';
 export * from './opened-cache.ts';
 export * from './phone-number.ts';
+export * from './pipelined-query.ts';
 export * from './random-pool.ts';
 export * from './read-model-places.ts';
 export * from './reader-login.ts';

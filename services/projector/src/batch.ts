@@ -1,7 +1,7 @@
 // One step of a projection: the entries after its checkpoint, their rows and the new checkpoint,
 // in one transaction. The checkpoint row is locked first, so two runners (or a runner and a
 // replay switching tables) never project the same entries twice.
-import { PROJECTED_CHANNEL } from '@connect/db';
+import { type LedgerEntriesTable, PROJECTED_CHANNEL, queryPipelined } from '@connect/db';
 import type { LedgerSource } from '@connect/ledger';
 import type pg from 'pg';
 import type { Projection, Tables } from './projection.ts';
@@ -25,11 +25,17 @@ export interface BatchResult {
 }
 
 /**
- * How a batch's transaction begins. A read model is derived from the ledger: a batch whose commit
- * a crash of PostgreSQL loses is lost with its checkpoint, and projected again from the ledger. So
- * a batch does not wait for its commit to reach the disk; the appends to the ledger do.
+ * A read model is derived from the ledger: a batch whose commit a crash of PostgreSQL loses is
+ * lost with its checkpoint, and projected again from the ledger. So a batch does not wait for its
+ * commit to reach the disk (the appends to the ledger do): its first statement selects this.
  */
-const BEGIN_DERIVED = 'begin; set local synchronous_commit = off';
+const COMMIT_UNSYNCED = "set_config('synchronous_commit', 'off', true) as commit_mode";
+
+// A batch's transaction begins in the write of its first statement and commits in the write of
+// its last, so a batch of a projection's entries takes four round trips, not six: each one waits
+// its turn on a busy server, and while a batch runs the next entries wait for it.
+const BEGIN = [{ text: 'begin' }];
+const COMMIT = [{ text: 'commit' }];
 
 /** Reads up to `limit` entries after `from` (from the ledger, in index order). */
 export async function readEntriesAfter(
@@ -88,7 +94,7 @@ export async function skipBatch(
          returning ${MOVED_RETURNING})
        select checkpoint.last_index as checkpoint_index, wanted.found as wanted,
               (select last_index from moved) as moved_to,
-              set_config('synchronous_commit', 'off', true) as commit_mode -- as BEGIN_DERIVED
+              ${COMMIT_UNSYNCED}
          from checkpoint cross join wanted`,
       values: [projection.name, limit, projection.streams],
     },
@@ -120,6 +126,14 @@ export async function projectBatch(
   }
 }
 
+/** A row of the claim: the batch's bounds, with one of its entries (none: all null). */
+type ClaimedRow = Nullable<LedgerEntriesTable> & {
+  checkpoint_index: number;
+  upto: number | null;
+  quarantined: string[];
+};
+type Nullable<T> = { [K in keyof T]: T[K] | null };
+
 async function projectOnce(
   client: pg.ClientBase,
   projection: Projection,
@@ -127,44 +141,50 @@ async function projectOnce(
   options: LedgerSource & { limit: number },
   apply: ApplyEntries,
 ): Promise<BatchResult> {
-  await client.query(BEGIN_DERIVED);
   try {
-    // The checkpoint, locked, how far the next `limit` entries reach, those of them in the
-    // projection's streams, and the streams set aside: one round trip.
-    const { rows } = await client.query({
-      // Named, as every statement a batch runs each time: each connection parses and plans it once.
-      name: 'projector-claim-batch',
-      text: `with ${CLAIM}
-       select checkpoint.last_index as checkpoint_index, reach.upto,
-              array(select stream from projection_quarantine where projection = $1) as quarantined, e.*
-         from checkpoint cross join reach left join lateral (
-           select * from ledger_entries
-           where index > checkpoint.last_index and index <= reach.upto and stream like any($3)
-           order by index) e on true`,
-      values: [projection.name, options.limit, projection.streams],
-    });
-    const from = rows[0]?.checkpoint_index as number | undefined;
+    // The transaction begun, the checkpoint locked, how far the next `limit` entries reach, those
+    // of them in the projection's streams, and the streams set aside: one round trip.
+    const { rows } = await queryPipelined<ClaimedRow>(
+      client,
+      {
+        // Named, as every statement a batch runs each time: each connection parses and plans it once.
+        name: 'projector-claim-batch',
+        text: `with ${CLAIM}
+         select checkpoint.last_index as checkpoint_index, reach.upto, ${COMMIT_UNSYNCED},
+                array(select stream from projection_quarantine where projection = $1) as quarantined, e.*
+           from checkpoint cross join reach left join lateral (
+             select * from ledger_entries
+             where index > checkpoint.last_index and index <= reach.upto and stream like any($3)
+             order by index) e on true`,
+        values: [projection.name, options.limit, projection.streams],
+      },
+      { before: BEGIN },
+    );
+    const from = rows[0]?.checkpoint_index;
     if (from === undefined) throw new Error(`no checkpoint row for projection ${projection.name}`);
-    const upto = (rows[0]?.upto as number | null) ?? from;
+    const upto = rows[0]?.upto ?? from;
     const entries = await options.cipher.entries(
-      rows.filter((row) => row.index !== null),
+      rows.filter((row): row is LedgerEntriesTable & ClaimedRow => row.index !== null),
       options.origin,
     );
     if (upto === from) {
       await client.query('commit');
       return { count: 0, lastIndex: from, applied: 0, quarantined: [] };
     }
-    const skip = new Set<string>(rows[0]?.quarantined ?? []);
+    const skip = new Set(rows[0]?.quarantined ?? []);
     const quarantined = await apply(client, projection, entries, tables, skip, options.cipher);
     await recordQuarantined(client, projection.name, quarantined);
     const lastIndex = upto;
-    await client.query({
-      name: 'projector-move-checkpoint',
-      text: `update projection_checkpoints set last_index = $2, updated_at = now() where projection = $1
-       returning ${MOVED_RETURNING}`,
-      values: [projection.name, lastIndex],
-    });
-    await client.query('commit');
+    await queryPipelined(
+      client,
+      {
+        name: 'projector-move-checkpoint',
+        text: `update projection_checkpoints set last_index = $2, updated_at = now() where projection = $1
+         returning ${MOVED_RETURNING}`,
+        values: [projection.name, lastIndex],
+      },
+      { after: COMMIT },
+    );
     return { count: upto - from, lastIndex, applied: entries.length, quarantined };
   } catch (error) {
     await client.query('rollback').catch(() => undefined);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { PROJECTED_CHANNEL } from '@connect/db';
+import { PipelinedQuery, PROJECTED_CHANNEL } from '@connect/db';
 import { commitmentStream, DEFAULT_TYPES } from '@connect/domain';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -167,6 +167,8 @@ describe('projectBatch', () => {
   let bob: string;
   /** What the client was asked to run, in order (the text of each statement). */
   let statements: string[] = [];
+  /** How many times the client went to the server (statements sent together count once). */
+  let roundTrips = 0;
 
   const project = () =>
     projectBatch(client, commitments, liveTables(commitments), {
@@ -186,7 +188,11 @@ describe('projectBatch', () => {
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
       const [config] = args;
-      statements.push(typeof config === 'string' ? config : (config as { text: string }).text);
+      roundTrips++;
+      if (typeof config === 'string') statements.push(config);
+      else if (config instanceof PipelinedQuery)
+        statements.push(...[...config.before, config, ...config.after].map((part) => part.text));
+      else statements.push((config as { text: string }).text);
       return query(...args);
     };
   });
@@ -200,12 +206,16 @@ describe('projectBatch', () => {
     const first = await activeCommitment(ledger, alice, bob, 'First');
     await ledger.drain();
     statements = [];
+    roundTrips = 0;
     const result = await project();
     expect(result.quarantined).toEqual([]);
     expect(await projectedIds()).toEqual([first]);
     expect(savepoints()).toEqual([]);
     expect(statements[0]).toMatch(/^begin\b/);
     expect(statements.at(-1)).toBe('commit');
+    // Begun with the claim and committed with the checkpoint's move; the commitments' states
+    // read and their rows written in between.
+    expect(roundTrips).toBe(4);
   });
 
   it('does not wait for its commit to reach the disk, and leaves the connection as it was', async () => {

@@ -8,7 +8,14 @@
 // A statement outside readAs() has no caller and is refused before it is sent.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
-import { createPool, type Database, DEFAULT_READ_POOL_SIZE, READER_ROLE, readerUrlFor } from '@connect/db';
+import {
+  createPool,
+  type Database,
+  DEFAULT_READ_POOL_SIZE,
+  PipelinedQuery,
+  READER_ROLE,
+  readerUrlFor,
+} from '@connect/db';
 import { readsEverything, type UserRole } from '@connect/domain';
 import { Kysely, type LogEvent, PostgresDialect } from 'kysely';
 import pg from 'pg';
@@ -40,57 +47,6 @@ export interface ReaderDb {
 const callers = new AsyncLocalStorage<Caller>();
 const SET_CALLER = "select set_config('connect.user_id', $1, true), set_config('connect.admin', $2, true)";
 
-interface Wire {
-  parse(message: { text: string; name: string; types: unknown[] }): void;
-  bind(message: { portal: string; statement: string; values: unknown[]; valueMapper?: unknown }): void;
-  execute(message: { portal: string; rows: number }): void;
-}
-
-// pg's Query, extended to send the caller's settings ahead of the statement in the same pipeline
-// and to keep that first result out of the statement's own.
-const BaseQuery = (pg as unknown as { Query: new (...args: unknown[]) => object }).Query;
-class CallerQuery extends BaseQuery {
-  private settingCaller = true;
-
-  constructor(
-    config: { name: string; text: string; values: unknown[] },
-    private readonly caller: Caller,
-    callback: unknown,
-  ) {
-    super(config, undefined, callback);
-  }
-
-  requiresPreparation(): boolean {
-    return true;
-  }
-
-  prepare(connection: Wire): void {
-    connection.parse({ text: SET_CALLER, name: '', types: [] });
-    connection.bind({
-      portal: '',
-      statement: '',
-      values: [this.caller.userId, this.caller.isAdmin ? 'on' : 'off'],
-    });
-    connection.execute({ portal: '', rows: 0 });
-    (BaseQuery.prototype as { prepare(c: Wire): void }).prepare.call(this, connection);
-  }
-
-  handleDataRow(message: unknown): void {
-    if (this.settingCaller) return;
-    (BaseQuery.prototype as { handleDataRow(m: unknown): void }).handleDataRow.call(this, message);
-  }
-
-  handleCommandComplete(message: unknown, connection: unknown): void {
-    if (this.settingCaller) {
-      this.settingCaller = false;
-      return;
-    }
-    (
-      BaseQuery.prototype as { handleCommandComplete(m: unknown, c: unknown): void }
-    ).handleCommandComplete.call(this, message, connection);
-  }
-}
-
 /** A client for the reader pool: every statement carries the caller of the read it belongs to. */
 class ReaderClient extends pg.Client {
   override query(...args: unknown[]): never {
@@ -103,8 +59,9 @@ class ReaderClient extends pg.Client {
     // pool asks for generic plans, below).
     const name = `r${createHash('sha1').update(text).digest('base64url').slice(0, 20)}`;
     const config = { name, text, values: (values as unknown[]) ?? [] };
+    const setCaller = { text: SET_CALLER, values: [caller.userId, caller.isAdmin ? 'on' : 'off'] };
     const run = (done: (error: Error | null, result?: unknown) => void) =>
-      (super.query as (q: unknown) => unknown)(new CallerQuery(config, caller, done));
+      (super.query as (q: unknown) => unknown)(new PipelinedQuery(config, [setCaller], [], done));
     if (typeof callback === 'function') return run(callback as never) as never;
     return new Promise((resolve, reject) => {
       run((error, result) => (error ? reject(error) : resolve(result)));
