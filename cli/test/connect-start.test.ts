@@ -1,13 +1,13 @@
 // End to end, as a user runs it: `connect start` on the embedded PostgreSQL, over real HTTP.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmod, mkdtemp, rm, stat } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { openCheckpoint, parseVerifierKey } from '@connect/crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { postgresRunningIn, runOnTakenPort } from './taken-port.ts';
+import { postgresRunningIn, runOnTakenPort, runToExit } from './failed-start.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = path.join(ROOT, 'cli/bin/connect.js');
@@ -210,6 +210,26 @@ describe('connect start', () => {
     expect(code).toBe(1);
     expect(stderr).toMatch(/EADDRINUSE/);
     expect(postgresRunningIn(dataDir)).toBe(false);
+  });
+
+  test('a key file it cannot read stops start-up after the projector began, and releases it all', async () => {
+    const ownDir = await mkdtemp(path.join(os.tmpdir(), 'connect-bad-key-'));
+    await chmod(ownDir, 0o711);
+    try {
+      // Read after the app (and its projector) are built, which start-up must then close too.
+      await writeFile(path.join(ownDir, 'auth-key.json'), 'not a key', { mode: 0o600 });
+      const { code, stderr } = await runToExit([BIN, 'start'], {
+        DATABASE_URL: '',
+        CONNECT_DATA_DIR: ownDir,
+        CONNECT_SHUTDOWN_TIMEOUT_MS: '3000',
+      });
+      expect(code).toBe(1);
+      expect(stderr).toMatch(/JSON/);
+      expect(stderr).not.toMatch(/could not release/);
+      expect(postgresRunningIn(ownDir)).toBe(false);
+    } finally {
+      await rm(ownDir, { recursive: true, force: true });
+    }
   });
 
   test('a bad configuration value stops start-up naming the variable, and leaks no secret', () => {

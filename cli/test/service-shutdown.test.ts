@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createScratchDatabase, type DatabaseHandle } from '@connect/db';
 import { afterAll, beforeAll, expect, inject, test } from 'vitest';
-import { postgresRunningIn, runOnTakenPort } from './taken-port.ts';
+import { postgresRunningIn, runOnTakenPort } from './failed-start.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 let database: DatabaseHandle;

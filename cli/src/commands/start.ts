@@ -18,20 +18,22 @@ export async function start(): Promise<number> {
   const runtime = await openLedgerRuntime(config);
   const { pool } = runtime.database;
   const { ledger } = runtime;
-  const { app, address } = await openAndServe(config, async (releases) => {
-    releases.add(() => runtime.close());
+  const { app, address } = await openAndServe(config, async (opening) => {
+    opening.release(() => runtime.close());
     let projector: Projector | undefined;
     let delivery: DeliveryQueue | undefined;
-    const app = createServer({
-      ...serverOptionsOf(config),
-      checkReady: async () => {
-        await assertMigrated(pool);
-        delivery?.assertHealthy();
-        return projector?.readiness();
-      },
-    });
+    const app = opening.built(
+      createServer({
+        ...serverOptionsOf(config),
+        checkReady: async () => {
+          await assertMigrated(pool);
+          delivery?.assertHealthy();
+          return projector?.readiness();
+        },
+      }),
+    );
     const monitor = monitorLedger(app, runtime, { audit: true });
-    releases.add(() => monitor.close());
+    opening.release(() => monitor.close());
     const projections = [...PROJECTIONS];
     if (config.notifier) {
       const queue = await openDeliveryQueue({
@@ -42,7 +44,7 @@ export async function start(): Promise<number> {
         log: app.log,
       });
       delivery = queue;
-      releases.add(() => queue.close());
+      opening.release(() => queue.close());
       queue.registerMetrics(app);
       projections.push(await openNotifier(pool, { appUrl: config.appUrl, ...queue.hooks }));
     }
@@ -59,7 +61,7 @@ export async function start(): Promise<number> {
       );
     else if (config.walArchive) {
       const archiving = startDocumentArchiving(config.dataDir, config.walArchive, runtime.keys, app.log);
-      releases.add(() => archiving.stop());
+      opening.release(() => archiving.stop());
     }
     if (config.backups && config.databaseUrl)
       app.log.warn(
@@ -71,7 +73,7 @@ export async function start(): Promise<number> {
         { dataDir: config.dataDir, url: runtime.database.url, walArchive: config.walArchive },
         app.log,
       );
-      releases.add(() => backups.stop());
+      opening.release(() => backups.stop());
     }
     // Both read the database before any route is registered: closing an app after a failure
     // loads its registered plugins first, and they would open what they then close.

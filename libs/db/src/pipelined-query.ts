@@ -2,7 +2,8 @@
 // round trip instead of one each. The others' results are not wanted: `begin` before a
 // transaction's first statement, `commit` after its last, a setting for the statement. Should one
 // of them fail, PostgreSQL skips the rest up to the Sync and the query rejects with that error.
-// pg has no pipeline mode: this extends its Query, as a statement's wire messages are pg's to send.
+// pg's own pipeline mode does not fit: it is a whole client's, and puts a Sync after each query,
+// so a failure would not stop what follows. This extends pg's Query instead.
 import pg from 'pg';
 
 /** A statement sent with another, its result discarded. */
@@ -12,10 +13,19 @@ export interface Companion {
 }
 
 interface Wire {
-  parse(message: { text: string; name: string; types: unknown[] }): void;
-  bind(message: { portal: string; statement: string; values: unknown[]; valueMapper?: unknown }): void;
-  execute(message: { portal: string; rows: number }): void;
+  parse(message: { text: string; name?: string; types?: unknown[] }): void;
+  bind(message: {
+    portal?: string;
+    statement?: string;
+    values: unknown[];
+    binary?: boolean;
+    valueMapper?: unknown;
+  }): void;
+  describe(message: { type: 'P'; name: string }): void;
+  execute(message: { portal?: string; rows: number }): void;
+  close(message: { type: 'S'; name?: string }): void;
   sync(): void;
+  submittedNamedStatements: Record<string, string>;
 }
 
 type Done = (error: Error | null, result?: pg.QueryResult) => void;
@@ -23,7 +33,6 @@ type Done = (error: Error | null, result?: pg.QueryResult) => void;
 const BaseQuery = (pg as unknown as { Query: new (...args: unknown[]) => object }).Query;
 const { prepareValue } = (pg as unknown as { utils: { prepareValue(value: unknown): unknown } }).utils;
 const base = BaseQuery.prototype as {
-  prepare(connection: Wire): void;
   handleDataRow(message: unknown): void;
   handleCommandComplete(message: unknown, connection: unknown): void;
   handleError(error: unknown, connection: unknown): void;
@@ -31,19 +40,36 @@ const base = BaseQuery.prototype as {
 
 /** pg's Query with companions: each completes before (or after) the statement's own result. */
 export class PipelinedQuery extends BaseQuery {
-  /** The statement's own text (pg's Query sets it). */
+  // Set by pg's Query from the config.
   declare readonly text: string;
+  declare readonly name: string | undefined;
+  declare readonly values: unknown[] | undefined;
+  declare readonly types: unknown[] | undefined;
+  declare readonly portal: string;
+  declare readonly binary: boolean | undefined;
+  declare hasBeenParsed: (connection: Wire) => boolean;
   /** Command completions still to come from the companions sent ahead. */
   private aheadLeft: number;
   private ownDone = false;
 
   constructor(
-    config: pg.QueryConfig,
+    config: pg.QueryConfig & { rows?: number },
     readonly before: readonly Companion[],
     readonly after: readonly Companion[],
     callback: Done,
   ) {
-    super(config, undefined, callback);
+    // Paged rows would flush, not sync, and an empty statement completes with no CommandComplete:
+    // neither could tell its companions' results from its own.
+    if (config.rows) throw new Error('a pipelined query reads all its rows at once');
+    if ([...before, ...after].some((companion) => companion.text.trim() === ''))
+      throw new Error('a companion statement has no text');
+    // Once only: a value that cannot be sent fails the query before its ReadyForQuery arrives.
+    let settled = false;
+    super(config, undefined, (error: Error | null, result?: pg.QueryResult) => {
+      if (settled) return;
+      settled = true;
+      callback(error, result);
+    });
     this.aheadLeft = before.length;
   }
 
@@ -57,23 +83,39 @@ export class PipelinedQuery extends BaseQuery {
     try {
       [before, after] = [this.before.map(wireValues), this.after.map(wireValues)];
     } catch (error) {
-      // As pg's own statement does when its values cannot be sent: nothing runs.
       connection.sync();
       base.handleError.call(this, error, connection);
       return;
     }
-    for (const companion of before) send(connection, companion);
-    const { sync } = connection;
-    // The statement's own messages end in a Sync: the companions after it go just before that.
-    connection.sync = () => {
-      for (const companion of after) send(connection, companion);
-      sync.call(connection);
-    };
-    try {
-      base.prepare.call(this, connection);
-    } finally {
-      delete (connection as Partial<Wire>).sync;
+    const { name, text, types } = this;
+    // A named statement is parsed ahead of its companions: pg records it as parsed at the first
+    // ParseComplete. The unnamed one is parsed after them, as they take the unnamed slot too.
+    const parse = !this.hasBeenParsed(connection);
+    if (parse && name) {
+      connection.parse({ text, name, types });
+      connection.submittedNamedStatements[name] = text;
     }
+    for (const companion of before) send(connection, companion);
+    if (parse && !name) connection.parse({ text, name, types });
+    try {
+      connection.bind({
+        portal: this.portal,
+        statement: name,
+        values: this.values ?? [],
+        binary: this.binary,
+        valueMapper: prepareValue,
+      });
+    } catch (error) {
+      // As pg's Query does when its values cannot be sent; and nothing after it is sent.
+      connection.close({ type: 'S', name });
+      connection.sync();
+      base.handleError.call(this, error, connection);
+      return;
+    }
+    connection.describe({ type: 'P', name: this.portal || '' });
+    connection.execute({ portal: this.portal, rows: 0 });
+    for (const companion of after) send(connection, companion);
+    connection.sync();
   }
 
   handleDataRow(message: unknown): void {

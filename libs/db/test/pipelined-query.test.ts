@@ -123,3 +123,44 @@ test('a value that cannot be sent rejects the query before anything runs', async
   expect(await committed()).toEqual([]);
   expect((await client.query('select 3 as still_usable')).rows).toEqual([{ still_usable: 3 }]);
 });
+
+test('a named statement that fails to parse behind a companion fails the same way the next time', async () => {
+  const missing = {
+    name: 'pipelined-missing',
+    text: 'select n from no_such_table where n = $1',
+    values: [1],
+  };
+  for (let attempt = 0; attempt < 2; attempt++)
+    await expect(queryPipelined(client, missing, { before: [{ text: 'select 1' }] })).rejects.toThrow(
+      /relation "no_such_table" does not exist/,
+    );
+  const ahead = { name: 'pipelined-after-failed-companion', text: 'select $1::int as n', values: [4] };
+  await expect(queryPipelined(client, ahead, { before: [{ text: 'select 1 / 0' }] })).rejects.toThrow(
+    /division by zero/,
+  );
+  expect((await queryPipelined(client, ahead, { before: [{ text: 'select 1' }] })).rows).toEqual([{ n: 4 }]);
+});
+
+test('a statement whose own values cannot be sent sends nothing after it: the transaction stays open', async () => {
+  const circular: Record<string, unknown> = {};
+  circular.self = circular;
+  await expect(
+    queryPipelined(
+      client,
+      { text: 'select $1::jsonb', values: [circular] },
+      { before: [{ text: 'begin' }], after: [{ text: 'commit' }] },
+    ),
+  ).rejects.toThrow(/circular/i);
+  await client.query('insert into pipelined values (11)');
+  await client.query('rollback');
+  expect(await committed()).toEqual([]);
+});
+
+test('paged rows and empty companions are refused', async () => {
+  await expect(
+    queryPipelined(client, { text: 'select 1', rows: 1 } as pg.QueryConfig, { after: [{ text: 'commit' }] }),
+  ).rejects.toThrow(/all its rows/);
+  await expect(queryPipelined(client, { text: 'select 1' }, { before: [{ text: ' ' }] })).rejects.toThrow(
+    /no text/,
+  );
+});

@@ -78,20 +78,24 @@ export async function closeGracefully(app: FastifyInstance, timeoutMs: number): 
   }
 }
 
-/** What a service opened, released at its shutdown, the last added first. */
-export interface Releases {
-  add(release: () => unknown): void;
+/** A service while it opens: what it has opened, to release, and its app once built. */
+export interface Opening {
+  /** Released at shutdown, or at once should the start fail; the last added first. */
+  release(part: () => unknown): void;
+  /** The app, once built: a start that fails after this closes it first (its hooks stop what it runs). */
+  built(app: FastifyInstance): FastifyInstance;
 }
 
 /**
- * Opens a service (`open` builds its app, adding to `releases` what it opens) and serves it. A
- * service that cannot start (a dependency it cannot read, its port taken) releases, within the
- * shutdown's bound, each part it had opened even if one before it fails, then rethrows: it does
- * not run on unreachable, nor leave an embedded database or locked jobs behind.
+ * Opens a service (`open` builds its app, telling `opening` what it opens) and serves it. A
+ * service that cannot start (a dependency it cannot read, its port taken) closes its app and
+ * releases, within the shutdown's bound, each part it had opened even if one before it fails,
+ * then rethrows: it does not run on unreachable, nor leave an embedded database or locked jobs
+ * behind.
  */
 export async function openAndServe(
   options: { port: number; host: string; shutdownTimeoutMs: number },
-  open: (releases: Releases) => Promise<FastifyInstance>,
+  open: (opening: Opening) => Promise<FastifyInstance>,
 ): Promise<{ app: FastifyInstance; address: string }> {
   const parts: Array<() => unknown> = [];
   let released: Promise<void> | undefined;
@@ -101,15 +105,23 @@ export async function openAndServe(
   };
   let app: FastifyInstance | undefined;
   try {
-    app = await open({ add: (part) => parts.push(part) });
+    const opened = await open({
+      release: (part) => parts.push(part),
+      built: (built) => {
+        app = built;
+        return built;
+      },
+    });
+    app = opened;
     const { port, host, shutdownTimeoutMs } = options;
-    const address = await serve(app, { port, host, shutdownTimeoutMs, onClose: release });
-    return { app, address };
+    const address = await serve(opened, { port, host, shutdownTimeoutMs, onClose: release });
+    return { app: opened, address };
   } catch (error) {
     setTimeout(() => process.exit(1), options.shutdownTimeoutMs + 10_000).unref();
+    const failed = app;
     const log = (message: string) => (failure: unknown) =>
-      app ? app.log.error({ err: failure }, message) : console.error(message, failure);
-    await app?.close().catch(log('could not close the app'));
+      failed ? failed.log.error({ err: failure }, message) : console.error(message, failure);
+    await failed?.close().catch(log('could not close the app'));
     await release().catch(log('could not release everything the service opened'));
     throw error;
   }

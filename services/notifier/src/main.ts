@@ -9,27 +9,29 @@ import { openDeliveryQueue } from './queue/setup.ts';
 
 const config = loadConfig(process.env);
 const runtime = await openLedgerRuntime(config);
-await openAndServe(config, async (releases) => {
-  releases.add(() => runtime.close());
+await openAndServe(config, async (opening) => {
+  opening.release(() => runtime.close());
   const { pool, db } = runtime.database;
   const delivery = await openDeliveryQueue({ pool, db, cipher: runtime.ledger.cipher, config });
-  releases.add(() => delivery.close());
+  opening.release(() => delivery.close());
   const notifier = await openNotifier(pool, { appUrl: config.appUrl, ...delivery.hooks });
-  const app = buildApp(
-    {
-      pool,
-      origin: runtime.ledger.origin,
-      cipher: runtime.ledger.cipher,
-      options: { projections: [notifier] },
-    },
-    {
-      ...serverOptionsOf(config),
-      alsoReady: () => delivery.assertHealthy(),
-    },
+  const app = opening.built(
+    buildApp(
+      {
+        pool,
+        origin: runtime.ledger.origin,
+        cipher: runtime.ledger.cipher,
+        options: { projections: [notifier] },
+      },
+      {
+        ...serverOptionsOf(config),
+        alsoReady: () => delivery.assertHealthy(),
+      },
+    ),
   );
   delivery.registerMetrics(app);
   const monitor = monitorLedger(app, runtime, { audit: false });
-  releases.add(() => monitor.close());
+  opening.release(() => monitor.close());
   await delivery.start(app.log);
   return app;
 });

@@ -5,10 +5,10 @@ import { buildApp, queryDeps } from './app.ts';
 
 const config = loadConfig(process.env);
 const runtime = await openLedgerRuntime(config);
-await openAndServe(config, async (releases) => {
-  releases.add(() => runtime.close());
-  const app = buildApp(await queryDeps(runtime), serverOptionsOf(config));
+await openAndServe(config, async (opening) => {
+  opening.release(() => runtime.close());
+  const app = opening.built(buildApp(await queryDeps(runtime), serverOptionsOf(config)));
   const monitor = monitorLedger(app, runtime, { audit: false });
-  releases.add(() => monitor.close());
+  opening.release(() => monitor.close());
   return app;
 });
