@@ -8,6 +8,7 @@ import type { Ledger, NewEvent } from '@connect/ledger';
 import { startProjector } from '@connect/projector';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Runner } from 'graphile-worker';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { TestDatabase } from '../../../test/support/database.ts';
 import { ORIGIN, projectorLedger, registerProfile } from '../../projector/test/support.ts';
@@ -20,6 +21,7 @@ import {
   type ReminderJob,
   reminderJobKey,
   reminderSchedule,
+  type Schedule,
 } from '../src/reminders/schedule.ts';
 import { duration, remind, remindTask } from '../src/reminders/task.ts';
 
@@ -56,12 +58,8 @@ afterAll(async () => {
 const later = (seconds: number, from = now) => new Date(from.getTime() + seconds * 1000).toISOString();
 
 /** Runs the notifications projection up to the ledger's head. */
-async function project(): Promise<void> {
-  const notifier = await openNotifier(database.pool, {
-    appUrl: APP,
-    enqueue: recordEnqueued,
-    schedule: reminderSchedule({ offsets, now: () => now }),
-  });
+async function project(schedule: Schedule = reminderSchedule({ offsets, now: () => now })): Promise<void> {
+  const notifier = await openNotifier(database.pool, { appUrl: APP, enqueue: recordEnqueued, schedule });
   const projector = startProjector(
     { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher, log: quiet },
     { projections: [notifier], pollMs: 25 },
@@ -202,6 +200,41 @@ describe('scheduling', () => {
 
     expect(await reminderJobs(cancelled)).toEqual([]);
     expect(await reminderJobs(undated)).toEqual([]);
+  });
+
+  test("one batch's commitments are rescheduled together, in one round trip", async () => {
+    const moved = await activeDue('Fix the fence', later(3 * DAY));
+    const ended = await activeDue('Bake the cake', later(3 * DAY));
+    await project();
+    const started = await activeDue('Mow the lawn', later(3 * DAY));
+    await amendDueAt(moved, later(10 * DAY));
+    await append(ended, alice, { type: 'CommitmentCancelled', data: { reason: 'No oven' } });
+    const roundTrips: number[] = [];
+    const schedule = reminderSchedule({ offsets, now: () => now });
+    await project(async (client, happenings) => {
+      let sent = 0;
+      const counted = Object.create(client, {
+        query: {
+          value: (...args: unknown[]) => {
+            sent++;
+            return (client.query as (...a: unknown[]) => unknown).apply(client, args);
+          },
+        },
+      }) as pg.ClientBase;
+      await schedule(counted, happenings);
+      roundTrips.push(sent);
+    });
+    expect(roundTrips).toEqual([1]);
+    expect((await reminderJobs(started)).map((job) => job.key)).toEqual([
+      reminderJobKey(started, DAY),
+      reminderJobKey(started, HOUR),
+    ]);
+    expect((await reminderJobs(moved)).map((job) => job.run_at.toISOString())).toEqual([
+      later(3 * DAY),
+      later(9 * DAY),
+      later(10 * DAY - HOUR),
+    ]);
+    expect(await reminderJobs(ended)).toEqual([]);
   });
 
   test('a draft with a due date has no reminders until it is active', async () => {

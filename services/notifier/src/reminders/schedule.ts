@@ -4,6 +4,7 @@
 // becomes active with a due date gets them, a new due date moves them (adding with the same key
 // replaces the job's payload and run_at), and one that ends or loses its due date loses them. Jobs
 // live in the database, so they outlive restarts and run once however many workers there are.
+import { queryPipelined } from '@connect/db';
 import type { Commitment } from '@connect/domain';
 import type pg from 'pg';
 import type { Happening } from '../rules.ts';
@@ -24,6 +25,9 @@ export type Schedule = (client: pg.ClientBase, happenings: readonly Happening[])
 export const reminderJobKey = (commitmentId: string, offsetSeconds: number) =>
   `reminder:${commitmentId}:${offsetSeconds}`;
 
+/** A `like` pattern for every reminder job key of a commitment, whatever its offset. */
+const reminderKeysOf = (commitmentId: string) => `reminder:${commitmentId}:%`;
+
 const REMINDER_ATTEMPTS = 5;
 
 /** The due date a commitment's parties are to be reminded of: while it is active, not yet overdue. */
@@ -38,9 +42,8 @@ export function remindedDueAt(state: Commitment): string | null {
 export function reminderSchedule(options: { offsets: readonly number[]; now?: () => Date }): Schedule {
   const now = options.now ?? (() => new Date());
   return async (client, happenings) => {
-    for (const change of reminderChanges(happenings)) {
-      await reschedule(client, change, options.offsets, now());
-    }
+    const changes = reminderChanges(happenings);
+    if (changes.length > 0) await reschedule(client, changes, options.offsets, now());
   };
 }
 
@@ -64,32 +67,45 @@ export function reminderChanges(happenings: readonly Happening[]): Change[] {
   return [...last.values()].filter((change) => first.get(change.commitmentId) !== change.dueAt);
 }
 
-async function reschedule(client: pg.ClientBase, change: Change, offsets: readonly number[], now: Date) {
-  const { commitmentId, dueAt, ledgerIndex } = change;
-  const jobs = dueAt === null ? [] : reminderJobs({ commitmentId, dueAt, ledgerIndex }, offsets, now);
-  const keep = jobs.map((job) => reminderJobKey(commitmentId, job.offsetSeconds));
-  await client.query(
-    `select graphile_worker.remove_job(key) from graphile_worker.jobs
-     where key like $1 and not (key = any($2::text[]))`,
-    [`reminder:${commitmentId}:%`, keep],
+/**
+ * The batch's changes in one round trip: the jobs of these commitments that are no longer wanted
+ * removed, and the wanted ones added or replaced. (graphile-worker's job keys are not indexed for
+ * `like`, so each removal reads every job: once a batch, not once a commitment.)
+ */
+async function reschedule(client: pg.ClientBase, changes: Change[], offsets: readonly number[], now: Date) {
+  const jobs = changes.flatMap(({ commitmentId, dueAt, ledgerIndex }) =>
+    dueAt === null ? [] : reminderJobs({ commitmentId, dueAt, ledgerIndex }, offsets, now),
   );
-  if (jobs.length === 0) return;
-  await client.query(
-    `select graphile_worker.add_job(
-       identifier => $1,
-       payload => job.payload,
-       run_at => job.run_at,
-       max_attempts => $2,
-       job_key => job.key,
-       job_key_mode => 'replace')
-     from unnest($3::json[], $4::timestamptz[], $5::text[]) as job(payload, run_at, key)`,
-    [
-      REMIND_TASK,
-      REMINDER_ATTEMPTS,
-      jobs.map((job) => JSON.stringify(job)),
-      jobs.map((job) => runAtOf(job)),
-      keep,
-    ],
+  const keep = jobs.map((job) => reminderJobKey(job.commitmentId, job.offsetSeconds));
+  const unwanted = {
+    text: `select graphile_worker.remove_job(key) from graphile_worker.jobs
+     where key like any($1::text[]) and not (key = any($2::text[]))`,
+    values: [changes.map((change) => reminderKeysOf(change.commitmentId)), keep],
+  };
+  if (jobs.length === 0) {
+    await client.query(unwanted.text, unwanted.values);
+    return;
+  }
+  await queryPipelined(
+    client,
+    {
+      text: `select graphile_worker.add_job(
+         identifier => $1,
+         payload => job.payload,
+         run_at => job.run_at,
+         max_attempts => $2,
+         job_key => job.key,
+         job_key_mode => 'replace')
+       from unnest($3::json[], $4::timestamptz[], $5::text[]) as job(payload, run_at, key)`,
+      values: [
+        REMIND_TASK,
+        REMINDER_ATTEMPTS,
+        jobs.map((job) => JSON.stringify(job)),
+        jobs.map((job) => runAtOf(job)),
+        keep,
+      ],
+    },
+    { before: [unwanted] },
   );
 }
 
