@@ -4,7 +4,7 @@
 // becomes active with a due date gets them, a new due date moves them (adding with the same key
 // replaces the job's payload and run_at), and one that ends or loses its due date loses them. Jobs
 // live in the database, so they outlive restarts and run once however many workers there are.
-import { queryPipelined } from '@connect/db';
+import { type Companion, queryPipelined } from '@connect/db';
 import type { Commitment } from '@connect/domain';
 import type pg from 'pg';
 import type { Happening } from '../rules.ts';
@@ -68,27 +68,23 @@ export function reminderChanges(happenings: readonly Happening[]): Change[] {
 }
 
 /**
- * The batch's changes in one round trip: the jobs of these commitments that are no longer wanted
- * removed, and the wanted ones added or replaced. (graphile-worker's job keys are not indexed for
- * `like`, so each removal reads every job: once a batch, not once a commitment.)
+ * The batch's changes in one round trip: for each commitment, its jobs no longer wanted removed
+ * (a statement of its own, so that under the C collation, the embedded PostgreSQL's, its `like`
+ * is a lookup in the index on job keys; under others it reads every job), then the wanted jobs of
+ * them all added or replaced.
  */
 async function reschedule(client: pg.ClientBase, changes: Change[], offsets: readonly number[], now: Date) {
   const jobs = changes.flatMap(({ commitmentId, dueAt, ledgerIndex }) =>
     dueAt === null ? [] : reminderJobs({ commitmentId, dueAt, ledgerIndex }, offsets, now),
   );
-  const keep = jobs.map((job) => reminderJobKey(job.commitmentId, job.offsetSeconds));
-  const unwanted = {
+  const keys = jobs.map((job) => reminderJobKey(job.commitmentId, job.offsetSeconds));
+  const statements: Companion[] = changes.map(({ commitmentId }) => ({
     text: `select graphile_worker.remove_job(key) from graphile_worker.jobs
-     where key like any($1::text[]) and not (key = any($2::text[]))`,
-    values: [changes.map((change) => reminderKeysOf(change.commitmentId)), keep],
-  };
-  if (jobs.length === 0) {
-    await client.query(unwanted.text, unwanted.values);
-    return;
-  }
-  await queryPipelined(
-    client,
-    {
+     where key like $1 and not (key = any($2::text[]))`,
+    values: [reminderKeysOf(commitmentId), keys.filter((_, i) => jobs[i]?.commitmentId === commitmentId)],
+  }));
+  if (jobs.length > 0)
+    statements.push({
       text: `select graphile_worker.add_job(
          identifier => $1,
          payload => job.payload,
@@ -102,11 +98,11 @@ async function reschedule(client: pg.ClientBase, changes: Change[], offsets: rea
         REMINDER_ATTEMPTS,
         jobs.map((job) => JSON.stringify(job)),
         jobs.map((job) => runAtOf(job)),
-        keep,
+        keys,
       ],
-    },
-    { before: [unwanted] },
-  );
+    });
+  const last = statements.pop();
+  if (last) await queryPipelined(client, last, { before: statements });
 }
 
 function reminderJobs(
