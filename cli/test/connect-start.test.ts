@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { openCheckpoint, parseVerifierKey } from '@connect/crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { postgresRunningIn, runOnTakenPort, runToExit } from './failed-start.ts';
+import { postgresRunningIn, runOnTakenPort, runToExit, withDataDir } from './failed-start.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = path.join(ROOT, 'cli/bin/connect.js');
@@ -212,10 +212,8 @@ describe('connect start', () => {
     expect(postgresRunningIn(dataDir)).toBe(false);
   });
 
-  test('a key file it cannot read stops start-up after the projector began, and releases it all', async () => {
-    const ownDir = await mkdtemp(path.join(os.tmpdir(), 'connect-bad-key-'));
-    await chmod(ownDir, 0o711);
-    try {
+  test('a key file it cannot read stops start-up after the projector began, and releases it all', () =>
+    withDataDir('connect-bad-key-', async (ownDir) => {
       // Read after the app (and its projector) are built, which start-up must then close too.
       await writeFile(path.join(ownDir, 'auth-key.json'), 'not a key', { mode: 0o600 });
       const { code, stderr } = await runToExit([BIN, 'start'], {
@@ -227,10 +225,7 @@ describe('connect start', () => {
       expect(stderr).toMatch(/JSON/);
       expect(stderr).not.toMatch(/could not release/);
       expect(postgresRunningIn(ownDir)).toBe(false);
-    } finally {
-      await rm(ownDir, { recursive: true, force: true });
-    }
-  });
+    }));
 
   test('a bad configuration value stops start-up naming the variable, and leaks no secret', () => {
     let output = '';

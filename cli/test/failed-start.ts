@@ -1,7 +1,10 @@
 // A service that cannot start (its port held by another server, a key file it cannot read), for
 // the tests that it stops what it had started: its exit code and what it wrote to stderr.
 import { execFileSync, spawn } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -57,5 +60,16 @@ export function postgresRunningIn(dir: string): boolean {
     // pgrep exits 1 when nothing matches; anything else (no pgrep at all) is not an answer.
     if ((error as { status?: number }).status === 1) return false;
     throw error;
+  }
+}
+
+/** Runs `test` with a data directory of its own (one the embedded PostgreSQL can enter), removed after. */
+export async function withDataDir(prefix: string, test: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  try {
+    await chmod(dir, 0o711);
+    await test(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }

@@ -2,14 +2,14 @@
 // green while it runs, and it exits 0 after saying it shut down. One that cannot start stops what
 // it had started.
 import { spawn } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createScratchDatabase, type DatabaseHandle } from '@connect/db';
 import { afterAll, beforeAll, expect, inject, test } from 'vitest';
-import { postgresRunningIn, runOnTakenPort } from './failed-start.ts';
+import { postgresRunningIn, runOnTakenPort, withDataDir } from './failed-start.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 let database: DatabaseHandle;
@@ -80,10 +80,8 @@ test.each(['command', 'query', 'projector', 'notifier'])(
 
 test.each(['query', 'notifier'])(
   'services/%s: its port already taken → exit 1 naming the reason, the embedded PostgreSQL stopped',
-  async (service) => {
-    const ownDir = await mkdtemp(path.join(os.tmpdir(), `connect-${service}-taken-`));
-    await chmod(ownDir, 0o711);
-    try {
+  (service) =>
+    withDataDir(`connect-${service}-taken-`, async (ownDir) => {
       const { code, stderr } = await runOnTakenPort(['--import', 'tsx', `services/${service}/src/main.ts`], {
         DATABASE_URL: '',
         CONNECT_DATA_DIR: ownDir,
@@ -92,8 +90,5 @@ test.each(['query', 'notifier'])(
       expect(stderr).toMatch(/EADDRINUSE/);
       expect(stderr).not.toMatch(/could not release/);
       expect(postgresRunningIn(ownDir)).toBe(false);
-    } finally {
-      await rm(ownDir, { recursive: true, force: true });
-    }
-  },
+    }),
 );

@@ -22,11 +22,10 @@ export interface ReminderJob {
 /** Hands a batch's commitment events to the reminders, inside the batch's transaction. */
 export type Schedule = (client: pg.ClientBase, happenings: readonly Happening[]) => Promise<void>;
 
-export const reminderJobKey = (commitmentId: string, offsetSeconds: number) =>
-  `reminder:${commitmentId}:${offsetSeconds}`;
+const reminderKeyPrefix = (commitmentId: string) => `reminder:${commitmentId}:`;
 
-/** A `like` pattern for every reminder job key of a commitment, whatever its offset. */
-const reminderKeysOf = (commitmentId: string) => `reminder:${commitmentId}:%`;
+export const reminderJobKey = (commitmentId: string, offsetSeconds: number) =>
+  `${reminderKeyPrefix(commitmentId)}${offsetSeconds}`;
 
 const REMINDER_ATTEMPTS = 5;
 
@@ -74,15 +73,16 @@ export function reminderChanges(happenings: readonly Happening[]): Change[] {
  * them all added or replaced.
  */
 async function reschedule(client: pg.ClientBase, changes: Change[], offsets: readonly number[], now: Date) {
-  const jobs = changes.flatMap(({ commitmentId, dueAt, ledgerIndex }) =>
-    dueAt === null ? [] : reminderJobs({ commitmentId, dueAt, ledgerIndex }, offsets, now),
-  );
-  const keys = jobs.map((job) => reminderJobKey(job.commitmentId, job.offsetSeconds));
-  const statements: Companion[] = changes.map(({ commitmentId }) => ({
+  const planned = changes.map(({ commitmentId, dueAt, ledgerIndex }) => {
+    const jobs = dueAt === null ? [] : reminderJobs({ commitmentId, dueAt, ledgerIndex }, offsets, now);
+    return { commitmentId, jobs, keys: jobs.map((job) => reminderJobKey(commitmentId, job.offsetSeconds)) };
+  });
+  const statements: Companion[] = planned.map(({ commitmentId, keys }) => ({
     text: `select graphile_worker.remove_job(key) from graphile_worker.jobs
      where key like $1 and not (key = any($2::text[]))`,
-    values: [reminderKeysOf(commitmentId), keys.filter((_, i) => jobs[i]?.commitmentId === commitmentId)],
+    values: [`${reminderKeyPrefix(commitmentId)}%`, keys],
   }));
+  const jobs = planned.flatMap((plan) => plan.jobs);
   if (jobs.length > 0)
     statements.push({
       text: `select graphile_worker.add_job(
@@ -98,7 +98,7 @@ async function reschedule(client: pg.ClientBase, changes: Change[], offsets: rea
         REMINDER_ATTEMPTS,
         jobs.map((job) => JSON.stringify(job)),
         jobs.map((job) => runAtOf(job)),
-        keys,
+        planned.flatMap((plan) => plan.keys),
       ],
     });
   const last = statements.pop();
