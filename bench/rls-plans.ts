@@ -124,7 +124,7 @@ async function main(): Promise<void> {
         'select min(last_index) as n from projection_checkpoints',
       );
       if (Number(rows[0]?.n) >= last) break;
-      const stopped = projector.status().find((s) => s.failure);
+      const stopped = (await projector.status()).find((s) => s.failure);
       if (stopped) {
         await projector.close();
         throw new Error(`projection ${stopped.projection}: ${stopped.failure?.error}`);

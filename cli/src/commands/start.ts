@@ -2,16 +2,17 @@ import { commandDeps, commandOperations, commandRoutes } from '@connect/command'
 import { assertMigrated, loadConfig } from '@connect/db';
 import { createServer, docsRoutes, openAndServe, serverOptionsOf } from '@connect/http';
 import { monitorLedger, openLedgerRuntime } from '@connect/ledger';
-import { type DeliveryQueue, openDeliveryQueue, openNotifier } from '@connect/notifier';
-import { attachProjector, PROJECTIONS, type Projector } from '@connect/projector';
+import { exposeProjector } from '@connect/projector';
 import { queryDeps, queryOperations, queryRoutes } from '@connect/query';
 import { startDocumentArchiving } from '../backup/document-archive.ts';
 import { scheduleBackups } from '../backup/schedule.ts';
+import { type ProjectorThread, startProjectorThread } from '../projector-thread/thread.ts';
 
 /**
  * Runs the command and query services and the projector (the notifier too, unless
  * CONNECT_NOTIFIER=false) in one process, on one port, with the embedded PostgreSQL unless
- * DATABASE_URL is set. (docker-compose runs each service's own main.ts.)
+ * DATABASE_URL is set; the projector on a thread of its own. (docker-compose runs each service's
+ * own main.ts.)
  */
 export async function start(): Promise<number> {
   const config = loadConfig(process.env);
@@ -20,41 +21,26 @@ export async function start(): Promise<number> {
   const { ledger } = runtime;
   const { app, address } = await openAndServe(config, async (opening) => {
     opening.release(() => runtime.close());
-    let projector: Projector | undefined;
-    let delivery: DeliveryQueue | undefined;
+    let projector: ProjectorThread | undefined;
     const app = opening.built(
       createServer({
         ...serverOptionsOf(config),
         checkReady: async () => {
           await assertMigrated(pool);
-          delivery?.assertHealthy();
           return projector?.readiness();
         },
       }),
     );
     const monitor = monitorLedger(app, runtime, { audit: true });
     opening.release(() => monitor.close());
-    const projections = [...PROJECTIONS];
-    if (config.notifier) {
-      const queue = await openDeliveryQueue({
-        pool,
-        db: runtime.database.db,
-        cipher: ledger.cipher,
-        config,
-        log: app.log,
-      });
-      delivery = queue;
-      opening.release(() => queue.close());
-      queue.registerMetrics(app);
-      projections.push(await openNotifier(pool, { appUrl: config.appUrl, ...queue.hooks }));
-    }
-    projector = attachProjector(app, {
-      pool,
-      origin: ledger.origin,
-      cipher: ledger.cipher,
-      options: { projections },
+    const thread = await startProjectorThread({
+      config: { ...config, databaseUrl: runtime.database.url },
+      log: app.log,
     });
-    await delivery?.start();
+    projector = thread;
+    opening.release(() => thread.close());
+    exposeProjector(app, thread, pool);
+    app.addMetricsSource(() => thread.metrics());
     if (config.walArchive && config.databaseUrl)
       app.log.warn(
         'CONNECT_WAL_ARCHIVE applies to the embedded PostgreSQL only; with DATABASE_URL, archive on that server',

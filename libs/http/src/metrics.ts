@@ -1,4 +1,11 @@
-import { Counter, type Registry } from 'prom-client';
+import {
+  AggregatorRegistry,
+  Counter,
+  Gauge,
+  type MetricObjectWithValues,
+  type MetricValue,
+  type Registry,
+} from 'prom-client';
 
 /** The counter `name` of `registry`, made on first use (so a plugin registered twice shares it). */
 export function sharedCounter<L extends string>(
@@ -9,4 +16,57 @@ export function sharedCounter<L extends string>(
     (registry.getSingleMetric(options.name) as Counter<L> | undefined) ??
     new Counter({ ...options, registers: [registry] })
   );
+}
+
+/** What a database pool's gauge reads (a pg.Pool has these). */
+export interface PoolCounts {
+  readonly totalCount: number;
+  readonly idleCount: number;
+  readonly waitingCount: number;
+}
+
+/**
+ * Puts the gauge connect_db_pool_connections on `registry`; the function returned adds a pool to
+ * it under `name`.
+ */
+export function poolGauge(registry: Registry): (name: string, pool: PoolCounts) => void {
+  const pools = new Map<string, PoolCounts>();
+  new Gauge({
+    name: 'connect_db_pool_connections',
+    help: 'Connections of each database pool: total open, idle, and requests waiting for one',
+    labelNames: ['pool', 'state'],
+    registers: [registry],
+    collect() {
+      for (const [pool, counts] of pools) {
+        this.set({ pool, state: 'total' }, counts.totalCount);
+        this.set({ pool, state: 'idle' }, counts.idleCount);
+        this.set({ pool, state: 'waiting' }, counts.waitingCount);
+      }
+    },
+  });
+  return (name, pool) => {
+    pools.set(name, pool);
+  };
+}
+
+export type Metrics = MetricObjectWithValues<MetricValue<string>>[];
+
+/** Metrics another thread collects (its registry's getMetricsAsJSON()). */
+export type MetricsSource = () => Promise<Metrics>;
+
+/**
+ * The exposition of `own` and of each source. A metric that several of them have (a pool gauge,
+ * each with pools of its own) is merged by its aggregator, summing by default; one that only one
+ * has is shown as it is, whatever its aggregator (process_start_time_seconds' would omit it).
+ */
+export async function combinedMetrics(own: Registry, sources: readonly MetricsSource[]): Promise<string> {
+  if (sources.length === 0) return own.metrics();
+  const all = [await own.getMetricsAsJSON(), ...(await Promise.all(sources.map((source) => source())))];
+  const holders = new Map<string, number>();
+  for (const metrics of all) {
+    for (const { name } of metrics) holders.set(name, (holders.get(name) ?? 0) + 1);
+  }
+  const asIs = (metric: Metrics[number]) =>
+    holders.get(metric.name) === 1 ? { ...metric, aggregator: 'first' as const } : metric;
+  return AggregatorRegistry.aggregate(all.map((metrics) => metrics.map(asIs))).metrics();
 }

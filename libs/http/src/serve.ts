@@ -127,7 +127,8 @@ export async function openAndServe(
   }
 }
 
-async function releaseEach(parts: Array<() => unknown>): Promise<void> {
+/** Runs each of `parts` in turn, even after one fails; then throws what failed, if anything did. */
+export async function releaseEach(parts: Array<() => unknown>): Promise<void> {
   const failures: unknown[] = [];
   for (const part of parts)
     await Promise.resolve()

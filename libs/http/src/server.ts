@@ -2,7 +2,8 @@
 // the operations endpoints /healthz, /readyz and /metrics.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { combinedMetrics, type MetricsSource, type PoolCounts, poolGauge } from './metrics.ts';
 import { badRequest, HttpProblem, type Problem, type ProblemName, problem, sendProblem } from './problem.ts';
 import { registerRequestIdentity, requestIdentityOptions } from './request-context.ts';
 import { registerSecurity } from './security.ts';
@@ -210,22 +211,10 @@ export function createServer(options: ServerOptions): FastifyInstance {
     );
   });
   app.decorate('metrics', registry);
-  const pools = new Map<string, PoolCounts>();
-  new Gauge({
-    name: 'connect_db_pool_connections',
-    help: 'Connections of each database pool: total open, idle, and requests waiting for one',
-    labelNames: ['pool', 'state'],
-    registers: [registry],
-    collect() {
-      for (const [pool, counts] of pools) {
-        this.set({ pool, state: 'total' }, counts.totalCount);
-        this.set({ pool, state: 'idle' }, counts.idleCount);
-        this.set({ pool, state: 'waiting' }, counts.waitingCount);
-      }
-    },
-  });
-  app.decorate('watchPool', (name: string, pool: PoolCounts) => {
-    pools.set(name, pool);
+  app.decorate('watchPool', poolGauge(registry));
+  const sources: MetricsSource[] = [];
+  app.decorate('addMetricsSource', (source: MetricsSource) => {
+    sources.push(source);
   });
   const readinessChecks: (() => void)[] = [];
   app.decorate('addReadinessCheck', (check: () => void) => {
@@ -254,7 +243,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
           : problem(403, 'Metrics are served to loopback requests only; set CONNECT_METRICS_TOKEN.'),
       );
     }
-    return reply.type(registry.contentType).send(await registry.metrics());
+    return reply.type(registry.contentType).send(await combinedMetrics(registry, sources));
   });
   return app;
 }
@@ -346,18 +335,13 @@ function metricsAccess(token: string | undefined): (request: FastifyRequest) => 
   };
 }
 
-/** What a database pool's gauge reads (a pg.Pool has these). */
-export interface PoolCounts {
-  readonly totalCount: number;
-  readonly idleCount: number;
-  readonly waitingCount: number;
-}
-
 declare module 'fastify' {
   interface FastifyInstance {
     metrics: Registry;
     /** Reports the pool on /metrics as connect_db_pool_connections{pool=name}. */
     watchPool(name: string, pool: PoolCounts): void;
+    /** Adds metrics collected elsewhere (another thread's) to /metrics. */
+    addMetricsSource(source: MetricsSource): void;
     /** Adds a check /readyz runs first: it throws, naming what is wrong, when the service is not ready. */
     addReadinessCheck(check: () => void): void;
   }

@@ -18,9 +18,22 @@ export function attachProjector(app: FastifyInstance, deps: ProjectorDeps): Proj
     deps.options,
   );
   app.addHook('onClose', () => projector.close());
+  exposeProjector(app, projector, deps.pool);
+  return projector;
+}
+
+/**
+ * /v1/projections and the projections' gauges on /metrics, for a projector running here or on a
+ * thread of its own (`connect start`): the gauges read the database, the states ask the projector.
+ */
+export function exposeProjector(
+  app: FastifyInstance,
+  projector: Pick<Projector, 'status'>,
+  pool: pg.Pool,
+): void {
   app.get('/v1/projections', async () => ({
-    projections: projector.status(),
-    quarantined: await listQuarantined(deps.pool),
+    projections: await projector.status(),
+    quarantined: await listQuarantined(pool),
   }));
   new Gauge({
     name: 'connect_projection_quarantined',
@@ -29,14 +42,14 @@ export function attachProjector(app: FastifyInstance, deps: ProjectorDeps): Proj
     registers: [app.metrics],
     async collect() {
       this.reset();
-      for (const q of await listQuarantined(deps.pool)) {
+      for (const q of await listQuarantined(pool)) {
         this.set({ projection: q.projection, stream: q.stream, index: String(q.index) }, 1);
       }
     },
   });
   const lag = (key: 'entries' | 'seconds') =>
     async function collect(this: Gauge) {
-      const rows = await listLag(deps.pool);
+      const rows = await listLag(pool);
       this.reset();
       for (const row of rows) this.set({ projection: row.projection }, row[key]);
     };
@@ -54,7 +67,6 @@ export function attachProjector(app: FastifyInstance, deps: ProjectorDeps): Proj
     registers: [app.metrics],
     collect: lag('seconds'),
   });
-  return projector;
 }
 
 /**

@@ -53,7 +53,7 @@ export interface ProjectorOptions {
 }
 
 export interface Projector {
-  status(): ProjectionStatus[];
+  status(): Promise<ProjectionStatus[]>;
   /** Throws naming the projection when one has stopped or is stuck; else the streams set aside. */
   readiness(): Promise<{ quarantined: QuarantinedStream[] }>;
   close(): Promise<void>;
@@ -188,7 +188,7 @@ export function startProjector(
   }
 
   return {
-    status: () => [...statuses.values()].map((s) => ({ ...s })),
+    status: async () => [...statuses.values()].map((s) => ({ ...s })),
     async readiness() {
       const problems = [...statuses.values()]
         .filter((s) => s.failure)

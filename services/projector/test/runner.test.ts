@@ -105,17 +105,17 @@ describe('projector', () => {
       { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher, log },
       { standbyMs: 200 },
     );
-    await until(() => one.status().every((s) => s.state === 'active'));
+    await until(async () => (await one.status()).every((s) => s.state === 'active'));
     const two = startProjector(
       { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher, log },
       { standbyMs: 200 },
     );
     await new Promise((resolve) => setTimeout(resolve, 600));
-    expect(two.status().map((s) => s.state)).toEqual(['standby', 'standby', 'standby']);
+    expect((await two.status()).map((s) => s.state)).toEqual(['standby', 'standby', 'standby']);
 
     await one.close(); // the active process goes away, releasing its locks
     const closedAt = Date.now();
-    await until(() => two.status().every((s) => s.state === 'active'), 20_000);
+    await until(async () => (await two.status()).every((s) => s.state === 'active'), 20_000);
     // Within seconds (standbyMs is 200): the bound is generous, for a loaded machine.
     expect(Date.now() - closedAt).toBeLessThan(15_000);
     const alice = await registerProfile(ledger, 'Carol');

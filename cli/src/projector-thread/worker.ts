@@ -1,0 +1,68 @@
+// The projector thread of `connect start`: the projections (the notifier's too, and its delivery
+// worker, unless CONNECT_NOTIFIER=false) on an event loop of their own, so that a batch does not
+// wait its turn behind the requests the main thread serves. It reaches the database on
+// connections of its own and answers the main thread's calls (thread.ts).
+import { parentPort, workerData } from 'node:worker_threads';
+import { assertMasterKeysHeld, openDatabase } from '@connect/db';
+import { poolGauge, releaseEach } from '@connect/http';
+import { openBodyCipher } from '@connect/ledger';
+import { type DeliveryQueue, openDeliveryQueue, openNotifier } from '@connect/notifier';
+import { PROJECTIONS, startProjector } from '@connect/projector';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import type { Call, CallMessage, ThreadData, ThreadMessage } from './protocol.ts';
+
+const port = parentPort;
+if (!port) throw new Error('worker.ts runs as a worker thread (thread.ts starts it)');
+
+const { config } = workerData as ThreadData;
+const log = pino({ level: config.logLevel }).child({ thread: 'projector' });
+const metrics = new Registry();
+const watchPool = poolGauge(metrics);
+
+const opened: Array<() => unknown> = [];
+const release = () => releaseEach(opened.toReversed());
+const calls = await open().catch(async (error: unknown) => {
+  await release().catch((failure: unknown) =>
+    log.error({ err: failure }, 'could not release what it opened'),
+  );
+  throw error;
+});
+
+port.on('message', ({ id, call }: CallMessage) => {
+  calls[call]().then(
+    (value) => port.postMessage({ id, value } satisfies ThreadMessage),
+    (error: unknown) => port.postMessage({ id, error: (error as Error).message } satisfies ThreadMessage),
+  );
+});
+port.postMessage({ started: true } satisfies ThreadMessage);
+
+async function open(): Promise<Record<Call, () => Promise<unknown>>> {
+  const { pool, db, close } = await openDatabase(config);
+  opened.push(close);
+  watchPool('projector', pool);
+  const { keys, cipher } = await openBodyCipher(pool, config, { create: false });
+  opened.push(() => keys.close());
+  await assertMasterKeysHeld(pool, keys.masterKeys);
+  const projections = [...PROJECTIONS];
+  let delivery: DeliveryQueue | undefined;
+  if (config.notifier) {
+    const queue = await openDeliveryQueue({ pool, db, cipher, config, log });
+    delivery = queue;
+    opened.push(() => queue.close());
+    queue.registerMetrics({ metrics, watchPool });
+    projections.push(await openNotifier(pool, { appUrl: config.appUrl, ...queue.hooks }));
+  }
+  const projector = startProjector({ pool, origin: config.ledgerOrigin, cipher, log }, { projections });
+  opened.push(() => projector.close());
+  await delivery?.start(log);
+  return {
+    readiness: async () => {
+      delivery?.assertHealthy();
+      return projector.readiness();
+    },
+    status: () => projector.status(),
+    metrics: () => metrics.getMetricsAsJSON(),
+    close: release,
+  };
+}

@@ -1,0 +1,133 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '@connect/db';
+import type { Ledger } from '@connect/ledger';
+import type { FastifyBaseLogger } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  activeCommitment,
+  ORIGIN,
+  projectorLedger,
+  registerProfile,
+} from '../../services/projector/test/support.ts';
+import type { TestDatabase } from '../../test/support/database.ts';
+import { startProjectorThread } from '../src/projector-thread/thread.ts';
+
+const quiet = { info() {}, warn() {}, error() {} } as unknown as FastifyBaseLogger;
+
+/**
+ * Blocks this thread, event loop and all, until every projection's checkpoint reaches `index`:
+ * another process watches the database meanwhile. True when they did within `ms`.
+ */
+function blockUntilProjected(databaseUrl: string, index: number, ms: number): boolean {
+  const watcher = `
+    import pg from 'pg';
+    const client = new pg.Client(process.env.WATCHED_URL);
+    await client.connect();
+    const until = Date.now() + ${ms};
+    for (;;) {
+      const { rows } = await client.query('select min(last_index)::int as reached from projection_checkpoints');
+      if (rows[0].reached >= ${index}) process.exit(0);
+      if (Date.now() > until) process.exit(1);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }`;
+  const watched = spawnSync(process.execPath, ['--input-type=module', '-e', watcher], {
+    env: { ...process.env, WATCHED_URL: databaseUrl },
+    timeout: ms + 10_000,
+  });
+  return watched.status === 0;
+}
+
+async function headIndex(database: TestDatabase): Promise<number> {
+  const head = await database.db.selectFrom('ledger_head').select('tree_size').executeTakeFirstOrThrow();
+  return head.tree_size - 1;
+}
+
+async function connectionsTo(database: TestDatabase): Promise<number> {
+  const { rows } = await database.pool.query<{ n: number }>(
+    'select count(*)::int as n from pg_stat_activity where datname = current_database()',
+  );
+  return rows[0]?.n ?? 0;
+}
+
+describe("connect start's projector thread", () => {
+  let database: TestDatabase;
+  let ledger: Ledger;
+  let dataDir: string;
+  let config: Parameters<typeof startProjectorThread>[0]['config'];
+
+  beforeAll(async () => {
+    ({ database, ledger, dataDir } = await projectorLedger());
+    config = {
+      ...loadConfig({ CONNECT_DATA_DIR: dataDir, CONNECT_LEDGER_ORIGIN: ORIGIN, LOG_LEVEL: 'silent' }),
+      databaseUrl: database.url,
+    };
+  });
+  afterAll(async () => {
+    await ledger.drain();
+    await database.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('projects while the main thread is blocked, and answers readiness, status and metrics', async () => {
+    const thread = await startProjectorThread({ config, log: quiet });
+    try {
+      // The checkpoints are held until PostgreSQL itself lets go of them, 1 s after this thread
+      // blocks: the entries appended meanwhile can only be projected while it is blocked.
+      const holder = await database.pool.connect();
+      try {
+        await holder.query('begin; select 1 from projection_checkpoints for update');
+        const alice = await registerProfile(ledger, 'Alice');
+        const bob = await registerProfile(ledger, 'Bob');
+        await activeCommitment(ledger, alice, bob);
+        const head = await headIndex(database);
+        const released = holder.query('select pg_sleep(1); commit');
+        expect(blockUntilProjected(database.url, head, 20_000)).toBe(true);
+        await released;
+      } finally {
+        holder.release();
+      }
+
+      expect(await thread.readiness()).toEqual({ quarantined: [] });
+      const status = await thread.status();
+      expect(status.map((s) => s.projection).sort()).toEqual([
+        'commitment_types',
+        'commitments',
+        'notifications',
+        'profiles',
+      ]);
+      expect(status.every((s) => s.state === 'active')).toBe(true);
+      const metrics = await thread.metrics();
+      const pools = metrics.find((m) => m.name === 'connect_db_pool_connections');
+      expect(new Set(pools?.values.map((v) => v.labels.pool))).toEqual(new Set(['projector', 'delivery']));
+      expect(metrics.map((m) => m.name)).toContain('connect_notification_queue_jobs');
+    } finally {
+      await thread.close();
+    }
+  });
+
+  it('once closed, holds no connection and answers that it is gone', async () => {
+    const before = await connectionsTo(database);
+    const thread = await startProjectorThread({ config, log: quiet });
+    expect(await connectionsTo(database)).toBeGreaterThan(before);
+    await thread.close();
+    await expect.poll(() => connectionsTo(database)).toBe(before);
+    await expect(thread.readiness()).rejects.toThrow(/projector thread exited/);
+    await thread.close();
+  });
+
+  it('that cannot open rejects with the reason, and leaves no connection behind', async () => {
+    const before = await connectionsTo(database);
+    const emptyDir = await mkdtemp(path.join(os.tmpdir(), 'connect-no-keys-'));
+    try {
+      await expect(
+        startProjectorThread({ config: { ...config, dataDir: emptyDir }, log: quiet }),
+      ).rejects.toThrow(/wrapped by master key .*, which is not configured/);
+    } finally {
+      await rm(emptyDir, { recursive: true, force: true });
+    }
+    await expect.poll(() => connectionsTo(database)).toBe(before);
+  });
+});

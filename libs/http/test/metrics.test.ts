@@ -1,0 +1,43 @@
+import { Counter, Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { poolGauge } from '../src/metrics.ts';
+import { createServer } from '../src/server.ts';
+
+const pool = (total: number) => ({ totalCount: total, idleCount: 1, waitingCount: 0 });
+
+describe('/metrics with another thread’s metrics', () => {
+  it('shows both: a metric both have once, with the series of each; the others as they are', async () => {
+    const app = createServer({ logLevel: 'silent', checkReady: async () => undefined });
+    app.watchPool('main', pool(7));
+    const other = new Registry();
+    poolGauge(other)('projector', pool(13));
+    new Counter({
+      name: 'connect_other_total',
+      help: 'Only the other thread counts this',
+      registers: [other],
+    }).inc(3);
+    app.addMetricsSource(() => other.getMetricsAsJSON());
+
+    const text = (await app.inject('/metrics')).body;
+    expect(text.match(/^# TYPE connect_db_pool_connections gauge$/gm)).toHaveLength(1);
+    expect(text).toContain('connect_db_pool_connections{pool="main",state="total"} 7');
+    expect(text).toContain('connect_db_pool_connections{pool="projector",state="total"} 13');
+    expect(text).toContain('connect_other_total 3');
+    // Only this registry has them; their aggregators would omit, average or pick among several.
+    expect(text).toMatch(/^process_start_time_seconds \d+$/m);
+    expect(text).toMatch(/^nodejs_eventloop_lag_seconds /m);
+    await app.close();
+  });
+
+  it('a metric with the same series in both is added up', async () => {
+    const app = createServer({ logLevel: 'silent', checkReady: async () => undefined });
+    const counter = (registry: Registry, by: number) =>
+      new Counter({ name: 'connect_both_total', help: 'Counted in both', registers: [registry] }).inc(by);
+    counter(app.metrics, 2);
+    const other = new Registry();
+    counter(other, 5);
+    app.addMetricsSource(() => other.getMetricsAsJSON());
+    expect((await app.inject('/metrics')).body).toMatch(/^connect_both_total 7$/m);
+    await app.close();
+  });
+});
