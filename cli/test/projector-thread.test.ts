@@ -45,6 +45,19 @@ async function headIndex(database: TestDatabase): Promise<number> {
   return head.tree_size - 1;
 }
 
+/** Changes the ledger as a hostile operator would: as the table owner, its immutability triggers off. */
+async function tamper(database: TestDatabase, text: string, values: unknown[]): Promise<void> {
+  const client = await database.pool.connect();
+  try {
+    await client.query('begin');
+    await client.query('set local session_replication_role = replica');
+    await client.query(text, values);
+    await client.query('commit');
+  } finally {
+    client.release();
+  }
+}
+
 async function connectionsTo(database: TestDatabase): Promise<number> {
   const { rows } = await database.pool.query<{ n: number }>(
     'select count(*)::int as n from pg_stat_activity where datname = current_database()',
@@ -72,7 +85,7 @@ describe("connect start's projector thread", () => {
   });
 
   it('projects while the main thread is blocked, and answers readiness, status and metrics', async () => {
-    const thread = await startProjectorThread({ config, log: quiet });
+    const thread = await startProjectorThread({ config, verifierKey: ledger.verifierKey, log: quiet });
     try {
       // The checkpoints are held until PostgreSQL itself lets go of them, 1 s after this thread
       // blocks: the entries appended meanwhile can only be projected while it is blocked.
@@ -103,14 +116,44 @@ describe("connect start's projector thread", () => {
       const pools = metrics.find((m) => m.name === 'connect_db_pool_connections');
       expect(new Set(pools?.values.map((v) => v.labels.pool))).toEqual(new Set(['projector', 'delivery']));
       expect(metrics.map((m) => m.name)).toContain('connect_notification_queue_jobs');
+      const treeSize = (await headIndex(database)) + 1;
+      const audited = async () =>
+        (await thread.metrics()).find((m) => m.name === 'connect_audit_verified_entries')?.values[0]?.value;
+      await expect.poll(audited).toBe(treeSize);
     } finally {
       await thread.close();
     }
   });
 
+  it('runs the continuous audit: a checkpoint altered in the database makes it not ready, naming it', async () => {
+    const thread = await startProjectorThread({ config, verifierKey: ledger.verifierKey, log: quiet });
+    const { rows } = await database.pool.query<{ tree_size: number; note: string }>(
+      'select tree_size, note from ledger_checkpoints order by tree_size desc limit 1',
+    );
+    const { tree_size: size, note } = rows[0] as { tree_size: number; note: string };
+    // A base64 character of the signature (the note ends `…xyzw abc=\n`), changed.
+    const altered = `${note.slice(0, -6)}${note.at(-6) === 'A' ? 'B' : 'A'}${note.slice(-5)}`;
+    try {
+      await tamper(database, 'update ledger_checkpoints set note = $1 where tree_size = $2', [altered, size]);
+      await expect
+        .poll(
+          () =>
+            thread.readiness().then(
+              () => 'ready',
+              (error: Error) => error.message,
+            ),
+          { timeout: 20_000 },
+        )
+        .toMatch(new RegExp(`checkpoint of size ${size} does not verify`));
+    } finally {
+      await thread.close();
+      await tamper(database, 'update ledger_checkpoints set note = $1 where tree_size = $2', [note, size]);
+    }
+  });
+
   it('once closed, holds no connection and answers that it is gone', async () => {
     const before = await connectionsTo(database);
-    const thread = await startProjectorThread({ config, log: quiet });
+    const thread = await startProjectorThread({ config, verifierKey: ledger.verifierKey, log: quiet });
     expect(await connectionsTo(database)).toBeGreaterThan(before);
     await thread.close();
     await expect.poll(() => connectionsTo(database)).toBe(before);
@@ -123,7 +166,11 @@ describe("connect start's projector thread", () => {
     const emptyDir = await mkdtemp(path.join(os.tmpdir(), 'connect-no-keys-'));
     try {
       await expect(
-        startProjectorThread({ config: { ...config, dataDir: emptyDir }, log: quiet }),
+        startProjectorThread({
+          config: { ...config, dataDir: emptyDir },
+          verifierKey: ledger.verifierKey,
+          log: quiet,
+        }),
       ).rejects.toThrow(/wrapped by master key .*, which is not configured/);
     } finally {
       await rm(emptyDir, { recursive: true, force: true });

@@ -11,7 +11,7 @@ import { type ProjectorThread, startProjectorThread } from '../projector-thread/
 /**
  * Runs the command and query services and the projector (the notifier too, unless
  * CONNECT_NOTIFIER=false) in one process, on one port, with the embedded PostgreSQL unless
- * DATABASE_URL is set; the projector on a thread of its own. (docker-compose runs each service's
+ * DATABASE_URL is set; the projector and the continuous audit on a thread of their own. (docker-compose runs each service's
  * own main.ts.)
  */
 export async function start(): Promise<number> {
@@ -31,10 +31,12 @@ export async function start(): Promise<number> {
         },
       }),
     );
-    const monitor = monitorLedger(app, runtime, { audit: true });
+    // The continuous audit runs on the projector thread.
+    const monitor = monitorLedger(app, runtime, { audit: false });
     opening.release(() => monitor.close());
     const thread = await startProjectorThread({
       config: { ...config, databaseUrl: runtime.database.url },
+      verifierKey: ledger.verifierKey,
       log: app.log,
     });
     projector = thread;

@@ -6,6 +6,8 @@ import type { Config } from '@connect/db';
 export interface ThreadData {
   /** The main thread's configuration, with the database it opened (the embedded one, by default). */
   config: Config & { databaseUrl: string };
+  /** The ledger's verifier key, which the continuous audit opens each checkpoint with. */
+  verifierKey: string;
 }
 
 export type Call = 'readiness' | 'status' | 'metrics' | 'close';

@@ -7,17 +7,17 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Call, CallMessage, ThreadData, ThreadMessage } from './protocol.ts';
 
 export interface ProjectorThread extends Projector {
-  /** The thread's own metrics (the delivery queue's, its pools'), for the server's /metrics. */
+  /** The thread's own metrics (the audit's, the delivery queue's, its pools'), for the server's /metrics. */
   metrics(): Promise<Metrics>;
 }
 
 /** Starts the projector thread; resolves once its projections run, rejects with why it could not. */
-export async function startProjectorThread(options: {
-  config: ThreadData['config'];
-  log: FastifyBaseLogger;
-}): Promise<ProjectorThread> {
+export async function startProjectorThread(
+  options: ThreadData & { log: FastifyBaseLogger },
+): Promise<ProjectorThread> {
+  const { config, verifierKey } = options;
   const worker = new Worker(new URL('./worker.js', import.meta.url), {
-    workerData: { config: options.config } satisfies ThreadData,
+    workerData: { config, verifierKey } satisfies ThreadData,
   });
   const answers = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
   let lastId = 0;

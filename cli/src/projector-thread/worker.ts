@@ -1,11 +1,12 @@
 // The projector thread of `connect start`: the projections (the notifier's too, and its delivery
-// worker, unless CONNECT_NOTIFIER=false) on an event loop of their own, so that a batch does not
-// wait its turn behind the requests the main thread serves. It reaches the database on
+// worker, unless CONNECT_NOTIFIER=false) and the continuous audit, on an event loop of their own,
+// so that a batch does not wait its turn behind the requests the main thread serves, nor do the
+// requests wait behind the audit's hashing. It reaches the database on
 // connections of its own and answers the main thread's calls (thread.ts).
 import { parentPort, workerData } from 'node:worker_threads';
 import { assertMasterKeysHeld, openDatabase } from '@connect/db';
 import { poolGauge, releaseEach } from '@connect/http';
-import { openBodyCipher } from '@connect/ledger';
+import { openBodyCipher, registerAuditMetrics, startContinuousAudit } from '@connect/ledger';
 import { type DeliveryQueue, openDeliveryQueue, openNotifier } from '@connect/notifier';
 import { PROJECTIONS, startProjector } from '@connect/projector';
 import { pino } from 'pino';
@@ -15,7 +16,7 @@ import type { Call, CallMessage, ThreadData, ThreadMessage } from './protocol.ts
 const port = parentPort;
 if (!port) throw new Error('worker.ts runs as a worker thread (thread.ts starts it)');
 
-const { config } = workerData as ThreadData;
+const { config, verifierKey } = workerData as ThreadData;
 const log = pino({ level: config.logLevel }).child({ thread: 'projector' });
 const metrics = new Registry();
 const watchPool = poolGauge(metrics);
@@ -56,8 +57,12 @@ async function open(): Promise<Record<Call, () => Promise<unknown>>> {
   const projector = startProjector({ pool, origin: config.ledgerOrigin, cipher, log }, { projections });
   opened.push(() => projector.close());
   await delivery?.start(log);
+  const audit = startContinuousAudit({ pool, db, origin: config.ledgerOrigin, cipher, verifierKey }, { log });
+  opened.push(() => audit.close());
+  registerAuditMetrics(metrics, audit);
   return {
     readiness: async () => {
+      audit.assertHealthy();
       delivery?.assertHealthy();
       return projector.readiness();
     },

@@ -128,7 +128,8 @@ function registerAppendMetrics(registry: Registry, appender: Pick<Appender, 'obs
   });
 }
 
-function registerAuditMetrics(registry: Registry, audit: ContinuousAudit): void {
+/** The continuous audit's series, on the registry of whichever thread runs it. */
+export function registerAuditMetrics(registry: Registry, audit: ContinuousAudit): void {
   new Gauge({
     name: 'connect_audit_last_success_timestamp_seconds',
     help: 'When the continuous ledger audit last completed a round with everything matching (0: not yet)',
