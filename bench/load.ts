@@ -63,6 +63,8 @@ interface LoadUser {
   /** The highest ledger index of this user's own receipts: reads wait for it (read-your-writes). */
   minIndex: number;
   subscription?: Client;
+  /** The user's own keep-alive connection, opened with the subscription, as an app holds its own. */
+  agent?: http.Agent;
 }
 
 // ---------------------------------------------------------------- HTTP, one keep-alive pool
@@ -74,14 +76,21 @@ interface Answer {
 
 function httpClient(baseUrl: string) {
   const { hostname, port } = new URL(baseUrl);
-  // No cap on sockets: each user has at most one request in flight, as an app with its own
-  // connection would, so a slow answer never queues another user's request in this client.
+  // Sign-ups and refreshes share this pool; the load's requests go over each user's own
+  // connection (LoadUser.agent). No cap on sockets: a slow answer never queues another request.
   const agent = new http.Agent({ keepAlive: true, maxSockets: Number.POSITIVE_INFINITY });
   return {
     request(
       method: string,
       pathname: string,
-      options: { token?: string; body?: unknown; minIndex?: number; keepBody?: boolean } = {},
+      options: {
+        token?: string;
+        body?: unknown;
+        minIndex?: number;
+        keepBody?: boolean;
+        /** Whose connection: a user's own; by default the pool's. */
+        agent?: http.Agent;
+      } = {},
     ): Promise<Answer> {
       const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
       const headers: Record<string, string> = {};
@@ -90,7 +99,7 @@ function httpClient(baseUrl: string) {
       if (options.minIndex) headers['connect-min-index'] = String(options.minIndex);
       return new Promise((resolve, reject) => {
         const request = http.request(
-          { host: hostname, port, method, path: pathname, headers, agent },
+          { host: hostname, port, method, path: pathname, headers, agent: options.agent ?? agent },
           (response) => {
             const chunks: Buffer[] = [];
             const failed = (response.statusCode ?? 0) >= 300;
@@ -262,7 +271,13 @@ async function subscribe(url: string, users: readonly LoadUser[], run: Run): Pro
         },
       });
       user.subscription = client;
-      client.on('connected', () => resolve());
+      // The app's own HTTP connection opens beside its socket, not in the middle of the load.
+      user.agent ??= new http.Agent({ keepAlive: true, maxSockets: 1 });
+      client.on('connected', () => {
+        http
+          .get(`${url}/healthz`, { agent: user.agent }, (response) => response.resume().on('end', resolve))
+          .on('error', reject);
+      });
       client.on('closed', () => {
         if (!run.closing) run.subscriptionError(new Error(`user ${user.index}: socket closed`));
       });
@@ -555,6 +570,7 @@ class Run {
     const t0 = performance.now();
     try {
       const answer = await this.client.request(method, pathname, {
+        agent: user.agent,
         token: user.token,
         body,
         minIndex: method === 'GET' ? user.minIndex : undefined,
@@ -830,6 +846,7 @@ export async function benchLoad(): Promise<Metrics> {
     run.closing = true;
     await run.stop();
     await Promise.all(users.map((user) => user.subscription?.dispose()));
+    for (const user of users) user.agent?.destroy();
     client.close();
     await stopConnect(server.child);
     if (!KEPT_DATA_DIR) await rm(dataDir, { recursive: true, force: true });

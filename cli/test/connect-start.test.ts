@@ -1,11 +1,12 @@
 // End to end, as a user runs it: `connect start` on the embedded PostgreSQL, over real HTTP.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmod, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { openCheckpoint, parseVerifierKey } from '@connect/crypto';
+import { LISTEN_BACKLOG } from '@connect/http';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { postgresRunningIn, runOnTakenPort, runToExit, withDataDir } from './failed-start.ts';
 
@@ -67,6 +68,16 @@ describe('connect start', () => {
       expect((await fetch(`${running.url}/readyz`)).status).toBe(200);
       const metrics = await (await fetch(`${running.url}/metrics`)).text();
       expect(metrics).toContain('http_request_duration_seconds');
+      // The projector thread's series are there too.
+      expect(metrics).toContain('connect_db_pool_connections{pool="projector",state="total"}');
+      expect(metrics).toMatch(/^connect_audit_failures_total 0$/m);
+
+      // Room for thousands of connections waiting to be accepted (the kernel caps it).
+      const somaxconn = Number(await readFile('/proc/sys/net/core/somaxconn', 'utf8'));
+      const listening = execFileSync('ss', ['-ltnH', `sport = :${new URL(running.url).port}`], {
+        encoding: 'utf8',
+      });
+      expect(listening.trim().split(/\s+/)[2]).toBe(String(Math.min(LISTEN_BACKLOG, somaxconn)));
 
       const key = (await (await fetch(`${running.url}/v1/ledger/key`)).json()) as Record<string, string>;
       expect(key).toMatchObject({ origin: 'connect.local/ledger', algorithm: 'Ed25519' });

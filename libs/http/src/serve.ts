@@ -1,6 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { startTelemetry } from './telemetry.ts';
 
+/**
+ * Connections the kernel holds for the server until it accepts them (capped by net.core.somaxconn).
+ * Node's default, 511, overflowed when thousands of clients connected at once (after a restart, at
+ * the start of the load benchmark) while the event loop was busy: each connection dropped is
+ * retried by its client only after 1, 3, 7, 15… s, and showed as requests of a minute.
+ */
+export const LISTEN_BACKLOG = 4096;
+
 /** How long requests under way may take to finish once a shutdown starts (CONNECT_SHUTDOWN_TIMEOUT_MS). */
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000;
 
@@ -47,7 +55,7 @@ export async function serve(
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
   try {
-    return await app.listen({ port: options.port, host: options.host });
+    return await app.listen({ port: options.port, host: options.host, backlog: LISTEN_BACKLOG });
   } catch (error) {
     // Not serving: the caller releases what it opened, and a signal meanwhile is not a shutdown.
     process.off('SIGINT', shutdown);
