@@ -67,7 +67,7 @@ interface LoadUser {
   agent?: http.Agent;
 }
 
-// ---------------------------------------------------------------- HTTP, one keep-alive pool
+// ---------------------------------------------------------------- HTTP: a connection per user, a pool for the rest
 
 interface Answer {
   status: number;

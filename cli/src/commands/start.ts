@@ -38,6 +38,14 @@ export async function start(): Promise<number> {
       config: { ...config, databaseUrl: runtime.database.url },
       verifierKey: ledger.verifierKey,
       log: app.log,
+      closeTimeoutMs: config.shutdownTimeoutMs,
+      // As a projector that failed on the main thread would: the process ends, and not with 0.
+      onStopped: () => {
+        process.once('exit', () => {
+          process.exitCode = 1;
+        });
+        process.kill(process.pid, 'SIGTERM');
+      },
     });
     projector = thread;
     opening.release(() => thread.close());

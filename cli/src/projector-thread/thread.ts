@@ -11,9 +11,20 @@ export interface ProjectorThread extends Projector {
   metrics(): Promise<Metrics>;
 }
 
-/** Starts the projector thread; resolves once its projections run, rejects with why it could not. */
+/** How long the thread may take to answer a call; its close may take the shutdown's time. */
+const CALL_TIMEOUT_MS = 10_000;
+
+/**
+ * Starts the projector thread; resolves once its projections run, rejects with why it could not.
+ * Should the thread stop later of itself, `onStopped` is told why (`connect start` then shuts
+ * down, as it would have had the projector failed on the main thread).
+ */
 export async function startProjectorThread(
-  options: ThreadData & { log: FastifyBaseLogger },
+  options: ThreadData & {
+    log: FastifyBaseLogger;
+    onStopped?(reason: string): void;
+    closeTimeoutMs?: number;
+  },
 ): Promise<ProjectorThread> {
   const { config, verifierKey } = options;
   const worker = new Worker(new URL('./worker.js', import.meta.url), {
@@ -21,9 +32,10 @@ export async function startProjectorThread(
   });
   const answers = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
   let lastId = 0;
+  let running = false;
   /** Why the thread is gone, once it is. */
   let stopped: string | undefined;
-  let closing = false;
+  let closed: Promise<void> | undefined;
 
   const started = new Promise<void>((resolve, reject) => {
     const stop = (reason: string, error: Error) => {
@@ -32,10 +44,16 @@ export async function startProjectorThread(
       reject(error);
       for (const answer of answers.values()) answer.reject(new Error(`projector thread ${reason}`));
       answers.clear();
-      if (!closing) options.log.error({ err: error }, 'the projector thread stopped');
+      if (running && !closed) {
+        options.log.error({ err: error }, 'the projector thread stopped');
+        options.onStopped?.(reason);
+      }
     };
     worker.on('message', (message: ThreadMessage) => {
-      if ('started' in message) return resolve();
+      if ('started' in message) {
+        running = true;
+        return resolve();
+      }
       const answer = answers.get(message.id);
       answers.delete(message.id);
       if ('error' in message) answer?.reject(new Error(message.error));
@@ -48,11 +66,21 @@ export async function startProjectorThread(
     });
   });
 
-  const call = <T>(name: Call): Promise<T> => {
+  const call = <T>(name: Call, timeoutMs = CALL_TIMEOUT_MS): Promise<T> => {
     if (stopped) return Promise.reject(new Error(`projector thread ${stopped}`));
     const id = ++lastId;
     return new Promise<T>((resolve, reject) => {
-      answers.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      const timer = setTimeout(() => {
+        answers.delete(id);
+        reject(new Error(`projector thread did not answer ${name} within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      const settle =
+        <V>(then: (value: V) => void) =>
+        (value: V) => {
+          clearTimeout(timer);
+          then(value);
+        };
+      answers.set(id, { resolve: settle(resolve as (value: unknown) => void), reject: settle(reject) });
       worker.postMessage({ id, call: name } satisfies CallMessage);
     });
   };
@@ -62,14 +90,16 @@ export async function startProjectorThread(
     readiness: () => call('readiness'),
     status: () => call('status'),
     metrics: () => call('metrics'),
-    async close() {
-      if (stopped) return;
-      closing = true;
-      try {
-        await call('close');
-      } finally {
-        await worker.terminate();
-      }
+    close() {
+      closed ??= (async () => {
+        if (stopped) return;
+        try {
+          await call('close', options.closeTimeoutMs ?? CALL_TIMEOUT_MS);
+        } finally {
+          await worker.terminate();
+        }
+      })();
+      return closed;
     },
   };
 }

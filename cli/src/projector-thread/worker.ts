@@ -22,11 +22,17 @@ const metrics = new Registry();
 const watchPool = poolGauge(metrics);
 
 const opened: Array<() => unknown> = [];
-const release = () => releaseEach(opened.toReversed());
+let released: Promise<void> | undefined;
+const release = () => {
+  released ??= releaseEach(opened.toReversed()).catch((error: unknown) => {
+    // Only a message crosses to the main thread: what failed is logged here.
+    log.error({ err: error }, 'the projector thread could not release everything it opened');
+    throw error;
+  });
+  return released;
+};
 const calls = await open().catch(async (error: unknown) => {
-  await release().catch((failure: unknown) =>
-    log.error({ err: failure }, 'could not release what it opened'),
-  );
+  await release().catch(() => undefined);
   throw error;
 });
 

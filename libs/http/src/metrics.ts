@@ -55,13 +55,24 @@ export type Metrics = MetricObjectWithValues<MetricValue<string>>[];
 export type MetricsSource = () => Promise<Metrics>;
 
 /**
- * The exposition of `own` and of each source. A metric that several of them have (a pool gauge,
+ * The exposition of `own` and of each source (one that fails is left out, and `onFailure` told). A metric that several of them have (a pool gauge,
  * each with pools of its own) is merged by its aggregator, summing by default; one that only one
  * has is shown as it is, whatever its aggregator (process_start_time_seconds' would omit it).
  */
-export async function combinedMetrics(own: Registry, sources: readonly MetricsSource[]): Promise<string> {
+export async function combinedMetrics(
+  own: Registry,
+  sources: readonly MetricsSource[],
+  onFailure: (error: unknown) => void = () => {},
+): Promise<string> {
   if (sources.length === 0) return own.metrics();
-  const all = [await own.getMetricsAsJSON(), ...(await Promise.all(sources.map((source) => source())))];
+  // A source that cannot answer (its thread stopped or stuck) leaves out its own series only.
+  const answered = await Promise.allSettled(sources.map((source) => source()));
+  const theirs = answered.flatMap((answer) => {
+    if (answer.status === 'fulfilled') return [answer.value];
+    onFailure(answer.reason);
+    return [];
+  });
+  const all = [await own.getMetricsAsJSON(), ...theirs];
   const holders = new Map<string, number>();
   for (const metrics of all) {
     for (const { name } of metrics) holders.set(name, (holders.get(name) ?? 0) + 1);

@@ -243,7 +243,13 @@ export function createServer(options: ServerOptions): FastifyInstance {
           : problem(403, 'Metrics are served to loopback requests only; set CONNECT_METRICS_TOKEN.'),
       );
     }
-    return reply.type(registry.contentType).send(await combinedMetrics(registry, sources));
+    return reply
+      .type(registry.contentType)
+      .send(
+        await combinedMetrics(registry, sources, (error) =>
+          request.log.warn({ err: error }, 'metrics of another thread left out'),
+        ),
+      );
   });
   return app;
 }

@@ -40,4 +40,15 @@ describe('/metrics with another thread’s metrics', () => {
     expect((await app.inject('/metrics')).body).toMatch(/^connect_both_total 7$/m);
     await app.close();
   });
+
+  it('a source that fails leaves out its own series only', async () => {
+    const app = createServer({ logLevel: 'silent', checkReady: async () => undefined });
+    app.watchPool('main', pool(7));
+    app.addMetricsSource(() => Promise.reject(new Error('projector thread exited (code 1)')));
+    const response = await app.inject('/metrics');
+    expect(response.statusCode).toBe(200);
+    expect(response.body).toContain('connect_db_pool_connections{pool="main",state="total"} 7');
+    expect(response.body).toMatch(/^process_start_time_seconds \d+$/m);
+    await app.close();
+  });
 });
