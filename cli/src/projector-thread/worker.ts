@@ -1,8 +1,8 @@
 // The projector thread of `connect start`: the projections (the notifier's too, and its delivery
 // worker, unless CONNECT_NOTIFIER=false) and the continuous audit, on an event loop of their own,
 // so that a batch does not wait its turn behind the requests the main thread serves, nor do the
-// requests wait behind the audit's hashing. It reaches the database on
-// connections of its own and answers the main thread's calls (thread.ts).
+// requests wait behind the audit's hashing. It reaches the database on connections of its own and
+// answers the main thread's calls (thread.ts).
 import { parentPort, workerData } from 'node:worker_threads';
 import { assertMasterKeysHeld, openDatabase } from '@connect/db';
 import { poolGauge, releaseEach } from '@connect/http';
