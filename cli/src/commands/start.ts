@@ -11,8 +11,8 @@ import { type ProjectorThread, startProjectorThread } from '../projector-thread/
 /**
  * Runs the command and query services and the projector (the notifier too, unless
  * CONNECT_NOTIFIER=false) in one process, on one port, with the embedded PostgreSQL unless
- * DATABASE_URL is set; the projector and the continuous audit on a thread of their own. (docker-compose runs each service's
- * own main.ts.)
+ * DATABASE_URL is set; the projector, the notifier and the continuous audit on a thread of their
+ * own. (docker-compose runs each service's own main.ts.)
  */
 export async function start(): Promise<number> {
   const config = loadConfig(process.env);
@@ -41,9 +41,7 @@ export async function start(): Promise<number> {
       closeTimeoutMs: config.shutdownTimeoutMs,
       // As a projector that failed on the main thread would: the process ends, and not with 0.
       onStopped: () => {
-        process.once('exit', () => {
-          process.exitCode = 1;
-        });
+        process.exitCode = 1;
         process.kill(process.pid, 'SIGTERM');
       },
     });

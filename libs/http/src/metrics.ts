@@ -55,9 +55,10 @@ export type Metrics = MetricObjectWithValues<MetricValue<string>>[];
 export type MetricsSource = () => Promise<Metrics>;
 
 /**
- * The exposition of `own` and of each source (one that fails is left out, and `onFailure` told). A metric that several of them have (a pool gauge,
- * each with pools of its own) is merged by its aggregator, summing by default; one that only one
- * has is shown as it is, whatever its aggregator (process_start_time_seconds' would omit it).
+ * The exposition of `own` and of each source (one that fails is left out, and `onFailure` told).
+ * A metric that several of them have (a pool gauge, each with pools of its own) is merged by its
+ * aggregator, summing by default; one that only one has is shown as it is, whatever its
+ * aggregator (process_start_time_seconds' would omit it).
  */
 export async function combinedMetrics(
   own: Registry,

@@ -42,8 +42,9 @@ export async function serve(
       await telemetry?.shutdown().catch((error: unknown) => {
         app.log.warn({ err: error }, 'could not export the last traces');
       });
+      // The exit code stays as it was: 0, unless a failure set another before asking for this
+      // shutdown (connect start's projector thread stopping).
       app.log.info({ signal }, 'shut down');
-      process.exitCode = 0;
     } catch (error) {
       app.log.error({ err: error }, 'shutdown failed');
       process.exitCode = 1;
