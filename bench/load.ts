@@ -639,16 +639,19 @@ interface StepResult {
 const SCRAPE_MS = 2000;
 
 /**
- * Scrapes the server's /metrics every 2 s and keeps the worst of each pool's waiting requests and
- * each projection's lag: where a step's latency waits, when it is not the CPU.
+ * Scrapes the server's /metrics every 2 s and keeps the worst of each pool's waiting requests, each
+ * projection's lag and each thread's event-loop delay: where a step's latency waits, when it is not
+ * the CPU. Each thread's busy share (its event loop's busy time over the step) says which one is.
  */
 function watchServer(url: string): { stop(): Map<string, number> } {
   const worst = new Map<string, number>();
+  const busy = new Map<string, { first: [number, number]; last: [number, number] }>();
   const keep = (key: string, value: number) => worst.set(key, Math.max(worst.get(key) ?? 0, value));
   const scrape = async () => {
     const text = await fetch(`${url}/metrics`)
       .then((response) => response.text())
       .catch(() => '');
+    const at = performance.now() / 1000;
     for (const [, pool, waiting] of text.matchAll(
       /^connect_db_pool_connections\{pool="(\w+)",state="waiting"\} (\S+)$/gm,
     ))
@@ -657,11 +660,25 @@ function watchServer(url: string): { stop(): Map<string, number> } {
       /^connect_projection_lag_seconds\{projection="([\w-]+)"\} (\S+)$/gm,
     ))
       keep(`${projection} lag s`, Number(seconds));
+    for (const [, thread, seconds] of text.matchAll(
+      /^connect_event_loop_delay_seconds\{thread="(\w+)",stat="max"\} (\S+)$/gm,
+    ))
+      keep(`${thread} loop delay s`, Number(seconds));
+    for (const [, thread, seconds] of text.matchAll(
+      /^connect_event_loop_busy_seconds_total\{thread="(\w+)"\} (\S+)$/gm,
+    )) {
+      const sample: [number, number] = [at, Number(seconds)];
+      const known = busy.get(thread as string);
+      busy.set(thread as string, { first: known?.first ?? sample, last: sample });
+    }
   };
   const timer = setInterval(scrape, SCRAPE_MS);
   return {
     stop() {
       clearInterval(timer);
+      for (const [thread, { first, last }] of busy) {
+        if (last[0] > first[0]) worst.set(`${thread} loop busy`, (last[1] - first[1]) / (last[0] - first[0]));
+      }
       return worst;
     },
   };
@@ -727,7 +744,7 @@ function printStep(step: StepResult, errorSamples: readonly string[]): void {
       `    reads p50/p99 ${step.reads.map((ms) => round(ms, 1)).join('/')} ms, commands ${step.commands.map((ms) => round(ms, 1)).join('/')} ms ` +
       `| CPU (cores): bench ${round(step.cpu.bench)}, server ${round(step.cpu.server)}, postgres ${round(step.cpu.postgres)}; ` +
       `bench event-loop delay p99 ${round(step.loopDelayP99, 1)} ms\n` +
-      `    at worst (/metrics every ${SCRAPE_MS / 1000} s): ${[...step.worst].map(([key, value]) => `${key} ${round(value, 2)}`).join(', ')}`,
+      `    /metrics every ${SCRAPE_MS / 1000} s (loop busy: share of the step; the rest: the worst seen): ${[...step.worst].map(([key, value]) => `${key} ${round(value, 2)}`).join(', ')}`,
   );
   for (const sample of errorSamples) console.log(`    error: ${sample}`);
 }

@@ -71,6 +71,13 @@ describe('connect start', () => {
       // The projector thread's series are there too.
       expect(metrics).toContain('connect_db_pool_connections{pool="projector",state="total"}');
       expect(metrics).toMatch(/^connect_audit_failures_total 0$/m);
+      // Each thread's event loop, side by side.
+      for (const thread of ['main', 'projector']) {
+        expect(metrics).toMatch(
+          new RegExp(`^connect_event_loop_busy_seconds_total\\{thread="${thread}"\\} [0-9.e-]+$`, 'm'),
+        );
+        expect(metrics).toContain(`connect_event_loop_delay_seconds{thread="${thread}",stat="max"}`);
+      }
 
       // Room for thousands of connections waiting to be accepted (the kernel caps it).
       const somaxconn = Number(await readFile('/proc/sys/net/core/somaxconn', 'utf8'));

@@ -5,7 +5,7 @@
 // answers the main thread's calls (thread.ts).
 import { parentPort, workerData } from 'node:worker_threads';
 import { assertMasterKeysHeld, openDatabase } from '@connect/db';
-import { poolGauge, releaseEach } from '@connect/http';
+import { eventLoopMetrics, poolGauge, releaseEach } from '@connect/http';
 import { openBodyCipher, registerAuditMetrics, startContinuousAudit } from '@connect/ledger';
 import { type DeliveryQueue, openDeliveryQueue, openNotifier } from '@connect/notifier';
 import { PROJECTIONS, startProjector } from '@connect/projector';
@@ -20,6 +20,7 @@ const { config, verifierKey } = workerData as ThreadData;
 const log = pino({ level: config.logLevel }).child({ thread: 'projector' });
 const metrics = new Registry();
 const watchPool = poolGauge(metrics);
+eventLoopMetrics(metrics, 'projector');
 
 const opened: Array<() => unknown> = [];
 let released: Promise<void> | undefined;

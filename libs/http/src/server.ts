@@ -3,7 +3,13 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
-import { combinedMetrics, type MetricsSource, type PoolCounts, poolGauge } from './metrics.ts';
+import {
+  combinedMetrics,
+  eventLoopMetrics,
+  type MetricsSource,
+  type PoolCounts,
+  poolGauge,
+} from './metrics.ts';
 import { badRequest, HttpProblem, type Problem, type ProblemName, problem, sendProblem } from './problem.ts';
 import { registerRequestIdentity, requestIdentityOptions } from './request-context.ts';
 import { registerSecurity } from './security.ts';
@@ -193,6 +199,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
+  eventLoopMetrics(registry, 'main');
   const durations = new Histogram({
     name: 'http_request_duration_seconds',
     help: 'HTTP request durations by route and status',

@@ -51,4 +51,31 @@ describe('/metrics with another thread’s metrics', () => {
     expect(response.body).toMatch(/^process_start_time_seconds \d+$/m);
     await app.close();
   });
+
+  it('says how busy the event loop was, and its worst delay since the last scrape', async () => {
+    const app = createServer({ logLevel: 'silent', checkReady: async () => undefined });
+    const scrape = async () => {
+      const text = (await app.inject('/metrics')).body;
+      const read = (pattern: RegExp) => Number(pattern.exec(text)?.[1]);
+      return {
+        busy: read(/^connect_event_loop_busy_seconds_total\{thread="main"\} (\S+)$/m),
+        max: read(/^connect_event_loop_delay_seconds\{thread="main",stat="max"\} (\S+)$/m),
+        p99: read(/^connect_event_loop_delay_seconds\{thread="main",stat="p99"\} (\S+)$/m),
+      };
+    };
+    const before = await scrape();
+    const blockedUntil = performance.now() + 300;
+    while (performance.now() < blockedUntil) {
+      // the loop held for 300 ms, as a long synchronous task would
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const after = await scrape();
+    expect(after.busy - before.busy).toBeGreaterThanOrEqual(0.3);
+    expect(after.max).toBeGreaterThanOrEqual(0.25);
+    expect(after.p99).toBeGreaterThan(0);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The delay is since the last scrape: the block is behind it.
+    expect((await scrape()).max).toBeLessThan(0.25);
+    await app.close();
+  });
 });
