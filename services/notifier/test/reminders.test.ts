@@ -18,6 +18,7 @@ import { queueHooks } from '../src/queue/enqueue.ts';
 import { migrateDeliveryQueue, startDeliveryWorker } from '../src/queue/worker.ts';
 import {
   REMIND_TASK,
+  REMOVE_OTHER_REMINDERS,
   type ReminderJob,
   reminderJobKey,
   reminderSchedule,
@@ -154,6 +155,25 @@ async function remindNow(job: ReminderJob, at: Date): Promise<Notification[]> {
 }
 
 describe('scheduling', () => {
+  test('a commitment’s jobs are looked up by their key’s prefix in an index, whatever the collation', async () => {
+    const client = await database.pool.connect();
+    try {
+      // Seq scans off: the plan shows whether an index can serve the prefix at all, however few jobs there are.
+      await client.query('begin');
+      await client.query('set local enable_seqscan = off');
+      const { rows } = await client.query<{ 'QUERY PLAN': string }>(`explain ${REMOVE_OTHER_REMINDERS}`, [
+        `reminder:${randomUUID()}:%`,
+        [],
+      ]);
+      const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
+      expect(plan).not.toMatch(/Seq Scan on _private_jobs/);
+      expect(plan).toMatch(/Index (Only )?Scan .*on _private_jobs|Bitmap Index Scan/);
+    } finally {
+      await client.query('rollback');
+      client.release();
+    }
+  });
+
   test('an active commitment gets a remind job per offset still ahead, due that long before its due date', async () => {
     const dueAt = later(3 * DAY);
     const id = await activeDue('Return the drill', dueAt);

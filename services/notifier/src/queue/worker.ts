@@ -47,6 +47,23 @@ export interface DeliveryWorkerOptions {
 /** Creates or updates graphile-worker's schema in the database (idempotent; run at start). */
 export async function migrateDeliveryQueue(pool: pg.Pool): Promise<void> {
   await runMigrations({ pgPool: pool, logger: quietLogger });
+  // Reminder jobs are found by their key's prefix (reminders/schedule.ts). graphile-worker's own
+  // index on keys serves `like 'prefix%'` only under the C collation; this one under any. Under
+  // a lock, since processes starting together would race to create it.
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    await client.query("select pg_advisory_xact_lock(hashtext('connect_jobs_key_prefix'))");
+    await client.query(
+      'create index if not exists connect_jobs_key_prefix on graphile_worker._private_jobs (key text_pattern_ops)',
+    );
+    await client.query('commit');
+  } catch (error) {
+    await client.query('rollback').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
 }
 
 /** Starts the worker; `stop()` waits for the jobs in hand to finish. */

@@ -67,10 +67,18 @@ export function reminderChanges(happenings: readonly Happening[]): Change[] {
 }
 
 /**
- * The batch's changes in one round trip: for each commitment, its jobs no longer wanted removed
- * (a statement of its own, so that under the C collation, the embedded PostgreSQL's, its `like`
- * is a lookup in the index on job keys; under others it reads every job), then the wanted jobs of
- * them all added or replaced.
+ * Removes a commitment's reminder jobs ($1: their keys' prefix, `reminder:<id>:%`) but those with
+ * the keys in $2. The prefix is looked up in an index whatever the database's collation (the one
+ * on job keys serves `like` only under C; migrateDeliveryQueue adds one of text_pattern_ops), so
+ * a removal does not read every job; it is a statement per commitment so that its pattern is a
+ * value the plan is made for.
+ */
+export const REMOVE_OTHER_REMINDERS = `select graphile_worker.remove_job(key) from graphile_worker.jobs
+     where key like $1 and not (key = any($2::text[]))`;
+
+/**
+ * The batch's changes in one round trip: for each commitment, its jobs no longer wanted removed,
+ * then the wanted jobs of them all added or replaced.
  */
 async function reschedule(client: pg.ClientBase, changes: Change[], offsets: readonly number[], now: Date) {
   const planned = changes.map(({ commitmentId, dueAt, ledgerIndex }) => {
@@ -78,8 +86,7 @@ async function reschedule(client: pg.ClientBase, changes: Change[], offsets: rea
     return { commitmentId, jobs, keys: jobs.map((job) => reminderJobKey(commitmentId, job.offsetSeconds)) };
   });
   const statements: Companion[] = planned.map(({ commitmentId, keys }) => ({
-    text: `select graphile_worker.remove_job(key) from graphile_worker.jobs
-     where key like $1 and not (key = any($2::text[]))`,
+    text: REMOVE_OTHER_REMINDERS,
     values: [`${reminderKeyPrefix(commitmentId)}%`, keys],
   }));
   const jobs = planned.flatMap((plan) => plan.jobs);
