@@ -639,19 +639,21 @@ interface StepResult {
 const SCRAPE_MS = 2000;
 
 /**
- * Scrapes the server's /metrics every 2 s and keeps the worst of each pool's waiting requests, each
- * projection's lag and each thread's event-loop delay: where a step's latency waits, when it is not
- * the CPU. Each thread's busy share (its event loop's busy time over the step) says which one is.
+ * Scrapes the server's /metrics every 2 s and keeps the worst of each pool's waiting requests and
+ * each projection's lag: where a step's latency waits, when it is not the CPU. Over the step, each
+ * thread's busy share (its event loop's busy time) says which one is the CPU's limit, and its loop
+ * delays (from the histogram's buckets: the bound of the p99 and of the largest) how long a
+ * callback waited for it.
  */
 function watchServer(url: string): { stop(): Map<string, number> } {
   const worst = new Map<string, number>();
-  const busy = new Map<string, { first: [number, number]; last: [number, number] }>();
+  type Sample = { at: number; busy: number; buckets: Map<number, number> };
+  const samples = new Map<string, { first: Sample; last: Sample }>();
   const keep = (key: string, value: number) => worst.set(key, Math.max(worst.get(key) ?? 0, value));
   const scrape = async () => {
     const text = await fetch(`${url}/metrics`)
       .then((response) => response.text())
       .catch(() => '');
-    const at = performance.now() / 1000;
     for (const [, pool, waiting] of text.matchAll(
       /^connect_db_pool_connections\{pool="(\w+)",state="waiting"\} (\S+)$/gm,
     ))
@@ -660,24 +662,36 @@ function watchServer(url: string): { stop(): Map<string, number> } {
       /^connect_projection_lag_seconds\{projection="([\w-]+)"\} (\S+)$/gm,
     ))
       keep(`${projection} lag s`, Number(seconds));
-    for (const [, thread, seconds] of text.matchAll(
-      /^connect_event_loop_delay_seconds\{thread="(\w+)",stat="max"\} (\S+)$/gm,
-    ))
-      keep(`${thread} loop delay s`, Number(seconds));
-    for (const [, thread, seconds] of text.matchAll(
+    const at = performance.now() / 1000;
+    for (const [, thread, busy] of text.matchAll(
       /^connect_event_loop_busy_seconds_total\{thread="(\w+)"\} (\S+)$/gm,
     )) {
-      const sample: [number, number] = [at, Number(seconds)];
-      const known = busy.get(thread as string);
-      busy.set(thread as string, { first: known?.first ?? sample, last: sample });
+      const buckets = new Map<number, number>();
+      for (const [, le, count] of text.matchAll(
+        new RegExp(
+          `^connect_event_loop_delay_seconds_bucket\\{le="([^"]+)",thread="${thread}"\\} (\\S+)$`,
+          'gm',
+        ),
+      ))
+        buckets.set(le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le), Number(count));
+      const sample = { at, busy: Number(busy), buckets };
+      samples.set(thread as string, { first: samples.get(thread as string)?.first ?? sample, last: sample });
     }
   };
   const timer = setInterval(scrape, SCRAPE_MS);
   return {
     stop() {
       clearInterval(timer);
-      for (const [thread, { first, last }] of busy) {
-        if (last[0] > first[0]) worst.set(`${thread} loop busy`, (last[1] - first[1]) / (last[0] - first[0]));
+      for (const [thread, { first, last }] of samples) {
+        if (last.at <= first.at) continue;
+        worst.set(`${thread} loop busy`, (last.busy - first.busy) / (last.at - first.at));
+        const counts = [...last.buckets]
+          .map(([le, count]) => [le, count - (first.buckets.get(le) ?? 0)] as const)
+          .sort(([a], [b]) => a - b);
+        const all = counts.at(-1)?.[1] ?? 0;
+        const bound = (share: number) => counts.find(([, count]) => count >= share * all)?.[0] ?? 0;
+        worst.set(`${thread} loop delay p99 ≤ s`, bound(0.99));
+        worst.set(`${thread} loop delay max ≤ s`, bound(1));
       }
       return worst;
     },
@@ -744,7 +758,7 @@ function printStep(step: StepResult, errorSamples: readonly string[]): void {
       `    reads p50/p99 ${step.reads.map((ms) => round(ms, 1)).join('/')} ms, commands ${step.commands.map((ms) => round(ms, 1)).join('/')} ms ` +
       `| CPU (cores): bench ${round(step.cpu.bench)}, server ${round(step.cpu.server)}, postgres ${round(step.cpu.postgres)}; ` +
       `bench event-loop delay p99 ${round(step.loopDelayP99, 1)} ms\n` +
-      `    /metrics every ${SCRAPE_MS / 1000} s (loop busy: share of the step; the rest: the worst seen): ${[...step.worst].map(([key, value]) => `${key} ${round(value, 2)}`).join(', ')}`,
+      `    /metrics every ${SCRAPE_MS / 1000} s (loop busy and delays: over the step; the rest: the worst seen): ${[...step.worst].map(([key, value]) => `${key} ${round(value, 2)}`).join(', ')}`,
   );
   for (const sample of errorSamples) console.log(`    error: ${sample}`);
 }

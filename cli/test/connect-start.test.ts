@@ -76,7 +76,7 @@ describe('connect start', () => {
         expect(metrics).toMatch(
           new RegExp(`^connect_event_loop_busy_seconds_total\\{thread="${thread}"\\} [0-9.e-]+$`, 'm'),
         );
-        expect(metrics).toContain(`connect_event_loop_delay_seconds{thread="${thread}",stat="max"}`);
+        expect(metrics).toContain(`connect_event_loop_delay_seconds_count{thread="${thread}"}`);
       }
 
       // Room for thousands of connections waiting to be accepted (the kernel caps it).

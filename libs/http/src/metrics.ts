@@ -1,8 +1,9 @@
-import { createHistogram, performance, type RecordableHistogram } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import {
   AggregatorRegistry,
   Counter,
   Gauge,
+  Histogram,
   type MetricObjectWithValues,
   type MetricValue,
   type Registry,
@@ -50,15 +51,18 @@ export function poolGauge(registry: Registry): (name: string, pool: PoolCounts) 
   };
 }
 
+/** Seconds: a loop held up past 10 ms to 10 s (a request waits at least that long). */
+const DELAY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const DELAY_RESOLUTION_MS = 10;
+
 /**
  * How busy this thread's event loop is, labelled with `thread` so that the threads of one process
  * (`connect start`'s main and projector threads) show side by side:
  * connect_event_loop_busy_seconds_total (its rate is the share of time the loop ran callbacks, 1
- * when the thread is the bottleneck) and connect_event_loop_delay_seconds, the p99 and the
- * largest delay of a timer since the last scrape.
+ * when the thread is the bottleneck) and the histogram connect_event_loop_delay_seconds, how late
+ * a timer due every 10 ms fired. Returns the function that stops observing (when the server closes).
  */
-export function eventLoopMetrics(registry: Registry, thread: string): void {
-  const delays = threadLoopDelays();
+export function eventLoopMetrics(registry: Registry, thread: string): () => void {
   new Counter({
     name: 'connect_event_loop_busy_seconds_total',
     help: 'Time the thread’s event loop spent running callbacks (its rate: the share of time busy)',
@@ -69,41 +73,43 @@ export function eventLoopMetrics(registry: Registry, thread: string): void {
       this.inc({ thread }, performance.eventLoopUtilization().active / 1000);
     },
   });
-  new Gauge({
+  const delays = new Histogram({
     name: 'connect_event_loop_delay_seconds',
-    help: 'Delay of the thread’s event loop since the last scrape: its p99 and its largest',
-    labelNames: ['thread', 'stat'],
+    help: 'How late a timer due every 10 ms fired on the thread’s event loop',
+    labelNames: ['thread'],
+    buckets: DELAY_BUCKETS,
     registers: [registry],
-    collect() {
-      // A period without a sample (a scrape right after another) has no delay: 0, not the sentinels.
-      const seen = delays.count > 0;
-      this.set({ thread, stat: 'p99' }, seen ? delays.percentile(99) / 1e9 : 0);
-      this.set({ thread, stat: 'max' }, seen ? delays.max / 1e9 : 0);
-      delays.reset();
-    },
   });
+  // Its series from the first scrape on, before the timer first fires.
+  delays.zero({ thread });
+  return watchLoopDelays((seconds) => delays.observe({ thread }, seconds));
 }
 
-const DELAY_RESOLUTION_MS = 10;
-let loopDelays: RecordableHistogram | undefined;
+const delayObservers = new Set<(seconds: number) => void>();
+let delayTimer: NodeJS.Timeout | undefined;
 
 /**
- * The delays of a timer due every 10 ms, one recorder per thread however many registries read it
- * (a test makes many servers). Not monitorEventLoopDelay: on Node 20, after its reset() the first
- * late timer is taken as its start and not recorded, so a scrape right before a long block hides it.
+ * One timer per thread, however many registries observe it (a test makes many servers). Not
+ * monitorEventLoopDelay: on Node 20, the first late timer after its reset() is not recorded.
  */
-function threadLoopDelays(): RecordableHistogram {
-  if (!loopDelays) {
-    const recorded = createHistogram();
+function watchLoopDelays(observe: (seconds: number) => void): () => void {
+  delayObservers.add(observe);
+  if (!delayTimer) {
     let last = performance.now();
-    setInterval(() => {
+    delayTimer = setInterval(() => {
       const now = performance.now();
-      recorded.record(Math.max(1, Math.round((now - last - DELAY_RESOLUTION_MS) * 1e6)));
+      const late = Math.max(0, now - last - DELAY_RESOLUTION_MS) / 1000;
       last = now;
+      for (const each of delayObservers) each(late);
     }, DELAY_RESOLUTION_MS).unref();
-    loopDelays = recorded;
   }
-  return loopDelays;
+  return () => {
+    delayObservers.delete(observe);
+    if (delayObservers.size === 0) {
+      clearInterval(delayTimer);
+      delayTimer = undefined;
+    }
+  };
 }
 
 export type Metrics = MetricObjectWithValues<MetricValue<string>>[];

@@ -199,7 +199,8 @@ export function createServer(options: ServerOptions): FastifyInstance {
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  eventLoopMetrics(registry, 'main');
+  const stopLoopMetrics = eventLoopMetrics(registry, 'main');
+  app.addHook('onClose', async () => stopLoopMetrics());
   const durations = new Histogram({
     name: 'http_request_duration_seconds',
     help: 'HTTP request durations by route and status',

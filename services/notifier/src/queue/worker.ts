@@ -47,24 +47,47 @@ export interface DeliveryWorkerOptions {
 /** Creates or updates graphile-worker's schema in the database (idempotent; run at start). */
 export async function migrateDeliveryQueue(pool: pg.Pool): Promise<void> {
   await runMigrations({ pgPool: pool, logger: quietLogger });
-  // Reminder jobs are found by their key's prefix (reminders/schedule.ts). graphile-worker's own
-  // index on keys serves `like 'prefix%'` only under the C collation; this one under any. Under
-  // a lock, since processes starting together would race to create it.
+  await indexJobKeyPrefixes(pool);
+}
+
+const KEY_PREFIX_INDEX = 'graphile_worker.connect_jobs_key_prefix';
+
+/**
+ * Reminder jobs are found by their key's prefix (reminders/schedule.ts): graphile-worker's own index
+ * on keys serves `like 'prefix%'` only under the C collation, this one under any. Made once: a start
+ * that finds it takes no lock. Creating it holds up writes of jobs, so it waits for the table at most
+ * LOCK_WAIT and otherwise leaves it to the next start (removals read every job meanwhile, as before).
+ */
+async function indexJobKeyPrefixes(pool: pg.Pool): Promise<void> {
+  const exists = async (client: pg.Pool | pg.PoolClient) =>
+    (
+      await client.query<{ found: boolean }>('select to_regclass($1) is not null as found', [
+        KEY_PREFIX_INDEX,
+      ])
+    ).rows[0]?.found;
+  if (await exists(pool)) return;
   const client = await pool.connect();
   try {
     await client.query('begin');
+    // Processes starting together would race to create it.
     await client.query("select pg_advisory_xact_lock(hashtext('connect_jobs_key_prefix'))");
-    await client.query(
-      'create index if not exists connect_jobs_key_prefix on graphile_worker._private_jobs (key text_pattern_ops)',
-    );
+    if (!(await exists(client))) {
+      await client.query(`set local lock_timeout = '${LOCK_WAIT}'`);
+      await client.query(
+        'create index connect_jobs_key_prefix on graphile_worker._private_jobs (key text_pattern_ops)',
+      );
+    }
     await client.query('commit');
   } catch (error) {
     await client.query('rollback').catch(() => undefined);
-    throw error;
+    if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw error;
   } finally {
     client.release();
   }
 }
+
+const LOCK_WAIT = '5s';
+const LOCK_NOT_AVAILABLE = '55P03';
 
 /** Starts the worker; `stop()` waits for the jobs in hand to finish. */
 export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promise<Runner> {
