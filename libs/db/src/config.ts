@@ -51,6 +51,7 @@ export const configSchema = z.object({
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
     .optional(),
   CONNECT_READ_POOL_SIZE: z.coerce.number().int().min(1).max(500).optional(),
+  CONNECT_READ_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).optional(),
   CONNECT_DATA_DIR: z.string().min(1).default('./.data'),
   CONNECT_LEDGER_ORIGIN: z
     .string()
@@ -204,6 +205,8 @@ export interface Config {
   readDatabaseUrl: string | undefined;
   /** Connections the query service reads the read models through (CONNECT_READ_POOL_SIZE). */
   readPoolSize: number;
+  /** Longest a read of the read models may run, lock waits included (CONNECT_READ_TIMEOUT_MS). */
+  readTimeoutMs: number;
   dataDir: string;
   ledgerOrigin: string;
   ledgerKey: string | undefined;
@@ -326,6 +329,9 @@ export class ConfigError extends Error {
 /** The read pool's size when CONNECT_READ_POOL_SIZE is unset. */
 export const DEFAULT_READ_POOL_SIZE = 20;
 
+/** A read's time limit when CONNECT_READ_TIMEOUT_MS is unset: far above any read's, short of a hung one. */
+export const DEFAULT_READ_TIMEOUT_MS = 10_000;
+
 /** Reads the configuration from environment variables; a bad value throws a ConfigError naming it. */
 export function loadConfig(env: Record<string, string | undefined>): Config {
   const present = Object.fromEntries(
@@ -370,6 +376,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     readerDatabaseUrl: c.CONNECT_READER_DATABASE_URL,
     readDatabaseUrl: c.READ_DATABASE_URL,
     readPoolSize: c.CONNECT_READ_POOL_SIZE ?? DEFAULT_READ_POOL_SIZE,
+    readTimeoutMs: c.CONNECT_READ_TIMEOUT_MS ?? DEFAULT_READ_TIMEOUT_MS,
     dataDir: path.resolve(c.CONNECT_DATA_DIR),
     ledgerOrigin: c.CONNECT_LEDGER_ORIGIN,
     ledgerKey: c.CONNECT_LEDGER_KEY,

@@ -184,7 +184,7 @@ const problemTypes = [
     status: 503,
     title: 'Not ready',
     description:
-      'The service cannot serve now: the database is unreachable or not migrated, this instance is shutting down (the answer closes the connection; another instance takes the retry), or a read asked with Connect-Min-Index to wait for a ledger index the read models did not reach in time. Retry after the Retry-After header’s seconds.',
+      'The service cannot serve now: the database is unreachable or not migrated, this instance is shutting down (the answer closes the connection; another instance takes the retry), a read asked with Connect-Min-Index to wait for a ledger index the read models did not reach in time, or a read ran past its time limit (the database held it up). Retry after the Retry-After header’s seconds.',
   },
 ] as const satisfies readonly ProblemType[];
 

@@ -178,13 +178,22 @@ export function createServer(options: ServerOptions): FastifyInstance {
       );
     }
     const status = error.statusCode ?? 500;
-    if (status >= 500 && isDatabaseUnreachable(error)) {
-      request.log.warn({ err: error }, 'database unreachable');
+    // The database, not the request: 503 with Retry-After, logged as a warning.
+    const unavailable =
+      status < 500
+        ? undefined
+        : isDatabaseUnreachable(error)
+          ? { log: 'database unreachable', detail: 'The database is unreachable; try again shortly.' }
+          : isStatementTimeout(error)
+            ? {
+                log: 'statement stopped at its time limit',
+                detail: 'The database took too long to answer; try again shortly.',
+              }
+            : undefined;
+    if (unavailable) {
+      request.log.warn({ err: error }, unavailable.log);
       reply.header('retry-after', '1');
-      return sendProblem(
-        reply,
-        problem(503, 'The database is unreachable; try again shortly.', undefined, 'not-ready'),
-      );
+      return sendProblem(reply, problem(503, unavailable.detail, undefined, 'not-ready'));
     }
     if (status >= 500) {
       request.log.error({ err: error }, 'request failed');
@@ -275,6 +284,15 @@ export function isDatabaseUnreachable(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && UNREACHABLE_CODES.test(code)) return true;
   return error instanceof Error && UNREACHABLE_MESSAGES.test(error.message);
+}
+
+/** PostgreSQL stopped the statement at statement_timeout (57014 is also a cancel, which says so). */
+export function isStatementTimeout(error: unknown): boolean {
+  return (
+    (error as { code?: unknown } | null)?.code === '57014' &&
+    error instanceof Error &&
+    /statement timeout/.test(error.message)
+  );
 }
 
 /** Query parameters that carry a secret (an unsubscribe token, an OAuth code), kept out of logs. */

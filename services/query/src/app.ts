@@ -45,6 +45,8 @@ export interface QueryDeps extends LedgerRouteDeps {
   reader?: Kysely<Database>;
   /** How many connections the pool opened from databaseUrl holds (CONNECT_READ_POOL_SIZE). */
   readPoolSize?: number;
+  /** Longest a read may run before it is stopped and answered 503 (CONNECT_READ_TIMEOUT_MS). */
+  readTimeoutMs?: number;
   tokens: TokenIssuer;
   /** How long Connect-Min-Index may hold a request; 5 s by default. */
   minIndexWaitMs?: number;
@@ -69,6 +71,7 @@ export async function queryDeps(runtime: LedgerRuntime, tokens?: TokenIssuer): P
     databaseUrl: await readerLogin(pool, runtime.database.url, runtime.config),
     replicaUrl: runtime.config.readDatabaseUrl,
     readPoolSize: runtime.config.readPoolSize,
+    readTimeoutMs: runtime.config.readTimeoutMs,
     origin: ledger.origin,
     cipher: ledger.cipher,
     verifierKey: ledger.verifierKey,
@@ -87,7 +90,9 @@ export async function queryRoutes(app: FastifyInstance, deps: QueryDeps): Promis
     replica ?? deps.pool,
     replica ? { listen: false, pollMs: REPLICA_POLL_MS } : {},
   );
-  const own = deps.reader ? undefined : createReaderDb(deps.databaseUrl, { max: deps.readPoolSize });
+  const own = deps.reader
+    ? undefined
+    : createReaderDb(deps.databaseUrl, { max: deps.readPoolSize, timeoutMs: deps.readTimeoutMs });
   const reader = deps.reader ?? (own as ReaderDb).db;
   if (own) app.watchPool('read', own.pool);
   if (replica) app.watchPool('replica', replica);

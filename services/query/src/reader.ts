@@ -12,6 +12,7 @@ import {
   createPool,
   type Database,
   DEFAULT_READ_POOL_SIZE,
+  DEFAULT_READ_TIMEOUT_MS,
   PipelinedQuery,
   READER_ROLE,
   readerUrlFor,
@@ -70,12 +71,14 @@ class ReaderClient extends pg.Client {
 }
 
 /**
- * The connections reads go through: logged in as connect_reader, read-only. A `url` with another
+ * The connections reads go through: logged in as connect_reader, read-only, each statement
+ * stopped after `timeoutMs` (a read held up behind a lock or a hung server frees its connection
+ * and answers 503, rather than holding it while the reads behind it queue). A `url` with another
  * user (a test's database) logs in as connect_reader there, without a password.
  */
 export function createReaderDb(
   url: string,
-  options: { max?: number; log?(event: LogEvent): void } = {},
+  options: { max?: number; timeoutMs?: number; log?(event: LogEvent): void } = {},
 ): ReaderDb {
   const login = new URL(url).username === READER_ROLE ? url : readerUrlFor(url);
   const pool = createPool(login, options.max ?? DEFAULT_READ_POOL_SIZE, {
@@ -83,7 +86,7 @@ export function createReaderDb(
     // generic plan looks costlier, and for `id = any($1)` with a short array it always does, so a
     // commitment read by id was planned at every execution, the planning costing more than the
     // read. Reads here start from an index by party, recipient or id, whatever the values.
-    options: '-c default_transaction_read_only=on -c plan_cache_mode=force_generic_plan',
+    options: `-c default_transaction_read_only=on -c plan_cache_mode=force_generic_plan -c statement_timeout=${options.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS}`,
     Client: ReaderClient,
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: options.log });

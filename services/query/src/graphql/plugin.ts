@@ -1,7 +1,7 @@
 // /graphql (queries over HTTP, subscriptions over graphql-ws on the same path) and /graphiql.
 import { type Authenticate, authenticateBearer, type SessionGate, type TokenIssuer } from '@connect/auth';
 import { type Database, NOTIFICATIONS_PROJECTION } from '@connect/db';
-import { HttpProblem, sendProblem } from '@connect/http';
+import { HttpProblem, isStatementTimeout, sendProblem } from '@connect/http';
 import type { BodyCipher } from '@connect/ledger';
 import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
@@ -40,8 +40,15 @@ export const MAX_DEPTH = 8;
 /** Every error gets a code; one no resolver meant to show (a database failure…) keeps its details in the log. */
 const formatErrors: NonNullable<MercuriusOptions['errorFormatter']> = (execution, context) => {
   const formatted = mercurius.defaultErrorFormatter(execution, context);
-  const errors = (formatted.response.errors ?? []).map((error) => {
+  const errors = (formatted.response.errors ?? []).map((error, i) => {
     if (error.extensions?.code) return error;
+    if (isStatementTimeout(execution.errors?.[i]?.originalError)) {
+      return {
+        ...error,
+        message: 'The database took too long to answer; try again shortly.',
+        extensions: { code: 'SERVICE_UNAVAILABLE' },
+      };
+    }
     if (error.path) {
       return {
         ...error,

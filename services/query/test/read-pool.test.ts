@@ -1,0 +1,114 @@
+// The query service's read connections. On /metrics (connect_db_pool_connections{pool="read"}), an
+// operator sizing CONNECT_READ_POOL_SIZE sees how many are open, idle, and how many reads wait.
+// CONNECT_READ_TIMEOUT_MS: a read held up in the database (behind a lock, on a hung server) is
+// stopped at its time limit and answered 503 with Retry-After, freeing its connection for the
+// reads behind it; once the database answers again, so do the reads.
+import { createServer } from '@connect/http';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { type Stack, testStack } from '../../../test/support/stack.ts';
+import { queryRoutes } from '../src/app.ts';
+
+let s: Stack;
+let app: FastifyInstance;
+let token: string;
+
+beforeAll(async () => {
+  s = await testStack();
+  const signup = await s.app.inject({
+    method: 'POST',
+    url: '/v1/auth/signup',
+    payload: { email: 'pools@example.test', password: 'correct horse battery', displayName: 'Pools' },
+  });
+  token = signup.json().access_token;
+  // The query service as its own process runs it: reading through a pool of its own.
+  const { reader: _shared, ...deps } = s.query;
+  app = createServer({ logLevel: 'silent', checkReady: async () => undefined });
+  app.register(queryRoutes, { ...deps, readPoolSize: 3, readTimeoutMs: 300 });
+  await app.ready();
+});
+afterAll(async () => {
+  await app.close();
+  await s.close();
+});
+
+async function poolSeries(): Promise<Record<string, number>> {
+  const response = await app.inject({ method: 'GET', url: '/metrics' });
+  expect(response.statusCode).toBe(200);
+  const values: Record<string, number> = {};
+  for (const match of response.body.matchAll(
+    /^connect_db_pool_connections\{pool="(\w+)",state="(\w+)"\} (\S+)$/gm,
+  ))
+    values[`${match[1]}.${match[2]}`] = Number(match[3]);
+  return values;
+}
+
+test('the read pool is reported as pool="read": its connections once reads have opened them', async () => {
+  const reads = await Promise.all(
+    Array.from({ length: 6 }, () =>
+      app.inject({ method: 'GET', url: '/v1/commitments', headers: { authorization: `Bearer ${token}` } }),
+    ),
+  );
+  expect(reads.map((read) => read.statusCode)).toEqual([200, 200, 200, 200, 200, 200]);
+  const series = await poolSeries();
+  expect(series['read.total']).toBeGreaterThan(0);
+  expect(series['read.total']).toBeLessThanOrEqual(3);
+  expect(series['read.idle']).toBe(series['read.total']);
+  expect(series['read.waiting']).toBe(0);
+});
+
+const list = () =>
+  app.inject({ method: 'GET', url: '/v1/commitments', headers: { authorization: `Bearer ${token}` } });
+
+test('a read held up past its time limit answers 503 with Retry-After, and the next read, once free, 200', async () => {
+  expect((await list()).statusCode).toBe(200);
+  const holder = await s.database.pool.connect();
+  try {
+    await holder.query('begin');
+    await holder.query('lock table commitments in access exclusive mode');
+    const started = performance.now();
+    // More reads than the pool's three connections: the fourth gets one freed by a read stopped.
+    const answers = await Promise.all([list(), list(), list(), list()]);
+    const took = performance.now() - started;
+    for (const answer of answers) {
+      expect(answer.statusCode).toBe(503);
+      expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(answer.headers['retry-after']).toBe('1');
+      expect(answer.json()).toMatchObject({
+        status: 503,
+        type: '/problems/not-ready',
+        detail: 'The database took too long to answer; try again shortly.',
+      });
+    }
+    expect(took).toBeGreaterThanOrEqual(550);
+    expect(took).toBeLessThan(5000);
+  } finally {
+    await holder.query('rollback');
+    holder.release();
+  }
+  expect((await list()).statusCode).toBe(200);
+});
+
+test('over GraphQL, a read stopped at its time limit is an error coded SERVICE_UNAVAILABLE', async () => {
+  const holder = await s.database.pool.connect();
+  try {
+    await holder.query('begin');
+    await holder.query('lock table commitments in access exclusive mode');
+    const answer = await app.inject({
+      method: 'POST',
+      url: '/graphql',
+      headers: { authorization: `Bearer ${token}` },
+      payload: { query: '{ commitments { edges { node { id } } } }' },
+    });
+    expect(answer.json().errors).toEqual([
+      expect.objectContaining({
+        message: 'The database took too long to answer; try again shortly.',
+        path: ['commitments'],
+        extensions: { code: 'SERVICE_UNAVAILABLE' },
+      }),
+    ]);
+  } finally {
+    await holder.query('rollback');
+    holder.release();
+  }
+});
