@@ -286,13 +286,12 @@ export function isDatabaseUnreachable(error: unknown): boolean {
   return error instanceof Error && UNREACHABLE_MESSAGES.test(error.message);
 }
 
-/** PostgreSQL stopped the statement at statement_timeout (57014 is also a cancel, which says so). */
+/**
+ * PostgreSQL stopped the statement (57014 query_canceled): at its statement_timeout, or cancelled
+ * by an operator. By its code alone: the message is in the server's language.
+ */
 export function isStatementTimeout(error: unknown): boolean {
-  return (
-    (error as { code?: unknown } | null)?.code === '57014' &&
-    error instanceof Error &&
-    /statement timeout/.test(error.message)
-  );
+  return (error as { code?: unknown } | null)?.code === '57014';
 }
 
 /** Query parameters that carry a secret (an unsubscribe token, an OAuth code), kept out of logs. */

@@ -72,9 +72,9 @@ class ReaderClient extends pg.Client {
 
 /**
  * The connections reads go through: logged in as connect_reader, read-only, each statement
- * stopped after `timeoutMs` (a read held up behind a lock or a hung server frees its connection
- * and answers 503, rather than holding it while the reads behind it queue). A `url` with another
- * user (a test's database) logs in as connect_reader there, without a password.
+ * stopped after `timeoutMs` (a read held up behind a lock frees its connection and answers 503,
+ * rather than holding it while the reads behind it queue). A `url` with another user (a test's
+ * database) logs in as connect_reader there, without a password.
  */
 export function createReaderDb(
   url: string,

@@ -1,11 +1,14 @@
 // The query service's read connections. On /metrics (connect_db_pool_connections{pool="read"}), an
 // operator sizing CONNECT_READ_POOL_SIZE sees how many are open, idle, and how many reads wait.
-// CONNECT_READ_TIMEOUT_MS: a read held up in the database (behind a lock, on a hung server) is
+// CONNECT_READ_TIMEOUT_MS: a read held up in the database (behind a lock, say) is
 // stopped at its time limit and answered 503 with Retry-After, freeing its connection for the
 // reads behind it; once the database answers again, so do the reads.
+import { randomUUID } from 'node:crypto';
 import { createServer } from '@connect/http';
 import type { FastifyInstance } from 'fastify';
+import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import WebSocket from 'ws';
 import { type Stack, testStack } from '../../../test/support/stack.ts';
 import { queryRoutes } from '../src/app.ts';
 
@@ -110,5 +113,37 @@ test('over GraphQL, a read stopped at its time limit is an error coded SERVICE_U
   } finally {
     await holder.query('rollback');
     holder.release();
+  }
+});
+
+test('a subscription whose read is stopped at its time limit ends with an error coded SERVICE_UNAVAILABLE', async () => {
+  const url = `${(await app.listen({ port: 0, host: '127.0.0.1' })).replace('http', 'ws')}/graphql`;
+  const client = createClient({
+    url,
+    webSocketImpl: WebSocket,
+    connectionParams: { authorization: `Bearer ${token}` },
+    retryAttempts: 0,
+  });
+  const holder = await s.database.pool.connect();
+  try {
+    await holder.query('begin');
+    await holder.query('lock table commitments in access exclusive mode');
+    // Subscribing to a commitment reads it first (is it yours to watch?): that read is held up.
+    const ended = await new Promise((resolve) => {
+      client.subscribe(
+        { query: `subscription { commitmentChanged(id: "${randomUUID()}") { id } }` },
+        { next: () => undefined, error: resolve, complete: () => resolve('completed') },
+      );
+    });
+    expect(ended).toEqual([
+      expect.objectContaining({
+        message: 'The database took too long to answer; try again shortly.',
+        extensions: { code: 'SERVICE_UNAVAILABLE' },
+      }),
+    ]);
+  } finally {
+    await holder.query('rollback');
+    holder.release();
+    await client.dispose();
   }
 });

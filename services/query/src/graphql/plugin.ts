@@ -37,18 +37,30 @@ import { schema } from './schema.ts';
 
 export const MAX_DEPTH = 8;
 
+const TOO_SLOW = 'The database took too long to answer; try again shortly.';
+const UNAVAILABLE = 'SERVICE_UNAVAILABLE';
+
+/**
+ * A read stopped at its time limit (CONNECT_READ_TIMEOUT_MS), as a GraphQL error the client can act
+ * on; for the reads of a subscription's stream, which no resolver's error formatting sees.
+ */
+const codedIfTooSlow = (error: unknown): unknown =>
+  isStatementTimeout(error) ? new mercurius.ErrorWithProps(TOO_SLOW, { code: UNAVAILABLE }) : error;
+
 /** Every error gets a code; one no resolver meant to show (a database failure…) keeps its details in the log. */
 const formatErrors: NonNullable<MercuriusOptions['errorFormatter']> = (execution, context) => {
-  const formatted = mercurius.defaultErrorFormatter(execution, context);
-  const errors = (formatted.response.errors ?? []).map((error, i) => {
+  const errorsCoded = execution.errors?.map((error) =>
+    isStatementTimeout(error.originalError)
+      ? new GraphQLError(TOO_SLOW, {
+          nodes: error.nodes,
+          path: error.path,
+          extensions: { code: UNAVAILABLE },
+        })
+      : error,
+  );
+  const formatted = mercurius.defaultErrorFormatter({ ...execution, errors: errorsCoded ?? [] }, context);
+  const errors = (formatted.response.errors ?? []).map((error) => {
     if (error.extensions?.code) return error;
-    if (isStatementTimeout(execution.errors?.[i]?.originalError)) {
-      return {
-        ...error,
-        message: 'The database took too long to answer; try again shortly.',
-        extensions: { code: 'SERVICE_UNAVAILABLE' },
-      };
-    }
     if (error.path) {
       return {
         ...error,
@@ -123,7 +135,9 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
   const load = async (change: ChangedCommitment, _args: unknown, ctx: SubscriptionContext) => {
     const [commitment] = await readAs(reader, ctx.caller, (db) =>
       commitmentsById(db, deps.cipher.fields, [change.id]),
-    );
+    ).catch((error: unknown) => {
+      throw codedIfTooSlow(error);
+    });
     if (!commitment) throw new ErrorWithProps('no longer visible to you', { code: 'NOT_FOUND' });
     return commitment;
   };
@@ -142,8 +156,13 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
       subscribe: withFilter(async (_root: unknown, { id }: { id: string }, ctx: SubscriptionContext) => {
         const visible =
           z.uuid().safeParse(id).success &&
-          (await readAs(reader, ctx.caller, (db) => commitmentsById(db, deps.cipher.fields, [id]))).length ===
-            1;
+          (
+            await readAs(reader, ctx.caller, (db) => commitmentsById(db, deps.cipher.fields, [id])).catch(
+              (error: unknown) => {
+                throw codedIfTooSlow(error);
+              },
+            )
+          ).length === 1;
         if (!visible) {
           throw new ErrorWithProps(`No commitment ${id}, or you are not a party to it.`, {
             code: 'NOT_FOUND',
@@ -168,7 +187,9 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
           notifications.subscribe(ctx.caller.userId, connectionOf(ctx), (after, upTo, limit) =>
             readAs(reader, ctx.caller, (db) =>
               notificationsSince(db, deps.cipher.fields, ctx.caller.userId, after, upTo, limit),
-            ),
+            ).catch((error: unknown) => {
+              throw codedIfTooSlow(error);
+            }),
           ),
         async (_notification: NotificationView, _args: unknown, ctx: SubscriptionContext) =>
           refreshCaller(ctx),
