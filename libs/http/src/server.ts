@@ -178,18 +178,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
       );
     }
     const status = error.statusCode ?? 500;
-    // The database, not the request: 503 with Retry-After, logged as a warning.
-    const unavailable =
-      status < 500
-        ? undefined
-        : isDatabaseUnreachable(error)
-          ? { log: 'database unreachable', detail: 'The database is unreachable; try again shortly.' }
-          : isStatementTimeout(error)
-            ? {
-                log: 'statement stopped at its time limit',
-                detail: 'The database took too long to answer; try again shortly.',
-              }
-            : undefined;
+    const unavailable = status >= 500 ? databaseTrouble(error) : undefined;
     if (unavailable) {
       request.log.warn({ err: error }, unavailable.log);
       reply.header('retry-after', '1');
@@ -292,6 +281,18 @@ export function isDatabaseUnreachable(error: unknown): boolean {
  */
 export function isStatementTimeout(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === '57014';
+}
+
+/** What a client is told of a statement stopped at its time limit (REST and GraphQL alike). */
+export const STATEMENT_TIMEOUT_DETAIL = 'The database took too long to answer; try again shortly.';
+
+/** A failure of the database rather than of the request (answered 503 with Retry-After): what to log and say. */
+function databaseTrouble(error: unknown): { log: string; detail: string } | undefined {
+  if (isDatabaseUnreachable(error))
+    return { log: 'database unreachable', detail: 'The database is unreachable; try again shortly.' };
+  if (isStatementTimeout(error))
+    return { log: 'statement stopped at its time limit', detail: STATEMENT_TIMEOUT_DETAIL };
+  return undefined;
 }
 
 /** Query parameters that carry a secret (an unsubscribe token, an OAuth code), kept out of logs. */

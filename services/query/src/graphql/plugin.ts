@@ -1,7 +1,7 @@
 // /graphql (queries over HTTP, subscriptions over graphql-ws on the same path) and /graphiql.
 import { type Authenticate, authenticateBearer, type SessionGate, type TokenIssuer } from '@connect/auth';
 import { type Database, NOTIFICATIONS_PROJECTION } from '@connect/db';
-import { HttpProblem, isStatementTimeout, sendProblem } from '@connect/http';
+import { HttpProblem, isStatementTimeout, STATEMENT_TIMEOUT_DETAIL, sendProblem } from '@connect/http';
 import type { BodyCipher } from '@connect/ledger';
 import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
@@ -37,21 +37,13 @@ import { schema } from './schema.ts';
 
 export const MAX_DEPTH = 8;
 
-const TOO_SLOW = 'The database took too long to answer; try again shortly.';
 const UNAVAILABLE = 'SERVICE_UNAVAILABLE';
-
-/**
- * A read stopped at its time limit (CONNECT_READ_TIMEOUT_MS), as a GraphQL error the client can act
- * on; for the reads of a subscription's stream, which no resolver's error formatting sees.
- */
-const codedIfTooSlow = (error: unknown): unknown =>
-  isStatementTimeout(error) ? new mercurius.ErrorWithProps(TOO_SLOW, { code: UNAVAILABLE }) : error;
 
 /** Every error gets a code; one no resolver meant to show (a database failure…) keeps its details in the log. */
 const formatErrors: NonNullable<MercuriusOptions['errorFormatter']> = (execution, context) => {
   const errorsCoded = execution.errors?.map((error) =>
     isStatementTimeout(error.originalError)
-      ? new GraphQLError(TOO_SLOW, {
+      ? new GraphQLError(STATEMENT_TIMEOUT_DETAIL, {
           nodes: error.nodes,
           path: error.path,
           extensions: { code: UNAVAILABLE },
@@ -132,12 +124,18 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
   // Still a party, and the session still open, when each change arrives.
   const stillEntitled = async (change: ChangedCommitment, _args: unknown, ctx: SubscriptionContext) =>
     change.parties.includes(ctx.caller.userId) && (await refreshCaller(ctx));
-  const load = async (change: ChangedCommitment, _args: unknown, ctx: SubscriptionContext) => {
-    const [commitment] = await readAs(reader, ctx.caller, (db) =>
-      commitmentsById(db, deps.cipher.fields, [change.id]),
-    ).catch((error: unknown) => {
-      throw codedIfTooSlow(error);
+  // A subscription's own reads (its admission, what it sends): one stopped at its time limit
+  // (CONNECT_READ_TIMEOUT_MS) ends it with a coded error, which no resolver's formatting gives.
+  const readForSubscriber = <T>(caller: Caller, read: (db: Kysely<Database>) => Promise<T>): Promise<T> =>
+    readAs(reader, caller, read).catch((error: unknown) => {
+      throw isStatementTimeout(error)
+        ? new ErrorWithProps(STATEMENT_TIMEOUT_DETAIL, { code: UNAVAILABLE })
+        : error;
     });
+  const load = async (change: ChangedCommitment, _args: unknown, ctx: SubscriptionContext) => {
+    const [commitment] = await readForSubscriber(ctx.caller, (db) =>
+      commitmentsById(db, deps.cipher.fields, [change.id]),
+    );
     if (!commitment) throw new ErrorWithProps('no longer visible to you', { code: 'NOT_FOUND' });
     return commitment;
   };
@@ -156,13 +154,8 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
       subscribe: withFilter(async (_root: unknown, { id }: { id: string }, ctx: SubscriptionContext) => {
         const visible =
           z.uuid().safeParse(id).success &&
-          (
-            await readAs(reader, ctx.caller, (db) => commitmentsById(db, deps.cipher.fields, [id])).catch(
-              (error: unknown) => {
-                throw codedIfTooSlow(error);
-              },
-            )
-          ).length === 1;
+          (await readForSubscriber(ctx.caller, (db) => commitmentsById(db, deps.cipher.fields, [id])))
+            .length === 1;
         if (!visible) {
           throw new ErrorWithProps(`No commitment ${id}, or you are not a party to it.`, {
             code: 'NOT_FOUND',
@@ -185,11 +178,9 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
       subscribe: withFilter(
         (_root: unknown, _args: unknown, ctx: SubscriptionContext) =>
           notifications.subscribe(ctx.caller.userId, connectionOf(ctx), (after, upTo, limit) =>
-            readAs(reader, ctx.caller, (db) =>
+            readForSubscriber(ctx.caller, (db) =>
               notificationsSince(db, deps.cipher.fields, ctx.caller.userId, after, upTo, limit),
-            ).catch((error: unknown) => {
-              throw codedIfTooSlow(error);
-            }),
+            ),
           ),
         async (_notification: NotificationView, _args: unknown, ctx: SubscriptionContext) =>
           refreshCaller(ctx),
