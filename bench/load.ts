@@ -632,6 +632,10 @@ interface StepResult {
   loopDelayP99: number;
   /** CPU used over the step, in cores: this process, the server's node process, its PostgreSQL. */
   cpu: { bench: number; server: number; postgres: number };
+  /** The server's main thread over the step, in cores (see schedule): undefined off Linux. */
+  mainThread: { onCpu: number; waiting: number } | undefined;
+  /** The machine's CPUs busy over the step, in cores, and how many it has. */
+  machine: { busy: number; cores: number } | undefined;
   /** The worst the server's /metrics showed over the step (see watchServer). */
   worst: ReadonlyMap<string, number>;
 }
@@ -710,6 +714,7 @@ async function measureStep(
   loopDelay.enable();
   const cpu0 = process.cpuUsage();
   const server0 = await cpuSeconds(serverPid);
+  const [schedule0, machine0] = await Promise.all([threadSchedule(serverPid), machineTicks()]);
   const watched = watchServer(server.url);
   const t0 = performance.now();
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
@@ -718,6 +723,7 @@ async function measureStep(
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const server1 = await cpuSeconds(serverPid);
+  const [schedule1, machine1] = await Promise.all([threadSchedule(serverPid), machineTicks()]);
   loopDelay.disable();
   for (let waited = 0; run.pushes.waiting() > 0 && waited < PUSH_GRACE_MS; waited += 50) {
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -747,6 +753,21 @@ async function measureStep(
       server: (server1.node - server0.node) / elapsed,
       postgres: (server1.postgres - server0.postgres) / elapsed,
     },
+    mainThread:
+      schedule0 && schedule1
+        ? {
+            onCpu: (schedule1.onCpuNs - schedule0.onCpuNs) / 1e9 / elapsed,
+            waiting: (schedule1.waitingNs - schedule0.waitingNs) / 1e9 / elapsed,
+          }
+        : undefined,
+    machine:
+      machine0 && machine1
+        ? {
+            busy:
+              ((machine1.busy - machine0.busy) / (machine1.all - machine0.all)) * os.availableParallelism(),
+            cores: os.availableParallelism(),
+          }
+        : undefined,
     worst,
   };
 }
@@ -758,6 +779,10 @@ function printStep(step: StepResult, errorSamples: readonly string[]): void {
       `    reads p50/p99 ${step.reads.map((ms) => round(ms, 1)).join('/')} ms, commands ${step.commands.map((ms) => round(ms, 1)).join('/')} ms ` +
       `| CPU (cores): bench ${round(step.cpu.bench)}, server ${round(step.cpu.server)}, postgres ${round(step.cpu.postgres)}; ` +
       `bench event-loop delay p99 ${round(step.loopDelayP99, 1)} ms\n` +
+      (step.mainThread && step.machine
+        ? `    server main thread (cores): on a CPU ${round(step.mainThread.onCpu)}, ready but waiting for one ${round(step.mainThread.waiting)}; ` +
+          `machine busy ${round(step.machine.busy)} of ${step.machine.cores} cores\n`
+        : '') +
       `    /metrics every ${SCRAPE_MS / 1000} s (loop busy and delays: over the step; the rest: the worst seen): ${[...step.worst].map(([key, value]) => `${key} ${round(value, 2)}`).join(', ')}`,
   );
   for (const sample of errorSamples) console.log(`    error: ${sample}`);
@@ -775,6 +800,27 @@ async function cpuSeconds(pid: number): Promise<{ node: number; postgres: number
   let postgres = 0;
   for (const [candidate, process] of processes) if (descends(candidate)) postgres += process.cpuSeconds;
   return { node: processes.get(pid)?.cpuSeconds ?? 0, postgres };
+}
+
+/**
+ * A thread's time on a CPU and its time ready to run but waiting for one, so far, from Linux's
+ * schedstat (undefined elsewhere). The main thread's id is the process id. A loop busy all the
+ * time while its thread waits for a CPU much of it is held up by the machine, not by its own work.
+ */
+async function threadSchedule(pid: number): Promise<{ onCpuNs: number; waitingNs: number } | undefined> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').catch(() => undefined);
+  const [onCpuNs, waitingNs] = text?.split(' ').map(Number) ?? [];
+  return onCpuNs === undefined || waitingNs === undefined ? undefined : { onCpuNs, waitingNs };
+}
+
+/** The machine's CPU time so far (/proc/stat, in ticks): all of it, and that not idle nor waiting for I/O. */
+async function machineTicks(): Promise<{ all: number; busy: number } | undefined> {
+  const text = await readFile('/proc/stat', 'utf8').catch(() => undefined);
+  const ticks = text?.split('\n')[0]?.split(/\s+/).slice(1, 9).map(Number);
+  if (!ticks || ticks.length < 8 || ticks.some(Number.isNaN)) return undefined;
+  const all = ticks.reduce((sum, tick) => sum + tick, 0);
+  const [, , , idle = 0, iowait = 0] = ticks;
+  return { all, busy: all - idle - iowait };
 }
 
 async function rssMb(pid: number): Promise<number> {
