@@ -277,7 +277,8 @@ export function isDatabaseUnreachable(error: unknown): boolean {
 
 /**
  * PostgreSQL stopped the statement (57014 query_canceled): at its statement_timeout, or cancelled
- * by an operator. By its code alone: the message is in the server's language.
+ * by an operator; or a read got no connection within that time limit (the query service's reader
+ * fails it with the same code). By its code alone: the message is in the server's language.
  */
 export function isStatementTimeout(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === '57014';
@@ -291,7 +292,10 @@ function databaseTrouble(error: unknown): { log: string; detail: string } | unde
   if (isDatabaseUnreachable(error))
     return { log: 'database unreachable', detail: 'The database is unreachable; try again shortly.' };
   if (isStatementTimeout(error))
-    return { log: 'statement stopped at its time limit', detail: STATEMENT_TIMEOUT_DETAIL };
+    return {
+      log: 'stopped at its time limit (running, or waiting for a connection)',
+      detail: STATEMENT_TIMEOUT_DETAIL,
+    };
   return undefined;
 }
 

@@ -18,7 +18,7 @@ import {
   readerUrlFor,
 } from '@connect/db';
 import { readsEverything, type UserRole } from '@connect/domain';
-import { Kysely, type LogEvent, PostgresDialect } from 'kysely';
+import { Kysely, type LogEvent, PostgresDialect, type PostgresPool } from 'kysely';
 import pg from 'pg';
 
 export interface Caller {
@@ -46,6 +46,8 @@ export interface ReaderDb {
 }
 
 const callers = new AsyncLocalStorage<Caller>();
+/** PostgreSQL's SQLSTATE for a statement stopped (at its statement_timeout, among others). */
+const QUERY_CANCELED = '57014';
 const SET_CALLER = "select set_config('connect.user_id', $1, true), set_config('connect.admin', $2, true)";
 
 /** A client for the reader pool: every statement carries the caller of the read it belongs to. */
@@ -73,24 +75,58 @@ class ReaderClient extends pg.Client {
 /**
  * The connections reads go through: logged in as connect_reader, read-only, each statement
  * stopped after `timeoutMs` (a read held up behind a lock frees its connection and answers 503,
- * rather than holding it while the reads behind it queue). A `url` with another user (a test's
- * database) logs in as connect_reader there, without a password.
+ * rather than holding it while the reads behind it queue), and no read waiting longer than that
+ * for a connection. A `url` with another user (a test's database) logs in as connect_reader
+ * there, without a password.
  */
 export function createReaderDb(
   url: string,
   options: { max?: number; timeoutMs?: number; log?(event: LogEvent): void } = {},
 ): ReaderDb {
   const login = new URL(url).username === READER_ROLE ? url : readerUrlFor(url);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
   const pool = createPool(login, options.max ?? DEFAULT_READ_POOL_SIZE, {
+    connectionTimeoutMillis: timeoutMs,
     // Generic plans: PostgreSQL otherwise plans a prepared read again for its values whenever the
     // generic plan looks costlier, and for `id = any($1)` with a short array it always does, so a
     // commitment read by id was planned at every execution, the planning costing more than the
     // read. Reads here start from an index by party, recipient or id, whatever the values.
-    options: `-c default_transaction_read_only=on -c plan_cache_mode=force_generic_plan -c statement_timeout=${options.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS}`,
+    options: `-c default_transaction_read_only=on -c plan_cache_mode=force_generic_plan -c statement_timeout=${timeoutMs}`,
     Client: ReaderClient,
   });
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: options.log });
+  const db = new Kysely<Database>({
+    dialect: new PostgresDialect({ pool: withWaitLimit(pool, timeoutMs) }),
+    log: options.log,
+  });
   return { db, pool, close: () => db.destroy() };
+}
+
+/**
+ * What pg-pool says when no connection came within connectionTimeoutMillis: waiting in its queue,
+ * or opening one (its own timer, or pg's, which has the same limit).
+ */
+const WAIT_RAN_OUT =
+  /^(timeout exceeded when trying to connect|Connection terminated due to connection timeout|timeout expired$)/;
+
+/**
+ * Reads get a connection within their time limit or not at all: a read that waited that long (the
+ * pool busy, or a server that does not answer a new connection) fails as one PostgreSQL stopped
+ * at its statement_timeout does (57014, query_canceled), and is answered the same way.
+ */
+function withWaitLimit(pool: pg.Pool, timeoutMs: number): PostgresPool {
+  return {
+    connect: () =>
+      pool.connect().catch((error: unknown) => {
+        if (!(error instanceof Error && WAIT_RAN_OUT.test(error.message))) throw error;
+        throw Object.assign(
+          new Error(`no read connection came free within ${timeoutMs} ms`, { cause: error }),
+          {
+            code: QUERY_CANCELED,
+          },
+        );
+      }),
+    end: () => pool.end(),
+  };
 }
 
 export function readAs<T>(
