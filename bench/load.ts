@@ -763,9 +763,8 @@ async function measureStep(
     machine:
       machine0 && machine1
         ? {
-            busy:
-              ((machine1.busy - machine0.busy) / (machine1.all - machine0.all)) * os.availableParallelism(),
-            cores: os.availableParallelism(),
+            busy: ((machine1.busy - machine0.busy) / (machine1.all - machine0.all)) * machine1.cores,
+            cores: machine1.cores,
           }
         : undefined,
     worst,
@@ -813,14 +812,17 @@ async function threadSchedule(pid: number): Promise<{ onCpuNs: number; waitingNs
   return onCpuNs === undefined || waitingNs === undefined ? undefined : { onCpuNs, waitingNs };
 }
 
-/** The machine's CPU time so far (/proc/stat, in ticks): all of it, and that not idle nor waiting for I/O. */
-async function machineTicks(): Promise<{ all: number; busy: number } | undefined> {
+/**
+ * The machine's CPU time so far (/proc/stat, in ticks, over all its CPUs): all of it, and that not
+ * idle nor waiting for I/O; and how many CPUs it counted (the same file's per-CPU lines).
+ */
+async function machineTicks(): Promise<{ all: number; busy: number; cores: number } | undefined> {
   const text = await readFile('/proc/stat', 'utf8').catch(() => undefined);
   const ticks = text?.split('\n')[0]?.split(/\s+/).slice(1, 9).map(Number);
-  if (!ticks || ticks.length < 8 || ticks.some(Number.isNaN)) return undefined;
+  if (!text || !ticks || ticks.length < 8 || ticks.some(Number.isNaN)) return undefined;
   const all = ticks.reduce((sum, tick) => sum + tick, 0);
   const [, , , idle = 0, iowait = 0] = ticks;
-  return { all, busy: all - idle - iowait };
+  return { all, busy: all - idle - iowait, cores: text.match(/^cpu\d+ /gm)?.length ?? 1 };
 }
 
 async function rssMb(pid: number): Promise<number> {
