@@ -4,7 +4,7 @@
 // the transaction that did it. While the notification connection is down, nothing is remembered.
 // A session lapses on its own at active_until, which the command service sets from its idle
 // timeout and absolute lifetime; a refresh moves it later.
-import { type Database, listen, prepared } from '@connect/db';
+import { compiledOnce, type Database, listen, prepared } from '@connect/db';
 import type { UserRole } from '@connect/domain';
 import { type Kysely, sql } from 'kysely';
 import type pg from 'pg';
@@ -105,25 +105,30 @@ export function sessionGate(deps: { db: Kysely<Database>; pool: pg.Pool; now?: (
   };
 }
 
+// Prepared: every process checks each of its sessions about once a minute.
+const sessionRow = compiledOnce(
+  (db: Kysely<Database>, sessionId: string) =>
+    db
+      .selectFrom('sessions')
+      .select([
+        'user_id',
+        'active_until',
+        sql<
+          UserRole[]
+        >`array(select role from user_roles where user_roles.user_id = sessions.user_id order by role)`.as(
+          'roles',
+        ),
+      ])
+      .where('id', '=', sessionId)
+      .where('revoked_at', 'is', null),
+  (query) => prepared('session-access', query),
+);
+
 /** The open (not revoked) session's user, its roles and when it lapses unless refreshed: one query. */
 export async function sessionAccess(
   db: Kysely<Database>,
   sessionId: string,
 ): Promise<{ userId: string; roles: UserRole[]; activeUntil: Date } | undefined> {
-  // Prepared: every process checks each of its sessions about once a minute.
-  const query = db
-    .selectFrom('sessions')
-    .select([
-      'user_id',
-      'active_until',
-      sql<
-        UserRole[]
-      >`array(select role from user_roles where user_roles.user_id = sessions.user_id order by role)`.as(
-        'roles',
-      ),
-    ])
-    .where('id', '=', sessionId)
-    .where('revoked_at', 'is', null);
-  const [row] = (await db.executeQuery(prepared('session-access', query.compile()))).rows;
+  const [row] = await sessionRow(db, sessionId);
   return row && { userId: row.user_id, roles: row.roles, activeUntil: row.active_until };
 }

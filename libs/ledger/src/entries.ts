@@ -1,4 +1,4 @@
-import { type Database, type LedgerEntriesTable, prepared } from '@connect/db';
+import { compiledOnce, type Database, type LedgerEntriesTable, prepared } from '@connect/db';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import type { LedgerSource } from './body-cipher.ts';
@@ -7,20 +7,25 @@ import type { Entry } from './types.ts';
 
 type Db = Kysely<Database>;
 
+// Prepared, as every command reads its stream: PostgreSQL parsed and planned it each time.
+const streamRows = compiledOnce(
+  (db: Db, stream: string, fromVersion: number) =>
+    db
+      .selectFrom('ledger_entries')
+      .select(ENTRY_COLUMN_NAMES)
+      .where('stream', '=', stream)
+      .where('version', '>=', fromVersion)
+      .orderBy('version'),
+  (query) => prepared('read-stream', query),
+);
+
 export async function readStream(
   db: Db,
   source: LedgerSource,
   stream: string,
   fromVersion = 1,
 ): Promise<Entry[]> {
-  // Prepared, as every command reads its stream: PostgreSQL parsed and planned it each time.
-  const query = db
-    .selectFrom('ledger_entries')
-    .select(ENTRY_COLUMN_NAMES)
-    .where('stream', '=', stream)
-    .where('version', '>=', fromVersion)
-    .orderBy('version');
-  const { rows } = await db.executeQuery(prepared('read-stream', query.compile()));
+  const rows = await streamRows(db, stream, fromVersion);
   return source.cipher.entries(rows, source.origin);
 }
 

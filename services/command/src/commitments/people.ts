@@ -2,9 +2,10 @@
 // The actor's roles are their session's: read with it, and forgotten by every process the moment
 // they change (session-gate.ts). The database is read only where a rule needs more: whether the
 // creator's address is verified, and the invitee of an invitation, who must exist.
-import { type Database, prepared } from '@connect/db';
+import { compiledOnce, type Database, prepared } from '@connect/db';
 import type { CommitmentCommand, PersonFacts, UserRole } from '@connect/domain';
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
+import { userRoles } from '../auth/accounts.ts';
 
 /** Who acts: a person with their session's roles (undefined when not known), or the service (null). */
 export interface Acting {
@@ -46,18 +47,14 @@ export async function readFacts(
  * One user's row, by a statement prepared once per connection: nearly every command reads one
  * person, and PostgreSQL planned the many-ids form anew each time (the plan cost more than the read).
  */
-async function readPerson(db: Kysely<Database>, userId: string) {
-  const query = db
-    .selectFrom('users')
-    .select([
-      'id',
-      'email_verified_at',
-      sql<
-        UserRole[]
-      >`array(select role from user_roles where user_roles.user_id = users.id order by role)`.as('roles'),
-    ])
-    .where('id', '=', userId)
-    .where('erased_at', 'is', null);
-  const { rows } = await db.executeQuery(prepared('read-person', query.compile()));
-  return rows[0];
-}
+const personRows = compiledOnce(
+  (db: Kysely<Database>, userId: string) =>
+    db
+      .selectFrom('users')
+      .select(['id', 'email_verified_at', userRoles])
+      .where('id', '=', userId)
+      .where('erased_at', 'is', null),
+  (query) => prepared('read-person', query),
+);
+
+const readPerson = async (db: Kysely<Database>, userId: string) => (await personRows(db, userId))[0];

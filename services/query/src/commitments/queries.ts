@@ -4,6 +4,7 @@
 import {
   type CommitmentsTable,
   commitmentRowPlace,
+  compiledOnce,
   type Database,
   type FieldCipher,
   historyRowPlace,
@@ -107,6 +108,15 @@ function namedParties(eb: ExpressionBuilder<WithCommitment, 'c'>) {
   ];
 }
 
+const commitmentRowsById = compiledOnce(
+  (db: Reader, ids: readonly string[]) =>
+    db
+      .selectFrom('commitments as c')
+      .select(COMMITMENT_COLUMNS)
+      .select(namedParties)
+      .where(sql<boolean>`c.id = any(${ids}::uuid[])`), // one statement shape for any number of ids
+);
+
 /** Full commitments (with parties and latest documents) by id, in the order given; one statement. */
 export async function commitmentsById(
   db: Reader,
@@ -114,12 +124,7 @@ export async function commitmentsById(
   ids: readonly string[],
 ): Promise<CommitmentView[]> {
   if (ids.length === 0) return [];
-  const rows = await db
-    .selectFrom('commitments as c')
-    .select(COMMITMENT_COLUMNS)
-    .select(namedParties)
-    .where(sql<boolean>`c.id = any(${ids}::uuid[])`) // one statement shape for any number of ids
-    .execute();
+  const rows = await commitmentRowsById(db, ids);
   const views = await viewsOf(fields, rows);
   const byId = new Map(views.map((view) => [view.id, view]));
   return ids.flatMap((id) => byId.get(id) ?? []);
