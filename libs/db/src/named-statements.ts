@@ -40,16 +40,26 @@ export function namedStatementsPool(pool: pg.Pool): PostgresPool {
 }
 
 const hashedNames = new Map<string, string>();
+const MAX_HASHED_NAMES = 10_000;
+
+/**
+ * A statement's name derived from its text, remembered: looking it up costs less than hashing the
+ * text again, and a hot read asks for it on every call.
+ */
+export function statementNameOf(text: string): string {
+  let name = hashedNames.get(text);
+  if (name === undefined) {
+    name = `q-${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
+    if (hashedNames.size >= MAX_HASHED_NAMES) hashedNames.clear();
+    hashedNames.set(text, name);
+  }
+  return name;
+}
 
 /**
  * A pg query prepared under a name derived from its text, for statements whose text is fixed at
  * each call site but names tables chosen at run time (a projection's live or replay tables).
  */
 export function preparedQuery(text: string, values: unknown[]): pg.QueryConfig {
-  let name = hashedNames.get(text);
-  if (!name) {
-    name = `q-${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
-    hashedNames.set(text, name);
-  }
-  return { name, text, values };
+  return { name: statementNameOf(text), text, values };
 }

@@ -7,7 +7,6 @@
 // `set_config(caller) ; statement ; Sync`, which PostgreSQL runs as one implicit transaction.
 // A statement outside readAs() has no caller and is refused before it is sent.
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { createHash } from 'node:crypto';
 import {
   createPool,
   type Database,
@@ -16,6 +15,7 @@ import {
   PipelinedQuery,
   READER_ROLE,
   readerUrlFor,
+  statementNameOf,
 } from '@connect/db';
 import { readsEverything, type UserRole } from '@connect/domain';
 import { Kysely, type LogEvent, PostgresDialect, type PostgresPool } from 'kysely';
@@ -50,24 +50,6 @@ const callers = new AsyncLocalStorage<Caller>();
 const QUERY_CANCELED = '57014';
 const SET_CALLER = "select set_config('connect.user_id', $1, true), set_config('connect.admin', $2, true)";
 
-const names = new Map<string, string>();
-const MAX_NAMES = 10_000;
-
-/**
- * Named after its text, each statement shape is parsed and planned once per connection (the pool
- * asks for generic plans, below). Names are remembered: looking one up costs less than hashing
- * the text again.
- */
-function statementName(text: string): string {
-  let name = names.get(text);
-  if (name === undefined) {
-    name = `r${createHash('sha1').update(text).digest('base64url').slice(0, 20)}`;
-    if (names.size >= MAX_NAMES) names.clear();
-    names.set(text, name);
-  }
-  return name;
-}
-
 /** A client for the reader pool: every statement carries the caller of the read it belongs to. */
 class ReaderClient extends pg.Client {
   override query(...args: unknown[]): never {
@@ -76,7 +58,9 @@ class ReaderClient extends pg.Client {
     if (typeof text !== 'string' || !caller) {
       throw new Error('read-model statements run only inside readAs(), with a caller');
     }
-    const config = { name: statementName(text), text, values: (values as unknown[]) ?? [] };
+    // Named after its text, each statement shape is parsed and planned once per connection (the
+    // pool asks for generic plans, below).
+    const config = { name: statementNameOf(text), text, values: (values as unknown[]) ?? [] };
     const setCaller = { text: SET_CALLER, values: [caller.userId, caller.isAdmin ? 'on' : 'off'] };
     const run = (done: (error: Error | null, result?: unknown) => void) =>
       (super.query as (q: unknown) => unknown)(new PipelinedQuery(config, [setCaller], [], done));
