@@ -2,13 +2,25 @@
 // text never changes, only its values do. compiledOnce builds it the first time it runs, with
 // placeholders where the values go, and each later call only puts its own values in their place
 // (as Entity Framework's compiled queries do). On a read that costs little in PostgreSQL, building
-// the query was most of the client's work.
+// the query was most of the client's work. A statement whose clauses depend on which filters a
+// call has (compiledPerShape) is compiled once for each combination of them.
 import type { Compilable, CompiledQuery, Kysely } from 'kysely';
 import type { Database } from './schema.ts';
 
-/** Where the first build was given the call's value at `position`. */
+/** Where the first build was given the call's value named `key` (its position, for compiledOnce). */
 class Placeholder {
-  constructor(readonly position: number) {}
+  constructor(readonly key: string) {}
+}
+
+/** Which optional parts a statement has: a flag for each, none of them a value. */
+export type Shape = Record<string, boolean>;
+
+interface Compiled<Row> {
+  query: CompiledQuery<Row>;
+  /** For each parameter of the statement, the key of the call's value that goes there. */
+  keys: (string | undefined)[];
+  /** The keys of the values this statement leaves out: undefined at every call. */
+  unused: string[];
 }
 
 /**
@@ -19,29 +31,78 @@ class Placeholder {
  */
 export function compiledOnce<Values extends unknown[], Row>(
   build: (db: Kysely<Database>, ...values: Values) => Compilable<Row>,
-  mark: (query: CompiledQuery<Row>) => CompiledQuery<Row> = (query) => query,
+  mark?: (query: CompiledQuery<Row>) => CompiledQuery<Row>,
 ): (db: Kysely<Database>, ...values: Values) => Promise<Row[]> {
-  let compiled: { query: CompiledQuery<Row>; positions: (number | undefined)[] } | undefined;
-  const compile = (db: Kysely<Database>, arity: number) => {
-    const placeholders = Array.from({ length: arity }, (_, i) => new Placeholder(i));
-    const query = mark(build(db, ...(placeholders as Values)).compile());
-    const positions = query.parameters.map((value) =>
-      value instanceof Placeholder ? value.position : undefined,
-    );
-    const missing = placeholders.filter((placeholder) => !positions.includes(placeholder.position));
-    if (missing.length > 0) {
-      throw new Error(
-        `compiledOnce: value ${missing.map((p) => p.position + 1).join(', ')} never reached the statement's parameters`,
-      );
-    }
-    return { query, positions };
-  };
+  let compiled: Compiled<Row> | undefined;
   return async (db, ...values) => {
-    compiled ??= compile(db, values.length);
-    const { query, positions } = compiled;
-    const parameters = positions.map((position, i) =>
-      position === undefined ? query.parameters[i] : values[position],
+    compiled ??= compile(
+      Object.keys(values),
+      (placeholders) => build(db, ...(Object.values(placeholders) as Values)),
+      mark,
     );
-    return (await db.executeQuery<Row>({ ...query, parameters })).rows;
+    return run(db, compiled, values as unknown as Record<string, unknown>);
   };
 }
+
+/**
+ * compiledOnce for a statement whose clauses depend on what a call asks for: each call gives a
+ * shape (flags saying which optional clauses it has) and its values by name, and `build` decides
+ * on the shape alone, with placeholders for the values. Each shape is compiled once, at its first
+ * call. A value the shape leaves out must be undefined.
+ */
+export function compiledPerShape<S extends Shape, Values extends Record<string, unknown>, Row>(
+  build: (db: Kysely<Database>, shape: S, values: Values) => Compilable<Row>,
+  mark?: (query: CompiledQuery<Row>) => CompiledQuery<Row>,
+): (db: Kysely<Database>, shape: S, values: Values) => Promise<Row[]> {
+  const byShape = new Map<string, Compiled<Row>>();
+  return async (db, shape, values) => {
+    const key = Object.entries(shape)
+      .map(([name, on]) => (on ? name : ''))
+      .join(',');
+    let compiled = byShape.get(key);
+    if (!compiled) {
+      compiled = compile(
+        Object.keys(values),
+        (placeholders) => build(db, shape, placeholders as Values),
+        mark,
+        values,
+      );
+      byShape.set(key, compiled);
+    }
+    return run(db, compiled, values);
+  };
+}
+
+/**
+ * Builds with a placeholder for each value and finds where each lands. Every value must reach the
+ * statement's parameters, except those `optional` has as undefined (left out by its shape).
+ */
+function compile<Row>(
+  names: string[],
+  build: (placeholders: Record<string, Placeholder>) => Compilable<Row>,
+  mark: (query: CompiledQuery<Row>) => CompiledQuery<Row> = (query) => query,
+  optional?: Record<string, unknown>,
+): Compiled<Row> {
+  const query = mark(build(Object.fromEntries(names.map((name) => [name, new Placeholder(name)]))).compile());
+  const keys = query.parameters.map((value) => (value instanceof Placeholder ? value.key : undefined));
+  const unused = names.filter((name) => !keys.includes(name));
+  const lost = optional ? unused.filter((name) => optional[name] !== undefined) : unused;
+  if (lost.length > 0) {
+    throw new Error(`compiled statement: ${describe(lost)} never reached the statement's parameters`);
+  }
+  return { query, keys, unused };
+}
+
+async function run<Row>(db: Kysely<Database>, compiled: Compiled<Row>, values: Record<string, unknown>) {
+  const { query, keys, unused } = compiled;
+  const stray = unused.filter((name) => values[name] !== undefined);
+  if (stray.length > 0) {
+    throw new Error(`compiled statement: ${describe(stray)} is set, but its statement's shape leaves it out`);
+  }
+  const parameters = keys.map((key, i) => (key === undefined ? query.parameters[i] : values[key]));
+  return (await db.executeQuery<Row>({ ...query, parameters })).rows;
+}
+
+/** Values by name, or by their place in the call (from 1) for compiledOnce's. */
+const describe = (names: string[]) =>
+  `value ${names.map((name) => (/^\d+$/.test(name) ? String(Number(name) + 1) : name)).join(', ')}`;

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
-import { compiledOnce, type Database, prepared } from '../src/index.ts';
+import { compiledOnce, compiledPerShape, type Database, prepared } from '../src/index.ts';
 
 let database: TestDatabase;
 const users = Array.from({ length: 3 }, (_, i) => ({ id: randomUUID(), name: `Person ${i}` }));
@@ -69,4 +69,65 @@ test('a value the build does not pass as a parameter is refused at the first cal
     /value 1 never reached the statement's parameters/,
   );
   expect(builds).toBe(1);
+});
+
+test('a statement with optional filters is built once for each combination of them, and each call gets its values', async () => {
+  const builds: string[] = [];
+  const names = compiledPerShape(
+    (
+      db: Kysely<Database>,
+      shape: { only: boolean; before: boolean },
+      v: { prefix: string; only: readonly string[] | undefined; before: string | undefined },
+    ) => {
+      builds.push(JSON.stringify(shape));
+      let query = db
+        .selectFrom('users')
+        .select('display_name')
+        .where('display_name', 'like', sql<string>`${v.prefix} || '%'`)
+        .orderBy('display_name');
+      if (shape.only) query = query.where(sql<boolean>`id = any(${v.only}::uuid[])`);
+      if (shape.before) query = query.where('display_name', '<', v.before as string);
+      return query;
+    },
+  );
+  const [first, , third] = users.map((user) => user.id) as [string, string, string];
+  const shown = async (prefix: string, only?: readonly string[], before?: string) =>
+    (await names(database.db, { only: !!only, before: !!before }, { prefix, only, before })).map(
+      (row) => row.display_name,
+    );
+  expect(await shown('Person')).toEqual(['Person 0', 'Person 1', 'Person 2']);
+  expect(await shown('Person', [first, third])).toEqual(['Person 0', 'Person 2']);
+  expect(await shown('Person', [third])).toEqual(['Person 2']);
+  expect(await shown('Person', undefined, 'Person 2')).toEqual(['Person 0', 'Person 1']);
+  expect(await shown('Person', [first, third], 'Person 2')).toEqual(['Person 0']);
+  expect(await shown('Nobody', [first, third], 'Person 2')).toEqual([]);
+  expect(builds).toEqual([
+    '{"only":false,"before":false}',
+    '{"only":true,"before":false}',
+    '{"only":false,"before":true}',
+    '{"only":true,"before":true}',
+  ]);
+});
+
+test('a value its shape leaves out must be undefined, at the first call of the shape and after', async () => {
+  const byId = compiledPerShape(
+    (db: Kysely<Database>, shape: { name: boolean }, v: { id: string; name: string | undefined }) => {
+      const query = db.selectFrom('users').select('id').where('id', '=', v.id);
+      return shape.name ? query.where('display_name', '=', v.name as string) : query;
+    },
+  );
+  const user = users[0] as { id: string };
+  await expect(byId(database.db, { name: false }, { id: user.id, name: 'Person 0' })).rejects.toThrow(
+    /value name never reached the statement's parameters/,
+  );
+  expect(await byId(database.db, { name: false }, { id: user.id, name: undefined })).toEqual([
+    { id: user.id },
+  ]);
+  await expect(byId(database.db, { name: false }, { id: user.id, name: 'Person 0' })).rejects.toThrow(
+    /value name is set, but its statement's shape leaves it out/,
+  );
+  expect(await byId(database.db, { name: true }, { id: user.id, name: 'Person 0' })).toEqual([
+    { id: user.id },
+  ]);
+  expect(await byId(database.db, { name: true }, { id: user.id, name: 'Person 1' })).toEqual([]);
 });

@@ -5,6 +5,7 @@ import {
   type CommitmentsTable,
   commitmentRowPlace,
   compiledOnce,
+  compiledPerShape,
   type Database,
   type FieldCipher,
   historyRowPlace,
@@ -211,35 +212,27 @@ export async function listCommitments(
   userId: string,
   filter: ListFilter,
 ): Promise<ListPage> {
-  let page = db
-    .selectFrom('commitment_parties as p')
-    .select(['p.commitment_id', 'p.created_at'])
-    .where('p.user_id', '=', userId);
-  if (filter.status?.length) page = page.where('p.status', 'in', filter.status);
-  if (filter.role) page = page.where('p.role', '=', filter.role);
-  if (filter.type) page = page.where('p.type', '=', filter.type);
-  if (filter.dueBefore) page = page.where('p.due_at', '<', new Date(filter.dueBefore));
-  if (filter.dueAfter) page = page.where('p.due_at', '>=', new Date(filter.dueAfter));
-  const after = filter.after;
-  if (after) {
-    page = page.where(
-      (eb): Expression<SqlBool> =>
-        sql<SqlBool>`(${eb.ref('p.created_at')}, ${eb.ref('p.commitment_id')}) < (${new Date(after.createdAt)}, ${after.id}::uuid)`,
-    );
-  }
-  const limited = page
-    .orderBy('p.created_at', 'desc')
-    .orderBy('p.commitment_id', 'desc')
-    .limit(filter.limit + 1);
-  const rows = await db
-    .with('page', () => limited)
-    .selectFrom('page')
-    .innerJoin('commitments as c', 'c.id', 'page.commitment_id')
-    .select(COMMITMENT_COLUMNS)
-    .select(namedParties)
-    .orderBy('page.created_at', 'desc')
-    .orderBy('page.commitment_id', 'desc')
-    .execute();
+  const status = filter.status?.length ? filter.status : undefined;
+  const { role, type, dueBefore, dueAfter, after } = filter;
+  const shape = {
+    status: !!status,
+    role: !!role,
+    type: !!type,
+    dueBefore: !!dueBefore,
+    dueAfter: !!dueAfter,
+    after: !!after,
+  };
+  const rows = await listRows(db, shape, {
+    userId,
+    status,
+    role: role || undefined,
+    type: type || undefined,
+    dueBefore: dueBefore ? new Date(dueBefore) : undefined,
+    dueAfter: dueAfter ? new Date(dueAfter) : undefined,
+    afterCreatedAt: after && new Date(after.createdAt),
+    afterId: after?.id,
+    limit: filter.limit + 1,
+  });
   const shown = rows.slice(0, filter.limit);
   const items = await viewsOf(fields, shown);
   const last = shown.at(-1);
@@ -249,6 +242,50 @@ export async function listCommitments(
       rows.length > filter.limit && last ? { createdAt: last.created_at.toISOString(), id: last.id } : null,
   };
 }
+
+// Built once for each combination of filters; a value is undefined when its filter is not asked for.
+const listRows = compiledPerShape(
+  (
+    db: Reader,
+    shape: Record<'status' | 'role' | 'type' | 'dueBefore' | 'dueAfter' | 'after', boolean>,
+    v: {
+      userId: string;
+      status: readonly string[] | undefined;
+      role: string | undefined;
+      type: string | undefined;
+      dueBefore: Date | undefined;
+      dueAfter: Date | undefined;
+      afterCreatedAt: Date | undefined;
+      afterId: string | undefined;
+      limit: number;
+    },
+  ) => {
+    let page = db
+      .selectFrom('commitment_parties as p')
+      .select(['p.commitment_id', 'p.created_at'])
+      .where('p.user_id', '=', v.userId);
+    if (shape.status) page = page.where(sql<boolean>`p.status = any(${v.status}::text[])`);
+    if (shape.role) page = page.where('p.role', '=', v.role as string);
+    if (shape.type) page = page.where('p.type', '=', v.type as string);
+    if (shape.dueBefore) page = page.where('p.due_at', '<', v.dueBefore as Date);
+    if (shape.dueAfter) page = page.where('p.due_at', '>=', v.dueAfter as Date);
+    if (shape.after) {
+      page = page.where(
+        (eb): Expression<SqlBool> =>
+          sql<SqlBool>`(${eb.ref('p.created_at')}, ${eb.ref('p.commitment_id')}) < (${v.afterCreatedAt}, ${v.afterId}::uuid)`,
+      );
+    }
+    const limited = page.orderBy('p.created_at', 'desc').orderBy('p.commitment_id', 'desc').limit(v.limit);
+    return db
+      .with('page', () => limited)
+      .selectFrom('page')
+      .innerJoin('commitments as c', 'c.id', 'page.commitment_id')
+      .select(COMMITMENT_COLUMNS)
+      .select(namedParties)
+      .orderBy('page.created_at', 'desc')
+      .orderBy('page.commitment_id', 'desc');
+  },
+);
 
 export interface HistoryRow {
   index: number;

@@ -2,7 +2,7 @@
 // take the caller's reader (readAs: row-level security shows a person only their own rows) and
 // filter by recipient as well; marking read takes the service's pool and is bounded to the
 // caller's rows by the statement itself.
-import { type FieldCipher, openNotificationTexts } from '@connect/db';
+import { compiledPerShape, type FieldCipher, openNotificationTexts } from '@connect/db';
 import { sql } from 'kysely';
 import type pg from 'pg';
 import { z } from 'zod';
@@ -104,6 +104,33 @@ const cursorKeyOf = (row: NotificationRow): NotificationCursorKey => ({
   id: row.id,
 });
 
+const pageRows = compiledPerShape(
+  (
+    db: Reader,
+    shape: { unread: boolean; after: boolean },
+    v: {
+      userId: string;
+      afterCreatedAt: string | undefined;
+      afterIndex: number | undefined;
+      afterId: string | undefined;
+      limit: number;
+    },
+  ) => {
+    let query = db.selectFrom('notifications').select(COLUMNS).where('recipient_id', '=', v.userId);
+    if (shape.unread) query = query.where('read_at', 'is', null);
+    if (shape.after) {
+      query = query.where(
+        sql<boolean>`(created_at, ledger_index, id) < (${v.afterCreatedAt}::timestamptz, ${v.afterIndex}::bigint, ${v.afterId}::text)`,
+      );
+    }
+    return query
+      .orderBy('created_at', 'desc')
+      .orderBy('ledger_index', 'desc')
+      .orderBy('id', 'desc')
+      .limit(v.limit);
+  },
+);
+
 /** A page of the caller's notifications, newest first; `next` is set when there are more. */
 export async function listNotifications(
   db: Reader,
@@ -111,20 +138,18 @@ export async function listNotifications(
   userId: string,
   filter: { unread?: boolean; limit: number; after?: NotificationCursorKey },
 ): Promise<{ items: NotificationView[]; next: NotificationCursorKey | undefined }> {
-  let query = db.selectFrom('notifications').select(COLUMNS).where('recipient_id', '=', userId);
-  if (filter.unread) query = query.where('read_at', 'is', null);
   const after = filter.after;
-  if (after) {
-    query = query.where(
-      sql<boolean>`(created_at, ledger_index, id) < (${after.createdAt}::timestamptz, ${after.ledgerIndex}::bigint, ${after.id}::text)`,
-    );
-  }
-  const rows = await query
-    .orderBy('created_at', 'desc')
-    .orderBy('ledger_index', 'desc')
-    .orderBy('id', 'desc')
-    .limit(filter.limit + 1)
-    .execute();
+  const rows = await pageRows(
+    db,
+    { unread: !!filter.unread, after: !!after },
+    {
+      userId,
+      afterCreatedAt: after?.createdAt,
+      afterIndex: after?.ledgerIndex,
+      afterId: after?.id,
+      limit: filter.limit + 1,
+    },
+  );
   const page = rows.slice(0, filter.limit);
   const last = page.at(-1);
   const next = rows.length > filter.limit && last ? cursorKeyOf(last) : undefined;
