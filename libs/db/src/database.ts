@@ -24,11 +24,19 @@ export interface DatabaseHandle {
  */
 export const POOL_IDLE_MS = 60_000;
 
+/**
+ * Longest a query waits for a pooled connection: every one busy, or a server that does not answer a
+ * new one. pg's default is to wait without end, so a request held up behind a stuck pool hung with
+ * it; now it fails ("timeout exceeded when trying to connect") and is answered 503 with Retry-After.
+ */
+export const POOL_WAIT_MS = 10_000;
+
 export function createPool(url: string, max = 20, extra: pg.PoolConfig = {}): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max,
     idleTimeoutMillis: POOL_IDLE_MS,
+    connectionTimeoutMillis: POOL_WAIT_MS,
     // An idle connection a firewall or load balancer dropped is found before a query waits on it.
     keepAlive: true,
     keepAliveInitialDelayMillis: 30_000,
