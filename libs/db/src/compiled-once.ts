@@ -35,12 +35,13 @@ export function compiledOnce<Values extends unknown[], Row>(
 ): (db: Kysely<Database>, ...values: Values) => Promise<Row[]> {
   let compiled: Compiled<Row> | undefined;
   return async (db, ...values) => {
+    const byPosition = values as unknown as Record<string, unknown>;
     compiled ??= compile(
-      Object.keys(values),
-      (placeholders) => build(db, ...(Object.values(placeholders) as Values)),
-      mark,
+      (placeholder) => build(db, ...(values.map((_, i) => placeholder(String(i))) as Values)),
+      byPosition,
+      { optional: false, mark },
     );
-    return run(db, compiled, values as unknown as Record<string, unknown>);
+    return run(db, compiled, byPosition);
   };
 }
 
@@ -61,12 +62,15 @@ export function compiledPerShape<S extends Shape, Values extends Record<string, 
       .join(',');
     let compiled = byShape.get(key);
     if (!compiled) {
-      compiled = compile(
-        Object.keys(values),
-        (placeholders) => build(db, shape, placeholders as Values),
+      // A placeholder for every value the build reads, whether or not this call has it.
+      const placeholders = (placeholder: (name: string) => Placeholder) =>
+        new Proxy({} as Values, {
+          get: (_, name) => (typeof name === 'string' ? placeholder(name) : undefined),
+        });
+      compiled = compile((placeholder) => build(db, shape, placeholders(placeholder)), values, {
+        optional: true,
         mark,
-        values,
-      );
+      });
       byShape.set(key, compiled);
     }
     return run(db, compiled, values);
@@ -74,25 +78,31 @@ export function compiledPerShape<S extends Shape, Values extends Record<string, 
 }
 
 /**
- * Builds with a placeholder for each value and finds where each lands. Every value must reach the
- * statement's parameters, except those `optional` has as undefined (left out by its shape).
+ * Builds with placeholders and finds where each lands. Every value of the first call must reach
+ * the statement's parameters, or, when values are `optional`, be undefined.
  */
 function compile<Row>(
-  names: string[],
-  build: (placeholders: Record<string, Placeholder>) => Compilable<Row>,
-  mark: (query: CompiledQuery<Row>) => CompiledQuery<Row> = (query) => query,
-  optional?: Record<string, unknown>,
+  build: (placeholder: (name: string) => Placeholder) => Compilable<Row>,
+  values: Record<string, unknown>,
+  options: { optional: boolean; mark?: (query: CompiledQuery<Row>) => CompiledQuery<Row> },
 ): Compiled<Row> {
-  const query = mark(build(Object.fromEntries(names.map((name) => [name, new Placeholder(name)]))).compile());
+  const made = new Map<string, Placeholder>();
+  const placeholder = (name: string) => {
+    const known = made.get(name) ?? new Placeholder(name);
+    made.set(name, known);
+    return known;
+  };
+  const built = build(placeholder).compile();
+  const query = options.mark ? options.mark(built) : built;
   const keys = query.parameters.map((value) => (value instanceof Placeholder ? value.key : undefined));
-  const unused = names.filter((name) => !keys.includes(name));
-  const lost = optional ? unused.filter((name) => optional[name] !== undefined) : unused;
+  const names = new Set([...Object.keys(values), ...made.keys()]);
+  const unused = [...names].filter((name) => !keys.includes(name));
+  const lost = options.optional ? unused.filter((name) => values[name] !== undefined) : unused;
   if (lost.length > 0) {
     throw new Error(`compiled statement: ${describe(lost)} never reached the statement's parameters`);
   }
   return { query, keys, unused };
 }
-
 async function run<Row>(db: Kysely<Database>, compiled: Compiled<Row>, values: Record<string, unknown>) {
   const { query, keys, unused } = compiled;
   const stray = unused.filter((name) => values[name] !== undefined);

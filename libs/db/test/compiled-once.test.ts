@@ -131,3 +131,16 @@ test('a value its shape leaves out must be undefined, at the first call of the s
   ]);
   expect(await byId(database.db, { name: true }, { id: user.id, name: 'Person 1' })).toEqual([]);
 });
+
+test('a value the first call of its shape lacks altogether still has its place in the calls after', async () => {
+  const named = compiledPerShape(
+    (db: Kysely<Database>, _shape: Record<string, never>, v: { name?: string }) =>
+      db
+        .selectFrom('users')
+        .select('id')
+        .where('display_name', '=', v.name as string),
+  );
+  const user = users[2] as { id: string; name: string };
+  expect(await named(database.db, {}, {})).toEqual([]);
+  expect(await named(database.db, {}, { name: user.name })).toEqual([{ id: user.id }]);
+});

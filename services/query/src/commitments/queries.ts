@@ -229,7 +229,7 @@ export async function listCommitments(
     type: type || undefined,
     dueBefore: dueBefore ? new Date(dueBefore) : undefined,
     dueAfter: dueAfter ? new Date(dueAfter) : undefined,
-    afterCreatedAt: after && new Date(after.createdAt),
+    afterCreatedAt: after ? new Date(after.createdAt) : undefined,
     afterId: after?.id,
     limit: filter.limit + 1,
   });
