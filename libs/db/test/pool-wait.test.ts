@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { afterAll, beforeAll, expect, test, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
 import { createPool, POOL_WAIT_MS } from '../src/index.ts';
@@ -13,7 +14,7 @@ afterAll(async () => {
 
 test('a query waits for a busy pool at most POOL_WAIT_MS, then fails as a database that cannot be reached does', async () => {
   const pool = createPool(database.url, 1);
-  const held = await pool.connect();
+  let held: pg.PoolClient | undefined = await pool.connect();
   try {
     // Only the pool's timers run on the fake clock; the connection itself is real.
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
@@ -28,11 +29,14 @@ test('a query waits for a busy pool at most POOL_WAIT_MS, then fails as a databa
     // The words the HTTP layer answers 503 (with Retry-After) for.
     expect(await outcome).toBe('timeout exceeded when trying to connect');
     expect(pool.waitingCount).toBe(0);
-  } finally {
     vi.useRealTimers();
     held.release();
+    held = undefined;
+    // The connection that was busy serves the next query as before.
+    expect((await pool.query<{ one: number }>('select 1 as one')).rows).toEqual([{ one: 1 }]);
+  } finally {
+    vi.useRealTimers();
+    held?.release();
+    await pool.end();
   }
-  // The connection that was busy serves the next query as before.
-  expect((await pool.query<{ one: number }>('select 1 as one')).rows).toEqual([{ one: 1 }]);
-  await pool.end();
 });

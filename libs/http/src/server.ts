@@ -266,7 +266,7 @@ export function createServer(options: ServerOptions): FastifyInstance {
 const UNREACHABLE_CODES =
   /^(08|57P0[1-3]$|55000$|3D000$|ECONNREFUSED$|ECONNRESET$|ETIMEDOUT$|EHOSTUNREACH$|ENOTFOUND$|EPIPE$)/;
 const UNREACHABLE_MESSAGES =
-  /^(Connection terminated|connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+  /^(Connection terminated|connection terminated|timeout exceeded when trying to connect|timeout expired$|Client has encountered a connection error)/;
 
 /** Whether an error says the database cannot be reached, rather than something about the request. */
 export function isDatabaseUnreachable(error: unknown): boolean {
@@ -287,8 +287,11 @@ export function isStatementTimeout(error: unknown): boolean {
 /** What a client is told of a statement stopped at its time limit (REST and GraphQL alike). */
 export const STATEMENT_TIMEOUT_DETAIL = 'The database took too long to answer; try again shortly.';
 
-/** A failure of the database rather than of the request (answered 503 with Retry-After): what to log and say. */
-function databaseTrouble(error: unknown): { log: string; detail: string } | undefined {
+/**
+ * A failure of the database rather than of the request (answered 503 with Retry-After over REST,
+ * SERVICE_UNAVAILABLE over GraphQL): what to log and say.
+ */
+export function databaseTrouble(error: unknown): { log: string; detail: string } | undefined {
   if (isDatabaseUnreachable(error))
     return { log: 'database unreachable', detail: 'The database is unreachable; try again shortly.' };
   if (isStatementTimeout(error))

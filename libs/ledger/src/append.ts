@@ -110,6 +110,7 @@ export function createAppender(deps: AppenderDeps): Appender {
     // A retried append may have committed in the attempt that failed: its ids tell.
     commit: (batch, retry, sent) =>
       commitBatch(retry ? batch.map((p) => ({ ...p, checkIds: true })) : batch, sent),
+    failsWholeBatch: (error) => unconnected.has(error as object),
   });
 
   function append(request: AppendRequest): Promise<AppendResult> {
@@ -229,8 +230,14 @@ export function createAppender(deps: AppenderDeps): Appender {
     }
   }
 
+  /** Errors of getting a connection (none came within the pool's wait): no append caused them. */
+  const unconnected = new WeakSet<object>();
+
   async function connect(): Promise<pg.PoolClient> {
-    const client = await pool.connect();
+    const client = await pool.connect().catch((error: unknown) => {
+      if (typeof error === 'object' && error !== null) unconnected.add(error);
+      throw error;
+    });
     // A checked-out client whose connection dies emits 'error' besides failing its query.
     client.on('error', ignore);
     return client;

@@ -14,6 +14,11 @@ export interface GroupCommitOptions<T, R> {
    * again alone with `retry` true, so only the culprit fails; a retry that throws rejects its item.
    */
   commit(batch: T[], retry: boolean, sent: () => void): Promise<R[]>;
+  /**
+   * Whether an error is one no item caused (no database connection came): then every item of the
+   * batch is rejected with it at once, rather than each waiting out the same failure alone.
+   */
+  failsWholeBatch?(error: unknown): boolean;
 }
 
 export interface GroupCommit<T, R> {
@@ -60,7 +65,7 @@ export function groupCommit<T, R>(options: GroupCommitOptions<T, R>): GroupCommi
         sent,
       );
     } catch (error) {
-      if (retry) {
+      if (retry || options.failsWholeBatch?.(error)) {
         for (const queued of batch) queued.reject(error);
         return;
       }

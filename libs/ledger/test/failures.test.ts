@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { createPool } from '@connect/db';
+import { afterAll, beforeAll, expect, test, vi } from 'vitest';
 import type { TestDatabase } from '../../../test/support/database.ts';
-import { auditLedger, clearBodies, type Ledger, readHead, readStream } from '../src/index.ts';
+import { auditLedger, clearBodies, type Ledger, openLedger, readHead, readStream } from '../src/index.ts';
 import { event, KEY, ledgerOn, ORIGIN, testLedger } from './support.ts';
 
 let database: TestDatabase;
@@ -58,6 +59,44 @@ test.each(['Poison', 'DropConnection'])(
     expect(await auditLedger(database.db, KEY)).toMatchObject({ ok: true, treeSize: before + 10 });
   },
 );
+
+test("appends that get no connection fail together with the pool's error, none retried alone; the next one appends", async () => {
+  const pool = createPool(database.url, 1, { connectionTimeoutMillis: 200 });
+  try {
+    const starved = await openLedger({ pool, db: database.db, origin: ORIGIN, key: KEY });
+    const before = await entryCount();
+    const connects = vi.spyOn(pool, 'connect');
+    const held = await pool.connect();
+    const settled = await Promise.allSettled(
+      Array.from({ length: 5 }, (_, i) =>
+        starved.append({
+          stream: `starved-${i}`,
+          expectedVersion: 'no_stream',
+          actor: null,
+          events: [event('Fine')],
+        }),
+      ),
+    );
+    held.release();
+    expect(settled.map((s) => s.status === 'rejected' && (s.reason as Error).message)).toEqual(
+      Array(5).fill('timeout exceeded when trying to connect'),
+    );
+    // The one held, then one wait per batch (the first append alone, the other four together),
+    // where retrying each alone would have waited five more times.
+    expect(connects.mock.calls.length).toBeLessThanOrEqual(3);
+    expect(await entryCount()).toBe(before);
+    const next = await starved.append({
+      stream: 'starved-after',
+      expectedVersion: 'no_stream',
+      actor: null,
+      events: [event('Fine')],
+    });
+    expect(next.outcome === 'appended' && next.entries[0]?.index).toBe(before);
+    await starved.drain();
+  } finally {
+    await pool.end();
+  }
+});
 
 test('a batch with one version conflict fails only that command', async () => {
   await ledger.append({

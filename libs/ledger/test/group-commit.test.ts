@@ -50,6 +50,31 @@ test('a failed batch is committed again item by item, and only the culprit fails
   ]);
 });
 
+test('an error no item caused fails the whole batch at once, with no item retried alone', async () => {
+  const noConnection = new Error('timeout exceeded when trying to connect');
+  const batches: number[][] = [];
+  const queue = groupCommit({
+    maxBatchWeight: 100,
+    weight: () => 1,
+    commit: async (items: number[]) => {
+      batches.push(items);
+      if (items.includes(1)) return [10];
+      throw items.includes(3) ? noConnection : new Error('an item failed');
+    },
+    failsWholeBatch: (error) => error === noConnection,
+  });
+  const first = queue.submit(1);
+  const rest = Promise.allSettled([2, 3, 4].map((item) => queue.submit(item)));
+  expect(await first).toBe(10);
+  const settled = await rest;
+  expect(settled.map((s) => (s.status === 'rejected' ? s.reason : s.value))).toEqual([
+    noConnection,
+    noConnection,
+    noConnection,
+  ]);
+  expect(batches).toEqual([[1], [2, 3, 4]]);
+});
+
 test('drain waits for what is queued and committing', async () => {
   const gated = gatedCommit();
   const queue = groupCommit({ maxBatchWeight: 1, weight: () => 1, commit: gated.commit });

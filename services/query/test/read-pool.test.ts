@@ -6,9 +6,11 @@
 // connection within that limit (a server that never answers) is answered the same way.
 import { randomUUID } from 'node:crypto';
 import net from 'node:net';
+import { createPool } from '@connect/db';
 import { createServer } from '@connect/http';
 import type { FastifyInstance } from 'fastify';
 import { createClient } from 'graphql-ws';
+import type pg from 'pg';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import WebSocket from 'ws';
 import { type Stack, testStack } from '../../../test/support/stack.ts';
@@ -192,5 +194,36 @@ test('reads that get no connection within their time limit (a server that never 
     await cutOff.close();
     for (const socket of silent) socket.destroy();
     await new Promise((resolve) => hung.close(resolve));
+  }
+});
+
+test("over GraphQL, a write that gets no connection within the pool's wait is an error coded SERVICE_UNAVAILABLE", async () => {
+  const { reader: _shared, ...deps } = s.query;
+  const size = 4;
+  const starved = createPool(s.database.url, size, { connectionTimeoutMillis: 200 });
+  const held: pg.PoolClient[] = [];
+  const busy = createServer({ logLevel: 'silent', checkReady: async () => undefined });
+  busy.register(queryRoutes, { ...deps, pool: starved, readPoolSize: 2 });
+  try {
+    await busy.ready();
+    // Every connection busy: those the service's listeners hold, and the rest held here.
+    while (starved.totalCount < size || starved.idleCount > 0) held.push(await starved.connect());
+    const answer = await busy.inject({
+      method: 'POST',
+      url: '/graphql',
+      headers: { authorization: `Bearer ${token}` },
+      payload: { query: 'mutation { markNotificationsRead(all: true) }' },
+    });
+    expect(answer.json().errors).toEqual([
+      expect.objectContaining({
+        message: 'The database is unreachable; try again shortly.',
+        path: ['markNotificationsRead'],
+        extensions: { code: 'SERVICE_UNAVAILABLE' },
+      }),
+    ]);
+  } finally {
+    for (const connection of held) connection.release();
+    await busy.close();
+    await starved.end();
   }
 });

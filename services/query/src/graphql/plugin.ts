@@ -1,7 +1,7 @@
 // /graphql (queries over HTTP, subscriptions over graphql-ws on the same path) and /graphiql.
 import { type Authenticate, authenticateBearer, type SessionGate, type TokenIssuer } from '@connect/auth';
 import { type Database, NOTIFICATIONS_PROJECTION } from '@connect/db';
-import { HttpProblem, isStatementTimeout, STATEMENT_TIMEOUT_DETAIL, sendProblem } from '@connect/http';
+import { databaseTrouble, HttpProblem, sendProblem } from '@connect/http';
 import type { BodyCipher } from '@connect/ledger';
 import websocket from '@fastify/websocket';
 import type { FastifyInstance } from 'fastify';
@@ -39,17 +39,21 @@ export const MAX_DEPTH = 8;
 
 const UNAVAILABLE = 'SERVICE_UNAVAILABLE';
 
-/** Every error gets a code; one no resolver meant to show (a database failure…) keeps its details in the log. */
+/**
+ * Every error gets a code; one no resolver meant to show keeps its details in the log. The
+ * database stopping a statement at its time limit, or giving no connection, is SERVICE_UNAVAILABLE.
+ */
 const formatErrors: NonNullable<MercuriusOptions['errorFormatter']> = (execution, context) => {
-  const errorsCoded = execution.errors?.map((error) =>
-    isStatementTimeout(error.originalError)
-      ? new GraphQLError(STATEMENT_TIMEOUT_DETAIL, {
+  const errorsCoded = execution.errors?.map((error) => {
+    const trouble = databaseTrouble(error.originalError);
+    return trouble
+      ? new GraphQLError(trouble.detail, {
           nodes: error.nodes,
           path: error.path,
           extensions: { code: UNAVAILABLE },
         })
-      : error,
-  );
+      : error;
+  });
   const formatted = mercurius.defaultErrorFormatter({ ...execution, errors: errorsCoded ?? [] }, context);
   const errors = (formatted.response.errors ?? []).map((error) => {
     if (error.extensions?.code) return error;
@@ -125,12 +129,12 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
   const stillEntitled = async (change: ChangedCommitment, _args: unknown, ctx: SubscriptionContext) =>
     change.parties.includes(ctx.caller.userId) && (await refreshCaller(ctx));
   // A subscription's own reads (its admission, what it sends): one stopped at its time limit
-  // (CONNECT_READ_TIMEOUT_MS) ends it with a coded error, which no resolver's formatting gives.
+  // (CONNECT_READ_TIMEOUT_MS) or given no connection ends it with a coded error, which no
+  // resolver's formatting gives.
   const readForSubscriber = <T>(caller: Caller, read: (db: Kysely<Database>) => Promise<T>): Promise<T> =>
     readAs(reader, caller, read).catch((error: unknown) => {
-      throw isStatementTimeout(error)
-        ? new ErrorWithProps(STATEMENT_TIMEOUT_DETAIL, { code: UNAVAILABLE })
-        : error;
+      const trouble = databaseTrouble(error);
+      throw trouble ? new ErrorWithProps(trouble.detail, { code: UNAVAILABLE }) : error;
     });
   const load = async (change: ChangedCommitment, _args: unknown, ctx: SubscriptionContext) => {
     const [commitment] = await readForSubscriber(ctx.caller, (db) =>
