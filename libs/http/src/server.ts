@@ -269,7 +269,7 @@ const UNREACHABLE_MESSAGES =
   /^(Connection terminated|connection terminated|timeout exceeded when trying to connect|timeout expired$|Client has encountered a connection error)/;
 
 /** Whether an error says the database cannot be reached, rather than something about the request. */
-export function isDatabaseUnreachable(error: unknown): boolean {
+function isDatabaseUnreachable(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && UNREACHABLE_CODES.test(code)) return true;
   return error instanceof Error && UNREACHABLE_MESSAGES.test(error.message);
@@ -280,12 +280,12 @@ export function isDatabaseUnreachable(error: unknown): boolean {
  * by an operator; or a read got no connection within that time limit (the query service's reader
  * fails it with the same code). By its code alone: the message is in the server's language.
  */
-export function isStatementTimeout(error: unknown): boolean {
+function isStatementTimeout(error: unknown): boolean {
   return (error as { code?: unknown } | null)?.code === '57014';
 }
 
 /** What a client is told of a statement stopped at its time limit (REST and GraphQL alike). */
-export const STATEMENT_TIMEOUT_DETAIL = 'The database took too long to answer; try again shortly.';
+const STATEMENT_TIMEOUT_DETAIL = 'The database took too long to answer; try again shortly.';
 
 /**
  * A failure of the database rather than of the request (answered 503 with Retry-After over REST,
