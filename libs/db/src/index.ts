@@ -3,6 +3,7 @@ export * from './channels.ts';
 export * from './clear-fields.ts';
 export * from './compiled-once.ts';
 export * from './config.ts';
+export * from './connection-errors.ts';
 export * from './database.ts';
 export * from './email-index.ts';
 export * from './embedded-postgres.ts';

@@ -1,6 +1,7 @@
 // What every Connect HTTP service shares: logging without secrets, problem+json errors, and
 // the operations endpoints /healthz, /readyz and /metrics.
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { isConnectionFailure, isConnectionWaitOver } from '@connect/db';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import {
@@ -260,19 +261,14 @@ export function createServer(options: ServerOptions): FastifyInstance {
   return app;
 }
 
-// PostgreSQL's connection exceptions (08…), an administrator's shutdown or termination (57P01–03),
-// a database not accepting connections (55000 from ALLOW_CONNECTIONS false) or not there (3D000);
-// and what the network says when there is no server.
-const UNREACHABLE_CODES =
-  /^(08|57P0[1-3]$|55000$|3D000$|ECONNREFUSED$|ECONNRESET$|ETIMEDOUT$|EHOSTUNREACH$|ENOTFOUND$|EPIPE$)/;
-const UNREACHABLE_MESSAGES =
-  /^(Connection terminated|connection terminated|timeout exceeded when trying to connect|timeout expired$|Client has encountered a connection error)/;
+// A database not accepting connections (55000 from ALLOW_CONNECTIONS false) or not there (3D000).
+const DATABASE_CLOSED_CODES = /^(55000|3D000)$/;
 
 /** Whether an error says the database cannot be reached, rather than something about the request. */
 function isDatabaseUnreachable(error: unknown): boolean {
+  if (isConnectionFailure(error)) return true;
   const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && UNREACHABLE_CODES.test(code)) return true;
-  return error instanceof Error && UNREACHABLE_MESSAGES.test(error.message);
+  return typeof code === 'string' && DATABASE_CLOSED_CODES.test(code);
 }
 
 /**
@@ -292,6 +288,11 @@ const STATEMENT_TIMEOUT_DETAIL = 'The database took too long to answer; try agai
  * SERVICE_UNAVAILABLE over GraphQL): what to log and say.
  */
 export function databaseTrouble(error: unknown): { log: string; detail: string } | undefined {
+  if (isConnectionWaitOver(error))
+    return {
+      log: 'no database connection within the pool wait (all busy, or the server not answering)',
+      detail: 'No database connection came free in time; try again shortly.',
+    };
   if (isDatabaseUnreachable(error))
     return { log: 'database unreachable', detail: 'The database is unreachable; try again shortly.' };
   if (isStatementTimeout(error))

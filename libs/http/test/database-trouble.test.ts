@@ -19,11 +19,26 @@ test.each([
   'timeout exceeded when trying to connect',
   // pg, when a new connection's server did not answer within that time
   'Connection terminated due to connection timeout',
-])('"%s" is a 503 with Retry-After, not a 500', async (message) => {
+])('"%s" is a 503 with Retry-After saying no connection came free, not a 500', async (message) => {
   const response = await answerTo(new Error(message));
   expect(response.statusCode).toBe(503);
   expect(response.headers['retry-after']).toBe('1');
   expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+  expect(response.json()).toMatchObject({
+    status: 503,
+    detail: 'No database connection came free in time; try again shortly.',
+  });
+});
+
+test.each([
+  Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
+  new Error('Connection terminated unexpectedly'),
+  Object.assign(new Error('the database system is shutting down'), { code: '57P03' }),
+  Object.assign(new Error('database "connect" is not currently accepting connections'), { code: '55000' }),
+])('"$message" is a 503 saying the database is unreachable', async (error) => {
+  const response = await answerTo(error);
+  expect(response.statusCode).toBe(503);
+  expect(response.headers['retry-after']).toBe('1');
   expect(response.json()).toMatchObject({
     status: 503,
     detail: 'The database is unreachable; try again shortly.',

@@ -12,6 +12,7 @@ import {
   type Database,
   DEFAULT_READ_POOL_SIZE,
   DEFAULT_READ_TIMEOUT_MS,
+  isConnectionWaitOver,
   PipelinedQuery,
   READER_ROLE,
   readerUrlFor,
@@ -101,13 +102,6 @@ export function createReaderDb(
 }
 
 /**
- * What pg-pool says when no connection came within connectionTimeoutMillis: waiting in its queue,
- * or opening one (its own timer, or pg's, which has the same limit).
- */
-const WAIT_RAN_OUT =
-  /^(timeout exceeded when trying to connect|Connection terminated due to connection timeout|timeout expired$)/;
-
-/**
  * Reads get a connection within their time limit or not at all: a read that waited that long (the
  * pool busy, or a server that does not answer a new connection) fails as one PostgreSQL stopped
  * at its statement_timeout does (57014, query_canceled), and is answered the same way.
@@ -116,7 +110,7 @@ function withWaitLimit(pool: pg.Pool, timeoutMs: number): PostgresPool {
   return {
     connect: () =>
       pool.connect().catch((error: unknown) => {
-        if (!(error instanceof Error && WAIT_RAN_OUT.test(error.message))) throw error;
+        if (!isConnectionWaitOver(error)) throw error;
         throw Object.assign(
           new Error(`no read connection came free within ${timeoutMs} ms`, { cause: error }),
           {

@@ -216,7 +216,7 @@ test("over GraphQL, a write that gets no connection within the pool's wait is an
     });
     expect(answer.json().errors).toEqual([
       expect.objectContaining({
-        message: 'The database is unreachable; try again shortly.',
+        message: 'No database connection came free in time; try again shortly.',
         path: ['markNotificationsRead'],
         extensions: { code: 'SERVICE_UNAVAILABLE' },
       }),
