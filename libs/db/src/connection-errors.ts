@@ -16,6 +16,12 @@ const CONNECTION_LOST_CODES =
 const CONNECTION_LOST_MESSAGES =
   /^(Connection terminated|connection terminated|Client has encountered a connection error)/;
 
+/** The code pg or Node gives an error (a SQLSTATE such as 57014, or ECONNREFUSED), if any. */
+export function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
 /** The pool gave no connection within its wait: every one busy, or a server that did not answer. */
 export function isConnectionWaitOver(error: unknown): boolean {
   return error instanceof Error && WAIT_RAN_OUT.test(error.message);
@@ -24,7 +30,6 @@ export function isConnectionWaitOver(error: unknown): boolean {
 /** No connection could be had, or the one in use was lost: nothing the statement itself caused. */
 export function isConnectionFailure(error: unknown): boolean {
   if (isConnectionWaitOver(error)) return true;
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && CONNECTION_LOST_CODES.test(code)) return true;
+  if (CONNECTION_LOST_CODES.test(errorCode(error) ?? '')) return true;
   return error instanceof Error && CONNECTION_LOST_MESSAGES.test(error.message);
 }

@@ -1,7 +1,7 @@
 // What every Connect HTTP service shares: logging without secrets, problem+json errors, and
 // the operations endpoints /healthz, /readyz and /metrics.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { isConnectionFailure, isConnectionWaitOver } from '@connect/db';
+import { errorCode, isConnectionFailure, isConnectionWaitOver } from '@connect/db';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import {
@@ -266,9 +266,7 @@ const DATABASE_CLOSED_CODES = /^(55000|3D000)$/;
 
 /** Whether an error says the database cannot be reached, rather than something about the request. */
 function isDatabaseUnreachable(error: unknown): boolean {
-  if (isConnectionFailure(error)) return true;
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && DATABASE_CLOSED_CODES.test(code);
+  return isConnectionFailure(error) || DATABASE_CLOSED_CODES.test(errorCode(error) ?? '');
 }
 
 /**
@@ -277,7 +275,7 @@ function isDatabaseUnreachable(error: unknown): boolean {
  * fails it with the same code). By its code alone: the message is in the server's language.
  */
 function isStatementTimeout(error: unknown): boolean {
-  return (error as { code?: unknown } | null)?.code === '57014';
+  return errorCode(error) === '57014';
 }
 
 /** What a client is told of a statement stopped at its time limit (REST and GraphQL alike). */

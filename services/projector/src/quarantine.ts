@@ -2,6 +2,7 @@
 // commitment, a profile) is set aside for that projection, named with the entry and the reason,
 // and every other stream keeps flowing. `connect replay` rebuilds the projection after a fix and
 // sets aside only what still fails.
+import { errorCode } from '@connect/db';
 import type { BodyCipher, Entry } from '@connect/ledger';
 import type pg from 'pg';
 import { type Projection, ProjectionError, type Tables } from './projection.ts';
@@ -25,9 +26,9 @@ export const subjectOf = (entry: Entry): string => redactedStream(entry) ?? entr
 function isEntryFault(error: unknown): boolean {
   if (isTransient(error)) return false;
   if (error instanceof ProjectionError) return true;
-  const code = (error as { code?: unknown })?.code;
+  const code = errorCode(error);
   // SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation) are about values.
-  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return /^2[23]/.test(code);
+  if (code && /^[0-9A-Z]{5}$/.test(code)) return /^2[23]/.test(code);
   return true;
 }
 
