@@ -10,9 +10,9 @@ const WAIT_RAN_OUT =
   /^(timeout exceeded when trying to connect|Connection terminated due to connection timeout|timeout expired$)/;
 
 // PostgreSQL's connection exceptions (08…) and an administrator's shutdown or termination
-// (57P01–03); and what the network says when there is no server.
+// (57P01–03); and what the network and the resolver say when there is no server to reach.
 const CONNECTION_LOST_CODES =
-  /^(08|57P0[1-3]$|ECONNREFUSED$|ECONNRESET$|ETIMEDOUT$|EHOSTUNREACH$|ENOTFOUND$|EPIPE$)/;
+  /^(08|57P0[1-3]$|ECONNREFUSED$|ECONNRESET$|ETIMEDOUT$|EHOSTUNREACH$|ENETUNREACH$|EADDRNOTAVAIL$|ENOTFOUND$|EAI_AGAIN$|EPIPE$)/;
 const CONNECTION_LOST_MESSAGES =
   /^(Connection terminated|connection terminated|Client has encountered a connection error)/;
 
@@ -31,5 +31,8 @@ export function isConnectionWaitOver(error: unknown): boolean {
 export function isConnectionFailure(error: unknown): boolean {
   if (isConnectionWaitOver(error)) return true;
   if (CONNECTION_LOST_CODES.test(errorCode(error) ?? '')) return true;
+  // Connecting to a host name with several addresses (IPv6 and IPv4) fails with every attempt's
+  // error in one AggregateError, whose own code is only the first attempt's.
+  if (error instanceof AggregateError) return error.errors.some(isConnectionFailure);
   return error instanceof Error && CONNECTION_LOST_MESSAGES.test(error.message);
 }

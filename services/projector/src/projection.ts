@@ -22,16 +22,19 @@ export class ProjectionError extends Error {
       return new ProjectionError(
         index,
         issues.map((i) => `data.${i.path.join('.')}: ${i.message}`).join('; '),
+        cause,
       );
     }
-    return new ProjectionError(index, cause instanceof Error ? cause.message : String(cause));
+    return new ProjectionError(index, cause instanceof Error ? cause.message : String(cause), cause);
   }
 
   constructor(
     readonly index: number,
     readonly reason: string,
+    /** What failed, kept so that a lost connection met while applying the entry is still retried. */
+    cause?: unknown,
   ) {
-    super(`entry ${index}: ${reason}`);
+    super(`entry ${index}: ${reason}`, { cause });
   }
 }
 

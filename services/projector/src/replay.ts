@@ -1,7 +1,7 @@
 // Rebuilds a projection's read models from the ledger while the live ones keep serving: new tables
 // are built beside them, catch up to the head, and then replace them in one transaction, under
 // the projection's checkpoint lock so the live runner neither misses nor repeats an entry.
-import { PROJECTED_CHANNEL } from '@connect/db';
+import { errorCode, PROJECTED_CHANNEL } from '@connect/db';
 import type { LedgerSource } from '@connect/ledger';
 import type pg from 'pg';
 import { readEntriesAfter } from './batch.ts';
@@ -108,8 +108,7 @@ export async function replayProjection(
         break;
       } catch (error) {
         await client.query('rollback').catch(() => undefined);
-        if ((error as { code?: string }).code !== LOCK_NOT_AVAILABLE || attempt >= MAX_SWAP_ATTEMPTS)
-          throw error;
+        if (errorCode(error) !== LOCK_NOT_AVAILABLE || attempt >= MAX_SWAP_ATTEMPTS) throw error;
         ({ position, projected, skip, quarantined } = before);
         await new Promise((resolve) => setTimeout(resolve, 20 + Math.random() * 100));
       }

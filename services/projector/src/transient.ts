@@ -4,6 +4,12 @@ import { errorCode, isConnectionFailure } from '@connect/db';
 // runner retries them. Anything else stops the projection at the entry that caused it.
 const TRANSIENT_CODES = /^(53|57P|40001|40P01|55P03)/;
 
+/** Also when an error it wraps (its `cause`, as a ProjectionError keeps it) is transient. */
 export function isTransient(error: unknown): boolean {
-  return isConnectionFailure(error) || TRANSIENT_CODES.test(errorCode(error) ?? '');
+  // A few levels of causes, so that a chain that loops back on itself still ends.
+  for (let depth = 0, at = error; depth < 4 && at !== undefined; depth++) {
+    if (isConnectionFailure(at) || TRANSIENT_CODES.test(errorCode(at) ?? '')) return true;
+    at = at instanceof Error ? at.cause : undefined;
+  }
+  return false;
 }
