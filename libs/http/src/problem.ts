@@ -266,6 +266,11 @@ export class HttpProblem extends Error {
   }
 }
 
+/** Most invalid fields one answer names: a body of a million bad items is answered in a few KB. */
+export const MAX_FIELD_ERRORS = 100;
+
 export function badRequest(errors: FieldError[], detail = 'The request has invalid fields.'): HttpProblem {
-  return new HttpProblem(problem(400, detail, errors));
+  if (errors.length <= MAX_FIELD_ERRORS) return new HttpProblem(problem(400, detail, errors));
+  const shown = `${detail} Only the first ${MAX_FIELD_ERRORS} are named.`;
+  return new HttpProblem(problem(400, shown, errors.slice(0, MAX_FIELD_ERRORS)));
 }

@@ -10,21 +10,33 @@ export function textProblem(text: string): string | undefined {
 }
 
 const MAX_DEPTH = 64;
+/** Enough to name every problem of a real request, and few enough to gather from a huge one. */
+const MAX_FOUND = 101;
 
 /** Every string (value or key) in a parsed JSON value that is not storable text, with its path. */
 export function unstorableText(value: unknown, path: string[] = []): { path: string; message: string }[] {
-  if (path.length > MAX_DEPTH)
-    return [{ path: path.join('.'), message: `is nested deeper than ${MAX_DEPTH} levels` }];
+  const found: { path: string; message: string }[] = [];
+  gatherUnstorable(value, path, found);
+  return found;
+}
+
+// Into one list, stopping once it holds MAX_FOUND (a body of a million bad strings is 8 MB).
+function gatherUnstorable(value: unknown, path: string[], found: { path: string; message: string }[]): void {
+  if (found.length >= MAX_FOUND) return;
+  if (path.length > MAX_DEPTH) {
+    found.push({ path: path.join('.'), message: `is nested deeper than ${MAX_DEPTH} levels` });
+    return;
+  }
   if (typeof value === 'string') {
     const message = textProblem(value);
-    return message ? [{ path: path.join('.'), message }] : [];
+    if (message) found.push({ path: path.join('.'), message });
+    return;
   }
-  if (typeof value !== 'object' || value === null) return [];
-  const found: { path: string; message: string }[] = [];
+  if (typeof value !== 'object' || value === null) return;
   for (const [key, child] of Object.entries(value)) {
+    if (found.length >= MAX_FOUND) return;
     const keyMessage = textProblem(key);
     if (keyMessage) found.push({ path: [...path, key].join('.'), message: `its name ${keyMessage}` });
-    else found.push(...unstorableText(child, [...path, key]));
+    else gatherUnstorable(child, [...path, key], found);
   }
-  return found;
 }

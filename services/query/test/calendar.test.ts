@@ -214,6 +214,17 @@ describe('one commitment’s .ics', () => {
     expect((await get(`/v1/commitments/${fence}/calendar.ics`)).statusCode).toBe(401);
     expect((await get(`/v1/commitments/${someday}/calendar.ics`, ana.auth)).statusCode).toBe(404);
   });
+
+  it('refuses an id that is no UUID at once, without waiting for an index not yet projected', async () => {
+    const started = performance.now();
+    const response = await get('/v1/commitments/not-a-uuid/calendar.ics', {
+      ...ana.auth,
+      'connect-min-index': '999999999',
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.json().errors).toEqual([expect.objectContaining({ path: 'path.id' })]);
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
 });
 
 describe('the iCalendar text', () => {

@@ -178,6 +178,26 @@ describe('notifications and unreadNotificationCount', () => {
     expect(badCursor.body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'after' });
   });
 
+  // Each decodes to the cursor's shape, with what PostgreSQL would refuse in it.
+  it.each([
+    ['a NUL in the id', ['2024-01-01T00:00:00.000Z', 1, '1:\u0000:invitation']],
+    ['a time at an offset', ['2024-01-01T00:00:00+20:00', 1, '1:x:invitation']],
+    ['a time without milliseconds', ['2024-01-01T00:00:00Z', 1, '1:x:invitation']],
+  ])('refuse a cursor with %s', async (_case, key) => {
+    const after = Buffer.from(JSON.stringify(key)).toString('base64url');
+    const { body } = await graphql(ben, LIST, { first: 2, after });
+    expect(body.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'after' });
+  });
+
+  it('page from a cursor in year 0000 (1 BC to PostgreSQL): nothing is older', async () => {
+    const after = Buffer.from(JSON.stringify(['0000-01-01T00:00:00.000Z', 1, '1:x:invitation'])).toString(
+      'base64url',
+    );
+    const { body } = await graphql(ben, LIST, { first: 2, after });
+    expect(body.errors).toBeUndefined();
+    expect(body.data.notifications.edges).toEqual([]);
+  });
+
   it('cost like commitments: the page size multiplies what is below', () => {
     const cost = (field: string) => documentCost(parse(`{ ${field}(first: 50) { edges { node { id } } } }`));
     expect(cost('notifications')).toBe(cost('commitments'));
@@ -215,6 +235,7 @@ describe('markNotificationsRead', () => {
       {},
       { ids: ['1:x:invitation'], all: true },
       { ids: ['not an id'] },
+      { ids: ['1:\u0000:invitation'] },
       { ids: [] },
     ]) {
       const { body } = await graphql(ben, MARK, variables);

@@ -131,6 +131,27 @@ describe('GraphQL queries', () => {
     expect(page.body.errors[0].extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'first' });
   });
 
+  it('refuses text PostgreSQL cannot store, in a variable or a literal, naming where', async () => {
+    const FILTERED = 'query($f: CommitmentFilter) { commitments(filter: $f) { edges { cursor } } }';
+    const cases = [
+      [FILTERED, { f: { type: 'a\u0000' } }, '$f.type'],
+      [FILTERED, { f: { type: '\ud800' } }, '$f.type'],
+      ['{ commitments(filter: { type: "a\\u0000" }) { edges { cursor } } }', {}, 'filter.type'],
+      [
+        'query($f: CommitmentFilter = { type: "\\u0000" }) { commitments(filter: $f) { edges { cursor } } }',
+        {},
+        '$f.type',
+      ],
+    ] as const;
+    for (const [query, variables, field] of cases) {
+      const { status, body } = await graphql(ana, query, variables);
+      expect(status, query).toBe(200);
+      expect(body.data ?? null, query).toBeNull();
+      expect(body.errors[0].extensions, query).toMatchObject({ code: 'BAD_USER_INPUT', field });
+      expect(body.errors[0].message, query).toMatch(/NUL|surrogate/);
+    }
+  });
+
   it('refuses queries too deep or too costly', async () => {
     const deep = await graphql(
       ana,

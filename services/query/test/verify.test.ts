@@ -97,6 +97,22 @@ describe('POST /v1/ledger/verify', () => {
       expect(response.json().errors.map((e: { path: string }) => e.path)).toContain(path);
     }
   });
+
+  test('a body of a great many bad items is a short 400, never a 500', async () => {
+    // 500,000 strings with a NUL: every one a problem, and too many to spread into one call.
+    const nuls = await verify({ receipt: { entries: Array.from({ length: 500_000 }, () => '\u0000') } });
+    expect(nuls.statusCode).toBe(400);
+    expect(nuls.json().errors).toHaveLength(100);
+    expect(nuls.json().errors[0]).toMatchObject({ path: 'body.receipt.entries.0' });
+    expect(nuls.json().detail).toMatch(/Only the first 100 are named/);
+    // 20,000 entries of nothing: refused for their number, not item by item.
+    const empty = await verify({ receipt: { entries: Array.from({ length: 20_000 }, () => ({})) } });
+    expect(empty.statusCode).toBe(400);
+    expect(empty.json().errors).toEqual([
+      { path: 'body.receipt.entries', message: 'Too big: expected array to have <=10000 items' },
+    ]);
+    expect(empty.body.length).toBeLessThan(2_000);
+  });
 });
 
 describe('connect verify receipt', () => {

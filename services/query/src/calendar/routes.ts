@@ -123,8 +123,8 @@ export async function calendarRoutes(app: FastifyInstance, deps: CalendarRouteDe
 
   app.get('/v1/commitments/:id/calendar.ics', async (request, reply) => {
     const claims = await authenticate(request);
-    await consistent(request, reply);
     const { id } = parseWith(idParam, request.params, 'path');
+    await consistent(request, reply);
     const caller: Caller = callerFromClaims(claims);
     const [commitment] = await readAs(reader, caller, (db) => commitmentsById(db, deps.cipher.fields, [id]));
     if (!commitment) throw notVisible(id);

@@ -34,6 +34,7 @@ import { graphiqlRoutes } from './graphiql.ts';
 import { refuseTooCostly, refuseTooDeep, refuseTooLarge } from './limits.ts';
 import { type GraphqlContext, graphqlResolvers } from './resolvers.ts';
 import { schema } from './schema.ts';
+import { refuseUnstorableText } from './text-input.ts';
 
 export const MAX_DEPTH = 8;
 
@@ -265,12 +266,14 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
   });
   app.graphql.addHook('preExecution', async (_schema, document, context, variables) => {
     refuseTooCostly(document, variables ?? {});
+    refuseUnstorableText(document, variables ?? {});
     await admit(context);
   });
   app.graphql.addHook('preSubscriptionParsing', async (_schema, source) => refuseTooLarge(source));
   app.graphql.addHook('preSubscriptionExecution', async (_schema, document, context) => {
     refuseTooDeep(document);
     refuseTooCostly(document);
+    refuseUnstorableText(document);
     await admit(context);
   });
 

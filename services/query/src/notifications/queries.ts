@@ -27,12 +27,18 @@ export interface NotificationCursorKey {
   id: string;
 }
 
-/** ledgerIndex:recipient:kind */
-export const NOTIFICATION_ID = /^\d{1,19}:[^:\s]{1,200}:[a-z]{1,20}$/;
+/** ledgerIndex:recipient:kind (no NUL: PostgreSQL's text cannot hold one) */
+export const NOTIFICATION_ID = /^\d{1,19}:[^:\s\0]{1,200}:[a-z]{1,20}$/;
 /** Most ids one request marks read. */
 export const MAX_MARKED = 500;
 
-const cursorShape = z.tuple([z.iso.datetime({ offset: true }), z.number().int().min(0), z.string().max(250)]);
+// As encodeNotificationCursor writes it: the time as toISOString gives it. It is bound as a Date,
+// which pg sends in a form PostgreSQL takes for any year (it has no year 0000; pg sends 1 BC).
+const cursorShape = z.tuple([
+  z.iso.datetime({ precision: 3 }),
+  z.number().int().min(0),
+  z.string().regex(NOTIFICATION_ID),
+]);
 
 export const encodeNotificationCursor = (key: NotificationCursorKey): string =>
   Buffer.from(JSON.stringify([key.createdAt, key.ledgerIndex, key.id])).toString('base64url');
@@ -110,7 +116,7 @@ const pageRows = compiledPerShape(
     shape: { unread: boolean; after: boolean },
     v: {
       userId: string;
-      afterCreatedAt: string | undefined;
+      afterCreatedAt: Date | undefined;
       afterIndex: number | undefined;
       afterId: string | undefined;
       limit: number;
@@ -144,7 +150,7 @@ export async function listNotifications(
     { unread: !!filter.unread, after: !!after },
     {
       userId,
-      afterCreatedAt: after?.createdAt,
+      afterCreatedAt: after ? new Date(after.createdAt) : undefined,
       afterIndex: after?.ledgerIndex,
       afterId: after?.id,
       limit: filter.limit + 1,
