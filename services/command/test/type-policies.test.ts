@@ -87,3 +87,25 @@ test('existing types default to anyone and no verified witnesses', async () => {
   expect(bad.statusCode).toBe(400);
   expect(bad.json().errors[0].path).toBe('body.createdBy');
 });
+
+test('admins defining types at once: one key is defined once, the others are refused; other keys all land', async () => {
+  const definitions = async () =>
+    (
+      await t.database.pool.query<{ n: number }>(
+        `select count(*)::int as n from ledger_entries where stream = 'commitment-types'`,
+      )
+    ).rows[0]?.n;
+  const before = await definitions();
+  const same = await Promise.all(
+    Array.from({ length: 6 }, () => post(admin, '/v1/commitment-types', { key: 'bond', name: 'Bond' })),
+  );
+  expect(same.map((r) => r.statusCode).sort()).toEqual([201, 409, 409, 409, 409, 409]);
+  for (const refused of same.filter((r) => r.statusCode === 409)) {
+    expect(refused.json().type).toMatch(/already-exists$/);
+  }
+  const distinct = await Promise.all(
+    ['lease', 'pledge', 'wager', 'vow'].map((key) => post(admin, '/v1/commitment-types', { key, name: key })),
+  );
+  expect(distinct.map((r) => r.statusCode)).toEqual([201, 201, 201, 201]);
+  expect(await definitions()).toBe((before ?? 0) + 5);
+});

@@ -27,8 +27,9 @@ async function stored(dir = documentsDir()): Promise<Map<string, number>> {
   const names = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
   const files = new Map<string, number>();
   for (const name of names) {
-    const info = await stat(path.join(dir, name));
-    if (info.isFile()) files.set(name, info.size);
+    // A draft may go between the listing and its stat (discarded after its answer was sent).
+    const info = await stat(path.join(dir, name)).catch(() => undefined);
+    if (info?.isFile()) files.set(name, info.size);
   }
   return files;
 }
@@ -64,14 +65,19 @@ function upload(
   id: string,
   who: Account,
   content: Buffer,
-  options: { fields?: Record<string, string>; type?: string; app?: TestApp } = {},
+  options: {
+    fields?: Record<string, string>;
+    type?: string;
+    app?: TestApp;
+    headers?: Record<string, string>;
+  } = {},
 ) {
   const head = formHead(options.fields ?? {}, { name: 'a.bin', type: options.type ?? 'application/pdf' });
   return (options.app ?? t).app.inject({
     method: 'POST',
     url: `/v1/commitments/${id}/documents`,
     payload: Buffer.concat([head, content, formTail]),
-    headers: { ...who.auth, ...formHeaders },
+    headers: { ...who.auth, ...formHeaders, ...options.headers },
   });
 }
 
@@ -227,6 +233,37 @@ describe('refused uploads leave no bytes', () => {
       headers: ana.auth,
     });
     expect(download.rawPayload.equals(shared)).toBe(true);
+  });
+});
+
+describe('an upload retried with its Idempotency-Key', () => {
+  test('gets the first answer again, even once its If-Match is stale and the commitment has moved on', async () => {
+    const id = await create();
+    const content = Buffer.from('%PDF-1.7 sent twice, recorded once');
+    const keyed = { 'idempotency-key': `upload-${id}`, 'if-match': '"1"' };
+    const first = await upload(id, ana, content, { headers: keyed });
+    expect(first.statusCode).toBe(201);
+    const again = await upload(id, ana, content, { headers: keyed });
+    expect(again.statusCode).toBe(201);
+    expect(again.json()).toEqual(first.json());
+    // Cancelled: a new upload is refused, the retry of the recorded one still answered as it was.
+    expect((await action(id, 'cancel', ana)).statusCode).toBe(200);
+    const later = await upload(id, ana, content, { headers: keyed });
+    expect(later.statusCode).toBe(201);
+    expect(later.json()).toEqual(first.json());
+    const attached = (await readStream(t.database.db, t.deps.ledger, `commitment-${id}`)).filter(
+      (entry) => entry.type === 'DocumentAttached',
+    );
+    expect(attached).toHaveLength(1);
+    // A new key is decided afresh: refused, its bytes not kept (drafts go once answered).
+    const drafts = async () => [...(await stored()).keys()].filter((name) => name.includes('.upload-'));
+    await expect.poll(drafts).toEqual([]);
+    const before = await stored();
+    const fresh = await upload(id, ana, content, {
+      headers: { 'idempotency-key': `another-${id}`, 'if-match': '"1"' },
+    });
+    expect(fresh.statusCode).toBe(412);
+    await expect.poll(stored).toEqual(before);
   });
 });
 

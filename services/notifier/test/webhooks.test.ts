@@ -93,6 +93,25 @@ test('private, loopback, link-local, unique-local and mapped addresses are refus
   for (const spy of connect) expect(spy).not.toHaveBeenCalled();
 });
 
+test('a public host is taken over https only, unless allowPrivate', async () => {
+  const resolve = async () => [{ address: '93.184.216.34', family: 4 }];
+  expect(await resolveWebhookUrl('http://hooks.example.com/x', { allowPrivate: false, resolve })).toEqual({
+    ok: false,
+    error: 'must be https on a public host',
+  });
+  expect(
+    await resolveWebhookUrl('https://hooks.example.com/x', { allowPrivate: false, resolve }),
+  ).toMatchObject({
+    ok: true,
+    address: '93.184.216.34',
+  });
+  expect(
+    await resolveWebhookUrl('http://hooks.example.com/x', { allowPrivate: true, resolve }),
+  ).toMatchObject({
+    ok: true,
+  });
+});
+
 test('a loopback receiver gets no connection without allowPrivate', async () => {
   const hook = await receiver(() => ({ status: 200 }));
   try {

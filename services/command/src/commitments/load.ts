@@ -30,23 +30,28 @@ export async function loadCommitment(
 export interface TypeRegistry {
   /** The types, reloaded from the ledger when `refresh` is set or a key is unknown. */
   get(refresh?: boolean): Promise<ReadonlyMap<string, CommitmentType>>;
+  /** The types as the ledger holds them now, and their stream's version: what a new one appends after. */
+  current(): Promise<{ types: ReadonlyMap<string, CommitmentType>; version: number }>;
 }
 
 export function typeRegistry(db: Kysely<Database>, source: LedgerSource): TypeRegistry {
   let cached: Map<string, CommitmentType> | undefined;
+  const current = async () => {
+    const entries = await readStream(db, source, COMMITMENT_TYPES_STREAM);
+    const types = new Map<string, CommitmentType>();
+    for (const entry of entries) {
+      if (entry.type !== COMMITMENT_TYPE_DEFINED || !entry.data) continue;
+      const type = commitmentTypeSchema.parse(entry.data);
+      types.set(type.key, type);
+    }
+    cached = types;
+    return { types, version: entries.at(-1)?.version ?? 0 };
+  };
   return {
     async get(refresh = false) {
-      if (!cached || refresh) {
-        const entries = await readStream(db, source, COMMITMENT_TYPES_STREAM);
-        cached = new Map();
-        for (const entry of entries) {
-          if (entry.type !== COMMITMENT_TYPE_DEFINED || !entry.data) continue;
-          const type = commitmentTypeSchema.parse(entry.data);
-          cached.set(type.key, type);
-        }
-      }
-      return cached;
+      return !cached || refresh ? (await current()).types : cached;
     },
+    current,
   };
 }
 

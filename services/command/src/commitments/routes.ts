@@ -187,8 +187,10 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
     if (!state.exists || !canSee(state, caller)) throw notFound();
     if (!request.isMultipart())
       throw new HttpProblem(problem(415, 'Send the document as multipart/form-data.'));
-    // Decide first, stream second: a refused upload writes nothing.
-    await assertMayAttach(state, caller.userId, deps.types, ifMatch);
+    // Decide first, stream second: a refused upload writes nothing. Not for a keyed request: it may
+    // retry an upload recorded since (the commitment has moved on), whose answer is replayed.
+    if (request.headers['idempotency-key'] === undefined)
+      await assertMayAttach(state, caller.userId, deps.types, ifMatch);
     const upload = await receiveUpload(request, documentsDir, maxDocumentBytes, sealing);
     try {
       const command = parseWith(commandBodies['attach-document'], {

@@ -82,6 +82,8 @@ export async function resolveWebhookUrl(
       const reason = refusedAddress(address);
       if (reason) return { ok: false, error: `points at a ${reason} address (${address}), which is refused` };
     }
+    // Events go to a public host over the internet: encrypted, as push endpoints are.
+    if (url.protocol !== 'https:') return { ok: false, error: 'must be https on a public host' };
   }
   return { ok: true, url, address: first.address, family: first.family };
 }
