@@ -1,3 +1,5 @@
+import { MAX_FIELD_ERRORS } from './problem.ts';
+
 // Text PostgreSQL can store and that means one thing: no NUL (text and jsonb refuse it) and no
 // unpaired UTF-16 surrogate (UTF-8 cannot encode one, so it would become U+FFFD and two different
 // strings, two passwords say, would become the same).
@@ -10,8 +12,8 @@ export function textProblem(text: string): string | undefined {
 }
 
 const MAX_DEPTH = 64;
-/** Enough to name every problem of a real request, and few enough to gather from a huge one. */
-const MAX_FOUND = 101;
+// One more than a problem names, so it can say some were left out.
+const MAX_FOUND = MAX_FIELD_ERRORS + 1;
 
 /** Every string (value or key) in a parsed JSON value that is not storable text, with its path. */
 export function unstorableText(value: unknown, path: string[] = []): { path: string; message: string }[] {
