@@ -192,6 +192,7 @@ export async function startServer(
         LOG_LEVEL: 'warn',
         CONNECT_AUTH_RATE_LIMIT: '10000',
         CONNECT_COMMAND_RATE_LIMIT: '1000000',
+        CONNECT_VERIFY_RATE_LIMIT: '1000000',
         ...env,
       },
       stdio: ['ignore', 'inherit', 'inherit'],

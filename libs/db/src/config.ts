@@ -77,6 +77,7 @@ export const configSchema = z.object({
   CONNECT_AUTH_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(20),
   CONNECT_INVITE_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(20),
   CONNECT_COMMAND_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(600),
+  CONNECT_VERIFY_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(60),
   CONNECT_SESSION_IDLE_TIMEOUT: z.coerce
     .number()
     .int()
@@ -225,6 +226,8 @@ export interface Config {
   inviteRateLimit: number;
   /** Commands (POST /v1/commitments…, PATCH /v1/me) per user and minute. */
   commandRateLimit: number;
+  /** POST /v1/ledger/verify requests per client address and minute. */
+  verifyRateLimit: number;
   /** Seconds a session lasts without a refresh. */
   sessionIdleTimeout: number;
   /** Seconds a session lasts at most, however active. */
@@ -386,6 +389,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     authRateLimit: c.CONNECT_AUTH_RATE_LIMIT,
     inviteRateLimit: c.CONNECT_INVITE_RATE_LIMIT,
     commandRateLimit: c.CONNECT_COMMAND_RATE_LIMIT,
+    verifyRateLimit: c.CONNECT_VERIFY_RATE_LIMIT,
     sessionIdleTimeout: c.CONNECT_SESSION_IDLE_TIMEOUT,
     sessionMaxLifetime: c.CONNECT_SESSION_MAX_LIFETIME,
     httpTimeouts: {

@@ -1,6 +1,7 @@
 export * from './metrics.ts';
 export * from './openapi.ts';
 export * from './problem.ts';
+export * from './rate-limits.ts';
 export * from './request-context.ts';
 export * from './security.ts';
 export * from './serve.ts';

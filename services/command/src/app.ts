@@ -1,6 +1,6 @@
 import { authenticator, loadTokenIssuer, sessionGate, type TokenIssuer } from '@connect/auth';
 import { assertMigrated, type Database, type KeyRing } from '@connect/db';
-import { createServer, docsRoutes, type ServerOptions } from '@connect/http';
+import { createServer, docsRoutes, registerSharedRateLimits, type ServerOptions } from '@connect/http';
 import type { Ledger, LedgerRuntime } from '@connect/ledger';
 import {
   loadVapidKeys,
@@ -27,7 +27,7 @@ import { phoneRoutes } from './notifications/phone-routes.ts';
 import { notificationPreferenceRoutes } from './notifications/preferences-routes.ts';
 import { pushRoutes } from './notifications/push-routes.ts';
 import { commandOperations } from './openapi.ts';
-import { limitCommands, registerSharedRateLimits } from './rate-limits.ts';
+import { limitCommands } from './rate-limits.ts';
 import { webhookRoutes } from './webhooks/routes.ts';
 
 export interface CommandDeps {

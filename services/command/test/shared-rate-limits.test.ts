@@ -1,9 +1,9 @@
+import { postgresRateLimitStore, rateLimitCounter } from '@connect/http';
 import type { FastifyInstance } from 'fastify';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { buildApp } from '../src/app.ts';
-import { postgresRateLimitStore, rateLimitCounter } from '../src/rate-limits.ts';
 import { type Account, signUp, type TestApp, testApp } from './support.ts';
 
 // Two instances of the command service on one database, as behind a load balancer.

@@ -8,7 +8,7 @@ import {
   DEFAULT_REMINDERS,
   readerLogin,
 } from '@connect/db';
-import { createServer, docsRoutes, type ServerOptions } from '@connect/http';
+import { createServer, docsRoutes, registerSharedRateLimits, type ServerOptions } from '@connect/http';
 import type { BodyCipher, LedgerRuntime } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
@@ -56,6 +56,10 @@ export interface QueryDeps extends LedgerRouteDeps {
   appUrl?: string;
   /** Seconds before a due date to remind at (CONNECT_REMINDERS). */
   reminderOffsets?: readonly number[];
+  /** POST /v1/ledger/verify requests per client address and minute (CONNECT_VERIFY_RATE_LIMIT). */
+  verifiesPerMinute?: number;
+  /** The clock rate-limit windows are counted by (tests move it). */
+  now?: () => Date;
 }
 
 /** How often a replica's checkpoints are read: the most a read-your-writes read waits beyond the replica's lag. */
@@ -79,6 +83,7 @@ export async function queryDeps(runtime: LedgerRuntime, tokens?: TokenIssuer): P
     tokens: tokens ?? (await loadTokenIssuer(runtime.config.dataDir)),
     appUrl: runtime.config.appUrl,
     reminderOffsets: runtime.config.reminderOffsets,
+    verifiesPerMinute: runtime.config.verifyRateLimit,
   };
 }
 
@@ -103,6 +108,8 @@ export async function queryRoutes(app: FastifyInstance, deps: QueryDeps): Promis
     await replica?.end();
   });
   const authenticate = authenticator({ tokens: deps.tokens, sessions });
+  // Counted in PostgreSQL, shared by every instance; before the routes they apply to.
+  await registerSharedRateLimits(app, { db: deps.db, log: app.log, now: deps.now });
   await app.register(ledgerRoutes, deps);
   await app.register(verifyPageRoutes);
   await app.register(verifyRoutes, deps);

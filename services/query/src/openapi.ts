@@ -565,6 +565,8 @@ export const queryOperations: Operation[] = [
       '200': '{valid, checks}: values that do not add up are failed checks, not errors',
       '400': 'Not a receipt, entry or checkpoint pair',
       '413': 'Larger than 8 MB',
+      '429':
+        'Too many verifications from this address (CONNECT_VERIFY_RATE_LIMIT a minute); Retry-After says when to try again',
     },
   },
   {

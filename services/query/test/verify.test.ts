@@ -7,6 +7,7 @@ import { type ReceiptBundle, type SigningKey, signCheckpoint } from '@connect/cr
 import { checkpointAt, consistencyProof, latestCheckpoint } from '@connect/ledger';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Stack, testStack } from '../../../test/support/stack.ts';
+import { buildApp } from '../src/app.ts';
 import { CHECKS, type RefusedCase, refusedReceipts, type Served, servedReceipt } from './receipt-cases.ts';
 
 const BIN = fileURLToPath(new URL('../../../cli/bin/connect.js', import.meta.url));
@@ -112,6 +113,34 @@ describe('POST /v1/ledger/verify', () => {
       { path: 'body.receipt.entries', message: 'Too big: expected array to have <=10000 items' },
     ]);
     expect(empty.body.length).toBeLessThan(2_000);
+  });
+
+  test('counts each client address: past its limit a minute, 429 before the body is read', async () => {
+    let clock = new Date();
+    const limited = buildApp({ ...s.query, verifiesPerMinute: 3, now: () => clock }, { logLevel: 'silent' });
+    await limited.ready();
+    try {
+      const from = (remoteAddress: string, payload: string | object = { receipt }) =>
+        limited.inject({
+          method: 'POST',
+          url: '/v1/ledger/verify',
+          remoteAddress,
+          headers: { 'content-type': 'application/json' },
+          payload,
+        });
+      for (let i = 0; i < 3; i++) expect((await from('203.0.113.7')).statusCode).toBe(200);
+      // Not JSON at all: a request it would parse gets 400, one past the limit 429.
+      const refused = await from('203.0.113.7', '{ not json');
+      expect(refused.statusCode).toBe(429);
+      expect(refused.headers['content-type']).toMatch(/^application\/problem\+json/);
+      expect(refused.json()).toMatchObject({ status: 429, type: expect.stringMatching(/rate-limited$/) });
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+      expect((await from('203.0.113.8', '{ not json')).statusCode).toBe(400);
+      clock = new Date(clock.getTime() + 61_000);
+      expect((await from('203.0.113.7')).statusCode).toBe(200);
+    } finally {
+      await limited.close();
+    }
   });
 });
 
