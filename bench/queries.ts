@@ -21,9 +21,9 @@ import type { FastifyBaseLogger } from 'fastify';
 import pg from 'pg';
 import {
   benchDatabase,
+  describeTrials,
   type Metrics,
-  openLoop,
-  openLoopFloor,
+  openLoopTrials,
   percentile,
   round,
   settle,
@@ -248,15 +248,13 @@ export async function benchQueries(): Promise<Metrics> {
     const at70 = async (label: string, result: autocannon.Result, request: typeof getOne) => {
       const rate = (0.7 * result['2xx']) / SECONDS;
       const sessionsBefore = await sessionsOpened(stats);
-      const run = await openLoop(url, rate, SECONDS, request);
+      const run = await openLoopTrials(url, rate, SECONDS, request);
       const connectionsOpened = (await sessionsOpened(stats)) - sessionsBefore;
-      const p99 = round(percentile(run.latenciesMs, 99));
-      const floor = await openLoopFloor(url, rate, SECONDS);
       console.log(
-        `  ${label} at 70 % (open loop): ${run.non2xx} not 2xx, p99 ${p99} ms (/healthz at that rate: p99 ${floor} ms), ` +
+        `  ${label} at 70 % (open loop, ${round(rate, 0)}/s): ${run.non2xx} not 2xx, ${describeTrials(run)}, ` +
           `${connectionsOpened} database connections opened meanwhile`,
       );
-      return { p99, floor, connectionsOpened };
+      return { p99: run.p99, floor: run.floor, connectionsOpened };
     };
     const stats = new pg.Client({ connectionString: database.url });
     await stats.connect();

@@ -85,7 +85,13 @@ export function createReaderDb(
 ): ReaderDb {
   const login = new URL(url).username === READER_ROLE ? url : readerUrlFor(url);
   const timeoutMs = options.timeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
-  const pool = createPool(login, options.max ?? DEFAULT_READ_POOL_SIZE, {
+  const max = options.max ?? DEFAULT_READ_POOL_SIZE;
+  const pool = createPool(login, max, {
+    // Once open, a read connection stays open. pg's pool hands out the connection released last,
+    // so under a steady load the same few serve every read while the rest sit idle until they are
+    // closed (a minute); the next burst then waits for new ones to log in and prepare their
+    // statements, in the path of the reads that make the burst.
+    min: max,
     connectionTimeoutMillis: timeoutMs,
     // Generic plans: PostgreSQL otherwise plans a prepared read again for its values whenever the
     // generic plan looks costlier, and for `id = any($1)` with a short array it always does, so a
