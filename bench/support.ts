@@ -155,6 +155,8 @@ export async function openLoopFloor(url: string, rate: number, seconds: number):
 
 /** Trials of each open loop (BENCH_OPEN_LOOP_TRIALS): its key is their median. */
 export const OPEN_LOOP_TRIALS = Number(process.env.BENCH_OPEN_LOOP_TRIALS ?? 3);
+if (!Number.isInteger(OPEN_LOOP_TRIALS) || OPEN_LOOP_TRIALS < 1)
+  throw new Error(`BENCH_OPEN_LOOP_TRIALS must be a whole number of at least 1, not ${OPEN_LOOP_TRIALS}`);
 
 export interface OpenLoopTrials {
   /** The median of the trials' p99s. */
@@ -181,13 +183,12 @@ export async function openLoopTrials(
 ): Promise<OpenLoopTrials> {
   const runs: { p99: number; p50: number }[] = [];
   let non2xx = 0;
-  for (let i = 0; i < Math.max(1, OPEN_LOOP_TRIALS); i++) {
+  for (let i = 0; i < OPEN_LOOP_TRIALS; i++) {
     const run = await openLoop(url, rate, seconds, request);
     non2xx += run.non2xx;
     runs.push({ p99: round(percentile(run.latenciesMs, 99)), p50: round(percentile(run.latenciesMs, 50)) });
   }
-  // The floors after every trial: between two trials, 12 s without a read would let the pool
-  // close its idle connections and the next trial open them again in its requests' path.
+  // The floors after every trial, so the trials are one steady load, with no idle gap between them.
   const trials: { p99: number; floor: number }[] = [];
   for (const run of runs) trials.push({ p99: run.p99, floor: await openLoopFloor(url, rate, seconds) });
   return {

@@ -80,7 +80,7 @@ export async function verifyRoutes(
   deps: { key: VerifierKey; verifiesPerMinute?: number },
 ): Promise<void> {
   // Anyone may ask, and one request may be 8 MB to parse and thousands of hashes to check: counted per
-  // client address before its body is read (the shared limiter the query routes register).
+  // client address before its body is parsed (the shared limiter the query routes register).
   const rateLimit = {
     max: deps.verifiesPerMinute ?? DEFAULT_VERIFIES_PER_MINUTE,
     timeWindow: RATE_LIMIT_WINDOW_MS,
