@@ -181,22 +181,21 @@ export async function openLoopTrials(
   seconds: number,
   request: () => { path: string; headers?: Record<string, string> },
 ): Promise<OpenLoopTrials> {
-  const runs: { p99: number; p50: number }[] = [];
-  let non2xx = 0;
-  for (let i = 0; i < OPEN_LOOP_TRIALS; i++) {
-    const run = await openLoop(url, rate, seconds, request);
-    non2xx += run.non2xx;
-    runs.push({ p99: round(percentile(run.latenciesMs, 99)), p50: round(percentile(run.latenciesMs, 50)) });
-  }
+  const runs: Awaited<ReturnType<typeof openLoop>>[] = [];
+  for (let i = 0; i < OPEN_LOOP_TRIALS; i++) runs.push(await openLoop(url, rate, seconds, request));
   // The floors after every trial, so the trials are one steady load, with no idle gap between them.
   const trials: { p99: number; floor: number }[] = [];
-  for (const run of runs) trials.push({ p99: run.p99, floor: await openLoopFloor(url, rate, seconds) });
+  for (const run of runs)
+    trials.push({
+      p99: round(percentile(run.latenciesMs, 99)),
+      floor: await openLoopFloor(url, rate, seconds),
+    });
   return {
     p99: round(median(trials.map((t) => t.p99))),
-    p50: round(median(runs.map((t) => t.p50))),
+    p50: round(median(runs.map((run) => percentile(run.latenciesMs, 50)))),
     floor: round(median(trials.map((t) => t.floor))),
     trials,
-    non2xx,
+    non2xx: runs.reduce((sum, run) => sum + run.non2xx, 0),
   };
 }
 

@@ -77,7 +77,7 @@ export const configSchema = z.object({
   CONNECT_AUTH_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(20),
   CONNECT_INVITE_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(20),
   CONNECT_COMMAND_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(600),
-  CONNECT_VERIFY_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).default(60),
+  CONNECT_VERIFY_RATE_LIMIT: z.coerce.number().int().min(1).max(1_000_000).optional(),
   CONNECT_SESSION_IDLE_TIMEOUT: z.coerce
     .number()
     .int()
@@ -329,6 +329,9 @@ export class ConfigError extends Error {
   }
 }
 
+/** POST /v1/ledger/verify requests per client address and minute when CONNECT_VERIFY_RATE_LIMIT is unset. */
+export const DEFAULT_VERIFY_RATE_LIMIT = 60;
+
 /** The read pool's size when CONNECT_READ_POOL_SIZE is unset. */
 export const DEFAULT_READ_POOL_SIZE = 20;
 
@@ -389,7 +392,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     authRateLimit: c.CONNECT_AUTH_RATE_LIMIT,
     inviteRateLimit: c.CONNECT_INVITE_RATE_LIMIT,
     commandRateLimit: c.CONNECT_COMMAND_RATE_LIMIT,
-    verifyRateLimit: c.CONNECT_VERIFY_RATE_LIMIT,
+    verifyRateLimit: c.CONNECT_VERIFY_RATE_LIMIT ?? DEFAULT_VERIFY_RATE_LIMIT,
     sessionIdleTimeout: c.CONNECT_SESSION_IDLE_TIMEOUT,
     sessionMaxLifetime: c.CONNECT_SESSION_MAX_LIFETIME,
     httpTimeouts: {

@@ -58,7 +58,7 @@ export interface QueryDeps extends LedgerRouteDeps {
   reminderOffsets?: readonly number[];
   /** POST /v1/ledger/verify requests per client address and minute (CONNECT_VERIFY_RATE_LIMIT). */
   verifiesPerMinute?: number;
-  /** The clock rate-limit windows are counted by (tests move it). */
+  /** The clock (rate-limit windows, session lapses); tests move it. */
   now?: () => Date;
 }
 

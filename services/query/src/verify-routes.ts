@@ -11,6 +11,7 @@ import {
   verifyEntryProof,
   verifyReceipt,
 } from '@connect/crypto';
+import { DEFAULT_VERIFY_RATE_LIMIT } from '@connect/db';
 import { badRequest, parseWith, RATE_LIMIT_WINDOW_MS } from '@connect/http';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
@@ -72,9 +73,6 @@ export const consistencyBody = z.object({
 const has = (body: unknown, ...keys: string[]) =>
   typeof body === 'object' && body !== null && keys.every((key) => key in body);
 
-/** Verifications a client address may ask for a minute when CONNECT_VERIFY_RATE_LIMIT is unset. */
-export const DEFAULT_VERIFIES_PER_MINUTE = 60;
-
 export async function verifyRoutes(
   app: FastifyInstance,
   deps: { key: VerifierKey; verifiesPerMinute?: number },
@@ -82,7 +80,7 @@ export async function verifyRoutes(
   // Anyone may ask, and one request may be 8 MB to parse and thousands of hashes to check: counted per
   // client address before its body is parsed (the shared limiter the query routes register).
   const rateLimit = {
-    max: deps.verifiesPerMinute ?? DEFAULT_VERIFIES_PER_MINUTE,
+    max: deps.verifiesPerMinute ?? DEFAULT_VERIFY_RATE_LIMIT,
     timeWindow: RATE_LIMIT_WINDOW_MS,
   };
   app.post('/v1/ledger/verify', { bodyLimit: 8 * 1024 * 1024, config: { rateLimit } }, async (request) => {
