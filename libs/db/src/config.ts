@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { Cron } from 'croner';
 import { z } from 'zod';
@@ -31,6 +32,30 @@ export function parseOrigins(text: string): string[] | undefined {
     origins.push(new URL(part).origin);
   }
   return [...new Set(origins)];
+}
+
+/** The named address ranges a trusted proxy may be given as (those Fastify's proxy-addr knows). */
+const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/**
+ * The reverse proxies in front of the service, e.g. "10.0.0.0/8,loopback": addresses, CIDR ranges
+ * or named ranges; undefined when one is none of these.
+ */
+export function parseTrustedProxies(text: string): string[] | undefined {
+  const proxies: string[] = [];
+  for (const part of text.split(',').map((entry) => entry.trim())) {
+    if (part === '') continue;
+    const [address = '', prefix, ...rest] = part.split('/');
+    const version = isIP(address);
+    const bits = version === 4 ? 32 : 128;
+    const named = PROXY_RANGES.has(part);
+    // No IPv6 zone ("%eth0"): an address as the proxy's socket reports it has none.
+    const range = version !== 0 && rest.length === 0 && !address.includes('%');
+    if (!named && !(range && (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits))))
+      return undefined;
+    proxies.push(part);
+  }
+  return [...new Set(proxies)];
 }
 
 const originPattern = /^[^\s+][^\n+]*[^\s+]$|^[^\s+]$/;
@@ -179,6 +204,21 @@ export const configSchema = z.object({
       return origins;
     })
     .default([]),
+  CONNECT_TRUSTED_PROXIES: z
+    .string()
+    .transform((text, ctx) => {
+      const proxies = parseTrustedProxies(text);
+      if (proxies === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            'must be comma-separated IP addresses, CIDR ranges or loopback, linklocal, uniquelocal, like "10.0.0.0/8,loopback"',
+        });
+        return z.NEVER;
+      }
+      return proxies;
+    })
+    .default([]),
   CONNECT_METRICS_TOKEN: z
     .string()
     .regex(/^[\x21-\x7e]{16,200}$/, 'must be 16 to 200 printable characters without spaces')
@@ -247,6 +287,12 @@ export interface Config {
   logLevel: z.infer<typeof configSchema>['LOG_LEVEL'];
   /** Origins whose browsers may call the API (CONNECT_CORS_ORIGINS); empty → no CORS. */
   corsOrigins: string[];
+  /**
+   * The reverse proxies whose X-Forwarded-For (and -Proto, -Host) are believed (CONNECT_TRUSTED_PROXIES):
+   * a request from one of them is from the nearest forwarded address that is not one of them. Empty →
+   * every request is from the address that connected.
+   */
+  trustedProxies: string[];
   /** The Bearer token /metrics wants (CONNECT_METRICS_TOKEN; a secret: never log it); unset → loopback only. */
   metricsToken: string | undefined;
   /** Where email goes out (smtp[s]://user:pass@host:port); unset → no email is sent. */
@@ -407,6 +453,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     reminderOffsets: c.CONNECT_REMINDERS,
     logLevel: c.LOG_LEVEL,
     corsOrigins: c.CONNECT_CORS_ORIGINS,
+    trustedProxies: c.CONNECT_TRUSTED_PROXIES,
     metricsToken: c.CONNECT_METRICS_TOKEN,
     smtpUrl: c.CONNECT_SMTP_URL,
     mailFrom: c.CONNECT_MAIL_FROM,

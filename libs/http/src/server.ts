@@ -23,6 +23,8 @@ export interface ServerOptions {
   timeouts?: Partial<HttpTimeouts>;
   /** Origins whose browsers may call the API (CONNECT_CORS_ORIGINS); none → no CORS headers. */
   corsOrigins?: readonly string[];
+  /** CONNECT_TRUSTED_PROXIES: proxies whose X-Forwarded-* headers say who the client is; none → ignored. */
+  trustedProxies?: readonly string[];
   /** CONNECT_METRICS_TOKEN: /metrics wants it as a Bearer token; unset → loopback requests only. */
   metricsToken?: string;
   /** Where log lines go (tests capture them); standard output by default. */
@@ -34,12 +36,14 @@ export function serverOptionsOf(config: {
   logLevel: string;
   httpTimeouts: HttpTimeouts;
   corsOrigins: readonly string[];
+  trustedProxies: readonly string[];
   metricsToken: string | undefined;
 }): Omit<ServerOptions, 'checkReady'> {
   return {
     logLevel: config.logLevel,
     timeouts: config.httpTimeouts,
     corsOrigins: config.corsOrigins,
+    trustedProxies: config.trustedProxies,
     metricsToken: config.metricsToken,
   };
 }
@@ -124,6 +128,10 @@ export function createServer(options: ServerOptions): FastifyInstance {
     },
     ...requestIdentityOptions(),
     bodyLimit: options.bodyLimit ?? 1024 * 1024,
+    // The client's address keys the per-address rate limits and is recorded with each session. Only
+    // a listed proxy is believed when it forwards one: trusting every hop would let any client name
+    // its own address in X-Forwarded-For.
+    trustProxy: options.trustedProxies?.length ? [...options.trustedProxies] : false,
     ...timeoutOptions(options.timeouts),
     // While it closes, the server answers new requests itself (below), as problems.
     return503OnClosing: false,

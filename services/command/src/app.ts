@@ -121,7 +121,10 @@ export async function commandRoutes(app: FastifyInstance, deps: CommandDeps): Pr
 
 export function buildApp(
   deps: CommandDeps,
-  options: Pick<ServerOptions, 'logLevel' | 'timeouts' | 'corsOrigins' | 'metricsToken' | 'logStream'> = {},
+  options: Pick<
+    ServerOptions,
+    'logLevel' | 'timeouts' | 'corsOrigins' | 'trustedProxies' | 'metricsToken' | 'logStream'
+  > = {},
 ): FastifyInstance {
   const app = createServer({ ...options, checkReady: () => assertMigrated(deps.pool) });
   app.register(commandRoutes, deps);

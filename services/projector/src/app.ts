@@ -78,7 +78,7 @@ export function buildApp(
   {
     alsoReady,
     ...options
-  }: Pick<ServerOptions, 'logLevel' | 'timeouts' | 'corsOrigins' | 'metricsToken'> & {
+  }: Pick<ServerOptions, 'logLevel' | 'timeouts' | 'corsOrigins' | 'trustedProxies' | 'metricsToken'> & {
     alsoReady?(): void;
   } = {},
 ): FastifyInstance {

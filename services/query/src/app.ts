@@ -132,7 +132,10 @@ export async function queryRoutes(app: FastifyInstance, deps: QueryDeps): Promis
 
 export function buildApp(
   deps: QueryDeps,
-  options: Pick<ServerOptions, 'logLevel' | 'timeouts' | 'corsOrigins' | 'metricsToken' | 'logStream'> = {},
+  options: Pick<
+    ServerOptions,
+    'logLevel' | 'timeouts' | 'corsOrigins' | 'trustedProxies' | 'metricsToken' | 'logStream'
+  > = {},
 ): FastifyInstance {
   const app = createServer({ ...options, checkReady: () => assertMigrated(deps.pool) });
   app.register(queryRoutes, deps);

@@ -142,6 +142,36 @@ describe('POST /v1/ledger/verify', () => {
       await limited.close();
     }
   });
+
+  test('behind a trusted proxy, counts the forwarded client address; from anyone else, the header is not believed', async () => {
+    const limited = buildApp(
+      { ...s.query, verifiesPerMinute: 1 },
+      { logLevel: 'silent', trustedProxies: ['10.0.0.0/8'] },
+    );
+    await limited.ready();
+    try {
+      const from = (remoteAddress: string, forwardedFor: string) =>
+        limited
+          .inject({
+            method: 'POST',
+            url: '/v1/ledger/verify',
+            remoteAddress,
+            headers: { 'x-forwarded-for': forwardedFor },
+            payload: { receipt },
+          })
+          .then((response) => response.statusCode);
+      expect(await from('10.1.2.3', '198.51.100.1')).toBe(200);
+      expect(await from('10.9.9.9', '198.51.100.1')).toBe(429);
+      expect(await from('10.1.2.3', '198.51.100.2')).toBe(200);
+      // A client naming someone else's address: the proxy adds the one it saw, and that is counted.
+      expect(await from('10.1.2.3', '198.51.100.2, 198.51.100.3')).toBe(200);
+      // Not from a listed proxy: the connecting address is counted, whatever the header says.
+      expect(await from('198.51.100.50', '198.51.100.4')).toBe(200);
+      expect(await from('198.51.100.50', '198.51.100.5')).toBe(429);
+    } finally {
+      await limited.close();
+    }
+  });
 });
 
 describe('connect verify receipt', () => {
