@@ -39,23 +39,28 @@ const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
 
 /**
  * The reverse proxies in front of the service, e.g. "10.0.0.0/8,loopback": addresses, CIDR ranges
- * or named ranges; undefined when one is none of these.
+ * or named ranges; undefined when one is none of these, or would trust every client: a /0 range, or
+ * IPv4 written inside IPv6 ("::ffff:0.0.0.0/96" matches every IPv4 peer), which is to be written as
+ * IPv4.
  */
 export function parseTrustedProxies(text: string): string[] | undefined {
   const proxies: string[] = [];
   for (const part of text.split(',').map((entry) => entry.trim())) {
     if (part === '') continue;
-    const [address = '', prefix, ...rest] = part.split('/');
-    const version = isIP(address);
-    const bits = version === 4 ? 32 : 128;
-    const named = PROXY_RANGES.has(part);
-    // No IPv6 zone ("%eth0"): an address as the proxy's socket reports it has none.
-    const range = version !== 0 && rest.length === 0 && !address.includes('%');
-    if (!named && !(range && (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits))))
-      return undefined;
+    if (!PROXY_RANGES.has(part) && !isProxyRange(part)) return undefined;
     proxies.push(part);
   }
   return [...new Set(proxies)];
+}
+
+function isProxyRange(text: string): boolean {
+  const [address = '', prefix, ...rest] = text.split('/');
+  const version = isIP(address);
+  // No IPv6 zone ("%eth0"): an address as the proxy's socket reports it has none.
+  if (version === 0 || rest.length > 0 || address.includes('%') || (version === 6 && address.includes('.')))
+    return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) >= 1 && Number(prefix) <= (version === 4 ? 32 : 128);
 }
 
 const originPattern = /^[^\s+][^\n+]*[^\s+]$|^[^\s+]$/;

@@ -24,6 +24,11 @@ test.each([
   '10.0.0.0/8/8',
   '10.0.0.256',
   'fe80::1%eth0',
+  // Would trust every client.
+  '0.0.0.0/0',
+  '::/0',
+  '::ffff:0.0.0.0/96',
+  '::0.0.0.0/96',
 ])('%s is refused, naming the variable', (value) => {
   expect(() => loadConfig({ CONNECT_TRUSTED_PROXIES: value })).toThrow(ConfigError);
   expect(() => loadConfig({ CONNECT_TRUSTED_PROXIES: value })).toThrow(/CONNECT_TRUSTED_PROXIES: must be/);

@@ -361,16 +361,17 @@ function withinTime<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
+const isLoopback = (address: string) =>
+  address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
+
 /**
  * Who may read /metrics: with a token, whoever sends it as a Bearer token (compared in constant
  * time); without one, requests from the machine itself only.
  */
 function metricsAccess(token: string | undefined): (request: FastifyRequest) => boolean {
   if (!token) {
-    return (request) => {
-      const address = request.socket.remoteAddress ?? '';
-      return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
-    };
+    // Both the connection and, through a trusted proxy on this machine, the client it forwards for.
+    return (request) => isLoopback(request.socket.remoteAddress ?? '') && isLoopback(request.ip);
   }
   const expected = createHash('sha256').update(`Bearer ${token}`).digest();
   return (request) => {
