@@ -1,5 +1,5 @@
 // Whether a session is still open, and the roles its user holds now, without a query per request:
-// both are remembered for a minute (never past the moment the session lapses), and every process
+// both are remembered for about a minute (never past the moment the session lapses), and every process
 // forgets them the moment the session is revoked or the user's roles change, told by NOTIFY from
 // the transaction that did it. While the notification connection is down, nothing is remembered.
 // A session lapses on its own at active_until, which the command service sets from its idle
@@ -12,7 +12,13 @@ import type pg from 'pg';
 export const SESSIONS_CHANNEL = 'connect_sessions_ended';
 /** Payload: the id of a user whose roles changed. */
 export const ROLES_CHANNEL = 'connect_roles_changed';
-const REMEMBER_MS = 60_000;
+/**
+ * How long a session is remembered: a random time between the two. Sessions first seen together
+ * (a restart, a burst of requests) would otherwise all be looked up again together a minute later,
+ * and go on doing so, a burst every minute on the main pool, each finding the connections the one
+ * before opened just closed (they close after a minute idle, POOL_IDLE_MS).
+ */
+export const REMEMBER_MS = { least: 45_000, most: 60_000 } as const;
 const CAPACITY = 50_000;
 
 /** An open session: whose it is and the roles that user holds. */
@@ -46,8 +52,16 @@ interface Remembered extends SessionAccess {
   until: number;
 }
 
-export function sessionGate(deps: { db: Kysely<Database>; pool: pg.Pool; now?: () => Date }): SessionGate {
+export function sessionGate(deps: {
+  db: Kysely<Database>;
+  pool: pg.Pool;
+  now?: () => Date;
+  /** In [0, 1): where in REMEMBER_MS each remembered session's time falls. */
+  random?: () => number;
+}): SessionGate {
   const now = () => (deps.now ? deps.now().getTime() : Date.now());
+  const random = deps.random ?? Math.random;
+  const rememberMs = () => REMEMBER_MS.least + (REMEMBER_MS.most - REMEMBER_MS.least) * random();
   const open = new Map<string, Remembered>();
   // Counts what was heard: a lookup that overlapped a notification is not remembered, since it
   // may have read the state from before the change.
@@ -85,7 +99,7 @@ export function sessionGate(deps: { db: Kysely<Database>; pool: pg.Pool; now?: (
     const access = { userId: row.userId, roles: row.roles };
     if (listening() && heard === before) {
       if (open.size >= CAPACITY) open.delete(open.keys().next().value as string);
-      open.set(sessionId, { ...access, until: Math.min(now() + REMEMBER_MS, row.activeUntil.getTime()) });
+      open.set(sessionId, { ...access, until: Math.min(now() + rememberMs(), row.activeUntil.getTime()) });
     }
     return access;
   }
