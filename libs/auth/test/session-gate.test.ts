@@ -14,8 +14,11 @@ afterAll(async () => {
 
 const start = new Date('2031-06-01T12:00:00.000Z');
 
-/** A user with an open session that lapses in a day. */
-async function openSession(): Promise<{ userId: string; sessionId: string }> {
+/** A user with an open session that lapses in a day, unless told otherwise. */
+async function openSession(lapsesAt = new Date(start.getTime() + 86_400_000)): Promise<{
+  userId: string;
+  sessionId: string;
+}> {
   const userId = randomUUID();
   const sessionId = randomUUID();
   await database.db
@@ -30,8 +33,8 @@ async function openSession(): Promise<{ userId: string; sessionId: string }> {
       revoked_at: null,
       created_at: start,
       last_active_at: start,
-      expires_at: new Date(start.getTime() + 86_400_000),
-      active_until: new Date(start.getTime() + 86_400_000),
+      expires_at: lapsesAt,
+      active_until: lapsesAt,
     })
     .execute();
   return { userId, sessionId };
@@ -57,6 +60,7 @@ async function listeningGate(clock: { now: Date }, random: () => number): Promis
     await revokeQuietly(probe.sessionId, null);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+  await gate.close();
   throw new Error('the gate never started listening');
 }
 
@@ -84,6 +88,21 @@ test('a session is remembered for a random time between the least and the most, 
 
     clock.now = new Date(start.getTime() + REMEMBER_MS.most);
     expect(await gate.isActive(late.sessionId)).toBe(false);
+  } finally {
+    await gate.close();
+  }
+});
+
+test('never past the moment the session lapses, whatever the draw', async () => {
+  const clock = { now: start };
+  const gate = await listeningGate(clock, () => 0.999);
+  try {
+    const lapsing = await openSession(new Date(start.getTime() + 10_000));
+    expect(await gate.isActive(lapsing.sessionId)).toBe(true);
+    clock.now = new Date(start.getTime() + 9_999);
+    expect(await gate.isActive(lapsing.sessionId)).toBe(true);
+    clock.now = new Date(start.getTime() + 10_000);
+    expect(await gate.isActive(lapsing.sessionId)).toBe(false);
   } finally {
     await gate.close();
   }

@@ -117,7 +117,7 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
   app.addHook('onClose', async () => connections.close());
 
   // A WebSocket's caller was set at connection_init; its roles are taken again from the session
-  // check (remembered for a minute, forgotten when they change) for each operation and message.
+  // check (remembered for about a minute, forgotten when they change) for each operation and message.
   // False when the session has ended.
   const refreshCaller = async (ctx: SubscriptionContext): Promise<boolean> => {
     const access = await deps.sessions.check(ctx.sessionId ?? '');
