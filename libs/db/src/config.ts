@@ -65,6 +65,15 @@ function isProxyRange(text: string): boolean {
 
 const originPattern = /^[^\s+][^\n+]*[^\s+]$|^[^\s+]$/;
 
+/** A variable read by `parse`, which answers undefined for text it refuses; `message` says what is wanted. */
+const parsedBy = <T>(parse: (text: string) => T | undefined, message: string) =>
+  z.string().transform((text, ctx) => {
+    const parsed = parse(text);
+    if (parsed !== undefined) return parsed;
+    ctx.addIssue({ code: 'custom', message });
+    return z.NEVER;
+  });
+
 export const configSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -134,17 +143,10 @@ export const configSchema = z.object({
     .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
     .transform((url) => url.replace(/\/+$/, ''))
     .default(DEFAULT_APP_URL),
-  CONNECT_REMINDERS: z
-    .string()
-    .transform((text, ctx) => {
-      const offsets = parseReminderOffsets(text);
-      if (offsets === undefined) {
-        ctx.addIssue({ code: 'custom', message: 'must be durations like "7d,1d,1h" (units w, d, h, m)' });
-        return z.NEVER;
-      }
-      return offsets;
-    })
-    .default(DEFAULT_REMINDERS),
+  CONNECT_REMINDERS: parsedBy(
+    parseReminderOffsets,
+    'must be durations like "7d,1d,1h" (units w, d, h, m)',
+  ).default(DEFAULT_REMINDERS),
   CONNECT_SMTP_URL: z
     .string()
     .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
@@ -195,35 +197,14 @@ export const configSchema = z.object({
     .string()
     .regex(/^(mailto:\S+@\S+|https:\/\/\S+)$/, 'must be a mailto: or https:// URL')
     .default('mailto:no-reply@connect.local'),
-  CONNECT_CORS_ORIGINS: z
-    .string()
-    .transform((text, ctx) => {
-      const origins = parseOrigins(text);
-      if (origins === undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          message: 'must be comma-separated http(s) origins without a path, like "https://app.example.com"',
-        });
-        return z.NEVER;
-      }
-      return origins;
-    })
-    .default([]),
-  CONNECT_TRUSTED_PROXIES: z
-    .string()
-    .transform((text, ctx) => {
-      const proxies = parseTrustedProxies(text);
-      if (proxies === undefined) {
-        ctx.addIssue({
-          code: 'custom',
-          message:
-            'must be comma-separated IP addresses, CIDR ranges or loopback, linklocal, uniquelocal, like "10.0.0.0/8,loopback"',
-        });
-        return z.NEVER;
-      }
-      return proxies;
-    })
-    .default([]),
+  CONNECT_CORS_ORIGINS: parsedBy(
+    parseOrigins,
+    'must be comma-separated http(s) origins without a path, like "https://app.example.com"',
+  ).default([]),
+  CONNECT_TRUSTED_PROXIES: parsedBy(
+    parseTrustedProxies,
+    'must be comma-separated IP addresses, CIDR ranges or loopback, linklocal, uniquelocal, like "10.0.0.0/8,loopback"',
+  ).default([]),
   CONNECT_METRICS_TOKEN: z
     .string()
     .regex(/^[\x21-\x7e]{16,200}$/, 'must be 16 to 200 printable characters without spaces')
