@@ -276,6 +276,11 @@ export async function startEmbeddedPostgres(
         'unix_socket_permissions=0700',
         '-c',
         'max_connections=300',
+        // Statistics within seconds of a table's growth, not a minute: until a table is analysed, a
+        // key lookup is planned as if it matched half the table, and the plan a connection keeps
+        // for a prepared statement is made again only when its tables are analysed.
+        '-c',
+        'autovacuum_naptime=10s',
         ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
       ],
       owner,

@@ -75,12 +75,12 @@ export async function streamRowsBefore(
   streams: readonly string[],
   before: number,
 ): Promise<LedgerEntriesTable[]> {
-  const { rows } = await client.query<LedgerEntriesTable>({
-    // Named: the notifier runs it for every batch.
-    name: 'ledger-stream-rows-before',
-    text: `with rows as materialized (select * from ledger_entries where stream = any($1::text[]))
+  // Planned for each call, not prepared: a connection's kept plan is made on the ledger as it was
+  // then, and one made while the ledger was young scanned the whole table as it grew.
+  const { rows } = await client.query<LedgerEntriesTable>(
+    `with rows as materialized (select * from ledger_entries where stream = any($1::text[]))
      select * from rows where index < $2 order by index`,
-    values: [streams, before],
-  });
+    [streams, before],
+  );
   return rows;
 }

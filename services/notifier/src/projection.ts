@@ -163,12 +163,12 @@ export async function displayNames(
   userIds: string[],
 ): Promise<Map<string, string>> {
   if (userIds.length === 0) return new Map();
-  const { rows } = await client.query({
-    name: 'notifier-display-names',
-    text: `select * from ledger_entries
+  // Planned for each call, as streamRowsBefore is.
+  const { rows } = await client.query(
+    `select * from ledger_entries
      where stream = any($1::text[]) and type = any($2::text[]) order by index`,
-    values: [userIds.map(profileStream), [PROFILE_REGISTERED, PROFILE_UPDATED]],
-  });
+    [userIds.map(profileStream), [PROFILE_REGISTERED, PROFILE_UPDATED]],
+  );
   const names = new Map<string, string>();
   for (const row of await cipher.entries(rows, '')) {
     const userId = profileUserOf(row.stream);
