@@ -277,8 +277,8 @@ export async function startEmbeddedPostgres(
         '-c',
         'max_connections=300',
         // Statistics within seconds of a table's growth, not a minute: until a table is analysed, a
-        // key lookup is planned as if it matched half the table, and the plan a connection keeps
-        // for a prepared statement is made again only when its tables are analysed.
+        // lookup of a hundred keys is planned as if it matched half of it, and the plan a connection
+        // keeps for a named statement is made again only when its tables are analysed or altered.
         '-c',
         'autovacuum_naptime=10s',
         ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),

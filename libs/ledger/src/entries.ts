@@ -75,7 +75,7 @@ export async function streamRowsBefore(
   streams: readonly string[],
   before: number,
 ): Promise<LedgerEntriesTable[]> {
-  // Planned for each call, not prepared: a connection's kept plan is made on the ledger as it was
+  // Planned for each call, not named: a connection's kept plan is made on the ledger as it was
   // then, and one made while the ledger was young scanned the whole table as it grew.
   const { rows } = await client.query<LedgerEntriesTable>(
     `with rows as materialized (select * from ledger_entries where stream = any($1::text[]))
