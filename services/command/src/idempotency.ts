@@ -96,6 +96,38 @@ async function takeOver(db: Kysely<Database>, userId: string, key: string, token
   return taken !== undefined;
 }
 
+/** The request's Idempotency-Key, if it has one; a 400 when it is not a key. */
+function idempotencyKeyOf(request: FastifyRequest): string | undefined {
+  const key = request.headers['idempotency-key'];
+  if (key === undefined) return undefined;
+  if (typeof key !== 'string' || !KEY.test(key)) {
+    throw badRequest([
+      { path: 'header.idempotency-key', message: 'must be 1 to 255 printable ASCII characters' },
+    ]);
+  }
+  return key;
+}
+
+/**
+ * Whether a request was made before under this request's Idempotency-Key (answered or still in
+ * flight): then this one may be its retry, to be answered as the first was. False without a key.
+ */
+export async function keyUsedBefore(
+  { db }: IdempotencyStore,
+  request: FastifyRequest,
+  userId: string,
+): Promise<boolean> {
+  const key = idempotencyKeyOf(request);
+  if (key === undefined) return false;
+  const used = await db
+    .selectFrom('http_idempotency')
+    .select('key')
+    .where('user_id', '=', userId)
+    .where('key', '=', key)
+    .executeTakeFirst();
+  return used !== undefined;
+}
+
 function requestHash(key: Uint8Array, request: FastifyRequest, body: unknown): Buffer {
   return createHmac('sha256', key)
     .update(`${request.method} ${request.url}\n`)
@@ -119,13 +151,8 @@ export async function idempotent(
   { resumable = false }: { resumable?: boolean } = {},
 ): Promise<FastifyReply> {
   const { db, cipher, requestKey } = store;
-  const key = request.headers['idempotency-key'];
+  const key = idempotencyKeyOf(request);
   if (key === undefined) return send(reply, await handle());
-  if (typeof key !== 'string' || !KEY.test(key)) {
-    throw badRequest([
-      { path: 'header.idempotency-key', message: 'must be 1 to 255 printable ASCII characters' },
-    ]);
-  }
   const hash = requestHash(requestKey, request, body);
   const token = randomUUID();
   let claimed: { key: string } | undefined;

@@ -105,10 +105,11 @@ function rawRequest(chunks: (Buffer | (() => Promise<void>))[]): Promise<{ answe
   });
 }
 
-function requestHead(id: string, who: Account, length: number): Buffer {
+function requestHead(id: string, who: Account, length: number, headers: Record<string, string> = {}): Buffer {
+  const more = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
   return Buffer.from(
     `POST /v1/commitments/${id}/documents HTTP/1.1\r\nhost: localhost\r\nauthorization: ${who.auth.authorization}\r\n` +
-      `content-type: ${formHeaders['content-type']}\r\ncontent-length: ${length}\r\n\r\n`,
+      `content-type: ${formHeaders['content-type']}\r\ncontent-length: ${length}\r\n${more.join('')}\r\n`,
   );
 }
 
@@ -264,6 +265,26 @@ describe('an upload retried with its Idempotency-Key', () => {
     });
     expect(fresh.statusCode).toBe(412);
     await expect.poll(stored).toEqual(before);
+  });
+
+  test('a key not used before is decided first: a refused upload is answered before its file arrives', async () => {
+    const id = await create();
+    expect((await action(id, 'invite', ana, { userId: ben.userId, role: 'participant' })).statusCode).toBe(
+      200,
+    );
+    const before = await stored();
+    const head = formHead({}, { name: 'a.bin', type: 'application/pdf' });
+    const body = Buffer.concat([head, Buffer.alloc(256 * 1024, 4), formTail]);
+    const { answer, ms } = await rawRequest([
+      requestHead(id, ben, body.length, { 'idempotency-key': `refused-${id}` }),
+      body.subarray(0, head.length + 100),
+      // The rest of the file only after 3 s: an answer sooner was decided without it.
+      pause(3000),
+      body.subarray(head.length + 100),
+    ]);
+    expect(answer).toMatch(/^HTTP\/1\.1 403 /);
+    expect(ms).toBeLessThan(3000);
+    expect(await stored()).toEqual(before);
   });
 });
 

@@ -19,7 +19,7 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { accountEmails } from '../auth/accounts.ts';
 import { callerRateLimit } from '../auth/caller-rate-limit.ts';
-import { IDEMPOTENCY_REQUEST_KEY, idempotent } from '../idempotency.ts';
+import { IDEMPOTENCY_REQUEST_KEY, idempotent, keyUsedBefore } from '../idempotency.ts';
 import { commandLanes } from './command-lanes.ts';
 import { startDeadlineSweeps } from './deadlines.ts';
 import {
@@ -187,9 +187,10 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
     if (!state.exists || !canSee(state, caller)) throw notFound();
     if (!request.isMultipart())
       throw new HttpProblem(problem(415, 'Send the document as multipart/form-data.'));
-    // Decide first, stream second: a refused upload writes nothing. Not for a keyed request: it may
-    // retry an upload recorded since (the commitment has moved on), whose answer is replayed.
-    if (request.headers['idempotency-key'] === undefined)
+    // Decide first, stream second: a refused upload is refused before its bytes arrive, and writes
+    // nothing. Not when its Idempotency-Key was used before: it may retry an upload recorded since
+    // (the commitment has moved on), whose answer is replayed once its bytes show it the same.
+    if (!(await keyUsedBefore(replays, request, caller.userId)))
       await assertMayAttach(state, caller.userId, deps.types, ifMatch);
     const upload = await receiveUpload(request, documentsDir, maxDocumentBytes, sealing);
     try {
