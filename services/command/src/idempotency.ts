@@ -108,24 +108,27 @@ function idempotencyKeyOf(request: FastifyRequest): string | undefined {
   return key;
 }
 
+/** What is kept under a user's key: the request's hash, and its answer once it has one. */
+const keptUnder = (db: Kysely<Database>, userId: string, key: string) =>
+  db
+    .selectFrom('http_idempotency')
+    .selectAll()
+    .where('user_id', '=', userId)
+    .where('key', '=', key)
+    .executeTakeFirst();
+
 /**
  * Whether a request was made before under this request's Idempotency-Key (answered or still in
- * flight): then this one may be its retry, to be answered as the first was. False without a key.
+ * flight): then this one may be its retry, to be answered as the first was (or refused, as a key
+ * used for another request is). False without a key.
  */
 export async function keyUsedBefore(
-  { db }: IdempotencyStore,
+  db: Kysely<Database>,
   request: FastifyRequest,
   userId: string,
 ): Promise<boolean> {
   const key = idempotencyKeyOf(request);
-  if (key === undefined) return false;
-  const used = await db
-    .selectFrom('http_idempotency')
-    .select('key')
-    .where('user_id', '=', userId)
-    .where('key', '=', key)
-    .executeTakeFirst();
-  return used !== undefined;
+  return key !== undefined && (await keptUnder(db, userId, key)) !== undefined;
 }
 
 function requestHash(key: Uint8Array, request: FastifyRequest, body: unknown): Buffer {
@@ -178,12 +181,7 @@ export async function idempotent(
     throw error;
   }
   if (!claimed) {
-    const first = await db
-      .selectFrom('http_idempotency')
-      .selectAll()
-      .where('user_id', '=', userId)
-      .where('key', '=', key)
-      .executeTakeFirst();
+    const first = await keptUnder(db, userId, key);
     // Released between the two statements (its request failed): the retry may claim it now.
     if (!first) throw inFlight();
     if (!Buffer.from(first.request_hash).equals(hash)) {

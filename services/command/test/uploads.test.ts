@@ -278,12 +278,23 @@ describe('an upload retried with its Idempotency-Key', () => {
     const { answer, ms } = await rawRequest([
       requestHead(id, ben, body.length, { 'idempotency-key': `refused-${id}` }),
       body.subarray(0, head.length + 100),
-      // The rest of the file only after 3 s: an answer sooner was decided without it.
-      pause(3000),
+      // The rest of the file only after 10 s: an answer sooner was decided without it.
+      pause(10_000),
       body.subarray(head.length + 100),
     ]);
     expect(answer).toMatch(/^HTTP\/1\.1 403 /);
-    expect(ms).toBeLessThan(3000);
+    expect(ms).toBeLessThan(5000);
+    expect(await stored()).toEqual(before);
+  });
+
+  test('a key that is not one is a 400 naming the header, and nothing is written', async () => {
+    const id = await create();
+    const before = await stored();
+    const response = await upload(id, ana, Buffer.from('%PDF-1.7'), {
+      headers: { 'idempotency-key': 'not a key' },
+    });
+    expect(response.statusCode).toBe(400);
+    expect(JSON.stringify(response.json())).toContain('header.idempotency-key');
     expect(await stored()).toEqual(before);
   });
 });

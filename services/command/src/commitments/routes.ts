@@ -189,8 +189,9 @@ export async function commitmentRoutes(app: FastifyInstance, deps: CommitmentRou
       throw new HttpProblem(problem(415, 'Send the document as multipart/form-data.'));
     // Decide first, stream second: a refused upload is refused before its bytes arrive, and writes
     // nothing. Not when its Idempotency-Key was used before: it may retry an upload recorded since
-    // (the commitment has moved on), whose answer is replayed once its bytes show it the same.
-    if (!(await keyUsedBefore(replays, request, caller.userId)))
+    // (the commitment has moved on), whose answer is replayed once its bytes are found to be the
+    // same. (The state was read before the key: a key unused then had recorded nothing in it.)
+    if (!(await keyUsedBefore(db, request, caller.userId)))
       await assertMayAttach(state, caller.userId, deps.types, ifMatch);
     const upload = await receiveUpload(request, documentsDir, maxDocumentBytes, sealing);
     try {
