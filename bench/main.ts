@@ -1,5 +1,5 @@
-// npm run bench -- [suite…]   (suites: ledger, commands, queries, verify, notifications, delivery-floors,
-// import, crypto, load; default: all)
+// npm run bench -- [suite…]   (suites: ledger, commands, queries, verify, notifications, notifier,
+// delivery-floors, import, crypto, load; default: all)
 // Prints a table and, when BENCH_OUT names a file, merges the figures into it as JSON.
 import { benchCommands } from './commands.ts';
 import { benchCrypto } from './crypto.ts';
@@ -8,6 +8,7 @@ import { benchImport } from './import.ts';
 import { benchLedger } from './ledger.ts';
 import { benchLoad } from './load.ts';
 import { benchNotifications } from './notifications.ts';
+import { benchNotifier } from './notifier.ts';
 import { benchQueries } from './queries.ts';
 import { type Metrics, writeResults } from './support.ts';
 import { benchVerify } from './verify.ts';
@@ -18,6 +19,7 @@ const SUITES: Record<string, () => Promise<Metrics>> = {
   queries: benchQueries,
   verify: benchVerify,
   notifications: benchNotifications,
+  notifier: benchNotifier,
   'delivery-floors': benchDeliveryFloors,
   import: benchImport,
   crypto: benchCrypto,

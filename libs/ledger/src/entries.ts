@@ -84,3 +84,27 @@ export async function streamRowsBefore(
   );
   return rows;
 }
+
+/**
+ * The stored rows of each stream's entries after its `version` and before ledger index `before`,
+ * in index order: what follows a state already folded up to that version (-1: the whole stream).
+ * Each stream's rows are read on their own, by (stream, version), the unique index (the ordered
+ * subquery is kept apart, never joined whole: on a ledger not yet analysed, the planner chose to
+ * scan every entry of the streams), so what is read grows with the entries not yet folded, not
+ * with the stream's history.
+ */
+export async function streamRowsAfter(
+  client: pg.ClientBase | pg.Pool,
+  streams: readonly { stream: string; version: number }[],
+  before: number,
+): Promise<LedgerEntriesTable[]> {
+  const { rows } = await client.query<LedgerEntriesTable>(
+    `select e.* from unnest($1::text[], $2::bigint[]) as s(stream, version)
+       cross join lateral (
+         select * from ledger_entries where stream = s.stream and version > s.version order by version) e
+     where e.index < $3
+     order by e.index`,
+    [streams.map((s) => s.stream), streams.map((s) => s.version), before],
+  );
+  return rows;
+}

@@ -9,6 +9,7 @@ import {
   type Ledger,
   openLedger,
   readStream,
+  streamRowsAfter,
   streamRowsBefore,
 } from '../src/index.ts';
 import { event, KEY, ORIGIN, testLedger } from './support.ts';
@@ -206,7 +207,7 @@ test('an append by the process that wrote the head last is one round trip', asyn
   }
 });
 
-test('the rows of some streams before an index come in index order, and only theirs', async () => {
+test('the rows of some streams before an index (or after a version of each) come in index order, and only theirs', async () => {
   const append = (stream: string, type: string) =>
     ledger.append({ stream, expectedVersion: 'any', actor: null, events: [event(type)] });
   for (const [stream, type] of [
@@ -222,6 +223,26 @@ test('the rows of some streams before an index come in index order, and only the
   expect(all.map((row) => row.type)).toEqual(['A1', 'B1', 'A2', 'B2', 'A3']);
   const before = await streamRowsBefore(database.pool, ['rows-a', 'rows-b'], Number(all[3]?.index));
   expect(before.map((row) => row.type)).toEqual(['A1', 'B1', 'A2']);
+
+  // After each stream's own version: A after its first, B whole (-1), C not asked for.
+  const after = await streamRowsAfter(
+    database.pool,
+    [
+      { stream: 'rows-a', version: 1 },
+      { stream: 'rows-b', version: -1 },
+    ],
+    Number.MAX_SAFE_INTEGER,
+  );
+  expect(after.map((row) => row.type)).toEqual(['B1', 'A2', 'B2', 'A3']);
+  const afterBefore = await streamRowsAfter(
+    database.pool,
+    [
+      { stream: 'rows-a', version: 1 },
+      { stream: 'rows-b', version: 1 },
+    ],
+    Number(all[4]?.index),
+  );
+  expect(afterBefore.map((row) => row.type)).toEqual(['A2', 'B2']);
 });
 
 describe('pipelined batches', () => {

@@ -1,8 +1,9 @@
 // The notifier follows the ledger as a projection of its own ('notifications'): the projector's
 // runner gives it its checkpoint, one active runner (advisory lock), batches and quarantine. Each
-// batch replays the touched commitments from the ledger (not from another projection, which may
-// be behind or ahead), turns each event into notifications (rules.ts) and writes them, with the
-// checkpoint, in one transaction: a notification exists exactly when its entry is projected.
+// batch folds the touched commitments' states from the ledger (not from another projection, which
+// may be behind or ahead), turns each event into notifications (rules.ts) and writes them, with the
+// checkpoint, in one transaction: a notification exists exactly when its entry is projected. The
+// states each batch ends with are kept (commitment-states.ts), so the next folds only what follows.
 
 import {
   type FieldCipher,
@@ -15,7 +16,6 @@ import {
   COMMITMENT_STREAMS,
   type Commitment,
   commitmentIdOf,
-  commitmentStream,
   initialState,
   PROFILE_REGISTERED,
   PROFILE_UPDATED,
@@ -23,9 +23,10 @@ import {
   profileStream,
   profileUserOf,
 } from '@connect/domain';
-import { type BodyCipher, type Entry, streamRowsBefore } from '@connect/ledger';
+import type { BodyCipher, Entry } from '@connect/ledger';
 import { type Projection, ProjectionError } from '@connect/projector';
 import type pg from 'pg';
+import { type CommitmentStates, commitmentStates } from './commitment-states.ts';
 import type { Notification } from './notification.ts';
 import type { Schedule } from './reminders/schedule.ts';
 import { type Happening, notificationsFor, usersOf } from './rules.ts';
@@ -55,15 +56,15 @@ export interface NotifierOptions {
 }
 
 export function notificationsProjection(options: NotifierOptions): Projection {
+  const states = commitmentStates(apply);
   return {
     name: NOTIFICATIONS_PROJECTION,
     tables: [TABLE],
     streams: [COMMITMENT_STREAMS],
     async apply(client, entries, tables, cipher) {
       const mine = entries.filter((entry) => commitmentIdOf(entry.stream) !== undefined);
-      const first = mine[0];
-      if (!first) return;
-      const happenings = await happeningsOf(client, cipher, mine, first.index);
+      if (mine.length === 0) return;
+      const happenings = await happeningsOf(client, cipher, mine, states);
       const names = await displayNames(client, cipher, [...new Set(happenings.flatMap(usersOf))]);
       const notifications = happenings.flatMap((h) => notificationsFor(h, { names, appUrl: options.appUrl }));
       const table = tables[TABLE] as string;
@@ -99,21 +100,21 @@ export async function openNotifier(pool: pg.Pool, options: NotifierOptions): Pro
   return notificationsProjection(options);
 }
 
-/** Each entry's event with the commitment's state before and after it; the states are replayed from the ledger. */
+/** Each entry's event with the commitment's state before and after it. */
 async function happeningsOf(
   client: pg.ClientBase,
   cipher: BodyCipher,
   entries: Entry[],
-  from: number,
+  states: CommitmentStates,
 ): Promise<Happening[]> {
   const ids = [...new Set(entries.map((entry) => commitmentIdOf(entry.stream) as string))];
-  const states = await statesBefore(client, cipher, ids, from);
+  const folded = await states.before(client, cipher, ids, (entries[0] as Entry).index);
   const happenings: Happening[] = [];
   for (const entry of entries) {
     const id = commitmentIdOf(entry.stream) as string;
-    const before = states.get(id) ?? initialState(id);
+    const before = folded.get(id)?.state ?? initialState(id);
     const { state: after, event } = apply(before, entry);
-    states.set(id, after);
+    folded.set(id, { state: after, version: entry.version, index: entry.index });
     if (event) {
       happenings.push({
         index: entry.index,
@@ -126,6 +127,7 @@ async function happeningsOf(
       });
     }
   }
+  states.keep(folded);
   return happenings;
 }
 
@@ -135,22 +137,6 @@ function apply(state: Commitment, entry: Entry) {
   } catch (error) {
     throw ProjectionError.of(entry.index, error);
   }
-}
-
-/** The commitments' states just before ledger index `before`, replayed from their entries. */
-async function statesBefore(
-  client: pg.ClientBase,
-  cipher: BodyCipher,
-  ids: string[],
-  before: number,
-): Promise<Map<string, Commitment>> {
-  const rows = await streamRowsBefore(client, ids.map(commitmentStream), before);
-  const states = new Map<string, Commitment>();
-  for (const entry of await cipher.entries(rows, '')) {
-    const id = commitmentIdOf(entry.stream) as string;
-    states.set(id, apply(states.get(id) ?? initialState(id), entry).state);
-  }
-  return states;
 }
 
 /**
@@ -163,7 +149,7 @@ export async function displayNames(
   userIds: string[],
 ): Promise<Map<string, string>> {
   if (userIds.length === 0) return new Map();
-  // Planned for each call, as streamRowsBefore is.
+  // Planned for each call: a kept plan made while the ledger was young scanned it whole as it grew.
   const { rows } = await client.query(
     `select * from ledger_entries
      where stream = any($1::text[]) and type = any($2::text[]) order by index`,

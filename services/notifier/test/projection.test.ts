@@ -2,7 +2,8 @@
 // seam where other channels enqueue deliveries in the same transaction.
 
 import { openNotificationTexts } from '@connect/db';
-import type { Ledger } from '@connect/ledger';
+import { commitmentStream } from '@connect/domain';
+import { type Ledger, readStream, redactEntries } from '@connect/ledger';
 import { replayProjection, startProjector } from '@connect/projector';
 import type { FastifyBaseLogger } from 'fastify';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -89,4 +90,45 @@ test('from its first run on, each event becomes notifications, enqueued in the s
   expect(again.rows.map((row) => row.id)).toEqual(expect.arrayContaining(rows.map((row) => row.id)));
   expect(again.rows).toHaveLength(2 * rows.length);
   expect(enqueued).toHaveLength(rows.length);
+});
+
+test('a notification after a redaction carries what the ledger holds now, not what the notifier saw', async () => {
+  const alice = await registerProfile(ledger, 'Alice');
+  const bob = await registerProfile(ledger, 'Bob');
+  const notifier = await openNotifier(database.pool, { appUrl: 'https://app.example.com' });
+  const projector = startProjector(
+    { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher, log: quiet },
+    { projections: [notifier], batchSize: 2, pollMs: 50 },
+  );
+  try {
+    const id = await activeCommitment(ledger, alice, bob, 'Surprise party for Carol');
+    await expect.poll(notifierAtHead, { timeout: 15_000, interval: 25 }).toBe(true);
+
+    const [drafted] = await readStream(database.db, ledger, commitmentStream(id));
+    await redactEntries(
+      { db: database.db, ledger },
+      { index: drafted?.index as number },
+      { reason: 'erasure request', by: alice },
+    );
+    const cancelled = await ledger.append({
+      stream: commitmentStream(id),
+      expectedVersion: 'any',
+      actor: alice,
+      events: [{ type: 'CommitmentCancelled', data: {} }],
+    });
+    if (cancelled.outcome !== 'appended') throw new Error(cancelled.outcome);
+    await expect.poll(notifierAtHead, { timeout: 15_000, interval: 25 }).toBe(true);
+
+    const stored = await database.pool.query(
+      'select id, recipient_id, sealed from notifications where commitment_id = $1 and ledger_index = $2',
+      [id, cancelled.entries[0]?.index],
+    );
+    const texts = await openNotificationTexts(
+      ledger.cipher.fields,
+      stored.rows.map((row) => ({ ...row, recipientId: row.recipient_id })),
+    );
+    expect(texts.map((text) => text?.title)).toEqual(['“(redacted)” was cancelled']);
+  } finally {
+    await projector.close();
+  }
 });

@@ -14,6 +14,7 @@ import {
   profileStream,
 } from '@connect/domain';
 import { bodyCipher, type Ledger, openLedger, streamKeySubject } from '@connect/ledger';
+import { activatedEvents } from '../../../test/support/commitment-events.ts';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
 
 export const ORIGIN = 'test.connect.local/ledger';
@@ -65,25 +66,7 @@ export async function activeCommitment(
     stream: commitmentStream(id),
     expectedVersion: 'no_stream',
     actor: creator,
-    events: [
-      {
-        type: 'CommitmentDrafted',
-        schema: 2,
-        data: {
-          type: 'personal',
-          creatorId: creator,
-          title,
-          description: '',
-          terms: 'Return it by Friday',
-          amount: null,
-          dueAt: null,
-        },
-      },
-      { type: 'PartyInvited', data: { userId: participant, role: 'participant' } },
-      { type: 'CommitmentProposed', data: {} },
-      { type: 'InvitationAccepted', data: { userId: participant } },
-      { type: 'CommitmentActivated', data: {} },
-    ],
+    events: activatedEvents(creator, participant, title),
   });
   if (result.outcome !== 'appended') throw new Error(result.outcome);
   return id;
