@@ -3,7 +3,7 @@
 // batch folds the touched commitments' states from the ledger (not from another projection, which
 // may be behind or ahead), turns each event into notifications (rules.ts) and writes them, with the
 // checkpoint, in one transaction: a notification exists exactly when its entry is projected. The
-// states each batch ends with are kept (commitment-states.ts), so the next folds only what follows.
+// states before each batch are kept (commitment-states.ts), so the next folds only what follows.
 
 import {
   type FieldCipher,
@@ -127,7 +127,6 @@ async function happeningsOf(
       });
     }
   }
-  states.keep(folded);
   return happenings;
 }
 

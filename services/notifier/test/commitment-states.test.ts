@@ -98,7 +98,6 @@ test('a kept state is folded on with only the entries after it, to what a whole 
   expect(first.get(id)?.state).toEqual(await replayed(id, head + 1));
   expect(first.get(id)).toMatchObject({ version: 45, index: head });
   expect(opened()).toBe(45);
-  states.keep(first);
 
   // Two rounds more: four entries read, not the 49 of the stream.
   const later = await amendmentsDeclined(id, 2);
@@ -113,7 +112,7 @@ test('entries appended since a state was kept are read, however many batches it 
   const states = commitmentStates(applyRecorded);
   const { cipher } = countingCipher();
   const head = await amendmentsDeclined(id, 1);
-  states.keep(await statesBefore(states, cipher, [id], head + 1));
+  await statesBefore(states, cipher, [id], head + 1);
 
   const other = await activeCommitment(ledger, alice, bob, 'Feed the cat');
   const later = await amendmentsDeclined(id, 3);
@@ -122,15 +121,21 @@ test('entries appended since a state was kept are read, however many batches it 
   expect(both.get(other)?.state).toEqual(await replayed(other, later + 1));
 });
 
-test('a state kept from a batch that was rolled back is not taken for the state before it', async () => {
+test('a kept state serves a batch after it, or its retry, never one before it', async () => {
   const id = await activeCommitment(ledger, alice, bob, 'Fix the bike');
   const states = commitmentStates(applyRecorded);
   const { cipher, opened } = countingCipher();
   const middle = await amendmentsDeclined(id, 2);
   const head = await amendmentsDeclined(id, 2);
-  // A batch up to `head` kept its states, then failed: the batch is projected again from `middle`.
-  states.keep(await statesBefore(states, cipher, [id], head + 1));
+  await statesBefore(states, cipher, [id], head + 1);
+  expect(opened()).toBe(13);
 
+  // The batch from head + 1 again (its transaction rolled back): the state kept before it serves.
+  const retried = await statesBefore(states, cipher, [id], head + 1);
+  expect(opened()).toBe(13);
+  expect(retried.get(id)?.state).toEqual(await replayed(id, head + 1));
+
+  // A batch from further back (a rebuild from the start): the kept state is past it, so unused.
   const again = await statesBefore(states, cipher, [id], middle + 1);
   expect(again.get(id)?.state).toEqual(await replayed(id, middle + 1));
   expect(again.get(id)?.index).toBe(middle);
@@ -144,7 +149,6 @@ test('once a body is redacted, every kept state is folded again from the ledger 
   const head = await amendmentsDeclined(id, 1);
   const kept = await statesBefore(states, cipher, [id], head + 1);
   expect(kept.get(id)?.state.title).toBe('Secret surprise party');
-  states.keep(kept);
 
   const [drafted] = await readStream(database.db, ledger, commitmentStream(id));
   await redactEntries(
@@ -158,6 +162,24 @@ test('once a body is redacted, every kept state is folded again from the ledger 
   expect(after.get(id)?.state).toEqual(await replayed(id, later + 1));
 });
 
+test('a body erased without its redaction recorded drops the kept states all the same', async () => {
+  const id = await activeCommitment(ledger, alice, bob, 'Quiet birthday plans');
+  const states = commitmentStates(applyRecorded);
+  const { cipher } = countingCipher();
+  const head = await amendmentsDeclined(id, 1);
+  const kept = await statesBefore(states, cipher, [id], head + 1);
+  expect(kept.get(id)?.state.title).toBe('Quiet birthday plans');
+
+  // Erased as redactEntries erases, its EntryRedacted never appended (the process died between).
+  const [drafted] = await readStream(database.db, ledger, commitmentStream(id));
+  await database.pool.query(
+    'update ledger_entries set data = null, salt = null, sealed = null where index = $1',
+    [drafted?.index],
+  );
+  const after = await statesBefore(states, cipher, [id], head + 1);
+  expect(after.get(id)?.state.title).toBe(REDACTED_TITLE);
+});
+
 test('beyond its capacity, the least recently kept states are dropped first', async () => {
   const ids = [
     await activeCommitment(ledger, alice, bob, 'One'),
@@ -167,7 +189,7 @@ test('beyond its capacity, the least recently kept states are dropped first', as
   const states = commitmentStates(applyRecorded, 2);
   const { cipher, opened } = countingCipher();
   const head = Number.MAX_SAFE_INTEGER;
-  for (const id of ids) states.keep(await statesBefore(states, cipher, [id], head));
+  for (const id of ids) await statesBefore(states, cipher, [id], head);
   expect(opened()).toBe(15);
 
   // 'One' was dropped: its five entries are read again; 'Two' and 'Three' are read from their states.
