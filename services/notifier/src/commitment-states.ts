@@ -70,8 +70,11 @@ export function commitmentStates(apply: ApplyEntry, capacity = KEPT_STATES): Com
       const states = new Map<string, FoldedState>();
       for (const id of ids) {
         const known = kept.get(id);
-        // A state at or past `before` is one a rolled-back batch folded: it is not the state before.
-        if (known && known.index < before) states.set(id, known);
+        if (known === undefined) continue;
+        // A state at or past `before` was folded for a later batch than this one (a rebuild from
+        // the start, a database restored to an earlier point): it is not the state before.
+        if (known.index < before) states.set(id, known);
+        else kept.delete(id);
       }
       const rows = await streamRowsAfter(
         client,
@@ -92,5 +95,7 @@ export function commitmentStates(apply: ApplyEntry, capacity = KEPT_STATES): Com
 /** How many times a ledger entry's body was erased (migrations/032_ledger_body_changes.sql). */
 async function bodyErasures(client: pg.ClientBase): Promise<number> {
   const { rows } = await client.query<{ changes: string }>('select changes from ledger_body_changes');
-  return Number(rows[0]?.changes ?? 0);
+  const changes = rows[0]?.changes;
+  if (changes === undefined) throw new Error('ledger_body_changes has lost its row: erasures cannot be seen');
+  return Number(changes);
 }

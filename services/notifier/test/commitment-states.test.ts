@@ -121,7 +121,7 @@ test('entries appended since a state was kept are read, however many batches it 
   expect(both.get(other)?.state).toEqual(await replayed(other, later + 1));
 });
 
-test('a kept state serves a batch after it, or its retry, never one before it', async () => {
+test('a kept state serves the retry of its batch, never a batch from further back', async () => {
   const id = await activeCommitment(ledger, alice, bob, 'Fix the bike');
   const states = commitmentStates(applyRecorded);
   const { cipher, opened } = countingCipher();

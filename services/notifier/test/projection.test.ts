@@ -132,3 +132,42 @@ test('a notification after a redaction carries what the ledger holds now, not wh
     await projector.close();
   }
 });
+
+test('a body erased while its batch is under way is not carried into the batches after it', async () => {
+  const alice = await registerProfile(ledger, 'Alice');
+  const bob = await registerProfile(ledger, 'Bob');
+  const notifier = await openNotifier(database.pool, { appUrl: 'https://app.example.com' });
+  const tables = { notifications: 'notifications' };
+  const id = await activeCommitment(ledger, alice, bob, 'Plans for the reunion');
+  // The batch's entries, opened as the projector's claim opens them; then the first is erased
+  // (a redaction, its record not yet appended) before the notifier gets to them.
+  const batch = await readStream(database.db, ledger, commitmentStream(id));
+  await database.pool.query(
+    'update ledger_entries set data = null, salt = null, sealed = null where index = $1',
+    [batch[0]?.index],
+  );
+  const client = await database.pool.connect();
+  try {
+    await notifier.apply(client, batch, tables, ledger.cipher);
+    const cancelled = await ledger.append({
+      stream: commitmentStream(id),
+      expectedVersion: 'any',
+      actor: alice,
+      events: [{ type: 'CommitmentCancelled', data: {} }],
+    });
+    if (cancelled.outcome !== 'appended') throw new Error(cancelled.outcome);
+    await notifier.apply(client, cancelled.entries, tables, ledger.cipher);
+
+    const stored = await client.query(
+      'select id, recipient_id, sealed from notifications where commitment_id = $1 and ledger_index = $2',
+      [id, cancelled.entries[0]?.index],
+    );
+    const texts = await openNotificationTexts(
+      ledger.cipher.fields,
+      stored.rows.map((row) => ({ ...row, recipientId: row.recipient_id })),
+    );
+    expect(texts.map((text) => text?.title)).toEqual(['“(redacted)” was cancelled']);
+  } finally {
+    client.release();
+  }
+});
