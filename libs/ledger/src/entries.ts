@@ -65,24 +65,17 @@ export async function readEntry(db: Db, source: LedgerSource, index: number): Pr
   return row && (await source.cipher.entries([row], source.origin))[0];
 }
 
-/**
- * The stored rows of these streams' entries before ledger index `before`, in index order. The
- * streams' rows are found first (a materialised CTE): with `index < before` beside the streams,
- * the planner ANDed in a scan of the whole ledger below `before`, which grows with the ledger.
- */
-export async function streamRowsBefore(
+/** The stored rows of these streams' entries before ledger index `before`, in index order. */
+export function streamRowsBefore(
   client: pg.ClientBase | pg.Pool,
   streams: readonly string[],
   before: number,
 ): Promise<LedgerEntriesTable[]> {
-  // Planned for each call, not named: a connection's kept plan is made on the ledger as it was
-  // then, and one made while the ledger was young scanned the whole table as it grew.
-  const { rows } = await client.query<LedgerEntriesTable>(
-    `with rows as materialized (select * from ledger_entries where stream = any($1::text[]))
-     select * from rows where index < $2 order by index`,
-    [streams, before],
+  return streamRowsAfter(
+    client,
+    streams.map((stream) => ({ stream, version: -1 })),
+    before,
   );
-  return rows;
 }
 
 /**

@@ -4,6 +4,7 @@
 // to that event.
 import type { Database } from '@connect/db';
 import { type Kysely, sql } from 'kysely';
+import type pg from 'pg';
 import { readStream } from './entries.ts';
 import type { Ledger } from './ledger.ts';
 
@@ -66,4 +67,16 @@ export async function redactEntries(
     done.push({ index: entry.index, stream: entry.stream, erased: entry.hasBody });
   }
   return done;
+}
+
+/**
+ * How many times a ledger entry's body was erased, counted in each erasing transaction
+ * (migrations/032_ledger_body_changes.sql), recorded or not: what keeps states folded from bodies
+ * drops them when it moves.
+ */
+export async function bodyErasures(client: pg.ClientBase | pg.Pool): Promise<number> {
+  const { rows } = await client.query<{ changes: string }>('select changes from ledger_body_changes');
+  const changes = rows[0]?.changes;
+  if (changes === undefined) throw new Error('ledger_body_changes has lost its row: erasures cannot be seen');
+  return Number(changes);
 }

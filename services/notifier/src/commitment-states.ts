@@ -16,7 +16,7 @@ import {
   commitmentStream,
   initialState,
 } from '@connect/domain';
-import { type BodyCipher, type Entry, streamRowsAfter } from '@connect/ledger';
+import { type BodyCipher, bodyErasures, type Entry, streamRowsAfter } from '@connect/ledger';
 import type pg from 'pg';
 
 /** A commitment's state with the version and ledger index of the last entry folded into it. */
@@ -90,12 +90,4 @@ export function commitmentStates(apply: ApplyEntry, capacity = KEPT_STATES): Com
       return new Map(states);
     },
   };
-}
-
-/** How many times a ledger entry's body was erased (migrations/032_ledger_body_changes.sql). */
-async function bodyErasures(client: pg.ClientBase): Promise<number> {
-  const { rows } = await client.query<{ changes: string }>('select changes from ledger_body_changes');
-  const changes = rows[0]?.changes;
-  if (changes === undefined) throw new Error('ledger_body_changes has lost its row: erasures cannot be seen');
-  return Number(changes);
 }

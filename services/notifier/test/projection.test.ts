@@ -3,7 +3,7 @@
 
 import { openNotificationTexts } from '@connect/db';
 import { commitmentStream } from '@connect/domain';
-import { type Ledger, readStream, redactEntries } from '@connect/ledger';
+import { type Entry, type Ledger, readStream, redactEntries } from '@connect/ledger';
 import { replayProjection, startProjector } from '@connect/projector';
 import type { FastifyBaseLogger } from 'fastify';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -92,6 +92,31 @@ test('from its first run on, each event becomes notifications, enqueued in the s
   expect(enqueued).toHaveLength(rows.length);
 });
 
+/** Cancels the commitment as `actor`; its entry. */
+async function cancel(id: string, actor: string): Promise<Entry> {
+  const result = await ledger.append({
+    stream: commitmentStream(id),
+    expectedVersion: 'any',
+    actor,
+    events: [{ type: 'CommitmentCancelled', data: {} }],
+  });
+  if (result.outcome !== 'appended') throw new Error(result.outcome);
+  return result.entries[0] as Entry;
+}
+
+/** The titles of the commitment's notifications from ledger index `index`. */
+async function titlesAt(id: string, index: number): Promise<(string | undefined)[]> {
+  const stored = await database.pool.query(
+    'select id, recipient_id, sealed from notifications where commitment_id = $1 and ledger_index = $2',
+    [id, index],
+  );
+  const texts = await openNotificationTexts(
+    ledger.cipher.fields,
+    stored.rows.map((row) => ({ ...row, recipientId: row.recipient_id })),
+  );
+  return texts.map((text) => text?.title);
+}
+
 test('a notification after a redaction carries what the ledger holds now, not what the notifier saw', async () => {
   const alice = await registerProfile(ledger, 'Alice');
   const bob = await registerProfile(ledger, 'Bob');
@@ -110,24 +135,10 @@ test('a notification after a redaction carries what the ledger holds now, not wh
       { index: drafted?.index as number },
       { reason: 'erasure request', by: alice },
     );
-    const cancelled = await ledger.append({
-      stream: commitmentStream(id),
-      expectedVersion: 'any',
-      actor: alice,
-      events: [{ type: 'CommitmentCancelled', data: {} }],
-    });
-    if (cancelled.outcome !== 'appended') throw new Error(cancelled.outcome);
+    const cancelled = await cancel(id, alice);
     await expect.poll(notifierAtHead, { timeout: 15_000, interval: 25 }).toBe(true);
 
-    const stored = await database.pool.query(
-      'select id, recipient_id, sealed from notifications where commitment_id = $1 and ledger_index = $2',
-      [id, cancelled.entries[0]?.index],
-    );
-    const texts = await openNotificationTexts(
-      ledger.cipher.fields,
-      stored.rows.map((row) => ({ ...row, recipientId: row.recipient_id })),
-    );
-    expect(texts.map((text) => text?.title)).toEqual(['“(redacted)” was cancelled']);
+    expect(await titlesAt(id, cancelled.index)).toEqual(['“(redacted)” was cancelled']);
   } finally {
     await projector.close();
   }
@@ -149,24 +160,10 @@ test('a body erased while its batch is under way is not carried into the batches
   const client = await database.pool.connect();
   try {
     await notifier.apply(client, batch, tables, ledger.cipher);
-    const cancelled = await ledger.append({
-      stream: commitmentStream(id),
-      expectedVersion: 'any',
-      actor: alice,
-      events: [{ type: 'CommitmentCancelled', data: {} }],
-    });
-    if (cancelled.outcome !== 'appended') throw new Error(cancelled.outcome);
-    await notifier.apply(client, cancelled.entries, tables, ledger.cipher);
+    const cancelled = await cancel(id, alice);
+    await notifier.apply(client, [cancelled], tables, ledger.cipher);
 
-    const stored = await client.query(
-      'select id, recipient_id, sealed from notifications where commitment_id = $1 and ledger_index = $2',
-      [id, cancelled.entries[0]?.index],
-    );
-    const texts = await openNotificationTexts(
-      ledger.cipher.fields,
-      stored.rows.map((row) => ({ ...row, recipientId: row.recipient_id })),
-    );
-    expect(texts.map((text) => text?.title)).toEqual(['“(redacted)” was cancelled']);
+    expect(await titlesAt(id, cancelled.index)).toEqual(['“(redacted)” was cancelled']);
   } finally {
     client.release();
   }
