@@ -68,8 +68,9 @@ export interface ContinuousAuditOptions {
   /** Entries the sweep re-verifies a second (default 500). */
   sweepPerSecond?: number;
   /**
-   * Least time from one round's start to the next's while appends keep coming (default 50 ms): under
-   * load, fewer rounds that each verify more, rather than a round per append.
+   * Least time from one round's start to the next's while appends keep coming (default 250 ms): under
+   * load, fewer rounds that each verify more, rather than a round per append. Each round reads the
+   * newest checkpoint, the entries after the last verified one, their tree hashes and checkpoints.
    */
   roundSpacingMs?: number;
 }
@@ -101,7 +102,7 @@ export function startContinuousAudit(
   } & LedgerSource,
   options: ContinuousAuditOptions,
 ): ContinuousAudit {
-  const { log, pollMs = 1000, pageSize = 1000, sweepPerSecond = 500, roundSpacingMs = 50 } = options;
+  const { log, pollMs = 1000, pageSize = 1000, sweepPerSecond = 500, roundSpacingMs = 250 } = options;
   // Node's native Ed25519: the pure one took most of a busy server's CPU, a checkpoint per append.
   const key = withNativeVerifier(parseVerifierKey(deps.verifierKey));
   const state: AuditStatus = {

@@ -47,7 +47,8 @@ export interface ProjectorOptions {
   stuckAfterMs?: number;
   /**
    * Least time from one batch's start to the next's while the ledger keeps growing (default 10 ms):
-   * under a stream of appends, fewer and fuller batches, each a transaction fewer.
+   * under a stream of appends, fewer and fuller batches, each a transaction fewer. An append after a
+   * quiet spell is projected at once; under a stream, an entry waits at most this long for its batch.
    */
   batchSpacingMs?: number;
 }
@@ -127,6 +128,8 @@ export function startProjector(
     // A projection whose last batch had nothing of its own (profiles, while commitments change)
     // first tries to move past the next one in a single statement.
     let expectOwnEntries = true;
+    // When the last batch that found entries began: a batch that found none (a poll) spaces nothing.
+    let lastFoundAt = 0;
     while (!mustStop()) {
       const seen = wakeup.seen();
       const startedAt = Date.now();
@@ -139,6 +142,7 @@ export function startProjector(
           skipped ?? (await projectBatch(client, projection, tables, { origin, cipher, limit: batchSize }));
         client.release();
         expectOwnEntries = result.applied > 0;
+        if (result.count > 0) lastFoundAt = startedAt;
         status.lastIndex = result.lastIndex;
         advancedAt.set(projection.name, Date.now());
         for (const q of result.quarantined) {
@@ -151,7 +155,7 @@ export function startProjector(
         // announcements go unheard, a batch that found entries is followed at once by the next.
         if (result.count === 0 || (result.count < batchSize && wakeup.isListening())) {
           await wakeup.wait(pollMs, seen);
-          const spacing = startedAt + batchSpacingMs - Date.now();
+          const spacing = lastFoundAt + batchSpacingMs - Date.now();
           if (spacing > 0 && !mustStop()) await sleep(spacing);
         }
       } catch (error) {
