@@ -6,8 +6,8 @@
 // alone, true whether or not the batch that read it committed. The ledger changes a body only by
 // erasing it (a redaction), and each erasure is counted in its own transaction
 // (ledger_body_changes): when the count has moved, every kept state is dropped. So only states
-// folded from rows read after the count are kept: the states before each batch, never those
-// after its entries, which the projector opened before this count was read.
+// folded from rows read with the count (in its statement) or after it are kept: the states before
+// each batch, never those after its entries, which the projector opened before this count was read.
 
 import {
   type applyRecorded,
@@ -16,7 +16,7 @@ import {
   commitmentStream,
   initialState,
 } from '@connect/domain';
-import { type BodyCipher, bodyErasures, type Entry, streamRowsAfter } from '@connect/ledger';
+import { type BodyCipher, type Entry, streamRowsAfter, streamRowsWithErasures } from '@connect/ledger';
 import type pg from 'pg';
 
 /** A commitment's state with the version and ledger index of the last entry folded into it. */
@@ -62,11 +62,6 @@ export function commitmentStates(apply: ApplyEntry, capacity = KEPT_STATES): Com
 
   return {
     async before(client, cipher, ids, before) {
-      const counted = await bodyErasures(client);
-      if (counted !== erasures) {
-        kept.clear();
-        erasures = counted;
-      }
       const states = new Map<string, FoldedState>();
       for (const id of ids) {
         const known = kept.get(id);
@@ -76,11 +71,20 @@ export function commitmentStates(apply: ApplyEntry, capacity = KEPT_STATES): Com
         if (known.index < before) states.set(id, known);
         else kept.delete(id);
       }
-      const rows = await streamRowsAfter(
-        client,
-        ids.map((id) => ({ stream: commitmentStream(id), version: states.get(id)?.version ?? -1 })),
-        before,
-      );
+      const streams = (folded: ReadonlyMap<string, FoldedState>) =>
+        ids.map((id) => ({ stream: commitmentStream(id), version: folded.get(id)?.version ?? -1 }));
+      // Read on from the kept states with the erasure count, in one statement; should the count
+      // have moved, the kept states are dropped and the streams read whole, after that count.
+      const read = await streamRowsWithErasures(client, streams(states), before);
+      let rows = read.rows;
+      if (read.erasures !== erasures) {
+        kept.clear();
+        erasures = read.erasures;
+        if (states.size > 0) {
+          states.clear();
+          rows = await streamRowsAfter(client, streams(states), before);
+        }
+      }
       for (const entry of await cipher.entries(rows, '')) {
         const id = commitmentIdOf(entry.stream) as string;
         const state = apply(states.get(id)?.state ?? initialState(id), entry).state;

@@ -74,6 +74,9 @@ async function replayed(id: string, before: number): Promise<Commitment> {
   );
 }
 
+/** Statements the last statesBefore sent. */
+let statements = 0;
+
 async function statesBefore(
   states: ReturnType<typeof commitmentStates>,
   cipher: BodyCipher,
@@ -81,9 +84,16 @@ async function statesBefore(
   before: number,
 ) {
   const client = await database.pool.connect();
+  const query = client.query;
+  statements = 0;
+  client.query = ((...args: Parameters<typeof query>) => {
+    statements++;
+    return query.apply(client, args);
+  }) as typeof query;
   try {
     return await states.before(client, cipher, ids, before);
   } finally {
+    client.query = query;
     client.release();
   }
 }
@@ -103,6 +113,8 @@ test('a kept state is folded on with only the entries after it, to what a whole 
   const later = await amendmentsDeclined(id, 2);
   const next = await statesBefore(states, cipher, [id], later + 1);
   expect(opened()).toBe(45 + 4);
+  // The erasure count comes with the rows: one round trip.
+  expect(statements).toBe(1);
   expect(next.get(id)?.state).toEqual(await replayed(id, later + 1));
   expect(next.get(id)).toMatchObject({ version: 49, index: later });
 });
