@@ -1,7 +1,9 @@
-// LISTEN on a pooled connection held for as long as the listener lives. When the connection
-// drops, or cannot be made, it goes back to the pool destroyed and LISTEN is tried again after a
-// delay that doubles up to a ceiling. Notifications sent while no LISTEN is in force are lost, so
-// `onListening` runs each time LISTEN takes effect: the place to catch up.
+// LISTEN on one pooled connection per pool, shared by every listener of that pool and held while
+// any lives: PostgreSQL wakes every listening connection of the database at each NOTIFY, whatever
+// its channels, so each connection that listens costs a wakeup per notification.
+// When the connection drops, or cannot be made, it goes back to the pool destroyed and is tried
+// again after a delay that doubles up to a ceiling. Notifications sent while no LISTEN is in force
+// are lost, so `onListening` runs each time a listener's LISTEN takes effect: the place to catch up.
 import pg from 'pg';
 
 export interface ListenOptions {
@@ -20,9 +22,25 @@ export interface Listener {
   ready: Promise<void>;
   /** Whether LISTEN is in force now. */
   isListening(): boolean;
-  /** Stops retrying, and gives the connection back to the pool. */
+  /** Stops retrying, and gives the connection back to the pool once no other listener needs it. */
   close(): Promise<void>;
 }
+
+interface Subscriber {
+  channels: readonly string[];
+  onNotify(message: pg.Notification): void;
+  options: ListenOptions;
+  listening: boolean;
+  closed: boolean;
+  /** Its own retry of a LISTEN PostgreSQL refused (the connection itself is fine). */
+  retry?: NodeJS.Timeout;
+  delay: number;
+  /** The attempt under way for it, if any: what close() waits for. */
+  attempt?: Promise<void>;
+  settled(): void;
+}
+
+const shared = new WeakMap<pg.Pool, SharedConnection>();
 
 export function listen(
   pool: pg.Pool,
@@ -30,92 +48,188 @@ export function listen(
   onNotify: (message: pg.Notification) => void,
   options: ListenOptions = {},
 ): Listener {
-  const { retryMs = 1000, maxRetryMs = 30_000 } = options;
-  const statement = (verb: 'listen' | 'unlisten') =>
-    channels.map((channel) => `${verb} ${pg.escapeIdentifier(channel)}`).join('; ');
-  let listening: { connection: pg.PoolClient; unwatch(): void } | undefined;
-  let attempt: Promise<void> | undefined;
-  let retry: NodeJS.Timeout | undefined;
-  let delay = retryMs;
-  let closed = false;
+  let connection = shared.get(pool);
+  if (!connection) {
+    connection = new SharedConnection(pool, () => shared.delete(pool));
+    shared.set(pool, connection);
+  }
+  const owner = connection;
+  let settled!: () => void;
+  const ready = new Promise<void>((resolve) => {
+    settled = resolve;
+  });
+  const subscriber: Subscriber = {
+    channels,
+    onNotify,
+    options,
+    listening: false,
+    closed: false,
+    delay: options.retryMs ?? 1000,
+    settled,
+  };
+  owner.add(subscriber);
+  return {
+    ready,
+    isListening: () => subscriber.listening,
+    close: () => owner.remove(subscriber),
+  };
+}
 
-  function scheduleRetry(): void {
-    if (closed) return;
-    retry = setTimeout(() => {
-      retry = undefined;
-      attempt = connect();
-    }, delay);
-    retry.unref();
-    delay = Math.min(delay * 2, maxRetryMs);
+const statement = (verb: 'listen' | 'unlisten', channels: Iterable<string>) =>
+  [...channels].map((channel) => `${verb} ${pg.escapeIdentifier(channel)}`).join('; ');
+
+/** The one listening connection of a pool, and the listeners it serves. */
+class SharedConnection {
+  private readonly subscribers = new Set<Subscriber>();
+  private current: { client: pg.PoolClient; unwatch(): void } | undefined;
+  private connecting: Promise<void> | undefined;
+  private retry: NodeJS.Timeout | undefined;
+  private delay: number | undefined;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly unused: () => void,
+  ) {}
+
+  add(subscriber: Subscriber): void {
+    this.subscribers.add(subscriber);
+    if (this.current) subscriber.attempt = this.listenFor(subscriber, this.current.client);
+    else if (!this.connecting) {
+      // Down and waiting to retry: a new listener tries at once, as one on its own would.
+      clearTimeout(this.retry);
+      this.retry = undefined;
+      this.connecting = this.connect();
+    }
+  }
+
+  async remove(subscriber: Subscriber): Promise<void> {
+    if (subscriber.closed) return;
+    subscriber.closed = true;
+    clearTimeout(subscriber.retry);
+    await this.connecting;
+    await subscriber.attempt;
+    this.subscribers.delete(subscriber);
+    subscriber.listening = false;
+    const current = this.current;
+    if (this.subscribers.size === 0) {
+      clearTimeout(this.retry);
+      this.retry = undefined;
+      this.current = undefined;
+      this.unused();
+      if (!current) return;
+      // A connection that may still listen goes back to the pool destroyed, never kept.
+      const cleared = await current.client.query('unlisten *').then(
+        () => true,
+        () => false,
+      );
+      current.client.release(!cleared);
+      current.unwatch();
+      return;
+    }
+    // Its channels that no other listener wants (whether its LISTEN took effect or not).
+    const wanted = new Set([...this.subscribers].flatMap((s) => s.channels));
+    const dropped = subscriber.channels.filter((channel) => !wanted.has(channel));
+    if (current && dropped.length > 0)
+      await current.client.query(statement('unlisten', dropped)).catch(() => {});
+  }
+
+  private async connect(): Promise<void> {
+    let client: pg.PoolClient | undefined;
+    let unwatch: (() => void) | undefined;
+    try {
+      client = await this.pool.connect();
+      if (this.subscribers.size === 0) {
+        client.release();
+        return;
+      }
+      unwatch = this.watch(client);
+    } catch (error) {
+      client?.release(true);
+      unwatch?.();
+      this.down(error);
+      return;
+    } finally {
+      this.connecting = undefined;
+    }
+    this.current = { client, unwatch };
+    this.delay = undefined;
+    await Promise.all(
+      [...this.subscribers].map((s) => (s.attempt = this.listenFor(s, client as pg.PoolClient))),
+    );
+  }
+
+  /** LISTENs for one listener on the live connection; a refusal is that listener's alone to retry. */
+  private async listenFor(subscriber: Subscriber, client: pg.PoolClient): Promise<void> {
+    try {
+      await client.query(statement('listen', subscriber.channels));
+    } catch (error) {
+      // The connection lost: lost() tells every listener. A LISTEN refused: only this one retries.
+      if (this.current?.client === client && !subscriber.closed) {
+        subscriber.options.onDown?.(error);
+        subscriber.retry = setTimeout(() => {
+          subscriber.retry = undefined;
+          if (this.current && !subscriber.closed)
+            subscriber.attempt = this.listenFor(subscriber, this.current.client);
+        }, subscriber.delay);
+        subscriber.retry.unref();
+        subscriber.delay = Math.min(subscriber.delay * 2, subscriber.options.maxRetryMs ?? 30_000);
+      }
+      return;
+    } finally {
+      subscriber.settled();
+    }
+    if (this.current?.client !== client || subscriber.closed) return;
+    subscriber.listening = true;
+    subscriber.delay = subscriber.options.retryMs ?? 1000;
+    subscriber.options.onListening?.();
   }
 
   /** Handlers on the connection LISTEN runs on; removed as it goes back to the pool. */
-  function watch(connection: pg.PoolClient): () => void {
-    const onError = (error: unknown) => lost(connection, error);
-    const onEnd = () => lost(connection, new Error('the listening connection ended'));
-    connection.on('notification', onNotify);
-    connection.on('error', onError);
-    connection.on('end', onEnd);
+  private watch(client: pg.PoolClient): () => void {
+    const onNotification = (message: pg.Notification) => {
+      for (const subscriber of this.subscribers) {
+        if (subscriber.listening && subscriber.channels.includes(message.channel))
+          subscriber.onNotify(message);
+      }
+    };
+    const onError = (error: unknown) => this.lost(client, error);
+    const onEnd = () => this.lost(client, new Error('the listening connection ended'));
+    client.on('notification', onNotification);
+    client.on('error', onError);
+    client.on('end', onEnd);
     return () => {
-      connection.off('notification', onNotify);
-      connection.off('error', onError);
-      connection.off('end', onEnd);
+      client.off('notification', onNotification);
+      client.off('error', onError);
+      client.off('end', onEnd);
     };
   }
 
-  function lost(connection: pg.PoolClient, error: unknown): void {
-    if (listening?.connection !== connection) return; // a dying connection can report more than once
-    const { unwatch } = listening;
-    listening = undefined;
-    connection.release(true);
+  private lost(client: pg.PoolClient, error: unknown): void {
+    if (this.current?.client !== client) return; // a dying connection can report more than once
+    const { unwatch } = this.current;
+    this.current = undefined;
+    client.release(true);
     unwatch();
-    options.onDown?.(error);
-    scheduleRetry();
+    this.down(error);
   }
 
-  async function connect(): Promise<void> {
-    let connection: pg.PoolClient | undefined;
-    let unwatch: (() => void) | undefined;
-    try {
-      connection = await pool.connect();
-      if (closed) {
-        connection.release();
-        return;
-      }
-      unwatch = watch(connection);
-      await connection.query(statement('listen'));
-      if (closed) {
-        connection.release(true);
-        unwatch();
-        return;
-      }
-    } catch (error) {
-      // A connection whose LISTEN failed goes back to the pool destroyed, never kept.
-      connection?.release(true);
-      unwatch?.();
-      options.onDown?.(error);
-      scheduleRetry();
-      return;
+  /** Every listener is told, and the connection is tried again after the shortest retry delay asked for. */
+  private down(error: unknown): void {
+    for (const subscriber of this.subscribers) {
+      subscriber.listening = false;
+      clearTimeout(subscriber.retry);
+      subscriber.options.onDown?.(error);
+      subscriber.settled();
     }
-    listening = { connection, unwatch };
-    delay = retryMs;
-    options.onListening?.();
+    if (this.subscribers.size === 0) return;
+    const first = Math.min(...[...this.subscribers].map((s) => s.options.retryMs ?? 1000));
+    const most = Math.min(...[...this.subscribers].map((s) => s.options.maxRetryMs ?? 30_000));
+    const delay = this.delay ?? first;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      if (!this.connecting && !this.current && this.subscribers.size > 0) this.connecting = this.connect();
+    }, delay);
+    this.retry.unref();
+    this.delay = Math.min(delay * 2, most);
   }
-
-  attempt = connect();
-  return {
-    ready: attempt,
-    isListening: () => listening !== undefined,
-    async close() {
-      closed = true;
-      clearTimeout(retry);
-      await attempt;
-      const current = listening;
-      listening = undefined;
-      if (!current) return;
-      await current.connection.query(statement('unlisten')).catch(() => undefined);
-      current.connection.release();
-      current.unwatch();
-    },
-  };
 }

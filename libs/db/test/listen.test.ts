@@ -88,3 +88,63 @@ test('closing while the first LISTEN is under way leaves no connection checked o
   expect(listener.isListening()).toBe(false);
   expect(pool.totalCount - pool.idleCount).toBe(0);
 });
+
+test('the listeners of a pool share one connection, each told only of its own channels', async () => {
+  const heard: string[] = [];
+  const events: string[] = [];
+  const record = (who: string) => (message: pg.Notification) =>
+    heard.push(`${who} ${message.channel}:${message.payload}`);
+  const first = listen(pool, ['shared_a'], record('first'), {
+    retryMs: 10,
+    onListening: () => events.push('first listening'),
+    onDown: () => events.push('first down'),
+  });
+  await first.ready;
+  const second = listen(pool, ['shared_b', 'shared_a'], record('second'), {
+    retryMs: 10,
+    onListening: () => events.push('second listening'),
+    onDown: () => events.push('second down'),
+  });
+  // PostgreSQL refuses this one's LISTEN; the others listen on regardless.
+  const refused = listen(pool, [''], record('refused'), { retryMs: 10 });
+  try {
+    await second.ready;
+    await refused.ready;
+    expect([first.isListening(), second.isListening(), refused.isListening()]).toEqual([true, true, false]);
+    expect(pool.totalCount - pool.idleCount).toBe(1);
+
+    await notify('shared_a', '1');
+    await notify('shared_b', '2');
+    await expect
+      .poll(() => [...heard].sort())
+      .toEqual(['first shared_a:1', 'second shared_a:1', 'second shared_b:2']);
+
+    // One connection to kill, and every listener on it is told, then listens again.
+    expect(await killListeners()).toBe(1);
+    await expect
+      .poll(() => [...events].sort())
+      .toEqual([
+        'first down',
+        'first listening',
+        'first listening',
+        'second down',
+        'second listening',
+        'second listening',
+      ]);
+    expect([first.isListening(), second.isListening()]).toEqual([true, true]);
+
+    // Closed, the second hears nothing more; the first still does, on the same connection.
+    await second.close();
+    heard.length = 0;
+    await notify('shared_b', '3');
+    await notify('shared_a', '4');
+    await expect.poll(() => heard).toEqual(['first shared_a:4']);
+    expect(pool.totalCount - pool.idleCount).toBe(1);
+  } finally {
+    await refused.close();
+    await second.close();
+    await first.close();
+  }
+  expect(pool.totalCount - pool.idleCount).toBe(0);
+  expect(await killListeners()).toBe(0);
+});
