@@ -86,6 +86,10 @@ export function sessionGate(deps: {
         heard++;
         open.clear();
       },
+      // A lookup that began before LISTEN took effect may have read a session revoked unheard.
+      onListening: () => {
+        heard++;
+      },
     },
   );
   const listening = () => listener.isListening();

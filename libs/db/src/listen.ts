@@ -5,6 +5,7 @@
 // again after a delay that doubles up to a ceiling. Notifications sent while no LISTEN is in force
 // are lost, so `onListening` runs each time a listener's LISTEN takes effect: the place to catch up.
 import pg from 'pg';
+import { isConnectionFailure } from './connection-errors.ts';
 
 export interface ListenOptions {
   /** Called each time LISTEN takes effect: the first time, and after every reconnect. */
@@ -31,6 +32,8 @@ interface Subscriber {
   onNotify(message: pg.Notification): void;
   options: ListenOptions;
   listening: boolean;
+  /** Its LISTEN is on its way: what arrives meanwhile is its (LISTEN takes effect before its answer). */
+  pending: boolean;
   closed: boolean;
   /** Its own retry of a LISTEN PostgreSQL refused (the connection itself is fine). */
   retry?: NodeJS.Timeout;
@@ -63,6 +66,7 @@ export function listen(
     onNotify,
     options,
     listening: false,
+    pending: false,
     closed: false,
     delay: options.retryMs ?? 1000,
     settled,
@@ -73,6 +77,21 @@ export function listen(
     isListening: () => subscriber.listening,
     close: () => owner.remove(subscriber),
   };
+}
+
+/**
+ * Runs a listener's callback. Should it throw, the error surfaces on its own (as an uncaught
+ * exception), not in the middle of the shared connection's bookkeeping or another listener's turn.
+ */
+function call<A extends unknown[]>(callback: ((...args: A) => void) | undefined, ...args: A): void {
+  if (!callback) return;
+  try {
+    callback(...args);
+  } catch (error) {
+    process.nextTick(() => {
+      throw error;
+    });
+  }
 }
 
 const statement = (verb: 'listen' | 'unlisten', channels: Iterable<string>) =>
@@ -105,11 +124,12 @@ class SharedConnection {
   async remove(subscriber: Subscriber): Promise<void> {
     if (subscriber.closed) return;
     subscriber.closed = true;
+    subscriber.listening = false;
+    subscriber.pending = false;
     clearTimeout(subscriber.retry);
     await this.connecting;
     await subscriber.attempt;
     this.subscribers.delete(subscriber);
-    subscriber.listening = false;
     const current = this.current;
     if (this.subscribers.size === 0) {
       clearTimeout(this.retry);
@@ -152,7 +172,6 @@ class SharedConnection {
       this.connecting = undefined;
     }
     this.current = { client, unwatch };
-    this.delay = undefined;
     await Promise.all(
       [...this.subscribers].map((s) => (s.attempt = this.listenFor(s, client as pg.PoolClient))),
     );
@@ -160,36 +179,44 @@ class SharedConnection {
 
   /** LISTENs for one listener on the live connection; a refusal is that listener's alone to retry. */
   private async listenFor(subscriber: Subscriber, client: pg.PoolClient): Promise<void> {
+    subscriber.pending = true;
     try {
       await client.query(statement('listen', subscriber.channels));
     } catch (error) {
-      // The connection lost: lost() tells every listener. A LISTEN refused: only this one retries.
-      if (this.current?.client === client && !subscriber.closed) {
-        subscriber.options.onDown?.(error);
-        subscriber.retry = setTimeout(() => {
-          subscriber.retry = undefined;
-          if (this.current && !subscriber.closed)
-            subscriber.attempt = this.listenFor(subscriber, this.current.client);
-        }, subscriber.delay);
-        subscriber.retry.unref();
-        subscriber.delay = Math.min(subscriber.delay * 2, subscriber.options.maxRetryMs ?? 30_000);
-      }
+      subscriber.pending = false;
+      // The connection lost: every listener is told, once. A LISTEN refused: only this one retries.
+      if (isConnectionFailure(error) || (error as { severity?: string }).severity === 'FATAL')
+        this.lost(client, error);
+      else if (this.current?.client === client && !subscriber.closed) this.retryFor(subscriber, error);
       return;
     } finally {
       subscriber.settled();
     }
+    subscriber.pending = false;
     if (this.current?.client !== client || subscriber.closed) return;
     subscriber.listening = true;
     subscriber.delay = subscriber.options.retryMs ?? 1000;
-    subscriber.options.onListening?.();
+    this.delay = undefined;
+    call(subscriber.options.onListening);
+  }
+
+  private retryFor(subscriber: Subscriber, error: unknown): void {
+    subscriber.retry = setTimeout(() => {
+      subscriber.retry = undefined;
+      if (this.current && !subscriber.closed)
+        subscriber.attempt = this.listenFor(subscriber, this.current.client);
+    }, subscriber.delay);
+    subscriber.retry.unref();
+    subscriber.delay = Math.min(subscriber.delay * 2, subscriber.options.maxRetryMs ?? 30_000);
+    call(subscriber.options.onDown, error);
   }
 
   /** Handlers on the connection LISTEN runs on; removed as it goes back to the pool. */
   private watch(client: pg.PoolClient): () => void {
     const onNotification = (message: pg.Notification) => {
       for (const subscriber of this.subscribers) {
-        if (subscriber.listening && subscriber.channels.includes(message.channel))
-          subscriber.onNotify(message);
+        if ((subscriber.listening || subscriber.pending) && subscriber.channels.includes(message.channel))
+          call(subscriber.onNotify, message);
       }
     };
     const onError = (error: unknown) => this.lost(client, error);
@@ -215,21 +242,26 @@ class SharedConnection {
 
   /** Every listener is told, and the connection is tried again after the shortest retry delay asked for. */
   private down(error: unknown): void {
+    // Every listener's state first: a callback that throws leaves none of them listening on a
+    // connection that is gone, nor the retry unscheduled.
+    const told = [...this.subscribers].filter((s) => !s.closed);
     for (const subscriber of this.subscribers) {
       subscriber.listening = false;
+      subscriber.pending = false;
       clearTimeout(subscriber.retry);
-      subscriber.options.onDown?.(error);
-      subscriber.settled();
     }
-    if (this.subscribers.size === 0) return;
-    const first = Math.min(...[...this.subscribers].map((s) => s.options.retryMs ?? 1000));
-    const most = Math.min(...[...this.subscribers].map((s) => s.options.maxRetryMs ?? 30_000));
-    const delay = this.delay ?? first;
-    this.retry = setTimeout(() => {
-      this.retry = undefined;
-      if (!this.connecting && !this.current && this.subscribers.size > 0) this.connecting = this.connect();
-    }, delay);
-    this.retry.unref();
-    this.delay = Math.min(delay * 2, most);
+    if (told.length > 0) {
+      const first = Math.min(...told.map((s) => s.options.retryMs ?? 1000));
+      const most = Math.min(...told.map((s) => s.options.maxRetryMs ?? 30_000));
+      const delay = this.delay ?? first;
+      this.retry = setTimeout(() => {
+        this.retry = undefined;
+        if (!this.connecting && !this.current && this.subscribers.size > 0) this.connecting = this.connect();
+      }, delay);
+      this.retry.unref();
+      this.delay = Math.min(delay * 2, most);
+    }
+    for (const subscriber of this.subscribers) subscriber.settled();
+    for (const subscriber of told) call(subscriber.options.onDown, error);
   }
 }
