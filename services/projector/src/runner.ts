@@ -6,10 +6,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { LedgerSource } from '@connect/ledger';
 import type { FastifyBaseLogger } from 'fastify';
 import type pg from 'pg';
-import { type BatchResult, projectBatch, skipBatch } from './batch.ts';
-import { liveTables, type Projection } from './projection.ts';
+import { type BatchResult, projectBatch } from './batch.ts';
+import { liveTables, type Projection, type Tables } from './projection.ts';
 import { PROJECTIONS } from './projections/index.ts';
-import { isTransient } from './transient.ts';
+import { skipsTogether } from './skips-together.ts';
+import { connectFrom, isTransient } from './transient.ts';
 import { ledgerWakeup } from './wakeup.ts';
 
 /** First key of the advisory locks; the second is hashtext(projection name). */
@@ -73,6 +74,7 @@ export function startProjector(
     batchSpacingMs = 10,
   } = options;
   const wakeup = ledgerWakeup(pool, pollMs);
+  const skip = skipsTogether(pool, batchSize);
   const statuses = new Map<string, ProjectionStatus>();
   /** When each projection last finished a batch (or became active): how stuck detection sees it. */
   const advancedAt = new Map<string, number>();
@@ -133,14 +135,9 @@ export function startProjector(
     while (!mustStop()) {
       const seen = wakeup.seen();
       const startedAt = Date.now();
-      const client = await pool.connect();
       try {
-        const skipped: BatchResult | undefined = expectOwnEntries
-          ? undefined
-          : await skipBatch(client, projection, batchSize);
-        const result: BatchResult =
-          skipped ?? (await projectBatch(client, projection, tables, { origin, cipher, limit: batchSize }));
-        client.release();
+        const skipped = expectOwnEntries ? undefined : await skip(projection);
+        const result: BatchResult = skipped ?? (await projectNext(projection, tables));
         expectOwnEntries = result.applied > 0;
         if (result.count > 0) lastFoundAt = startedAt;
         status.lastIndex = result.lastIndex;
@@ -159,7 +156,6 @@ export function startProjector(
           if (spacing > 0 && !mustStop()) await sleep(spacing);
         }
       } catch (error) {
-        client.release(isTransient(error));
         if (isTransient(error)) throw error;
         const message = (error as Error).message;
         status.state = 'failed';
@@ -167,6 +163,19 @@ export function startProjector(
         log.error({ projection: projection.name, error: message }, 'projection stopped');
         return;
       }
+    }
+  }
+
+  /** One batch of the projection's entries, on a connection of its own. */
+  async function projectNext(projection: Projection, tables: Tables): Promise<BatchResult> {
+    const client = await connectFrom(pool);
+    try {
+      const result = await projectBatch(client, projection, tables, { origin, cipher, limit: batchSize });
+      client.release();
+      return result;
+    } catch (error) {
+      client.release(isTransient(error));
+      throw error;
     }
   }
 

@@ -4,7 +4,7 @@ import { commitmentStream, DEFAULT_TYPES } from '@connect/domain';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestDatabase } from '../../../test/support/database.ts';
-import { projectBatch, skipBatch } from '../src/batch.ts';
+import { projectBatch, skipBatch, skipBatches } from '../src/batch.ts';
 import type { Projection } from '../src/projection.ts';
 import { liveTables } from '../src/projection.ts';
 import { PROJECTIONS } from '../src/projections/index.ts';
@@ -12,6 +12,9 @@ import { activeCommitment, ORIGIN, projectorLedger, registerProfile } from './su
 
 const profiles = PROJECTIONS.find((projection) => projection.name === 'profiles') as Projection;
 const commitments = PROJECTIONS.find((projection) => projection.name === 'commitments') as Projection;
+const commitmentTypes = PROJECTIONS.find(
+  (projection) => projection.name === 'commitment_types',
+) as Projection;
 
 describe('skipBatch: a batch with none of the projection’s entries', () => {
   let database: TestDatabase;
@@ -82,6 +85,59 @@ describe('skipBatch: a batch with none of the projection’s entries', () => {
     expect((await client.query("select current_setting('synchronous_commit') as mode")).rows[0].mode).toBe(
       'on',
     );
+  });
+});
+
+describe('skipBatches: several projections in one statement', () => {
+  let database: TestDatabase;
+  let ledger: Awaited<ReturnType<typeof projectorLedger>>['ledger'];
+  const types = DEFAULT_TYPES.length;
+
+  beforeAll(async () => {
+    ({ database, ledger } = await projectorLedger());
+    const alice = await registerProfile(ledger, 'Alice');
+    const bob = await registerProfile(ledger, 'Bob');
+    await activeCommitment(ledger, alice, bob);
+    await ledger.drain();
+  });
+  afterAll(async () => {
+    await ledger.drain();
+    await database.close();
+  });
+
+  it('moves each checkpoint on its own, leaving a projection whose entries come next to apply them', async () => {
+    const client = await database.pool.connect();
+    const told: string[] = [];
+    client.on('notification', (message) => told.push(message.payload ?? ''));
+    await client.query(`listen ${PROJECTED_CHANNEL}`);
+    try {
+      // The types come first: the profiles' checkpoint moves over them, the types' does not move.
+      const first = await skipBatches(client, [profiles, commitmentTypes], types);
+      expect(first).toEqual([{ count: types, lastIndex: types - 1, applied: 0, quarantined: [] }, undefined]);
+      // Past the types, to the head (two profiles, then a commitment's entries): the types'
+      // checkpoint moves over all of it, the profiles' stays before their own two entries.
+      await database.pool.query(
+        "update projection_checkpoints set last_index = $1 where projection = 'commitment_types'",
+        [types - 1],
+      );
+      const { rows } = await client.query<{ head: number }>('select tree_size - 1 as head from ledger_head');
+      const head = Number(rows[0]?.head);
+      const second = await skipBatches(client, [commitmentTypes, profiles], 100);
+      expect(second).toEqual([
+        { count: head - types + 1, lastIndex: head, applied: 0, quarantined: [] },
+        undefined,
+      ]);
+      const { rows: checkpoints } = await client.query<{ projection: string; last_index: number }>(
+        "select projection, last_index from projection_checkpoints where projection in ('profiles', 'commitment_types') order by projection",
+      );
+      expect(checkpoints).toEqual([
+        { projection: 'commitment_types', last_index: head },
+        { projection: 'profiles', last_index: types - 1 },
+      ]);
+      await expect.poll(() => told).toEqual([`profiles:${types - 1}`, `commitment_types:${head}`]);
+    } finally {
+      client.release();
+    }
   });
 });
 
