@@ -15,7 +15,7 @@ import type { Entry } from '@connect/ledger';
 import { type BodyCipher, REDACTIONS_STREAM, streamKeySubject, streamRowsBefore } from '@connect/ledger';
 import type pg from 'pg';
 import { type Projection, ProjectionError, type Tables } from '../projection.ts';
-import { type Columns, ident, Statement, upsertOn } from '../sql.ts';
+import { arrayLiteral, type Columns, ident, Statement, upsertOn } from '../sql.ts';
 import { redactedIndex, redactedStream } from './redactions.ts';
 
 interface CommitmentRow {
@@ -179,10 +179,31 @@ export const commitmentsProjection: Projection = {
         return after !== undefined && partyIdsOf(after.state).join(',') !== before;
       })
       .map(([id]) => id);
-    await writeRows(client, tables, cipher.fields, [...touched.values()], shown, redactedIndexes);
-    await updateMembership(client, tables, membershipMoved);
+    await writeRows(client, tables, cipher.fields, [...touched.values()], shown, {
+      redactedIndexes,
+      membershipMoved,
+    });
   },
 };
+
+/** An update giving the history rows of these commitments their new party_ids, as a part of `statement`. */
+function historyMembership(
+  statement: Statement,
+  table: string,
+  ids: string[],
+  membersOf: (id: string) => string[],
+): string {
+  const idList = statement.param(ids, 'uuid[]');
+  const members = statement.param(
+    ids.map((id) => arrayLiteral(membersOf(id))),
+    'text[]',
+  );
+  return `update ${ident(table)} h set party_ids = m.party_ids::text[]
+      from unnest(${idList}, ${members}) as m(id, party_ids)
+     where h.commitment_id = m.id and h.party_ids is distinct from m.party_ids::text[]
+       -- said again of h, so its index is used
+       and h.commitment_id = any(${idList})`;
+}
 
 /** The user ids of a commitment's parties, the row-level security policies' party_ids. */
 export function partyIdsOf(state: Commitment): string[] {
@@ -191,7 +212,8 @@ export function partyIdsOf(state: Commitment): string[] {
 
 /**
  * Gives the history rows of these commitments their commitments' party_ids (the other tables'
- * rows are all rewritten with the commitment; history rows are only added).
+ * rows are all rewritten with the commitment; history rows are only added), in a statement of its
+ * own: after one that marks history rows redacted (one statement must not update a row twice).
  */
 async function updateMembership(client: pg.ClientBase, tables: Tables, ids: string[]): Promise<void> {
   if (ids.length === 0) return;
@@ -270,8 +292,13 @@ async function writeRows(
   fields: FieldCipher,
   projected: Projected[],
   newHistory: NewHistoryRow[],
-  redactedIndexes: number[],
+  changed: {
+    redactedIndexes: number[];
+    /** Commitments whose parties changed: their history rows written before carry the old party_ids. */
+    membershipMoved: string[];
+  },
 ): Promise<void> {
+  const { redactedIndexes, membershipMoved } = changed;
   const ids = projected.map((p) => p.state.id);
   const partyIds = new Map(projected.map(({ state }) => [state.id, partyIdsOf(state)]));
   const membersOf = (id: string) => partyIds.get(id) ?? [];
@@ -403,6 +430,11 @@ async function writeRows(
       ? ''
       : `update ${ident(table('commitment_history'))} set redacted = true, sealed = null
           where index = any(${statement.param(redactedIndexes, 'bigint[]')})`,
+    // The rows this statement adds are not seen by this update (one snapshot): they carry the new party_ids already.
+    membershipMoved.length === 0 || redactedIndexes.length > 0
+      ? ''
+      : historyMembership(statement, table('commitment_history'), membershipMoved, membersOf),
   );
   await statement.run(client);
+  if (redactedIndexes.length > 0) await updateMembership(client, tables, membershipMoved);
 }
