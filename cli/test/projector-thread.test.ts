@@ -126,6 +126,44 @@ describe("connect start's projector thread", () => {
     }
   });
 
+  it("does not check again the signature of a checkpoint the main thread's appender signed", async () => {
+    const thread = await startProjectorThread({ config, verifierKey: ledger.verifierKey, log: quiet });
+    const metric = async (name: string) =>
+      Number((await thread.metrics()).find((m) => m.name === name)?.values[0]?.value);
+    const auditedToHead = async () =>
+      expect
+        .poll(() => metric('connect_audit_verified_entries'), { timeout: 20_000 })
+        .toBe((await headIndex(database)) + 1);
+    const unobserve = ledger.observe({
+      appended() {},
+      committed() {},
+      signed: (checkpoint, note) => thread.signed(checkpoint, note),
+    });
+    try {
+      await auditedToHead();
+      // The sweep's first pass checks the checkpoints signed before the thread began; then none.
+      const settled = async () => {
+        const first = await metric('connect_audit_signatures_checked_total');
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        return (await metric('connect_audit_signatures_checked_total')) === first;
+      };
+      await expect.poll(settled, { timeout: 20_000 }).toBe(true);
+      const before = await metric('connect_audit_signatures_checked_total');
+      // Five appends one after the other: five checkpoints, each signed here and told.
+      for (let i = 0; i < 5; i++) await registerProfile(ledger, `Told ${i}`);
+      await auditedToHead();
+      expect(await metric('connect_audit_signatures_checked_total')).toBe(before);
+      // Five more, not told: the audit checks each one's signature.
+      unobserve();
+      for (let i = 0; i < 5; i++) await registerProfile(ledger, `Not told ${i}`);
+      await auditedToHead();
+      expect(await metric('connect_audit_signatures_checked_total')).toBe(before + 5);
+    } finally {
+      unobserve();
+      await thread.close();
+    }
+  });
+
   it('runs the continuous audit: a checkpoint altered in the database makes it not ready, naming it', async () => {
     const thread = await startProjectorThread({ config, verifierKey: ledger.verifierKey, log: quiet });
     const { rows } = await database.pool.query<{ tree_size: number; note: string }>(

@@ -1,5 +1,6 @@
 // The messages between `connect start`'s main thread (thread.ts) and its projector thread
 // (worker.ts).
+import type { Checkpoint } from '@connect/crypto';
 import type { Config } from '@connect/db';
 
 /** What the main thread hands the projector thread. */
@@ -16,6 +17,14 @@ export interface CallMessage {
   id: number;
   call: Call;
 }
+
+/** A checkpoint the main thread's appender signed: the audit need not check that note's signature. */
+export interface SignedMessage {
+  signed: { checkpoint: Checkpoint; note: string };
+}
+
+/** What the main thread sends the projector thread. */
+export type MainMessage = CallMessage | SignedMessage;
 
 export type ThreadMessage =
   /** Everything is open and the projections run. */

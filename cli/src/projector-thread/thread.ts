@@ -1,14 +1,17 @@
 // `connect start` runs its projector on a thread of its own (worker.ts). This is the main
 // thread's side: a Projector whose calls are messages, plus the thread's metrics.
 import { Worker } from 'node:worker_threads';
+import type { Checkpoint } from '@connect/crypto';
 import type { Metrics } from '@connect/http';
 import type { Projector } from '@connect/projector';
 import type { FastifyBaseLogger } from 'fastify';
-import type { Call, CallMessage, ThreadData, ThreadMessage } from './protocol.ts';
+import type { Call, CallMessage, SignedMessage, ThreadData, ThreadMessage } from './protocol.ts';
 
 export interface ProjectorThread extends Projector {
   /** The thread's own metrics (the audit's, the delivery queue's, its pools'), for the server's /metrics. */
   metrics(): Promise<Metrics>;
+  /** Tells the thread's continuous audit of a checkpoint this process signed (the appender's observer). */
+  signed(checkpoint: Checkpoint, note: string): void;
 }
 
 /** How long the thread may take to answer a call; its close may take the shutdown's time. */
@@ -90,6 +93,9 @@ export async function startProjectorThread(
     readiness: () => call('readiness'),
     status: () => call('status'),
     metrics: () => call('metrics'),
+    signed(checkpoint, note) {
+      if (!stopped) worker.postMessage({ signed: { checkpoint, note } } satisfies SignedMessage);
+    },
     close() {
       closed ??= (async () => {
         if (stopped) return;

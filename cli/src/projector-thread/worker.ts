@@ -6,12 +6,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { assertMasterKeysHeld, openDatabase } from '@connect/db';
 import { eventLoopMetrics, poolGauge, releaseEach } from '@connect/http';
-import { openBodyCipher, registerAuditMetrics, startContinuousAudit } from '@connect/ledger';
+import { openBodyCipher, registerAuditMetrics, signedNotes, startContinuousAudit } from '@connect/ledger';
 import { type DeliveryQueue, openDeliveryQueue, openNotifier } from '@connect/notifier';
 import { PROJECTIONS, startProjector } from '@connect/projector';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import type { Call, CallMessage, ThreadData, ThreadMessage } from './protocol.ts';
+import type { Call, MainMessage, ThreadData, ThreadMessage } from './protocol.ts';
 
 const port = parentPort;
 if (!port) throw new Error('worker.ts runs as a worker thread (thread.ts starts it)');
@@ -22,6 +22,8 @@ const metrics = new Registry();
 const watchPool = poolGauge(metrics);
 eventLoopMetrics(metrics, 'projector');
 
+/** The checkpoints the main thread signed lately: the audit does not check their signatures again. */
+const signed = signedNotes();
 const opened: Array<() => unknown> = [];
 let released: Promise<void> | undefined;
 const release = () => {
@@ -37,7 +39,9 @@ const calls = await open().catch(async (error: unknown) => {
   throw error;
 });
 
-port.on('message', ({ id, call }: CallMessage) => {
+port.on('message', (message: MainMessage) => {
+  if ('signed' in message) return signed.keep(message.signed.checkpoint, message.signed.note);
+  const { id, call } = message;
   calls[call]().then(
     (value) => port.postMessage({ id, value } satisfies ThreadMessage),
     (error: unknown) => port.postMessage({ id, error: (error as Error).message } satisfies ThreadMessage),
@@ -64,7 +68,10 @@ async function open(): Promise<Record<Call, () => Promise<unknown>>> {
   const projector = startProjector({ pool, origin: config.ledgerOrigin, cipher, log }, { projections });
   opened.push(() => projector.close());
   await delivery?.start(log);
-  const audit = startContinuousAudit({ pool, db, origin: config.ledgerOrigin, cipher, verifierKey }, { log });
+  const audit = startContinuousAudit(
+    { pool, db, origin: config.ledgerOrigin, cipher, verifierKey, signedHere: signed.signedHere },
+    { log },
+  );
   opened.push(() => audit.close());
   registerAuditMetrics(metrics, audit);
   return {

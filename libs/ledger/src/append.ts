@@ -9,7 +9,6 @@ import { randomUUID } from 'node:crypto';
 import { type Checkpoint, formatRecordedAt, type SigningKey, signCheckpoint } from '@connect/crypto';
 import { type Database, randomPool } from '@connect/db';
 import type { Kysely } from 'kysely';
-import { LRUCache } from 'lru-cache';
 import type pg from 'pg';
 import {
   type AppendPlan,
@@ -24,15 +23,13 @@ import {
 import { lockHead, readLedgerState, settleOutcomes, writePlan } from './append-writer.ts';
 import { type BodyCipher, clearBodies, type LedgerSource, type SealBody } from './body-cipher.ts';
 import { groupCommit } from './group-commit.ts';
+import { signedNotes } from './signed-notes.ts';
 import { loadPeaks } from './tree-store.ts';
 import type { AppendRequest, AppendResult } from './types.ts';
 import { validateAppend } from './validate.ts';
 
 /** Most stream versions kept in memory, by this process's tip or by a pipeline in flight. */
 const MAX_KNOWN_STREAMS = 100_000;
-
-/** Notes kept for signedHere: more than a continuous audit round ever finds new. */
-const SIGNED_KEPT = 4096;
 
 export interface AppenderDeps {
   pool: pg.Pool;
@@ -67,6 +64,11 @@ export interface AppendObserver {
   appended(outcome: AppendResult['outcome'] | 'failed'): void;
   /** A batch committed `events` new entries in one transaction. */
   committed(events: number): void;
+  /**
+   * A checkpoint was signed for a batch about to commit (one that fails leaves its note unstored):
+   * what a continuous audit on another thread of this process is told, as signedHere tells one here.
+   */
+  signed?(checkpoint: Checkpoint, note: string): void;
 }
 
 interface Pending extends QueuedAppend {
@@ -98,8 +100,11 @@ export function createAppender(deps: AppenderDeps): Appender {
   // Salts for every append, cut from draws of 4 KiB (256 salts).
   const salts = randomPool(4096);
   const observers = new Set<AppendObserver>();
-  /** The notes this appender signed lately, by tree size. */
-  const signed = new LRUCache<number, { note: string; checkpoint: Checkpoint }>({ max: SIGNED_KEPT });
+  const signed = signedNotes();
+  const keepSigned = (checkpoint: Checkpoint, note: string) => {
+    signed.keep(checkpoint, note);
+    for (const observer of observers) observer.signed?.(checkpoint, note);
+  };
   /** Appends whose stream keys are being read or made: not queued yet, but drained too. */
   const preparing = new Set<Promise<void>>();
   let pipeline: Pipeline | undefined;
@@ -194,7 +199,7 @@ export function createAppender(deps: AppenderDeps): Appender {
     // Some append would not simply be appended (a conflict, a key used twice): decided under the lock.
     if (plan.entries.length < batch.reduce((n, p) => n + p.request.events.length, 0)) return null;
     const note = signCheckpoint(plan.checkpoint, key);
-    signed.set(plan.checkpoint.treeSize, { note, checkpoint: plan.checkpoint });
+    keepSigned(plan.checkpoint, note);
     const stage = ahead ?? {
       client: await connect(),
       writes: 0,
@@ -271,7 +276,7 @@ export function createAppender(deps: AppenderDeps): Appender {
         if (!(await writePlan(client, base, plan, note, seal)))
           throw new Error('the ledger head moved while locked');
         // Kept before the commit: were it rolled back, the note stored at this size would be another.
-        signed.set(plan.checkpoint.treeSize, { note, checkpoint: plan.checkpoint });
+        keepSigned(plan.checkpoint, note);
         results = await settleOutcomes(client, source, plan.outcomes);
       }
       await client.query('commit');
@@ -335,9 +340,6 @@ export function createAppender(deps: AppenderDeps): Appender {
       observers.add(observer);
       return () => observers.delete(observer);
     },
-    signedHere(treeSize, note) {
-      const kept = signed.get(treeSize);
-      return kept?.note === note ? kept.checkpoint : undefined;
-    },
+    signedHere: signed.signedHere,
   };
 }

@@ -46,6 +46,8 @@ export interface AuditStatus {
   verifiedEntries: number;
   /** Entries the sweep has re-verified since the audit started. */
   sweptEntries: number;
+  /** Checkpoint signatures it checked (a note signed in this process, or checked before, is not again). */
+  signaturesChecked: number;
   /** What did not match, when the audit failed. */
   failure: string | undefined;
 }
@@ -110,6 +112,7 @@ export function startContinuousAudit(
     failures: 0,
     verifiedEntries: 0,
     sweptEntries: 0,
+    signaturesChecked: 0,
     failure: undefined,
   };
   let tip: (Cursor & { root: Uint8Array }) | undefined;
@@ -137,6 +140,7 @@ export function startContinuousAudit(
       let opened = deps.signedHere?.(row.tree_size, row.note);
       if (!opened)
         try {
+          state.signaturesChecked++;
           opened = openCheckpoint(row.note, [key]);
         } catch (error) {
           return mismatch(`checkpoint of size ${row.tree_size} does not verify: ${(error as Error).message}`);

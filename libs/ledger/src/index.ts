@@ -16,6 +16,7 @@ export * from './receipt.ts';
 export * from './redact.ts';
 export { entryFromRow } from './rows.ts';
 export * from './runtime.ts';
+export * from './signed-notes.ts';
 export * from './subscribe.ts';
 export * from './tree-store.ts';
 export * from './types.ts';

@@ -147,6 +147,15 @@ export function registerAuditMetrics(registry: Registry, audit: ContinuousAudit)
       this.inc(audit.status().failures);
     },
   });
+  new Counter({
+    name: 'connect_audit_signatures_checked_total',
+    help: 'Checkpoint signatures the continuous audit checked (a note signed in this process, or checked before, is not checked again)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(audit.status().signaturesChecked);
+    },
+  });
   new Gauge({
     name: 'connect_audit_verified_entries',
     help: 'Tree size up to which the continuous audit has verified the ledger',
