@@ -2,9 +2,8 @@
 // header, leaf hash and every proof stay as they were. Who redacted what and why is itself
 // recorded in the ledger (EntryRedacted in the `redactions` stream), and the projections react
 // to that event.
-import type { Database, LedgerEntriesTable } from '@connect/db';
+import type { Database } from '@connect/db';
 import { type Kysely, sql } from 'kysely';
-import type pg from 'pg';
 import { readStream } from './entries.ts';
 import type { Ledger } from './ledger.ts';
 
@@ -68,36 +67,3 @@ export async function redactEntries(
   }
   return done;
 }
-
-/**
- * The stored rows of each stream's entries after its `version` and before ledger index `before`
- * (as streamRowsAfter), with how many times a ledger entry's body was erased, counted in each
- * erasing transaction (migrations/032_ledger_body_changes.sql), recorded or not: what keeps states
- * folded from bodies drops them when it moves. One statement, so one snapshot: the rows are those
- * the count stands for, and one round trip.
- */
-export async function streamRowsWithErasures(
-  client: pg.ClientBase | pg.Pool,
-  streams: readonly { stream: string; version: number }[],
-  before: number,
-): Promise<{ erasures: number; rows: LedgerEntriesTable[] }> {
-  const { rows } = await client.query<Nullable<LedgerEntriesTable> & { body_erasures: string }>(
-    `select c.changes as body_erasures, e.*
-       from ledger_body_changes c
-       left join lateral (
-         select e.* from unnest($1::text[], $2::bigint[]) as s(stream, version)
-           cross join lateral (
-             select * from ledger_entries where stream = s.stream and version > s.version order by version) e
-         where e.index < $3) e on true
-      order by e.index`,
-    [streams.map((s) => s.stream), streams.map((s) => s.version), before],
-  );
-  const changes = rows[0]?.body_erasures;
-  if (changes === undefined) throw new Error('ledger_body_changes has lost its row: erasures cannot be seen');
-  return {
-    erasures: Number(changes),
-    rows: rows.filter((row): row is LedgerEntriesTable & { body_erasures: string } => row.index !== null),
-  };
-}
-
-type Nullable<T> = { [K in keyof T]: T[K] | null };

@@ -66,10 +66,12 @@ const CLAIM = `checkpoint as (
        reach as (select max(index) as upto from next)`;
 
 /**
- * What an update of the checkpoint of projection $1 returns: its new index, having told the
- * listeners `<projection>:<index>` (services/query/src/projected-index.ts reads it).
+ * What an update of a projection's checkpoint returns: its new index, having told the listeners
+ * `<projection>:<index>` (services/query/src/projected-index.ts reads it). `projection` is the SQL
+ * that names it: a parameter, or the updated row's column.
  */
-const MOVED_RETURNING = `last_index, pg_notify('${PROJECTED_CHANNEL}', $1 || ':' || last_index)`;
+const movedReturning = (projection: string) =>
+  `last_index, pg_notify('${PROJECTED_CHANNEL}', ${projection} || ':' || last_index)`;
 
 /**
  * Moves the checkpoint over the next `limit` entries when none of them is in the projection's
@@ -119,8 +121,7 @@ export async function skipBatches(
          update projection_checkpoints c set last_index = reach.upto, updated_at = now()
            from reach
           where c.projection = reach.projection and reach.projection not in (select projection from wanted)
-          returning c.projection, c.last_index,
-                    pg_notify('${PROJECTED_CHANNEL}', c.projection || ':' || c.last_index))
+          returning c.projection, ${movedReturning('c.projection')})
        select c.projection, c.last_index as checkpoint_index,
               c.projection in (select projection from wanted) as wanted,
               (select last_index from moved m where m.projection = c.projection) as moved_to,
@@ -212,7 +213,7 @@ async function projectOnce(
       {
         name: 'projector-move-checkpoint',
         text: `update projection_checkpoints set last_index = $2, updated_at = now() where projection = $1
-         returning ${MOVED_RETURNING}`,
+         returning ${movedReturning('$1')}`,
         values: [projection.name, lastIndex],
       },
       { after: COMMIT },

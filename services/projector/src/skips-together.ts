@@ -11,7 +11,7 @@ export type SkipTogether = (projection: Projection) => Promise<BatchResult | und
 export function skipsTogether(pool: pg.Pool, limit: number): SkipTogether {
   let waiting: { projection: Projection; settle(result: Promise<BatchResult | undefined>): void }[] = [];
 
-  async function skipWaiting(): Promise<void> {
+  function skipWaiting(): void {
     const asked = waiting;
     waiting = [];
     const results = (async () => {
@@ -36,7 +36,7 @@ export function skipsTogether(pool: pg.Pool, limit: number): SkipTogether {
 
   return (projection) =>
     new Promise((resolve) => {
-      if (waiting.length === 0) setImmediate(() => void skipWaiting());
+      if (waiting.length === 0) setImmediate(skipWaiting);
       waiting.push({ projection, settle: resolve });
     });
 }

@@ -16,6 +16,16 @@ const commitmentTypes = PROJECTIONS.find(
   (projection) => projection.name === 'commitment_types',
 ) as Projection;
 
+/** A ledger of the commitment types, then two profiles, then a commitment between them. */
+async function typesProfilesAndCommitment() {
+  const opened = await projectorLedger();
+  const alice = await registerProfile(opened.ledger, 'Alice');
+  const bob = await registerProfile(opened.ledger, 'Bob');
+  await activeCommitment(opened.ledger, alice, bob);
+  await opened.ledger.drain();
+  return opened;
+}
+
 describe('skipBatch: a batch with none of the projection’s entries', () => {
   let database: TestDatabase;
   let ledger: Awaited<ReturnType<typeof projectorLedger>>['ledger'];
@@ -34,11 +44,7 @@ describe('skipBatch: a batch with none of the projection’s entries', () => {
     ).last_index;
 
   beforeAll(async () => {
-    ({ database, ledger } = await projectorLedger());
-    const alice = await registerProfile(ledger, 'Alice');
-    const bob = await registerProfile(ledger, 'Bob');
-    await activeCommitment(ledger, alice, bob);
-    await ledger.drain();
+    ({ database, ledger } = await typesProfilesAndCommitment());
     client = await database.pool.connect();
     client.on('notification', (message) => told.push(message.payload ?? ''));
     await client.query(`listen ${PROJECTED_CHANNEL}`);
@@ -94,11 +100,7 @@ describe('skipBatches: several projections in one statement', () => {
   const types = DEFAULT_TYPES.length;
 
   beforeAll(async () => {
-    ({ database, ledger } = await projectorLedger());
-    const alice = await registerProfile(ledger, 'Alice');
-    const bob = await registerProfile(ledger, 'Bob');
-    await activeCommitment(ledger, alice, bob);
-    await ledger.drain();
+    ({ database, ledger } = await typesProfilesAndCommitment());
   });
   afterAll(async () => {
     await ledger.drain();

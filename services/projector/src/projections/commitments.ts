@@ -186,7 +186,10 @@ export const commitmentsProjection: Projection = {
   },
 };
 
-/** An update giving the history rows of these commitments their new party_ids, as a part of `statement`. */
+/**
+ * An update giving the history rows of these commitments their new party_ids (the other tables'
+ * rows are all rewritten with the commitment; history rows are only added), as a part of `statement`.
+ */
 function historyMembership(
   statement: Statement,
   table: string,
@@ -208,25 +211,6 @@ function historyMembership(
 /** The user ids of a commitment's parties, the row-level security policies' party_ids. */
 export function partyIdsOf(state: Commitment): string[] {
   return [...new Set(state.parties.map((p) => p.userId))].sort();
-}
-
-/**
- * Gives the history rows of these commitments their commitments' party_ids (the other tables'
- * rows are all rewritten with the commitment; history rows are only added), in a statement of its
- * own: after one that marks history rows redacted (one statement must not update a row twice).
- */
-async function updateMembership(client: pg.ClientBase, tables: Tables, ids: string[]): Promise<void> {
-  if (ids.length === 0) return;
-  await client.query(
-    preparedQuery(
-      `update ${ident(tables.commitment_history as string)} h set party_ids = c.party_ids
-       from ${ident(tables.commitments as string)} c
-      where c.id = any($1::uuid[]) and h.commitment_id = c.id and h.party_ids is distinct from c.party_ids
-        -- said again of h, so its index is used (from c alone the planner scanned all of h)
-        and h.commitment_id = any($1::uuid[])`,
-      [ids],
-    ),
-  );
 }
 
 /** A commitment replayed from its entries before `before`, as the ledger holds them now (redactions erased). */
@@ -436,5 +420,12 @@ async function writeRows(
       : historyMembership(statement, table('commitment_history'), membershipMoved, membersOf),
   );
   await statement.run(client);
-  if (redactedIndexes.length > 0) await updateMembership(client, tables, membershipMoved);
+  // After a statement that marks history rows redacted, in one of its own: one statement must not update a row twice.
+  if (membershipMoved.length > 0 && redactedIndexes.length > 0) {
+    const membership = new Statement();
+    membership.parts.push(
+      historyMembership(membership, table('commitment_history'), membershipMoved, membersOf),
+    );
+    await membership.run(client);
+  }
 }
