@@ -2,7 +2,7 @@
 // The actor's roles are their session's: read with it, and forgotten by every process the moment
 // they change (session-gate.ts). The database is read only where a rule needs more: whether the
 // creator's address is verified, and the invitee of an invitation, who must exist.
-import { compiledOnce, type Database, prepared } from '@connect/db';
+import { compiledOnce, type Database, groupedCalls } from '@connect/db';
 import type { CommitmentCommand, PersonFacts, UserRole } from '@connect/domain';
 import type { Kysely } from 'kysely';
 import { userRoles } from '../auth/accounts.ts';
@@ -43,18 +43,43 @@ export async function readFacts(
   );
 }
 
+interface PersonRow {
+  id: string;
+  email_verified_at: Date | null;
+  roles: UserRole[];
+}
+
 /**
- * One user's row, by a statement prepared once per connection: nearly every command reads one
- * person, and PostgreSQL planned the many-ids form anew each time (the plan cost more than the read).
+ * Users' rows by id, in one statement. Not prepared by name: PostgreSQL plans `id = any($1)` for
+ * each call's array whatever is kept, and grouped reads make that a plan for many people at once.
  */
-const personRows = compiledOnce(
-  (db: Kysely<Database>, userId: string) =>
-    db
-      .selectFrom('users')
-      .select(['id', 'email_verified_at', userRoles])
-      .where('id', '=', userId)
-      .where('erased_at', 'is', null),
-  (query) => prepared('read-person', query),
+const personRows = compiledOnce((db: Kysely<Database>, userIds: readonly string[]) =>
+  db
+    .selectFrom('users')
+    .select(['id', 'email_verified_at', userRoles])
+    .where((eb) => eb('id', '=', eb.fn.any(eb.val(userIds))))
+    .where('erased_at', 'is', null),
 );
 
-const readPerson = async (db: Kysely<Database>, userId: string) => (await personRows(db, userId))[0];
+/**
+ * Nearly every create and invitation reads one person: the reads asked for while one statement
+ * runs go together in the next (groupedCalls), per database, so a burst of commands reads its
+ * people in a few statements rather than one each.
+ */
+const groupedReads = new WeakMap<Kysely<Database>, (userId: string) => Promise<PersonRow | undefined>>();
+
+function readPerson(db: Kysely<Database>, userId: string): Promise<PersonRow | undefined> {
+  let read = groupedReads.get(db);
+  if (!read) {
+    read = groupedCalls(
+      async (userIds: readonly string[]) => {
+        const rows = await personRows(db, [...new Set(userIds)]);
+        const byId = new Map(rows.map((row) => [row.id, row]));
+        return userIds.map((userId) => byId.get(userId));
+      },
+      { isolateFailures: true },
+    );
+    groupedReads.set(db, read);
+  }
+  return read(userId);
+}
