@@ -115,6 +115,8 @@ describe('each person gets the notifications that concern them, newest first', (
     const second = await notifications(cat, `?limit=2&cursor=${first.nextCursor}`);
     expect(titles(second)).toEqual(['invitation: Ana invited you to “Paint the fence”']);
     expect(second.nextCursor).toBeNull();
+    // The unread count is of all the caller's notifications, whichever page is read.
+    expect([first.unreadCount, second.unreadCount]).toEqual([3, 3]);
   });
 });
 
@@ -127,6 +129,10 @@ describe('marking read', () => {
     expect(after.unreadCount).toBe(2);
     expect(after.items.find((n) => n.id === oldest)?.readAt).toEqual(expect.any(String));
     expect((await notifications(cat, '?unread=true')).items.map((n) => n.id)).not.toContain(oldest);
+    // An empty page (the oldest, past the newest two, is read) still counts the unread ones.
+    const newest = await notifications(cat, '?limit=2');
+    const rest = await notifications(cat, `?unread=true&cursor=${newest.nextCursor}`);
+    expect(rest).toEqual({ items: [], nextCursor: null, unreadCount: 2 });
 
     expect((await markRead(cat, { all: true })).statusCode).toBe(204);
     const none = await notifications(cat, '?unread=true');

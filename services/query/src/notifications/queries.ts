@@ -113,7 +113,7 @@ const cursorKeyOf = (row: NotificationRow): NotificationCursorKey => ({
 const pageRows = compiledPerShape(
   (
     db: Reader,
-    shape: { unread: boolean; after: boolean },
+    shape: { unread: boolean; after: boolean; count: boolean },
     v: {
       userId: string;
       afterCreatedAt: Date | undefined;
@@ -122,7 +122,21 @@ const pageRows = compiledPerShape(
       limit: number;
     },
   ) => {
-    let query = db.selectFrom('notifications').select(COLUMNS).where('recipient_id', '=', v.userId);
+    let query = db
+      .selectFrom('notifications')
+      .select(COLUMNS)
+      // With the count, each row carries the caller's unread count (one subquery, run once).
+      .$if(shape.count, (q) =>
+        q.select((eb) =>
+          eb
+            .selectFrom('notifications as unread')
+            .select(eb.fn.countAll<string>().as('n'))
+            .where('unread.recipient_id', '=', v.userId)
+            .where('unread.read_at', 'is', null)
+            .as('unread_count'),
+        ),
+      )
+      .where('recipient_id', '=', v.userId);
     if (shape.unread) query = query.where('read_at', 'is', null);
     if (shape.after) {
       query = query.where(
@@ -137,17 +151,48 @@ const pageRows = compiledPerShape(
   },
 );
 
-/** A page of the caller's notifications, newest first; `next` is set when there are more. */
+export interface NotificationPage {
+  items: NotificationView[];
+  /** Set when there are more. */
+  next: NotificationCursorKey | undefined;
+}
+
+/** A page of the caller's notifications, newest first. */
 export async function listNotifications(
   db: Reader,
   fields: FieldCipher,
   userId: string,
   filter: { unread?: boolean; limit: number; after?: NotificationCursorKey },
-): Promise<{ items: NotificationView[]; next: NotificationCursorKey | undefined }> {
+): Promise<NotificationPage> {
+  const { page } = await readPage(db, fields, userId, filter, false);
+  return page;
+}
+
+/**
+ * A page of the caller's notifications and how many of all theirs are unread: one statement, the
+ * count riding on the page's rows (a second only when the page is empty).
+ */
+export async function listNotificationsWithUnreadCount(
+  db: Reader,
+  fields: FieldCipher,
+  userId: string,
+  filter: { unread?: boolean; limit: number; after?: NotificationCursorKey },
+): Promise<NotificationPage & { unreadCount: number }> {
+  const { page, unreadCount } = await readPage(db, fields, userId, filter, true);
+  return { ...page, unreadCount: unreadCount ?? (await unreadNotificationCount(db, userId)) };
+}
+
+async function readPage(
+  db: Reader,
+  fields: FieldCipher,
+  userId: string,
+  filter: { unread?: boolean; limit: number; after?: NotificationCursorKey },
+  count: boolean,
+): Promise<{ page: NotificationPage; unreadCount: number | undefined }> {
   const after = filter.after;
   const rows = await pageRows(
     db,
-    { unread: !!filter.unread, after: !!after },
+    { unread: !!filter.unread, after: !!after, count },
     {
       userId,
       afterCreatedAt: after ? new Date(after.createdAt) : undefined,
@@ -159,7 +204,11 @@ export async function listNotifications(
   const page = rows.slice(0, filter.limit);
   const last = page.at(-1);
   const next = rows.length > filter.limit && last ? cursorKeyOf(last) : undefined;
-  return { items: await views(fields, page), next };
+  const counted = rows[0]?.unread_count ?? undefined;
+  return {
+    page: { items: await views(fields, page), next },
+    unreadCount: counted === undefined ? undefined : Number(counted),
+  };
 }
 
 export async function unreadNotificationCount(db: Reader, userId: string): Promise<number> {

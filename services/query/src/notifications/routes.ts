@@ -15,13 +15,12 @@ import type { ProjectedIndex } from '../projected-index.ts';
 import { type Caller, callerFromClaims, readAs } from '../reader.ts';
 import {
   encodeNotificationCursor,
-  listNotifications,
+  listNotificationsWithUnreadCount,
   MAX_MARKED,
   markNotificationsRead,
   NOTIFICATION_ID,
   type NotificationCursorKey,
   readNotificationCursor,
-  unreadNotificationCount,
 } from './queries.ts';
 
 export interface NotificationRouteDeps {
@@ -84,11 +83,14 @@ export async function notificationRoutes(app: FastifyInstance, deps: Notificatio
     const query = parseWith(notificationsQuery, request.query, 'query');
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     return readAs(reader, who, async (db) => {
-      const page = await listNotifications(db, deps.cipher.fields, who.userId, { ...query, after });
+      const page = await listNotificationsWithUnreadCount(db, deps.cipher.fields, who.userId, {
+        ...query,
+        after,
+      });
       return {
         items: page.items,
         nextCursor: page.next ? encodeNotificationCursor(page.next) : null,
-        unreadCount: await unreadNotificationCount(db, who.userId),
+        unreadCount: page.unreadCount,
       };
     });
   });
