@@ -23,7 +23,7 @@ const MAX_ANNOUNCED = 5000;
 
 export function announceChanges(
   deps: { pool: pg.Pool; projectedIndex: ProjectedIndex },
-  publish: (topic: string, payload: ChangedCommitment) => void,
+  topics: Pick<ChangeTopics, 'publish' | 'listened'>,
   onError: (error: unknown) => void,
 ): () => void {
   let chain = Promise.resolve();
@@ -33,6 +33,8 @@ export function announceChanges(
   });
 
   async function announce(from: number, to: number): Promise<void> {
+    // No subscription here (a process that only takes commands): nobody to tell.
+    if (!topics.listened()) return;
     const { rows } = await deps.pool.query<{ id: string; index: number; parties: string[] }>(
       `select h.commitment_id as id, max(h.index) as index, h.party_ids as parties
         from commitment_history h
@@ -43,14 +45,16 @@ export function announceChanges(
       [from, to, MAX_ANNOUNCED],
     );
     for (const change of rows) {
-      publish(commitmentTopic(change.id), change);
-      for (const userId of change.parties) publish(userTopic(userId), change);
+      topics.publish(commitmentTopic(change.id), change);
+      for (const userId of change.parties) topics.publish(userTopic(userId), change);
     }
   }
 }
 
 export interface ChangeTopics {
   publish(topic: string, change: ChangedCommitment): void;
+  /** Whether any subscription listens to a topic. */
+  listened(): boolean;
   /** The changes published to `topic` from now on, until the iterator returns. */
   subscribe(topic: string, connection: Connection): AsyncIterableIterator<ChangedCommitment>;
 }
@@ -66,6 +70,7 @@ export function changeTopics(connections: Pick<Connections, 'queuedOne'>): Chang
     publish(topic, change) {
       listeners.emit(topic, change);
     },
+    listened: () => listeners.size() > 0,
     subscribe(topic, connection) {
       const waiting = new Map<string, ChangedCommitment>();
       let wake: (() => void) | undefined;
@@ -280,5 +285,6 @@ function keyedListeners<T>() {
       for (const listener of byKey.get(key) ?? []) listener(value);
     },
     keys: () => [...byKey.keys()],
+    size: () => byKey.size,
   };
 }

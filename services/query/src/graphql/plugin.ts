@@ -277,10 +277,8 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
     await admit(context);
   });
 
-  const stop = announceChanges(
-    deps,
-    (topic, payload) => topics.publish(topic, payload),
-    (error) => app.log.error({ err: error }, 'could not announce changes to subscribers'),
+  const stop = announceChanges(deps, topics, (error) =>
+    app.log.error({ err: error }, 'could not announce changes to subscribers'),
   );
   app.addHook('onClose', async () => stop());
   const stopNotifications = announceNotifications(deps, notifications, (error) =>
