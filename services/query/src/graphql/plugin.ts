@@ -157,10 +157,9 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
   resolvers.Subscription = {
     commitmentChanged: {
       subscribe: withFilter(async (_root: unknown, { id }: { id: string }, ctx: SubscriptionContext) => {
-        const notFound = new ErrorWithProps(`No commitment ${id}, or you are not a party to it.`, {
-          code: 'NOT_FOUND',
-        });
-        if (!z.uuid().safeParse(id).success) throw notFound;
+        const notFound = () =>
+          new ErrorWithProps(`No commitment ${id}, or you are not a party to it.`, { code: 'NOT_FOUND' });
+        if (!z.uuid().safeParse(id).success) throw notFound();
         // Listening before the visibility read, so a change made while it runs is not missed
         // (what is sent is filtered and read as the subscriber in any case).
         const changes = topics.subscribe(commitmentTopic(id), connectionOf(ctx));
@@ -168,7 +167,7 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
           const visible = await readForSubscriber(ctx.caller, (db) =>
             commitmentsById(db, deps.cipher.fields, [id]),
           );
-          if (visible.length !== 1) throw notFound;
+          if (visible.length !== 1) throw notFound();
           return changes;
         } catch (error) {
           await changes.return?.();

@@ -126,16 +126,7 @@ const pageRows = compiledPerShape(
       .selectFrom('notifications')
       .select(COLUMNS)
       // With the count, each row carries the caller's unread count (one subquery, run once).
-      .$if(shape.count, (q) =>
-        q.select((eb) =>
-          eb
-            .selectFrom('notifications as unread')
-            .select(eb.fn.countAll<string>().as('n'))
-            .where('unread.recipient_id', '=', v.userId)
-            .where('unread.read_at', 'is', null)
-            .as('unread_count'),
-        ),
-      )
+      .$if(shape.count, (q) => q.select(unreadCountOf(db, v.userId).as('unread_count')))
       .where('recipient_id', '=', v.userId);
     if (shape.unread) query = query.where('read_at', 'is', null);
     if (shape.after) {
@@ -211,13 +202,16 @@ async function readPage(
   };
 }
 
+/** How many of the user's notifications are unread: on its own, or as a subquery of a page's. */
+const unreadCountOf = (db: Reader, userId: string) =>
+  db
+    .selectFrom('notifications as unread')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('unread.recipient_id', '=', userId)
+    .where('unread.read_at', 'is', null);
+
 export async function unreadNotificationCount(db: Reader, userId: string): Promise<number> {
-  const row = await db
-    .selectFrom('notifications')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('recipient_id', '=', userId)
-    .where('read_at', 'is', null)
-    .executeTakeFirst();
+  const row = await unreadCountOf(db, userId).executeTakeFirst();
   return Number(row?.n ?? 0);
 }
 
