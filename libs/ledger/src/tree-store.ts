@@ -10,30 +10,25 @@ import {
 } from '@connect/crypto';
 import type pg from 'pg';
 import { type SharedReads, sharedReads } from './shared-reads.ts';
+import { levelWidth, NodeHashes, topLevel } from './tree-node-cache.ts';
 
 /** A pg pool or client. Proof reads use named statements, parsed and planned once per connection. */
 export type Queryable = Pick<pg.Pool, 'query'>;
 
 export class MissingTreeHashError extends Error {}
 
-/**
- * Node hashes already read, for serving proofs: a leaf or a complete subtree's hash never changes
- * once written, and the head only grows, so what was read once answers again without a round
- * trip. Not for the audit, which must read what is stored.
- */
+/** Node hashes already read (tree-node-cache.ts), and the reads of those it lacks, sharing round trips. */
 export interface TreeNodeCache {
-  hashes: Map<string, Uint8Array>;
-  /** The largest head tree size read so far: the head is at least this. */
-  headAtLeast: number;
-  maxNodes: number;
-  /** The reads of nodes the cache lacks, sharing round trips. */
+  nodes: NodeHashes;
   reads: SharedReads<Queryable, TreeNode, ReadHashes>;
 }
 
-export const treeNodeCache = (maxNodes = 250_000, maxReadsInFlight = 4): TreeNodeCache => ({
-  hashes: new Map(),
-  headAtLeast: 0,
-  maxNodes,
+/**
+ * A cache for proofs: 2^20 nodes (33 MiB) hold every node of a ledger of half a million entries,
+ * and the upper levels of a larger one.
+ */
+export const treeNodeCache = (maxNodes = 1 << 20, maxReadsInFlight = 4): TreeNodeCache => ({
+  nodes: new NodeHashes(maxNodes),
   reads: sharedReads((db: Queryable, nodes: TreeNode[]) => readStoredNodes(db, uniqueNodes(nodes)), {
     maxInFlight: maxReadsInFlight,
   }),
@@ -64,26 +59,23 @@ export async function readNodes(
   { cache, within = 0 }: ReadNodesOptions = {},
 ): Promise<ReadHashes> {
   if (!cache) return readStoredNodes(db, nodes);
-  const found: ReadHashes = Object.assign(new Map<string, Uint8Array>(), { treeSize: cache.headAtLeast });
+  const { nodes: held } = cache;
+  const found: ReadHashes = Object.assign(new Map<string, Uint8Array>(), { treeSize: held.headAtLeast });
   const missing: TreeNode[] = [];
   for (const node of nodes) {
-    const key = nodeKey(node);
-    const hash = cache.hashes.get(key);
-    if (hash) found.set(key, hash);
+    const hash = held.get(node);
+    if (hash) found.set(nodeKey(node), hash);
     else missing.push(node);
   }
-  if (missing.length === 0 && within <= cache.headAtLeast) return found;
+  if (missing.length === 0 && within <= held.headAtLeast) return found;
   const read = await cache.reads.read(db, missing);
-  cache.headAtLeast = Math.max(cache.headAtLeast, read.treeSize);
+  held.sawHead(read.treeSize);
   found.treeSize = read.treeSize;
   for (const node of missing) {
-    const key = nodeKey(node);
-    const hash = read.get(key);
+    const hash = read.get(nodeKey(node));
     if (!hash) continue;
-    found.set(key, hash);
-    // Dropped wholesale when full: the hot nodes (the upper levels) come back with the next reads.
-    if (cache.hashes.size >= cache.maxNodes) cache.hashes.clear();
-    cache.hashes.set(key, hash);
+    found.set(nodeKey(node), hash);
+    held.set(node, hash);
   }
   return found;
 }
@@ -109,6 +101,45 @@ async function readStoredNodes(db: Queryable, nodes: readonly TreeNode[]): Promi
     else if (row.hash) found.set(nodeKey({ level: row.level, index: row.idx }), row.hash);
   }
   return found;
+}
+
+/**
+ * Fills the cache with every node of the levels it keeps, up to the head as it is now, a page of
+ * rows a statement, from the top level down: then a proof within that head needs no round trip.
+ * `stopped` is asked before each page (a server closing). Returns how many hashes it read.
+ */
+export async function warmTreeNodeCache(
+  db: Queryable,
+  cache: TreeNodeCache,
+  { pageSize = 10_000, stopped = () => false }: { pageSize?: number; stopped?: () => boolean } = {},
+): Promise<number> {
+  const { rows } = await db.query<{ tree_size: number }>('select tree_size from ledger_head');
+  const head = rows[0]?.tree_size ?? 0;
+  const { nodes } = cache;
+  nodes.sawHead(head);
+  let read = 0;
+  for (let level = topLevel(head); level >= nodes.lowestKept; level--) {
+    const width = levelWidth(level, head);
+    for (let from = 0; from < width && !stopped(); from += pageSize) {
+      const to = Math.min(width, from + pageSize);
+      const page = await db.query<{ idx: number; hash: Uint8Array | null }>(
+        level === 0
+          ? {
+              name: 'ledger-warm-leaves',
+              text: 'select index as idx, leaf_hash as hash from ledger_entries where index >= $1 and index < $2',
+              values: [from, to],
+            }
+          : {
+              name: 'ledger-warm-level',
+              text: 'select idx, hash from ledger_tree where level = $3 and idx >= $1 and idx < $2',
+              values: [from, to, level],
+            },
+      );
+      for (const row of page.rows) if (row.hash) nodes.set({ level, index: row.idx }, row.hash);
+      read += page.rows.length;
+    }
+  }
+  return read;
 }
 
 /** The hash of a node among those readNodes read; a MissingTreeHashError when it is not stored. */

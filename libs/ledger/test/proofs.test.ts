@@ -17,6 +17,7 @@ import {
   readEntries,
   rootAt,
   treeNodeCache,
+  warmTreeNodeCache,
 } from '../src/index.ts';
 import { event, KEY, ORIGIN, testLedger } from './support.ts';
 
@@ -131,12 +132,43 @@ test('proofs served from the node cache are the stored ones, with no round trip 
   expect((beyond as ProofRequestError).parameter).toBe('to');
 });
 
-test('a full node cache starts over rather than growing', async () => {
+test('a small node cache keeps the upper levels that fit, and its proofs are still the stored ones', async () => {
+  // At 70 leaves the levels from the top hold 1, 2, 4, 8, 17, 35 and 70 nodes: 10 hold the top three.
   const cache = treeNodeCache(10);
-  for (let index = 0; index < SIZE; index++) await inclusionProof(database.pool, index, SIZE, cache);
-  expect(cache.hashes.size).toBeLessThanOrEqual(10);
-  const proof = await inclusionProof(database.pool, 5, SIZE, cache);
-  expect(proof).toEqual(await inclusionProof(database.pool, 5, SIZE));
+  for (let index = 0; index < SIZE; index++)
+    expect(await inclusionProof(database.pool, index, SIZE, cache)).toEqual(
+      await inclusionProof(database.pool, index, SIZE),
+    );
+  expect(cache.nodes.lowestKept).toBe(4);
+  expect(cache.nodes.size).toBe(7);
+  expect(cache.nodes.get({ level: 6, index: 0 })).toBeDefined();
+  expect(cache.nodes.get({ level: 3, index: 0 })).toBeUndefined();
+});
+
+test('a warmed node cache answers every proof within the head it read with no round trip', async () => {
+  const cache = treeNodeCache();
+  const counting = countingQueries();
+  // Pages of 16 rows: the 70 leaves and 67 inner nodes take several statements a level.
+  expect(await warmTreeNodeCache(counting, cache, { pageSize: 16 })).toBe(70 + 35 + 17 + 8 + 4 + 2 + 1);
+  const warmed = counting.queries;
+  for (let size = 1; size <= SIZE; size++) {
+    for (let index = 0; index < size; index += 3)
+      expect(await inclusionProof(counting, index, size, cache)).toEqual(
+        await inclusionProof(database.pool, index, size),
+      );
+    expect(await consistencyProof(counting, Math.floor(size / 3), size, cache)).toEqual(
+      await consistencyProof(database.pool, Math.floor(size / 3), size),
+    );
+  }
+  expect(counting.queries).toBe(warmed);
+});
+
+test('warming stops between pages once asked to', async () => {
+  const cache = treeNodeCache();
+  let pages = 0;
+  const read = await warmTreeNodeCache(database.pool, cache, { pageSize: 4, stopped: () => ++pages > 3 });
+  expect(read).toBeLessThan(137);
+  expect(cache.nodes.size).toBe(read);
 });
 
 test('concurrent proof requests share round trips: one read in flight serves all that waited for it', async () => {

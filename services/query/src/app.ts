@@ -84,6 +84,7 @@ export async function queryDeps(runtime: LedgerRuntime, tokens?: TokenIssuer): P
     appUrl: runtime.config.appUrl,
     reminderOffsets: runtime.config.reminderOffsets,
     verifiesPerMinute: runtime.config.verifyRateLimit,
+    warmProofCache: true,
   };
 }
 

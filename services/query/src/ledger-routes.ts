@@ -10,6 +10,7 @@ import {
   ProofRequestError,
   type Queryable,
   treeNodeCache,
+  warmTreeNodeCache,
 } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
@@ -21,6 +22,11 @@ export interface LedgerRouteDeps {
   origin: string;
   verifierKey: string;
   key: VerifierKey;
+  /**
+   * Fill the proof cache from the stored tree once the server is ready (in the background), so
+   * proofs within the head as it was then take no round trip; otherwise it fills as proofs read.
+   */
+  warmProofCache?: boolean;
 }
 
 const integerParam = (query: Record<string, string | undefined>, name: string) =>
@@ -41,6 +47,19 @@ async function proofOr400<T>(make: () => Promise<T>): Promise<T> {
 
 export async function ledgerRoutes(app: FastifyInstance, deps: LedgerRouteDeps): Promise<void> {
   const nodes = treeNodeCache();
+  if (deps.warmProofCache) {
+    let closing = false;
+    let warming: Promise<unknown> | undefined;
+    app.addHook('onReady', async () => {
+      warming = warmTreeNodeCache(deps.pool, nodes, { stopped: () => closing }).catch((error: unknown) =>
+        app.log.warn({ err: error }, 'the proof cache was not filled: proofs read the hashes they lack'),
+      );
+    });
+    app.addHook('onClose', async () => {
+      closing = true;
+      await warming;
+    });
+  }
   app.get('/v1/ledger/checkpoint', async (_request, reply) => {
     const checkpoint = await latestCheckpoint(deps.db);
     if (!checkpoint) throw new HttpProblem(problem(404, 'The ledger is empty: no checkpoint is signed yet.'));
