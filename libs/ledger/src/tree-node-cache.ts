@@ -16,7 +16,7 @@ interface Level {
 export const levelWidth = (level: number, treeSize: number) => Math.floor(treeSize / 2 ** level);
 
 /** The highest level with a complete node in a tree of `treeSize` leaves (-1 when empty). */
-export const topLevel = (treeSize: number) => (treeSize < 1 ? -1 : Math.floor(Math.log2(treeSize)));
+export const topLevel = (treeSize: number) => (treeSize < 1 ? -1 : treeSize.toString(2).length - 1);
 
 /**
  * Hashes by level, each level one buffer indexed by node (33 bytes a node, where a map of keys
@@ -39,6 +39,11 @@ export class NodeHashes {
   /** How many node hashes it holds. */
   get size(): number {
     return this.levels.reduce((sum, level) => sum + (level?.held ?? 0), 0);
+  }
+
+  /** How many nodes its buffers have room for: at most maxNodes. */
+  get slots(): number {
+    return this.levels.reduce((sum, level) => sum + (level?.known.length ?? 0), 0);
   }
 
   get(node: TreeNode): Uint8Array | undefined {

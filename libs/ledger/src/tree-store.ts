@@ -113,6 +113,8 @@ export async function warmTreeNodeCache(
   cache: TreeNodeCache,
   { pageSize = 10_000, stopped = () => false }: { pageSize?: number; stopped?: () => boolean } = {},
 ): Promise<number> {
+  if (!Number.isSafeInteger(pageSize) || pageSize < 1)
+    throw new RangeError('pageSize must be a whole number ≥ 1');
   const { rows } = await db.query<{ tree_size: number }>('select tree_size from ledger_head');
   const head = rows[0]?.tree_size ?? 0;
   const { nodes } = cache;
@@ -122,18 +124,12 @@ export async function warmTreeNodeCache(
     const width = levelWidth(level, head);
     for (let from = 0; from < width && !stopped(); from += pageSize) {
       const to = Math.min(width, from + pageSize);
+      // Unnamed: run at a start, they need not stay prepared on every connection.
       const page = await db.query<{ idx: number; hash: Uint8Array | null }>(
         level === 0
-          ? {
-              name: 'ledger-warm-leaves',
-              text: 'select index as idx, leaf_hash as hash from ledger_entries where index >= $1 and index < $2',
-              values: [from, to],
-            }
-          : {
-              name: 'ledger-warm-level',
-              text: 'select idx, hash from ledger_tree where level = $3 and idx >= $1 and idx < $2',
-              values: [from, to, level],
-            },
+          ? 'select index as idx, leaf_hash as hash from ledger_entries where index >= $1 and index < $2'
+          : 'select idx, hash from ledger_tree where level = $3 and idx >= $1 and idx < $2',
+        level === 0 ? [from, to] : [from, to, level],
       );
       for (const row of page.rows) if (row.hash) nodes.set({ level, index: row.idx }, row.hash);
       read += page.rows.length;

@@ -6,12 +6,24 @@ const hashOf = (level: number, index: number) => new Uint8Array(32).fill((level 
 test('the levels of a tree: how many complete nodes each has, and the highest', () => {
   expect([0, 1, 2, 3].map((level) => levelWidth(level, 13))).toEqual([13, 6, 3, 1]);
   expect([0, 1, 2, 7, 8].map(topLevel)).toEqual([-1, 0, 1, 2, 3]);
+  expect([2 ** 52 - 1, 2 ** 52, 2 ** 53 - 1].map(topLevel)).toEqual([51, 52, 52]);
+});
+
+test('levels that fill the bound exactly are kept', () => {
+  const nodes = new NodeHashes(7);
+  nodes.sawHead(70); // from the top: 1, 2 and 4 nodes, then 8
+  expect(nodes.lowestKept).toBe(4);
 });
 
 test('a hash kept is given back as it was, across the growth of its level', () => {
   const nodes = new NodeHashes(1000);
   nodes.sawHead(400);
-  for (let index = 0; index < 400; index += 3) nodes.set({ level: 0, index }, hashOf(0, index));
+  nodes.set({ level: 0, index: 0 }, hashOf(0, 0));
+  const before = nodes.get({ level: 0, index: 0 });
+  for (let index = 3; index < 400; index += 3) nodes.set({ level: 0, index }, hashOf(0, index));
+  // The level grew from its first 64 slots; what was given out before still reads the same.
+  expect(before).toEqual(hashOf(0, 0));
+  expect(nodes.slots).toBe(400);
   for (let index = 0; index < 400; index++)
     expect(nodes.get({ level: 0, index })).toEqual(index % 3 === 0 ? hashOf(0, index) : undefined);
   expect(nodes.size).toBe(134);
@@ -48,6 +60,10 @@ test('as the head grows, the lowest levels are let go so the nodes kept stay wit
   expect(nodes.size).toBe(38);
   nodes.set({ level: 0, index: 1 }, hashOf(0, 1));
   expect(nodes.size).toBe(38);
+  for (let level = 1; level <= topLevel(80); level++)
+    for (let index = 0; index < levelWidth(level, 80); index++)
+      nodes.set({ level, index }, hashOf(level, index));
+  expect(nodes.slots).toBeLessThanOrEqual(100);
   // A smaller head than one seen changes nothing.
   nodes.sawHead(20);
   expect(nodes.lowestKept).toBe(1);
