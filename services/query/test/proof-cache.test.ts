@@ -24,11 +24,12 @@ beforeAll(async () => {
 });
 afterAll(() => database.close());
 
-test('a server set to warm its proof cache reads the stored tree once ready, then proves with no statement', async () => {
-  let statements = 0;
+/** The ledger routes on a server of their own, over a pool that counts the statements they send. */
+async function ledgerServer(warmProofCache: boolean) {
+  const counted = { statements: 0 };
   const pool = {
     query: ((...args: unknown[]) => {
-      statements++;
+      counted.statements++;
       return (database.pool.query as (...a: unknown[]) => unknown)(...args);
     }) as typeof database.pool.query,
   };
@@ -39,11 +40,16 @@ test('a server set to warm its proof cache reads the stored tree once ready, the
     origin: ORIGIN,
     verifierKey,
     key: KEY,
-    warmProofCache: true,
+    warmProofCache,
   });
   await app.ready();
+  return { app, counted };
+}
+
+test('a server set to warm its proof cache reads the stored tree once ready, then proves with no statement', async () => {
+  const { app, counted } = await ledgerServer(true);
   // The head, then one page for each level of a 40-leaf tree (40, 20, 10, 5, 2 and 1 nodes).
-  await vi.waitFor(() => expect(statements).toBe(7));
+  await vi.waitFor(() => expect(counted.statements).toBe(7));
   for (let size = 1; size <= SIZE; size++) {
     const inclusion = await app.inject({
       url: `/v1/ledger/proofs/inclusion?index=${size - 1}&treeSize=${size}`,
@@ -54,29 +60,20 @@ test('a server set to warm its proof cache reads the stored tree once ready, the
     });
     expect(consistency.statusCode).toBe(200);
   }
-  expect(statements).toBe(7);
+  expect(counted.statements).toBe(7);
   // Beyond the head it still asks the database, and refuses.
   const beyond = await app.inject({ url: `/v1/ledger/proofs/inclusion?index=0&treeSize=${SIZE + 1}` });
   expect(beyond.statusCode).toBe(400);
-  expect(statements).toBe(8);
+  expect(counted.statements).toBe(8);
   await app.close();
 });
 
 test('without it, the cache fills only as proofs read', async () => {
-  let statements = 0;
-  const pool = {
-    query: ((...args: unknown[]) => {
-      statements++;
-      return (database.pool.query as (...a: unknown[]) => unknown)(...args);
-    }) as typeof database.pool.query,
-  };
-  const app = createServer({ logLevel: 'silent', checkReady: async () => undefined });
-  await app.register(ledgerRoutes, { db: database.db, pool, origin: ORIGIN, verifierKey, key: KEY });
-  await app.ready();
-  expect(statements).toBe(0);
+  const { app, counted } = await ledgerServer(false);
+  expect(counted.statements).toBe(0);
   expect((await app.inject({ url: `/v1/ledger/proofs/inclusion?index=3&treeSize=${SIZE}` })).statusCode).toBe(
     200,
   );
-  expect(statements).toBe(1);
+  expect(counted.statements).toBe(1);
   await app.close();
 });
