@@ -15,7 +15,7 @@ import type { Kysely } from 'kysely';
 import type { LedgerSource } from './body-cipher.ts';
 import { latestCheckpoint, type SignedCheckpoint } from './checkpoints.ts';
 import { readStream } from './entries.ts';
-import { type Queryable, readNodes, storedHash } from './tree-store.ts';
+import { type Queryable, readNodes, storedHash, type TreeNodeCache } from './tree-store.ts';
 import type { Entry } from './types.ts';
 
 export interface ReceiptDeps extends LedgerSource {
@@ -24,26 +24,33 @@ export interface ReceiptDeps extends LedgerSource {
   verifierKey: string;
   /** The ledger's signing key: it signs the stream head. */
   key: SigningKey;
+  /** Node hashes already read (the proof endpoints'): the proofs read only those it lacks. */
+  nodes?: TreeNodeCache;
 }
 
 export class ReceiptError extends Error {}
 
-/** Entries with their inclusion proofs to the tree of `treeSize`. */
-async function prove(pool: Queryable, entries: Entry[], treeSize: number): Promise<ProvenEntry[]> {
-  const plans = entries.map((entry) => inclusionPlan(entry.index, treeSize));
+/** Each list of entries with their inclusion proofs to the tree of `treeSize`, the hashes read at once. */
+async function prove(
+  deps: { pool: Queryable; nodes?: TreeNodeCache },
+  lists: readonly Entry[][],
+  treeSize: number,
+): Promise<ProvenEntry[][]> {
+  const planned = lists.map((entries) =>
+    entries.map((entry) => ({ entry, plan: inclusionPlan(entry.index, treeSize) })),
+  );
   const hashes = await readNodes(
-    pool,
-    plans.flatMap((plan) => plan.nodes),
+    deps.pool,
+    planned.flat().flatMap(({ plan }) => plan.nodes),
+    { cache: deps.nodes, within: treeSize },
   );
   const read = (node: TreeNode) => storedHash(hashes, node);
-  return entries.map((entry, i) => ({
-    ...entry,
-    proof: {
-      index: entry.index,
-      treeSize,
-      hashes: (plans[i] as (typeof plans)[number]).assemble(read).map(toBase64),
-    },
-  }));
+  return planned.map((list) =>
+    list.map(({ entry, plan }) => ({
+      ...entry,
+      proof: { index: entry.index, treeSize, hashes: plan.assemble(read).map(toBase64) },
+    })),
+  );
 }
 
 /**
@@ -93,12 +100,13 @@ export async function buildReceipt(
   const entries = await inTree(stream);
   const profileStreams = [...new Set(options.profiles?.(entries) ?? [])].filter((name) => name !== stream);
   const profiles = (await Promise.all(profileStreams.map(inTree))).flat();
+  const [provenEntries = [], provenProfiles = []] = await prove(deps, [entries, profiles], treeSize);
   return {
     origin: deps.origin,
     verifierKey: deps.verifierKey,
     checkpoint: checkpoint?.note ?? '',
     streamHead: checkpoint ? signedStreamHead(deps.key, deps.origin, stream, checkpoint, entries) : '',
-    entries: await prove(deps.pool, entries, treeSize),
-    ...(options.profiles ? { profiles: await prove(deps.pool, profiles, treeSize) } : {}),
+    entries: provenEntries,
+    ...(options.profiles ? { profiles: provenProfiles } : {}),
   };
 }

@@ -10,7 +10,15 @@ import {
 } from '@connect/crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { TestDatabase } from '../../../test/support/database.ts';
-import { buildReceipt, checkpointAt, consistencyProof, type Ledger, latestCheckpoint } from '../src/index.ts';
+import {
+  buildReceipt,
+  checkpointAt,
+  consistencyProof,
+  type Ledger,
+  latestCheckpoint,
+  treeNodeCache,
+  warmTreeNodeCache,
+} from '../src/index.ts';
 import { event, KEY, ORIGIN, testLedger } from './support.ts';
 
 let database: TestDatabase;
@@ -125,6 +133,33 @@ describe('receipt bundles', () => {
     expect(failing(forged)).toEqual([
       `profile entry ${forged.profiles?.[0]?.index} (other-1): dataHash matches salt and data`,
     ]);
+  });
+
+  test('the proofs of a receipt and of its profiles are read in one statement, and from a warm cache in none', async () => {
+    let statements = 0;
+    const pool = {
+      query: ((...args: unknown[]) => {
+        statements++;
+        return (database.pool.query as (...a: unknown[]) => unknown)(...args);
+      }) as typeof database.pool.query,
+    };
+    const deps = {
+      db: database.db,
+      pool,
+      origin: ORIGIN,
+      cipher: ledger.cipher,
+      verifierKey: ledger.verifierKey,
+      key: KEY,
+    };
+    const profiles = () => ['other-1', 'other-2'];
+    const uncached = await buildReceipt(deps, 'commitment-r', { profiles });
+    expect(statements).toBe(1);
+    const nodes = treeNodeCache();
+    await warmTreeNodeCache(database.pool, nodes);
+    const cached = await buildReceipt({ ...deps, nodes }, 'commitment-r', { profiles });
+    expect(statements).toBe(1);
+    expect(cached).toEqual(uncached);
+    expect(verifyReceipt(cached, KEY).valid).toBe(true);
   });
 
   test('a changed data byte is named', () => {

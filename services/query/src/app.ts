@@ -9,7 +9,7 @@ import {
   readerLogin,
 } from '@connect/db';
 import { createServer, docsRoutes, registerSharedRateLimits, type ServerOptions } from '@connect/http';
-import type { BodyCipher, LedgerRuntime } from '@connect/ledger';
+import { type BodyCipher, type LedgerRuntime, treeNodeCache } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
@@ -111,13 +111,15 @@ export async function queryRoutes(app: FastifyInstance, deps: QueryDeps): Promis
   const authenticate = authenticator({ tokens: deps.tokens, sessions });
   // Counted in PostgreSQL, shared by every instance; before the routes they apply to.
   await registerSharedRateLimits(app, { db: deps.db, log: app.log, now: deps.now });
-  await app.register(ledgerRoutes, deps);
+  // One proof cache for the proof endpoints and the receipts.
+  const withNodes = { ...deps, nodes: deps.nodes ?? treeNodeCache() };
+  await app.register(ledgerRoutes, withNodes);
   await app.register(verifyPageRoutes);
   await app.register(verifyRoutes, deps);
   await app.register(readRoutes, { ...deps, reader, authenticate, projectedIndex });
-  await app.register(partyLedgerRoutes, { ...deps, reader, authenticate, projectedIndex });
+  await app.register(partyLedgerRoutes, { ...withNodes, reader, authenticate, projectedIndex });
   await app.register(notificationRoutes, { ...deps, reader, authenticate, projectedIndex });
-  await app.register(exportRoutes, { ...deps, reader, authenticate, projectedIndex });
+  await app.register(exportRoutes, { ...withNodes, reader, authenticate, projectedIndex });
   await app.register(adminRoutes, { ...deps, authenticate });
   await app.register(calendarRoutes, {
     ...deps,

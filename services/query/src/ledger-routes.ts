@@ -9,6 +9,7 @@ import {
   latestCheckpoint,
   ProofRequestError,
   type Queryable,
+  type TreeNodeCache,
   treeNodeCache,
   warmTreeNodeCache,
 } from '@connect/ledger';
@@ -22,6 +23,8 @@ export interface LedgerRouteDeps {
   origin: string;
   verifierKey: string;
   key: VerifierKey;
+  /** Node hashes already read, shared with the receipts; a cache of the routes' own when not given. */
+  nodes?: TreeNodeCache;
   /**
    * Fill the proof cache from the stored tree once the server is ready (in the background), so
    * proofs within the head as it was then take no round trip; otherwise it fills as proofs read.
@@ -46,7 +49,7 @@ async function proofOr400<T>(make: () => Promise<T>): Promise<T> {
 }
 
 export async function ledgerRoutes(app: FastifyInstance, deps: LedgerRouteDeps): Promise<void> {
-  const nodes = treeNodeCache();
+  const nodes = deps.nodes ?? treeNodeCache();
   if (deps.warmProofCache) {
     let closing = false;
     let warming: Promise<unknown> | undefined;
