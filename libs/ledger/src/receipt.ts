@@ -100,12 +100,14 @@ export async function buildReceipt(
   const entries = await inTree(stream);
   const profileStreams = [...new Set(options.profiles?.(entries) ?? [])].filter((name) => name !== stream);
   const profiles = (await Promise.all(profileStreams.map(inTree))).flat();
+  // Signed first: a stream the head cannot be signed for is refused before its proofs are read.
+  const streamHead = checkpoint ? signedStreamHead(deps.key, deps.origin, stream, checkpoint, entries) : '';
   const [provenEntries = [], provenProfiles = []] = await prove(deps, [entries, profiles], treeSize);
   return {
     origin: deps.origin,
     verifierKey: deps.verifierKey,
     checkpoint: checkpoint?.note ?? '',
-    streamHead: checkpoint ? signedStreamHead(deps.key, deps.origin, stream, checkpoint, entries) : '',
+    streamHead,
     entries: provenEntries,
     ...(options.profiles ? { profiles: provenProfiles } : {}),
   };

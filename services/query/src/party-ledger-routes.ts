@@ -20,6 +20,7 @@ import {
   type Queryable,
   type ReceiptDeps,
   readEntry,
+  type TreeNodeCache,
 } from '@connect/ledger';
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
@@ -39,6 +40,8 @@ export interface PartyLedgerDeps {
   verifierKey: string;
   /** The ledger's key: it signs each receipt's stream head. */
   key: SigningKey;
+  /** Node hashes already read, shared with the proof endpoints: receipts read only those it lacks. */
+  nodes?: TreeNodeCache;
   authenticate: Authenticate;
   projectedIndex: ProjectedIndex;
   minIndexWaitMs?: number;
