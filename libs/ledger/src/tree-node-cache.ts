@@ -1,7 +1,7 @@
 // Node hashes already read, for serving proofs: a leaf or a complete subtree's hash never changes
 // once written, and the head only grows, so what was read once answers again without a round
 // trip. Not for the audit, which must read what is stored.
-import type { TreeNode } from '@connect/crypto';
+import { type TreeNode, treePeaks } from '@connect/crypto';
 
 const HASH_BYTES = 32;
 
@@ -15,8 +15,8 @@ interface Level {
 /** How many complete nodes a level has in a tree of `treeSize` leaves. */
 export const levelWidth = (level: number, treeSize: number) => Math.floor(treeSize / 2 ** level);
 
-/** The highest level with a complete node in a tree of `treeSize` leaves (-1 when empty). */
-export const topLevel = (treeSize: number) => (treeSize < 1 ? -1 : treeSize.toString(2).length - 1);
+/** The highest level with a complete node in a tree of `treeSize` leaves, its first peak's (-1 when empty). */
+export const topLevel = (treeSize: number) => treePeaks(treeSize)[0]?.level ?? -1;
 
 /**
  * Hashes by level, each level one buffer indexed by node (33 bytes a node, where a map of keys

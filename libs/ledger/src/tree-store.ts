@@ -72,9 +72,10 @@ export async function readNodes(
   held.sawHead(read.treeSize);
   found.treeSize = read.treeSize;
   for (const node of missing) {
-    const hash = read.get(nodeKey(node));
+    const key = nodeKey(node);
+    const hash = read.get(key);
     if (!hash) continue;
-    found.set(nodeKey(node), hash);
+    found.set(key, hash);
     held.set(node, hash);
   }
   return found;
