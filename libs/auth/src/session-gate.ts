@@ -4,7 +4,7 @@
 // the transaction that did it. While the notification connection is down, nothing is remembered.
 // A session lapses on its own at active_until, which the command service sets from its idle
 // timeout and absolute lifetime; a refresh moves it later.
-import { compiledOnce, type Database, listen, prepared } from '@connect/db';
+import { compiledOnce, type Database, groupedCalls, listen, prepared } from '@connect/db';
 import type { UserRole } from '@connect/domain';
 import { type Kysely, sql } from 'kysely';
 import type pg from 'pg';
@@ -93,12 +93,17 @@ export function sessionGate(deps: {
     },
   );
   const listening = () => listener.isListening();
+  // Every process looks each of its sessions up again about once a minute: with thousands held
+  // open, lookups asked for while one statement runs go together in the next.
+  const lookUp = groupedCalls((sessionIds: readonly string[]) => sessionAccesses(deps.db, sessionIds));
 
   async function check(sessionId: string): Promise<SessionAccess | undefined> {
+    // Session ids are UUIDs; anything else names no session, and must not fail a group it joins.
+    if (!UUID.test(sessionId)) return undefined;
     const remembered = listening() ? open.get(sessionId) : undefined;
     if (remembered && remembered.until > now()) return { userId: remembered.userId, roles: remembered.roles };
     const before = heard;
-    const row = await sessionAccess(deps.db, sessionId);
+    const row = await lookUp(sessionId);
     if (!row || row.activeUntil.getTime() <= now()) return undefined;
     const access = { userId: row.userId, roles: row.roles };
     if (listening() && heard === before) {
@@ -123,30 +128,70 @@ export function sessionGate(deps: {
   };
 }
 
-// Prepared: every process checks each of its sessions about once a minute.
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Open (not revoked) sessions, with their users' roles. */
+const openSessions = (db: Kysely<Database>) =>
+  db
+    .selectFrom('sessions')
+    .select([
+      'id',
+      'user_id',
+      'active_until',
+      sql<
+        UserRole[]
+      >`array(select role from user_roles where user_roles.user_id = sessions.user_id order by role)`.as(
+        'roles',
+      ),
+    ])
+    .where('revoked_at', 'is', null);
+
+// Both prepared: every process checks each of its sessions about once a minute. One session has a
+// statement of its own, which PostgreSQL runs on a generic plan; with `id = any($1)` it would plan
+// every execution for its array, which only a group of sessions is worth.
 const sessionRow = compiledOnce(
-  (db: Kysely<Database>, sessionId: string) =>
-    db
-      .selectFrom('sessions')
-      .select([
-        'user_id',
-        'active_until',
-        sql<
-          UserRole[]
-        >`array(select role from user_roles where user_roles.user_id = sessions.user_id order by role)`.as(
-          'roles',
-        ),
-      ])
-      .where('id', '=', sessionId)
-      .where('revoked_at', 'is', null),
+  (db: Kysely<Database>, sessionId: string) => openSessions(db).where('id', '=', sessionId),
   (query) => prepared('session-access', query),
 );
+const sessionRows = compiledOnce(
+  (db: Kysely<Database>, sessionIds: readonly string[]) =>
+    openSessions(db).where(sql<boolean>`id = any(${sessionIds}::uuid[])`),
+  (query) => prepared('session-accesses', query),
+);
+
+interface StoredAccess {
+  userId: string;
+  roles: UserRole[];
+  activeUntil: Date;
+}
+
+/**
+ * Each open (not revoked) session's user, its roles and when it lapses unless refreshed, in the
+ * order given (undefined: no such open session): one query.
+ */
+export async function sessionAccesses(
+  db: Kysely<Database>,
+  sessionIds: readonly string[],
+): Promise<(StoredAccess | undefined)[]> {
+  const unique = [...new Set(sessionIds.map((sessionId) => sessionId.toLowerCase()))];
+  const [only] = unique;
+  const rows =
+    only === undefined
+      ? []
+      : unique.length === 1
+        ? await sessionRow(db, only)
+        : await sessionRows(db, unique);
+  const byId = new Map(
+    rows.map((row) => [row.id, { userId: row.user_id, roles: row.roles, activeUntil: row.active_until }]),
+  );
+  return sessionIds.map((sessionId) => byId.get(sessionId.toLowerCase()));
+}
 
 /** The open (not revoked) session's user, its roles and when it lapses unless refreshed: one query. */
 export async function sessionAccess(
   db: Kysely<Database>,
   sessionId: string,
-): Promise<{ userId: string; roles: UserRole[]; activeUntil: Date } | undefined> {
-  const [row] = await sessionRow(db, sessionId);
-  return row && { userId: row.user_id, roles: row.roles, activeUntil: row.active_until };
+): Promise<StoredAccess | undefined> {
+  const [access] = await sessionAccesses(db, [sessionId]);
+  return access;
 }

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import type { Database } from '@connect/db';
+import { Kysely, PostgresDialect } from 'kysely';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
 import { REMEMBER_MS, type SessionGate, sessionGate } from '../src/index.ts';
@@ -103,6 +105,40 @@ test('never past the moment the session lapses, whatever the draw', async () => 
     expect(await gate.isActive(lapsing.sessionId)).toBe(true);
     clock.now = new Date(start.getTime() + 10_000);
     expect(await gate.isActive(lapsing.sessionId)).toBe(false);
+  } finally {
+    await gate.close();
+  }
+});
+
+test('sessions looked up at the same time are read in one statement, each answered as its own', async () => {
+  const open = await Promise.all([openSession(), openSession(), openSession()]);
+  const revoked = await openSession();
+  await revokeQuietly(revoked.sessionId);
+  let statements = 0;
+  // The test database's pool, with every statement counted (not destroyed: the pool is shared).
+  const db = new Kysely<Database>({
+    dialect: new PostgresDialect({ pool: database.pool }),
+    log: (event) => {
+      if (event.level === 'query') statements++;
+    },
+  });
+  const gate = sessionGate({ db, pool: database.pool, now: () => start });
+  try {
+    const answers = await Promise.all([
+      ...open.map((session) => gate.check(session.sessionId)),
+      gate.check(open[0]?.sessionId.toUpperCase() ?? ''),
+      gate.check(revoked.sessionId),
+      gate.check(randomUUID()),
+      gate.check('not a session id'),
+    ]);
+    expect(answers).toEqual([
+      ...open.map((session) => ({ userId: session.userId, roles: [] })),
+      { userId: open[0]?.userId, roles: [] },
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    expect(statements).toBe(1);
   } finally {
     await gate.close();
   }

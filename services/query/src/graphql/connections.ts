@@ -61,16 +61,19 @@ export function connections(deps: { sessions: SessionGate; limits?: Subscription
     connection.socket.close(CLOSE_FORBIDDEN, 'Forbidden: the session has ended');
 
   // The gate forgets a session the moment its end is announced (NOTIFY) and never trusts one past
-  // its active_until, so most checks are answered from memory.
+  // its active_until, so most checks are answered from memory. They are asked all at once: those
+  // the gate must look up again go to the database together.
   let sweeping = false;
   const sweep = async () => {
     if (sweeping) return;
     sweeping = true;
     try {
-      for (const [sessionId, open] of bySession) {
-        if (await deps.sessions.isActive(sessionId).catch(() => true)) continue;
-        for (const connection of open) sessionEnded(connection);
-      }
+      await Promise.all(
+        [...bySession].map(async ([sessionId, open]) => {
+          if (await deps.sessions.isActive(sessionId).catch(() => true)) return;
+          for (const connection of open) sessionEnded(connection);
+        }),
+      );
     } finally {
       sweeping = false;
     }
