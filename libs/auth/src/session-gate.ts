@@ -97,9 +97,9 @@ export function sessionGate(deps: {
   // open, lookups asked for while one statement runs go together in the next.
   const lookUp = groupedCalls((sessionIds: readonly string[]) => sessionAccesses(deps.db, sessionIds));
 
-  async function check(sessionId: string): Promise<SessionAccess | undefined> {
-    // Session ids are UUIDs; anything else names no session, and must not fail a group it joins.
-    if (!UUID.test(sessionId)) return undefined;
+  async function check(given: string): Promise<SessionAccess | undefined> {
+    // Remembered and forgotten as the database spells it, so the NOTIFY of its end finds it.
+    const sessionId = given.toLowerCase();
     const remembered = listening() ? open.get(sessionId) : undefined;
     if (remembered && remembered.until > now()) return { userId: remembered.userId, roles: remembered.roles };
     const before = heard;
@@ -118,7 +118,7 @@ export function sessionGate(deps: {
     isActive: async (sessionId) => (await check(sessionId)) !== undefined,
     forget: (sessionId) => {
       heard++;
-      open.delete(sessionId);
+      open.delete(sessionId.toLowerCase());
     },
     forgetUser,
     async close() {
@@ -147,8 +147,8 @@ const openSessions = (db: Kysely<Database>) =>
     .where('revoked_at', 'is', null);
 
 // Both prepared: every process checks each of its sessions about once a minute. One session has a
-// statement of its own, which PostgreSQL runs on a generic plan; with `id = any($1)` it would plan
-// every execution for its array, which only a group of sessions is worth.
+// statement of its own, which PostgreSQL runs on a generic plan; `id = any($1)` may be planned
+// again for each array, which only a group of sessions is worth.
 const sessionRow = compiledOnce(
   (db: Kysely<Database>, sessionId: string) => openSessions(db).where('id', '=', sessionId),
   (query) => prepared('session-access', query),
@@ -159,7 +159,8 @@ const sessionRows = compiledOnce(
   (query) => prepared('session-accesses', query),
 );
 
-interface StoredAccess {
+/** A stored session's access, and when it lapses unless refreshed. */
+export interface StoredAccess {
   userId: string;
   roles: UserRole[];
   activeUntil: Date;
@@ -167,13 +168,16 @@ interface StoredAccess {
 
 /**
  * Each open (not revoked) session's user, its roles and when it lapses unless refreshed, in the
- * order given (undefined: no such open session): one query.
+ * order given (undefined: no such open session): one query, none when no id is a UUID. Session ids
+ * are UUIDs: anything else names no session, and must not fail the others' statement.
  */
 export async function sessionAccesses(
   db: Kysely<Database>,
   sessionIds: readonly string[],
 ): Promise<(StoredAccess | undefined)[]> {
-  const unique = [...new Set(sessionIds.map((sessionId) => sessionId.toLowerCase()))];
+  const unique = [
+    ...new Set(sessionIds.flatMap((sessionId) => (UUID.test(sessionId) ? [sessionId.toLowerCase()] : []))),
+  ];
   const [only] = unique;
   const rows =
     only === undefined

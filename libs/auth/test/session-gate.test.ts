@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { Database } from '@connect/db';
+import { type Database, namedStatementsPool } from '@connect/db';
 import { Kysely, PostgresDialect } from 'kysely';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
-import { REMEMBER_MS, type SessionGate, sessionGate } from '../src/index.ts';
+import { announceSessionEnded, REMEMBER_MS, type SessionGate, sessionGate } from '../src/index.ts';
 
 let database: TestDatabase;
 
@@ -115,9 +115,10 @@ test('sessions looked up at the same time are read in one statement, each answer
   const revoked = await openSession();
   await revokeQuietly(revoked.sessionId);
   let statements = 0;
-  // The test database's pool, with every statement counted (not destroyed: the pool is shared).
+  // The test database's pool as the services use it, with every statement counted (not
+  // destroyed: the pool is shared).
   const db = new Kysely<Database>({
-    dialect: new PostgresDialect({ pool: database.pool }),
+    dialect: new PostgresDialect({ pool: namedStatementsPool(database.pool) }),
     log: (event) => {
       if (event.level === 'query') statements++;
     },
@@ -139,6 +140,24 @@ test('sessions looked up at the same time are read in one statement, each answer
       undefined,
     ]);
     expect(statements).toBe(1);
+  } finally {
+    await gate.close();
+  }
+});
+
+test('a session given in capitals is forgotten when its end is announced', async () => {
+  const gate = await listeningGate({ now: start }, () => 0.5);
+  try {
+    const session = await openSession();
+    const inCapitals = session.sessionId.toUpperCase();
+    expect(await gate.isActive(inCapitals)).toBe(true);
+    await revokeQuietly(session.sessionId);
+    expect(await gate.isActive(inCapitals)).toBe(true); // remembered, until told
+    await announceSessionEnded(database.db, session.sessionId);
+    for (let waited = 0; waited < 5000 && (await gate.isActive(inCapitals)); waited += 20) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(await gate.isActive(inCapitals)).toBe(false);
   } finally {
     await gate.close();
   }

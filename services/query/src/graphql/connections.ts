@@ -45,6 +45,9 @@ export interface Connections {
   close(): void;
 }
 
+/** Sessions the sweep checks at a time. */
+const SWEEP_GROUP = 500;
+
 export function connections(deps: { sessions: SessionGate; limits?: SubscriptionLimits }): Connections {
   const maxQueued = deps.limits?.maxQueued ?? 500;
   const bySocket = new WeakMap<WebSocket, Connection>();
@@ -61,19 +64,23 @@ export function connections(deps: { sessions: SessionGate; limits?: Subscription
     connection.socket.close(CLOSE_FORBIDDEN, 'Forbidden: the session has ended');
 
   // The gate forgets a session the moment its end is announced (NOTIFY) and never trusts one past
-  // its active_until, so most checks are answered from memory. They are asked all at once: those
-  // the gate must look up again go to the database together.
+  // its active_until, so most checks are answered from memory. They are asked SWEEP_GROUP at a
+  // time: those the gate must look up again go to the database together, and a request's own
+  // check waits behind one such statement at most, even when the gate remembers nothing.
   let sweeping = false;
   const sweep = async () => {
     if (sweeping) return;
     sweeping = true;
     try {
-      await Promise.all(
-        [...bySession].map(async ([sessionId, open]) => {
-          if (await deps.sessions.isActive(sessionId).catch(() => true)) return;
-          for (const connection of open) sessionEnded(connection);
-        }),
-      );
+      const held = [...bySession];
+      for (let i = 0; i < held.length; i += SWEEP_GROUP) {
+        await Promise.all(
+          held.slice(i, i + SWEEP_GROUP).map(async ([sessionId, open]) => {
+            if (await deps.sessions.isActive(sessionId).catch(() => true)) return;
+            for (const connection of open) sessionEnded(connection);
+          }),
+        );
+      }
     } finally {
       sweeping = false;
     }
