@@ -4,7 +4,7 @@
 // the transaction that did it. While the notification connection is down, nothing is remembered.
 // A session lapses on its own at active_until, which the command service sets from its idle
 // timeout and absolute lifetime; a refresh moves it later.
-import { compiledOnce, type Database, groupedCalls, listen, prepared } from '@connect/db';
+import { compiledOnce, type Database, groupedCalls, isUuidText, listen, prepared } from '@connect/db';
 import type { UserRole } from '@connect/domain';
 import { type Kysely, sql } from 'kysely';
 import type pg from 'pg';
@@ -128,8 +128,6 @@ export function sessionGate(deps: {
   };
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** Open (not revoked) sessions, with their users' roles. */
 const openSessions = (db: Kysely<Database>) =>
   db
@@ -176,7 +174,7 @@ export async function sessionAccesses(
   sessionIds: readonly string[],
 ): Promise<(StoredAccess | undefined)[]> {
   const unique = [
-    ...new Set(sessionIds.flatMap((sessionId) => (UUID.test(sessionId) ? [sessionId.toLowerCase()] : []))),
+    ...new Set(sessionIds.flatMap((sessionId) => (isUuidText(sessionId) ? [sessionId.toLowerCase()] : []))),
   ];
   const [only] = unique;
   const rows =

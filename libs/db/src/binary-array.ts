@@ -38,6 +38,9 @@ const POSTGRES_EPOCH_US = 946_684_800_000_000n;
 const HEADER_BYTES = 20;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** Whether `value` is a UUID's hyphenated text, in either case. */
+export const isUuidText = (value: string) => UUID.test(value);
+
 /**
  * `values` as a binary array of `type`, to pass as a parameter cast to that array type (for
  * example `unnest($1::bytea[])`). Numbers must be integers in the type's range; a uuid is its
@@ -132,7 +135,7 @@ const ENCODERS: { [T in BinaryElementType]: Encoder<BinaryElementValues[T]> } = 
   uuid: {
     size: () => 16,
     write(out, at, value) {
-      if (!UUID.test(value)) throw new RangeError(`${value} is not a uuid`);
+      if (!isUuidText(value)) throw new RangeError(`${value} is not a uuid`);
       const hex = value.replaceAll('-', '');
       out.write(hex, at, 'hex');
       return 16;

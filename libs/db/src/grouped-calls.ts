@@ -1,5 +1,8 @@
+/** The most items one group takes unless told otherwise. */
+export const DEFAULT_MAX_GROUP = 500;
+
 export interface GroupedCallsOptions {
-  /** The most items one group takes (default 500). */
+  /** The most items one group takes (DEFAULT_MAX_GROUP). */
   maxGroup?: number;
   /**
    * When a group throws, run it again item by item so only the culprit's caller gets the error
@@ -15,7 +18,7 @@ export interface GroupedCallsOptions {
  */
 export function groupedCalls<I, R>(
   run: (items: readonly I[]) => Promise<readonly R[]>,
-  { maxGroup = 500, isolateFailures = false }: GroupedCallsOptions = {},
+  { maxGroup = DEFAULT_MAX_GROUP, isolateFailures = false }: GroupedCallsOptions = {},
 ): (item: I) => Promise<R> {
   if (!(maxGroup >= 1)) throw new RangeError('maxGroup must be at least 1');
   type Call = { item: I; resolve: (result: R) => void; reject: (error: unknown) => void };

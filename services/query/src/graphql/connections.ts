@@ -3,6 +3,7 @@
 // session ended (logout, expiry, revocation) is closed with 4403; and one that stops reading is
 // closed with 1013 once too many changes wait for it, so waiting changes never grow without bound.
 import type { SessionGate } from '@connect/auth';
+import { DEFAULT_MAX_GROUP } from '@connect/db';
 import type WebSocket from 'ws';
 
 /** graphql-ws: connection_init refused, or the session it authenticated has ended. */
@@ -45,8 +46,8 @@ export interface Connections {
   close(): void;
 }
 
-/** Sessions the sweep checks at a time. */
-const SWEEP_GROUP = 500;
+/** Sessions the sweep checks at a time: as many as the session gate reads in one statement. */
+const SWEEP_GROUP = DEFAULT_MAX_GROUP;
 
 export function connections(deps: { sessions: SessionGate; limits?: SubscriptionLimits }): Connections {
   const maxQueued = deps.limits?.maxQueued ?? 500;
