@@ -1,6 +1,7 @@
 export * from './binary-array.ts';
 export * from './channels.ts';
 export * from './clear-fields.ts';
+export * from './client-turns.ts';
 export * from './compiled-once.ts';
 export * from './config.ts';
 export * from './connection-errors.ts';

@@ -5,6 +5,7 @@
 // again after a delay that doubles up to a ceiling. Notifications sent while no LISTEN is in force
 // are lost, so `onListening` runs each time a listener's LISTEN takes effect: the place to catch up.
 import pg from 'pg';
+import { inTurn } from './client-turns.ts';
 import { isConnectionFailure } from './connection-errors.ts';
 
 export interface ListenOptions {
@@ -138,7 +139,7 @@ class SharedConnection {
       this.unused();
       if (!current) return;
       // A connection that may still listen goes back to the pool destroyed, never kept.
-      const cleared = await current.client.query('unlisten *').then(
+      const cleared = await inTurn(current.client, () => current.client.query('unlisten *')).then(
         () => true,
         () => false,
       );
@@ -150,7 +151,9 @@ class SharedConnection {
     const wanted = new Set([...this.subscribers].flatMap((s) => s.channels));
     const dropped = subscriber.channels.filter((channel) => !wanted.has(channel));
     if (current && dropped.length > 0)
-      await current.client.query(statement('unlisten', dropped)).catch(() => {});
+      await inTurn(current.client, () => current.client.query(statement('unlisten', dropped))).catch(
+        () => {},
+      );
   }
 
   private async connect(): Promise<void> {
@@ -181,7 +184,7 @@ class SharedConnection {
   private async listenFor(subscriber: Subscriber, client: pg.PoolClient): Promise<void> {
     subscriber.pending = true;
     try {
-      await client.query(statement('listen', subscriber.channels));
+      await inTurn(client, () => client.query(statement('listen', subscriber.channels)));
     } catch (error) {
       subscriber.pending = false;
       // The connection lost: every listener is told, once. A LISTEN refused: only this one retries.

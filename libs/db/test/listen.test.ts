@@ -148,3 +148,31 @@ test('the listeners of a pool share one connection, each told only of its own ch
   expect(pool.totalCount - pool.idleCount).toBe(0);
   expect(await killListeners()).toBe(0);
 });
+
+test('statements on the shared connection go one at a time, as listeners come, go and listen again', async () => {
+  // pg 9 no longer queues a query sent while another runs on the same client.
+  const own = createPool(database.url, 2);
+  let most = 0;
+  own.on('connect', (client) => {
+    let running = 0;
+    const query = client.query.bind(client) as (text: string) => Promise<unknown>;
+    client.query = ((text: string) => {
+      most = Math.max(most, ++running);
+      return query(text).finally(() => running--);
+    }) as typeof client.query;
+  });
+  const listeners = ['one_a', 'one_b', 'one_c'].map((channel) => listen(own, [channel], () => undefined));
+  try {
+    await Promise.all(listeners.map((listener) => listener.ready));
+    expect(listeners.map((listener) => listener.isListening())).toEqual([true, true, true]);
+    const late = listen(own, ['one_d'], () => undefined);
+    await listeners[0]?.close();
+    await late.ready;
+    expect(late.isListening()).toBe(true);
+    await late.close();
+  } finally {
+    for (const listener of listeners) await listener.close();
+    await own.end();
+  }
+  expect(most).toBe(1);
+});

@@ -129,28 +129,29 @@ export async function writePlan(
 }
 
 /** The outcomes of a plan, with the entries committed before the batch that some of them need. */
-export function settleOutcomes(
+export async function settleOutcomes(
   client: pg.PoolClient,
   source: LedgerSource,
   outcomes: readonly PlannedOutcome[],
 ): Promise<AppendResult[]> {
-  return Promise.all(
-    outcomes.map(async (outcome): Promise<AppendResult> => {
-      if (outcome.outcome === 'replay_stored') {
-        const entries = await entriesInRange(client, source, outcome.firstIndex, outcome.count);
-        return { outcome: 'replayed', entries, streamVersion: entries.at(-1)?.version ?? 0 };
-      }
-      if (outcome.outcome === 'committed_before') {
-        const { ids, stream } = outcome;
-        const entries = await entriesByIds(client, source, ids);
-        const sameAppend = entries.length === ids.length && entries.every((e) => e.stream === stream);
-        return sameAppend
+  // One after another: they read on one connection, which runs one statement at a time.
+  const results: AppendResult[] = [];
+  for (const outcome of outcomes) {
+    if (outcome.outcome === 'replay_stored') {
+      const entries = await entriesInRange(client, source, outcome.firstIndex, outcome.count);
+      results.push({ outcome: 'replayed', entries, streamVersion: entries.at(-1)?.version ?? 0 });
+    } else if (outcome.outcome === 'committed_before') {
+      const { ids, stream } = outcome;
+      const entries = await entriesByIds(client, source, ids);
+      const sameAppend = entries.length === ids.length && entries.every((e) => e.stream === stream);
+      results.push(
+        sameAppend
           ? { outcome: 'appended', entries, streamVersion: entries.at(-1)?.version ?? 0 }
-          : { outcome: 'duplicate_event_id', eventId: ids[0] as string };
-      }
-      return outcome;
-    }),
-  );
+          : { outcome: 'duplicate_event_id', eventId: ids[0] as string },
+      );
+    } else results.push(outcome);
+  }
+  return results;
 }
 
 async function entriesByIds(client: pg.PoolClient, source: LedgerSource, ids: string[]): Promise<Entry[]> {

@@ -7,7 +7,7 @@
 // idle while a batch is being planned.
 import { randomUUID } from 'node:crypto';
 import { type Checkpoint, formatRecordedAt, type SigningKey, signCheckpoint } from '@connect/crypto';
-import { type Database, randomPool } from '@connect/db';
+import { type Database, inTurn, randomPool } from '@connect/db';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import {
@@ -213,7 +213,7 @@ export function createAppender(deps: AppenderDeps): Appender {
       for (const [stream, version] of plan.versions) stage.versions.set(stream, version);
       pipeline = stage;
       // Queued behind the write ahead on its connection: it runs once that one has committed.
-      const written = writePlan(stage.client, base, plan, note, seal);
+      const written = inTurn(stage.client, () => writePlan(stage.client, base, plan, note, seal));
       sent();
       if (await written) {
         moveTip(plan);

@@ -248,13 +248,17 @@ test('the rows of some streams before an index (or after a version of each) come
 describe('pipelined batches', () => {
   /** A ledger whose pool counts the statements it runs, with batches of at most `maxBatchEvents`. */
   async function countedLedger(maxBatchEvents: number) {
-    const counter = { statements: 0 };
+    // mostAtOnce: the most statements a connection was given before the last one settled (pg 9
+    // no longer queues a statement sent while another runs).
+    const counter = { statements: 0, mostAtOnce: 0 };
     const pool = createPool(database.url, 2);
     pool.on('connect', (client) => {
-      const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+      let running = 0;
+      const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
       client.query = ((...args: unknown[]) => {
         counter.statements++;
-        return query(...args);
+        counter.mostAtOnce = Math.max(counter.mostAtOnce, ++running);
+        return query(...args).finally(() => running--);
       }) as typeof client.query;
     });
     const counted = await openLedger({ pool, db: database.db, origin: ORIGIN, key: KEY, maxBatchEvents });
@@ -304,6 +308,22 @@ describe('pipelined batches', () => {
       expect(again.outcome === 'replayed' && again.entries[0]?.index).toBe(
         results[3]?.outcome === 'appended' && results[3].entries[0]?.index,
       );
+      // Retries of several recorded keys in one batch: each replays what its key wrote.
+      const retries = await Promise.all(
+        [5, 6, 7].map((i) =>
+          counted.append({
+            stream: `pipelined-${i}`,
+            expectedVersion: 'no_stream',
+            actor: null,
+            idempotencyKey: `pipelined-key-${i}`,
+            events: [event('A', { i })],
+          }),
+        ),
+      );
+      expect(retries.map((r) => r.outcome === 'replayed' && r.entries[0]?.index)).toEqual(
+        [5, 6, 7].map((i) => results[i]?.outcome === 'appended' && results[i].entries[0]?.index),
+      );
+      expect(counter.mostAtOnce).toBe(1);
       expect(
         await readStream(database.db, { origin: ORIGIN, cipher: clearBodies }, 'pipelined-3'),
       ).toHaveLength(1);
@@ -315,7 +335,7 @@ describe('pipelined batches', () => {
 
   test('a batch that fails takes the batch queued behind it to the lock; only the culprit fails', async () => {
     await ledger.append({ stream: 'taken', expectedVersion: 'no_stream', actor: null, events: [event('T')] });
-    const { counted, pool } = await countedLedger(3);
+    const { counted, counter, pool } = await countedLedger(3);
     try {
       // 'taken' exists, but this process has not seen it: its batch is written as if new, fails on
       // (stream, version), and is retried append by append; the batches behind it were planned on
@@ -342,6 +362,7 @@ describe('pipelined batches', () => {
       ]);
       expect(await readStream(database.db, { origin: ORIGIN, cipher: clearBodies }, 'taken')).toHaveLength(1);
       expect((await auditLedger(database.db, KEY)).ok).toBe(true);
+      expect(counter.mostAtOnce).toBe(1);
     } finally {
       await pool.end();
     }
