@@ -158,13 +158,24 @@ test('statements on the shared connection go one at a time, as listeners come, g
     const query = client.query.bind(client) as (text: string) => Promise<unknown>;
     client.query = ((text: string) => {
       most = Math.max(most, ++running);
-      return query(text).finally(() => running--);
+      const result = query(text);
+      if (typeof result?.finally !== 'function') throw new Error('this pool takes promise queries only');
+      return result.finally(() => running--);
     }) as typeof client.query;
   });
-  const listeners = ['one_a', 'one_b', 'one_c'].map((channel) => listen(own, [channel], () => undefined));
+  const listened = new Map<string, number>();
+  const listeners = ['one_a', 'one_b', 'one_c'].map((channel) =>
+    listen(own, [channel], () => undefined, {
+      retryMs: 10,
+      onListening: () => listened.set(channel, (listened.get(channel) ?? 0) + 1),
+    }),
+  );
   try {
     await Promise.all(listeners.map((listener) => listener.ready));
     expect(listeners.map((listener) => listener.isListening())).toEqual([true, true, true]);
+    // The connection lost: all three LISTEN again, at once, on the next one.
+    expect(await killListeners()).toBe(1);
+    await expect.poll(() => [...listened.values()]).toEqual([2, 2, 2]);
     const late = listen(own, ['one_d'], () => undefined);
     await listeners[0]?.close();
     await late.ready;

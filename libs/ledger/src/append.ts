@@ -213,12 +213,15 @@ export function createAppender(deps: AppenderDeps): Appender {
       for (const [stream, version] of plan.versions) stage.versions.set(stream, version);
       pipeline = stage;
       // Queued behind the write ahead on its connection: it runs once that one has committed.
-      const written = inTurn(stage.client, () => writePlan(stage.client, base, plan, note, seal));
-      sent();
-      if (await written) {
+      // Whatever its outcomes read goes in the same turn, before the write queued behind it.
+      const settled = inTurn(stage.client, async () => {
+        if (!(await writePlan(stage.client, base, plan, note, seal))) return null;
         moveTip(plan);
-        return await settleOutcomes(stage.client, source, plan.outcomes);
-      }
+        return settleOutcomes(stage.client, source, plan.outcomes);
+      });
+      sent();
+      const results = await settled;
+      if (results) return results;
       // Another process appended, or a key is recorded: decided under the lock. Nothing planned
       // on this stage can apply now.
       abandon(stage);

@@ -258,7 +258,9 @@ describe('pipelined batches', () => {
       client.query = ((...args: unknown[]) => {
         counter.statements++;
         counter.mostAtOnce = Math.max(counter.mostAtOnce, ++running);
-        return query(...args).finally(() => running--);
+        const result = query(...args);
+        if (typeof result?.finally !== 'function') throw new Error('this pool takes promise queries only');
+        return result.finally(() => running--);
       }) as typeof client.query;
     });
     const counted = await openLedger({ pool, db: database.db, origin: ORIGIN, key: KEY, maxBatchEvents });
@@ -308,7 +310,8 @@ describe('pipelined batches', () => {
       expect(again.outcome === 'replayed' && again.entries[0]?.index).toBe(
         results[3]?.outcome === 'appended' && results[3].entries[0]?.index,
       );
-      // Retries of several recorded keys in one batch: each replays what its key wrote.
+      // Retries of recorded keys, sent together: each replays what its key wrote. They go through
+      // the lock, at least two of them in one batch, whose replays are read on its one connection.
       const retries = await Promise.all(
         [5, 6, 7].map((i) =>
           counted.append({
