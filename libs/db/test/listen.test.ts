@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { countingPool } from '../../../test/support/counting-pool.ts';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
 import { createPool, listen } from '../src/index.ts';
 
@@ -150,19 +151,7 @@ test('the listeners of a pool share one connection, each told only of its own ch
 });
 
 test('statements on the shared connection go one at a time, as listeners come, go and listen again', async () => {
-  // pg 9 no longer queues a query sent while another runs on the same client.
-  const own = createPool(database.url, 2);
-  let most = 0;
-  own.on('connect', (client) => {
-    let running = 0;
-    const query = client.query.bind(client) as (text: string) => Promise<unknown>;
-    client.query = ((text: string) => {
-      most = Math.max(most, ++running);
-      const result = query(text);
-      if (typeof result?.finally !== 'function') throw new Error('this pool takes promise queries only');
-      return result.finally(() => running--);
-    }) as typeof client.query;
-  });
+  const { pool: own, counter } = countingPool(database.url, 2);
   const listened = new Map<string, number>();
   const listeners = ['one_a', 'one_b', 'one_c'].map((channel) =>
     listen(own, [channel], () => undefined, {
@@ -185,5 +174,5 @@ test('statements on the shared connection go one at a time, as listeners come, g
     for (const listener of listeners) await listener.close();
     await own.end();
   }
-  expect(most).toBe(1);
+  expect(counter.mostAtOnce).toBe(1);
 });

@@ -1,5 +1,5 @@
-import { createPool } from '@connect/db';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { countingPool } from '../../../test/support/counting-pool.ts';
 import type { TestDatabase } from '../../../test/support/database.ts';
 import { plansOfPrepared } from '../../../test/support/prepared-plans.ts';
 import {
@@ -167,15 +167,7 @@ describe('appending to a stream', () => {
 });
 
 test('an append by the process that wrote the head last is one round trip', async () => {
-  let statements = 0;
-  const pool = createPool(database.url, 2);
-  pool.on('connect', (client) => {
-    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
-    client.query = ((...args: unknown[]) => {
-      statements++;
-      return query(...args);
-    }) as typeof client.query;
-  });
+  const { pool, counter } = countingPool(database.url, 2);
   try {
     const counted = await openLedger({ pool, db: database.db, origin: ORIGIN, key: KEY });
     // The first append reads the head under its lock; after it, this process knows the tip.
@@ -185,7 +177,7 @@ test('an append by the process that wrote the head last is one round trip', asyn
       actor: null,
       events: [event('A')],
     });
-    statements = 0;
+    counter.statements = 0;
     const next = await counted.append({
       stream: 'one-trip',
       expectedVersion: 1,
@@ -193,7 +185,7 @@ test('an append by the process that wrote the head last is one round trip', asyn
       events: [event('B')],
     });
     expect(next.outcome).toBe('appended');
-    expect(statements).toBe(1);
+    expect(counter.statements).toBe(1);
     const fresh = await counted.append({
       stream: 'one-trip-new',
       expectedVersion: 'no_stream',
@@ -201,7 +193,7 @@ test('an append by the process that wrote the head last is one round trip', asyn
       events: [event('C')],
     });
     expect(fresh.outcome).toBe('appended');
-    expect(statements).toBe(2);
+    expect(counter.statements).toBe(2);
   } finally {
     await pool.end();
   }
@@ -248,21 +240,7 @@ test('the rows of some streams before an index (or after a version of each) come
 describe('pipelined batches', () => {
   /** A ledger whose pool counts the statements it runs, with batches of at most `maxBatchEvents`. */
   async function countedLedger(maxBatchEvents: number) {
-    // mostAtOnce: the most statements a connection was given before the last one settled (pg 9
-    // no longer queues a statement sent while another runs).
-    const counter = { statements: 0, mostAtOnce: 0 };
-    const pool = createPool(database.url, 2);
-    pool.on('connect', (client) => {
-      let running = 0;
-      const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
-      client.query = ((...args: unknown[]) => {
-        counter.statements++;
-        counter.mostAtOnce = Math.max(counter.mostAtOnce, ++running);
-        const result = query(...args);
-        if (typeof result?.finally !== 'function') throw new Error('this pool takes promise queries only');
-        return result.finally(() => running--);
-      }) as typeof client.query;
-    });
+    const { pool, counter } = countingPool(database.url, 2);
     const counted = await openLedger({ pool, db: database.db, origin: ORIGIN, key: KEY, maxBatchEvents });
     // The first append reads the head under its lock; after it, this process knows the tip.
     await counted.append({
@@ -277,20 +255,18 @@ describe('pipelined batches', () => {
 
   test('idempotent appends of new streams are one statement a batch, written one behind the other', async () => {
     const { counted, counter, pool } = await countedLedger(5);
+    const keyed = (i: number) =>
+      counted.append({
+        stream: `pipelined-${i}`,
+        expectedVersion: 'no_stream',
+        actor: null,
+        idempotencyKey: `pipelined-key-${i}`,
+        events: [event('A', { i })],
+      });
     let batches = 0;
     counted.observe({ appended: () => undefined, committed: () => void batches++ });
     try {
-      const results = await Promise.all(
-        Array.from({ length: 40 }, (_, i) =>
-          counted.append({
-            stream: `pipelined-${i}`,
-            expectedVersion: 'no_stream',
-            actor: null,
-            idempotencyKey: `pipelined-key-${i}`,
-            events: [event('A', { i })],
-          }),
-        ),
-      );
+      const results = await Promise.all(Array.from({ length: 40 }, (_, i) => keyed(i)));
       expect(results.every((r) => r.outcome === 'appended')).toBe(true);
       // 40 appends, at most 5 a batch (the first goes alone, as nothing is queued behind it yet)
       expect(batches).toBeLessThanOrEqual(9);
@@ -299,30 +275,14 @@ describe('pipelined batches', () => {
       expect(new Set(indexes).size).toBe(40);
       expect(Math.max(...indexes) - Math.min(...indexes)).toBe(39);
       // A retry of a recorded key finds it under the lock, and replays what it wrote.
-      const again = await counted.append({
-        stream: 'pipelined-3',
-        expectedVersion: 'no_stream',
-        actor: null,
-        idempotencyKey: 'pipelined-key-3',
-        events: [event('A', { i: 3 })],
-      });
+      const again = await keyed(3);
       expect(again.outcome).toBe('replayed');
       expect(again.outcome === 'replayed' && again.entries[0]?.index).toBe(
         results[3]?.outcome === 'appended' && results[3].entries[0]?.index,
       );
       // Retries of recorded keys, sent together: each replays what its key wrote. They go through
       // the lock, at least two of them in one batch, whose replays are read on its one connection.
-      const retries = await Promise.all(
-        [5, 6, 7].map((i) =>
-          counted.append({
-            stream: `pipelined-${i}`,
-            expectedVersion: 'no_stream',
-            actor: null,
-            idempotencyKey: `pipelined-key-${i}`,
-            events: [event('A', { i })],
-          }),
-        ),
-      );
+      const retries = await Promise.all([5, 6, 7].map(keyed));
       expect(retries.map((r) => r.outcome === 'replayed' && r.entries[0]?.index)).toEqual(
         [5, 6, 7].map((i) => results[i]?.outcome === 'appended' && results[i].entries[0]?.index),
       );
