@@ -1,12 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createScratchDatabase, type DatabaseHandle, startEmbeddedPostgres } from '@connect/db';
 import type pg from 'pg';
 import { freePort } from '../test/support/free-port.ts';
+import type { GeneratorJob, GeneratorResult } from './open-loop-generator.ts';
 
 export interface Metric {
   value: number;
@@ -87,13 +87,16 @@ export async function closedLoop(
   return { count: latencies.length, perSecond: latencies.length / elapsed, latenciesMs: latencies };
 }
 
+const GENERATOR = fileURLToPath(new URL('./open-loop-generator.ts', import.meta.url));
+
 /**
  * Open-loop load: `rate` GET requests a second for `seconds`, each sent at its scheduled time
  * whether or not earlier ones have been answered (over keep-alive sockets, as many as needed), and
  * each latency counted from its scheduled time, so a stall is not hidden by the requests it held
- * back (coordinated omission); a request sent up to 1 ms early (one timer's granularity) is counted
- * from when it was sent. The first `warmUpSeconds` at the same rate are not counted: they
- * open the sockets, whose connections and first statements are not the steady load measured.
+ * back (coordinated omission). The requests are built here and sent by a load generator of their
+ * own (open-loop-generator.ts), a process whose pauses are not this one's. The first
+ * `warmUpSeconds` at the same rate are not counted: they open the sockets, whose connections and
+ * first statements are not the steady load measured.
  * Returns the counted latencies sorted, and the counted answers that were not 2xx.
  */
 export async function openLoop(
@@ -103,42 +106,21 @@ export async function openLoop(
   request: () => { path: string; headers?: Record<string, string> },
   warmUpSeconds = 2,
 ): Promise<{ latenciesMs: number[]; non2xx: number }> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-  const latencies: number[] = [];
-  let non2xx = 0;
-  const send = (scheduledAt: number, counted: boolean) =>
-    new Promise<void>((resolve) => {
-      const countFrom = Math.min(scheduledAt, performance.now());
-      const { path: target, headers } = request();
-      const req = http.get(`${url}${target}`, { agent, headers }, (response) => {
-        response.resume();
-        response.on('end', () => {
-          if (counted) {
-            latencies.push(performance.now() - countFrom);
-            if ((response.statusCode ?? 0) >= 300) non2xx++;
-          }
-          resolve();
-        });
-      });
-      req.on('error', () => {
-        if (counted) non2xx++;
-        resolve();
-      });
-    });
-  const started = performance.now();
+  const target = new URL(url);
   const warmUp = Math.round(rate * warmUpSeconds);
-  const total = warmUp + Math.round(rate * seconds);
-  const pending: Promise<void>[] = [];
-  for (let i = 0; i < total; i++) {
-    const scheduledAt = started + (i * 1000) / rate;
-    const wait = scheduledAt - performance.now();
-    if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-    pending.push(send(scheduledAt, i >= warmUp));
-  }
-  await Promise.all(pending);
-  agent.destroy();
-  latencies.sort((a, b) => a - b);
-  return { latenciesMs: latencies, non2xx };
+  const requests = Array.from({ length: warmUp + Math.round(rate * seconds) }, () => {
+    const { path, headers = {} } = request();
+    const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
+    return `GET ${path} HTTP/1.1\r\nhost: ${target.host}\r\n${lines.join('')}\r\n`;
+  });
+  const job: GeneratorJob = { host: target.hostname, port: Number(target.port), rate, requests, warmUp };
+  const generator = fork(GENERATOR, [], { execArgv: ['--import', 'tsx'], serialization: 'advanced' });
+  const result = await new Promise<GeneratorResult>((resolve, reject) => {
+    generator.once('message', (message) => resolve(message as GeneratorResult));
+    generator.once('exit', (code) => reject(new Error(`the load generator exited with ${code}`)));
+    generator.send(job);
+  });
+  return { latenciesMs: Array.from(result.latenciesMs).sort((a, b) => a - b), non2xx: result.non2xx };
 }
 
 /**
