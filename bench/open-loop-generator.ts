@@ -1,10 +1,9 @@
-// The open loop's load generator, run as its own process by openLoop (support.ts), as wrk2 would
-// be: a lean HTTP/1.1 client over keep-alive sockets that sends each request at its scheduled time
-// and counts its latency from then. Node's http client allocated about 60 MB a second at 14,000
-// requests a second, and its collections, in the bench process that also holds the seeded data,
-// stalled the schedule: at that rate it put a p99 of 12 ms under /healthz of an idle server, where
-// this client puts 2 ms.
+// The open loop's load generator, run by openLoop (support.ts) as a process of its own, as wrk2
+// would be, so neither the bench's collections nor its data take the schedule's time: a lean
+// HTTP/1.1 client over keep-alive sockets that sends each request at its scheduled time and counts
+// its latency from then.
 import net from 'node:net';
+import { fileURLToPath } from 'node:url';
 
 export interface GeneratorJob {
   host: string;
@@ -13,6 +12,8 @@ export interface GeneratorJob {
   /** Every request's bytes, in order: the first `warmUp` are sent on schedule but not counted. */
   requests: string[];
   warmUp: number;
+  /** Sockets open at once at most (default 256); a request finding none free waits for one. */
+  maxSockets?: number;
 }
 
 export interface GeneratorResult {
@@ -22,8 +23,6 @@ export interface GeneratorResult {
   non2xx: number;
 }
 
-const MAX_SOCKETS = 256;
-
 interface Response {
   /** Where the response ends in the buffer. */
   end: number;
@@ -31,30 +30,47 @@ interface Response {
   close: boolean;
 }
 
-/** The first whole response in `buffer`, or null while it is incomplete (Content-Length or chunked). */
+/** A response that cannot be framed: its connection is closed, and the request counted as failed. */
+class ProtocolError extends Error {}
+
+const noBody = (status: number) => status === 204 || status === 304;
+
+/**
+ * The first whole response in `buffer`, or null while it is incomplete: framed by
+ * Transfer-Encoding: chunked, else Content-Length, else (a status without a body) by its head.
+ */
 export function parseResponse(buffer: Buffer): Response | null {
   const headEnd = buffer.indexOf('\r\n\r\n');
   if (headEnd < 0) return null;
   const head = buffer.toString('latin1', 0, headEnd);
-  const status = Number(head.slice(9, 12));
-  const close = /\r\nconnection: *close/i.test(head);
+  const status = /^HTTP\/1\.[01] ([2-5]\d\d)/.exec(head)?.[1];
+  if (!status) throw new ProtocolError(`not a final HTTP/1.1 status line: ${head.slice(0, 40)}`);
+  const response = { status: Number(status), close: /\r\nconnection:[^\r]*\bclose\b/i.test(head) };
   const bodyStart = headEnd + 4;
-  const length = /\r\ncontent-length: *(\d+)/i.exec(head);
-  if (length) {
-    const end = bodyStart + Number(length[1]);
-    return buffer.length >= end ? { end, status, close } : null;
+  if (noBody(response.status)) return { ...response, end: bodyStart };
+  if (/\r\ntransfer-encoding:[^\r]*\bchunked\b/i.test(head)) {
+    const end = chunkedEnd(buffer, bodyStart);
+    return end === null ? null : { ...response, end };
   }
-  if (!/\r\ntransfer-encoding: *chunked/i.test(head)) return { end: bodyStart, status, close };
-  let at = bodyStart;
+  const length = /\r\ncontent-length: *(\d+) *\r?$/im.exec(head);
+  if (!length) throw new ProtocolError('a response with neither Content-Length nor chunked framing');
+  const end = bodyStart + Number(length[1]);
+  return buffer.length >= end ? { ...response, end } : null;
+}
+
+/** Where a chunked body starting at `at` ends (after its trailers), or null while it is incomplete. */
+function chunkedEnd(buffer: Buffer, at: number): number | null {
   for (;;) {
     const lineEnd = buffer.indexOf('\r\n', at);
     if (lineEnd < 0) return null;
-    const size = Number.parseInt(buffer.toString('latin1', at, lineEnd), 16);
-    if (size === 0) {
-      const trailerEnd = buffer.indexOf('\r\n\r\n', lineEnd);
-      return trailerEnd < 0 ? null : { end: trailerEnd + 4, status, close };
+    const size = /^[0-9a-f]+/i.exec(buffer.toString('latin1', at, lineEnd))?.[0];
+    if (!size) throw new ProtocolError('a chunk without a size');
+    if (Number.parseInt(size, 16) === 0) {
+      // The last chunk's line, then trailer lines up to an empty one.
+      const trailersEnd = buffer.indexOf('\r\n\r\n', lineEnd);
+      return trailersEnd < 0 ? null : trailersEnd + 4;
     }
-    at = lineEnd + 2 + size + 2;
+    at = lineEnd + 2 + Number.parseInt(size, 16) + 2;
     if (buffer.length < at) return null;
   }
 }
@@ -78,6 +94,7 @@ export async function generate(job: GeneratorJob): Promise<GeneratorResult> {
   const waiting: { request: Buffer; flight: InFlight }[] = [];
   const inFlight = new Map<net.Socket, InFlight>();
   let open = 0;
+  const maxSockets = job.maxSockets ?? 256;
   let sending = true;
 
   const settle = (flight: InFlight, status: number) => {
@@ -96,6 +113,10 @@ export async function generate(job: GeneratorJob): Promise<GeneratorResult> {
     inFlight.set(socket, flight);
     socket.write(request);
   };
+  const forget = (socket: net.Socket) => {
+    const at = idle.indexOf(socket);
+    if (at >= 0) idle.splice(at, 1);
+  };
   const connect = () => {
     open++;
     const socket = net.connect({ host: job.host, port: job.port, noDelay: true });
@@ -104,14 +125,26 @@ export async function generate(job: GeneratorJob): Promise<GeneratorResult> {
       let buffer = partial ? Buffer.concat([partial, chunk]) : chunk;
       partial = null;
       for (;;) {
-        const response = parseResponse(buffer);
+        let response: Response | null;
+        try {
+          response = parseResponse(buffer);
+        } catch (error) {
+          if (!(error instanceof ProtocolError)) throw error;
+          socket.destroy();
+          return;
+        }
         if (!response) {
           partial = buffer;
           return;
         }
         const flight = inFlight.get(socket);
+        // An answer nothing asked for: the connection's framing is lost (close settles the rest).
+        if (!flight) {
+          socket.destroy();
+          return;
+        }
         inFlight.delete(socket);
-        if (flight) settle(flight, response.status);
+        settle(flight, response.status);
         if (response.close) {
           socket.destroy();
           return;
@@ -121,11 +154,12 @@ export async function generate(job: GeneratorJob): Promise<GeneratorResult> {
         buffer = buffer.subarray(response.end);
       }
     });
+    // A socket the server is closing takes no more requests.
+    socket.on('end', () => forget(socket));
     socket.on('error', () => {});
     socket.on('close', () => {
       open--;
-      const at = idle.indexOf(socket);
-      if (at >= 0) idle.splice(at, 1);
+      forget(socket);
       const flight = inFlight.get(socket);
       inFlight.delete(socket);
       if (flight) settle(flight, 0);
@@ -136,7 +170,7 @@ export async function generate(job: GeneratorJob): Promise<GeneratorResult> {
   };
   const send = (request: Buffer, flight: InFlight) => {
     outstanding++;
-    const socket = idle.pop() ?? (open < MAX_SOCKETS ? connect() : undefined);
+    const socket = idle.pop() ?? (open < maxSockets ? connect() : undefined);
     if (socket) write(socket, request, flight);
     else waiting.push({ request, flight });
   };
@@ -159,7 +193,7 @@ export async function generate(job: GeneratorJob): Promise<GeneratorResult> {
   return { latenciesMs: latencies.subarray(0, answered), non2xx };
 }
 
-if (process.send)
+if (process.send && process.argv[1] === fileURLToPath(import.meta.url))
   process.once('message', (job: GeneratorJob) => {
     generate(job).then(
       (result) => process.send?.(result, () => process.disconnect()),

@@ -109,15 +109,31 @@ export async function openLoop(
   const target = new URL(url);
   const warmUp = Math.round(rate * warmUpSeconds);
   const requests = Array.from({ length: warmUp + Math.round(rate * seconds) }, () => {
-    const { path, headers = {} } = request();
+    const { path: requestPath, headers = {} } = request();
+    // Sent as Latin-1, a line per header: what cannot go that way is refused, not garbled.
+    if (![requestPath, ...Object.entries(headers).flat()].every((text) => /^[\x20-\xff]*$/.test(text)))
+      throw new Error(`a request the open loop cannot send: ${requestPath} ${JSON.stringify(headers)}`);
     const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
-    return `GET ${path} HTTP/1.1\r\nhost: ${target.host}\r\n${lines.join('')}\r\n`;
+    return `GET ${requestPath} HTTP/1.1\r\nhost: ${target.host}\r\n${lines.join('')}\r\n`;
   });
-  const job: GeneratorJob = { host: target.hostname, port: Number(target.port), rate, requests, warmUp };
+  const job: GeneratorJob = {
+    host: target.hostname,
+    port: Number(target.port || 80),
+    rate,
+    requests,
+    warmUp,
+  };
   const generator = fork(GENERATOR, [], { execArgv: ['--import', 'tsx'], serialization: 'advanced' });
   const result = await new Promise<GeneratorResult>((resolve, reject) => {
-    generator.once('message', (message) => resolve(message as GeneratorResult));
-    generator.once('exit', (code) => reject(new Error(`the load generator exited with ${code}`)));
+    let answer: GeneratorResult | undefined;
+    generator.once('message', (message) => {
+      answer = message as GeneratorResult;
+    });
+    generator.once('error', reject);
+    // 'close' comes once the channel is drained, so after the answer when there is one.
+    generator.once('close', (code, signal) =>
+      answer ? resolve(answer) : reject(new Error(`the load generator exited with ${signal ?? code}`)),
+    );
     generator.send(job);
   });
   return { latenciesMs: Array.from(result.latenciesMs).sort((a, b) => a - b), non2xx: result.non2xx };
