@@ -23,7 +23,7 @@ export interface GeneratorResult {
   non2xx: number;
 }
 
-interface Response {
+interface ResponseFrame {
   /** Where the response ends in the buffer. */
   end: number;
   status: number;
@@ -39,7 +39,7 @@ const noBody = (status: number) => status === 204 || status === 304;
  * The first whole response in `buffer`, or null while it is incomplete: framed by
  * Transfer-Encoding: chunked, else Content-Length, else (a status without a body) by its head.
  */
-export function parseResponse(buffer: Buffer): Response | null {
+function parseResponse(buffer: Buffer): ResponseFrame | null {
   const headEnd = buffer.indexOf('\r\n\r\n');
   if (headEnd < 0) return null;
   const head = buffer.toString('latin1', 0, headEnd);
@@ -63,14 +63,15 @@ function chunkedEnd(buffer: Buffer, at: number): number | null {
   for (;;) {
     const lineEnd = buffer.indexOf('\r\n', at);
     if (lineEnd < 0) return null;
-    const size = /^[0-9a-f]+/i.exec(buffer.toString('latin1', at, lineEnd))?.[0];
-    if (!size) throw new ProtocolError('a chunk without a size');
-    if (Number.parseInt(size, 16) === 0) {
+    const digits = /^[0-9a-f]+/i.exec(buffer.toString('latin1', at, lineEnd))?.[0];
+    if (!digits) throw new ProtocolError('a chunk without a size');
+    const size = Number.parseInt(digits, 16);
+    if (size === 0) {
       // The last chunk's line, then trailer lines up to an empty one.
       const trailersEnd = buffer.indexOf('\r\n\r\n', lineEnd);
       return trailersEnd < 0 ? null : trailersEnd + 4;
     }
-    at = lineEnd + 2 + Number.parseInt(size, 16) + 2;
+    at = lineEnd + 2 + size + 2;
     if (buffer.length < at) return null;
   }
 }
@@ -125,7 +126,7 @@ export async function generate(job: GeneratorJob): Promise<GeneratorResult> {
       let buffer = partial ? Buffer.concat([partial, chunk]) : chunk;
       partial = null;
       for (;;) {
-        let response: Response | null;
+        let response: ResponseFrame | null;
         try {
           response = parseResponse(buffer);
         } catch (error) {

@@ -110,10 +110,11 @@ export async function openLoop(
   const warmUp = Math.round(rate * warmUpSeconds);
   const requests = Array.from({ length: warmUp + Math.round(rate * seconds) }, () => {
     const { path: requestPath, headers = {} } = request();
+    const fields = Object.entries(headers);
     // Sent as Latin-1, a line per header: what cannot go that way is refused, not garbled.
-    if (![requestPath, ...Object.entries(headers).flat()].every((text) => /^[\x20-\xff]*$/.test(text)))
+    if (![requestPath, ...fields.flat()].every((text) => /^[\x20-\xff]*$/.test(text)))
       throw new Error(`a request the open loop cannot send: ${requestPath} ${JSON.stringify(headers)}`);
-    const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
+    const lines = fields.map(([name, value]) => `${name}: ${value}\r\n`);
     return `GET ${requestPath} HTTP/1.1\r\nhost: ${target.host}\r\n${lines.join('')}\r\n`;
   });
   const job: GeneratorJob = {
