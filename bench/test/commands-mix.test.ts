@@ -45,7 +45,7 @@ test('only what is answered after the warm-up is counted, in one run of the mix'
   expect(figures.ok).toBeGreaterThan(100);
   expect(figures.non2xx).toBe(0);
   expect(figures.errors).toBe(0);
-  // Each connection runs create → invite → propose → accept, in order, on the id it created.
+  // Each connection begins with a create; invite, propose and accept then name a commitment's id.
   expect(steps.slice(0, 4).sort()).toEqual(Array(4).fill('POST /v1/commitments'));
   expect(new Set(steps)).toEqual(
     new Set([
