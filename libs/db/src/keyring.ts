@@ -16,6 +16,16 @@ export interface KeyRing {
   derivedKey(purpose: string): Promise<Buffer>;
   /** A fresh nonce for sealing. */
   nonce(): Buffer;
+  /** A subject's key if this process holds it: null for an erased one, undefined when not held. */
+  cached(subject: string): Buffer | null | undefined;
+  /**
+   * A key for a subject that has none yet, not stored: the caller inserts its row (dataKeyRows) in
+   * the transaction that first seals with it, so the key is durable exactly when what it sealed
+   * is, without a commit of its own; and hands it to `stored` once that transaction has committed.
+   */
+  unstoredKey(subject: string): Promise<NewDataKey>;
+  /** Keys from unstoredKey whose rows have committed: kept, and wrapped again if a rotation began. */
+  stored(keys: readonly NewDataKey[]): Promise<void>;
   /** Drops a subject from this process's cache (its erase is committed). */
   forget(subject: string): void;
   /**
@@ -26,6 +36,32 @@ export interface KeyRing {
   masterKeys: MasterKeys;
   close(): Promise<void>;
 }
+
+/** A data key made here, with its row as stored: wrapped under a master key. */
+export interface NewDataKey {
+  subject: string;
+  key: Buffer;
+  wrapped: Buffer;
+  masterKeyId: string;
+}
+
+/**
+ * The insert of new keys' rows, for a statement of the caller's: `subjects`, `wrapped` and `ids`
+ * are its three array parameters (dataKeyRows), inserted where `condition` holds. Rows go in
+ * sorted by subject: two transactions inserting the same subjects in different orders would each
+ * wait on a key the other had inserted first.
+ */
+export const insertDataKeysSql = (subjects: string, wrapped: string, ids: string, condition = 'true') =>
+  `insert into data_keys (subject, wrapped_key, master_key_id)
+   select * from unnest(${subjects}::text[], ${wrapped}::bytea[], ${ids}::text[]) as k(subject)
+   where ${condition} order by subject`;
+
+/** The three array parameters of insertDataKeysSql. */
+export const dataKeyRows = (keys: readonly NewDataKey[]): [string[], Buffer[], string[]] => [
+  keys.map((k) => k.subject),
+  keys.map((k) => k.wrapped),
+  keys.map((k) => k.masterKeyId),
+];
 
 /** Where a data key is wrapped: its associated data, so a wrapped key cannot move to another subject. */
 export const dataKeyPlace = (subject: string) => `data_keys:${subject}`;
@@ -56,6 +92,8 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
   // used once by its reader but not cached, since it may be one erased meanwhile.
   let generation = 0;
   const erasureListeners = new Set<() => void>();
+  /** The generation each key made here was made in: it is kept only if no erasure was heard since. */
+  const madeIn = new WeakMap<NewDataKey, number>();
   // Keys being read or made, by subject: a second caller waits for that round trip instead of
   // making its own (a command readies its new stream's key while the append asks for it too).
   const making = new Map<string, Promise<Buffer | null | undefined>>();
@@ -120,40 +158,52 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
    * Reads these subjects' keys and makes the missing ones in one round trip: the insert skips
    * subjects that have a key, and the select (which sees the rows as they were before the insert)
    * returns those. A subject another process is making at the same moment is in neither: it is
-   * read once that process has committed. Rows go in sorted by subject: two processes inserting
-   * the same subjects in different orders would each wait on a key the other had inserted first.
+   * read once that process has committed.
    */
   async function loadOrCreate(subjects: string[]): Promise<Map<string, Buffer | null>> {
     const started = generation;
-    const made = await Promise.all(
-      subjects.map(async (subject) => {
-        const key = newKey();
-        return { subject, key, ...(await masterKeys.wrap(key, dataKeyPlace(subject))) };
-      }),
-    );
+    const made = await Promise.all(subjects.map(unstoredKey));
     const { rows } = await pool.query<KeyRow & { made: boolean }>({
       name: 'keyring-read-or-make',
       text: `with made as (
-         insert into data_keys (subject, wrapped_key, master_key_id)
-         select * from unnest($1::text[], $2::bytea[], $3::text[]) as k(subject) order by subject
+         ${insertDataKeysSql('$1', '$2', '$3')}
          on conflict (subject) do nothing
          returning subject)
        select subject, null::bytea as wrapped_key, null::text as master_key_id, true as made from made
        union all
        select subject, wrapped_key, master_key_id, false from data_keys where subject = any($1::text[])`,
-      values: [made.map((m) => m.subject), made.map((m) => m.wrapped), made.map((m) => m.masterKeyId)],
+      values: dataKeyRows(made),
     });
     const inserted = new Set(rows.filter((row) => row.made).map((row) => row.subject));
     const found = await unwrapRows(
       rows.filter((row) => !row.made),
       started,
     );
-    // A rotation may have begun while these were wrapped: those wrapped by a key no longer the
-    // primary are wrapped again (this process still holds them in the clear), so none is left
-    // under a master key the rotation then drops.
+    const mine = made.filter((m) => inserted.has(m.subject));
+    await keep(mine);
+    for (const m of mine) found.set(m.subject, m.key);
+    const racing = subjects.filter((subject) => !found.has(subject));
+    if (racing.length > 0) for (const [subject, key] of await load(racing)) found.set(subject, key);
+    return found;
+  }
+
+  async function unstoredKey(subject: string): Promise<NewDataKey> {
+    const started = generation;
+    const key = newKey();
+    const made = { subject, key, ...(await masterKeys.wrap(key, dataKeyPlace(subject))) };
+    madeIn.set(made, started);
+    return made;
+  }
+
+  /**
+   * Keeps keys this process made and stored. A rotation may have begun while they were wrapped:
+   * those wrapped by a key no longer the primary are wrapped again (this process still holds them
+   * in the clear), so none is left under a master key the rotation then drops.
+   */
+  async function keep(made: readonly NewDataKey[]): Promise<void> {
+    if (made.length === 0) return;
     const primary = await masterKeys.primaryId();
     for (const m of made) {
-      if (!inserted.has(m.subject)) continue;
       if (m.masterKeyId !== primary) {
         const again = await masterKeys.wrap(m.key, dataKeyPlace(m.subject));
         await pool.query(
@@ -161,12 +211,8 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
           [m.subject, again.wrapped, again.masterKeyId, m.wrapped],
         );
       }
-      found.set(m.subject, m.key);
-      if (generation === started && mayCache()) remember(m.subject, m.key);
+      if (generation === madeIn.get(m) && mayCache()) remember(m.subject, m.key);
     }
-    const racing = subjects.filter((subject) => !found.has(subject));
-    if (racing.length > 0) for (const [subject, key] of await load(racing)) found.set(subject, key);
-    return found;
   }
 
   /**
@@ -244,6 +290,9 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
       return key;
     },
     nonce: () => nonces(NONCE_SIZE),
+    cached: (subject) => cache.get(subject),
+    unstoredKey,
+    stored: keep,
     forget,
     onErasure: (listener) => {
       erasureListeners.add(listener);

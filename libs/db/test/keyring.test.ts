@@ -11,9 +11,11 @@ import {
   addPrimaryMasterKey,
   assertMasterKeysHeld,
   createPool,
+  dataKeyRows,
   dataKeysByMasterKey,
   dropOldMasterKeys,
   eraseDataKey,
+  insertDataKeysSql,
   type KeyRing,
   keyRing,
   localMasterKeys,
@@ -271,6 +273,25 @@ describe('rotating the master key', () => {
         .get('commitment:r1')
         ?.equals(before.get('commitment:r1') as Buffer),
     ).toBe(true);
+  });
+
+  test('a key made before a rotation and stored by a transaction after it is wrapped again under the new primary', async () => {
+    const keysDir = await mkdtemp(path.join(tmpdir(), 'connect-keys-'));
+    const running = keyRing(own.pool, await localMasterKeys({ dataDir: keysDir }), { listen: false });
+    rings.push(running);
+    const made = await running.unstoredKey('commitment:made-mid-rotation');
+    const newId = await addPrimaryMasterKey(keysDir);
+    await expect.poll(() => running.masterKeys.primaryId(), { timeout: 3000 }).toBe(newId);
+    expect(made.masterKeyId).not.toBe(newId);
+    await own.pool.query(insertDataKeysSql('$1', '$2', '$3'), dataKeyRows([made]));
+    await running.stored([made]);
+    expect(await dataKeysByMasterKey(own.pool)).toEqual(new Map([[newId, 1]]));
+    expect(running.cached('commitment:made-mid-rotation')?.equals(made.key)).toBe(true);
+    await dropOldMasterKeys(keysDir);
+    const onlyNew = keyRing(own.pool, await localMasterKeys({ dataDir: keysDir }), { listen: false });
+    rings.push(onlyNew);
+    const read = await onlyNew.keys(['commitment:made-mid-rotation']);
+    expect(read.get('commitment:made-mid-rotation')?.equals(made.key)).toBe(true);
   });
 
   test('with CONNECT_MASTER_KEY, keys listed after the first only unwrap', async () => {

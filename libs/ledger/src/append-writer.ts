@@ -1,7 +1,7 @@
 // The appender's SQL, on the connection of the batch: lock the head, read what a plan needs,
 // write a plan in one statement, and read back entries a plan points to.
 import type { HashedNode } from '@connect/crypto';
-import { LEDGER_CHANNEL } from '@connect/db';
+import { dataKeyRows, insertDataKeysSql, LEDGER_CHANNEL, type NewDataKey } from '@connect/db';
 import type pg from 'pg';
 import type {
   AppendPlan,
@@ -84,10 +84,11 @@ const KEY_COLUMNS: readonly Column<IdempotencyRow>[] = [
 ];
 
 /**
- * Writes a plan's entries, subtree hashes, idempotency records, signed checkpoint and head in one
- * statement that applies only while the head is still `base` and none of the plan's idempotency
- * keys is recorded, and NOTIFYs; false when nothing was written. (Every append moves the head, so
- * no key can be recorded between the check and the write.)
+ * Writes a plan's entries, subtree hashes, idempotency records, signed checkpoint and head, and
+ * the data keys of new streams it seals with, in one statement that applies only while the head is
+ * still `base` and none of the plan's idempotency keys is recorded, and NOTIFYs; false when nothing
+ * was written. (Every append moves the head, so no key can be recorded between the check and the
+ * write.) A new stream's key that is stored already fails the statement (unique violation).
  */
 export async function writePlan(
   client: pg.PoolClient,
@@ -95,8 +96,10 @@ export async function writePlan(
   plan: AppendPlan,
   note: string,
   seal: SealBody | undefined,
+  newKeys: readonly NewDataKey[],
 ): Promise<boolean> {
   const p = sqlParameters();
+  const [subjects, wrapped, masterKeyIds] = dataKeyRows(newKeys);
   const tree = plan.treeRows;
   const keys = plan.idempotencyRows;
   const treeSize = p.add(plan.tree.treeSize);
@@ -119,6 +122,8 @@ export async function writePlan(
        insert into ledger_idempotency (${columnNames(KEY_COLUMNS)})
        select * from unnest(${keyArrays.join(', ')})
        where exists (select from head)),
+     data_keys_made as (
+       ${insertDataKeysSql(p.add(subjects), p.add(wrapped), p.add(masterKeyIds), 'exists (select from head)')}),
      checkpoint as (
        insert into ledger_checkpoints (tree_size, root_hash, note)
        select ${treeSize}, ${rootHash}, ${p.add(note)} where exists (select from head))

@@ -7,7 +7,7 @@
 // idle while a batch is being planned.
 import { randomUUID } from 'node:crypto';
 import { type Checkpoint, formatRecordedAt, type SigningKey, signCheckpoint } from '@connect/crypto';
-import { type Database, inTurn, randomPool } from '@connect/db';
+import { type Database, inTurn, type NewDataKey, randomPool } from '@connect/db';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import {
@@ -21,7 +21,7 @@ import {
   type TreeTip,
 } from './append-plan.ts';
 import { lockHead, readLedgerState, settleOutcomes, writePlan } from './append-writer.ts';
-import { type BodyCipher, clearBodies, type LedgerSource, type SealBody } from './body-cipher.ts';
+import { type BodyCipher, clearBodies, type LedgerSource, type Sealer } from './body-cipher.ts';
 import { groupCommit } from './group-commit.ts';
 import { signedNotes } from './signed-notes.ts';
 import { loadPeaks } from './tree-store.ts';
@@ -88,6 +88,15 @@ interface Pipeline {
 
 const ignore = () => undefined;
 
+const planStreams = (plan: AppendPlan) => new Set(plan.entries.map((entry) => entry.stream));
+
+/** The keys made for new streams among these: stored by the statement that appends to them. */
+function newKeysOf(sealer: Sealer | undefined, streams: ReadonlySet<string>): NewDataKey[] {
+  const keys: NewDataKey[] = [];
+  for (const [stream, key] of sealer?.newKeys ?? []) if (streams.has(stream)) keys.push(key);
+  return keys;
+}
+
 export function createAppender(deps: AppenderDeps): Appender {
   const { pool, origin, key } = deps;
   const source: LedgerSource = { origin, cipher: deps.cipher ?? clearBodies };
@@ -114,7 +123,7 @@ export function createAppender(deps: AppenderDeps): Appender {
     weight: (pending) => pending.request.events.length,
     // A retried append may have committed in the attempt that failed: its ids tell.
     commit: (batch, retry, sent) =>
-      commitBatch(retry ? batch.map((p) => ({ ...p, checkIds: true })) : batch, sent),
+      commitBatch(retry ? batch.map((p) => ({ ...p, checkIds: true })) : batch, retry, sent),
     failsWholeBatch: (error) => unconnected.has(error as object),
   });
 
@@ -140,15 +149,20 @@ export function createAppender(deps: AppenderDeps): Appender {
       canonical,
       checkIds: request.events.some((event) => event.id !== undefined),
     };
-    // The stream's data key is looked up (or made, for a new stream) before the append queues:
-    // the batch finds it cached, rather than every append queued behind holding for the round trip.
-    const ready = source.cipher.prepare([request.stream]);
-    preparing.add(ready);
-    ready.then(
-      () => preparing.delete(ready),
-      () => preparing.delete(ready),
-    );
-    const result = ready.then(() => queue.submit(pending));
+    // The stream's data key is looked up (or made) before the append queues: the batch finds it
+    // cached, rather than every append queued behind holding for the round trip. A new stream's
+    // key is made with its batch instead, and stored by the batch's statement.
+    let result: Promise<AppendResult>;
+    if (request.expectedVersion === 'no_stream') result = queue.submit(pending);
+    else {
+      const ready = source.cipher.prepare([request.stream]);
+      preparing.add(ready);
+      ready.then(
+        () => preparing.delete(ready),
+        () => preparing.delete(ready),
+      );
+      result = ready.then(() => queue.submit(pending));
+    }
     if (observers.size === 0) return result;
     return result.then(
       (settled) => {
@@ -162,11 +176,28 @@ export function createAppender(deps: AppenderDeps): Appender {
     );
   }
 
-  async function commitBatch(batch: Pending[], sent: () => void): Promise<AppendResult[]> {
-    // Cached since each append queued, unless an erasure was heard meanwhile (then read again).
-    const seal = await source.cipher.sealerFor(batch.map((pending) => pending.request.stream));
-    const results = (await writePipelined(batch, seal, sent)) ?? (await writeLocked(batch, seal));
-    const appended = results.reduce((n, r) => n + (r.outcome === 'appended' ? r.entries.length : 0), 0);
+  async function commitBatch(batch: Pending[], retry: boolean, sent: () => void): Promise<AppendResult[]> {
+    // Keys are cached since each append queued, unless an erasure was heard meanwhile (then read
+    // again). New streams' keys are made here, except on a retry: a failed attempt may have been
+    // one whose new key was stored already (by a process that then died, say).
+    const newStreams = retry
+      ? undefined
+      : new Set(
+          batch.flatMap(({ request }) => (request.expectedVersion === 'no_stream' ? [request.stream] : [])),
+        );
+    const sealer = await source.cipher.sealerFor(
+      batch.map((pending) => pending.request.stream),
+      newStreams,
+    );
+    const results = (await writePipelined(batch, sealer, sent)) ?? (await writeLocked(batch, sealer));
+    const appendedStreams = new Set<string>();
+    let appended = 0;
+    for (const result of results) {
+      if (result.outcome !== 'appended') continue;
+      appended += result.entries.length;
+      for (const entry of result.entries) appendedStreams.add(entry.stream);
+    }
+    if (sealer) await source.cipher.stored(newKeysOf(sealer, appendedStreams));
     if (appended > 0) for (const observer of observers) observer.committed(appended);
     return results;
   }
@@ -181,7 +212,7 @@ export function createAppender(deps: AppenderDeps): Appender {
    */
   async function writePipelined(
     batch: Pending[],
-    seal: SealBody | undefined,
+    sealer: Sealer | undefined,
     sent: () => void,
   ): Promise<AppendResult[] | null> {
     const ahead = pipeline;
@@ -215,7 +246,8 @@ export function createAppender(deps: AppenderDeps): Appender {
       // Queued behind the write ahead on its connection: it runs once that one has committed.
       // Whatever its outcomes read goes in the same turn, before the write queued behind it.
       const settled = inTurn(stage.client, async () => {
-        if (!(await writePlan(stage.client, base, plan, note, seal))) return null;
+        const newKeys = newKeysOf(sealer, planStreams(plan));
+        if (!(await writePlan(stage.client, base, plan, note, sealer?.seal, newKeys))) return null;
         moveTip(plan);
         return settleOutcomes(stage.client, source, plan.outcomes);
       });
@@ -257,7 +289,7 @@ export function createAppender(deps: AppenderDeps): Appender {
   }
 
   /** The slow path: under the head's lock, with what the batch needs read from the ledger. */
-  async function writeLocked(batch: Pending[], seal: SealBody | undefined): Promise<AppendResult[]> {
+  async function writeLocked(batch: Pending[], sealer: Sealer | undefined): Promise<AppendResult[]> {
     const client = await connect();
     try {
       const head = await lockHead(client);
@@ -276,7 +308,8 @@ export function createAppender(deps: AppenderDeps): Appender {
       if (plan.entries.length === 0) results = await settleOutcomes(client, source, plan.outcomes);
       else {
         const note = signCheckpoint(plan.checkpoint, key);
-        if (!(await writePlan(client, base, plan, note, seal)))
+        const newKeys = newKeysOf(sealer, planStreams(plan));
+        if (!(await writePlan(client, base, plan, note, sealer?.seal, newKeys)))
           throw new Error('the ledger head moved while locked');
         // Kept before the commit: were it rolled back, the note stored at this size would be another.
         keepSigned(plan.checkpoint, note);

@@ -9,6 +9,7 @@ import {
   fieldCipher,
   type KeyRing,
   type LedgerEntriesTable,
+  type NewDataKey,
   openedCache,
 } from '@connect/db';
 import { entryFromRow } from './rows.ts';
@@ -56,9 +57,22 @@ const bodyOf = (plaintext: Buffer): { salt: Buffer; data: JsonObject } => ({
 /** The sealed body of one entry, to store in place of its data and salt; undefined to store it as it is. */
 export type SealBody = (entry: Entry) => Buffer | undefined;
 
+/** How a batch's bodies are sealed, and the keys of its new streams that its statement stores. */
+export interface Sealer {
+  seal: SealBody;
+  /** Keys made for new streams, by stream: stored by the statement that appends their first entries. */
+  newKeys: ReadonlyMap<string, NewDataKey>;
+}
+
 export interface BodyCipher {
-  /** The sealer of entries of these streams (keys made where missing); undefined when bodies are stored in the clear. */
-  sealerFor(streams: Iterable<string>): Promise<SealBody | undefined>;
+  /**
+   * The sealer of entries of these streams; undefined when bodies are stored in the clear. A key
+   * missing from this process is read or made, except for `newStreams` (streams expected to have
+   * no entries yet), whose keys are made for the batch's statement to store (Sealer.newKeys).
+   */
+  sealerFor(streams: Iterable<string>, newStreams?: ReadonlySet<string>): Promise<Sealer | undefined>;
+  /** Keeps new streams' keys once the statement that stored them has committed. */
+  stored(keys: readonly NewDataKey[]): Promise<void>;
   /** Reads or makes these streams' keys ahead of their appends, so the appends find them ready. */
   prepare(streams: Iterable<string>): Promise<void>;
   /** Entries of stored rows with their bodies opened. */
@@ -86,11 +100,23 @@ export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCi
     async prepare(streams) {
       if (options.sealNew) await streamKeys(streams);
     },
-    async sealerFor(streams) {
+    async sealerFor(streams, newStreams) {
       if (!options.sealNew) return undefined;
       const keyEpoch = opened.epoch();
-      const found = await streamKeys(streams);
-      return (entry) => {
+      const wanted = new Set(streams);
+      const newKeys = new Map<string, NewDataKey>();
+      await Promise.all(
+        [...wanted].map(async (stream) => {
+          const subject = streamKeySubject(stream);
+          if (newStreams?.has(stream) && keys.cached(subject) === undefined) {
+            newKeys.set(stream, await keys.unstoredKey(subject));
+            wanted.delete(stream);
+          }
+        }),
+      );
+      const found = wanted.size > 0 ? await streamKeys(wanted) : new Map<string, Buffer | null>();
+      for (const [stream, made] of newKeys) found.set(streamKeySubject(stream), made.key);
+      const sealEntry = (entry: Entry) => {
         const key = found.get(streamKeySubject(entry.stream));
         if (!key)
           throw new Error(
@@ -104,7 +130,9 @@ export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCi
         opened.set(entry.id, entry.stream, sealed, plaintext, keyEpoch);
         return sealed;
       };
+      return { seal: sealEntry, newKeys };
     },
+    stored: (made) => keys.stored(made),
     async entries(rows, origin) {
       const sealedStreams = new Set<string>();
       for (const row of rows) if (row.sealed !== null) sealedStreams.add(row.stream);
@@ -138,6 +166,7 @@ export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCi
 export const clearBodies: BodyCipher = {
   fields: clearFields,
   sealerFor: async () => undefined,
+  stored: async () => undefined,
   prepare: async () => undefined,
   entries: async (rows, origin) =>
     rows.map((row) => {

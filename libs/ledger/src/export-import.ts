@@ -374,7 +374,7 @@ export async function importLedger(
         const clear = entries.filter(
           (e) => !sealedBodies.has(e.id) && !streamKeys.has(streamKeySubject(e.stream)),
         );
-        const sealNew = await cipher.sealerFor(clear.map((entry) => entry.stream));
+        const sealNew = (await cipher.sealerFor(clear.map((entry) => entry.stream)))?.seal;
         const seal = (entry: Entry) => {
           const stored = sealedBodies.get(entry.id);
           if (stored || !sealNew) return stored;

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { dataHash, fromBase64 } from '@connect/crypto';
 import { eraseDataKey, type KeyRing, keyRing, localMasterKeys } from '@connect/db';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
 import {
   auditLedger,
@@ -155,10 +155,10 @@ test('a body kept by its sealer is refused once its stored bytes change, though 
   });
 });
 
-test('drain waits for an append whose new stream key is still being made', async () => {
+test('drain waits for an append whose stream key is still being read or made', async () => {
   const appended = ledger.append({
     stream: 'commitment-drained',
-    expectedVersion: 'no_stream',
+    expectedVersion: 'any',
     actor: 'ana',
     events: [{ type: 'Noted', data: { terms: 'drained' } }],
   });
@@ -167,6 +167,100 @@ test('drain waits for an append whose new stream key is still being made', async
     { terms: 'drained' },
   ]);
   expect((await appended).outcome).toBe('appended');
+});
+
+describe("a new stream's key", () => {
+  /** A process of its own: another key ring (nothing cached) and a ledger on it. */
+  async function otherProcess() {
+    const ring = keyRing(database.pool, keys.masterKeys, { listen: false });
+    const other = await openLedger({
+      pool: database.pool,
+      db: database.db,
+      origin: ORIGIN,
+      key: KEY,
+      cipher: bodyCipher(ring, { sealNew: true }),
+    });
+    return { ring, ledger: other };
+  }
+  const storedKey = async (stream: string) =>
+    (
+      await database.pool.query<{ wrapped_key: Buffer | null }>(
+        'select wrapped_key from data_keys where subject = $1',
+        [streamKeySubject(stream)],
+      )
+    ).rows[0]?.wrapped_key;
+  const create = (on: Ledger, stream: string, terms: string, id?: string) =>
+    on.append({
+      stream,
+      expectedVersion: 'no_stream',
+      actor: 'ana',
+      events: [{ id, type: 'Noted', data: { terms } }],
+    });
+
+  test("is stored by its first append, in that append's statement, and opens its body anywhere", async () => {
+    const queries = vi.spyOn(database.pool, 'query');
+    try {
+      const result = await create(ledger, 'commitment-new-key', 'first words');
+      expect(result.outcome).toBe('appended');
+      const keyStatements = queries.mock.calls.filter(([query]) =>
+        JSON.stringify(query).includes('data_keys'),
+      );
+      expect(keyStatements).toEqual([]);
+    } finally {
+      queries.mockRestore();
+    }
+    expect(await storedKey('commitment-new-key')).toBeInstanceOf(Buffer);
+    const other = await otherProcess();
+    expect((await readStream(database.db, other.ledger, 'commitment-new-key')).map((e) => e.data)).toEqual([
+      { terms: 'first words' },
+    ]);
+  });
+
+  test('is not stored when the append is refused', async () => {
+    const taken = appended[0]?.id as string;
+    expect((await create(ledger, 'commitment-refused', 'never', taken)).outcome).toBe('duplicate_event_id');
+    expect(await storedKey('commitment-refused')).toBeUndefined();
+  });
+
+  test('stored already by another process, it is the key the append seals with', async () => {
+    const other = await otherProcess();
+    const made = (await other.ring.keys([streamKeySubject('commitment-keyed-first')], { create: true })).get(
+      streamKeySubject('commitment-keyed-first'),
+    );
+    const wrapped = await storedKey('commitment-keyed-first');
+    expect((await create(ledger, 'commitment-keyed-first', 'sealed with the first key')).outcome).toBe(
+      'appended',
+    );
+    expect(await storedKey('commitment-keyed-first')).toEqual(wrapped);
+    expect(
+      (await keys.keys([streamKeySubject('commitment-keyed-first')])).get(
+        streamKeySubject('commitment-keyed-first'),
+      ),
+    ).toEqual(made);
+    expect((await readStream(database.db, other.ledger, 'commitment-keyed-first'))[0]?.data).toEqual({
+      terms: 'sealed with the first key',
+    });
+  });
+
+  test('of a stream that another process began, leaves that stream and its key as they were', async () => {
+    const other = await otherProcess();
+    expect((await create(other.ledger, 'commitment-begun-elsewhere', 'theirs')).outcome).toBe('appended');
+    const wrapped = await storedKey('commitment-begun-elsewhere');
+    expect((await create(ledger, 'commitment-begun-elsewhere', 'mine')).outcome).toBe('version_conflict');
+    expect(await storedKey('commitment-begun-elsewhere')).toEqual(wrapped);
+    expect((await readStream(database.db, ledger, 'commitment-begun-elsewhere')).map((e) => e.data)).toEqual([
+      { terms: 'theirs' },
+    ]);
+  });
+
+  test('erased before the stream began (a tombstone), refuses the append', async () => {
+    await database.pool.query(
+      'insert into data_keys (subject, wrapped_key, master_key_id, erased_at) values ($1, null, null, now())',
+      [streamKeySubject('commitment-tombstoned')],
+    );
+    await expect(create(ledger, 'commitment-tombstoned', 'gone')).rejects.toThrow(/erased/);
+    expect(await readStream(database.db, ledger, 'commitment-tombstoned')).toEqual([]);
+  });
 });
 
 test('after its stream key is erased, a stream reads as redacted, and proofs and the audit still hold', async () => {

@@ -121,10 +121,6 @@ async function decideAndAppend(deps: ExecuteDeps, input: CommandInput): Promise<
   const { claim } = input;
   const earlier = claim?.resumed ? await committedReceipt(deps, claim.ledgerKey) : undefined;
   if (earlier) return earlier;
-  // A new commitment's data key is made while its people are looked up (the append waits for it
-  // there, and reports its failure).
-  if (command.action === 'create')
-    deps.ledger.cipher.prepare([commitmentStream(commitmentId)]).catch(() => undefined);
   const people = await peopleFacts(deps.db, command, actor);
   // A create reads its creator's account: gone, they were erased after this request was let in.
   if (command.action === 'create' && actor.userId !== null && !people.has(actor.userId))
