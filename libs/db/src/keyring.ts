@@ -21,11 +21,11 @@ export interface KeyRing {
   /**
    * A key for a subject that has none yet, not stored: the caller inserts its row (dataKeyRows) in
    * the transaction that first seals with it, so the key is durable exactly when what it sealed
-   * is, without a commit of its own; and hands it to `stored` once that transaction has committed.
+   * is, without a commit of its own; and hands it to `committed` once that transaction has committed.
    */
   unstoredKey(subject: string): Promise<NewDataKey>;
   /** Keys from unstoredKey whose rows have committed: kept, and wrapped again if a rotation began. */
-  stored(keys: readonly NewDataKey[]): Promise<void>;
+  committed(keys: readonly NewDataKey[]): Promise<void>;
   /** Drops a subject from this process's cache (its erase is committed). */
   forget(subject: string): void;
   /**
@@ -95,7 +95,7 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
   /** The generation each key made here was made in: it is kept only if no erasure was heard since. */
   const madeIn = new WeakMap<NewDataKey, number>();
   // Keys being read or made, by subject: a second caller waits for that round trip instead of
-  // making its own (a command readies its new stream's key while the append asks for it too).
+  // making its own (several appends to one stream, the rows of one subject sealed at once).
   const making = new Map<string, Promise<Buffer | null | undefined>>();
   const erased = () => {
     generation++;
@@ -292,7 +292,7 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
     nonce: () => nonces(NONCE_SIZE),
     cached: (subject) => cache.get(subject),
     unstoredKey,
-    stored: keep,
+    committed: keep,
     forget,
     onErasure: (listener) => {
       erasureListeners.add(listener);

@@ -284,7 +284,7 @@ describe('rotating the master key', () => {
     await expect.poll(() => running.masterKeys.primaryId(), { timeout: 3000 }).toBe(newId);
     expect(made.masterKeyId).not.toBe(newId);
     await own.pool.query(insertDataKeysSql('$1', '$2', '$3'), dataKeyRows([made]));
-    await running.stored([made]);
+    await running.committed([made]);
     expect(await dataKeysByMasterKey(own.pool)).toEqual(new Map([[newId, 1]]));
     expect(running.cached('commitment:made-mid-rotation')?.equals(made.key)).toBe(true);
     await dropOldMasterKeys(keysDir);

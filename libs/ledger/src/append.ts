@@ -88,14 +88,30 @@ interface Pipeline {
 
 const ignore = () => undefined;
 
-const planStreams = (plan: AppendPlan) => new Set(plan.entries.map((entry) => entry.stream));
+/** An append that begins its stream: its key is made with its batch, and stored by the batch's statement. */
+const beginsStream = (request: Pick<AppendRequest, 'expectedVersion'>) =>
+  request.expectedVersion === 'no_stream';
 
-/** The keys made for new streams among these: stored by the statement that appends to them. */
-function newKeysOf(sealer: Sealer | undefined, streams: ReadonlySet<string>): NewDataKey[] {
+/** A batch's outcomes, and the keys of new streams its statement stored. */
+interface Written {
+  results: AppendResult[];
+  newKeys: readonly NewDataKey[];
+}
+
+/** The keys made for new streams that the plan appends to: its statement stores them. */
+function newKeysOf(sealer: Sealer | undefined, plan: AppendPlan): NewDataKey[] {
+  if (!sealer || sealer.newKeys.size === 0) return [];
+  const streams = new Set(plan.entries.map((entry) => entry.stream));
   const keys: NewDataKey[] = [];
-  for (const [stream, key] of sealer?.newKeys ?? []) if (streams.has(stream)) keys.push(key);
+  for (const [stream, key] of sealer.newKeys) if (streams.has(stream)) keys.push(key);
   return keys;
 }
+
+/** A new stream's key that the statement could not store: one is stored already. */
+const isDataKeyStored = (error: unknown) =>
+  error instanceof Error &&
+  (error as { code?: string }).code === '23505' &&
+  (error as { constraint?: string }).constraint === 'data_keys_pkey';
 
 export function createAppender(deps: AppenderDeps): Appender {
   const { pool, origin, key } = deps;
@@ -153,7 +169,7 @@ export function createAppender(deps: AppenderDeps): Appender {
     // cached, rather than every append queued behind holding for the round trip. A new stream's
     // key is made with its batch instead, and stored by the batch's statement.
     let result: Promise<AppendResult>;
-    if (request.expectedVersion === 'no_stream') result = queue.submit(pending);
+    if (beginsStream(request)) result = queue.submit(pending);
     else {
       const ready = source.cipher.prepare([request.stream]);
       preparing.add(ready);
@@ -177,29 +193,31 @@ export function createAppender(deps: AppenderDeps): Appender {
   }
 
   async function commitBatch(batch: Pending[], retry: boolean, sent: () => void): Promise<AppendResult[]> {
-    // Keys are cached since each append queued, unless an erasure was heard meanwhile (then read
-    // again). New streams' keys are made here, except on a retry: a failed attempt may have been
-    // one whose new key was stored already (by a process that then died, say).
+    const streams = batch.map((pending) => pending.request.stream);
+    // New streams' keys are made here, except on a retry: the attempt that failed may have stored
+    // them. The others are cached since each append queued, unless an erasure was heard meanwhile
+    // (then they are read again).
     const newStreams = retry
       ? undefined
-      : new Set(
-          batch.flatMap(({ request }) => (request.expectedVersion === 'no_stream' ? [request.stream] : [])),
-        );
-    const sealer = await source.cipher.sealerFor(
-      batch.map((pending) => pending.request.stream),
-      newStreams,
-    );
-    const results = (await writePipelined(batch, sealer, sent)) ?? (await writeLocked(batch, sealer));
-    const appendedStreams = new Set<string>();
-    let appended = 0;
-    for (const result of results) {
-      if (result.outcome !== 'appended') continue;
-      appended += result.entries.length;
-      for (const entry of result.entries) appendedStreams.add(entry.stream);
+      : new Set(batch.flatMap(({ request }) => (beginsStream(request) ? [request.stream] : [])));
+    let written: Written;
+    try {
+      written = await write(batch, await source.cipher.sealerFor(streams, newStreams), sent);
+    } catch (error) {
+      if (!newStreams?.size || !isDataKeyStored(error)) throw error;
+      // A new stream has a key stored already (a tombstone, one another process made): the batch
+      // goes again with its keys read, rather than append by append.
+      written = await write(batch, await source.cipher.sealerFor(streams), sent);
     }
-    if (sealer) await source.cipher.stored(newKeysOf(sealer, appendedStreams));
+    const { results, newKeys } = written;
+    if (newKeys.length > 0) await source.cipher.committed(newKeys);
+    const appended = results.reduce((n, r) => n + (r.outcome === 'appended' ? r.entries.length : 0), 0);
     if (appended > 0) for (const observer of observers) observer.committed(appended);
     return results;
+  }
+
+  async function write(batch: Pending[], sealer: Sealer | undefined, sent: () => void): Promise<Written> {
+    return (await writePipelined(batch, sealer, sent)) ?? (await writeLocked(batch, sealer));
   }
 
   /**
@@ -214,7 +232,7 @@ export function createAppender(deps: AppenderDeps): Appender {
     batch: Pending[],
     sealer: Sealer | undefined,
     sent: () => void,
-  ): Promise<AppendResult[] | null> {
+  ): Promise<Written | null> {
     const ahead = pipeline;
     // A long pipeline's versions are let go: the batch waits for its writes, under the lock.
     if (ahead && ahead.versions.size > MAX_KNOWN_STREAMS) return null;
@@ -245,15 +263,15 @@ export function createAppender(deps: AppenderDeps): Appender {
       pipeline = stage;
       // Queued behind the write ahead on its connection: it runs once that one has committed.
       // Whatever its outcomes read goes in the same turn, before the write queued behind it.
+      const newKeys = newKeysOf(sealer, plan);
       const settled = inTurn(stage.client, async () => {
-        const newKeys = newKeysOf(sealer, planStreams(plan));
         if (!(await writePlan(stage.client, base, plan, note, sealer?.seal, newKeys))) return null;
         moveTip(plan);
         return settleOutcomes(stage.client, source, plan.outcomes);
       });
       sent();
       const results = await settled;
-      if (results) return results;
+      if (results) return { results, newKeys };
       // Another process appended, or a key is recorded: decided under the lock. Nothing planned
       // on this stage can apply now.
       abandon(stage);
@@ -289,7 +307,7 @@ export function createAppender(deps: AppenderDeps): Appender {
   }
 
   /** The slow path: under the head's lock, with what the batch needs read from the ledger. */
-  async function writeLocked(batch: Pending[], sealer: Sealer | undefined): Promise<AppendResult[]> {
+  async function writeLocked(batch: Pending[], sealer: Sealer | undefined): Promise<Written> {
     const client = await connect();
     try {
       const head = await lockHead(client);
@@ -305,10 +323,10 @@ export function createAppender(deps: AppenderDeps): Appender {
       const base = { ...head, peaks };
       const plan = planBatch(batch, base, state);
       let results: AppendResult[];
+      const newKeys = newKeysOf(sealer, plan);
       if (plan.entries.length === 0) results = await settleOutcomes(client, source, plan.outcomes);
       else {
         const note = signCheckpoint(plan.checkpoint, key);
-        const newKeys = newKeysOf(sealer, planStreams(plan));
         if (!(await writePlan(client, base, plan, note, sealer?.seal, newKeys)))
           throw new Error('the ledger head moved while locked');
         // Kept before the commit: were it rolled back, the note stored at this size would be another.
@@ -319,7 +337,7 @@ export function createAppender(deps: AppenderDeps): Appender {
       // Only once committed: a pipelined batch plans on the versions it holds.
       if (plan.entries.length > 0) moveTip(plan);
       release(client, false);
-      return results;
+      return { results, newKeys };
     } catch (error) {
       await client.query('rollback').catch(() => undefined);
       release(client, true);

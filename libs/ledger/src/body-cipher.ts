@@ -72,7 +72,7 @@ export interface BodyCipher {
    */
   sealerFor(streams: Iterable<string>, newStreams?: ReadonlySet<string>): Promise<Sealer | undefined>;
   /** Keeps new streams' keys once the statement that stored them has committed. */
-  stored(keys: readonly NewDataKey[]): Promise<void>;
+  committed(keys: readonly NewDataKey[]): Promise<void>;
   /** Reads or makes these streams' keys ahead of their appends, so the appends find them ready. */
   prepare(streams: Iterable<string>): Promise<void>;
   /** Entries of stored rows with their bodies opened. */
@@ -132,7 +132,7 @@ export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCi
       };
       return { seal: sealEntry, newKeys };
     },
-    stored: (made) => keys.stored(made),
+    committed: (made) => keys.committed(made),
     async entries(rows, origin) {
       const sealedStreams = new Set<string>();
       for (const row of rows) if (row.sealed !== null) sealedStreams.add(row.stream);
@@ -166,7 +166,7 @@ export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCi
 export const clearBodies: BodyCipher = {
   fields: clearFields,
   sealerFor: async () => undefined,
-  stored: async () => undefined,
+  committed: async () => undefined,
   prepare: async () => undefined,
   entries: async (rows, origin) =>
     rows.map((row) => {

@@ -253,6 +253,37 @@ describe("a new stream's key", () => {
     ]);
   });
 
+  test('is not made again by a process that finds its append committed before', async () => {
+    const id = '5b0e4a57-8c1e-4a53-9d3c-3c1f2b7e9a01';
+    expect((await create(ledger, 'commitment-sent-twice', 'once', id)).outcome).toBe('appended');
+    const other = await otherProcess();
+    expect((await create(other.ledger, 'commitment-sent-twice', 'once', id)).outcome).toBe('appended');
+    const more = await other.ledger.append({
+      stream: 'commitment-sent-twice',
+      expectedVersion: 1,
+      actor: 'ana',
+      events: [{ type: 'Noted', data: { terms: 'then more' } }],
+    });
+    expect(more.outcome).toBe('appended');
+    expect((await readStream(database.db, ledger, 'commitment-sent-twice')).map((e) => e.data)).toEqual([
+      { terms: 'once' },
+      { terms: 'then more' },
+    ]);
+  });
+
+  test('stored already for one stream of a batch, the batch still appends them all', async () => {
+    const other = await otherProcess();
+    await other.ring.keys([streamKeySubject('commitment-batch-keyed')], { create: true });
+    // The first goes alone; the other two are batched while it commits.
+    const streams = ['commitment-batch-1', 'commitment-batch-2', 'commitment-batch-keyed'];
+    const results = await Promise.all(streams.map((stream) => create(ledger, stream, stream)));
+    expect(results.map((r) => r.outcome)).toEqual(['appended', 'appended', 'appended']);
+    for (const stream of streams)
+      expect((await readStream(database.db, other.ledger, stream)).map((e) => e.data)).toEqual([
+        { terms: stream },
+      ]);
+  });
+
   test('erased before the stream began (a tombstone), refuses the append', async () => {
     await database.pool.query(
       'insert into data_keys (subject, wrapped_key, master_key_id, erased_at) values ($1, null, null, now())',
