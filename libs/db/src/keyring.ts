@@ -19,9 +19,10 @@ export interface KeyRing {
   /** A subject's key if this process holds it: null for an erased one, undefined when not held. */
   cached(subject: string): Buffer | null | undefined;
   /**
-   * A key for a subject that has none yet, not stored: the caller inserts its row (dataKeyRows) in
-   * the transaction that first seals with it, so the key is durable exactly when what it sealed
-   * is, without a commit of its own; and hands it to `committed` once that transaction has committed.
+   * A key for a subject that has none yet, not stored: the caller inserts its row
+   * (insertDataKeysSql) in the transaction that first seals with it, so the key is durable exactly
+   * when what it sealed is, without a commit of its own; and hands it to `committed` once that
+   * transaction has committed.
    */
   unstoredKey(subject: string): Promise<NewDataKey>;
   /** Keys from unstoredKey whose rows have committed: kept, and wrapped again if a rotation began. */
