@@ -10,7 +10,6 @@ import { readStream } from '@connect/ledger';
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
 import Provider, { type KoaContextWithOIDC } from 'oidc-provider';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { freePort } from '../../../test/support/free-port.ts';
 import { signUp, type TestApp, testApp } from './support.ts';
 
 const APP_URL = 'https://app.example.test/auth/done';
@@ -35,8 +34,9 @@ let signingIn = '';
 async function startProvider(callbacks: string[]) {
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
   const signingKey = { ...(await exportJWK(privateKey)), alg: 'RS256', use: 'sig', kid: 'test-1' };
-  const port = await freePort();
-  const issuer = `http://127.0.0.1:${port}`;
+  // Listening first, on a port the OS chose: the provider must know its issuer URL when made.
+  let handle: http.RequestListener = (_req, res) => res.writeHead(503).end();
+  const { server, origin: issuer } = await listen((req, res) => handle(req, res));
   const provider = new Provider(issuer, {
     clients: [
       {
@@ -59,7 +59,7 @@ async function startProvider(callbacks: string[]) {
     },
   });
   const callback = provider.callback();
-  const server = http.createServer(async (req, res) => {
+  handle = async (req, res) => {
     if (!req.url?.startsWith('/interaction/')) return callback(req, res);
     // The login and consent pages: the chosen person logs in and consents, as a person would.
     try {
@@ -81,8 +81,7 @@ async function startProvider(callbacks: string[]) {
     } catch (error) {
       res.writeHead(500).end(String(error));
     }
-  });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  };
   return { issuer, server };
 }
 
@@ -229,9 +228,14 @@ let provider: Awaited<ReturnType<typeof startProvider>>;
 let forge: Awaited<ReturnType<typeof startForge>>;
 let clock = () => new Date();
 
+/** The app's own server: listening before the app is made, since the app must know its URL. */
+let apiServer: http.Server;
+
 beforeAll(async () => {
-  const port = await freePort();
-  api = `http://127.0.0.1:${port}`;
+  let app: TestApp['app'] | undefined;
+  ({ server: apiServer, origin: api } = await listen((req, res) =>
+    app ? app.routing(req, res) : res.writeHead(503).end(),
+  ));
   provider = await startProvider([`${api}/v1/auth/oidc/test/callback`]);
   forge = await startForge();
   const config = loadConfig({
@@ -252,9 +256,12 @@ beforeAll(async () => {
       publicApiUrl: config.publicApiUrl,
     },
   });
-  await t.app.listen({ port, host: '127.0.0.1' });
+  await t.app.ready();
+  app = t.app;
 });
 afterAll(async () => {
+  apiServer.closeAllConnections();
+  await new Promise((resolve) => apiServer.close(resolve));
   await t.close();
   await new Promise((resolve) => provider.server.close(resolve));
   await new Promise((resolve) => forge.server.close(resolve));
