@@ -103,18 +103,17 @@ export function bodyCipher(keys: KeyRing, options: { sealNew: boolean }): BodyCi
     async sealerFor(streams, newStreams) {
       if (!options.sealNew) return undefined;
       const keyEpoch = opened.epoch();
-      const wanted = new Set(streams);
-      const newKeys = new Map<string, NewDataKey>();
-      await Promise.all(
-        [...wanted].map(async (stream) => {
-          const subject = streamKeySubject(stream);
-          if (newStreams?.has(stream) && keys.cached(subject) === undefined) {
-            newKeys.set(stream, await keys.unstoredKey(subject));
-            wanted.delete(stream);
-          }
-        }),
+      const unique = [...new Set(streams)];
+      const isNew = (stream: string) =>
+        newStreams?.has(stream) === true && keys.cached(streamKeySubject(stream)) === undefined;
+      const newKeys = new Map(
+        await Promise.all(
+          unique
+            .filter(isNew)
+            .map(async (stream) => [stream, await keys.unstoredKey(streamKeySubject(stream))] as const),
+        ),
       );
-      const found = wanted.size > 0 ? await streamKeys(wanted) : new Map<string, Buffer | null>();
+      const found = await streamKeys(unique.filter((stream) => !newKeys.has(stream)));
       for (const [stream, made] of newKeys) found.set(streamKeySubject(stream), made.key);
       const sealEntry = (entry: Entry) => {
         const key = found.get(streamKeySubject(entry.stream));

@@ -28,17 +28,21 @@ let keys: KeyRing;
 let ledger: Ledger;
 let appended: Entry[];
 
-beforeAll(async () => {
-  database = await createTestDatabase();
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'connect-sealed-'));
-  keys = keyRing(database.pool, await localMasterKeys({ dataDir }), { listen: false });
-  ledger = await openLedger({
+/** A ledger that seals new bodies with the keys of `ring`. */
+const sealingLedger = (ring: KeyRing) =>
+  openLedger({
     pool: database.pool,
     db: database.db,
     origin: ORIGIN,
     key: KEY,
-    cipher: bodyCipher(keys, { sealNew: true }),
+    cipher: bodyCipher(ring, { sealNew: true }),
   });
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'connect-sealed-'));
+  keys = keyRing(database.pool, await localMasterKeys({ dataDir }), { listen: false });
+  ledger = await sealingLedger(keys);
   appended = [];
   for (const stream of ['commitment-a', 'commitment-b', 'profile-ana']) {
     const result = await ledger.append({
@@ -173,14 +177,7 @@ describe("a new stream's key", () => {
   /** A process of its own: another key ring (nothing cached) and a ledger on it. */
   async function otherProcess() {
     const ring = keyRing(database.pool, keys.masterKeys, { listen: false });
-    const other = await openLedger({
-      pool: database.pool,
-      db: database.db,
-      origin: ORIGIN,
-      key: KEY,
-      cipher: bodyCipher(ring, { sealNew: true }),
-    });
-    return { ring, ledger: other };
+    return { ring, ledger: await sealingLedger(ring) };
   }
   const storedKey = async (stream: string) =>
     (
