@@ -15,7 +15,6 @@
 import http from 'node:http';
 import type net from 'node:net';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { freePort } from '../../test/support/free-port.ts';
 import { draftsByActor, eventually, type Receipt, receiptsMissingFromLedger } from './drill-support.ts';
 import {
   type Answer,
@@ -147,11 +146,13 @@ async function startProxy(ports: [number, number]): Promise<Proxy> {
 }
 
 let ports: [number, number];
+const portOf = (instance: Instance) => Number(new URL(instance.url).port);
 
 beforeAll(async () => {
-  ports = [await freePort(), await freePort()];
-  first = await startConnect({ PORT: String(ports[0]) });
-  instances.push(first, await startConnectBeside(first, { PORT: String(ports[1]) }));
+  // Each instance listens on a port the OS gives it, and restarts on that one.
+  first = await startConnect();
+  instances.push(first, await startConnectBeside(first));
+  ports = [portOf(first), portOf(instances[1] as Instance)];
   proxy = await startProxy(ports);
 }, 180_000);
 

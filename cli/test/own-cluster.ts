@@ -4,7 +4,7 @@
 // to run as root, so as root the tools run as the postgres user (as the embedded server does).
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -53,20 +53,34 @@ export async function ownedDir(dir: string): Promise<string> {
   return dir;
 }
 
-/** Starts the cluster in `dir` (made by initdb or pg_basebackup) on a free port, trust auth on loopback. */
+/**
+ * Starts the cluster in `dir` (made by initdb or pg_basebackup) on a free port, trust auth on
+ * loopback. The port was free a moment before the server binds it: if another process took it
+ * meanwhile, the server is started again on another.
+ */
 export async function startCluster(dir: string, socketDir: string): Promise<OwnCluster> {
-  const port = await freePort();
-  // -l: a server that inherited our output would hold it open, and the call would never return.
-  clusterTool('pg_ctl', [
-    '-D',
-    dir,
-    '-l',
-    `${dir}.log`,
-    '-w',
-    '-o',
-    `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1`,
-    'start',
-  ]);
+  let port = 0;
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort();
+    try {
+      // -l: a server that inherited our output would hold it open, and the call would never return.
+      clusterTool('pg_ctl', [
+        '-D',
+        dir,
+        '-l',
+        `${dir}.log`,
+        '-w',
+        '-o',
+        `-p ${port} -k ${socketDir} -c listen_addresses=127.0.0.1`,
+        'start',
+      ]);
+      break;
+    } catch (error) {
+      const log = await readFile(`${dir}.log`, 'utf8').catch(() => '');
+      // PostgreSQL's hint when it could not bind: "Is another postmaster already running on port N?"
+      if (attempt === 3 || !log.includes(`running on port ${port}?`)) throw error;
+    }
+  }
   return {
     dir,
     port,
