@@ -12,7 +12,6 @@ import { fileURLToPath } from 'node:url';
 import { loadCommitment } from '@connect/command';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from '@connect/db';
 import type { Commitment } from '@connect/domain';
-import bcrypt from 'bcryptjs';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, inject, test, vi } from 'vitest';
 import { type Stack, testStack } from '../../test/support/stack.ts';
@@ -22,11 +21,19 @@ import type { ImportDeps } from '../src/supabase/import.ts';
 import { reconcileWithSupabase } from '../src/supabase/reconcile-run.ts';
 import { PUBLICATION, slotName } from '../src/supabase/replication.ts';
 import { openSource } from '../src/supabase/source.ts';
+import {
+  acceptInvitation,
+  changeTerms,
+  eventuallyLoaded,
+  historyRow,
+  newUserSignsIn,
+  proposeNewCommitment,
+} from './source-changes.ts';
 import { type SeededSource, seedSupabaseSource, sourceIds } from './supabase-source.ts';
 
 const BIN = fileURLToPath(new URL('../bin/connect.js', import.meta.url));
 const ids = sourceIds();
-const { ana, ben, cleo, types } = ids;
+const { ana, ben, cleo } = ids;
 let stack: Stack;
 let sourceDir: string;
 let server: EmbeddedPostgres;
@@ -96,24 +103,10 @@ async function startFollower() {
 }
 
 const load = (id: string) => loadCommitment(stack.database.db, stack.command.ledger, id);
-
-async function eventually(id: string, check: (c: Commitment) => boolean, timeoutMs = 10_000) {
-  const started = Date.now();
-  for (;;) {
-    if (followerFailed) throw followerFailed;
-    const commitment = await load(id);
-    if (commitment.exists && check(commitment)) return commitment;
-    if (Date.now() - started > timeoutMs)
-      throw new Error(`commitment ${id} never arrived: ${JSON.stringify(commitment)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
+const eventually = (id: string, check: (c: Commitment) => boolean) =>
+  eventuallyLoaded(stack, id, check, () => followerFailed);
 const history = (id: string, by: string, change: string, next: object) =>
-  seeded.client.query(
-    'insert into public.commitment_history (commitment_id, changed_by, change_type, new_data) values ($1, $2, $3, $4)',
-    [id, by, change, next],
-  );
+  historyRow(seeded, id, by, change, next);
 
 const eventsOf = async (id: string) =>
   (
@@ -136,36 +129,13 @@ test('with --changes auto a logical source is replicated: its changes arrive, a 
     expect(made[0]).toEqual({ publications: 1, slots: 1 });
 
     // A new commitment, proposed to ben, with its history, in one transaction.
-    const fresh = randomUUID();
-    await client.query('begin');
-    await client.query(
-      `insert into public.commitments (id, type_id, creator_id, title, description, terms, status)
-       values ($1, $2, $3, 'Paint the fence', 'both sides', '"by Friday"', 'pending')`,
-      [fresh, types.personal, ana.id],
-    );
-    await client.query(
-      `insert into public.commitment_parties (commitment_id, user_id, role, status) values
-         ($1, $2, 'creator', 'accepted'), ($1, $3, 'participant', 'invited')`,
-      [fresh, ana.id, ben.id],
-    );
-    await history(fresh, ana.id, 'created', {
-      title: 'Paint the fence',
-      description: 'both sides',
-      terms: 'by Friday',
-    });
-    await history(fresh, ana.id, 'party_added', { user_id: ben.id, role: 'participant' });
-    await history(fresh, ana.id, 'status_changed', { status: 'pending' });
-    await client.query('commit');
+    const fresh = await proposeNewCommitment(seeded, ids);
     const arrived = await eventually(fresh, (c) => c.status === 'proposed');
     expect(arrived.parties).toContainEqual({ userId: ben.id, role: 'participant', response: 'invited' });
 
     // ben accepts it.
     await client.query('begin');
-    await client.query(
-      `update public.commitment_parties set status = 'accepted', responded_at = now() where commitment_id = $1 and user_id = $2`,
-      [fresh, ben.id],
-    );
-    await history(fresh, ben.id, 'party_responded', { user_id: ben.id, status: 'accepted' });
+    await acceptInvitation(seeded, fresh, ben.id);
     await client.query('commit');
     await eventually(fresh, (c) => c.parties.some((p) => p.userId === ben.id && p.response === 'accepted'));
 
@@ -193,23 +163,7 @@ test('with --changes auto a logical source is replicated: its changes arrive, a 
     });
 
     // A new user, who can sign in with their Supabase password.
-    const newcomer = { id: randomUUID(), email: 'newcomer@example.test', password: 'newcomer password' };
-    await client.query(
-      `insert into auth.users (id, email, encrypted_password, email_confirmed_at, created_at, updated_at)
-       values ($1, $2, $3, now(), now(), now())`,
-      [newcomer.id, newcomer.email, bcrypt.hashSync(newcomer.password, 4)],
-    );
-    const started = Date.now();
-    for (;;) {
-      const signIn = await stack.app.inject({
-        method: 'POST',
-        url: '/v1/auth/token',
-        payload: { grant_type: 'password', email: newcomer.email, password: newcomer.password },
-      });
-      if (signIn.statusCode === 200) break;
-      expect(Date.now() - started).toBeLessThan(10_000);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await newUserSignsIn(seeded, stack);
 
     expect((await eventsOf(fresh)).map((e) => e.type)).toEqual([
       'CommitmentDrafted',
@@ -244,16 +198,8 @@ test('a replicating follower stopped and started again goes on from its slot, br
 
   // While nobody follows: cleo accepts, the creator edits the terms, a party row goes by hand.
   const { client } = seeded;
-  await client.query(
-    `update public.commitment_parties set status = 'accepted', responded_at = now() where commitment_id = $1 and user_id = $2`,
-    [pending, cleo.id],
-  );
-  await history(pending, cleo.id, 'party_responded', { user_id: cleo.id, status: 'accepted' });
-  await client.query(
-    `update public.commitments set terms = '"new terms"', updated_at = now() where id = $1`,
-    [pending],
-  );
-  await history(pending, ana.id, 'updated', { terms: 'new terms' });
+  await acceptInvitation(seeded, pending, cleo.id);
+  await changeTerms(seeded, pending, ids);
   const cancelled = seeded.commitments.cancelled as string;
   const cancelledBefore = await load(cancelled);
   await client.query('delete from public.commitment_parties where commitment_id = $1 and user_id = $2', [

@@ -11,7 +11,6 @@ import { loadCommitment } from '@connect/command';
 import { parseVerifierKey } from '@connect/crypto';
 import { type Commitment, profileStream } from '@connect/domain';
 import { auditLedger, registerOperationsMetrics } from '@connect/ledger';
-import bcrypt from 'bcryptjs';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, expect, inject, test } from 'vitest';
 import { type Stack, testStack } from '../../test/support/stack.ts';
@@ -19,6 +18,14 @@ import { type FollowPass, followSupabase, sourceKey } from '../src/supabase/foll
 import { type ImportDeps, importFromSupabase } from '../src/supabase/import.ts';
 import { reconcileWithSupabase } from '../src/supabase/reconcile-run.ts';
 import { openSource } from '../src/supabase/source.ts';
+import {
+  acceptInvitation,
+  changeTerms,
+  eventuallyLoaded,
+  historyRow,
+  newUserSignsIn,
+  proposeNewCommitment,
+} from './source-changes.ts';
 import { type SeededSource, seedSupabaseSource, sourceIds } from './supabase-source.ts';
 
 const BIN = fileURLToPath(new URL('../bin/connect.js', import.meta.url));
@@ -90,59 +97,22 @@ async function startFollower() {
 }
 
 const load = (id: string) => loadCommitment(stack.database.db, stack.command.ledger, id);
-
-async function eventually(id: string, check: (c: Commitment) => boolean, timeoutMs = 10_000) {
-  const started = Date.now();
-  for (;;) {
-    const commitment = await load(id);
-    if (commitment.exists && check(commitment)) return commitment;
-    if (Date.now() - started > timeoutMs)
-      throw new Error(`commitment ${id} never arrived: ${JSON.stringify(commitment)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
+const eventually = (id: string, check: (c: Commitment) => boolean) => eventuallyLoaded(stack, id, check);
 const history = (id: string, by: string, change: string, next: object) =>
-  seeded.client.query(
-    'insert into public.commitment_history (commitment_id, changed_by, change_type, new_data) values ($1, $2, $3, $4)',
-    [id, by, change, next],
-  );
+  historyRow(seeded, id, by, change, next);
 
 test('changes in the source arrive while following, keeping who made them and when', async () => {
   const follower = await startFollower();
   try {
     const { client } = seeded;
     // A new commitment, proposed to ben, with its history.
-    const fresh = randomUUID();
-    await client.query('begin');
-    await client.query(
-      `insert into public.commitments (id, type_id, creator_id, title, description, terms, status)
-       values ($1, $2, $3, 'Paint the fence', 'both sides', '"by Friday"', 'pending')`,
-      [fresh, types.personal, ana.id],
-    );
-    await client.query(
-      `insert into public.commitment_parties (commitment_id, user_id, role, status) values
-         ($1, $2, 'creator', 'accepted'), ($1, $3, 'participant', 'invited')`,
-      [fresh, ana.id, ben.id],
-    );
-    await history(fresh, ana.id, 'created', {
-      title: 'Paint the fence',
-      description: 'both sides',
-      terms: 'by Friday',
-    });
-    await history(fresh, ana.id, 'party_added', { user_id: ben.id, role: 'participant' });
-    await history(fresh, ana.id, 'status_changed', { status: 'pending' });
-    await client.query('commit');
+    const fresh = await proposeNewCommitment(seeded, ids);
     const arrived = await eventually(fresh, (c) => c.status === 'proposed');
     expect(arrived.parties).toContainEqual({ userId: ben.id, role: 'participant', response: 'invited' });
 
     // ben accepts it: the response and its history row.
     await client.query('begin');
-    await client.query(
-      `update public.commitment_parties set status = 'accepted', responded_at = now() where commitment_id = $1 and user_id = $2`,
-      [fresh, ben.id],
-    );
-    await history(fresh, ben.id, 'party_responded', { user_id: ben.id, status: 'accepted' });
+    await acceptInvitation(seeded, fresh, ben.id);
     await client.query('commit');
     await eventually(fresh, (c) => c.parties.some((p) => p.userId === ben.id && p.response === 'accepted'));
 
@@ -175,23 +145,7 @@ test('changes in the source arrive while following, keeping who made them and wh
     await eventually(noHistory, (c) => c.description === 'changed without history');
 
     // A new user, who can sign in with their Supabase password.
-    const newcomer = { id: randomUUID(), email: 'newcomer@example.test', password: 'newcomer password' };
-    await client.query(
-      `insert into auth.users (id, email, encrypted_password, email_confirmed_at, created_at, updated_at)
-       values ($1, $2, $3, now(), now(), now())`,
-      [newcomer.id, newcomer.email, bcrypt.hashSync(newcomer.password, 4)],
-    );
-    const started = Date.now();
-    for (;;) {
-      const signIn = await stack.app.inject({
-        method: 'POST',
-        url: '/v1/auth/token',
-        payload: { grant_type: 'password', email: newcomer.email, password: newcomer.password },
-      });
-      if (signIn.statusCode === 200) break;
-      expect(Date.now() - started).toBeLessThan(10_000);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await newUserSignsIn(seeded, stack);
 
     // What arrived keeps its origin: the history row, its author and time.
     const { rows } = await stack.database.pool.query(
@@ -246,16 +200,8 @@ test('a follower stopped and started again brings over what changed meanwhile, a
   expect(lookedUp).toHaveLength(1);
 
   // While nobody follows: cleo accepts, the creator edits the terms.
-  await seeded.client.query(
-    `update public.commitment_parties set status = 'accepted', responded_at = now() where commitment_id = $1 and user_id = $2`,
-    [pending, cleo.id],
-  );
-  await history(pending, cleo.id, 'party_responded', { user_id: cleo.id, status: 'accepted' });
-  await seeded.client.query(
-    `update public.commitments set terms = '"new terms"', updated_at = now() where id = $1`,
-    [pending],
-  );
-  await history(pending, ana.id, 'updated', { terms: 'new terms' });
+  await acceptInvitation(seeded, pending, cleo.id);
+  await changeTerms(seeded, pending, ids);
 
   const follower = await startFollower();
   try {
