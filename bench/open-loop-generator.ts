@@ -2,6 +2,7 @@
 // would be, so neither the bench's collections nor its data take the schedule's time: a lean
 // HTTP/1.1 client over keep-alive sockets that sends each request at its scheduled time and counts
 // its latency from then.
+import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 
@@ -76,6 +77,21 @@ function chunkedEnd(buffer: Buffer, at: number): number | null {
   }
 }
 
+/**
+ * BENCH_OPEN_LOOP_TRACE=<path prefix>: each run also writes `<prefix>-<pid>.txt`, a line per
+ * counted request (when it was due, as epoch ms, and its latency in ms), to see whether a p99
+ * comes from a steady queue or from stalls, and when they happened.
+ */
+const TRACE = process.env.BENCH_OPEN_LOOP_TRACE;
+
+function writeTrace(file: string, dueAt: Float64Array, latencies: Float64Array): Promise<void> {
+  const lines = Array.from(
+    dueAt,
+    (due, i) => `${(performance.timeOrigin + due).toFixed(1)} ${(latencies[i] as number).toFixed(2)}`,
+  );
+  return writeFile(file, `${lines.join('\n')}\n`);
+}
+
 interface InFlight {
   countFrom: number;
   counted: boolean;
@@ -84,6 +100,8 @@ interface InFlight {
 export async function generate(job: GeneratorJob): Promise<GeneratorResult> {
   const requests = job.requests.map((request) => Buffer.from(request, 'latin1'));
   const latencies = new Float64Array(requests.length - job.warmUp);
+  /** When each counted request was due (performance.now()), beside its latency. */
+  const dueAt = new Float64Array(latencies.length);
   let answered = 0;
   let non2xx = 0;
   let outstanding = 0;
@@ -100,7 +118,10 @@ export async function generate(job: GeneratorJob): Promise<GeneratorResult> {
 
   const settle = (flight: InFlight, status: number) => {
     if (flight.counted) {
-      if (status > 0) latencies[answered++] = performance.now() - flight.countFrom;
+      if (status > 0) {
+        dueAt[answered] = flight.countFrom;
+        latencies[answered++] = performance.now() - flight.countFrom;
+      }
       if (status === 0 || status >= 300) non2xx++;
     }
     if (--outstanding === 0 && !sending) done();
@@ -191,6 +212,7 @@ export async function generate(job: GeneratorJob): Promise<GeneratorResult> {
   if (outstanding === 0) done();
   await finished;
   for (const socket of idle) socket.destroy();
+  if (TRACE) await writeTrace(`${TRACE}-${process.pid}.txt`, dueAt.subarray(0, answered), latencies);
   return { latenciesMs: latencies.subarray(0, answered), non2xx };
 }
 

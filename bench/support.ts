@@ -124,7 +124,10 @@ export async function openLoop(
     requests,
     warmUp,
   };
-  const generator = fork(GENERATOR, [], { execArgv: ['--import', 'tsx'], serialization: 'advanced' });
+  const generator = fork(GENERATOR, [], {
+    execArgv: ['--no-memory-reducer', '--import', 'tsx'],
+    serialization: 'advanced',
+  });
   const result = await new Promise<GeneratorResult>((resolve, reject) => {
     let answer: GeneratorResult | undefined;
     generator.once('message', (message) => {
