@@ -151,8 +151,9 @@ const portOf = (instance: Instance) => Number(new URL(instance.url).port);
 beforeAll(async () => {
   // Each instance listens on a port the OS gives it, and restarts on that one.
   first = await startConnect();
-  instances.push(first, await startConnectBeside(first));
-  ports = [portOf(first), portOf(instances[1] as Instance)];
+  const second = await startConnectBeside(first);
+  instances.push(first, second);
+  ports = [portOf(first), portOf(second)];
   proxy = await startProxy(ports);
 }, 180_000);
 
