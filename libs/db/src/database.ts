@@ -31,10 +31,20 @@ export const POOL_IDLE_MS = 60_000;
  */
 export const POOL_WAIT_MS = 10_000;
 
+/**
+ * A named statement is planned once per connection (named-statements.ts): PostgreSQL's default,
+ * `auto`, plans it again at every execution whenever its plan for the values looks cheaper than the
+ * generic one, and did so for the projector's claim and skip, which read their bounds from the
+ * checkpoint rather than from a parameter (the same plan, planned anew at each batch). Statements
+ * whose plan must follow their values stay unnamed.
+ */
+const GENERIC_PLANS = '-c plan_cache_mode=force_generic_plan';
+
 export function createPool(url: string, max = 20, extra: pg.PoolConfig = {}): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max,
+    options: GENERIC_PLANS,
     idleTimeoutMillis: POOL_IDLE_MS,
     connectionTimeoutMillis: POOL_WAIT_MS,
     // An idle connection a firewall or load balancer dropped is found before a query waits on it.

@@ -62,3 +62,17 @@ test('a transaction runs prepared statements on its own connection, and rolls ba
   const { rows } = await sql<{ n: number }>`select n from named_statements_probe`.execute(database.db);
   expect(rows).toEqual([{ n: 2 }]);
 });
+
+test('a prepared statement runs on the plan made once for its connection, whatever its values', async () => {
+  // Values that would each get a plan of their own under PostgreSQL's default (plan_cache_mode auto).
+  const query = (n: number) =>
+    prepared(
+      'test-generic-plan',
+      sql`select count(*) from generate_series(1, ${n}::int) g`.compile(database.db),
+    );
+  for (const n of [1, 10, 100, 1000, 10_000, 100_000, 7]) await database.db.executeQuery(query(n));
+  const { rows } = await sql<{ generic_plans: number; custom_plans: number }>`
+    select generic_plans, custom_plans from pg_prepared_statements
+     where name = 'test-generic-plan'`.execute(database.db);
+  expect(rows).toEqual([{ generic_plans: 7, custom_plans: 0 }]);
+});

@@ -122,13 +122,15 @@ export async function streamRowsWithErasures(
   streams: readonly { stream: string; version: number }[],
   before: number,
 ): Promise<{ erasures: number; rows: LedgerEntriesTable[] }> {
-  const { rows } = await client.query<Nullable<LedgerEntriesTable> & { body_erasures: string }>(
-    `select c.changes as body_erasures, e.*
+  const { rows } = await client.query<Nullable<LedgerEntriesTable> & { body_erasures: string }>({
+    // Named: the projections run it at every batch, so each connection plans it once.
+    name: 'ledger-stream-rows-with-erasures',
+    text: `select c.changes as body_erasures, e.*
        from ledger_body_changes c
        left join lateral (${STREAM_ROWS_AFTER}) e on true
       order by e.index`,
-    streamRowsParameters(streams, before),
-  );
+    values: streamRowsParameters(streams, before),
+  });
   const changes = rows[0]?.body_erasures;
   if (changes === undefined) throw new Error('ledger_body_changes has lost its row: erasures cannot be seen');
   return {

@@ -2,7 +2,7 @@
 // The actor's roles are their session's: read with it, and forgotten by every process the moment
 // they change (session-gate.ts). The database is read only where a rule needs more: whether the
 // creator's address is verified, and the invitee of an invitation, who must exist.
-import { compiledOnce, type Database, groupedCalls } from '@connect/db';
+import { compiledOnce, type Database, groupedCalls, prepared } from '@connect/db';
 import type { CommitmentCommand, PersonFacts, UserRole } from '@connect/domain';
 import type { Kysely } from 'kysely';
 import { userRoles } from '../auth/accounts.ts';
@@ -49,16 +49,15 @@ interface PersonRow {
   roles: UserRole[];
 }
 
-/**
- * Users' rows by id, in one statement. Not prepared by name: PostgreSQL plans `id = any($1)` for
- * each call's array whatever is kept, and grouped reads make that a plan for many people at once.
- */
-const personRows = compiledOnce((db: Kysely<Database>, userIds: readonly string[]) =>
-  db
-    .selectFrom('users')
-    .select(['id', 'email_verified_at', userRoles])
-    .where((eb) => eb('id', '=', eb.fn.any(eb.val(userIds))))
-    .where('erased_at', 'is', null),
+/** Users' rows by id, in one statement (prepared: nearly every create and invitation runs it). */
+const personRows = compiledOnce(
+  (db: Kysely<Database>, userIds: readonly string[]) =>
+    db
+      .selectFrom('users')
+      .select(['id', 'email_verified_at', userRoles])
+      .where((eb) => eb('id', '=', eb.fn.any(eb.val(userIds))))
+      .where('erased_at', 'is', null),
+  (query) => prepared('people-by-id', query),
 );
 
 /**

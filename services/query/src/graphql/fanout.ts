@@ -35,15 +35,17 @@ export function announceChanges(
   async function announce(from: number, to: number): Promise<void> {
     // No subscription here (a process that only takes commands): nobody to tell.
     if (!topics.listened()) return;
-    const { rows } = await deps.pool.query<{ id: string; index: number; parties: string[] }>(
-      `select h.commitment_id as id, max(h.index) as index, h.party_ids as parties
+    const { rows } = await deps.pool.query<{ id: string; index: number; parties: string[] }>({
+      // Named: run at every advance of the read models, it is planned once per connection.
+      name: 'fanout-changed-commitments',
+      text: `select h.commitment_id as id, max(h.index) as index, h.party_ids as parties
         from commitment_history h
         where h.index > $1 and h.index <= $2
         group by h.commitment_id, h.party_ids
         order by max(h.index)
         limit $3`,
-      [from, to, MAX_ANNOUNCED],
-    );
+      values: [from, to, MAX_ANNOUNCED],
+    });
     for (const change of rows) {
       topics.publish(commitmentTopic(change.id), change);
       for (const userId of change.parties) topics.publish(userTopic(userId), change);
