@@ -20,7 +20,7 @@ import {
   verifyConsistency,
 } from '@connect/crypto';
 import { SealBroken } from '@connect/crypto/envelope';
-import { type Database, LEDGER_CHANNEL, listen } from '@connect/db';
+import { compiledOnce, type Database, LEDGER_CHANNEL, listen, prepared } from '@connect/db';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import type { Appender } from './append.ts';
@@ -82,6 +82,29 @@ export interface ContinuousAuditOptions {
  * the event loop long enough to show in their p99.
  */
 const SWEEP_PAGE = 50;
+
+// Prepared, as every round runs them: each connection plans them once.
+const entriesFrom = compiledOnce(
+  (db: Kysely<Database>, first: number, end: number) =>
+    db
+      .selectFrom('ledger_entries')
+      .selectAll()
+      .where('index', '>=', first)
+      .where('index', '<', end)
+      .orderBy('index'),
+  (query) => prepared('audit-entries-from', query),
+);
+
+/** The checkpoints signed at tree sizes in (after, upTo]. */
+const checkpointsWithin = compiledOnce(
+  (db: Kysely<Database>, after: number, upTo: number) =>
+    db
+      .selectFrom('ledger_checkpoints')
+      .select(['tree_size', 'root_hash', 'note'])
+      .where('tree_size', '>', after)
+      .where('tree_size', '<=', upTo),
+  (query) => prepared('audit-checkpoints-within', query),
+);
 
 /** A mismatch the audit found (not a database error, which is only retried). */
 class AuditMismatch extends Error {}
@@ -161,23 +184,12 @@ export function startContinuousAudit(
     const end = Math.min(upTo, cursor.size + limit);
     while (cursor.size < end) {
       const first = cursor.size;
-      const rows = await deps.db
-        .selectFrom('ledger_entries')
-        .selectAll()
-        .where('index', '>=', first)
-        .where('index', '<', Math.min(end, first + page))
-        .orderBy('index')
-        .execute();
+      const rows = await entriesFrom(deps.db, first, Math.min(end, first + page));
       const last = first + rows.length;
       if (rows.length === 0) mismatch(`entry ${first} is missing`);
       const [stored, checkpoints] = await Promise.all([
         storedNodesCompletedIn(deps.db, first, last),
-        deps.db
-          .selectFrom('ledger_checkpoints')
-          .select(['tree_size', 'root_hash', 'note'])
-          .where('tree_size', '>', first)
-          .where('tree_size', '<=', last)
-          .execute(),
+        checkpointsWithin(deps.db, first, last),
       ]);
       const checkpointAt = new Map(checkpoints.map((row) => [row.tree_size, row]));
       const entries = await deps.cipher.entries(rows, deps.origin).catch((error: unknown) => {
