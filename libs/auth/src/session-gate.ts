@@ -145,8 +145,7 @@ const openSessions = (db: Kysely<Database>) =>
     .where('revoked_at', 'is', null);
 
 // Both prepared: every process checks each of its sessions about once a minute. One session has a
-// statement of its own, which PostgreSQL runs on a generic plan; `id = any($1)` may be planned
-// again for each array, which only a group of sessions is worth.
+// statement of its own, a lookup by key rather than the group's `id = any($1)`.
 const sessionRow = compiledOnce(
   (db: Kysely<Database>, sessionId: string) => openSessions(db).where('id', '=', sessionId),
   (query) => prepared('session-access', query),

@@ -34,23 +34,25 @@ export const POOL_WAIT_MS = 10_000;
 /**
  * A named statement is planned once per connection (named-statements.ts): PostgreSQL's default,
  * `auto`, plans it again at every execution whenever its plan for the values looks cheaper than the
- * generic one, and did so for the projector's claim and skip, which read their bounds from the
- * checkpoint rather than from a parameter (the same plan, planned anew at each batch). Statements
- * whose plan must follow their values stay unnamed.
+ * generic one. It did so for the projector's claim and skip, which read their bounds from the
+ * checkpoint rather than from a parameter, and for reads by `id = any($1)` with a short array: the
+ * same plan made anew each time, the planning costing more than the statement. Statements whose
+ * plan must follow their values stay unnamed.
  */
 const GENERIC_PLANS = '-c plan_cache_mode=force_generic_plan';
 
+/** A pool with these settings; `extra` overrides them, but its `options` (server settings) add to them. */
 export function createPool(url: string, max = 20, extra: pg.PoolConfig = {}): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max,
-    options: GENERIC_PLANS,
     idleTimeoutMillis: POOL_IDLE_MS,
     connectionTimeoutMillis: POOL_WAIT_MS,
     // An idle connection a firewall or load balancer dropped is found before a query waits on it.
     keepAlive: true,
     keepAliveInitialDelayMillis: 30_000,
     ...extra,
+    options: [GENERIC_PLANS, extra.options].filter(Boolean).join(' '),
   });
   // A client whose connection dies (server restart, network), idle or checked out between two
   // queries, must not crash the process; its next query fails instead.

@@ -93,11 +93,9 @@ export function createReaderDb(
     // statements, in the path of the reads that make the burst.
     min: max,
     connectionTimeoutMillis: timeoutMs,
-    // Generic plans: PostgreSQL otherwise plans a prepared read again for its values whenever the
-    // generic plan looks costlier, and for `id = any($1)` with a short array it always does, so a
-    // commitment read by id was planned at every execution, the planning costing more than the
-    // read. Reads here start from an index by party, recipient or id, whatever the values.
-    options: `-c default_transaction_read_only=on -c plan_cache_mode=force_generic_plan -c statement_timeout=${timeoutMs}`,
+    // On the generic plans of every pool (createPool): reads here start from an index by party,
+    // recipient or id, whatever the values.
+    options: `-c default_transaction_read_only=on -c statement_timeout=${timeoutMs}`,
     Client: ReaderClient,
   });
   const db = new Kysely<Database>({
