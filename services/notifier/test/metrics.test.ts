@@ -165,6 +165,31 @@ describe('/metrics of an app with the notifier', () => {
     }
     expect(() => queue.assertHealthy()).not.toThrow();
   }, 40_000);
+
+  test('counts a job not due yet as scheduled, not as waiting', async () => {
+    const key = 'metrics-test:scheduled';
+    await s.database.pool.query(
+      `select graphile_worker.add_job('deliver-push', '{}'::json, run_at => now() + interval '1 day', job_key => $1)`,
+      [key],
+    );
+    try {
+      const body = await metrics();
+      expect(
+        sample(body, 'connect_notification_queue_jobs', { task: 'deliver-push', state: 'scheduled' }),
+      ).toBe(1);
+      expect(
+        sample(body, 'connect_notification_queue_jobs', { task: 'deliver-push', state: 'waiting' }),
+      ).toBe(0);
+    } finally {
+      await s.database.pool.query('select graphile_worker.remove_job($1)', [key]);
+    }
+    expect(
+      sample(await metrics(), 'connect_notification_queue_jobs', {
+        task: 'deliver-push',
+        state: 'scheduled',
+      }),
+    ).toBe(0);
+  });
 });
 
 describe('/readyz of the notifier', () => {

@@ -1,11 +1,14 @@
-// The delivery queue on /metrics: how many jobs wait, run, retry or lie dead per task (read from
+// The delivery queue on /metrics: how many jobs are scheduled, wait, run, retry or lie dead per task (read from
 // graphile-worker's jobs at each scrape), and each delivery attempt's outcome per channel.
 import type pg from 'pg';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { DELIVERY_TASKS } from './tasks.ts';
 
-/** A job's state as the queue-depth gauge counts it. */
-export const JOB_STATES = ['waiting', 'retrying', 'running', 'dead'] as const;
+/**
+ * A job's state as the queue-depth gauge counts it. Scheduled: first run not due yet (a reminder
+ * set for its date), so not a backlog; waiting: due and not taken yet.
+ */
+export const JOB_STATES = ['scheduled', 'waiting', 'retrying', 'running', 'dead'] as const;
 
 /**
  * Delivery attempts by channel (email, push, sms, webhook) and outcome: what the channel answered
@@ -50,6 +53,7 @@ export async function queueDepth(
             case when attempts >= max_attempts then 'dead'
                  when locked_at is not null then 'running'
                  when attempts > 0 then 'retrying'
+                 when run_at > now() then 'scheduled'
                  else 'waiting' end as state,
             count(*)::int as jobs
        from graphile_worker.jobs group by 1, 2 order by 1, 2`,
@@ -64,7 +68,7 @@ export function registerDeliveryMetrics(registry: Registry, pool: pg.Pool): void
   if (registry.getSingleMetric('connect_notification_queue_jobs')) return;
   new Gauge({
     name: 'connect_notification_queue_jobs',
-    help: 'Delivery jobs in the queue by task and state (waiting, retrying, running, dead)',
+    help: 'Delivery jobs in the queue by task and state (scheduled, waiting, retrying, running, dead)',
     labelNames: ['task', 'state'],
     registers: [registry],
     async collect() {
