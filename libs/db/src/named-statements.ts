@@ -26,16 +26,20 @@ export function namedStatementsPool(pool: pg.Pool): PostgresPool {
   return {
     connect: async () => {
       const client = await pool.connect();
-      return {
-        query: ((text: unknown, values?: readonly unknown[]) => {
-          const name = typeof text === 'string' ? nameByText.get(text) : undefined;
-          if (name === undefined) return client.query(text as string, values as unknown[]);
-          return client.query({ name, text: text as string, values: values as unknown[] });
-        }) as unknown as PostgresPoolClient['query'],
-        release: (destroy?: boolean) => client.release(destroy),
-      };
+      return { ...namedStatementsOn(client), release: (destroy?: boolean) => client.release(destroy) };
     },
     end: () => pool.end(),
+  };
+}
+
+/** Kysely's query on `client`, running the statements marked `prepared` by name. */
+export function namedStatementsOn(client: pg.ClientBase): Pick<PostgresPoolClient, 'query'> {
+  return {
+    query: ((text: unknown, values?: readonly unknown[]) => {
+      const name = typeof text === 'string' ? nameByText.get(text) : undefined;
+      if (name === undefined) return client.query(text as string, values as unknown[]);
+      return client.query({ name, text: text as string, values: values as unknown[] });
+    }) as unknown as PostgresPoolClient['query'],
   };
 }
 

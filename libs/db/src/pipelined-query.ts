@@ -10,6 +10,8 @@ import pg from 'pg';
 export interface Companion {
   text: string;
   values?: unknown[];
+  /** The name `text` is prepared under on every connection it is sent on: bound, never parsed. */
+  preparedAs?: string;
 }
 
 interface Wire {
@@ -132,13 +134,13 @@ export class PipelinedQuery extends BaseQuery {
 }
 
 /** The values as pg sends a statement's own (numbers, dates, arrays, JSON as text). */
-function wireValues({ text, values = [] }: Companion): Companion {
-  return { text, values: values.map((value) => prepareValue(value)) };
+function wireValues({ values = [], ...statement }: Companion): Companion {
+  return { ...statement, values: values.map((value) => prepareValue(value)) };
 }
 
-function send(connection: Wire, { text, values = [] }: Companion): void {
-  connection.parse({ text, name: '', types: [] });
-  connection.bind({ portal: '', statement: '', values });
+function send(connection: Wire, { text, values = [], preparedAs }: Companion): void {
+  if (preparedAs === undefined) connection.parse({ text, name: '', types: [] });
+  connection.bind({ portal: '', statement: preparedAs ?? '', values });
   connection.execute({ portal: '', rows: 0 });
 }
 

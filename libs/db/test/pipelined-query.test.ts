@@ -164,3 +164,22 @@ test('paged rows and empty companions are refused', async () => {
     /no text/,
   );
 });
+
+test('a companion prepared beforehand is bound by its name, with its own values, in the same round trip', async () => {
+  await client.query(`prepare "set-label"(text) as select set_config('pipelined.label', $1, true)`);
+  roundTrips = 0;
+  for (const label of ['first', 'second']) {
+    const result = await queryPipelined<{ label: string }>(
+      client,
+      { text: `select current_setting('pipelined.label') as label` },
+      { before: [{ text: 'ignored when prepared', preparedAs: 'set-label', values: [label] }] },
+    );
+    expect(result.rows).toEqual([{ label }]);
+  }
+  expect(roundTrips).toBe(2);
+  const { rows } = await client.query<{ generic: number; custom: number }>(
+    `select generic_plans as generic, custom_plans as custom from pg_prepared_statements where name = 'set-label'`,
+  );
+  expect(rows).toEqual([{ generic: 2, custom: 0 }]);
+  await client.query('deallocate "set-label"');
+});

@@ -1,4 +1,4 @@
-import type { Database } from '@connect/db';
+import { compiledOnce, type Database, prepared } from '@connect/db';
 import type { Kysely } from 'kysely';
 
 export interface SignedCheckpoint {
@@ -11,13 +11,14 @@ export interface SignedCheckpoint {
 
 type Db = Kysely<Database>;
 
+/** The newest checkpoint's row; prepared, as receipts, the checkpoint route and each audit round read it. */
+export const newestCheckpointRow = compiledOnce(
+  (db: Db) => db.selectFrom('ledger_checkpoints').selectAll().orderBy('tree_size', 'desc').limit(1),
+  (query) => prepared('newest-checkpoint', query),
+);
+
 export async function latestCheckpoint(db: Db): Promise<SignedCheckpoint | undefined> {
-  const row = await db
-    .selectFrom('ledger_checkpoints')
-    .selectAll()
-    .orderBy('tree_size', 'desc')
-    .limit(1)
-    .executeTakeFirst();
+  const [row] = await newestCheckpointRow(db);
   return row && { treeSize: row.tree_size, rootHash: row.root_hash, note: row.note, signedAt: row.signed_at };
 }
 

@@ -26,6 +26,7 @@ import type pg from 'pg';
 import type { Appender } from './append.ts';
 import { storedNodesCompletedIn } from './audit.ts';
 import type { LedgerSource } from './body-cipher.ts';
+import { newestCheckpointRow } from './checkpoints.ts';
 import { withNativeVerifier } from './native-crypto.ts';
 import { consistencyHashes, loadPeaks, MissingTreeHashError } from './tree-store.ts';
 import type { Entry } from './types.ts';
@@ -221,12 +222,7 @@ export function startContinuousAudit(
   }
 
   async function latestCheckpointRow() {
-    const row = await deps.db
-      .selectFrom('ledger_checkpoints')
-      .select(['tree_size', 'root_hash', 'note'])
-      .orderBy('tree_size', 'desc')
-      .limit(1)
-      .executeTakeFirst();
+    const [row] = await newestCheckpointRow(deps.db);
     return row ?? mismatch('the ledger has no signed checkpoint');
   }
 

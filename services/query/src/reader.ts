@@ -50,9 +50,15 @@ const callers = new AsyncLocalStorage<Caller>();
 /** PostgreSQL's SQLSTATE for a statement stopped (at its statement_timeout, among others). */
 const QUERY_CANCELED = '57014';
 const SET_CALLER = "select set_config('connect.user_id', $1, true), set_config('connect.admin', $2, true)";
+/** SET_CALLER's name on each read connection, prepared as it opens (it goes with every read). */
+const SET_CALLER_STATEMENT = 'set-caller';
 
 /** A client for the reader pool: every statement carries the caller of the read it belongs to. */
 class ReaderClient extends pg.Client {
+  prepareSetCaller(): Promise<unknown> {
+    return super.query(`prepare "${SET_CALLER_STATEMENT}"(text, text) as ${SET_CALLER}`);
+  }
+
   override query(...args: unknown[]): never {
     const [text, values, callback] = args;
     const caller = callers.getStore();
@@ -62,7 +68,11 @@ class ReaderClient extends pg.Client {
     // Named after its text, each statement shape is parsed and planned once per connection (the
     // pool asks for generic plans, below).
     const config = { name: statementNameOf(text), text, values: (values as unknown[]) ?? [] };
-    const setCaller = { text: SET_CALLER, values: [caller.userId, caller.isAdmin ? 'on' : 'off'] };
+    const setCaller = {
+      text: SET_CALLER,
+      preparedAs: SET_CALLER_STATEMENT,
+      values: [caller.userId, caller.isAdmin ? 'on' : 'off'],
+    };
     const run = (done: (error: Error | null, result?: unknown) => void) =>
       (super.query as (q: unknown) => unknown)(new PipelinedQuery(config, [setCaller], [], done));
     if (typeof callback === 'function') return run(callback as never) as never;
@@ -97,6 +107,8 @@ export function createReaderDb(
     // recipient or id, whatever the values.
     options: `-c default_transaction_read_only=on -c statement_timeout=${timeoutMs}`,
     Client: ReaderClient,
+    // Awaited by the pool before it hands the connection out; a failure ends the connection.
+    onConnect: (client) => (client as ReaderClient).prepareSetCaller(),
   });
   const db = new Kysely<Database>({
     dialect: new PostgresDialect({ pool: withWaitLimit(pool, timeoutMs) }),

@@ -41,7 +41,7 @@ test('a read connection logs in as connect_reader, which is no superuser', async
   expect(rows).toEqual([{ session: 'connect_reader', current: 'connect_reader', rolsuper: false }]);
 });
 
-test('a read is planned once per connection, not again for each execution’s values', async () => {
+test('a read, and the caller set with it, are planned once per connection, not again for each execution’s values', async () => {
   // The shape of a commitment read by ids, whose generic plan PostgreSQL would otherwise deem
   // costlier than a plan for the values, and so re-plan at every execution.
   const readByIds = (db: Kysely<Database>) =>
@@ -54,11 +54,19 @@ test('a read is planned once per connection, not again for each execution’s va
   try {
     for (let i = 0; i < 8; i++) await readAs(single.db, ana, readByIds);
     const { rows } = await readAs(single.db, ana, (db) =>
-      sql<{ generic: number; custom: number }>`
-        select generic_plans as generic, custom_plans as custom from pg_prepared_statements
-         where statement like 'select "id" from "commitments" where "id" = any(%'`.execute(db),
+      sql<{ name: string; generic: number; custom: number }>`
+        select case when name = 'set-caller' then name else 'read' end as name,
+               generic_plans as generic, custom_plans as custom
+          from pg_prepared_statements
+         where statement like 'select "id" from "commitments" where "id" = any(%' or name = 'set-caller'
+         order by 1`.execute(db),
     );
-    expect(rows).toEqual([{ generic: 8, custom: 0 }]);
+    // The caller is set for each of the 8 reads and for this one, on the statement prepared as the
+    // connection opened.
+    expect(rows).toEqual([
+      { name: 'read', generic: 8, custom: 0 },
+      { name: 'set-caller', generic: 9, custom: 0 },
+    ]);
   } finally {
     await single.close();
   }

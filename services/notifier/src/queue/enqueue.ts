@@ -4,7 +4,7 @@
 // webhook message (a delivery per endpoint that takes its type) with a job per delivery.
 // Preferences are not checked here but by each channel when it delivers, so a person who turns a
 // kind off before it goes out gets nothing.
-import type { Database, FieldCipher } from '@connect/db';
+import { type Database, type FieldCipher, namedStatementsOn } from '@connect/db';
 import { Kysely, PostgresDialect } from 'kysely';
 import type pg from 'pg';
 import type { Enqueue, Publish } from '../projection.ts';
@@ -46,10 +46,19 @@ export function queueHooks(options: {
   };
 }
 
-/** The recipients a channel can reach, for the channels that need more of a person than an account. */
-const REACHABLE: Partial<Record<QueuedChannel, string>> = {
-  push: 'select distinct user_id from push_subscriptions where user_id = any($1::uuid[])',
-  sms: 'select user_id from phone_numbers where user_id = any($1::uuid[]) and confirmed_at is not null',
+/**
+ * The recipients a channel can reach, for the channels that need more of a person than an account.
+ * Named: read in every batch with notifications, each is planned once per connection.
+ */
+const REACHABLE: Partial<Record<QueuedChannel, { name: string; text: string }>> = {
+  push: {
+    name: 'reachable-by-push',
+    text: 'select distinct user_id from push_subscriptions where user_id = any($1::uuid[])',
+  },
+  sms: {
+    name: 'reachable-by-sms',
+    text: 'select user_id from phone_numbers where user_id = any($1::uuid[]) and confirmed_at is not null',
+  },
 };
 
 /**
@@ -63,9 +72,11 @@ async function reachable(
 ): Promise<Map<QueuedChannel, ReadonlySet<string>>> {
   const reach = new Map<QueuedChannel, ReadonlySet<string>>();
   for (const channel of channels) {
-    const sql = REACHABLE[channel];
-    const reached = sql
-      ? (await client.query<{ user_id: string }>(sql, [recipients])).rows.map((row) => row.user_id)
+    const statement = REACHABLE[channel];
+    const reached = statement
+      ? (await client.query<{ user_id: string }>({ ...statement, values: [recipients] })).rows.map(
+          (row) => row.user_id,
+        )
       : recipients;
     reach.set(channel, new Set(reached));
   }
@@ -100,10 +111,7 @@ export function webhookEventType(eventType: string): string {
 
 /** A kysely handle that runs every query on the client, i.e. in its transaction. */
 function kyselyOn(client: pg.ClientBase): Kysely<Database> {
-  const connection = {
-    query: client.query.bind(client),
-    release: () => {},
-  };
+  const connection = { ...namedStatementsOn(client), release: () => {} };
   return new Kysely<Database>({
     dialect: new PostgresDialect({
       pool: { connect: async () => connection, end: async () => {} } as never,

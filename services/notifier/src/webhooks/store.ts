@@ -5,8 +5,10 @@
 // endpoints belong to the service, not to a person), each bound to its row.
 import { randomUUID } from 'node:crypto';
 import {
+  compiledOnce,
   type Database,
   type FieldCipher,
+  prepared,
   WEBHOOKS_KEY_SUBJECT,
   type WebhookDeliveriesTable,
   type WebhookDeliveryStatus,
@@ -194,6 +196,12 @@ export async function enqueueWebhook(
   return (await enqueueWebhooks(db, cipher, [{ message, at: now }])).map((delivery) => delivery.id);
 }
 
+/** The endpoints that take deliveries; prepared, as each batch of events reads them. */
+const enabledEndpoints = compiledOnce(
+  (db: Db) => db.selectFrom('webhook_endpoints').select(['id', 'events']).where('disabled_at', 'is', null),
+  (query) => prepared('webhook-endpoints-enabled', query),
+);
+
 /**
  * `enqueueWebhook` for many messages at once (a projection batch's events): one read of the
  * endpoints and one insert, however many messages and endpoints.
@@ -204,11 +212,7 @@ export async function enqueueWebhooks(
   messages: readonly { message: WebhookMessage; at: Date }[],
 ): Promise<{ id: string; endpointId: string }[]> {
   if (messages.length === 0) return [];
-  const endpoints = await db
-    .selectFrom('webhook_endpoints')
-    .select(['id', 'events'])
-    .where('disabled_at', 'is', null)
-    .execute();
+  const endpoints = await enabledEndpoints(db);
   const rows = messages.flatMap(({ message, at }) =>
     endpoints
       .filter((endpoint) => !endpoint.events || endpoint.events.includes(message.eventType))
