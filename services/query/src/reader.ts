@@ -55,8 +55,9 @@ const SET_CALLER_STATEMENT = 'set-caller';
 
 /** A client for the reader pool: every statement carries the caller of the read it belongs to. */
 class ReaderClient extends pg.Client {
+  /** Parses SET_CALLER under its name (a Parse message, as a pooler that keeps prepared statements expects). */
   prepareSetCaller(): Promise<unknown> {
-    return super.query(`prepare "${SET_CALLER_STATEMENT}"(text, text) as ${SET_CALLER}`);
+    return super.query({ name: SET_CALLER_STATEMENT, text: SET_CALLER, values: ['', 'off'] });
   }
 
   override query(...args: unknown[]): never {

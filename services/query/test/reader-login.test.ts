@@ -61,11 +61,11 @@ test('a read, and the caller set with it, are planned once per connection, not a
          where statement like 'select "id" from "commitments" where "id" = any(%' or name = 'set-caller'
          order by 1`.execute(db),
     );
-    // The caller is set for each of the 8 reads and for this one, on the statement prepared as the
-    // connection opened.
+    // The caller is set for each of the 8 reads and for this one, on the statement prepared (and
+    // run once, setting nobody) as the connection opened.
     expect(rows).toEqual([
       { name: 'read', generic: 8, custom: 0 },
-      { name: 'set-caller', generic: 9, custom: 0 },
+      { name: 'set-caller', generic: 10, custom: 0 },
     ]);
   } finally {
     await single.close();
