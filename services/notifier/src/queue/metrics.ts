@@ -1,5 +1,6 @@
-// The delivery queue on /metrics: how many jobs are scheduled, wait, run, retry or lie dead per task (read from
-// graphile-worker's jobs at each scrape), and each delivery attempt's outcome per channel.
+// The delivery queue on /metrics: how many jobs are scheduled, wait, run, retry or lie dead per
+// task (read from graphile-worker's jobs at each scrape), and each delivery attempt's outcome per
+// channel.
 import type pg from 'pg';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { DELIVERY_TASKS } from './tasks.ts';
