@@ -11,9 +11,17 @@ export interface SignedCheckpoint {
 
 type Db = Kysely<Database>;
 
-/** The newest checkpoint's row; prepared, as receipts, the checkpoint route and each audit round read it. */
+/**
+ * The newest checkpoint's row; prepared, as receipts, the checkpoint route and each audit round read
+ * it. Its columns are named: a prepared `*` fails once a migration adds one to the table.
+ */
 export const newestCheckpointRow = compiledOnce(
-  (db: Db) => db.selectFrom('ledger_checkpoints').selectAll().orderBy('tree_size', 'desc').limit(1),
+  (db: Db) =>
+    db
+      .selectFrom('ledger_checkpoints')
+      .select(['tree_size', 'root_hash', 'note', 'signed_at'])
+      .orderBy('tree_size', 'desc')
+      .limit(1),
   (query) => prepared('newest-checkpoint', query),
 );
 

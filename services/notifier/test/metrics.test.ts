@@ -166,6 +166,36 @@ describe('/metrics of an app with the notifier', () => {
     expect(() => queue.assertHealthy()).not.toThrow();
   }, 40_000);
 
+  test('counts a job on its last attempt as running, not dead', async () => {
+    const key = 'metrics-test:last-attempt';
+    const deadBefore = sample(await metrics(), 'connect_notification_queue_jobs', {
+      task: 'deliver-sms',
+      state: 'dead',
+    });
+    // As the worker leaves a job it has taken for its only attempt (attempts are counted as it is taken).
+    await s.database.pool.query(
+      `select graphile_worker.add_job('deliver-sms', '{}'::json, run_at => now() + interval '1 day',
+                                      max_attempts => 1, job_key => $1)`,
+      [key],
+    );
+    await s.database.pool.query(
+      `update graphile_worker._private_jobs set attempts = 1, locked_at = now(), locked_by = 'metrics-test'
+        where key = $1`,
+      [key],
+    );
+    try {
+      const body = await metrics();
+      expect(sample(body, 'connect_notification_queue_jobs', { task: 'deliver-sms', state: 'running' })).toBe(
+        1,
+      );
+      expect(sample(body, 'connect_notification_queue_jobs', { task: 'deliver-sms', state: 'dead' })).toBe(
+        deadBefore,
+      );
+    } finally {
+      await s.database.pool.query('delete from graphile_worker._private_jobs where key = $1', [key]);
+    }
+  });
+
   test('counts a job not due yet as scheduled, not as waiting', async () => {
     const key = 'metrics-test:scheduled';
     await s.database.pool.query(

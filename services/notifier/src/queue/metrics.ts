@@ -45,14 +45,17 @@ export async function countedDelivery<T>(
   }
 }
 
-/** The delivery jobs by task and state (dead: attempts used up, never run again). */
+/**
+ * The delivery jobs by task and state (dead: attempts used up, never run again). Running comes
+ * first: a job's attempts are counted as it is taken, so one on its last attempt has used them up.
+ */
 export async function queueDepth(
   db: pg.Pool | pg.ClientBase,
 ): Promise<{ task: string; state: (typeof JOB_STATES)[number]; jobs: number }[]> {
   const { rows } = await db.query<{ task: string; state: (typeof JOB_STATES)[number]; jobs: number }>(
     `select task_identifier as task,
-            case when attempts >= max_attempts then 'dead'
-                 when locked_at is not null then 'running'
+            case when locked_at is not null then 'running'
+                 when attempts >= max_attempts then 'dead'
                  when attempts > 0 then 'retrying'
                  when run_at > now() then 'scheduled'
                  else 'waiting' end as state,
