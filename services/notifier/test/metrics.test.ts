@@ -10,6 +10,7 @@ import { type Account, signUp } from '../../command/test/support.ts';
 import { buildApp } from '../../projector/src/app.ts';
 import type { Projection } from '../../projector/src/projection.ts';
 import { ORIGIN, projectorLedger, registerProfile } from '../../projector/test/support.ts';
+import { listDeadLetters } from '../src/queue/dead-letters.ts';
 import { type DeliveryQueue, openDeliveryQueue } from '../src/queue/setup.ts';
 import { createEndpoint } from '../src/webhooks/store.ts';
 import { receiver } from './webhooks-support.ts';
@@ -191,6 +192,14 @@ describe('/metrics of an app with the notifier', () => {
       expect(sample(body, 'connect_notification_queue_jobs', { task: 'deliver-sms', state: 'dead' })).toBe(
         deadBefore,
       );
+      // Nor is it a dead letter for an admin to retry.
+      const { rows } = await s.database.pool.query<{ id: string }>(
+        'select id::text from graphile_worker.jobs where key = $1',
+        [key],
+      );
+      expect(rows).toHaveLength(1);
+      const letters = await listDeadLetters(s.database.pool);
+      expect(letters.map((letter) => letter.id)).not.toContain(rows[0]?.id);
     } finally {
       await s.database.pool.query('delete from graphile_worker._private_jobs where key = $1', [key]);
     }

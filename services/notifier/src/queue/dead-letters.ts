@@ -35,6 +35,13 @@ interface JobRow {
 
 const TASKS = Object.values(DELIVERY_TASKS);
 
+/**
+ * A dead job, as a condition on graphile_worker.jobs: its attempts used up and none under way.
+ * graphile-worker counts an attempt as it takes a job, so one on its last attempt has used them up
+ * while it runs.
+ */
+export const DEAD_JOB = 'attempts >= max_attempts and locked_at is null';
+
 /** Whether graphile-worker's schema is there (the notifier migrates it when it starts). */
 async function queueExists(db: pg.Pool | pg.ClientBase): Promise<boolean> {
   const { rows } = await db.query<{ present: boolean }>(
@@ -49,7 +56,7 @@ export async function listDeadLetters(db: pg.Pool | pg.ClientBase, limit = 100):
   const { rows } = await db.query<JobRow>(
     `select id::text, task_identifier, key, attempts, max_attempts, last_error, created_at, updated_at
      from graphile_worker.jobs
-     where task_identifier = any($1::text[]) and attempts >= max_attempts
+     where task_identifier = any($1::text[]) and ${DEAD_JOB}
      order by updated_at desc, id desc
      limit $2`,
     [TASKS, limit],
@@ -66,8 +73,7 @@ export async function retryDeadLetter(db: pg.Pool | pg.ClientBase, id: string): 
   const { rows } = await db.query(
     `select graphile_worker.reschedule_jobs(array[job.id], run_at => now(), attempts => 0)
      from graphile_worker.jobs as job
-     where job.id = $1::bigint and job.task_identifier = any($2::text[]) and job.attempts >= job.max_attempts
-       and job.locked_at is null`,
+     where job.id = $1::bigint and job.task_identifier = any($2::text[]) and ${DEAD_JOB}`,
     [id, TASKS],
   );
   return rows.length > 0;

@@ -3,6 +3,7 @@
 // channel.
 import type pg from 'pg';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { DEAD_JOB } from './dead-letters.ts';
 import { DELIVERY_TASKS } from './tasks.ts';
 
 /**
@@ -45,17 +46,14 @@ export async function countedDelivery<T>(
   }
 }
 
-/**
- * The delivery jobs by task and state (dead: attempts used up, never run again). Running comes
- * first: a job's attempts are counted as it is taken, so one on its last attempt has used them up.
- */
+/** The delivery jobs by task and state (dead as the dead letters are: never run again). */
 export async function queueDepth(
   db: pg.Pool | pg.ClientBase,
 ): Promise<{ task: string; state: (typeof JOB_STATES)[number]; jobs: number }[]> {
   const { rows } = await db.query<{ task: string; state: (typeof JOB_STATES)[number]; jobs: number }>(
     `select task_identifier as task,
-            case when locked_at is not null then 'running'
-                 when attempts >= max_attempts then 'dead'
+            case when ${DEAD_JOB} then 'dead'
+                 when locked_at is not null then 'running'
                  when attempts > 0 then 'retrying'
                  when run_at > now() then 'scheduled'
                  else 'waiting' end as state,
