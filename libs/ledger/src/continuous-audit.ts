@@ -28,6 +28,7 @@ import { storedNodesCompletedIn } from './audit.ts';
 import type { LedgerSource } from './body-cipher.ts';
 import { newestCheckpointRow } from './checkpoints.ts';
 import { withNativeVerifier } from './native-crypto.ts';
+import { ENTRY_COLUMN_NAMES } from './rows.ts';
 import { consistencyHashes, loadPeaks, MissingTreeHashError } from './tree-store.ts';
 import type { Entry } from './types.ts';
 import { verifiedNotes } from './verified-notes.ts';
@@ -89,7 +90,7 @@ const entriesFrom = compiledOnce(
   (db: Kysely<Database>, first: number, end: number) =>
     db
       .selectFrom('ledger_entries')
-      .selectAll()
+      .select(ENTRY_COLUMN_NAMES)
       .where('index', '>=', first)
       .where('index', '<', end)
       .orderBy('index'),

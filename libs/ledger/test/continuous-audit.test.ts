@@ -284,3 +284,41 @@ test('/metrics: a token when CONNECT_METRICS_TOKEN is set, else loopback request
   await open.close();
   await guarded.close();
 });
+
+test('a column a migration adds to the ledger while the audit runs does not stop it', async () => {
+  // Two connections, one of them listening: the reads after the change run on the connection that
+  // prepared them before it.
+  const own = await testLedger({ poolSize: 2 });
+  const warnings: unknown[] = [];
+  const audit = startContinuousAudit(
+    {
+      pool: own.database.pool,
+      db: own.database.db,
+      origin: own.ledger.origin,
+      cipher: own.ledger.cipher,
+      verifierKey: own.ledger.verifierKey,
+    },
+    {
+      log: { info() {}, warn: (entry) => warnings.push(entry), error() {} },
+      pollMs: 100,
+      sweepPerSecond: 100_000,
+    },
+  );
+  const note = (i: number) =>
+    own.ledger.append({ stream: 's', expectedVersion: 'any', actor: 'ana', events: [event('Noted', { i })] });
+  try {
+    for (let i = 0; i < 3; i++) await note(i);
+    await until('the audit to verify them', async () => audit.status().verifiedEntries === 3);
+    await own.database.pool.query('alter table ledger_entries add column noted_later text');
+    for (let i = 3; i < 6; i++) await note(i);
+    await until(
+      'the audit to verify the entries after the change',
+      async () => audit.status().verifiedEntries === 6,
+    );
+    expect(warnings).toEqual([]);
+    expect(audit.status().failures).toBe(0);
+  } finally {
+    await audit.close();
+    await own.database.close();
+  }
+});

@@ -2,7 +2,7 @@
 // in one transaction. The checkpoint row is locked first, so two runners (or a runner and a
 // replay switching tables) never project the same entries twice.
 import { type LedgerEntriesTable, PROJECTED_CHANNEL, queryPipelined } from '@connect/db';
-import type { LedgerSource } from '@connect/ledger';
+import { ENTRY_COLUMN_NAMES, type LedgerSource } from '@connect/ledger';
 import type pg from 'pg';
 import type { Projection, Tables } from './projection.ts';
 import {
@@ -186,7 +186,7 @@ async function projectOnce(
          select checkpoint.last_index as checkpoint_index, reach.upto, ${COMMIT_UNSYNCED},
                 array(select stream from projection_quarantine where projection = $1) as quarantined, e.*
            from checkpoint cross join reach left join lateral (
-             select * from ledger_entries
+             select ${ENTRY_COLUMN_NAMES.join(', ')} from ledger_entries
              where index > checkpoint.last_index and index <= reach.upto and stream like any($3)
              order by index) e on true`,
         values: [projection.name, options.limit, projection.streams],

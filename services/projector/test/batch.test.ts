@@ -334,4 +334,17 @@ describe('projectBatch', () => {
     expect(savepoints().length).toBeGreaterThan(0);
     expect(statements.at(-1)).toBe('commit');
   });
+
+  it('goes on claiming batches on its connection after a migration adds a column to the ledger', async () => {
+    await activeCommitment(ledger, alice, bob, 'Before the column');
+    await ledger.drain();
+    await project();
+    await database.pool.query('alter table ledger_entries add column noted_later text');
+    const later = await activeCommitment(ledger, alice, bob, 'After the column');
+    await ledger.drain();
+    // The claim prepared on this connection before the change runs again after it.
+    const result = await project();
+    expect(result.applied).toBeGreaterThan(0);
+    expect(await projectedIds()).toContain(later);
+  });
 });

@@ -189,6 +189,23 @@ describe('REST reads', () => {
       'personal',
     ]);
   });
+
+  it('lists them still after a migration adds a column to their table, and after it drops it', async () => {
+    const keys = async () => {
+      const response = await read(cat, '/v1/commitment-types');
+      expect(response.statusCode).toBe(200);
+      return response.json().items.map((t: { key: string }) => t.key);
+    };
+    // Each read is prepared on the connection it runs on: these are read before the change.
+    await keys();
+    try {
+      await s.database.pool.query('alter table commitment_types add column noted_later text');
+      for (let i = 0; i < 3; i++) expect(await keys()).toEqual(['business', 'financial', 'personal']);
+    } finally {
+      await s.database.pool.query('alter table commitment_types drop column if exists noted_later');
+    }
+    expect(await keys()).toEqual(['business', 'financial', 'personal']);
+  });
 });
 
 describe('row-level security', () => {

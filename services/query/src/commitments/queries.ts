@@ -372,7 +372,19 @@ export async function profileOf(
 }
 
 export async function commitmentTypes(db: Reader) {
-  const rows = await db.selectFrom('commitment_types').selectAll().orderBy('key').execute();
+  const rows = await db
+    .selectFrom('commitment_types')
+    .select([
+      'key',
+      'name',
+      'requires_amount',
+      'requires_due_date',
+      'min_witnesses',
+      'created_by',
+      'witnesses_must_be_verified',
+    ])
+    .orderBy('key')
+    .execute();
   return rows.map((row) => ({
     key: row.key,
     name: row.name,
