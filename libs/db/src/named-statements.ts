@@ -9,10 +9,26 @@ import type pg from 'pg';
 const nameByText = new Map<string, string>();
 const textByName = new Map<string, string>();
 
+/**
+ * A result given as `*` (`select *`, `select t.*`, `, t.*`, `returning *`): PostgreSQL expands it
+ * as it prepares the statement, and once a migration adds a column it refuses every later run on
+ * that connection ("cached plan must not change result type"). `select * from unnest(…)` is
+ * fixed by its parameters' types.
+ */
+const STAR_RESULT =
+  /(?:\b(?:select\s+(?:distinct\s+)?|returning\s+)|,\s*)(?:"?\w+"?\.\*|\*(?!\s*from\s+unnest\s*\())/i;
+
+/** Refuses a statement to be prepared whose result is given as `*`: it must name its columns. */
+export function mustNameItsColumns(text: string): void {
+  if (STAR_RESULT.test(text))
+    throw new Error(`a prepared statement must name its result's columns, not *: ${text.slice(0, 200)}`);
+}
+
 /** `query`, to be prepared under `name` on each connection that runs it. */
 export function prepared<R>(name: string, query: CompiledQuery<R>): CompiledQuery<R> {
   const text = textByName.get(name);
   if (text === undefined) {
+    mustNameItsColumns(query.sql);
     textByName.set(name, query.sql);
     nameByText.set(query.sql, name);
   } else if (text !== query.sql) {
@@ -53,6 +69,7 @@ const MAX_HASHED_NAMES = 10_000;
 export function statementNameOf(text: string): string {
   let name = hashedNames.get(text);
   if (name === undefined) {
+    mustNameItsColumns(text);
     name = `q-${createHash('sha256').update(text).digest('hex').slice(0, 32)}`;
     if (hashedNames.size >= MAX_HASHED_NAMES) hashedNames.clear();
     hashedNames.set(text, name);

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
-import { prepared } from '../src/index.ts';
+import { prepared, statementNameOf } from '../src/index.ts';
 
 let database: TestDatabase;
 
@@ -75,4 +75,28 @@ test('a prepared statement runs on the plan made once for its connection, whatev
     select generic_plans, custom_plans from pg_prepared_statements
      where name = 'test-generic-plan'`.execute(database.db);
   expect(rows).toEqual([{ generic_plans: 7, custom_plans: 0 }]);
+});
+
+test('a statement whose result is given as * is refused before it is prepared: it must name its columns', () => {
+  const refused = [
+    database.db.selectFrom('profiles').selectAll().compile(),
+    database.db.selectFrom('profiles as p').selectAll('p').compile(),
+    database.db.selectFrom('profiles as p').select('p.user_id').selectAll('p').compile(),
+    database.db.deleteFrom('profiles').where('user_id', '=', 'x').returningAll().compile(),
+  ];
+  for (const [i, query] of refused.entries()) {
+    expect(() => prepared(`test-star-${i}`, query), query.sql).toThrow(/must name its result's columns/);
+    expect(() => statementNameOf(query.sql), query.sql).toThrow(/must name its result's columns/);
+  }
+  const named = [
+    database.db.selectFrom('profiles').select(['user_id', 'display_name']).compile(),
+    sql`select count(*) as n from profiles`.compile(database.db),
+    sql`insert into profiles (user_id) select * from unnest(${['x']}::text[]) returning user_id`.compile(
+      database.db,
+    ),
+  ];
+  for (const [i, query] of named.entries()) {
+    expect(() => prepared(`test-named-${i}`, query), query.sql).not.toThrow();
+    expect(statementNameOf(query.sql)).toMatch(/^q-/);
+  }
 });

@@ -98,10 +98,14 @@ export async function streamRowsAfter(
   return rows;
 }
 
-/** The rows of streamRowsAfter, parameters $1–$3, in no order. */
+/**
+ * The rows of streamRowsAfter, parameters $1–$3, in no order. Their columns are named: a named
+ * statement's `*` breaks when a migration adds one.
+ */
 const STREAM_ROWS_AFTER = `select e.* from unnest($1::text[], $2::bigint[]) as s(stream, version)
        cross join lateral (
-         select * from ledger_entries where stream = s.stream and version > s.version order by version) e
+         select ${ENTRY_COLUMN_NAMES.join(', ')} from ledger_entries
+          where stream = s.stream and version > s.version order by version) e
      where e.index < $3`;
 
 const streamRowsParameters = (streams: readonly { stream: string; version: number }[], before: number) => [

@@ -1,3 +1,4 @@
+import { createKysely, createPool } from '@connect/db';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { countingPool } from '../../../test/support/counting-pool.ts';
 import type { TestDatabase } from '../../../test/support/database.ts';
@@ -11,6 +12,7 @@ import {
   readStream,
   streamRowsAfter,
   streamRowsBefore,
+  streamRowsWithErasures,
 } from '../src/index.ts';
 import { event, KEY, ORIGIN, testLedger } from './support.ts';
 
@@ -235,6 +237,34 @@ test('the rows of some streams before an index (or after a version of each) come
     Number(all[4]?.index),
   );
   expect(afterBefore.map((row) => row.type)).toEqual(['A2', 'B2']);
+});
+
+test('the named reads of a stream go on, on the connection that prepared them, after a migration adds a column', async () => {
+  const own = await testLedger();
+  // One connection: the reads after the change run where they were prepared before it.
+  const pool = createPool(own.database.url, 1);
+  const db = createKysely(pool);
+  const append = (type: string) =>
+    own.ledger.append({ stream: 'widened', expectedVersion: 'any', actor: null, events: [event(type)] });
+  const reads = async () => [
+    (
+      await streamRowsWithErasures(pool, [{ stream: 'widened', version: -1 }], Number.MAX_SAFE_INTEGER)
+    ).rows.map((row) => row.type),
+    (await readStream(db, { origin: ORIGIN, cipher: clearBodies }, 'widened')).map((entry) => entry.type),
+  ];
+  try {
+    await append('Before');
+    expect(await reads()).toEqual([['Before'], ['Before']]);
+    await own.database.pool.query('alter table ledger_entries add column noted_later text');
+    await append('After');
+    expect(await reads()).toEqual([
+      ['Before', 'After'],
+      ['Before', 'After'],
+    ]);
+  } finally {
+    await db.destroy();
+    await own.database.close();
+  }
 });
 
 describe('pipelined batches', () => {
