@@ -18,7 +18,11 @@ const textByName = new Map<string, string>();
 const STAR_RESULT =
   /(?:\b(?:select\s+(?:distinct\s+)?|returning\s+)|,\s*)(?:"?\w+"?\.\*|\*(?!\s*from\s+unnest\s*\())/i;
 
-/** Refuses a statement to be prepared whose result is given as `*`: it must name its columns. */
+/**
+ * Refuses a statement to be prepared whose result is given as `*`: it must name its columns.
+ * Statements given to pg by name of their own (`{ name, text }`) do not come here; theirs are
+ * written so (an `e.*` over a subquery that names its columns).
+ */
 export function mustNameItsColumns(text: string): void {
   if (STAR_RESULT.test(text))
     throw new Error(`a prepared statement must name its result's columns, not *: ${text.slice(0, 200)}`);

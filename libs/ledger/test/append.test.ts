@@ -1,4 +1,4 @@
-import { createKysely, createPool } from '@connect/db';
+import { createPool } from '@connect/db';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { countingPool } from '../../../test/support/counting-pool.ts';
 import type { TestDatabase } from '../../../test/support/database.ts';
@@ -239,30 +239,24 @@ test('the rows of some streams before an index (or after a version of each) come
   expect(afterBefore.map((row) => row.type)).toEqual(['A2', 'B2']);
 });
 
-test('the named reads of a stream go on, on the connection that prepared them, after a migration adds a column', async () => {
+test('the named read of stream rows goes on, on the connection that prepared it, after a migration adds a column', async () => {
   const own = await testLedger();
-  // One connection: the reads after the change run where they were prepared before it.
+  // One connection: the read after the change runs where it was prepared before it.
   const pool = createPool(own.database.url, 1);
-  const db = createKysely(pool);
   const append = (type: string) =>
     own.ledger.append({ stream: 'widened', expectedVersion: 'any', actor: null, events: [event(type)] });
-  const reads = async () => [
+  const types = async () =>
     (
       await streamRowsWithErasures(pool, [{ stream: 'widened', version: -1 }], Number.MAX_SAFE_INTEGER)
-    ).rows.map((row) => row.type),
-    (await readStream(db, { origin: ORIGIN, cipher: clearBodies }, 'widened')).map((entry) => entry.type),
-  ];
+    ).rows.map((row) => row.type);
   try {
     await append('Before');
-    expect(await reads()).toEqual([['Before'], ['Before']]);
+    expect(await types()).toEqual(['Before']);
     await own.database.pool.query('alter table ledger_entries add column noted_later text');
     await append('After');
-    expect(await reads()).toEqual([
-      ['Before', 'After'],
-      ['Before', 'After'],
-    ]);
+    expect(await types()).toEqual(['Before', 'After']);
   } finally {
-    await db.destroy();
+    await pool.end();
     await own.database.close();
   }
 });
