@@ -7,6 +7,7 @@ import { KEYS_ERASED_CHANNEL } from './channels.ts';
 import { groupedCalls } from './grouped-calls.ts';
 import { type Listener, listen } from './listen.ts';
 import type { MasterKeys } from './master-keys.ts';
+import { named } from './named-statements.ts';
 import { randomPool } from './random-pool.ts';
 
 export interface KeyRing {
@@ -147,11 +148,13 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
 
   async function load(subjects: string[]): Promise<Map<string, Buffer | null>> {
     const started = generation;
-    const { rows } = await pool.query<KeyRow>({
-      name: 'keyring-read',
-      text: 'select subject, wrapped_key, master_key_id from data_keys where subject = any($1::text[])',
-      values: [subjects],
-    });
+    const { rows } = await pool.query<KeyRow>(
+      named({
+        name: 'keyring-read',
+        text: 'select subject, wrapped_key, master_key_id from data_keys where subject = any($1::text[])',
+        values: [subjects],
+      }),
+    );
     return unwrapRows(rows, started);
   }
 
@@ -164,17 +167,19 @@ export function keyRing(pool: pg.Pool, masterKeys: MasterKeys, options: { listen
   async function loadOrCreate(subjects: string[]): Promise<Map<string, Buffer | null>> {
     const started = generation;
     const made = await Promise.all(subjects.map(unstoredKey));
-    const { rows } = await pool.query<KeyRow & { made: boolean }>({
-      name: 'keyring-read-or-make',
-      text: `with made as (
+    const { rows } = await pool.query<KeyRow & { made: boolean }>(
+      named({
+        name: 'keyring-read-or-make',
+        text: `with made as (
          ${insertDataKeysSql('$1', '$2', '$3')}
          on conflict (subject) do nothing
          returning subject)
        select subject, null::bytea as wrapped_key, null::text as master_key_id, true as made from made
        union all
        select subject, wrapped_key, master_key_id, false from data_keys where subject = any($1::text[])`,
-      values: dataKeyRows(made),
-    });
+        values: dataKeyRows(made),
+      }),
+    );
     const inserted = new Set(rows.filter((row) => row.made).map((row) => row.subject));
     const found = await unwrapRows(
       rows.filter((row) => !row.made),

@@ -18,11 +18,7 @@ const textByName = new Map<string, string>();
 const STAR_RESULT =
   /(?:\b(?:select\s+(?:distinct\s+)?|returning\s+)|,\s*)(?:"?\w+"?\.\*|\*(?!\s*from\s+unnest\s*\())/i;
 
-/**
- * Refuses a statement to be prepared whose result is given as `*`: it must name its columns.
- * Statements given to pg by name of their own (`{ name, text }`) do not come here; theirs are
- * written so (an `e.*` over a subquery that names its columns).
- */
+/** Refuses a statement to be prepared whose result is given as `*`: it must name its columns. */
 export function mustNameItsColumns(text: string): void {
   if (STAR_RESULT.test(text))
     throw new Error(`a prepared statement must name its result's columns, not *: ${text.slice(0, 200)}`);
@@ -61,6 +57,20 @@ export function namedStatementsOn(client: pg.ClientBase): Pick<PostgresPoolClien
       return client.query({ name, text: text as string, values: values as unknown[] });
     }) as unknown as PostgresPoolClient['query'],
   };
+}
+
+const checkedTextByName = new Map<string, string>();
+
+/**
+ * A statement given to pg under a name of its own (`{ name, text, values }`), which each
+ * connection that runs it keeps: its text checked as `prepared` checks a Kysely query's, once.
+ */
+export function named<C extends { name: string; text: string }>(config: C): C {
+  if (checkedTextByName.get(config.name) !== config.text) {
+    mustNameItsColumns(config.text);
+    checkedTextByName.set(config.name, config.text);
+  }
+  return config;
 }
 
 const hashedNames = new Map<string, string>();

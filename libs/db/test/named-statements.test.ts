@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/database.ts';
-import { prepared, statementNameOf } from '../src/index.ts';
+import { named, prepared, statementNameOf } from '../src/index.ts';
 
 let database: TestDatabase;
 
@@ -99,4 +99,13 @@ test('a statement whose result is given as * is refused before it is prepared: i
     expect(() => prepared(`test-named-${i}`, query), query.sql).not.toThrow();
     expect(statementNameOf(query.sql)).toMatch(/^q-/);
   }
+});
+
+test('a statement given to pg under a name of its own is checked the same way, whatever its text becomes', () => {
+  const config = (text: string) => ({ name: 'test-own-name', text, values: [] });
+  expect(named(config('select user_id from profiles')).text).toBe('select user_id from profiles');
+  expect(() => named(config('select p.user_id, e.* from profiles p, ledger_entries e'))).toThrow(
+    /must name its result's columns/,
+  );
+  expect(() => named(config('select user_id, display_name from profiles'))).not.toThrow();
 });

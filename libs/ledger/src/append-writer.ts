@@ -1,7 +1,7 @@
 // The appender's SQL, on the connection of the batch: lock the head, read what a plan needs,
 // write a plan in one statement, and read back entries a plan points to.
 import type { HashedNode } from '@connect/crypto';
-import { dataKeyRows, insertDataKeysSql, LEDGER_CHANNEL, type NewDataKey } from '@connect/db';
+import { dataKeyRows, insertDataKeysSql, LEDGER_CHANNEL, type NewDataKey, named } from '@connect/db';
 import type pg from 'pg';
 import type {
   AppendPlan,
@@ -43,9 +43,10 @@ export async function readLedgerState(
     versions: { stream: string; version: number }[] | null;
     keys: { key: string; first_index: number; count: number; fingerprint: string }[] | null;
     ids: string[] | null;
-  }>({
-    name: 'ledger-batch-state',
-    text: `select
+  }>(
+    named({
+      name: 'ledger-batch-state',
+      text: `select
        (select json_agg(json_build_object('stream', s.stream, 'version', coalesce(
           (select version from ledger_entries e where e.stream = s.stream order by version desc limit 1), 0)))
         from unnest(${p.add(lookups.streams)}::text[]) as s(stream)) as versions,
@@ -53,8 +54,9 @@ export async function readLedgerState(
           'fingerprint', encode(fingerprint, 'base64')))
         from ledger_idempotency where key = any(${p.add(lookups.keys)}::text[])) as keys,
        (select json_agg(id) from ledger_entries where id = any(${p.add(lookups.ids)}::uuid[])) as ids`,
-    values: p.values,
-  });
+      values: p.values,
+    }),
+  );
   const row = rows[0];
   for (const v of row?.versions ?? []) state.versions.set(v.stream, v.version);
   for (const k of row?.keys ?? []) {
@@ -105,10 +107,11 @@ export async function writePlan(
   const treeSize = p.add(plan.tree.treeSize);
   const rootHash = p.add(bytes(plan.tree.rootHash));
   const keyArrays = p.arrays(keys, KEY_COLUMNS);
-  const { rows } = await client.query({
-    // Named, so each connection parses and plans it once.
-    name: 'ledger-append-batch',
-    text: `with head as (
+  const { rows } = await client.query(
+    named({
+      // Named, so each connection parses and plans it once.
+      name: 'ledger-append-batch',
+      text: `with head as (
        update ledger_head set tree_size = ${treeSize}, root_hash = ${rootHash}
        where tree_size = ${p.add(base.treeSize)} and root_hash = ${p.add(bytes(base.rootHash))}
          and not exists (select from ledger_idempotency where key = any(${keyArrays[0]}))
@@ -128,8 +131,9 @@ export async function writePlan(
        insert into ledger_checkpoints (tree_size, root_hash, note)
        select ${treeSize}, ${rootHash}, ${p.add(note)} where exists (select from head))
      select pg_notify('${LEDGER_CHANNEL}', tree_size::text) from head`,
-    values: p.values,
-  });
+      values: p.values,
+    }),
+  );
   return rows.length > 0;
 }
 

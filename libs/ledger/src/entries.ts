@@ -1,8 +1,8 @@
-import { compiledOnce, type Database, type LedgerEntriesTable, prepared } from '@connect/db';
+import { compiledOnce, type Database, type LedgerEntriesTable, named, prepared } from '@connect/db';
 import type { Kysely } from 'kysely';
 import type pg from 'pg';
 import type { LedgerSource } from './body-cipher.ts';
-import { ENTRY_COLUMN_NAMES } from './rows.ts';
+import { ENTRY_COLUMN_NAMES, entryColumnsOf } from './rows.ts';
 import type { Entry } from './types.ts';
 
 type Db = Kysely<Database>;
@@ -102,11 +102,16 @@ export async function streamRowsAfter(
  * The rows of streamRowsAfter, parameters $1–$3, in no order. Their columns are named: a named
  * statement's `*` breaks when a migration adds one.
  */
-const STREAM_ROWS_AFTER = `select e.* from unnest($1::text[], $2::bigint[]) as s(stream, version)
+const STREAM_ROWS_AFTER = `select ${entryColumnsOf('e')} from unnest($1::text[], $2::bigint[]) as s(stream, version)
        cross join lateral (
          select ${ENTRY_COLUMN_NAMES.join(', ')} from ledger_entries
           where stream = s.stream and version > s.version order by version) e
      where e.index < $3`;
+
+const STREAM_ROWS_WITH_ERASURES = `select c.changes as body_erasures, ${entryColumnsOf('e')}
+       from ledger_body_changes c
+       left join lateral (${STREAM_ROWS_AFTER}) e on true
+      order by e.index`;
 
 const streamRowsParameters = (streams: readonly { stream: string; version: number }[], before: number) => [
   streams.map((s) => s.stream),
@@ -126,15 +131,14 @@ export async function streamRowsWithErasures(
   streams: readonly { stream: string; version: number }[],
   before: number,
 ): Promise<{ erasures: number; rows: LedgerEntriesTable[] }> {
-  const { rows } = await client.query<Nullable<LedgerEntriesTable> & { body_erasures: string }>({
-    // Named: the projections run it at every batch, so each connection plans it once.
-    name: 'ledger-stream-rows-with-erasures',
-    text: `select c.changes as body_erasures, e.*
-       from ledger_body_changes c
-       left join lateral (${STREAM_ROWS_AFTER}) e on true
-      order by e.index`,
-    values: streamRowsParameters(streams, before),
-  });
+  const { rows } = await client.query<Nullable<LedgerEntriesTable> & { body_erasures: string }>(
+    named({
+      // Named: the projections run it at every batch, so each connection plans it once.
+      name: 'ledger-stream-rows-with-erasures',
+      text: STREAM_ROWS_WITH_ERASURES,
+      values: streamRowsParameters(streams, before),
+    }),
+  );
   const changes = rows[0]?.body_erasures;
   if (changes === undefined) throw new Error('ledger_body_changes has lost its row: erasures cannot be seen');
   return {

@@ -14,7 +14,7 @@ export * from './operations-metrics.ts';
 export * from './proofs.ts';
 export * from './receipt.ts';
 export * from './redact.ts';
-export { ENTRY_COLUMN_NAMES, entryFromRow } from './rows.ts';
+export { ENTRY_COLUMN_NAMES, entryColumnsOf, entryFromRow } from './rows.ts';
 export * from './runtime.ts';
 export * from './signed-notes.ts';
 export * from './subscribe.ts';

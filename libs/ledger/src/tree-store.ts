@@ -8,6 +8,7 @@ import {
   type TreeNode,
   treePeaks,
 } from '@connect/crypto';
+import { named } from '@connect/db';
 import type pg from 'pg';
 import { type SharedReads, sharedReads } from './shared-reads.ts';
 import { levelWidth, NodeHashes, topLevel } from './tree-node-cache.ts';
@@ -85,17 +86,19 @@ async function readStoredNodes(db: Queryable, nodes: readonly TreeNode[]): Promi
   const leaves = nodes.filter((node) => node.level === 0).map((node) => node.index);
   const inner = nodes.filter((node) => node.level > 0);
   // Leaves come from the entries, inner nodes from the stored subtree hashes; level -1 carries the size.
-  const { rows } = await db.query<{ level: number; idx: number; hash: Uint8Array | null }>({
-    name: 'ledger-read-nodes',
-    text: `select -1::smallint as level, tree_size as idx, null::bytea as hash from ledger_head
+  const { rows } = await db.query<{ level: number; idx: number; hash: Uint8Array | null }>(
+    named({
+      name: 'ledger-read-nodes',
+      text: `select -1::smallint as level, tree_size as idx, null::bytea as hash from ledger_head
       union all
       select 0::smallint, index, leaf_hash from ledger_entries where index = any($1::bigint[])
       union all
       select t.level, t.idx, t.hash
       from unnest($2::smallint[], $3::bigint[]) as q(level, idx)
       join ledger_tree t using (level, idx)`,
-    values: [leaves, inner.map((n) => n.level), inner.map((n) => n.index)],
-  });
+      values: [leaves, inner.map((n) => n.level), inner.map((n) => n.index)],
+    }),
+  );
   const found: ReadHashes = Object.assign(new Map<string, Uint8Array>(), { treeSize: 0 });
   for (const row of rows) {
     if (row.level < 0) found.treeSize = row.idx;

@@ -1,8 +1,8 @@
 // One step of a projection: the entries after its checkpoint, their rows and the new checkpoint,
 // in one transaction. The checkpoint row is locked first, so two runners (or a runner and a
 // replay switching tables) never project the same entries twice.
-import { type LedgerEntriesTable, PROJECTED_CHANNEL, queryPipelined } from '@connect/db';
-import { ENTRY_COLUMN_NAMES, type LedgerSource } from '@connect/ledger';
+import { type LedgerEntriesTable, named, PROJECTED_CHANNEL, queryPipelined } from '@connect/db';
+import { ENTRY_COLUMN_NAMES, entryColumnsOf, type LedgerSource } from '@connect/ledger';
 import type pg from 'pg';
 import type { Projection, Tables } from './projection.ts';
 import {
@@ -104,9 +104,10 @@ export async function skipBatches(
     checkpoint_index: number;
     moved_to: number | null;
     wanted: boolean;
-  }>({
-    name: 'projector-skip-batches',
-    text: `with patterns as (select * from unnest($1::text[], $3::text[]) as p(projection, pattern)),
+  }>(
+    named({
+      name: 'projector-skip-batches',
+      text: `with patterns as (select * from unnest($1::text[], $3::text[]) as p(projection, pattern)),
        checkpoint as (
          select projection, last_index from projection_checkpoints
           where projection in (select projection from patterns) order by projection for update),
@@ -127,8 +128,9 @@ export async function skipBatches(
               (select last_index from moved m where m.projection = c.projection) as moved_to,
               ${COMMIT_UNSYNCED}
          from checkpoint c`,
-    values: [patterns.map((p) => p.projection), limit, patterns.map((p) => p.pattern)],
-  });
+      values: [patterns.map((p) => p.projection), limit, patterns.map((p) => p.pattern)],
+    }),
+  );
   const found = new Map(rows.map((row) => [row.projection, row]));
   return projections.map((projection) => {
     const row = found.get(projection.name);
@@ -159,6 +161,9 @@ export async function projectBatch(
   }
 }
 
+/** The claimed entries' columns, named: a named statement's `*` breaks when a migration adds one. */
+const CLAIMED_ENTRY_COLUMNS = entryColumnsOf('e');
+
 /** A row of the claim: the batch's bounds, with one of its entries (none: all null). */
 type ClaimedRow = Nullable<LedgerEntriesTable> & {
   checkpoint_index: number;
@@ -179,18 +184,19 @@ async function projectOnce(
     // of them in the projection's streams, and the streams set aside: one round trip.
     const { rows } = await queryPipelined<ClaimedRow>(
       client,
-      {
+      named({
         // Named, as every statement a batch runs each time: each connection parses and plans it once.
         name: 'projector-claim-batch',
         text: `with ${CLAIM}
          select checkpoint.last_index as checkpoint_index, reach.upto, ${COMMIT_UNSYNCED},
-                array(select stream from projection_quarantine where projection = $1) as quarantined, e.*
+                array(select stream from projection_quarantine where projection = $1) as quarantined,
+                ${CLAIMED_ENTRY_COLUMNS}
            from checkpoint cross join reach left join lateral (
              select ${ENTRY_COLUMN_NAMES.join(', ')} from ledger_entries
              where index > checkpoint.last_index and index <= reach.upto and stream like any($3)
              order by index) e on true`,
         values: [projection.name, options.limit, projection.streams],
-      },
+      }),
       { before: BEGIN },
     );
     const from = rows[0]?.checkpoint_index;
@@ -210,12 +216,12 @@ async function projectOnce(
     const lastIndex = upto;
     await queryPipelined(
       client,
-      {
+      named({
         name: 'projector-move-checkpoint',
         text: `update projection_checkpoints set last_index = $2, updated_at = now() where projection = $1
          returning ${movedReturning('$1')}`,
         values: [projection.name, lastIndex],
-      },
+      }),
       { after: COMMIT },
     );
     return { count: upto - from, lastIndex, applied: entries.length, quarantined };

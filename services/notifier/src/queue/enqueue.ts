@@ -4,7 +4,7 @@
 // webhook message (a delivery per endpoint that takes its type) with a job per delivery.
 // Preferences are not checked here but by each channel when it delivers, so a person who turns a
 // kind off before it goes out gets nothing.
-import { type Database, type FieldCipher, namedStatementsOn } from '@connect/db';
+import { type Database, type FieldCipher, named, namedStatementsOn } from '@connect/db';
 import { Kysely, PostgresDialect } from 'kysely';
 import type pg from 'pg';
 import type { Enqueue, Publish } from '../projection.ts';
@@ -74,7 +74,7 @@ async function reachable(
   for (const channel of channels) {
     const statement = REACHABLE[channel];
     const reached = statement
-      ? (await client.query<{ user_id: string }>({ ...statement, values: [recipients] })).rows.map(
+      ? (await client.query<{ user_id: string }>(named({ ...statement, values: [recipients] }))).rows.map(
           (row) => row.user_id,
         )
       : recipients;

@@ -3,7 +3,7 @@
 // see it is decided per subscriber (filter and read under row-level security), never here.
 // Notifications follow their own projection ('notifications:<index>'): each subscriber with news
 // reads its notifications since the last one it was sent, as itself.
-import { NOTIFICATIONS_PROJECTION } from '@connect/db';
+import { NOTIFICATIONS_PROJECTION, named } from '@connect/db';
 import type pg from 'pg';
 import type { NotificationView } from '../notifications/queries.ts';
 import type { ProjectedIndex } from '../projected-index.ts';
@@ -35,17 +35,19 @@ export function announceChanges(
   async function announce(from: number, to: number): Promise<void> {
     // No subscription here (a process that only takes commands): nobody to tell.
     if (!topics.listened()) return;
-    const { rows } = await deps.pool.query<{ id: string; index: number; parties: string[] }>({
-      // Named: run at every advance of the read models, it is planned once per connection.
-      name: 'fanout-changed-commitments',
-      text: `select h.commitment_id as id, max(h.index) as index, h.party_ids as parties
+    const { rows } = await deps.pool.query<{ id: string; index: number; parties: string[] }>(
+      named({
+        // Named: run at every advance of the read models, it is planned once per connection.
+        name: 'fanout-changed-commitments',
+        text: `select h.commitment_id as id, max(h.index) as index, h.party_ids as parties
         from commitment_history h
         where h.index > $1 and h.index <= $2
         group by h.commitment_id, h.party_ids
         order by max(h.index)
         limit $3`,
-      values: [from, to, MAX_ANNOUNCED],
-    });
+        values: [from, to, MAX_ANNOUNCED],
+      }),
+    );
     for (const change of rows) {
       topics.publish(commitmentTopic(change.id), change);
       for (const userId of change.parties) topics.publish(userTopic(userId), change);
