@@ -1,7 +1,7 @@
 // Statements run so often that each connection should parse and plan them once, as the ledger's
 // append is: a Kysely query marked `prepared` runs under a name of its own. Only fixed texts are
 // marked (arrays as parameters, never an `in (…)` list whose length varies), since a connection
-// keeps every statement it prepared.
+// keeps every statement it prepared. Every statement prepared here names its result's columns.
 import { createHash } from 'node:crypto';
 import type { CompiledQuery, PostgresPool, PostgresPoolClient } from 'kysely';
 import type pg from 'pg';

@@ -98,13 +98,10 @@ export async function streamRowsAfter(
   return rows;
 }
 
-/**
- * The rows of streamRowsAfter, parameters $1–$3, in no order. Their columns are named: a named
- * statement's `*` breaks when a migration adds one.
- */
+/** The rows of streamRowsAfter, parameters $1–$3, in no order. */
 const STREAM_ROWS_AFTER = `select ${entryColumnsOf('e')} from unnest($1::text[], $2::bigint[]) as s(stream, version)
        cross join lateral (
-         select ${ENTRY_COLUMN_NAMES.join(', ')} from ledger_entries
+         select ${entryColumnsOf()} from ledger_entries
           where stream = s.stream and version > s.version order by version) e
      where e.index < $3`;
 

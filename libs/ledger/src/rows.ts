@@ -59,9 +59,9 @@ const ENTRY_COLUMNS: readonly Column<StoredEntry>[] = [
 /** The columns of a ledger_entries row, for reads that name them (a prepared `select *` breaks on a new one). */
 export const ENTRY_COLUMN_NAMES = ENTRY_COLUMNS.map((c) => c.name as keyof LedgerEntriesTable);
 
-/** The columns of ledger_entries rows read under `alias`, for SQL: `e.index, e.id, …`. */
-export const entryColumnsOf = (alias: string): string =>
-  ENTRY_COLUMN_NAMES.map((column) => `${alias}.${column}`).join(', ');
+/** The columns of ledger_entries rows, for SQL: `index, id, …`, or under `alias`: `e.index, e.id, …`. */
+export const entryColumnsOf = (alias?: string): string =>
+  ENTRY_COLUMN_NAMES.map((column) => (alias ? `${alias}.${column}` : column)).join(', ');
 
 /**
  * `insert into ledger_entries … select * from unnest(…)` of these entries, one array per column;

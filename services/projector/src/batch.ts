@@ -2,7 +2,7 @@
 // in one transaction. The checkpoint row is locked first, so two runners (or a runner and a
 // replay switching tables) never project the same entries twice.
 import { type LedgerEntriesTable, named, PROJECTED_CHANNEL, queryPipelined } from '@connect/db';
-import { ENTRY_COLUMN_NAMES, entryColumnsOf, type LedgerSource } from '@connect/ledger';
+import { entryColumnsOf, type LedgerSource } from '@connect/ledger';
 import type pg from 'pg';
 import type { Projection, Tables } from './projection.ts';
 import {
@@ -161,8 +161,18 @@ export async function projectBatch(
   }
 }
 
-/** The claimed entries' columns, named: a named statement's `*` breaks when a migration adds one. */
-const CLAIMED_ENTRY_COLUMNS = entryColumnsOf('e');
+/**
+ * The claim's statement: CLAIM, the transaction's commit mode, the streams set aside and the
+ * claimed entries (one a row, none: one row of nulls). Its parameters are those of CLAIM.
+ */
+const CLAIM_BATCH = `with ${CLAIM}
+         select checkpoint.last_index as checkpoint_index, reach.upto, ${COMMIT_UNSYNCED},
+                array(select stream from projection_quarantine where projection = $1) as quarantined,
+                ${entryColumnsOf('e')}
+           from checkpoint cross join reach left join lateral (
+             select ${entryColumnsOf()} from ledger_entries
+             where index > checkpoint.last_index and index <= reach.upto and stream like any($3)
+             order by index) e on true`;
 
 /** A row of the claim: the batch's bounds, with one of its entries (none: all null). */
 type ClaimedRow = Nullable<LedgerEntriesTable> & {
@@ -187,14 +197,7 @@ async function projectOnce(
       named({
         // Named, as every statement a batch runs each time: each connection parses and plans it once.
         name: 'projector-claim-batch',
-        text: `with ${CLAIM}
-         select checkpoint.last_index as checkpoint_index, reach.upto, ${COMMIT_UNSYNCED},
-                array(select stream from projection_quarantine where projection = $1) as quarantined,
-                ${CLAIMED_ENTRY_COLUMNS}
-           from checkpoint cross join reach left join lateral (
-             select ${ENTRY_COLUMN_NAMES.join(', ')} from ledger_entries
-             where index > checkpoint.last_index and index <= reach.upto and stream like any($3)
-             order by index) e on true`,
+        text: CLAIM_BATCH,
         values: [projection.name, options.limit, projection.streams],
       }),
       { before: BEGIN },
