@@ -23,7 +23,7 @@ import {
   profileStream,
   profileUserOf,
 } from '@connect/domain';
-import type { BodyCipher, Entry } from '@connect/ledger';
+import { type BodyCipher, type Entry, entryColumnsOf } from '@connect/ledger';
 import { type Projection, ProjectionError } from '@connect/projector';
 import type pg from 'pg';
 import { type CommitmentStates, commitmentStates } from './commitment-states.ts';
@@ -139,8 +139,19 @@ function apply(state: Commitment, entry: Entry) {
 }
 
 /**
- * Display names as the users last stated them in the ledger (ProfileRegistered, then any
- * ProfileUpdated: the last wins); an erased or unknown one is left out.
+ * The newest ProfileRegistered or ProfileUpdated of each of these profile streams ($1), in no
+ * order. Each holds the whole profile as it stands after it, so it alone gives the name: what a
+ * batch reads does not grow with how often its users changed their profiles. Planned for each
+ * call: a kept plan made while the ledger was young scanned it whole as it grew.
+ */
+const LATEST_PROFILE_ENTRIES = `select ${entryColumnsOf('e')} from unnest($1::text[]) as s(stream)
+     cross join lateral (
+       select ${entryColumnsOf()} from ledger_entries
+        where stream = s.stream and type = any($2::text[]) order by version desc limit 1) e`;
+
+/**
+ * Display names as the users last stated them in the ledger; an erased or unknown one is left out.
+ * An erased last statement leaves no older name standing in for it.
  */
 export async function displayNames(
   client: pg.ClientBase,
@@ -148,20 +159,15 @@ export async function displayNames(
   userIds: string[],
 ): Promise<Map<string, string>> {
   if (userIds.length === 0) return new Map();
-  // Planned for each call: a kept plan made while the ledger was young scanned it whole as it grew.
-  const { rows } = await client.query(
-    `select * from ledger_entries
-     where stream = any($1::text[]) and type = any($2::text[]) order by index`,
-    [userIds.map(profileStream), [PROFILE_REGISTERED, PROFILE_UPDATED]],
-  );
+  const { rows } = await client.query(LATEST_PROFILE_ENTRIES, [
+    userIds.map(profileStream),
+    [PROFILE_REGISTERED, PROFILE_UPDATED],
+  ]);
   const names = new Map<string, string>();
-  for (const row of await cipher.entries(rows, '')) {
-    const userId = profileUserOf(row.stream);
-    if (userId === undefined) continue;
-    const stated = profileStated(row);
-    // An erased entry erases the name it stated, and leaves no older one standing in for it.
-    if (stated === undefined) names.delete(userId);
-    else names.set(userId, stated.displayName);
+  for (const entry of await cipher.entries(rows, '')) {
+    const userId = profileUserOf(entry.stream);
+    const stated = profileStated(entry);
+    if (userId !== undefined && stated !== undefined) names.set(userId, stated.displayName);
   }
   return names;
 }

@@ -1,16 +1,18 @@
 // The notifier as a projection: its checkpoint, batching across a commitment's entries, and the
 // seam where other channels enqueue deliveries in the same transaction.
 
+import { randomUUID } from 'node:crypto';
 import { openNotificationTexts } from '@connect/db';
-import { commitmentStream } from '@connect/domain';
-import { type Entry, type Ledger, readStream, redactEntries } from '@connect/ledger';
+import { commitmentStream, PROFILE_UPDATED, profileStream } from '@connect/domain';
+import { type BodyCipher, type Entry, type Ledger, readStream, redactEntries } from '@connect/ledger';
 import { replayProjection, startProjector } from '@connect/projector';
 import type { FastifyBaseLogger } from 'fastify';
+import type pg from 'pg';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { TestDatabase } from '../../../test/support/database.ts';
 import { activeCommitment, ORIGIN, projectorLedger, registerProfile } from '../../projector/test/support.ts';
 import type { Notification } from '../src/notification.ts';
-import { openNotifier } from '../src/projection.ts';
+import { displayNames, openNotifier } from '../src/projection.ts';
 
 const quiet = { info() {}, warn() {}, error() {} } as unknown as FastifyBaseLogger;
 let database: TestDatabase;
@@ -168,3 +170,53 @@ test('a body erased while its batch is under way is not carried into the batches
     client.release();
   }
 });
+
+test('a name is the one its user stated last: after many changes the newest, and an erased newest leaves no older one', async () => {
+  const carol = await registerProfile(ledger, 'Carol');
+  const renames = ['Carol B', 'Carol C', 'Carol D'];
+  for (const [i, displayName] of renames.entries()) {
+    const result = await ledger.append({
+      stream: profileStream(carol),
+      expectedVersion: i + 1,
+      actor: carol,
+      events: [{ type: PROFILE_UPDATED, data: { userId: carol, displayName, avatarUrl: null } }],
+    });
+    expect(result.outcome).toBe('appended');
+  }
+  const dave = await registerProfile(ledger, 'Dave');
+  // The rows read are opened through the cipher: one a user, however often they changed.
+  const opened: number[] = [];
+  const cipher: BodyCipher = {
+    ...ledger.cipher,
+    entries: (rows, origin) => {
+      opened.push(rows.length);
+      return ledger.cipher.entries(rows, origin);
+    },
+  };
+  const names = (userIds: string[]) => withClient((client) => displayNames(client, cipher, userIds));
+
+  expect(await names([carol, dave, randomUUID()])).toEqual(
+    new Map([
+      [carol, 'Carol D'],
+      [dave, 'Dave'],
+    ]),
+  );
+  expect(opened).toEqual([2]);
+
+  const newest = (await readStream(database.db, ledger, profileStream(carol))).at(-1);
+  await redactEntries(
+    { db: database.db, ledger },
+    { index: newest?.index as number },
+    { reason: 'erasure request', by: carol },
+  );
+  expect(await names([carol, dave])).toEqual(new Map([[dave, 'Dave']]));
+});
+
+async function withClient<T>(use: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await database.pool.connect();
+  try {
+    return await use(client);
+  } finally {
+    client.release();
+  }
+}
