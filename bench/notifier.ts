@@ -8,6 +8,11 @@
 //   notifier.events_per_s_history_<n>  events turned into notifications a second
 //   notifier.history_ratio             the longest history's rate ÷ the shortest's: 1 when an
 //                                      event's work does not grow with its commitment's history
+// Then both users rename themselves BENCH_NOTIFIER_RENAMES (100) times (ProfileUpdated), and the
+// shortest history is measured again:
+//   notifier.events_per_s_renamed_<n> events a second, the users having renamed themselves n times
+//   notifier.renames_ratio             that rate ÷ the same history's rate before the renames: 1
+//                                      when naming people does not grow with their profiles' history
 import { randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -26,6 +31,7 @@ const HISTORIES = (process.env.BENCH_NOTIFIER_HISTORIES ?? '5,201').split(',').m
 const COMMITMENTS = Number(process.env.BENCH_NOTIFIER_COMMITMENTS ?? 200);
 const ROUNDS = Number(process.env.BENCH_NOTIFIER_ROUNDS ?? 20);
 const BATCH = Number(process.env.BENCH_NOTIFIER_BATCH ?? 64);
+const RENAMES = Number(process.env.BENCH_NOTIFIER_RENAMES ?? 100);
 const ORIGIN = 'bench.connect.local/ledger';
 const quiet = { info() {}, warn() {}, error() {} } as unknown as FastifyBaseLogger;
 
@@ -82,10 +88,8 @@ export async function benchNotifier(): Promise<Metrics> {
       ]);
 
     const notifier = await openNotifier(database.pool, { appUrl: 'https://app.bench.test' });
-    const metrics: Metrics = {};
-    const rates: number[] = [];
-    for (const history of HISTORIES) {
-      console.log(`${COMMITMENTS} commitments of ${history} entries…`);
+    /** Events a second the notifier turns into notifications, for commitments of `history` entries. */
+    async function eventsPerSecond(history: number): Promise<number> {
       const ids = Array.from({ length: COMMITMENTS }, () => randomUUID());
       await inParallel(ids, async (id) => {
         await append(
@@ -107,9 +111,16 @@ export async function benchNotifier(): Promise<Metrics> {
       for (let round = 0; round < ROUNDS; round++) await amendAll(round);
       const events = ROUNDS * 2 * COMMITMENTS;
       const seconds = await catchUp(database.pool, ledger, notifier);
-      const rate = events / seconds;
+      console.log(`  ${events} events in ${seconds.toFixed(2)} s: ${Math.round(events / seconds)} events/s`);
+      return events / seconds;
+    }
+
+    const metrics: Metrics = {};
+    const rates: number[] = [];
+    for (const history of HISTORIES) {
+      console.log(`${COMMITMENTS} commitments of ${history} entries…`);
+      const rate = await eventsPerSecond(history);
       rates.push(rate);
-      console.log(`  ${events} events in ${seconds.toFixed(2)} s: ${Math.round(rate)} events/s`);
       metrics[`notifier.events_per_s_history_${history}`] = { value: round(rate, 0), unit: 'events/s' };
     }
     if (rates.length > 1)
@@ -117,6 +128,25 @@ export async function benchNotifier(): Promise<Metrics> {
         value: round((rates.at(-1) as number) / (rates[0] as number), 2),
         unit: `× the ${HISTORIES[0]}-entry rate`,
       };
+    if (RENAMES > 0) {
+      console.log(
+        `both users rename themselves ${RENAMES} times, then ${COMMITMENTS} commitments of ${HISTORIES[0]} entries…`,
+      );
+      for (const [userId, name] of [
+        [creator, 'Ada'],
+        [participant, 'Ben'],
+      ] as const)
+        for (let i = 1; i <= RENAMES; i++)
+          await append(ledger, profileStream(userId), userId, [
+            { type: 'ProfileUpdated', data: { userId, displayName: `${name} ${i}`, avatarUrl: null } },
+          ]);
+      const renamed = await eventsPerSecond(HISTORIES[0] as number);
+      metrics[`notifier.events_per_s_renamed_${RENAMES}`] = { value: round(renamed, 0), unit: 'events/s' };
+      metrics['notifier.renames_ratio'] = {
+        value: round(renamed / (rates[0] as number), 2),
+        unit: `× the rate before the renames`,
+      };
+    }
     await ledger.drain();
     return metrics;
   } finally {
