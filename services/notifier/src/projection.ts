@@ -160,7 +160,7 @@ export async function displayNames(
 ): Promise<Map<string, string>> {
   if (userIds.length === 0) return new Map();
   const { rows } = await client.query(LATEST_PROFILE_ENTRIES, [
-    userIds.map(profileStream),
+    [...new Set(userIds)].map(profileStream),
     [PROFILE_REGISTERED, PROFILE_UPDATED],
   ]);
   const names = new Map<string, string>();
