@@ -19,7 +19,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { signingKeyFromSeed } from '@connect/crypto';
 import { keyRing, localMasterKeys } from '@connect/db';
-import { commitmentStream, DEFAULT_TYPES, profileStream } from '@connect/domain';
+import {
+  commitmentStream,
+  DEFAULT_TYPES,
+  PROFILE_REGISTERED,
+  PROFILE_UPDATED,
+  profileStream,
+} from '@connect/domain';
 import { bodyCipher, type Ledger, type NewEvent, openLedger, withNativeSigner } from '@connect/ledger';
 import { openNotifier } from '@connect/notifier';
 import { type Projection, startProjector } from '@connect/projector';
@@ -81,12 +87,13 @@ export async function benchNotifier(): Promise<Metrics> {
       DEFAULT_TYPES.map((type) => ({ type: 'CommitmentTypeDefined', data: { ...type } })),
     );
     const [creator, participant] = [randomUUID(), randomUUID()] as [string, string];
-    for (const [userId, name] of [
+    const people = [
       [creator, 'Ada'],
       [participant, 'Ben'],
-    ] as const)
+    ] as const;
+    for (const [userId, name] of people)
       await append(ledger, profileStream(userId), userId, [
-        { type: 'ProfileRegistered', data: { userId, displayName: name } },
+        { type: PROFILE_REGISTERED, data: { userId, displayName: name } },
       ]);
 
     const notifier = await openNotifier(database.pool, { appUrl: 'https://app.bench.test' });
@@ -135,13 +142,10 @@ export async function benchNotifier(): Promise<Metrics> {
       const shortest = HISTORIES[0] as number;
       console.log(`${COMMITMENTS} commitments of ${shortest} entries, then again after ${RENAMES} renames…`);
       const before = await eventsPerSecond(shortest);
-      for (const [userId, name] of [
-        [creator, 'Ada'],
-        [participant, 'Ben'],
-      ] as const)
+      for (const [userId, name] of people)
         for (let i = 1; i <= RENAMES; i++)
           await append(ledger, profileStream(userId), userId, [
-            { type: 'ProfileUpdated', data: { userId, displayName: `${name} ${i}`, avatarUrl: null } },
+            { type: PROFILE_UPDATED, data: { userId, displayName: `${name} ${i}`, avatarUrl: null } },
           ]);
       const renamed = await eventsPerSecond(shortest);
       metrics[`notifier.events_per_s_renamed_${RENAMES}`] = { value: round(renamed, 0), unit: 'events/s' };
