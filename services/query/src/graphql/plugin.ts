@@ -32,6 +32,7 @@ import {
 } from './fanout.ts';
 import { graphiqlRoutes } from './graphiql.ts';
 import { refuseTooCostly, refuseTooDeep, refuseTooLarge } from './limits.ts';
+import { readSubscriptionMessagesByListener } from './message-reader.ts';
 import { type GraphqlContext, graphqlResolvers } from './resolvers.ts';
 import { schema } from './schema.ts';
 import { refuseUnstorableText } from './text-input.ts';
@@ -222,6 +223,7 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
       done();
     },
   });
+  readSubscriptionMessagesByListener();
   await app.register(mercurius, {
     schema,
     resolvers,
