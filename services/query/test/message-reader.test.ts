@@ -1,13 +1,18 @@
 // How subscription sockets are read: in order, one message at a time, a failing one closing the
 // connection, and at a small heap cost for each open socket.
 import { once } from 'node:events';
+import { createRequire } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { type Stack, testStack } from '../../../test/support/stack.ts';
 import { signUp } from '../../command/test/support.ts';
-import { type MessageHandler, readMessages } from '../src/graphql/message-reader.ts';
+import {
+  type MessageHandler,
+  readMessages,
+  replaceMercuriusSocketReader,
+} from '../src/graphql/message-reader.ts';
 
 /** A real socket pair on loopback: the server's end read by `readMessages` into `handler`. */
 async function socketPair(handle: (socket: WebSocket) => Omit<MessageHandler, 'socket'>) {
@@ -76,23 +81,60 @@ describe('readMessages', () => {
     await pair.close();
   });
 
-  it('takes no message after the socket fails', async () => {
+  it('handles what arrived before the socket failed, and nothing after', async () => {
     const seen: string[] = [];
     const pair = await socketPair(() => ({
       fastify: { log: { error: () => {} } },
       handleConnectionClose: () => {},
       handleMessage: async (message) => {
+        await sleep(5);
         seen.push(String(message));
       },
     }));
-    pair.client.send('before');
-    await vi.waitFor(() => expect(seen).toEqual(['before']), { timeout: 5_000 });
-    pair.serverSocket.on('error', () => {});
-    pair.serverSocket.emit('error', new Error('broken frame'));
-    pair.serverSocket.emit('message', Buffer.from('after'), false);
+    const { serverSocket } = pair;
+    serverSocket.on('error', () => {});
+    serverSocket.emit('message', Buffer.from('first'), false);
+    serverSocket.emit('message', Buffer.from('second'), false);
+    serverSocket.emit('error', new Error('broken frame'));
+    serverSocket.emit('message', Buffer.from('after'), false);
+    await vi.waitFor(() => expect(seen).toEqual(['first', 'second']), { timeout: 5_000 });
     await sleep(20);
-    expect(seen).toEqual(['before']);
+    expect(seen).toEqual(['first', 'second']);
     await pair.close();
+  });
+
+  it('stops reading, without an unhandled rejection, when closing the connection throws', async () => {
+    const seen: string[] = [];
+    const pair = await socketPair(() => ({
+      fastify: { log: { error: () => {} } },
+      handleConnectionClose: () => {
+        throw new Error('already closed');
+      },
+      handleMessage: async (message) => {
+        if (String(message) === 'bad') throw new Error('no such message');
+        seen.push(String(message));
+      },
+    }));
+    for (const message of ['a', 'bad', 'b']) pair.client.send(message);
+    await vi.waitFor(() => expect(seen).toEqual(['a']), { timeout: 5_000 });
+    pair.client.send('c');
+    await sleep(50);
+    expect(seen).toEqual(['a']);
+    expect(pair.serverSocket.listenerCount('message')).toBe(0);
+    await pair.close();
+  });
+});
+
+describe('replaceMercuriusSocketReader', () => {
+  it('refuses a mercurius whose socket reading is not the one reviewed', () => {
+    class Changed {
+      async handleConnection() {
+        await Promise.resolve('something new');
+      }
+    }
+    expect(() => replaceMercuriusSocketReader(Changed)).toThrow(
+      /mercurius changed how it reads subscription sockets/,
+    );
   });
 });
 
@@ -104,6 +146,14 @@ describe('subscription sockets through the whole stack', () => {
     wsUrl = `${(await s.app.listen({ port: 0, host: '127.0.0.1' })).replace('http', 'ws')}/graphql`;
   });
   afterAll(async () => s.close());
+
+  it('is in place once the app is built, and can be asked again', () => {
+    const SubscriptionConnection = createRequire(import.meta.url)('mercurius/lib/subscription-connection.js');
+    const installed = SubscriptionConnection.prototype.handleConnection;
+    expect(installed.toString()).toContain('readMessages(this)');
+    replaceMercuriusSocketReader();
+    expect(SubscriptionConnection.prototype.handleConnection).toBe(installed);
+  });
 
   // The iterator mercurius reads with by itself costs about 35 KB for each socket; client and
   // server ends together, acknowledged and idle, cost well under that here.

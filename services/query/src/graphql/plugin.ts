@@ -32,7 +32,7 @@ import {
 } from './fanout.ts';
 import { graphiqlRoutes } from './graphiql.ts';
 import { refuseTooCostly, refuseTooDeep, refuseTooLarge } from './limits.ts';
-import { readSubscriptionMessagesByListener } from './message-reader.ts';
+import { replaceMercuriusSocketReader } from './message-reader.ts';
 import { type GraphqlContext, graphqlResolvers } from './resolvers.ts';
 import { schema } from './schema.ts';
 import { refuseUnstorableText } from './text-input.ts';
@@ -223,7 +223,8 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
       done();
     },
   });
-  readSubscriptionMessagesByListener();
+  // Process-wide, and the same for every app: each subscription socket then holds ~35 KB less heap.
+  replaceMercuriusSocketReader();
   await app.register(mercurius, {
     schema,
     resolvers,
