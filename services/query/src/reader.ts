@@ -6,7 +6,6 @@
 // caller is not set by a statement of its own: each statement goes out as one pipeline
 // `set_config(caller) ; statement ; Sync`, which PostgreSQL runs as one implicit transaction.
 // A statement outside readAs() has no caller and is refused before it is sent.
-import { AsyncLocalStorage } from 'node:async_hooks';
 import {
   createPool,
   type Database,
@@ -19,7 +18,18 @@ import {
   statementNameOf,
 } from '@connect/db';
 import { readsEverything, type UserRole } from '@connect/domain';
-import { Kysely, type LogEvent, PostgresDialect, type PostgresPool } from 'kysely';
+import {
+  type CompiledQuery,
+  type ConnectionProvider,
+  type DatabaseConnection,
+  type Dialect,
+  type Driver,
+  Kysely,
+  type KyselyConfig,
+  type LogEvent,
+  PostgresDialect,
+  type QueryResult,
+} from 'kysely';
 import pg from 'pg';
 
 export interface Caller {
@@ -46,12 +56,12 @@ export interface ReaderDb {
   close(): Promise<void>;
 }
 
-const callers = new AsyncLocalStorage<Caller>();
 /** PostgreSQL's SQLSTATE for a statement stopped (at its statement_timeout, among others). */
 const QUERY_CANCELED = '57014';
 const SET_CALLER = "select set_config('connect.user_id', $1, true), set_config('connect.admin', $2, true)";
 /** SET_CALLER's name on each read connection, prepared as it opens (it goes with every read). */
 const SET_CALLER_STATEMENT = 'set-caller';
+const NO_CALLER = 'read-model statements run only inside readAs(), with a caller';
 
 /** A client for the reader pool: every statement carries the caller of the read it belongs to. */
 class ReaderClient extends pg.Client {
@@ -60,28 +70,111 @@ class ReaderClient extends pg.Client {
     return super.query({ name: SET_CALLER_STATEMENT, text: SET_CALLER, values: ['', 'off'] });
   }
 
-  override query(...args: unknown[]): never {
-    const [text, values, callback] = args;
-    const caller = callers.getStore();
-    if (typeof text !== 'string' || !caller) {
-      throw new Error('read-model statements run only inside readAs(), with a caller');
-    }
+  /** `text` as `caller`: one pipeline of SET_CALLER, the statement and a Sync. */
+  queryAs(caller: Caller, text: string, values: readonly unknown[]): Promise<pg.QueryResult> {
     // Named after its text, each statement shape is parsed and planned once per connection (the
     // pool asks for generic plans, below).
-    const config = { name: statementNameOf(text), text, values: (values as unknown[]) ?? [] };
+    const config = { name: statementNameOf(text), text, values: [...values] };
     const setCaller = {
       text: SET_CALLER,
       preparedAs: SET_CALLER_STATEMENT,
       values: [caller.userId, caller.isAdmin ? 'on' : 'off'],
     };
-    const run = (done: (error: Error | null, result?: unknown) => void) =>
-      (super.query as (q: unknown) => unknown)(new PipelinedQuery(config, [setCaller], [], done));
-    if (typeof callback === 'function') return run(callback as never) as never;
     return new Promise((resolve, reject) => {
-      run((error, result) => (error ? reject(error) : resolve(result)));
-    }) as never;
+      (super.query as (q: unknown) => unknown)(
+        new PipelinedQuery(config, [setCaller], [], (error, result) =>
+          error ? reject(error) : resolve(result as pg.QueryResult),
+        ),
+      );
+    });
+  }
+
+  /** Nothing is sent without a caller. */
+  override query(): never {
+    throw new Error(NO_CALLER);
   }
 }
+
+type ReaderPoolClient = ReaderClient & pg.PoolClient;
+
+/** A read connection, and the caller of the read that holds it. */
+class ReaderConnection implements DatabaseConnection {
+  /** Set when a read made by readAs() takes the connection, cleared when it gives it back. */
+  caller: Caller | undefined;
+
+  constructor(readonly client: ReaderPoolClient) {}
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    if (!this.caller) throw new Error(NO_CALLER);
+    const { rows } = await this.client.queryAs(this.caller, query.sql, query.parameters);
+    return { rows };
+  }
+
+  streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error('reads are not streamed');
+  }
+}
+
+/**
+ * Kysely's driver for the reader pool. Reads are single statements, each its own implicit
+ * transaction (the caller is set for it alone), so there are no explicit transactions here.
+ */
+class ReaderDriver implements Driver {
+  readonly #connections = new WeakMap<pg.PoolClient, ReaderConnection>();
+
+  constructor(
+    readonly pool: pg.Pool,
+    readonly timeoutMs: number,
+  ) {}
+
+  async init(): Promise<void> {}
+
+  async acquireConnection(): Promise<ReaderConnection> {
+    const client = (await this.pool.connect().catch((error: unknown) => {
+      throw waitedTooLong(error, this.timeoutMs);
+    })) as ReaderPoolClient;
+    let connection = this.#connections.get(client);
+    if (!connection) {
+      connection = new ReaderConnection(client);
+      this.#connections.set(client, connection);
+    }
+    return connection;
+  }
+
+  async releaseConnection(connection: ReaderConnection): Promise<void> {
+    connection.caller = undefined;
+    connection.client.release();
+  }
+
+  beginTransaction(): Promise<void> {
+    return Promise.reject(new Error('reads run outside explicit transactions'));
+  }
+  commitTransaction(): Promise<void> {
+    return this.beginTransaction();
+  }
+  rollbackTransaction(): Promise<void> {
+    return this.beginTransaction();
+  }
+
+  async destroy(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+/**
+ * Reads get a connection within their time limit or not at all: a read that waited that long (the
+ * pool busy, or a server that does not answer a new connection) fails as one PostgreSQL stopped
+ * at its statement_timeout does (57014, query_canceled), and is answered the same way.
+ */
+function waitedTooLong(error: unknown, timeoutMs: number): unknown {
+  if (!isConnectionWaitOver(error)) return error;
+  return Object.assign(new Error(`no read connection came free within ${timeoutMs} ms`, { cause: error }), {
+    code: QUERY_CANCELED,
+  });
+}
+
+/** For each reader createReaderDb made: the same reader, its statements run as `caller`. */
+const readersAs = new WeakMap<Kysely<Database>, (caller: Caller) => Reader>();
 
 /**
  * The connections reads go through: logged in as connect_reader, read-only, each statement
@@ -111,38 +204,48 @@ export function createReaderDb(
     // Awaited by the pool before it hands the connection out; a failure ends the connection.
     onConnect: (client) => (client as ReaderClient).prepareSetCaller(),
   });
-  const db = new Kysely<Database>({
-    dialect: new PostgresDialect({ pool: withWaitLimit(pool, timeoutMs) }),
-    log: options.log,
+  const driver = new ReaderDriver(pool, timeoutMs);
+  const postgres = new PostgresDialect({ pool });
+  const dialect: Dialect = {
+    createAdapter: () => postgres.createAdapter(),
+    createDriver: () => driver,
+    createIntrospector: (db) => postgres.createIntrospector(db),
+    createQueryCompiler: () => postgres.createQueryCompiler(),
+  };
+  const config: KyselyConfig = { dialect, log: options.log };
+  const db = new Kysely<Database>(config);
+  const executor = db.getExecutor();
+  readersAs.set(db, (caller) => {
+    // Each statement's connection is told the caller as the read takes it; the driver forgets it
+    // as the read gives it back. Kysely's own executor does the rest (plugins, logging).
+    const asCaller: ConnectionProvider = {
+      provideConnection: (consume) =>
+        executor.provideConnection((connection) => {
+          (connection as ReaderConnection).caller = caller;
+          return consume(connection);
+        }),
+    };
+    return new Kysely<Database>({
+      config,
+      dialect,
+      driver,
+      executor: executor.withConnectionProvider(asCaller),
+    });
   });
   return { db, pool, close: () => db.destroy() };
 }
 
 /**
- * Reads get a connection within their time limit or not at all: a read that waited that long (the
- * pool busy, or a server that does not answer a new connection) fails as one PostgreSQL stopped
- * at its statement_timeout does (57014, query_canceled), and is answered the same way.
+ * Runs `read` as `caller`: every statement it sends through the reader it is handed carries the
+ * caller, so row-level security decides what it sees. The caller goes with the reader, not with
+ * the async context, so no async hook runs for every promise of the process.
  */
-function withWaitLimit(pool: pg.Pool, timeoutMs: number): PostgresPool {
-  return {
-    connect: () =>
-      pool.connect().catch((error: unknown) => {
-        if (!isConnectionWaitOver(error)) throw error;
-        throw Object.assign(
-          new Error(`no read connection came free within ${timeoutMs} ms`, { cause: error }),
-          {
-            code: QUERY_CANCELED,
-          },
-        );
-      }),
-    end: () => pool.end(),
-  };
-}
-
 export function readAs<T>(
   reader: Kysely<Database>,
   caller: Caller,
   read: (db: Reader) => Promise<T>,
 ): Promise<T> {
-  return callers.run(caller, () => read(reader));
+  const asCaller = readersAs.get(reader);
+  if (!asCaller) throw new Error('readAs() reads through a reader made by createReaderDb()');
+  return read(asCaller(caller));
 }

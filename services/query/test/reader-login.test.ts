@@ -72,6 +72,24 @@ test('a read, and the caller set with it, are planned once per connection, not a
   }
 });
 
+test('each read runs as its own caller, even many at once on few connections; nothing runs without one', async () => {
+  const ben = { userId: 'ben', isAdmin: false };
+  const who = (db: Kysely<Database>) =>
+    sql<{ me: string }>`select current_setting('connect.user_id') as me`
+      .execute(db)
+      .then(({ rows }) => rows[0]?.me);
+  // Twenty reads on two connections: each connection serves ana and ben in turn.
+  const callers = Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? ana : ben));
+  const seen = await Promise.all(callers.map((caller) => readAs(reader.db, caller, who)));
+  expect(seen).toEqual(callers.map((caller) => caller.userId));
+
+  // After those reads, their connections carry no caller; nor does the pool itself.
+  await expect(reader.db.selectFrom('commitments').select('id').execute()).rejects.toThrow(/readAs/);
+  await expect(reader.pool.query('select 1')).rejects.toThrow(/readAs/);
+  // A reader readAs() does not know (one made without createReaderDb) is refused.
+  expect(() => readAs(database.db, ana, who)).toThrow(/createReaderDb/);
+});
+
 test('a read cannot switch to the database owner’s role, nor its session to another user', async () => {
   await expect(readAs(reader.db, ana, (db) => sql.raw(`set role ${admin}`).execute(db))).rejects.toThrow(
     /permission denied/,
