@@ -215,6 +215,16 @@ export function createReaderDb(
   const config: KyselyConfig = { dialect, log: options.log };
   const db = new Kysely<Database>(config);
   const executor = db.getExecutor();
+  // A read's reader shares the pool: only ReaderDb.close() ends it.
+  const handedDriver: Driver = {
+    init: () => driver.init(),
+    acquireConnection: () => driver.acquireConnection(),
+    releaseConnection: (connection) => driver.releaseConnection(connection as ReaderConnection),
+    beginTransaction: () => driver.beginTransaction(),
+    commitTransaction: () => driver.commitTransaction(),
+    rollbackTransaction: () => driver.rollbackTransaction(),
+    destroy: () => Promise.reject(new Error('the reader is closed by ReaderDb.close(), not by a read')),
+  };
   readersAs.set(db, (caller) => {
     // Each statement's connection is told the caller as the read takes it; the driver forgets it
     // as the read gives it back. Kysely's own executor does the rest (plugins, logging).
@@ -228,7 +238,7 @@ export function createReaderDb(
     return new Kysely<Database>({
       config,
       dialect,
-      driver,
+      driver: handedDriver,
       executor: executor.withConnectionProvider(asCaller),
     });
   });
@@ -246,6 +256,6 @@ export function readAs<T>(
   read: (db: Reader) => Promise<T>,
 ): Promise<T> {
   const asCaller = readersAs.get(reader);
-  if (!asCaller) throw new Error('readAs() reads through a reader made by createReaderDb()');
+  if (!asCaller) return Promise.reject(new Error('readAs() reads through a reader made by createReaderDb()'));
   return read(asCaller(caller));
 }

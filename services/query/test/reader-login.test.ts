@@ -83,11 +83,18 @@ test('each read runs as its own caller, even many at once on few connections; no
   const seen = await Promise.all(callers.map((caller) => readAs(reader.db, caller, who)));
   expect(seen).toEqual(callers.map((caller) => caller.userId));
 
+  // A read that fails gives its connection back as one that succeeds does.
+  await expect(readAs(reader.db, ben, (db) => sql`select 1 / 0`.execute(db))).rejects.toThrow(
+    /division by zero/,
+  );
   // After those reads, their connections carry no caller; nor does the pool itself.
   await expect(reader.db.selectFrom('commitments').select('id').execute()).rejects.toThrow(/readAs/);
   await expect(reader.pool.query('select 1')).rejects.toThrow(/readAs/);
-  // A reader readAs() does not know (one made without createReaderDb) is refused.
-  expect(() => readAs(database.db, ana, who)).toThrow(/createReaderDb/);
+  // A reader readAs() does not know (one made without createReaderDb) is refused; a read cannot
+  // close the pool it shares.
+  await expect(readAs(database.db, ana, who)).rejects.toThrow(/createReaderDb/);
+  await expect(readAs(reader.db, ana, (db) => db.destroy())).rejects.toThrow(/ReaderDb.close/);
+  expect(await readAs(reader.db, ana, who)).toBe(ana.userId);
 });
 
 test('a read cannot switch to the database owner’s role, nor its session to another user', async () => {
