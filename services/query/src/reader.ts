@@ -115,9 +115,12 @@ class ReaderConnection implements DatabaseConnection {
   }
 }
 
+const refuseTransaction = () => Promise.reject(new Error('reads run outside explicit transactions'));
+
 /**
  * Kysely's driver for the reader pool. Reads are single statements, each its own implicit
- * transaction (the caller is set for it alone), so there are no explicit transactions here.
+ * transaction (the caller is set for it alone), so there are no explicit transactions here. Every
+ * read's Kysely shares it and its pool, which only ReaderDb.close() ends.
  */
 class ReaderDriver implements Driver {
   readonly #connections = new WeakMap<pg.PoolClient, ReaderConnection>();
@@ -146,18 +149,12 @@ class ReaderDriver implements Driver {
     connection.client.release();
   }
 
-  beginTransaction(): Promise<void> {
-    return Promise.reject(new Error('reads run outside explicit transactions'));
-  }
-  commitTransaction(): Promise<void> {
-    return this.beginTransaction();
-  }
-  rollbackTransaction(): Promise<void> {
-    return this.beginTransaction();
-  }
+  beginTransaction = refuseTransaction;
+  commitTransaction = refuseTransaction;
+  rollbackTransaction = refuseTransaction;
 
-  async destroy(): Promise<void> {
-    await this.pool.end();
+  destroy(): Promise<void> {
+    return Promise.reject(new Error('the reader is closed by ReaderDb.close(), not by a read'));
   }
 }
 
@@ -215,16 +212,6 @@ export function createReaderDb(
   const config: KyselyConfig = { dialect, log: options.log };
   const db = new Kysely<Database>(config);
   const executor = db.getExecutor();
-  // A read's reader shares the pool: only ReaderDb.close() ends it.
-  const handedDriver: Driver = {
-    init: () => driver.init(),
-    acquireConnection: () => driver.acquireConnection(),
-    releaseConnection: (connection) => driver.releaseConnection(connection as ReaderConnection),
-    beginTransaction: () => driver.beginTransaction(),
-    commitTransaction: () => driver.commitTransaction(),
-    rollbackTransaction: () => driver.rollbackTransaction(),
-    destroy: () => Promise.reject(new Error('the reader is closed by ReaderDb.close(), not by a read')),
-  };
   readersAs.set(db, (caller) => {
     // Each statement's connection is told the caller as the read takes it; the driver forgets it
     // as the read gives it back. Kysely's own executor does the rest (plugins, logging).
@@ -238,11 +225,11 @@ export function createReaderDb(
     return new Kysely<Database>({
       config,
       dialect,
-      driver: handedDriver,
+      driver,
       executor: executor.withConnectionProvider(asCaller),
     });
   });
-  return { db, pool, close: () => db.destroy() };
+  return { db, pool, close: async () => (pool.ended ? undefined : pool.end()) };
 }
 
 /**
