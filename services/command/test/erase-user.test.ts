@@ -3,6 +3,7 @@ import { parseVerifierKey, verifyReceipt } from '@connect/crypto';
 import { sealPhone } from '@connect/db';
 import { ERASED_USER_NAME, ERASURES_STREAM, profileStream, USER_ERASED } from '@connect/domain';
 import { auditLedger, readStream, streamKeySubject } from '@connect/ledger';
+import { ACCOUNT_MAIL_TASK, waitForSmtpTask } from '@connect/notifier';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Stack, testStack } from '../../../test/support/stack.ts';
 import { eraseUser } from '../src/auth/erase-user.ts';
@@ -92,6 +93,16 @@ beforeAll(async () => {
     `insert into oidc_identities (user_id, provider, subject, email, email_verified) values ($1, 'google', $2, $3, true)`,
     [ben.userId, oidcSubject, oidcEmail],
   );
+  // Their verification mail waits for SMTP, as a worker without it leaves it: out of the queue.
+  const { rows: jobs } = await s.database.pool.query<{ id: string; payload: unknown }>(
+    `select job.id, job.payload from graphile_worker._private_jobs as job
+       join graphile_worker._private_tasks as task on task.id = job.task_id where task.identifier = $1`,
+    [ACCOUNT_MAIL_TASK],
+  );
+  expect(jobs).toHaveLength(2);
+  const waitForSmtp = waitForSmtpTask(s.database.db);
+  type Helpers = Parameters<typeof waitForSmtp>[1];
+  for (const job of jobs) await waitForSmtp(job.payload, { job } as unknown as Helpers);
   last = (await readStream(s.database.db, s.command.ledger, profileStream(ben.userId))).at(-1)?.index ?? last;
   // The read models and the notifications (ana's name ben) are there before he goes.
   await vi.waitFor(
@@ -203,6 +214,10 @@ describe('after the erasure', () => {
       `select string_agg(payload::text, '') as text from graphile_worker._private_jobs`,
     );
     for (const found of markers()) expect(jobs.rows[0]?.text ?? '').not.toContain(found);
+    const waiting = await s.database.pool.query<{ userId: string }>(
+      `select payload->>'userId' as "userId" from account_mail_waiting`,
+    );
+    expect(waiting.rows).toEqual([{ userId: ana.userId }]);
     const { rows } = await s.database.pool.query(
       `select email, email_index, email_sealed, password_hash, display_name, avatar_url, erased_at
          from users where id = $1`,

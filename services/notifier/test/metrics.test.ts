@@ -229,6 +229,23 @@ describe('/metrics of an app with the notifier', () => {
       }),
     ).toBe(0);
   });
+
+  test('counts account mail waiting for SMTP, out of the queue, as waiting', async () => {
+    // Without SMTP the worker moves each sign-up's verification mail out of the queue.
+    const body = await eventually(async () => {
+      const { rows } = await s.database.pool.query<{ jobs: number }>(
+        `select count(*)::int as jobs from graphile_worker.jobs where task_identifier = 'send-account-mail'`,
+      );
+      return rows[0]?.jobs === 0 && metrics();
+    });
+    const { rows } = await s.database.pool.query<{ mails: number }>(
+      'select count(*)::int as mails from account_mail_waiting',
+    );
+    expect(rows[0]?.mails).toBeGreaterThanOrEqual(3);
+    expect(
+      sample(body, 'connect_notification_queue_jobs', { task: 'send-account-mail', state: 'waiting' }),
+    ).toBe(rows[0]?.mails);
+  });
 });
 
 describe('/readyz of the notifier', () => {

@@ -264,6 +264,11 @@ async function erasePersonalData(
       user.email_index,
       userId,
     ]);
+    const mailFor = [userId, user.email_index?.toString('base64') ?? null];
+    await client.query(
+      `delete from account_mail_waiting where payload->>'userId' = $1 or payload->>'emailIndex' = $2`,
+      mailFor,
+    );
     const queue = await client.query<{ exists: boolean }>(
       `select to_regclass('graphile_worker._private_jobs') is not null as exists`,
     );
@@ -272,7 +277,7 @@ async function erasePersonalData(
         `delete from graphile_worker._private_jobs j using graphile_worker._private_tasks t
           where t.id = j.task_id and t.identifier = $1 and j.locked_at is null
             and (j.payload->>'userId' = $2 or j.payload->>'emailIndex' = $3)`,
-        [ACCOUNT_MAIL_TASK, userId, user.email_index?.toString('base64') ?? null],
+        [ACCOUNT_MAIL_TASK, ...mailFor],
       );
   }
 

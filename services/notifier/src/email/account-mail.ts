@@ -146,6 +146,30 @@ export async function enqueueAccountMail(
   }
 }
 
+/**
+ * The task of a worker without SMTP: the job leaves the queue and waits in account_mail_waiting
+ * (migration 033), where no job fetch has to step past it.
+ */
+export function waitForSmtpTask(db: Kysely<Database>): Task {
+  return async (payload, helpers) => {
+    await sql`insert into account_mail_waiting (job_id, payload)
+      values (${helpers.job.id}, ${JSON.stringify(payload)}::jsonb)
+      on conflict (job_id) do nothing`.execute(db);
+  };
+}
+
+/** Puts every waiting account mail back into the queue, in one transaction; returns how many. */
+export async function requeueWaitingAccountMail(db: Kysely<Database>): Promise<number> {
+  const { rows } = await sql<{ jobs: number }>`
+    with moved as (delete from account_mail_waiting returning job_id, payload)
+    select count(graphile_worker.add_job(
+      identifier => ${ACCOUNT_MAIL_TASK},
+      payload => payload::json,
+      max_attempts => ${ACCOUNT_MAIL_ATTEMPTS}::int))::int as jobs
+    from (select payload from moved order by job_id) as waiting`.execute(db);
+  return rows[0]?.jobs ?? 0;
+}
+
 /** 256 random bits, base64url; the database keeps only `hash`. */
 export function newAccountToken(): { token: string; hash: Buffer } {
   const token = randomBytes(32).toString('base64url');

@@ -3,6 +3,7 @@
 // channel.
 import type pg from 'pg';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { ACCOUNT_MAIL_TASK } from '../email/account-mail.ts';
 import { DEAD_JOB } from './dead-letters.ts';
 import { DELIVERY_TASKS } from './tasks.ts';
 
@@ -51,14 +52,20 @@ export async function queueDepth(
   db: pg.Pool | pg.ClientBase,
 ): Promise<{ task: string; state: (typeof JOB_STATES)[number]; jobs: number }[]> {
   const { rows } = await db.query<{ task: string; state: (typeof JOB_STATES)[number]; jobs: number }>(
-    `select task_identifier as task,
-            case when ${DEAD_JOB} then 'dead'
-                 when locked_at is not null then 'running'
-                 when attempts > 0 then 'retrying'
-                 when run_at > now() then 'scheduled'
-                 else 'waiting' end as state,
-            count(*)::int as jobs
-       from graphile_worker.jobs group by 1, 2 order by 1, 2`,
+    `select task, state, sum(jobs)::int as jobs from (
+       select task_identifier as task,
+              case when ${DEAD_JOB} then 'dead'
+                   when locked_at is not null then 'running'
+                   when attempts > 0 then 'retrying'
+                   when run_at > now() then 'scheduled'
+                   else 'waiting' end as state,
+              count(*) as jobs
+         from graphile_worker.jobs group by 1, 2
+       union all
+       -- Account mail waiting for SMTP out of the queue (migration 033) is waiting all the same.
+       select $1, 'waiting', count(*) from account_mail_waiting having count(*) > 0
+     ) as depth group by 1, 2 order by 1, 2`,
+    [ACCOUNT_MAIL_TASK],
   );
   return rows;
 }

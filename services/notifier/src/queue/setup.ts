@@ -9,7 +9,13 @@ import type { Runner } from 'graphile-worker';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Registry } from 'prom-client';
-import { ACCOUNT_MAIL_TASK, accountMailTask, createAccountMailer } from '../email/account-mail.ts';
+import {
+  ACCOUNT_MAIL_TASK,
+  accountMailTask,
+  createAccountMailer,
+  requeueWaitingAccountMail,
+  waitForSmtpTask,
+} from '../email/account-mail.ts';
 import { emailChannelFromConfig } from '../email/deliver.ts';
 import { pushChannelFromConfig } from '../push/deliver.ts';
 import type { VapidConfig } from '../push/keys.ts';
@@ -86,7 +92,7 @@ export async function openDeliveryQueue(deps: {
   const { reminderOffsets, appUrl } = config;
   const reminders =
     reminderOffsets && appUrl !== undefined ? { offsets: reminderOffsets, appUrl } : undefined;
-  // Verification, recovery and email-change mail need SMTP; without it their jobs wait in the queue.
+  // Verification, recovery and email-change mail need SMTP; without it they wait out of the queue.
   const accountMailer = config.smtpUrl
     ? createAccountMailer({ smtpUrl: config.smtpUrl, from: config.mailFrom })
     : undefined;
@@ -121,8 +127,12 @@ export async function openDeliveryQueue(deps: {
       if (!runner && !accountMailer)
         log?.warn(
           {},
-          'CONNECT_SMTP_URL is unset: account emails (verification, recovery, email change) wait in the queue until it is set',
+          'CONNECT_SMTP_URL is unset: account emails (verification, recovery, email change) wait until a worker starts with it set',
         );
+      if (!runner && accountMailer) {
+        const requeued = await requeueWaitingAccountMail(db);
+        if (requeued > 0) log?.info({ jobs: requeued }, 'account emails that waited for SMTP are queued');
+      }
       worker ??= connectWorker();
       runner ??= await startDeliveryWorker({
         pool: worker.pool,
@@ -146,16 +156,14 @@ export async function openDeliveryQueue(deps: {
                 }),
               }
             : {}),
-          ...(accountMailer
-            ? {
-                [ACCOUNT_MAIL_TASK]: accountMailTask({
-                  db,
-                  fields: deps.cipher.fields,
-                  mailer: accountMailer,
-                  appUrl: appUrl ?? DEFAULT_APP_URL,
-                }),
-              }
-            : {}),
+          [ACCOUNT_MAIL_TASK]: accountMailer
+            ? accountMailTask({
+                db,
+                fields: deps.cipher.fields,
+                mailer: accountMailer,
+                appUrl: appUrl ?? DEFAULT_APP_URL,
+              })
+            : waitForSmtpTask(db),
         },
         ...(deps.pollInterval ? { pollInterval: deps.pollInterval } : {}),
         ...(log ? { log } : {}),
