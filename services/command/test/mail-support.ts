@@ -89,6 +89,7 @@ export async function mailWorker(
       deliveryConcurrency: 2,
     },
     pollInterval: 200,
+    requeueWaitingMailEvery: 200,
   });
   const quiet = () => {};
   await queue.start({ error: quiet, info: quiet, debug: quiet, warn: log?.warn ?? quiet });

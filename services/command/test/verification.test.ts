@@ -1,7 +1,7 @@
 // Verifying an email, and moving an account to another one, through mail a real SMTP server
 // receives from the notifier's worker.
 import { createHash } from 'node:crypto';
-import { ACCOUNT_MAIL_TASK, type DeliveryQueue } from '@connect/notifier';
+import { ACCOUNT_MAIL_TASK, type DeliveryQueue, waitForSmtpTask } from '@connect/notifier';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Inbox, mailWorker, smtpInbox, tokenIn } from './mail-support.ts';
@@ -173,9 +173,60 @@ describe('without SMTP', () => {
       expect(verified.json().user).toMatchObject({ id: dan.userId, emailVerified: true });
       expect(await waiting()).toEqual([]);
       expect(await queued()).toEqual([]);
+
+      // A worker with SMTP also takes back what waits later (a worker without it elsewhere left it).
+      const eve = await signUp(bare.app, 'Eve');
+      tokenIn(await inbox.next(eve.email), 'verify-email');
+      const { rows } = await sql<{ index: string }>`
+        select encode(email_index, 'base64') as index from users where id = ${eve.userId}`.execute(
+        bare.database.db,
+      );
+      const again = { purpose: 'verify-email', userId: eve.userId, emailIndex: rows[0]?.index };
+      await sql`insert into account_mail_waiting (job_id, payload)
+        values (0, ${JSON.stringify({ ...again, requestedAt: new Date().toISOString() })}::jsonb)`.execute(
+        bare.database.db,
+      );
+      tokenIn(await inbox.next(eve.email), 'verify-email');
+      expect(await waiting()).toEqual([]);
     } finally {
       await resumed?.close();
       await idle.close();
+      await bare.close();
+    }
+  });
+
+  test('mail for an account being erased does not stay waiting', async () => {
+    const bare = await testApp();
+    try {
+      const fay = await signUp(bare.app, 'Fay');
+      const { rows } = await sql<{ id: string; payload: unknown }>`
+        select job.id, job.payload from graphile_worker._private_jobs as job
+        join graphile_worker._private_tasks as task on task.id = job.task_id
+        where task.identifier = ${ACCOUNT_MAIL_TASK}`.execute(bare.database.db);
+      const [job] = rows;
+      if (!job) throw new Error('no job');
+      const waitForSmtp = waitForSmtpTask(bare.database.db);
+      // As the erasure does: the account locked, then marked erased.
+      const eraser = await bare.database.pool.connect();
+      try {
+        await eraser.query('begin');
+        await eraser.query('select from users where id = $1 for update', [fay.userId]);
+        const parking = waitForSmtp(job.payload, { job } as unknown as Parameters<typeof waitForSmtp>[1]);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        await eraser.query('update users set erased_at = now() where id = $1', [fay.userId]);
+        await eraser.query('commit');
+        await parking;
+      } finally {
+        eraser.release();
+      }
+      const left = await sql`select job_id from account_mail_waiting`.execute(bare.database.db);
+      expect(left.rows).toEqual([]);
+      const jobs =
+        await sql`select id from graphile_worker._private_jobs where id = ${job.id}::bigint`.execute(
+          bare.database.db,
+        );
+      expect(jobs.rows).toEqual([]);
+    } finally {
       await bare.close();
     }
   });

@@ -147,26 +147,39 @@ export async function enqueueAccountMail(
 }
 
 /**
- * The task of a worker without SMTP: the job leaves the queue and waits in account_mail_waiting
- * (migration 033), where no job fetch has to step past it.
+ * The task of a worker without SMTP: the job leaves the queue for account_mail_waiting (migration
+ * 033), where no job fetch has to step past it. One statement removes the job and keeps its mail,
+ * so a crash cannot leave both (graphile-worker's completion then finds nothing to remove). Mail
+ * for an account being erased is dropped: the erasure's lock on the account is waited for.
  */
 export function waitForSmtpTask(db: Kysely<Database>): Task {
-  return async (payload, helpers) => {
-    await sql`insert into account_mail_waiting (job_id, payload)
-      values (${helpers.job.id}, ${JSON.stringify(payload)}::jsonb)
+  return async (_payload, helpers) => {
+    await sql`
+      with job as (
+        delete from graphile_worker._private_jobs where id = ${helpers.job.id}::bigint
+        returning id, payload
+      ), account as (
+        select erased_at from users where id = (select (payload->>'userId')::uuid from job) for share
+      )
+      insert into account_mail_waiting (job_id, payload)
+      select id, payload from job where not exists (select from account where erased_at is not null)
       on conflict (job_id) do nothing`.execute(db);
   };
 }
 
-/** Puts every waiting account mail back into the queue, in one transaction; returns how many. */
+/** Puts every waiting account mail back into the queue, in one statement; returns how many. */
 export async function requeueWaitingAccountMail(db: Kysely<Database>): Promise<number> {
   const { rows } = await sql<{ jobs: number }>`
-    with moved as (delete from account_mail_waiting returning job_id, payload)
-    select count(graphile_worker.add_job(
-      identifier => ${ACCOUNT_MAIL_TASK},
-      payload => payload::json,
-      max_attempts => ${ACCOUNT_MAIL_ATTEMPTS}::int))::int as jobs
-    from (select payload from moved order by job_id) as waiting`.execute(db);
+    with moved as (delete from account_mail_waiting returning job_id, payload),
+    specs as (
+      select array_agg(
+        (${ACCOUNT_MAIL_TASK}::text, payload::json, null, null, ${ACCOUNT_MAIL_ATTEMPTS}::int, null, null, null)
+          ::graphile_worker.job_spec
+        order by job_id) as specs
+      from moved
+    )
+    select count(*)::int as jobs from specs, graphile_worker.add_jobs(specs.specs)
+    where specs.specs is not null`.execute(db);
   return rows[0]?.jobs ?? 0;
 }
 

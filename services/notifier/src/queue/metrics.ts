@@ -77,7 +77,7 @@ export function registerDeliveryMetrics(registry: Registry, pool: pg.Pool): void
   if (registry.getSingleMetric('connect_notification_queue_jobs')) return;
   new Gauge({
     name: 'connect_notification_queue_jobs',
-    help: 'Delivery jobs in the queue by task and state (scheduled, waiting, retrying, running, dead)',
+    help: 'Jobs in the queue by task and state (scheduled, waiting, retrying, running, dead); account mail waiting for SMTP is waiting',
     labelNames: ['task', 'state'],
     registers: [registry],
     async collect() {

@@ -69,6 +69,12 @@ export async function openDeliveryQueue(deps: {
   channels?: ChannelHandlers;
   /** How often the worker looks for jobs that became due (ms); new jobs it hears of at once. */
   pollInterval?: number;
+  /**
+   * With SMTP: how often account mail that waited for it is put back into the queue (ms; default
+   * a minute), besides at start: a worker without SMTP elsewhere (another instance, the old one
+   * in a rolling restart) may have taken some since.
+   */
+  requeueWaitingMailEvery?: number;
 }): Promise<DeliveryQueue> {
   const { pool, db, config } = deps;
   let log = deps.log;
@@ -119,6 +125,11 @@ export async function openDeliveryQueue(deps: {
   let runner: Runner | undefined;
   let watched: Runner | undefined;
   let stopped: string | undefined;
+  let requeueing: NodeJS.Timeout | undefined;
+  const requeueWaitingMail = async () => {
+    const jobs = await requeueWaitingAccountMail(db);
+    if (jobs > 0) log?.info({ jobs }, 'account emails that waited for SMTP are queued');
+  };
   return {
     hooks: reminders ? { ...hooks, schedule: reminderSchedule(reminders) } : hooks,
     channels,
@@ -127,11 +138,20 @@ export async function openDeliveryQueue(deps: {
       if (!runner && !accountMailer)
         log?.warn(
           {},
-          'CONNECT_SMTP_URL is unset: account emails (verification, recovery, email change) wait until a worker starts with it set',
+          'CONNECT_SMTP_URL is unset: account emails (verification, recovery, email change) wait until a worker has it set',
         );
       if (!runner && accountMailer) {
-        const requeued = await requeueWaitingAccountMail(db);
-        if (requeued > 0) log?.info({ jobs: requeued }, 'account emails that waited for SMTP are queued');
+        await requeueWaitingMail();
+        requeueing ??= setInterval(
+          () =>
+            requeueWaitingMail().catch((error: Error) =>
+              log?.warn(
+                { err: { message: error.message } },
+                'account emails that waited for SMTP stay waiting',
+              ),
+            ),
+          deps.requeueWaitingMailEvery ?? 60_000,
+        ).unref();
       }
       worker ??= connectWorker();
       runner ??= await startDeliveryWorker({
@@ -182,6 +202,8 @@ export async function openDeliveryQueue(deps: {
       );
     },
     async close() {
+      clearInterval(requeueing);
+      requeueing = undefined;
       const current = runner;
       runner = undefined;
       await current?.stop();
