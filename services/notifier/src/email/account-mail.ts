@@ -146,11 +146,14 @@ export async function enqueueAccountMail(
   }
 }
 
+const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+
 /**
  * The task of a worker without SMTP: the job leaves the queue for account_mail_waiting (migration
  * 033), where no job fetch has to step past it. One statement removes the job and keeps its mail,
- * so a crash cannot leave both (graphile-worker's completion then finds nothing to remove). Mail
- * for an account being erased is dropped: the erasure's lock on the account is waited for.
+ * so a crash cannot leave both (graphile-worker's completion then finds nothing to remove). The
+ * account the mail is for (by id, or for a recovery by the blind index of its address) is locked
+ * as the erasure locks it: mail for an account erased meanwhile, or for none, is dropped.
  */
 export function waitForSmtpTask(db: Kysely<Database>): Task {
   return async (_payload, helpers) => {
@@ -159,11 +162,18 @@ export function waitForSmtpTask(db: Kysely<Database>): Task {
         delete from graphile_worker._private_jobs where id = ${helpers.job.id}::bigint
         returning id, payload
       ), account as (
-        select erased_at from users where id = (select (payload->>'userId')::uuid from job) for share
+        select erased_at from users
+        where id = (select (payload->>'userId')::uuid from job where payload->>'userId' ~ ${UUID_PATTERN})
+           or email_index = (select decode(payload->>'emailIndex', 'base64') from job
+                             where payload->>'userId' is null)
+        for share
       )
       insert into account_mail_waiting (job_id, payload)
-      select id, payload from job where not exists (select from account where erased_at is not null)
-      on conflict (job_id) do nothing`.execute(db);
+      select id, payload from job
+      where not exists (select from account where erased_at is not null)
+        and (payload->>'userId' is not null or payload->>'emailIndex' is null or exists (select from account))`.execute(
+      db,
+    );
   };
 }
 

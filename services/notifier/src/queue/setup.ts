@@ -125,11 +125,19 @@ export async function openDeliveryQueue(deps: {
   let runner: Runner | undefined;
   let watched: Runner | undefined;
   let stopped: string | undefined;
+  const requeueEvery = deps.requeueWaitingMailEvery ?? 60_000;
+  if (!(requeueEvery > 0)) throw new RangeError('requeueWaitingMailEvery must be above 0 ms');
   let requeueing: NodeJS.Timeout | undefined;
-  const requeueWaitingMail = async () => {
-    const jobs = await requeueWaitingAccountMail(db);
-    if (jobs > 0) log?.info({ jobs }, 'account emails that waited for SMTP are queued');
-  };
+  let requeueRound: Promise<void> | undefined;
+  /** Puts waiting account mail back into the queue; a round under way is joined, not doubled. */
+  const requeueWaitingMail = () =>
+    (requeueRound ??= requeueWaitingAccountMail(db)
+      .then((jobs) => {
+        if (jobs > 0) log?.info({ jobs }, 'account emails that waited for SMTP are queued');
+      })
+      .finally(() => {
+        requeueRound = undefined;
+      }));
   return {
     hooks: reminders ? { ...hooks, schedule: reminderSchedule(reminders) } : hooks,
     channels,
@@ -140,19 +148,7 @@ export async function openDeliveryQueue(deps: {
           {},
           'CONNECT_SMTP_URL is unset: account emails (verification, recovery, email change) wait until a worker has it set',
         );
-      if (!runner && accountMailer) {
-        await requeueWaitingMail();
-        requeueing ??= setInterval(
-          () =>
-            requeueWaitingMail().catch((error: Error) =>
-              log?.warn(
-                { err: { message: error.message } },
-                'account emails that waited for SMTP stay waiting',
-              ),
-            ),
-          deps.requeueWaitingMailEvery ?? 60_000,
-        ).unref();
-      }
+      if (!runner && accountMailer) await requeueWaitingMail();
       worker ??= connectWorker();
       runner ??= await startDeliveryWorker({
         pool: worker.pool,
@@ -188,6 +184,17 @@ export async function openDeliveryQueue(deps: {
         ...(deps.pollInterval ? { pollInterval: deps.pollInterval } : {}),
         ...(log ? { log } : {}),
       });
+      if (accountMailer && !requeueing)
+        requeueing = setInterval(
+          () =>
+            requeueWaitingMail().catch((error: Error) =>
+              log?.warn(
+                { err: { message: error.message } },
+                'account emails that waited for SMTP stay waiting',
+              ),
+            ),
+          requeueEvery,
+        ).unref();
       if (watched === runner) return;
       const current = runner;
       watched = current;
@@ -204,6 +211,7 @@ export async function openDeliveryQueue(deps: {
     async close() {
       clearInterval(requeueing);
       requeueing = undefined;
+      await requeueRound?.catch(() => undefined);
       const current = runner;
       runner = undefined;
       await current?.stop();
