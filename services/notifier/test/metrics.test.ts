@@ -1,5 +1,6 @@
 // Operations: /metrics counts the delivery queue's jobs, the deliveries by channel and outcome and
 // how far each projection is behind the ledger; /readyz names a projection that is stuck.
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +14,7 @@ import { ORIGIN, projectorLedger, registerProfile } from '../../projector/test/s
 import { listDeadLetters } from '../src/queue/dead-letters.ts';
 import { type DeliveryQueue, openDeliveryQueue } from '../src/queue/setup.ts';
 import { createEndpoint } from '../src/webhooks/store.ts';
+import { deliveryConfigWithoutProviders } from './queue-support.ts';
 import { receiver } from './webhooks-support.ts';
 
 /** The value of `name{labels…}` in a Prometheus text exposition, or undefined when absent. */
@@ -56,12 +58,7 @@ describe('/metrics of an app with the notifier', () => {
           db: database.db,
           cipher,
           config: {
-            smtpUrl: undefined,
-            mailFrom: 'Connect <no-reply@connect.test>',
-            dataDir,
-            publicApiUrl: 'https://api.connect.test',
-            twilio: undefined,
-            webhooksAllowPrivate: true,
+            ...deliveryConfigWithoutProviders(dataDir),
             deliveryMaxAttempts: 1,
             deliveryConcurrency: 4,
           },
@@ -245,6 +242,24 @@ describe('/metrics of an app with the notifier', () => {
     expect(
       sample(body, 'connect_notification_queue_jobs', { task: 'send-account-mail', state: 'waiting' }),
     ).toBe(rows[0]?.mails);
+  });
+  test('counts reminders not due soon, waiting out of the queue, as scheduled', async () => {
+    const commitmentId = randomUUID();
+    const payload = { commitmentId, offsetSeconds: 3600, dueAt: '2031-01-02T00:00:00.000Z', ledgerIndex: 1 };
+    const scheduled = async () =>
+      sample(await metrics(), 'connect_notification_queue_jobs', { task: 'remind', state: 'scheduled' }) ?? 0;
+    const before = await scheduled();
+    await s.database.pool.query(
+      `insert into reminders_scheduled (commitment_id, job_key, run_at, payload)
+       values ($1, $2, '2031-01-01T23:00:00Z', $3), ($1, $4, '2030-12-31T00:00:00Z', $3)`,
+      [commitmentId, `reminder:${commitmentId}:3600`, payload, `reminder:${commitmentId}:172800`],
+    );
+    try {
+      expect(await scheduled()).toBe(before + 2);
+    } finally {
+      await s.database.pool.query('delete from reminders_scheduled where commitment_id = $1', [commitmentId]);
+    }
+    expect(await scheduled()).toBe(before);
   });
 });
 

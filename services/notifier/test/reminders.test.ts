@@ -1,8 +1,13 @@
-// Deadline reminders: the notifications projection keeps a `remind` job per commitment and offset
-// in graphile-worker's table, moving and removing them with the ledger; the task reminds each party
-// once. The clock is the tests' own, except in the end-to-end run, whose offset is five seconds.
+// Deadline reminders: the notifications projection keeps a reminder per commitment and offset,
+// moving and removing them with the ledger: a `remind` job in graphile-worker's table when it is due
+// within QUEUE_AHEAD_MS, and otherwise a row of reminders_scheduled, which the worker's rounds move
+// into the queue as it comes due; the task reminds each party once. The clock is the tests' own,
+// except in the end-to-end runs, whose offset is five seconds.
 import { randomUUID } from 'node:crypto';
-import { openNotificationTexts } from '@connect/db';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { MIGRATIONS_DIR, openNotificationTexts } from '@connect/db';
 import { commitmentStream } from '@connect/domain';
 import type { Ledger, NewEvent } from '@connect/ledger';
 import { startProjector } from '@connect/projector';
@@ -15,8 +20,11 @@ import { ORIGIN, projectorLedger, registerProfile } from '../../projector/test/s
 import type { Notification } from '../src/notification.ts';
 import { type Enqueue, ensureNotifierCheckpoint, openNotifier } from '../src/projection.ts';
 import { queueHooks } from '../src/queue/enqueue.ts';
+import { type DeliveryQueue, openDeliveryQueue } from '../src/queue/setup.ts';
 import { migrateDeliveryQueue, startDeliveryWorker } from '../src/queue/worker.ts';
 import {
+  QUEUE_AHEAD_MS,
+  queueDueReminders,
   REMIND_TASK,
   REMOVE_OTHER_REMINDERS,
   type ReminderJob,
@@ -25,6 +33,7 @@ import {
   type Schedule,
 } from '../src/reminders/schedule.ts';
 import { duration, remind, remindTask } from '../src/reminders/task.ts';
+import { deliveryConfigWithoutProviders } from './queue-support.ts';
 
 const APP = 'https://app.example.com';
 const HOUR = 3600;
@@ -121,24 +130,46 @@ async function amendDueAt(id: string, dueAt: string | null) {
   );
 }
 
-interface JobRow {
-  id: string;
+interface ReminderRow {
   key: string;
   run_at: Date;
   payload: ReminderJob;
-  task_identifier: string;
+  /** Where it waits: a job in the queue, or a row of the schedule. */
+  place: 'queue' | 'schedule';
 }
 
-const reminderJobs = async (id: string) =>
+/** A commitment's reminders, queued and scheduled, by time. */
+const remindersOf = async (id: string) =>
   (
-    await database.pool.query<JobRow>(
-      `select job.id::text, job.key, job.run_at, job.payload, task.identifier as task_identifier
-       from graphile_worker._private_jobs as job
-       join graphile_worker._private_tasks as task on task.id = job.task_id
-       where job.key like $1 order by job.run_at`,
-      [`reminder:${id}:%`],
+    await database.pool.query<ReminderRow>(
+      `select job.key, job.run_at, job.payload::jsonb, 'queue' as place
+         from graphile_worker._private_jobs as job
+         join graphile_worker._private_tasks as task on task.id = job.task_id
+        where job.key like $1 and task.identifier = $2
+       union all
+       select job_key, run_at, payload, 'schedule' from reminders_scheduled where commitment_id = $3
+       order by run_at`,
+      [`reminder:${id}:%`, REMIND_TASK, id],
     )
   ).rows;
+
+/** The job ids of a commitment's queued reminders, by key. */
+const queuedJobIds = async (id: string) =>
+  Object.fromEntries(
+    (
+      await database.pool.query<{ key: string; id: string }>(
+        'select key, id::text from graphile_worker._private_jobs where key like $1',
+        [`reminder:${id}:%`],
+      )
+    ).rows.map((row) => [row.key, row.id]),
+  );
+
+/** The payload of a commitment's reminder at `offsetSeconds`, wherever it waits. */
+const reminderPayload = async (id: string, offsetSeconds: number) => {
+  const reminder = (await remindersOf(id)).find((row) => row.payload.offsetSeconds === offsetSeconds);
+  if (!reminder) throw new Error(`no reminder ${offsetSeconds} s before for ${id}`);
+  return reminder.payload;
+};
 
 async function remindNow(job: ReminderJob, at: Date): Promise<Notification[]> {
   const client = await database.pool.connect();
@@ -215,59 +246,91 @@ describe('scheduling', () => {
     }
   });
 
-  test('an active commitment gets a remind job per offset still ahead, due that long before its due date', async () => {
+  test('an active commitment gets a reminder per offset still ahead, due that long before its due date; none due within ten minutes waits in the queue', async () => {
     const dueAt = later(3 * DAY);
     const id = await activeDue('Return the drill', dueAt);
     await project();
 
-    const jobs = await reminderJobs(id);
+    const reminders = await remindersOf(id);
     // A week before is already past.
-    expect(jobs.map((job) => job.key)).toEqual([reminderJobKey(id, DAY), reminderJobKey(id, HOUR)]);
-    expect(jobs.map((job) => job.run_at.toISOString())).toEqual([later(2 * DAY), later(3 * DAY - HOUR)]);
-    expect(jobs.every((job) => job.task_identifier === REMIND_TASK)).toBe(true);
-    expect(jobs[0]?.payload).toMatchObject({ commitmentId: id, offsetSeconds: DAY, dueAt });
-  });
-
-  test('amending the due date moves the jobs (same keys, new run_at), and adds the offsets now ahead', async () => {
-    const id = await activeDue('Paint the shed', later(3 * DAY));
-    await project();
-    const before = await reminderJobs(id);
-
-    const dueAt = later(10 * DAY);
-    await amendDueAt(id, dueAt);
-    await project();
-
-    const after = await reminderJobs(id);
-    expect(after.map((job) => job.key)).toEqual([7 * DAY, DAY, HOUR].map((s) => reminderJobKey(id, s)));
-    expect(after.map((job) => job.run_at.toISOString())).toEqual([
-      later(3 * DAY),
-      later(9 * DAY),
-      later(10 * DAY - HOUR),
+    expect(reminders.map((r) => [r.key, r.run_at.toISOString(), r.place])).toEqual([
+      [reminderJobKey(id, DAY), later(2 * DAY), 'schedule'],
+      [reminderJobKey(id, HOUR), later(3 * DAY - HOUR), 'schedule'],
     ]);
-    expect(after.every((job) => job.payload.dueAt === dueAt)).toBe(true);
-    const dayBefore = (jobs: JobRow[]) => jobs.find((job) => job.key === reminderJobKey(id, DAY))?.id;
-    expect(dayBefore(after)).toBe(dayBefore(before));
+    expect(reminders[0]?.payload).toEqual({
+      commitmentId: id,
+      offsetSeconds: DAY,
+      dueAt,
+      ledgerIndex: expect.any(Number),
+    });
   });
 
-  test('cancelling the commitment, or clearing its due date, removes its jobs', async () => {
-    const cancelled = await activeDue('Walk the dog', later(3 * DAY));
-    const undated = await activeDue('Water the plants', later(3 * DAY));
+  test('a reminder due within ten minutes is a job in the queue at once', async () => {
+    const soon = QUEUE_AHEAD_MS / 1000;
+    const id = await activeDue('Return the saw', later(DAY + soon));
     await project();
-    expect(await reminderJobs(cancelled)).toHaveLength(2);
+
+    expect((await remindersOf(id)).map((r) => [r.key, r.run_at.toISOString(), r.place])).toEqual([
+      [reminderJobKey(id, DAY), later(soon), 'queue'],
+      [reminderJobKey(id, HOUR), later(DAY + soon - HOUR), 'schedule'],
+    ]);
+  });
+
+  test('amending the due date moves the reminders, between the queue and the schedule as their time asks', async () => {
+    const id = await activeDue('Paint the shed', later(DAY + 300));
+    await project();
+    const queued = await queuedJobIds(id);
+    expect(Object.keys(queued)).toEqual([reminderJobKey(id, DAY)]);
+    const placed = async () =>
+      (await remindersOf(id)).map((r) => [r.key, r.run_at.toISOString(), r.place, r.payload.dueAt]);
+
+    // Still soon: the queued job is moved in place (same key, same job, new run_at).
+    await amendDueAt(id, later(DAY + 200));
+    await project();
+    expect(await placed()).toEqual([
+      [reminderJobKey(id, DAY), later(200), 'queue', later(DAY + 200)],
+      [reminderJobKey(id, HOUR), later(DAY + 200 - HOUR), 'schedule', later(DAY + 200)],
+    ]);
+    expect(await queuedJobIds(id)).toEqual(queued);
+
+    // Further off: the queued one leaves the queue, and the offsets now ahead are added.
+    await amendDueAt(id, later(10 * DAY));
+    await project();
+    expect(await placed()).toEqual([
+      [reminderJobKey(id, 7 * DAY), later(3 * DAY), 'schedule', later(10 * DAY)],
+      [reminderJobKey(id, DAY), later(9 * DAY), 'schedule', later(10 * DAY)],
+      [reminderJobKey(id, HOUR), later(10 * DAY - HOUR), 'schedule', later(10 * DAY)],
+    ]);
+
+    // Sooner again: the day-before one comes back into the queue, and the week-before one is past.
+    await amendDueAt(id, later(DAY + 120));
+    await project();
+    expect(await placed()).toEqual([
+      [reminderJobKey(id, DAY), later(120), 'queue', later(DAY + 120)],
+      [reminderJobKey(id, HOUR), later(DAY + 120 - HOUR), 'schedule', later(DAY + 120)],
+    ]);
+  });
+
+  test('cancelling the commitment, or clearing its due date, removes its reminders from the queue and the schedule', async () => {
+    const cancelled = await activeDue('Walk the dog', later(DAY + 300));
+    const undated = await activeDue('Water the plants', later(DAY + 300));
+    await project();
+    expect((await remindersOf(cancelled)).map((r) => r.place)).toEqual(['queue', 'schedule']);
+    expect((await remindersOf(undated)).map((r) => r.place)).toEqual(['queue', 'schedule']);
 
     await append(cancelled, alice, { type: 'CommitmentCancelled', data: { reason: 'Moved away' } });
     await amendDueAt(undated, null);
     await project();
 
-    expect(await reminderJobs(cancelled)).toEqual([]);
-    expect(await reminderJobs(undated)).toEqual([]);
+    expect(await remindersOf(cancelled)).toEqual([]);
+    expect(await remindersOf(undated)).toEqual([]);
   });
 
   test("one batch's commitments are rescheduled together, in one round trip", async () => {
-    const moved = await activeDue('Fix the fence', later(3 * DAY));
-    const ended = await activeDue('Bake the cake', later(3 * DAY));
+    const moved = await activeDue('Fix the fence', later(DAY + 300));
+    const ended = await activeDue('Bake the cake', later(DAY + 300));
     await project();
-    const started = await activeDue('Mow the lawn', later(3 * DAY));
+    const started = await activeDue('Mow the lawn', later(DAY + 300));
     await amendDueAt(moved, later(10 * DAY));
     await append(ended, alice, { type: 'CommitmentCancelled', data: { reason: 'No oven' } });
     const roundTrips: number[] = [];
@@ -286,16 +349,16 @@ describe('scheduling', () => {
       roundTrips.push(sent);
     });
     expect(roundTrips).toEqual([1]);
-    expect((await reminderJobs(started)).map((job) => job.key)).toEqual([
-      reminderJobKey(started, DAY),
-      reminderJobKey(started, HOUR),
+    expect((await remindersOf(started)).map((r) => [r.key, r.place])).toEqual([
+      [reminderJobKey(started, DAY), 'queue'],
+      [reminderJobKey(started, HOUR), 'schedule'],
     ]);
-    expect((await reminderJobs(moved)).map((job) => job.run_at.toISOString())).toEqual([
-      later(3 * DAY),
-      later(9 * DAY),
-      later(10 * DAY - HOUR),
+    expect((await remindersOf(moved)).map((r) => [r.run_at.toISOString(), r.place])).toEqual([
+      [later(3 * DAY), 'schedule'],
+      [later(9 * DAY), 'schedule'],
+      [later(10 * DAY - HOUR), 'schedule'],
     ]);
-    expect(await reminderJobs(ended)).toEqual([]);
+    expect(await remindersOf(ended)).toEqual([]);
   });
 
   test('a draft with a due date has no reminders until it is active', async () => {
@@ -314,7 +377,72 @@ describe('scheduling', () => {
       },
     });
     await project();
-    expect(await reminderJobs(id)).toEqual([]);
+    expect(await remindersOf(id)).toEqual([]);
+  });
+
+  test('a round moves the scheduled reminders due by its horizon into the queue, as the jobs the projection adds', async () => {
+    const id = await activeDue('Sweep the yard', later(3 * DAY));
+    await project();
+    const [dayBefore, hourBefore] = await remindersOf(id);
+    const scheduled = async () =>
+      Number((await database.pool.query('select count(*) from reminders_scheduled')).rows[0].count);
+    const waiting = await scheduled();
+
+    const moved = await queueDueReminders(database.pool, new Date(later(2 * DAY)));
+
+    expect(moved).toBeGreaterThan(0);
+    expect(waiting - (await scheduled())).toBe(moved);
+    expect(await remindersOf(id)).toEqual([
+      { ...dayBefore, place: 'queue' },
+      { ...hourBefore, place: 'schedule' },
+    ]);
+    const { rows } = await database.pool.query(
+      'select max_attempts, attempts, locked_at from graphile_worker._private_jobs where key = $1',
+      [reminderJobKey(id, DAY)],
+    );
+    expect(rows).toEqual([{ max_attempts: 5, attempts: 0, locked_at: null }]);
+    expect(await queueDueReminders(database.pool, new Date(later(2 * DAY)))).toBe(0);
+  });
+
+  test('migration 035 moves the reminders a notifier queued before into the schedule, but those due within ten minutes or being run', async () => {
+    const id = randomUUID();
+    const inSeconds = (seconds: number) => new Date(Date.now() + seconds * 1000);
+    const queue = async (offsetSeconds: number, runAt: Date) => {
+      const payload = {
+        commitmentId: id,
+        offsetSeconds,
+        dueAt: inSeconds(8 * DAY).toISOString(),
+        ledgerIndex: 7,
+      };
+      await database.pool.query(
+        `select graphile_worker.add_job($1, $2::json, run_at => $3, max_attempts => 5, job_key => $4)`,
+        [REMIND_TASK, JSON.stringify(payload), runAt, reminderJobKey(id, offsetSeconds)],
+      );
+    };
+    await queue(7 * DAY, inSeconds(DAY));
+    await queue(DAY, inSeconds(7 * DAY));
+    await queue(HOUR, inSeconds(300));
+    await queue(60, inSeconds(2 * DAY));
+    await database.pool.query(
+      `update graphile_worker._private_jobs set locked_at = now(), locked_by = 'a worker' where key = $1`,
+      [reminderJobKey(id, 60)],
+    );
+
+    await database.pool.query(
+      await readFile(path.join(MIGRATIONS_DIR, '035_reminders_out_of_queue.sql'), 'utf8'),
+    );
+
+    expect(
+      Object.fromEntries((await remindersOf(id)).map((r) => [r.payload.offsetSeconds, r.place])),
+    ).toEqual({ [7 * DAY]: 'schedule', [DAY]: 'schedule', [HOUR]: 'queue', 60: 'queue' });
+    const { rows } = await database.pool.query(
+      'select job_key, payload from reminders_scheduled where commitment_id = $1 order by run_at',
+      [id],
+    );
+    expect(rows.map((row) => [row.job_key, row.payload.offsetSeconds])).toEqual([
+      [reminderJobKey(id, 7 * DAY), 7 * DAY],
+      [reminderJobKey(id, DAY), DAY],
+    ]);
   });
 });
 
@@ -323,8 +451,7 @@ describe('the remind task', () => {
     const dueAt = later(2 * DAY);
     const id = await activeDue('Lend a bike', dueAt);
     await project();
-    const job = (await reminderJobs(id)).find((row) => row.payload.offsetSeconds === DAY)
-      ?.payload as ReminderJob;
+    const job = await reminderPayload(id, DAY);
     const at = new Date(later(DAY));
     enqueued.length = 0;
 
@@ -353,8 +480,7 @@ describe('the remind task', () => {
     const dueAt = later(2 * DAY);
     const id = await activeDue('Fix the gate', dueAt);
     await project();
-    const job = (await reminderJobs(id)).find((row) => row.payload.offsetSeconds === DAY)
-      ?.payload as ReminderJob;
+    const job = await reminderPayload(id, DAY);
 
     await amendDueAt(id, later(5 * DAY));
     expect(await remindNow(job, new Date(later(DAY)))).toEqual([]);
@@ -385,7 +511,7 @@ describe('end to end', () => {
       const dueAt = later(10);
       const id = await activeDue('Feed the cat', dueAt);
       await project();
-      expect(await reminderJobs(id)).toHaveLength(1);
+      expect((await remindersOf(id)).map((r) => r.place)).toEqual(['queue']);
 
       const emailed: string[] = [];
       const { enqueue } = queueHooks({ channels: ['email'], maxAttempts: 3, cipher: ledger.cipher.fields });
@@ -414,7 +540,7 @@ describe('end to end', () => {
           ).rows;
         await expect.poll(async () => (await reminders()).length, { timeout: 15_000, interval: 100 }).toBe(2);
         await expect.poll(() => emailed.length, { timeout: 10_000, interval: 100 }).toBe(2);
-        expect(await reminderJobs(id)).toEqual([]);
+        expect(await remindersOf(id)).toEqual([]);
         expect((await reminders()).map((row) => row.recipient_id).sort()).toEqual([alice, bob].sort());
         expect(new Set(emailed).size).toBe(2);
       } finally {
@@ -441,4 +567,66 @@ describe('end to end', () => {
       ({ now, offsets } = saved);
     }
   }, 40_000);
+
+  test('reminders scheduled out of the queue are moved into it by the delivery queue, as it starts and by its rounds, and remind on time', async () => {
+    const saved = { now, offsets };
+    // The projection's clock an hour behind: a reminder due in seconds looks an hour off, so it waits
+    // in the schedule.
+    now = new Date(Date.now() - HOUR * 1000);
+    offsets = [5];
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'connect-reminders-'));
+    const inSeconds = (seconds: number) => new Date(Date.now() + seconds * 1000).toISOString();
+    const reminded = async (id: string) =>
+      (
+        await database.pool.query<{ created_at: Date }>(
+          `select created_at from notifications where commitment_id = $1 and kind = 'reminder'`,
+          [id],
+        )
+      ).rows.map((row) => row.created_at.getTime());
+    let queue: DeliveryQueue | undefined;
+    try {
+      const beforeStart = inSeconds(25);
+      const fish = await activeDue('Feed the fish', beforeStart);
+      await project();
+      expect((await remindersOf(fish)).map((r) => r.place)).toEqual(['schedule']);
+
+      queue = await openDeliveryQueue({
+        pool: database.pool,
+        db: database.db,
+        cipher: ledger.cipher,
+        config: {
+          ...deliveryConfigWithoutProviders(dataDir),
+          deliveryMaxAttempts: 3,
+          deliveryConcurrency: 2,
+          reminderOffsets: offsets,
+          appUrl: APP,
+        },
+        pollInterval: 100,
+        queueDueRemindersEvery: 200,
+      });
+      await queue.start();
+      // Moved as the queue started; due in 20 s, so not run yet.
+      expect((await remindersOf(fish)).map((r) => r.place)).toEqual(['queue']);
+
+      // Scheduled once the queue runs: only a later round moves it.
+      const afterStart = inSeconds(25);
+      const bird = await activeDue('Feed the bird', afterStart);
+      await project();
+
+      for (const [id, dueAt] of [
+        [fish, beforeStart],
+        [bird, afterStart],
+      ] as const) {
+        await expect
+          .poll(async () => (await reminded(id)).length, { timeout: 40_000, interval: 200 })
+          .toBe(2);
+        for (const at of await reminded(id)) expect(at).toBeGreaterThanOrEqual(Date.parse(dueAt) - 5_000);
+        expect(await remindersOf(id)).toEqual([]);
+      }
+    } finally {
+      await queue?.close();
+      ({ now, offsets } = saved);
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });

@@ -4,6 +4,7 @@
 import type pg from 'pg';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { ACCOUNT_MAIL_TASK } from '../email/account-mail.ts';
+import { REMIND_TASK } from '../reminders/schedule.ts';
 import { DEAD_JOB } from './dead-letters.ts';
 import { DELIVERY_TASKS } from './tasks.ts';
 
@@ -64,8 +65,11 @@ export async function queueDepth(
        union all
        -- Account mail waiting for SMTP out of the queue (migration 033) is waiting all the same.
        select $1, 'waiting', count(*) from account_mail_waiting having count(*) > 0
+       union all
+       -- Reminders not due soon wait out of the queue (migration 034), scheduled all the same.
+       select $2, 'scheduled', count(*) from reminders_scheduled having count(*) > 0
      ) as depth group by 1, 2 order by 1, 2`,
-    [ACCOUNT_MAIL_TASK],
+    [ACCOUNT_MAIL_TASK, REMIND_TASK],
   );
   return rows;
 }
@@ -77,7 +81,7 @@ export function registerDeliveryMetrics(registry: Registry, pool: pg.Pool): void
   if (registry.getSingleMetric('connect_notification_queue_jobs')) return;
   new Gauge({
     name: 'connect_notification_queue_jobs',
-    help: 'Jobs in the queue by task and state (scheduled, waiting, retrying, running, dead); account mail waiting for SMTP is waiting',
+    help: 'Jobs in the queue by task and state (scheduled, waiting, retrying, running, dead); account mail waiting for SMTP is waiting, reminders not due soon are scheduled',
     labelNames: ['task', 'state'],
     registers: [registry],
     async collect() {

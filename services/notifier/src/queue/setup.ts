@@ -19,11 +19,18 @@ import {
 import { emailChannelFromConfig } from '../email/deliver.ts';
 import { pushChannelFromConfig } from '../push/deliver.ts';
 import type { VapidConfig } from '../push/keys.ts';
-import { REMIND_TASK, reminderSchedule, type Schedule } from '../reminders/schedule.ts';
+import {
+  QUEUE_AHEAD_MS,
+  queueDueReminders,
+  REMIND_TASK,
+  reminderSchedule,
+  type Schedule,
+} from '../reminders/schedule.ts';
 import { remindTask } from '../reminders/task.ts';
 import { smsChannelFromConfig } from '../sms/deliver.ts';
 import { type QueueHooks, queueHooks } from './enqueue.ts';
 import { registerDeliveryMetrics } from './metrics.ts';
+import { rounds } from './rounds.ts';
 import type { ChannelHandlers, QueuedChannel } from './tasks.ts';
 import { migrateDeliveryQueue, startDeliveryWorker, type WorkerLog } from './worker.ts';
 
@@ -75,6 +82,11 @@ export async function openDeliveryQueue(deps: {
    * in a rolling restart) may have taken some since.
    */
   requeueWaitingMailEvery?: number;
+  /**
+   * With reminders: how often the reminders coming due are moved from their schedule into the
+   * queue (ms; default a minute, well inside QUEUE_AHEAD_MS), besides at start.
+   */
+  queueDueRemindersEvery?: number;
 }): Promise<DeliveryQueue> {
   const { pool, db, config } = deps;
   let log = deps.log;
@@ -125,19 +137,32 @@ export async function openDeliveryQueue(deps: {
   let runner: Runner | undefined;
   let watched: Runner | undefined;
   let stopped: string | undefined;
-  const requeueEvery = deps.requeueWaitingMailEvery ?? 60_000;
-  if (!(requeueEvery > 0)) throw new RangeError('requeueWaitingMailEvery must be above 0 ms');
-  let requeueing: NodeJS.Timeout | undefined;
-  let requeueRound: Promise<void> | undefined;
-  /** Puts waiting account mail back into the queue; a round under way is joined, not doubled. */
-  const requeueWaitingMail = () =>
-    (requeueRound ??= requeueWaitingAccountMail(db)
-      .then((jobs) => {
-        if (jobs > 0) log?.info({ jobs }, 'account emails that waited for SMTP are queued');
-      })
-      .finally(() => {
-        requeueRound = undefined;
-      }));
+  const everyMs = (option: string, ms = 60_000) => {
+    if (!(ms > 0)) throw new RangeError(`${option} must be above 0 ms`);
+    return ms;
+  };
+  const requeueWaitingMail = rounds(
+    async () => {
+      const jobs = await requeueWaitingAccountMail(db);
+      if (jobs > 0) log?.info({ jobs }, 'account emails that waited for SMTP are queued');
+    },
+    {
+      everyMs: everyMs('requeueWaitingMailEvery', deps.requeueWaitingMailEvery),
+      onError: (error) =>
+        log?.warn({ err: { message: error.message } }, 'account emails that waited for SMTP stay waiting'),
+    },
+  );
+  const queueReminders = rounds(
+    async () => {
+      const jobs = await queueDueReminders(pool, new Date(Date.now() + QUEUE_AHEAD_MS));
+      if (jobs > 0) log?.debug({ jobs }, 'reminders coming due are queued');
+    },
+    {
+      everyMs: everyMs('queueDueRemindersEvery', deps.queueDueRemindersEvery),
+      onError: (error) =>
+        log?.warn({ err: { message: error.message } }, 'reminders coming due are not queued yet'),
+    },
+  );
   return {
     hooks: reminders ? { ...hooks, schedule: reminderSchedule(reminders) } : hooks,
     channels,
@@ -148,7 +173,8 @@ export async function openDeliveryQueue(deps: {
           {},
           'CONNECT_SMTP_URL is unset: account emails (verification, recovery, email change) wait until a worker has it set',
         );
-      if (!runner && accountMailer) await requeueWaitingMail();
+      if (!runner && accountMailer) await requeueWaitingMail.run();
+      if (!runner && reminders) await queueReminders.run();
       worker ??= connectWorker();
       runner ??= await startDeliveryWorker({
         pool: worker.pool,
@@ -184,17 +210,8 @@ export async function openDeliveryQueue(deps: {
         ...(deps.pollInterval ? { pollInterval: deps.pollInterval } : {}),
         ...(log ? { log } : {}),
       });
-      if (accountMailer && !requeueing)
-        requeueing = setInterval(
-          () =>
-            requeueWaitingMail().catch((error: Error) =>
-              log?.warn(
-                { err: { message: error.message } },
-                'account emails that waited for SMTP stay waiting',
-              ),
-            ),
-          requeueEvery,
-        ).unref();
+      if (accountMailer) requeueWaitingMail.repeat();
+      if (reminders) queueReminders.repeat();
       if (watched === runner) return;
       const current = runner;
       watched = current;
@@ -209,9 +226,8 @@ export async function openDeliveryQueue(deps: {
       );
     },
     async close() {
-      clearInterval(requeueing);
-      requeueing = undefined;
-      await requeueRound?.catch(() => undefined);
+      await requeueWaitingMail.stop();
+      await queueReminders.stop();
       const current = runner;
       runner = undefined;
       await current?.stop();

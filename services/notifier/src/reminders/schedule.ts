@@ -1,9 +1,12 @@
-// Deadline reminders as graphile-worker jobs, one per commitment and offset (job key
-// `reminder:<commitment>:<offset seconds>`), due `offset` before the due date. The notifications
-// projection keeps them in step with the ledger inside its batch transaction: a commitment that
-// becomes active with a due date gets them, a new due date moves them (adding with the same key
-// replaces the job's payload and run_at), and one that ends or loses its due date loses them. Jobs
-// live in the database, so they outlive restarts and run once however many workers there are.
+// Deadline reminders, one per commitment and offset (job key `reminder:<commitment>:<offset
+// seconds>`), due `offset` before the due date. The notifications projection keeps them in step
+// with the ledger inside its batch transaction: a commitment that becomes active with a due date
+// gets them, a new due date moves them, and one that ends or loses its due date loses them.
+// A reminder due within QUEUE_AHEAD_MS is a graphile-worker job at once (adding with the same key
+// replaces the job's payload and run_at); a later one waits in reminders_scheduled (migration 034),
+// out of the queue whose every fetch would walk it, until the worker's round moves it in
+// (queueDueReminders). Both live in the database, so they outlive restarts and run once however
+// many workers there are.
 import { type Companion, queryPipelined } from '@connect/db';
 import type { Commitment } from '@connect/domain';
 import type pg from 'pg';
@@ -21,6 +24,12 @@ export interface ReminderJob {
 
 /** Hands a batch's commitment events to the reminders, inside the batch's transaction. */
 export type Schedule = (client: pg.ClientBase, happenings: readonly Happening[]) => Promise<void>;
+
+/**
+ * How far ahead a reminder is put into the queue. The worker's round (a minute apart) moves those
+ * due within it, so a reminder is queued several rounds before its time and runs on time.
+ */
+export const QUEUE_AHEAD_MS = 10 * 60_000;
 
 const reminderKeyPrefix = (commitmentId: string) => `reminder:${commitmentId}:`;
 
@@ -77,20 +86,31 @@ export const REMOVE_OTHER_REMINDERS = `select graphile_worker.remove_job(key) fr
      where key like $1 and not (key = any($2::text[]))`;
 
 /**
- * The batch's changes in one round trip: for each commitment, its jobs no longer wanted removed,
- * then the wanted jobs of them all added or replaced.
+ * The batch's changes in one round trip: the commitments' scheduled reminders removed; for each
+ * commitment, its queued jobs removed but those still to be queued; the reminders due within the
+ * horizon added to the queue (or replaced there), and the later ones scheduled.
  */
 async function reschedule(client: pg.ClientBase, changes: Change[], offsets: readonly number[], now: Date) {
-  const planned = changes.map(({ commitmentId, dueAt, ledgerIndex }) => {
-    const jobs = dueAt === null ? [] : reminderJobs({ commitmentId, dueAt, ledgerIndex }, offsets, now);
-    return { commitmentId, jobs, keys: jobs.map((job) => reminderJobKey(commitmentId, job.offsetSeconds)) };
-  });
-  const statements: Companion[] = planned.map(({ commitmentId, keys }) => ({
-    text: REMOVE_OTHER_REMINDERS,
-    values: [`${reminderKeyPrefix(commitmentId)}%`, keys],
-  }));
-  const jobs = planned.flatMap((plan) => plan.jobs);
-  if (jobs.length > 0)
+  const horizon = now.getTime() + QUEUE_AHEAD_MS;
+  const wanted = changes.flatMap(({ commitmentId, dueAt, ledgerIndex }) =>
+    dueAt === null ? [] : reminderJobs({ commitmentId, dueAt, ledgerIndex }, offsets, now),
+  );
+  const queued = wanted.filter((job) => runAtOf(job).getTime() <= horizon);
+  const scheduled = wanted.filter((job) => runAtOf(job).getTime() > horizon);
+  const queuedKeys = new Map<string, string[]>();
+  for (const job of queued)
+    queuedKeys.set(job.commitmentId, [...(queuedKeys.get(job.commitmentId) ?? []), keyOf(job)]);
+  const statements: Companion[] = [
+    {
+      text: 'delete from reminders_scheduled where commitment_id = any($1::uuid[])',
+      values: [changes.map((change) => change.commitmentId)],
+    },
+    ...changes.map(({ commitmentId }) => ({
+      text: REMOVE_OTHER_REMINDERS,
+      values: [`${reminderKeyPrefix(commitmentId)}%`, queuedKeys.get(commitmentId) ?? []],
+    })),
+  ];
+  if (queued.length > 0)
     statements.push({
       text: `select graphile_worker.add_job(
          identifier => $1,
@@ -103,13 +123,46 @@ async function reschedule(client: pg.ClientBase, changes: Change[], offsets: rea
       values: [
         REMIND_TASK,
         REMINDER_ATTEMPTS,
-        jobs.map((job) => JSON.stringify(job)),
-        jobs.map((job) => runAtOf(job)),
-        planned.flatMap((plan) => plan.keys),
+        queued.map((job) => JSON.stringify(job)),
+        queued.map(runAtOf),
+        queued.map(keyOf),
+      ],
+    });
+  if (scheduled.length > 0)
+    statements.push({
+      text: `insert into reminders_scheduled (commitment_id, job_key, run_at, payload)
+             select * from unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::jsonb[])`,
+      values: [
+        scheduled.map((job) => job.commitmentId),
+        scheduled.map(keyOf),
+        scheduled.map(runAtOf),
+        scheduled.map((job) => JSON.stringify(job)),
       ],
     });
   const last = statements.pop();
   if (last) await queryPipelined(client, last, { before: statements });
+}
+
+/**
+ * The worker's round: moves the scheduled reminders due by `until` into the queue, in one statement
+ * (each row is deleted as its job is added, so rounds of several workers move each once); returns
+ * how many it moved. One already past is queued all the same: its task reminds only while the due
+ * date is ahead.
+ */
+export async function queueDueReminders(db: pg.Pool | pg.ClientBase, until: Date): Promise<number> {
+  const { rows } = await db.query<{ jobs: number }>(
+    `with due as (delete from reminders_scheduled where run_at <= $1 returning job_key, run_at, payload),
+     specs as (
+       select array_agg(
+         ($2::text, payload::json, null, run_at, $3::int, job_key, null, null)::graphile_worker.job_spec
+         order by run_at) as specs
+       from due
+     )
+     select count(*)::int as jobs from specs, graphile_worker.add_jobs(specs.specs)
+      where specs.specs is not null`,
+    [until, REMIND_TASK, REMINDER_ATTEMPTS],
+  );
+  return rows[0]?.jobs ?? 0;
 }
 
 function reminderJobs(
@@ -121,6 +174,8 @@ function reminderJobs(
     .map((offsetSeconds) => ({ ...due, offsetSeconds }))
     .filter((job) => runAtOf(job) > now);
 }
+
+const keyOf = (job: ReminderJob) => reminderJobKey(job.commitmentId, job.offsetSeconds);
 
 export const runAtOf = (job: Pick<ReminderJob, 'dueAt' | 'offsetSeconds'>) =>
   new Date(Date.parse(job.dueAt) - job.offsetSeconds * 1000);
