@@ -11,34 +11,25 @@
 // deliveries cannot cost the machine less than these, however the notifier is written.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { workerPreset } from '@connect/notifier';
 import { Logger, run, runMigrations } from 'graphile-worker';
 import nodemailer from 'nodemailer';
-import pg from 'pg';
 import { SMTPServer } from 'smtp-server';
-import { benchDatabase, type Metrics, processCpu, round, settle } from './support.ts';
+import {
+  benchDatabase,
+  type Metrics,
+  notifierWorkerPool,
+  postgresCpuMs,
+  processCpuMs,
+  round,
+  settle,
+  WORKER_CONCURRENCY,
+} from './support.ts';
 
 const EMAILS = 3000;
 const WEBHOOKS = 20_000;
 const JOBS = 20_000;
-/** The notifier's worker slots (CONNECT_DELIVERY_CONCURRENCY's default). */
-const WORKER_CONCURRENCY = 8;
 const quiet = new Logger(() => () => {});
-
-const processCpuMs = () => {
-  const usage = process.cpuUsage();
-  return (usage.user + usage.system) / 1000;
-};
-
-/**
- * CPU time of every process named postgres (ms), with that of their children that exited (the
- * postmaster's cutime and cstime: backends that ended meanwhile).
- */
-async function postgresCpuMs(): Promise<number> {
-  const postgres = [...(await processCpu()).values()].filter((process) => process.name === 'postgres');
-  if (postgres.length === 0)
-    throw new Error('no PostgreSQL process on this machine: the queue job floor needs a local server');
-  return postgres.reduce((sum, process) => sum + process.cpuSeconds, 0) * 1000;
-}
 
 /**
  * Runs `count` of `send`, `concurrency` at a time, after a tenth as many at the same concurrency
@@ -153,14 +144,7 @@ async function httpFloor(): Promise<number> {
 
 async function queueJobFloor(): Promise<number> {
   const database = await benchDatabase(2);
-  // As the notifier's worker connects (services/notifier/src/queue/setup.ts).
-  const workerPool = new pg.Pool({
-    connectionString: database.url,
-    max: WORKER_CONCURRENCY + 2,
-    options: '-c synchronous_commit=off',
-  });
-  workerPool.on('error', () => undefined);
-  workerPool.on('connect', (client) => client.on('error', () => undefined));
+  const workerPool = notifierWorkerPool(database.url);
   try {
     await runMigrations({ pgPool: database.pool, logger: quiet });
     for (let i = 0; i < JOBS; i += 100) {
@@ -182,13 +166,7 @@ async function queueJobFloor(): Promise<number> {
       concurrency: WORKER_CONCURRENCY,
       noHandleSignals: true,
       logger: quiet,
-      preset: {
-        worker: {
-          localQueue: { size: WORKER_CONCURRENCY * 4 },
-          completeJobBatchDelay: 0,
-          failJobBatchDelay: 0,
-        },
-      },
+      preset: workerPreset(WORKER_CONCURRENCY),
       taskList: {
         noop: async () => {
           if (++done === JOBS) allDone();

@@ -1,5 +1,5 @@
 // npm run bench -- [suite…]   (suites: ledger, commands, queries, verify, notifications, notifier,
-// delivery-floors, import, crypto, load; default: all)
+// delivery-floors, reminders, import, crypto, load; default: all)
 // Prints a table and, when BENCH_OUT names a file, merges the figures into it as JSON.
 import { benchCommands } from './commands.ts';
 import { benchCrypto } from './crypto.ts';
@@ -10,6 +10,7 @@ import { benchLoad } from './load.ts';
 import { benchNotifications } from './notifications.ts';
 import { benchNotifier } from './notifier.ts';
 import { benchQueries } from './queries.ts';
+import { benchReminders } from './reminders.ts';
 import { type Metrics, writeResults } from './support.ts';
 import { benchVerify } from './verify.ts';
 
@@ -21,6 +22,7 @@ const SUITES: Record<string, () => Promise<Metrics>> = {
   notifications: benchNotifications,
   notifier: benchNotifier,
   'delivery-floors': benchDeliveryFloors,
+  reminders: benchReminders,
   import: benchImport,
   crypto: benchCrypto,
   load: benchLoad,

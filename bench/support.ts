@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createScratchDatabase, type DatabaseHandle, startEmbeddedPostgres } from '@connect/db';
-import type pg from 'pg';
+import pg from 'pg';
 import { freePort } from '../test/support/free-port.ts';
 import type { GeneratorJob, GeneratorResult } from './open-loop-generator.ts';
 
@@ -315,4 +315,39 @@ export async function processCpu(): Promise<Map<number, ProcessCpu>> {
     });
   }
   return processes;
+}
+
+/** This process's CPU time (ms). */
+export const processCpuMs = () => {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
+};
+
+/**
+ * CPU time of every process named postgres (ms), with that of their children that exited (the
+ * postmaster's cutime and cstime: backends that ended meanwhile).
+ */
+export async function postgresCpuMs(): Promise<number> {
+  const postgres = [...(await processCpu()).values()].filter((process) => process.name === 'postgres');
+  if (postgres.length === 0)
+    throw new Error('no PostgreSQL process on this machine: its CPU is measured on a local server');
+  return postgres.reduce((sum, process) => sum + process.cpuSeconds, 0) * 1000;
+}
+
+/** The notifier's worker slots (CONNECT_DELIVERY_CONCURRENCY's default). */
+export const WORKER_CONCURRENCY = 8;
+
+/**
+ * A pool as the notifier's worker connects (services/notifier/src/queue/setup.ts): a connection
+ * for each slot and two more, commits that do not wait for the disk.
+ */
+export function notifierWorkerPool(url: string): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: WORKER_CONCURRENCY + 2,
+    options: '-c synchronous_commit=off',
+  });
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
+  return pool;
 }

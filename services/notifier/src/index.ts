@@ -8,6 +8,7 @@ export * from './preferences.ts';
 export * from './projection.ts';
 export * from './push/index.ts';
 export * from './queue/index.ts';
+export * from './reminders/schedule.ts';
 export * from './rules.ts';
 export * from './sms/index.ts';
 export * from './webhooks/index.ts';

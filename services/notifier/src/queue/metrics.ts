@@ -87,7 +87,7 @@ export function registerDeliveryMetrics(registry: Registry, pool: pg.Pool): void
     async collect() {
       const rows = await queueDepth(pool);
       this.reset();
-      for (const task of Object.values(DELIVERY_TASKS)) {
+      for (const task of [...Object.values(DELIVERY_TASKS), REMIND_TASK, ACCOUNT_MAIL_TASK]) {
         for (const state of JOB_STATES) this.set({ task, state }, 0);
       }
       for (const row of rows) this.set({ task: row.task, state: row.state }, row.jobs);

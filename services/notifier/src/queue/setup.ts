@@ -137,8 +137,9 @@ export async function openDeliveryQueue(deps: {
   let runner: Runner | undefined;
   let watched: Runner | undefined;
   let stopped: string | undefined;
-  const everyMs = (option: string, ms = 60_000) => {
-    if (!(ms > 0)) throw new RangeError(`${option} must be above 0 ms`);
+  const everyMs = (option: string, ms = 60_000, below?: number) => {
+    if (!(ms > 0) || (below !== undefined && ms >= below))
+      throw new RangeError(`${option} must be above 0${below === undefined ? '' : ` and below ${below}`} ms`);
     return ms;
   };
   const requeueWaitingMail = rounds(
@@ -158,7 +159,8 @@ export async function openDeliveryQueue(deps: {
       if (jobs > 0) log?.debug({ jobs }, 'reminders coming due are queued');
     },
     {
-      everyMs: everyMs('queueDueRemindersEvery', deps.queueDueRemindersEvery),
+      // A reminder is moved in by a round that runs within its last QUEUE_AHEAD_MS.
+      everyMs: everyMs('queueDueRemindersEvery', deps.queueDueRemindersEvery, QUEUE_AHEAD_MS),
       onError: (error) =>
         log?.warn({ err: { message: error.message } }, 'reminders coming due are not queued yet'),
     },

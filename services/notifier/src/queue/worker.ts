@@ -89,6 +89,14 @@ async function indexJobKeyPrefixes(pool: pg.Pool): Promise<void> {
 const LOCK_WAIT = '5s';
 const LOCK_NOT_AVAILABLE = '55P03';
 
+/**
+ * Jobs fetched (and locked) a batch at a time and completed in batches: a delivery costs about its
+ * own work rather than two round trips to the queue's tables.
+ */
+export const workerPreset = (concurrency: number) => ({
+  worker: { localQueue: { size: concurrency * 4 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 },
+});
+
 /** Starts the worker; `stop()` waits for the jobs in hand to finish. */
 export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promise<Runner> {
   const concurrency = options.concurrency ?? 8;
@@ -96,11 +104,7 @@ export async function startDeliveryWorker(options: DeliveryWorkerOptions): Promi
     pgPool: options.pool,
     taskList: deliveryTasks(options),
     concurrency,
-    // Jobs fetched (and locked) a batch at a time and completed in batches: a delivery costs about
-    // its own work rather than two round trips to the queue's tables.
-    preset: {
-      worker: { localQueue: { size: concurrency * 4 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 },
-    },
+    preset: workerPreset(concurrency),
     pollInterval: options.pollInterval ?? 2000,
     noHandleSignals: true,
     logger: options.log ? loggerOf(options.log) : quietLogger,

@@ -143,26 +143,50 @@ async function reschedule(client: pg.ClientBase, changes: Change[], offsets: rea
   if (last) await queryPipelined(client, last, { before: statements });
 }
 
+/** The most reminders a round moves in one transaction; it goes on with the next until none is left. */
+const ROUND_LIMIT = 5000;
+
 /**
- * The worker's round: moves the scheduled reminders due by `until` into the queue, in one statement
- * (each row is deleted as its job is added, so rounds of several workers move each once); returns
- * how many it moved. One already past is queued all the same: its task reminds only while the due
- * date is ahead.
+ * The worker's round: moves the scheduled reminders due by `until` into the queue, `limit` at a
+ * time, each statement deleting the rows as it adds their jobs; returns how many it queued.
+ * - Rows another transaction holds are skipped (`skip locked`): a projection batch replacing them,
+ *   or another worker's round. A round so never waits on a lock, nor deadlocks with a batch that
+ *   deletes a commitment's rows in another order; what it skipped, the next round finds.
+ * - A row whose key is already a job in the queue is dropped, not queued: only a notifier older
+ *   than reminders_scheduled (still running in a rolling restart) adds a job without removing the
+ *   row, and that job is the later one.
+ * - One already past is queued all the same: its task reminds only while the due date is ahead.
  */
-export async function queueDueReminders(db: pg.Pool | pg.ClientBase, until: Date): Promise<number> {
-  const { rows } = await db.query<{ jobs: number }>(
-    `with due as (delete from reminders_scheduled where run_at <= $1 returning job_key, run_at, payload),
-     specs as (
-       select array_agg(
-         ($2::text, payload::json, null, run_at, $3::int, job_key, null, null)::graphile_worker.job_spec
-         order by run_at) as specs
-       from due
-     )
-     select count(*)::int as jobs from specs, graphile_worker.add_jobs(specs.specs)
-      where specs.specs is not null`,
-    [until, REMIND_TASK, REMINDER_ATTEMPTS],
-  );
-  return rows[0]?.jobs ?? 0;
+export async function queueDueReminders(
+  db: pg.Pool | pg.ClientBase,
+  until: Date,
+  limit = ROUND_LIMIT,
+): Promise<number> {
+  let queued = 0;
+  for (;;) {
+    const { rows } = await db.query<{ taken: number; jobs: number }>(
+      `with due as (
+         delete from reminders_scheduled
+          where (commitment_id, job_key) in (
+            select commitment_id, job_key from reminders_scheduled
+             where run_at <= $1 order by run_at limit $4 for update skip locked)
+         returning job_key, run_at, payload
+       ),
+       specs as (
+         select array_agg(
+           ($2::text, payload::json, null, run_at, $3::int, job_key, null, null)::graphile_worker.job_spec
+           order by run_at) as specs
+         from due
+         where not exists (select 1 from graphile_worker._private_jobs as job where job.key = due.job_key)
+       )
+       select (select count(*) from due)::int as taken,
+              (select count(*) from specs, graphile_worker.add_jobs(specs.specs)
+                where specs.specs is not null)::int as jobs`,
+      [until, REMIND_TASK, REMINDER_ATTEMPTS, limit],
+    );
+    queued += rows[0]?.jobs ?? 0;
+    if ((rows[0]?.taken ?? 0) < limit) return queued;
+  }
 }
 
 function reminderJobs(

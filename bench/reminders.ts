@@ -1,0 +1,165 @@
+// npm run bench -- reminders: what deadline reminders waiting for their time cost the delivery
+// queue. BENCH_REMINDERS (default 200,000) reminders, three for each dated commitment (a week, a
+// day and an hour before a due date 30 to 90 days off), are scheduled through the notifications
+// projection's hook, BENCH_REMINDERS_BATCH (500) commitments a batch. A worker like the notifier's
+// then runs BENCH_REMINDERS_JOBS (2,000) jobs that arrive one at a time, BENCH_REMINDERS_RATE
+// (100) a second, as deliveries trickle in: each costs the fetch that finds it and the one after
+// that finds nothing more.
+//   reminders.scheduled_per_s     reminders scheduled a second through the hook
+//   reminders.job_cpu_us_none     CPU a trickled job costs this process and every PostgreSQL
+//                                 process, with no reminder anywhere: the floor
+//   reminders.job_cpu_us          the same, the reminders waiting out of the queue (as they do)
+//   reminders.job_cpu_us_queued   the same, every reminder a future job in the queue (as they
+//                                 were before reminders_scheduled)
+//   reminders.queued_ratio        job_cpu_us_queued ÷ job_cpu_us
+//   reminders.round_ms            the median worker round that moves the reminders coming due
+//                                 into the queue (none is)
+import { randomUUID } from 'node:crypto';
+import { type Commitment, type CommitmentEvent, initialState } from '@connect/domain';
+import {
+  type Happening,
+  migrateDeliveryQueue,
+  QUEUE_AHEAD_MS,
+  queueDueReminders,
+  reminderSchedule,
+  workerPreset,
+} from '@connect/notifier';
+import { Logger, run } from 'graphile-worker';
+import {
+  type BenchDatabase,
+  benchDatabase,
+  type Metrics,
+  median,
+  notifierWorkerPool,
+  postgresCpuMs,
+  processCpuMs,
+  round,
+  WORKER_CONCURRENCY,
+} from './support.ts';
+
+const REMINDERS = Number(process.env.BENCH_REMINDERS ?? 200_000);
+const BATCH = Number(process.env.BENCH_REMINDERS_BATCH ?? 500);
+const JOBS = Number(process.env.BENCH_REMINDERS_JOBS ?? 2000);
+const RATE = Number(process.env.BENCH_REMINDERS_RATE ?? 100);
+const OFFSETS = [7 * 86_400, 86_400, 3600];
+const quiet = new Logger(() => () => {});
+
+/** A commitment that became active with a due date: what makes the hook schedule its reminders. */
+function activated(index: number, dueAt: string): Happening {
+  const before = initialState(randomUUID());
+  const after: Commitment = { ...before, exists: true, status: 'active', dueAt };
+  const event = { type: 'CommitmentActivated', data: {} } as CommitmentEvent;
+  return { index, actor: null, recordedAt: new Date().toISOString(), event, before, after };
+}
+
+/** Schedules REMINDERS reminders through the projection's hook, a batch a transaction; per second. */
+async function scheduleReminders(database: BenchDatabase): Promise<number> {
+  const schedule = reminderSchedule({ offsets: OFFSETS });
+  const commitments = Math.ceil(REMINDERS / OFFSETS.length);
+  const day = 86_400_000;
+  const started = performance.now();
+  const client = await database.pool.connect();
+  try {
+    for (let done = 0; done < commitments; done += BATCH) {
+      const batch = Array.from({ length: Math.min(BATCH, commitments - done) }, (_, i) =>
+        activated(done + i, new Date(Date.now() + 30 * day + ((done + i) % 60) * day).toISOString()),
+      );
+      await client.query('begin');
+      await schedule(client, batch);
+      await client.query('commit');
+    }
+  } finally {
+    client.release();
+  }
+  return (commitments * OFFSETS.length) / ((performance.now() - started) / 1000);
+}
+
+/** Jobs added one at a time at RATE a second to a worker like the notifier's; CPU µs per job. */
+async function trickle(database: BenchDatabase): Promise<number> {
+  const workerPool = notifierWorkerPool(database.url);
+  let done = 0;
+  let allDone = () => {};
+  const finished = new Promise<void>((resolve) => {
+    allDone = resolve;
+  });
+  const runner = await run({
+    pgPool: workerPool,
+    concurrency: WORKER_CONCURRENCY,
+    noHandleSignals: true,
+    logger: quiet,
+    pollInterval: 2000,
+    preset: workerPreset(WORKER_CONCURRENCY),
+    taskList: {
+      noop: async () => {
+        if (++done === JOBS) allDone();
+      },
+    },
+  });
+  try {
+    const client = await database.pool.connect();
+    try {
+      const before = processCpuMs() + (await postgresCpuMs());
+      const started = performance.now();
+      for (let i = 0; i < JOBS; i++) {
+        await client.query(`select graphile_worker.add_job('noop', json_build_object('i', $1::int))`, [i]);
+        const wait = started + ((i + 1) * 1000) / RATE - performance.now();
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+      await finished;
+      return ((processCpuMs() + (await postgresCpuMs()) - before) / JOBS) * 1000;
+    } finally {
+      client.release();
+    }
+  } finally {
+    await runner.stop();
+    await workerPool.end();
+  }
+}
+
+/** Every scheduled reminder made a future job in the queue, as the hook queued them before. */
+async function queueAllReminders(database: BenchDatabase): Promise<void> {
+  await database.pool.query(
+    `with moved as (delete from reminders_scheduled returning job_key, run_at, payload)
+     select graphile_worker.add_jobs(array(
+       select ('remind', payload::json, null, run_at, 5, job_key, null, null)::graphile_worker.job_spec
+         from moved))`,
+  );
+}
+
+const vacuum = (database: BenchDatabase) =>
+  database.pool.query('vacuum analyze graphile_worker._private_jobs, reminders_scheduled');
+
+export async function benchReminders(): Promise<Metrics> {
+  const database = await benchDatabase(4);
+  try {
+    await migrateDeliveryQueue(database.pool);
+    console.log(`${JOBS} trickled jobs with no reminders…`);
+    await vacuum(database);
+    const none = await trickle(database);
+    console.log(`${REMINDERS} reminders scheduled…`);
+    const scheduledPerSecond = await scheduleReminders(database);
+    await vacuum(database);
+    const rounds: number[] = [];
+    for (let i = 0; i < 21; i++) {
+      const started = performance.now();
+      await queueDueReminders(database.pool, new Date(Date.now() + QUEUE_AHEAD_MS));
+      rounds.push(performance.now() - started);
+    }
+    console.log(`${JOBS} trickled jobs, the reminders scheduled out of the queue…`);
+    const scheduled = await trickle(database);
+    await queueAllReminders(database);
+    await vacuum(database);
+    console.log(`${JOBS} trickled jobs, the reminders queued…`);
+    const queued = await trickle(database);
+    return {
+      'reminders.scheduled_per_s': { value: round(scheduledPerSecond, 0), unit: 'reminders/s' },
+      'reminders.job_cpu_us_none': { value: round(none, 0), unit: 'µs per job' },
+      'reminders.job_cpu_us': { value: round(scheduled, 0), unit: 'µs per job' },
+      'reminders.job_cpu_us_queued': { value: round(queued, 0), unit: 'µs per job' },
+      'reminders.queued_ratio': { value: round(queued / scheduled), unit: '×' },
+      'reminders.round_ms': { value: round(median(rounds)), unit: 'ms' },
+    };
+  } finally {
+    await database.close();
+  }
+}
