@@ -160,7 +160,7 @@ async function queueJobFloor(): Promise<number> {
     const finished = new Promise<void>((resolve) => {
       allDone = resolve;
     });
-    const before = processCpuMs() + (await postgresCpuMs());
+    const before = processCpuMs() + (await postgresCpuMs(database.pool));
     const runner = await run({
       pgPool: workerPool,
       concurrency: WORKER_CONCURRENCY,
@@ -175,7 +175,7 @@ async function queueJobFloor(): Promise<number> {
     });
     await finished;
     await runner.stop();
-    return ((processCpuMs() + (await postgresCpuMs()) - before) / JOBS) * 1000;
+    return ((processCpuMs() + (await postgresCpuMs(database.pool)) - before) / JOBS) * 1000;
   } finally {
     await workerPool.end();
     await database.close();

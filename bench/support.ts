@@ -324,14 +324,20 @@ export const processCpuMs = () => {
 };
 
 /**
- * CPU time of every process named postgres (ms), with that of their children that exited (the
- * postmaster's cutime and cstime: backends that ended meanwhile).
+ * CPU time (ms) of the PostgreSQL server `pool` connects to, which must run on this machine: its
+ * postmaster and the processes it started, with those that exited (the postmaster's cutime and
+ * cstime: backends that ended meanwhile). Other servers on the machine are not counted.
  */
-export async function postgresCpuMs(): Promise<number> {
-  const postgres = [...(await processCpu()).values()].filter((process) => process.name === 'postgres');
-  if (postgres.length === 0)
-    throw new Error('no PostgreSQL process on this machine: its CPU is measured on a local server');
-  return postgres.reduce((sum, process) => sum + process.cpuSeconds, 0) * 1000;
+export async function postgresCpuMs(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ pid: number }>('select pg_backend_pid() as pid');
+  const processes = await processCpu();
+  const postmaster = processes.get(rows[0]?.pid ?? -1)?.ppid;
+  if (postmaster === undefined)
+    throw new Error('the PostgreSQL server is not on this machine: its CPU is read from /proc');
+  let ms = 0;
+  for (const [pid, process] of processes)
+    if (pid === postmaster || process.ppid === postmaster) ms += process.cpuSeconds * 1000;
+  return ms;
 }
 
 /** The notifier's worker slots (CONNECT_DELIVERY_CONCURRENCY's default). */

@@ -405,6 +405,7 @@ describe('scheduling', () => {
     );
     expect(rows).toEqual([{ max_attempts: 5, attempts: 0, locked_at: null }]);
     expect(await queueDueReminders(database.pool, new Date(later(2 * DAY)))).toBe(0);
+    await expect(queueDueReminders(database.pool, new Date(later(2 * DAY)), 0)).rejects.toThrow(RangeError);
   });
 
   test('a round skips the rows another transaction holds, without waiting, and the next one moves them', async () => {
@@ -637,7 +638,7 @@ describe('end to end', () => {
       await project();
       expect((await remindersOf(fish)).map((r) => r.place)).toEqual(['schedule']);
 
-      queue = await openDeliveryQueue({
+      const options = {
         pool: database.pool,
         db: database.db,
         cipher: ledger.cipher,
@@ -650,7 +651,12 @@ describe('end to end', () => {
         },
         pollInterval: 100,
         queueDueRemindersEvery: 200,
-      });
+      };
+      // A round must come within the horizon, or a reminder could be queued after its time.
+      await expect(openDeliveryQueue({ ...options, queueDueRemindersEvery: QUEUE_AHEAD_MS })).rejects.toThrow(
+        `queueDueRemindersEvery must be above 0 and below ${QUEUE_AHEAD_MS} ms`,
+      );
+      queue = await openDeliveryQueue(options);
       await queue.start();
       // Moved as the queue started (and perhaps run already, on a slow machine).
       expect((await remindersOf(fish)).map((r) => r.place)).not.toContain('schedule');

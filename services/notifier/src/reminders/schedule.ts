@@ -154,7 +154,9 @@ const ROUND_LIMIT = 5000;
  *   deletes a commitment's rows in another order; what it skipped, the next round finds.
  * - A row whose key is already a job in the queue is dropped, not queued: only a notifier older
  *   than reminders_scheduled (still running in a rolling restart) adds a job without removing the
- *   row, and that job is the later one.
+ *   row, and that job is the later one. Left to that rolling restart: a job such a notifier commits
+ *   while this statement runs is replaced by the row (its reminder is then skipped as stale), and
+ *   its batch may deadlock with the round (the projector retries the batch).
  * - One already past is queued all the same: its task reminds only while the due date is ahead.
  */
 export async function queueDueReminders(
@@ -162,6 +164,7 @@ export async function queueDueReminders(
   until: Date,
   limit = ROUND_LIMIT,
 ): Promise<number> {
+  if (!(limit >= 1)) throw new RangeError('a round moves at least one reminder at a time');
   let queued = 0;
   for (;;) {
     const { rows } = await db.query<{ taken: number; jobs: number }>(
