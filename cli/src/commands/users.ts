@@ -1,12 +1,10 @@
 import { eraseUser, grantRole, revokeRole, userIdByEmail } from '@connect/command';
-import { emailIndex, loadConfig, openDatabase } from '@connect/db';
+import { emailIndex, isUuidText, loadConfig, openDatabase } from '@connect/db';
 import { type UserRole, userRoleSchema } from '@connect/domain';
 import { type LedgerRuntime, openLedgerRuntime } from '@connect/ledger';
 
 const USAGE =
   'usage: connect users grant-role EMAIL ROLE | revoke-role EMAIL ROLE | grant-admin EMAIL (ROLE: admin, auditor) | erase EMAIL|ID';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * connect users grant-role|revoke-role EMAIL ROLE (grant-admin EMAIL: grant-role EMAIL admin). The
@@ -66,7 +64,7 @@ async function withRuntime(work: (runtime: LedgerRuntime) => Promise<number>): P
  */
 async function erase(runtime: LedgerRuntime, who: string): Promise<number> {
   const { db, pool } = runtime.database;
-  const userId = UUID.test(who)
+  const userId = isUuidText(who)
     ? who.toLowerCase()
     : await userIdByEmail(db, { index: emailIndex(runtime.keys) }, who);
   if (!userId) {

@@ -4,6 +4,8 @@
 // writing one (hex for every byte string, a backslash before each quote of a JSON text). For the
 // columns of a batch insert, that is most of the statement's cost on both sides.
 
+import { isUuidText } from './uuid-text.ts';
+
 /** The element types, by name as SQL spells them, with their type OIDs (pg_type.oid). */
 const ELEMENT_OIDS = {
   bytea: 17,
@@ -36,10 +38,6 @@ export interface BinaryElementValues {
 const POSTGRES_EPOCH_US = 946_684_800_000_000n;
 
 const HEADER_BYTES = 20;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Whether `value` is a UUID's hyphenated text, in either case. */
-export const isUuidText = (value: string) => UUID.test(value);
 
 /**
  * `values` as a binary array of `type`, to pass as a parameter cast to that array type (for

@@ -26,3 +26,4 @@ export type * from './schema.ts';
 export * from './scratch-database.ts';
 export * from './seal-emails.ts';
 export * from './secret-file.ts';
+export * from './uuid-text.ts';

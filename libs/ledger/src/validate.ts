@@ -1,7 +1,7 @@
 import { assertLedgerJson, LedgerJsonError } from '@connect/crypto';
+import { isUuidText } from '@connect/db';
 import { type AppendRequest, AppendValidationError } from './types.ts';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const EVENT_TYPE = /^[A-Z][A-Za-z0-9]{0,99}$/;
 export const MAX_EVENTS_PER_APPEND = 1000;
 
@@ -46,7 +46,7 @@ export function validateAppend(request: AppendRequest): void {
   events.forEach((event, i) => {
     const at = `events[${i}]`;
     if (event.id !== undefined) {
-      if (typeof event.id !== 'string' || !UUID.test(event.id))
+      if (typeof event.id !== 'string' || !isUuidText(event.id) || event.id !== event.id.toLowerCase())
         throw new AppendValidationError(`${at}.id`, 'must be a lowercase UUID');
       if (ids.has(event.id)) throw new AppendValidationError(`${at}.id`, 'is used twice in this append');
       ids.add(event.id);

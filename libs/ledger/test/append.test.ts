@@ -152,6 +152,7 @@ describe('appending to a stream', () => {
     [{ events: [{ type: 'A', data: { s: 'a\u0000b' } }] }, 'events[0].data.s'],
     [{ events: [{ type: 'A', data: [] }] }, 'events[0].data'],
     [{ events: [{ type: 'A', data: {}, id: 'not-a-uuid' }] }, 'events[0].id'],
+    [{ events: [{ type: 'A', data: {}, id: '0F8E7D6C-5B4A-4321-8FED-CBA987654321' }] }, 'events[0].id'],
     [{ idempotencyKey: '' }, 'idempotencyKey'],
   ])('bad input %o is refused naming %s', async (override, field) => {
     const request = {

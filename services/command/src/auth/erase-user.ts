@@ -12,6 +12,7 @@ import {
   type Database,
   eraseDataKey,
   type FieldCipher,
+  isUuidText,
   type KeyRing,
   openNotificationTexts,
   sealNotificationTexts,
@@ -50,14 +51,12 @@ export const userKeySubjects = (userId: string) => [
   userSubject(userId),
 ];
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 export async function eraseUser(
   deps: EraseUserDeps,
   requested: string,
   options: { actor: string | null; correlationId?: string } = { actor: null },
 ): Promise<EraseOutcome> {
-  if (!UUID.test(requested)) return { outcome: 'no-user' };
+  if (!isUuidText(requested)) return { outcome: 'no-user' };
   const userId = requested.toLowerCase();
   const at = (deps.now ?? (() => new Date()))();
   // The names they went by, read while their key still opens the profile stream (a rerun finds none).

@@ -15,6 +15,7 @@ import {
   INVITATIONS_SUBJECT,
   invitationEmailPlace,
   openUserEmails,
+  UUID_TEXT_PATTERN,
   userSubject,
 } from '@connect/db';
 import type { Task } from 'graphile-worker';
@@ -146,8 +147,6 @@ export async function enqueueAccountMail(
   }
 }
 
-const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
-
 /**
  * The task of a worker without SMTP: the job leaves the queue for account_mail_waiting (migration
  * 033), where no job fetch has to step past it. One statement removes the job and keeps its mail,
@@ -163,7 +162,7 @@ export function waitForSmtpTask(db: Kysely<Database>): Task {
         returning id, payload
       ), account as (
         select erased_at from users
-        where id = (select (payload->>'userId')::uuid from job where payload->>'userId' ~ ${UUID_PATTERN})
+        where id = (select (payload->>'userId')::uuid from job where payload->>'userId' ~* ${UUID_TEXT_PATTERN})
            or email_index = (select decode(payload->>'emailIndex', 'base64') from job
                              where payload->>'userId' is null)
         for share
