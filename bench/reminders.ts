@@ -23,6 +23,7 @@ import {
   migrateDeliveryQueue,
   QUEUE_AHEAD_MS,
   queueDueReminders,
+  REMIND_TASK,
   reminderSchedule,
   workerPreset,
 } from '@connect/notifier';
@@ -119,14 +120,12 @@ async function trickle(database: BenchDatabase): Promise<number> {
   }
 }
 
-/** Every scheduled reminder made a future job in the queue, as the hook queued them before. */
+/**
+ * Every scheduled reminder made a future job in the queue, as the hook queued them before: the
+ * worker's round, with a horizon past every due date.
+ */
 async function queueAllReminders(database: BenchDatabase): Promise<void> {
-  await database.pool.query(
-    `with moved as (delete from reminders_scheduled returning job_key, run_at, payload)
-     select graphile_worker.add_jobs(array(
-       select ('remind', payload::json, null, run_at, 5, job_key, null, null)::graphile_worker.job_spec
-         from moved))`,
-  );
+  await queueDueReminders(database.pool, new Date(Date.now() + 365 * 86_400_000));
   await settle(database);
 }
 
@@ -136,10 +135,11 @@ async function scheduleAllReminders(database: BenchDatabase): Promise<void> {
     `with moved as (
        delete from graphile_worker._private_jobs as job
         using graphile_worker._private_tasks as task
-        where task.id = job.task_id and task.identifier = 'remind'
+        where task.id = job.task_id and task.identifier = $1
        returning job.key, job.run_at, job.payload)
      insert into reminders_scheduled (commitment_id, job_key, run_at, payload)
      select (payload ->> 'commitmentId')::uuid, key, run_at, payload::jsonb from moved`,
+    [REMIND_TASK],
   );
   await settle(database);
 }
