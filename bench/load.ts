@@ -17,7 +17,18 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { type Metrics, percentile, processCpu, round, startConnect, stopConnect } from './support.ts';
+import {
+  describeMachine,
+  type MachineReading,
+  type Metrics,
+  machineTicks,
+  percentile,
+  processCpu,
+  round,
+  startConnect,
+  stopConnect,
+  watchMachine,
+} from './support.ts';
 
 const USERS = evenCount(Number(process.env.BENCH_LOAD_USERS ?? 2000));
 const SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 60);
@@ -632,8 +643,8 @@ interface StepResult {
   loopDelayP99: number;
   /** CPU used over the step, in cores: this process, the server's node process, its PostgreSQL. */
   cpu: { bench: number; server: number; postgres: number };
-  /** The server's main thread over the step, in cores (see schedule): undefined off Linux. */
-  mainThread: { onCpu: number; waiting: number } | undefined;
+  /** The kernel's threads and the server's main thread over the step (its shares: in cores). */
+  watched: MachineReading;
   /** The machine's CPUs busy over the step, in cores, and how many it has. */
   machine: { busy: number; cores: number } | undefined;
   /** The worst the server's /metrics showed over the step (see watchServer). */
@@ -714,16 +725,16 @@ async function measureStep(
   loopDelay.enable();
   const cpu0 = process.cpuUsage();
   const server0 = await cpuSeconds(serverPid);
-  const [schedule0, machine0] = await Promise.all([threadSchedule(serverPid), machineTicks()]);
-  const watched = watchServer(server.url);
+  const [watching, machine0] = await Promise.all([watchMachine(serverPid), machineTicks()]);
+  const scraping = watchServer(server.url);
   const t0 = performance.now();
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
-  const worst = watched.stop();
+  const worst = scraping.stop();
   await run.stop();
   const elapsed = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const server1 = await cpuSeconds(serverPid);
-  const [schedule1, machine1] = await Promise.all([threadSchedule(serverPid), machineTicks()]);
+  const [watched, machine1] = await Promise.all([watching.stop(), machineTicks()]);
   loopDelay.disable();
   for (let waited = 0; run.pushes.waiting() > 0 && waited < PUSH_GRACE_MS; waited += 50) {
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -753,13 +764,7 @@ async function measureStep(
       server: (server1.node - server0.node) / elapsed,
       postgres: (server1.postgres - server0.postgres) / elapsed,
     },
-    mainThread:
-      schedule0 && schedule1
-        ? {
-            onCpu: (schedule1.onCpuNs - schedule0.onCpuNs) / 1e9 / elapsed,
-            waiting: (schedule1.waitingNs - schedule0.waitingNs) / 1e9 / elapsed,
-          }
-        : undefined,
+    watched,
     machine:
       machine0 && machine1
         ? {
@@ -778,9 +783,9 @@ function printStep(step: StepResult, errorSamples: readonly string[]): void {
       `    reads p50/p99 ${step.reads.map((ms) => round(ms, 1)).join('/')} ms, commands ${step.commands.map((ms) => round(ms, 1)).join('/')} ms ` +
       `| CPU (cores): bench ${round(step.cpu.bench)}, server ${round(step.cpu.server)}, postgres ${round(step.cpu.postgres)}; ` +
       `bench event-loop delay p99 ${round(step.loopDelayP99, 1)} ms\n` +
-      (step.mainThread && step.machine
-        ? `    server main thread (cores): on a CPU ${round(step.mainThread.onCpu)}, ready but waiting for one ${round(step.mainThread.waiting)}; ` +
-          `machine busy ${round(step.machine.busy)} of ${step.machine.cores} cores\n`
+      (step.watched.serverMainThread && step.machine
+        ? `    server main thread (cores): on a CPU ${round(step.watched.serverMainThread.onCpu)}, ready but waiting for one ${round(step.watched.serverMainThread.waiting)}; ` +
+          `machine busy ${round(step.machine.busy)} of ${step.machine.cores} cores; ${describeMachine({ ...step.watched, serverMainThread: undefined })}\n`
         : '') +
       `    /metrics every ${SCRAPE_MS / 1000} s (loop busy and delays: over the step; the rest: the worst seen): ${[...step.worst].map(([key, value]) => `${key} ${round(value, 2)}`).join(', ')}`,
   );
@@ -799,30 +804,6 @@ async function cpuSeconds(pid: number): Promise<{ node: number; postgres: number
   let postgres = 0;
   for (const [candidate, process] of processes) if (descends(candidate)) postgres += process.cpuSeconds;
   return { node: processes.get(pid)?.cpuSeconds ?? 0, postgres };
-}
-
-/**
- * A thread's time on a CPU and its time ready to run but waiting for one, so far, from Linux's
- * schedstat (undefined elsewhere). The main thread's id is the process id. A loop busy all the
- * time while its thread waits for a CPU much of it is held up by the machine, not by its own work.
- */
-async function threadSchedule(pid: number): Promise<{ onCpuNs: number; waitingNs: number } | undefined> {
-  const text = await readFile(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').catch(() => undefined);
-  const [onCpuNs, waitingNs] = text?.split(' ').map(Number) ?? [];
-  return onCpuNs === undefined || waitingNs === undefined ? undefined : { onCpuNs, waitingNs };
-}
-
-/**
- * The machine's CPU time so far (/proc/stat, in ticks, over all its CPUs): all of it, and that not
- * idle nor waiting for I/O; and how many CPUs it counted (the same file's per-CPU lines).
- */
-async function machineTicks(): Promise<{ all: number; busy: number; cores: number } | undefined> {
-  const text = await readFile('/proc/stat', 'utf8').catch(() => undefined);
-  const ticks = text?.split('\n')[0]?.split(/\s+/).slice(1, 9).map(Number);
-  if (!text || !ticks || ticks.length < 8 || ticks.some(Number.isNaN)) return undefined;
-  const all = ticks.reduce((sum, tick) => sum + tick, 0);
-  const [, , , idle = 0, iowait = 0] = ticks;
-  return { all, busy: all - idle - iowait, cores: text.match(/^cpu\d+ /gm)?.length ?? 1 };
 }
 
 async function rssMb(pid: number): Promise<number> {

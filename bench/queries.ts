@@ -23,6 +23,7 @@ import {
   benchDatabase,
   describeTrials,
   type Metrics,
+  machineKeys,
   openLoopTrials,
   percentile,
   round,
@@ -206,6 +207,7 @@ export async function benchQueries(): Promise<Metrics> {
     };
     server = await startConnect(serverEnv);
     const url = server.url;
+    const serverPid = server.child.pid;
     const pick = () =>
       seeded.commitments[Math.floor(Math.random() * seeded.commitments.length)] as Seeded['commitments'][0];
     const tokenOf = (user: number) => `Bearer ${seeded.users[user]?.token}`;
@@ -248,13 +250,13 @@ export async function benchQueries(): Promise<Metrics> {
     const at70 = async (label: string, result: autocannon.Result, request: typeof getOne) => {
       const rate = (0.7 * result['2xx']) / SECONDS;
       const sessionsBefore = await sessionsOpened(stats);
-      const run = await openLoopTrials(url, rate, SECONDS, request);
+      const run = await openLoopTrials(url, rate, SECONDS, request, serverPid);
       const connectionsOpened = (await sessionsOpened(stats)) - sessionsBefore;
       console.log(
         `  ${label} at 70 % (open loop, ${round(rate, 0)}/s): ${run.non2xx} not 2xx, ${describeTrials(run)}, ` +
           `${connectionsOpened} database connections opened meanwhile`,
       );
-      return { p99: run.p99, floor: run.floor, connectionsOpened };
+      return { ...run, connectionsOpened };
     };
     const stats = new pg.Client({ connectionString: database.url });
     await stats.connect();
@@ -360,6 +362,8 @@ export async function benchQueries(): Promise<Metrics> {
       'queries.get.floor_p99_ms_at_70pct': { value: getsAt70.floor, unit: 'ms' },
       'queries.list.p99_ms_at_70pct': { value: listsAt70.p99, unit: 'ms' },
       'queries.list.floor_p99_ms_at_70pct': { value: listsAt70.floor, unit: 'ms' },
+      ...machineKeys('queries.get', getsAt70),
+      ...machineKeys('queries.list', listsAt70),
       'queries.get.connections_opened_at_70pct': { value: getsAt70.connectionsOpened, unit: 'connections' },
       'queries.list.connections_opened_at_70pct': { value: listsAt70.connectionsOpened, unit: 'connections' },
       'queries.get.ratio_to_bare': { value: ratio(stackGets, bareGets), unit: '× bare requests/s' },

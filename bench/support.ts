@@ -155,6 +155,95 @@ export async function openLoopFloor(url: string, rate: number, seconds: number):
   return round(percentile(run.latenciesMs, 99));
 }
 
+/**
+ * A thread's time on a CPU and its time ready to run but waiting for one, so far, from Linux's
+ * schedstat (undefined elsewhere). A process's main thread has the process's id. A loop busy all
+ * the time while its thread waits for a CPU much of it is held up by the machine, not by its work.
+ */
+export async function threadSchedule(
+  pid: number,
+): Promise<{ onCpuNs: number; waitingNs: number } | undefined> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').catch(() => undefined);
+  const [onCpuNs, waitingNs] = text?.split(' ').map(Number) ?? [];
+  return onCpuNs === undefined || waitingNs === undefined ? undefined : { onCpuNs, waitingNs };
+}
+
+/**
+ * The machine's CPU time so far (/proc/stat, in ticks, over all its CPUs): all of it, and that not
+ * idle nor waiting for I/O; and how many CPUs it counted (the same file's per-CPU lines).
+ */
+export async function machineTicks(): Promise<{ all: number; busy: number; cores: number } | undefined> {
+  const text = await readFile('/proc/stat', 'utf8').catch(() => undefined);
+  const ticks = text?.split('\n')[0]?.split(/\s+/).slice(1, 9).map(Number);
+  if (!text || !ticks || ticks.length < 8 || ticks.some(Number.isNaN)) return undefined;
+  const all = ticks.reduce((sum, tick) => sum + tick, 0);
+  const [, , , idle = 0, iowait = 0] = ticks;
+  return { all, busy: all - idle - iowait, cores: text.match(/^cpu\d+ /gm)?.length ?? 1 };
+}
+
+/** Linux's kthreadd: every kernel thread is it or one of its children. */
+const KTHREADD = 2;
+
+/** CPU ms each kernel thread has used so far, by pid (empty where there is no /proc). */
+export async function kernelThreadsCpuMs(): Promise<Map<number, { name: string; ms: number }>> {
+  const threads = new Map<number, { name: string; ms: number }>();
+  for (const [pid, { name, ppid, cpuSeconds }] of await processCpu().catch(
+    () => new Map<number, ProcessCpu>(),
+  ))
+    if (pid === KTHREADD || ppid === KTHREADD) threads.set(pid, { name, ms: cpuSeconds * 1000 });
+  return threads;
+}
+
+/** What the machine itself did while a measurement ran, beside the code measured. */
+export interface MachineReading {
+  /** CPU ms all kernel threads used, and the busiest of them. */
+  kernelMs: number;
+  busiestKernelThread: { name: string; ms: number } | undefined;
+  /** Shares of the time (0–1) the server's main thread was on a CPU, and ready but waiting for one. */
+  serverMainThread: { onCpu: number; waiting: number } | undefined;
+}
+
+/**
+ * Starts reading what the machine does meanwhile: the kernel's own threads' CPU and, given the
+ * server's pid, its main thread's time on and waiting for a CPU. On a shared virtual machine a
+ * kernel thread (such as DAMON's kdamond, waking every half second) takes a CPU in bursts, and a
+ * server's queue behind it is the machine's, not the server's.
+ */
+export async function watchMachine(serverPid?: number): Promise<{ stop(): Promise<MachineReading> }> {
+  const started = performance.now();
+  const [kernel0, schedule0] = await Promise.all([
+    kernelThreadsCpuMs(),
+    serverPid === undefined ? undefined : threadSchedule(serverPid),
+  ]);
+  return {
+    async stop() {
+      const [kernel1, schedule1] = await Promise.all([
+        kernelThreadsCpuMs(),
+        serverPid === undefined ? undefined : threadSchedule(serverPid),
+      ]);
+      const elapsedNs = (performance.now() - started) * 1e6;
+      let kernelMs = 0;
+      let busiestKernelThread: MachineReading['busiestKernelThread'];
+      for (const [pid, { name, ms }] of kernel1) {
+        const used = ms - (kernel0.get(pid)?.ms ?? 0);
+        kernelMs += used;
+        if (used > (busiestKernelThread?.ms ?? 0)) busiestKernelThread = { name, ms: used };
+      }
+      return {
+        kernelMs,
+        busiestKernelThread,
+        serverMainThread:
+          schedule0 && schedule1
+            ? {
+                onCpu: (schedule1.onCpuNs - schedule0.onCpuNs) / elapsedNs,
+                waiting: (schedule1.waitingNs - schedule0.waitingNs) / elapsedNs,
+              }
+            : undefined,
+      };
+    },
+  };
+}
+
 /** Trials of each open loop (BENCH_OPEN_LOOP_TRIALS): its key is their median. */
 export const OPEN_LOOP_TRIALS = Number(process.env.BENCH_OPEN_LOOP_TRIALS ?? 3);
 if (!Number.isInteger(OPEN_LOOP_TRIALS) || OPEN_LOOP_TRIALS < 1)
@@ -167,44 +256,86 @@ export interface OpenLoopTrials {
   p50: number;
   /** The median of the floors, measured after the trials. */
   floor: number;
-  /** Each trial's p99 and floor, in order. */
-  trials: { p99: number; floor: number }[];
+  /** The median of the trials' kernel threads' CPU (ms). */
+  kernelMs: number;
+  /** The median share of each trial the server's main thread was ready but waiting for a CPU. */
+  serverWaiting: number | undefined;
+  /** Each trial's p99, floor and what the machine did meanwhile, in order. */
+  trials: { p99: number; floor: number; machine: MachineReading }[];
   non2xx: number;
 }
 
 /**
  * The open loop at `rate`, OPEN_LOOP_TRIALS times, then as many floors: on a shared
  * machine one stall of a few hundred milliseconds sets a 10 s trial's p99 whatever the code does,
- * so the key is the median of the trials' p99s, and every trial is printed beside it.
+ * so the key is the median of the trials' p99s, and every trial is printed beside it with what the
+ * machine did meanwhile (watchMachine, given the server's pid).
  */
 export async function openLoopTrials(
   url: string,
   rate: number,
   seconds: number,
   request: () => { path: string; headers?: Record<string, string> },
+  serverPid?: number,
 ): Promise<OpenLoopTrials> {
-  const runs: Awaited<ReturnType<typeof openLoop>>[] = [];
-  for (let i = 0; i < OPEN_LOOP_TRIALS; i++) runs.push(await openLoop(url, rate, seconds, request));
+  const runs: (Awaited<ReturnType<typeof openLoop>> & { machine: MachineReading })[] = [];
+  for (let i = 0; i < OPEN_LOOP_TRIALS; i++) {
+    const machine = await watchMachine(serverPid);
+    const run = await openLoop(url, rate, seconds, request);
+    runs.push({ ...run, machine: await machine.stop() });
+  }
   // The floors after every trial, so the trials are one steady load, with no idle gap between them.
-  const trials: { p99: number; floor: number }[] = [];
+  const trials: OpenLoopTrials['trials'] = [];
   for (const run of runs)
     trials.push({
       p99: round(percentile(run.latenciesMs, 99)),
       floor: await openLoopFloor(url, rate, seconds),
+      machine: run.machine,
     });
+  const waiting = trials.flatMap((t) => t.machine.serverMainThread?.waiting ?? []);
   return {
     p99: round(median(trials.map((t) => t.p99))),
     p50: round(median(runs.map((run) => percentile(run.latenciesMs, 50)))),
     floor: round(median(trials.map((t) => t.floor))),
+    kernelMs: round(median(trials.map((t) => t.machine.kernelMs)), 0),
+    serverWaiting: waiting.length === trials.length ? round(median(waiting), 3) : undefined,
     trials,
     non2xx: runs.reduce((sum, run) => sum + run.non2xx, 0),
   };
 }
 
-/** "p99 41.2 ms (trials 38.1, 41.2, 97.0 ms; /healthz at that rate: 4.4, 5.1, 6.0 ms)". */
+/**
+ * What the machine did during an open loop's trials, as keys beside its p99 (medians of the
+ * trials): `<prefix>.kernel_cpu_ms_at_70pct` and `<prefix>.server_waiting_share_at_70pct`.
+ */
+export function machineKeys(prefix: string, run: OpenLoopTrials): Metrics {
+  const keys: Metrics = {
+    [`${prefix}.kernel_cpu_ms_at_70pct`]: { value: run.kernelMs, unit: 'ms of CPU a trial' },
+  };
+  if (run.serverWaiting !== undefined)
+    keys[`${prefix}.server_waiting_share_at_70pct`] = { value: run.serverWaiting, unit: 'of the time' };
+  return keys;
+}
+
+/** "kernel threads 310 ms of CPU (kdamond.0 290), server main thread waiting for a CPU 8.1 %". */
+export const describeMachine = (machine: MachineReading) => {
+  const busiest = machine.busiestKernelThread;
+  const waiting = machine.serverMainThread?.waiting;
+  return (
+    `kernel threads ${round(machine.kernelMs, 0)} ms of CPU` +
+    (busiest ? ` (${busiest.name} ${round(busiest.ms, 0)})` : '') +
+    (waiting === undefined ? '' : `, server main thread waiting for a CPU ${round(waiting * 100, 1)} %`)
+  );
+};
+
+/**
+ * "p99 41.2 ms (trials 38.1, 41.2, 97.0 ms; /healthz at that rate: 4.4, 5.1, 6.0 ms)", then what
+ * the machine did during each trial.
+ */
 export const describeTrials = (run: OpenLoopTrials) =>
   `p99 ${run.p99} ms (trials ${run.trials.map((t) => t.p99).join(', ')} ms; ` +
-  `/healthz at that rate: ${run.trials.map((t) => t.floor).join(', ')} ms)`;
+  `/healthz at that rate: ${run.trials.map((t) => t.floor).join(', ')} ms)` +
+  run.trials.map((t, i) => `\n    trial ${i + 1}: ${describeMachine(t.machine)}`).join('');
 
 export async function writeResults(metrics: Metrics): Promise<void> {
   const rows = Object.entries(metrics).map(

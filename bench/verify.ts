@@ -19,6 +19,7 @@ import {
   benchDatabase,
   describeTrials,
   type Metrics,
+  machineKeys,
   openLoopTrials,
   percentile,
   round,
@@ -188,7 +189,13 @@ export async function benchVerify(): Promise<Metrics> {
     );
     // Open loop at 70 % of the rate just measured: the latency a steady load sees.
     const proofRate = (0.7 * proofs['2xx']) / SECONDS;
-    const proofsAt70 = await openLoopTrials(url, proofRate, SECONDS, () => ({ path: proofPath() }));
+    const proofsAt70 = await openLoopTrials(
+      url,
+      proofRate,
+      SECONDS,
+      () => ({ path: proofPath() }),
+      server.child.pid,
+    );
     console.log(
       `  proofs at 70 % (open loop, ${round(proofRate, 0)}/s): ${proofsAt70.non2xx} not 2xx, p50 ${proofsAt70.p50} ms, ${describeTrials(proofsAt70)}`,
     );
@@ -204,6 +211,7 @@ export async function benchVerify(): Promise<Metrics> {
       'verify.proof.non_2xx': { value: proofs.non2xx + proofsAt70.non2xx, unit: 'responses' },
       'verify.proof.p99_ms_at_70pct': { value: proofsAt70.p99, unit: 'ms' },
       'verify.proof.floor_p99_ms_at_70pct': { value: proofsAt70.floor, unit: 'ms' },
+      ...machineKeys('verify.proof', proofsAt70),
       'verify.audit.entries_per_s': { value: round(treeSize / auditSeconds, 0), unit: 'entries/s' },
     };
   } finally {
