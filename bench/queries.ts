@@ -253,8 +253,8 @@ export async function benchQueries(): Promise<Metrics> {
       const run = await openLoopTrials(url, rate, SECONDS, request, serverPid);
       const connectionsOpened = (await sessionsOpened(stats)) - sessionsBefore;
       console.log(
-        `  ${label} at 70 % (open loop, ${round(rate, 0)}/s): ${run.non2xx} not 2xx, ${describeTrials(run)}, ` +
-          `${connectionsOpened} database connections opened meanwhile`,
+        `  ${label} at 70 % (open loop, ${round(rate, 0)}/s): ${run.non2xx} not 2xx, ` +
+          `${connectionsOpened} database connections opened meanwhile, ${describeTrials(run)}`,
       );
       return { ...run, connectionsOpened };
     };
