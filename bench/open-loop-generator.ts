@@ -97,7 +97,11 @@ interface InFlight {
   counted: boolean;
 }
 
-export async function generate(job: GeneratorJob): Promise<GeneratorResult> {
+/** Sent to the parent as the first counted request goes out (the warm-up over). */
+export const COUNTING = 'counting';
+
+/** Runs `job`; `onCounting` is called as its first counted request is sent. */
+export async function generate(job: GeneratorJob, onCounting?: () => void): Promise<GeneratorResult> {
   const requests = job.requests.map((request) => Buffer.from(request, 'latin1'));
   const latencies = new Float64Array(requests.length - job.warmUp);
   /** When each counted request was due (performance.now()), beside its latency. */
@@ -202,6 +206,7 @@ export async function generate(job: GeneratorJob): Promise<GeneratorResult> {
     const scheduledAt = started + (i * 1000) / job.rate;
     const wait = scheduledAt - performance.now();
     if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+    if (i === job.warmUp) onCounting?.();
     // Counted from its scheduled time, or from when it was sent if a timer woke up to 1 ms early.
     send(requests[i] as Buffer, {
       countFrom: Math.min(scheduledAt, performance.now()),
@@ -218,7 +223,7 @@ export async function generate(job: GeneratorJob): Promise<GeneratorResult> {
 
 if (process.send && process.argv[1] === fileURLToPath(import.meta.url))
   process.once('message', (job: GeneratorJob) => {
-    generate(job).then(
+    generate(job, () => process.send?.(COUNTING)).then(
       (result) => process.send?.(result, () => process.disconnect()),
       (error: unknown) => {
         console.error(error);

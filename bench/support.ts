@@ -1,4 +1,5 @@
 import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { createScratchDatabase, type DatabaseHandle, startEmbeddedPostgres } from '@connect/db';
 import pg from 'pg';
 import { freePort } from '../test/support/free-port.ts';
-import type { GeneratorJob, GeneratorResult } from './open-loop-generator.ts';
+import { COUNTING, type GeneratorJob, type GeneratorResult } from './open-loop-generator.ts';
 
 export interface Metric {
   value: number;
@@ -96,7 +97,7 @@ const GENERATOR = fileURLToPath(new URL('./open-loop-generator.ts', import.meta.
  * back (coordinated omission). The requests are built here and sent by a load generator of their
  * own (open-loop-generator.ts), a process whose pauses are not this one's. The first
  * `warmUpSeconds` at the same rate are not counted: they open the sockets, whose connections and
- * first statements are not the steady load measured.
+ * first statements are not the steady load measured; `onCounting` is called as they end.
  * Returns the counted latencies sorted, and the counted answers that were not 2xx.
  */
 export async function openLoop(
@@ -105,6 +106,7 @@ export async function openLoop(
   seconds: number,
   request: () => { path: string; headers?: Record<string, string> },
   warmUpSeconds = 2,
+  onCounting?: () => void,
 ): Promise<{ latenciesMs: number[]; non2xx: number }> {
   const target = new URL(url);
   const warmUp = Math.round(rate * warmUpSeconds);
@@ -130,8 +132,9 @@ export async function openLoop(
   });
   const result = await new Promise<GeneratorResult>((resolve, reject) => {
     let answer: GeneratorResult | undefined;
-    generator.once('message', (message) => {
-      answer = message as GeneratorResult;
+    generator.on('message', (message) => {
+      if (message === COUNTING) onCounting?.();
+      else answer = message as GeneratorResult;
     });
     generator.once('error', reject);
     // 'close' comes once the channel is drained, so after the answer when there is one.
@@ -244,6 +247,53 @@ export async function watchMachine(serverPid?: number): Promise<{ stop(): Promis
   };
 }
 
+/** BENCH_OPEN_LOOP_TRACE: where the open loops' traces go (see open-loop-generator.ts), the machine's too. */
+const TRACE = process.env.BENCH_OPEN_LOOP_TRACE;
+const TRACE_EVERY_MS = 5;
+
+/**
+ * "<on a CPU> <waiting for one>" in µs from a schedstat file, read synchronously (a small read whose
+ * time is the reading's); "- -" for a thread gone.
+ */
+function scheduleMicroseconds(file: string): string {
+  try {
+    const [onNs = 0, waitingNs = 0] = readFileSync(file, 'utf8').split(' ').map(Number);
+    return `${Math.round(onNs / 1000)} ${Math.round(waitingNs / 1000)}`;
+  } catch {
+    return '- -';
+  }
+}
+
+/**
+ * Every TRACE_EVERY_MS until stopped: the server's main thread's and each kernel thread's time on
+ * a CPU and time waiting for one so far (µs), for the kernel threads that ran since `kernelBefore`
+ * (the warm-up: one that wakes every half second shows there). stop() writes them to `file`, a
+ * line per reading that begins with its epoch ms, as the requests' trace does, so that a stall in
+ * one lines up with what ran in the other.
+ */
+async function traceMachine(
+  kernelBefore: Map<number, { name: string; ms: number }>,
+  serverPid: number | undefined,
+): Promise<{ stop(file: string): Promise<void> }> {
+  const threads: { label: string; path: string }[] = [];
+  if (serverPid !== undefined)
+    threads.push({ label: 'server-main', path: `/proc/${serverPid}/task/${serverPid}/schedstat` });
+  for (const [pid, { name, ms }] of await kernelThreadsCpuMs())
+    if (ms > (kernelBefore.get(pid)?.ms ?? ms))
+      threads.push({ label: `${name}(${pid})`, path: `/proc/${pid}/schedstat` });
+  const lines = [`# epoch_ms ${threads.map(({ label }) => `${label}:on_us ${label}:waiting_us`).join(' ')}`];
+  const timer = setInterval(() => {
+    const readings = threads.map(({ path: file }) => scheduleMicroseconds(file));
+    lines.push(`${(performance.timeOrigin + performance.now()).toFixed(1)} ${readings.join(' ')}`);
+  }, TRACE_EVERY_MS);
+  return {
+    async stop(file) {
+      clearInterval(timer);
+      await writeFile(file, `${lines.join('\n')}\n`);
+    },
+  };
+}
+
 /** Trials of each open loop (BENCH_OPEN_LOOP_TRIALS): its key is their median. */
 export const OPEN_LOOP_TRIALS = Number(process.env.BENCH_OPEN_LOOP_TRIALS ?? 3);
 if (!Number.isInteger(OPEN_LOOP_TRIALS) || OPEN_LOOP_TRIALS < 1)
@@ -280,9 +330,17 @@ export async function openLoopTrials(
 ): Promise<OpenLoopTrials> {
   const runs: (Awaited<ReturnType<typeof openLoop>> & { machine: MachineReading })[] = [];
   for (let i = 0; i < OPEN_LOOP_TRIALS; i++) {
-    const machine = await watchMachine(serverPid);
-    const run = await openLoop(url, rate, seconds, request);
-    runs.push({ ...run, machine: await machine.stop() });
+    const kernelBefore = TRACE ? await kernelThreadsCpuMs() : undefined;
+    // Watched from the end of the warm-up to the last answer: the stretch whose latencies count.
+    let watching: ReturnType<typeof watchMachine> | undefined;
+    let tracing: ReturnType<typeof traceMachine> | undefined;
+    const run = await openLoop(url, rate, seconds, request, undefined, () => {
+      watching = watchMachine(serverPid);
+      if (kernelBefore) tracing = traceMachine(kernelBefore, serverPid);
+    });
+    if (!watching) throw new Error('the load generator never began counting');
+    runs.push({ ...run, machine: await (await watching).stop() });
+    await (await tracing)?.stop(`${TRACE}-machine-${Date.now()}.txt`);
   }
   // The floors after every trial, so the trials are one steady load, with no idle gap between them.
   const trials: OpenLoopTrials['trials'] = [];

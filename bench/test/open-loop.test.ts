@@ -57,13 +57,20 @@ test('every scheduled request is sent with its headers, and each answer is frame
   seen.length = 0;
   const paths = ['/length', '/chunked', '/trailers', '/empty', '/close', '/missing', '/reset'];
   let i = 0;
+  const startedAt = performance.now();
+  const countingAt: number[] = [];
   const run = await openLoop(
     url,
     210,
     1,
     () => ({ path: paths[i++ % paths.length] as string, headers: { authorization: `Bearer ${i}` } }),
     0.5,
+    () => countingAt.push(performance.now()),
   );
+  // Told once, as the warm-up's half second ends and the counted second begins.
+  expect(countingAt).toHaveLength(1);
+  expect((countingAt[0] as number) - startedAt).toBeGreaterThanOrEqual(500);
+  expect(performance.now() - (countingAt[0] as number)).toBeGreaterThanOrEqual(900);
   // 105 warm-up requests, then 210 counted, 30 to each path.
   expect(seen).toHaveLength(315);
   expect(seen[0]).toBe('/length Bearer 1');
