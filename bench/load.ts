@@ -18,7 +18,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import {
-  describeMachine,
+  describeKernelThreads,
   type MachineReading,
   type Metrics,
   machineTicks,
@@ -785,7 +785,7 @@ function printStep(step: StepResult, errorSamples: readonly string[]): void {
       `bench event-loop delay p99 ${round(step.loopDelayP99, 1)} ms\n` +
       (step.watched.serverMainThread && step.machine
         ? `    server main thread (cores): on a CPU ${round(step.watched.serverMainThread.onCpu)}, ready but waiting for one ${round(step.watched.serverMainThread.waiting)}; ` +
-          `machine busy ${round(step.machine.busy)} of ${step.machine.cores} cores; ${describeMachine({ ...step.watched, serverMainThread: undefined })}\n`
+          `machine busy ${round(step.machine.busy)} of ${step.machine.cores} cores; ${describeKernelThreads(step.watched)}\n`
         : '') +
       `    /metrics every ${SCRAPE_MS / 1000} s (loop busy and delays: over the step; the rest: the worst seen): ${[...step.worst].map(([key, value]) => `${key} ${round(value, 2)}`).join(', ')}`,
   );

@@ -206,12 +206,12 @@ export async function generate(job: GeneratorJob, onCounting?: () => void): Prom
     const scheduledAt = started + (i * 1000) / job.rate;
     const wait = scheduledAt - performance.now();
     if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-    if (i === job.warmUp) onCounting?.();
     // Counted from its scheduled time, or from when it was sent if a timer woke up to 1 ms early.
     send(requests[i] as Buffer, {
       countFrom: Math.min(scheduledAt, performance.now()),
       counted: i >= job.warmUp,
     });
+    if (i === job.warmUp) onCounting?.();
   }
   sending = false;
   if (outstanding === 0) done();

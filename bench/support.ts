@@ -98,7 +98,8 @@ const GENERATOR = fileURLToPath(new URL('./open-loop-generator.ts', import.meta.
  * own (open-loop-generator.ts), a process whose pauses are not this one's. The first
  * `warmUpSeconds` at the same rate are not counted: they open the sockets, whose connections and
  * first statements are not the steady load measured; `onCounting` is called as they end.
- * Returns the counted latencies sorted, and the counted answers that were not 2xx.
+ * Returns the counted latencies sorted, the counted answers that were not 2xx, and the
+ * generator's pid (its trace's name).
  */
 export async function openLoop(
   url: string,
@@ -107,7 +108,7 @@ export async function openLoop(
   request: () => { path: string; headers?: Record<string, string> },
   warmUpSeconds = 2,
   onCounting?: () => void,
-): Promise<{ latenciesMs: number[]; non2xx: number }> {
+): Promise<{ latenciesMs: number[]; non2xx: number; generatorPid: number | undefined }> {
   const target = new URL(url);
   const warmUp = Math.round(rate * warmUpSeconds);
   const requests = Array.from({ length: warmUp + Math.round(rate * seconds) }, () => {
@@ -143,7 +144,11 @@ export async function openLoop(
     );
     generator.send(job);
   });
-  return { latenciesMs: Array.from(result.latenciesMs).sort((a, b) => a - b), non2xx: result.non2xx };
+  return {
+    latenciesMs: Array.from(result.latenciesMs).sort((a, b) => a - b),
+    non2xx: result.non2xx,
+    generatorPid: generator.pid,
+  };
 }
 
 /**
@@ -184,26 +189,40 @@ export async function machineTicks(): Promise<{ all: number; busy: number; cores
   return { all, busy: all - idle - iowait, cores: text.match(/^cpu\d+ /gm)?.length ?? 1 };
 }
 
-/** Linux's kthreadd: every kernel thread is it or one of its children. */
-const KTHREADD = 2;
-
-/** CPU ms each kernel thread has used so far, by pid (empty where there is no /proc). */
-export async function kernelThreadsCpuMs(): Promise<Map<number, { name: string; ms: number }>> {
+/** CPU ms each kernel thread has used so far, by pid; undefined where there is no /proc to read. */
+export async function kernelThreadsCpuMs(): Promise<Map<number, { name: string; ms: number }> | undefined> {
+  const processes = await processCpu().catch(() => undefined);
+  if (!processes) return undefined;
   const threads = new Map<number, { name: string; ms: number }>();
-  for (const [pid, { name, ppid, cpuSeconds }] of await processCpu().catch(
-    () => new Map<number, ProcessCpu>(),
-  ))
-    if (pid === KTHREADD || ppid === KTHREADD) threads.set(pid, { name, ms: cpuSeconds * 1000 });
+  for (const [pid, { name, kernelThread, cpuSeconds }] of processes)
+    if (kernelThread) threads.set(pid, { name, ms: cpuSeconds * 1000 });
   return threads;
 }
 
 /** What the machine itself did while a measurement ran, beside the code measured. */
 export interface MachineReading {
-  /** CPU ms all kernel threads used, and the busiest of them. */
-  kernelMs: number;
-  busiestKernelThread: { name: string; ms: number } | undefined;
+  /** How long it was watched. */
+  seconds: number;
+  /** CPU ms all kernel threads used, and the busiest of them; undefined without /proc. */
+  kernel: { ms: number; busiest: { name: string; ms: number } | undefined } | undefined;
   /** Shares of the time (0–1) the server's main thread was on a CPU, and ready but waiting for one. */
   serverMainThread: { onCpu: number; waiting: number } | undefined;
+}
+
+/** The kernel threads' CPU between two readings, and the busiest thread's. */
+function kernelUse(
+  before: Map<number, { name: string; ms: number }>,
+  after: Map<number, { name: string; ms: number }>,
+): NonNullable<MachineReading['kernel']> {
+  let total = 0;
+  let busiest: { name: string; ms: number } | undefined;
+  for (const [pid, { name, ms }] of after) {
+    // A thread started meanwhile counts from 0; a pid reused by a new one is not below 0.
+    const used = Math.max(0, ms - (before.get(pid)?.ms ?? 0));
+    total += used;
+    if (used > (busiest?.ms ?? 0)) busiest = { name, ms: used };
+  }
+  return { ms: total, busiest };
 }
 
 /**
@@ -225,16 +244,9 @@ export async function watchMachine(serverPid?: number): Promise<{ stop(): Promis
         serverPid === undefined ? undefined : threadSchedule(serverPid),
       ]);
       const elapsedNs = (performance.now() - started) * 1e6;
-      let kernelMs = 0;
-      let busiestKernelThread: MachineReading['busiestKernelThread'];
-      for (const [pid, { name, ms }] of kernel1) {
-        const used = ms - (kernel0.get(pid)?.ms ?? 0);
-        kernelMs += used;
-        if (used > (busiestKernelThread?.ms ?? 0)) busiestKernelThread = { name, ms: used };
-      }
       return {
-        kernelMs,
-        busiestKernelThread,
+        seconds: elapsedNs / 1e9,
+        kernel: kernel0 && kernel1 ? kernelUse(kernel0, kernel1) : undefined,
         serverMainThread:
           schedule0 && schedule1
             ? {
@@ -269,17 +281,17 @@ function scheduleMicroseconds(file: string): string {
  * a CPU and time waiting for one so far (µs), for the kernel threads that ran since `kernelBefore`
  * (the warm-up: one that wakes every half second shows there). stop() writes them to `file`, a
  * line per reading that begins with its epoch ms, as the requests' trace does, so that a stall in
- * one lines up with what ran in the other.
+ * one lines up with what ran in the other. A stop without a file (the trial failed) writes nothing.
  */
 async function traceMachine(
-  kernelBefore: Map<number, { name: string; ms: number }>,
+  kernelBefore: Map<number, { name: string; ms: number }> | undefined,
   serverPid: number | undefined,
-): Promise<{ stop(file: string): Promise<void> }> {
+): Promise<{ stop(file?: string): Promise<void> }> {
   const threads: { label: string; path: string }[] = [];
   if (serverPid !== undefined)
     threads.push({ label: 'server-main', path: `/proc/${serverPid}/task/${serverPid}/schedstat` });
-  for (const [pid, { name, ms }] of await kernelThreadsCpuMs())
-    if (ms > (kernelBefore.get(pid)?.ms ?? ms))
+  for (const [pid, { name, ms }] of (await kernelThreadsCpuMs()) ?? [])
+    if (ms > (kernelBefore?.get(pid)?.ms ?? ms))
       threads.push({ label: `${name}(${pid})`, path: `/proc/${pid}/schedstat` });
   const lines = [`# epoch_ms ${threads.map(({ label }) => `${label}:on_us ${label}:waiting_us`).join(' ')}`];
   const timer = setInterval(() => {
@@ -289,7 +301,7 @@ async function traceMachine(
   return {
     async stop(file) {
       clearInterval(timer);
-      await writeFile(file, `${lines.join('\n')}\n`);
+      if (file) await writeFile(file, `${lines.join('\n')}\n`);
     },
   };
 }
@@ -306,8 +318,8 @@ export interface OpenLoopTrials {
   p50: number;
   /** The median of the floors, measured after the trials. */
   floor: number;
-  /** The median of the trials' kernel threads' CPU (ms). */
-  kernelMs: number;
+  /** The median of the trials' kernel threads' CPU, in ms a second; undefined without /proc. */
+  kernelMsPerSecond: number | undefined;
   /** The median share of each trial the server's main thread was ready but waiting for a CPU. */
   serverWaiting: number | undefined;
   /** Each trial's p99, floor and what the machine did meanwhile, in order. */
@@ -331,16 +343,23 @@ export async function openLoopTrials(
   const runs: (Awaited<ReturnType<typeof openLoop>> & { machine: MachineReading })[] = [];
   for (let i = 0; i < OPEN_LOOP_TRIALS; i++) {
     const kernelBefore = TRACE ? await kernelThreadsCpuMs() : undefined;
-    // Watched from the end of the warm-up to the last answer: the stretch whose latencies count.
+    // Watched from the end of the warm-up until the generator has sent its answer: the stretch
+    // whose latencies count, and the moments after its last request.
     let watching: ReturnType<typeof watchMachine> | undefined;
     let tracing: ReturnType<typeof traceMachine> | undefined;
-    const run = await openLoop(url, rate, seconds, request, undefined, () => {
-      watching = watchMachine(serverPid);
-      if (kernelBefore) tracing = traceMachine(kernelBefore, serverPid);
-    });
-    if (!watching) throw new Error('the load generator never began counting');
-    runs.push({ ...run, machine: await (await watching).stop() });
-    await (await tracing)?.stop(`${TRACE}-machine-${Date.now()}.txt`);
+    let traceFile: string | undefined;
+    try {
+      const run = await openLoop(url, rate, seconds, request, undefined, () => {
+        watching = watchMachine(serverPid);
+        if (TRACE) tracing = traceMachine(kernelBefore, serverPid);
+      });
+      if (!watching) throw new Error('the load generator never began counting');
+      runs.push({ ...run, machine: await (await watching).stop() });
+      // Beside the generator's own trace, `<prefix>-<its pid>.txt`.
+      traceFile = `${TRACE}-${run.generatorPid}-machine.txt`;
+    } finally {
+      await (await tracing)?.stop(traceFile);
+    }
   }
   // The floors after every trial, so the trials are one steady load, with no idle gap between them.
   const trials: OpenLoopTrials['trials'] = [];
@@ -351,11 +370,12 @@ export async function openLoopTrials(
       machine: run.machine,
     });
   const waiting = trials.flatMap((t) => t.machine.serverMainThread?.waiting ?? []);
+  const kernel = trials.flatMap((t) => (t.machine.kernel ? t.machine.kernel.ms / t.machine.seconds : []));
   return {
     p99: round(median(trials.map((t) => t.p99))),
     p50: round(median(runs.map((run) => percentile(run.latenciesMs, 50)))),
     floor: round(median(trials.map((t) => t.floor))),
-    kernelMs: round(median(trials.map((t) => t.machine.kernelMs)), 0),
+    kernelMsPerSecond: kernel.length === trials.length ? round(median(kernel), 1) : undefined,
     serverWaiting: waiting.length === trials.length ? round(median(waiting), 3) : undefined,
     trials,
     non2xx: runs.reduce((sum, run) => sum + run.non2xx, 0),
@@ -364,24 +384,36 @@ export async function openLoopTrials(
 
 /**
  * What the machine did during an open loop's trials, as keys beside its p99 (medians of the
- * trials): `<prefix>.kernel_cpu_ms_at_70pct` and `<prefix>.server_waiting_share_at_70pct`.
+ * trials, where they could be read): `<prefix>.kernel_cpu_ms_per_s_at_70pct` and
+ * `<prefix>.server_waiting_share_at_70pct`.
  */
 export function machineKeys(prefix: string, run: OpenLoopTrials): Metrics {
-  const keys: Metrics = {
-    [`${prefix}.kernel_cpu_ms_at_70pct`]: { value: run.kernelMs, unit: 'ms of CPU a trial' },
-  };
+  const keys: Metrics = {};
+  if (run.kernelMsPerSecond !== undefined)
+    keys[`${prefix}.kernel_cpu_ms_per_s_at_70pct`] = {
+      value: run.kernelMsPerSecond,
+      unit: 'ms of CPU a second',
+    };
   if (run.serverWaiting !== undefined)
     keys[`${prefix}.server_waiting_share_at_70pct`] = { value: run.serverWaiting, unit: 'of the time' };
   return keys;
 }
 
-/** "kernel threads 310 ms of CPU (kdamond.0 290), server main thread waiting for a CPU 8.1 %". */
+/** "kernel threads 310 ms of CPU in 10.1 s (kdamond.0 290)". */
+export const describeKernelThreads = (machine: MachineReading) => {
+  if (!machine.kernel) return 'kernel threads not read';
+  const { ms, busiest } = machine.kernel;
+  return (
+    `kernel threads ${round(ms, 0)} ms of CPU in ${round(machine.seconds, 1)} s` +
+    (busiest ? ` (${busiest.name} ${round(busiest.ms, 0)})` : '')
+  );
+};
+
+/** describeKernelThreads, then ", server main thread waiting for a CPU 8.1 %" where it was read. */
 export const describeMachine = (machine: MachineReading) => {
-  const busiest = machine.busiestKernelThread;
   const waiting = machine.serverMainThread?.waiting;
   return (
-    `kernel threads ${round(machine.kernelMs, 0)} ms of CPU` +
-    (busiest ? ` (${busiest.name} ${round(busiest.ms, 0)})` : '') +
+    describeKernelThreads(machine) +
     (waiting === undefined ? '' : `, server main thread waiting for a CPU ${round(waiting * 100, 1)} %`)
   );
 };
@@ -476,9 +508,14 @@ export async function stopConnect(child: ChildProcess): Promise<void> {
 export interface ProcessCpu {
   name: string;
   ppid: number;
+  /** A kernel thread (PF_KTHREAD), not a process of a program. */
+  kernelThread: boolean;
   /** CPU seconds used so far by the process and by its children that exited (cutime, cstime). */
   cpuSeconds: number;
 }
+
+/** Linux's flag of a kernel thread in /proc/<pid>/stat. */
+const PF_KTHREAD = 0x200000;
 
 /** Every process on the machine, from /proc (Linux; USER_HZ 100). */
 export async function processCpu(): Promise<Map<number, ProcessCpu>> {
@@ -488,7 +525,7 @@ export async function processCpu(): Promise<Map<number, ProcessCpu>> {
     if (!/^\d+$/.test(entry)) continue;
     // Empty when the process ended between the listing and the read.
     const text = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    // After the command's closing parenthesis: state, ppid, …, utime, stime, cutime, cstime.
+    // After the command's closing parenthesis: state, ppid, …, flags, …, utime, stime, cutime, cstime.
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
     if (fields.length < 15) continue;
     const [utime, stime, cutime, cstime] = fields.slice(11, 15).map(Number) as [
@@ -500,6 +537,7 @@ export async function processCpu(): Promise<Map<number, ProcessCpu>> {
     processes.set(Number(entry), {
       name: text.slice(text.indexOf('(') + 1, text.lastIndexOf(')')),
       ppid: Number(fields[1]),
+      kernelThread: (Number(fields[6]) & PF_KTHREAD) !== 0,
       cpuSeconds: (utime + stime + cutime + cstime) / ticks,
     });
   }
