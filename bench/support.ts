@@ -163,6 +163,12 @@ export async function openLoopFloor(url: string, rate: number, seconds: number):
   return round(percentile(run.latenciesMs, 99));
 }
 
+/** A schedstat file's first two fields: time on a CPU and time ready but waiting for one (ns). */
+function parseSchedstat(text: string | undefined): { onCpuNs: number; waitingNs: number } | undefined {
+  const [onCpuNs, waitingNs] = text?.split(' ').map(Number) ?? [];
+  return onCpuNs === undefined || waitingNs === undefined ? undefined : { onCpuNs, waitingNs };
+}
+
 /**
  * A thread's time on a CPU and its time ready to run but waiting for one, so far, from Linux's
  * schedstat (undefined elsewhere). A process's main thread has the process's id. A loop busy all
@@ -171,9 +177,7 @@ export async function openLoopFloor(url: string, rate: number, seconds: number):
 export async function threadSchedule(
   pid: number,
 ): Promise<{ onCpuNs: number; waitingNs: number } | undefined> {
-  const text = await readFile(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').catch(() => undefined);
-  const [onCpuNs, waitingNs] = text?.split(' ').map(Number) ?? [];
-  return onCpuNs === undefined || waitingNs === undefined ? undefined : { onCpuNs, waitingNs };
+  return parseSchedstat(await readFile(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').catch(() => undefined));
 }
 
 /**
@@ -268,12 +272,12 @@ const TRACE_EVERY_MS = 5;
  * time is the reading's); "- -" for a thread gone.
  */
 function scheduleMicroseconds(file: string): string {
+  let text: string | undefined;
   try {
-    const [onNs = 0, waitingNs = 0] = readFileSync(file, 'utf8').split(' ').map(Number);
-    return `${Math.round(onNs / 1000)} ${Math.round(waitingNs / 1000)}`;
-  } catch {
-    return '- -';
-  }
+    text = readFileSync(file, 'utf8');
+  } catch {}
+  const schedule = parseSchedstat(text);
+  return schedule ? `${Math.round(schedule.onCpuNs / 1000)} ${Math.round(schedule.waitingNs / 1000)}` : '- -';
 }
 
 /**
