@@ -55,12 +55,23 @@ export interface NotifierOptions {
   schedule?: Schedule;
 }
 
+/**
+ * The notifier's batches under a stream of appends: at most one every 60 ms (the projector's
+ * default is 10). A batch costs the same handful of statements whether it holds one entry or ten
+ * (the entries and their streams, names, notifications, webhook endpoints, push subscriptions),
+ * and what it feeds (email, push, webhooks, the notifications feed) need not follow the ledger
+ * within milliseconds as a commitment read after a command does. Load bench, 1,000 users: about
+ * 8 % less CPU for the same requests (server and PostgreSQL), and a lower p99.
+ */
+const NOTIFIER_BATCH_SPACING_MS = 60;
+
 export function notificationsProjection(options: NotifierOptions): Projection {
   const states = commitmentStates(apply);
   return {
     name: NOTIFICATIONS_PROJECTION,
     tables: [TABLE],
     streams: [COMMITMENT_STREAMS],
+    batchSpacingMs: NOTIFIER_BATCH_SPACING_MS,
     async apply(client, entries, tables, cipher) {
       const mine = entries.filter((entry) => commitmentIdOf(entry.stream) !== undefined);
       if (mine.length === 0) return;

@@ -10,6 +10,11 @@ export interface Projection {
   tables: readonly string[];
   /** The streams it reads (LIKE patterns); the entries of others only move its checkpoint on. */
   streams: readonly string[];
+  /**
+   * Least time from one batch's start to the next while the ledger keeps growing, for a projection
+   * whose readers can wait longer than the projector's default (ProjectorOptions.batchSpacingMs).
+   */
+  batchSpacingMs?: number;
   /** Writes the rows these entries (consecutive, in index order) imply, inside the caller's transaction. */
   apply(client: pg.ClientBase, entries: Entry[], tables: Tables, cipher: BodyCipher): Promise<void>;
 }

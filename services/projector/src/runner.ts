@@ -50,6 +50,7 @@ export interface ProjectorOptions {
    * Least time from one batch's start to the next's while the ledger keeps growing (default 10 ms):
    * under a stream of appends, fewer and fuller batches, each a transaction fewer. An append after a
    * quiet spell is projected at once; under a stream, an entry waits at most this long for its batch.
+   * A projection may ask for a longer spacing of its own (Projection.batchSpacingMs).
    */
   batchSpacingMs?: number;
 }
@@ -127,6 +128,7 @@ export function startProjector(
   /** Projects batches while this runner holds the lock; returns when it must stop. */
   async function drive(projection: Projection, status: ProjectionStatus, mustStop: () => boolean) {
     const tables = liveTables(projection);
+    const spacingMs = projection.batchSpacingMs ?? batchSpacingMs;
     // A projection whose last batch had nothing of its own (profiles, while commitments change)
     // first tries to move past the next one in a single statement.
     let expectOwnEntries = true;
@@ -152,7 +154,7 @@ export function startProjector(
         // announcements go unheard, a batch that found entries is followed at once by the next.
         if (result.count === 0 || (result.count < batchSize && wakeup.isListening())) {
           await wakeup.wait(pollMs, seen);
-          const spacing = lastFoundAt + batchSpacingMs - Date.now();
+          const spacing = lastFoundAt + spacingMs - Date.now();
           if (spacing > 0 && !mustStop()) await sleep(spacing);
         }
       } catch (error) {

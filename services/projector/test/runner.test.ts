@@ -131,58 +131,66 @@ describe('projector', () => {
     await two.close();
   });
 
-  it('spaces its batches under a stream of appends, and projects an append after a quiet spell at once', async () => {
-    const spacingMs = 1500;
-    const batchesAt: number[] = [];
-    const counted: Projection = {
-      ...profilesProjection,
-      apply(...args) {
-        batchesAt.push(Date.now());
-        return profilesProjection.apply(...args);
-      },
-    };
-    const projector = startProjector(
-      { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher, log: quiet },
-      { projections: [counted], batchSpacingMs: spacingMs },
-    );
-    const projected = (userId: string) => async () =>
-      (await database.db
-        .selectFrom('profiles')
-        .select('user_id')
-        .where('user_id', '=', userId)
-        .executeTakeFirst()) !== undefined;
-    let streamMs = 0;
-    try {
-      await until(async () => (await checkpoints(database)).profiles === (await headIndex(database)));
-      await new Promise((resolve) => setTimeout(resolve, spacingMs + 100));
-
-      const appendedAt = Date.now();
-      const quietOne = await registerProfile(ledger, 'After a quiet spell');
-      await until(projected(quietOne));
-      expect(Date.now() - appendedAt).toBeLessThan(spacingMs / 2);
-
-      batchesAt.length = 0;
-      const streamStart = Date.now();
-      let last = '';
-      for (let i = 0; i < 10; i++) {
-        last = await registerProfile(ledger, `Streamed ${i}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      streamMs = Date.now() - streamStart;
-      await until(projected(last));
-    } finally {
-      await projector.close();
-    }
-    // Ten appends, not ten batches: one a spacing at most (a batch's start is taken before it
-    // connects, its apply later, so gaps between applies may fall a little short of the spacing).
-    expect(batchesAt.length).toBeLessThanOrEqual(Math.ceil(streamMs / spacingMs) + 1);
-    expect(batchesAt.length).toBeLessThan(10);
-    for (let i = 1; i < batchesAt.length; i++) {
-      expect((batchesAt[i] as number) - (batchesAt[i - 1] as number)).toBeGreaterThanOrEqual(
-        spacingMs * 0.75,
+  it.each([
+    ['the projector', 'option'],
+    ['the projection itself', 'projection'],
+  ] as const)(
+    'spaces its batches under a stream of appends as %s asks, and projects an append after a quiet spell at once',
+    async (_, setBy) => {
+      const spacingMs = 1500;
+      const batchesAt: number[] = [];
+      const counted: Projection = {
+        ...profilesProjection,
+        // Set by the projection, its spacing overrides the projector's (10 ms here).
+        ...(setBy === 'projection' && { batchSpacingMs: spacingMs }),
+        apply(...args) {
+          batchesAt.push(Date.now());
+          return profilesProjection.apply(...args);
+        },
+      };
+      const projector = startProjector(
+        { pool: database.pool, origin: ORIGIN, cipher: ledger.cipher, log: quiet },
+        { projections: [counted], batchSpacingMs: setBy === 'option' ? spacingMs : 10 },
       );
-    }
-  });
+      const projected = (userId: string) => async () =>
+        (await database.db
+          .selectFrom('profiles')
+          .select('user_id')
+          .where('user_id', '=', userId)
+          .executeTakeFirst()) !== undefined;
+      let streamMs = 0;
+      try {
+        await until(async () => (await checkpoints(database)).profiles === (await headIndex(database)));
+        await new Promise((resolve) => setTimeout(resolve, spacingMs + 100));
+
+        const appendedAt = Date.now();
+        const quietOne = await registerProfile(ledger, 'After a quiet spell');
+        await until(projected(quietOne));
+        expect(Date.now() - appendedAt).toBeLessThan(spacingMs / 2);
+
+        batchesAt.length = 0;
+        const streamStart = Date.now();
+        let last = '';
+        for (let i = 0; i < 10; i++) {
+          last = await registerProfile(ledger, `Streamed ${i}`);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        streamMs = Date.now() - streamStart;
+        await until(projected(last));
+      } finally {
+        await projector.close();
+      }
+      // Ten appends, not ten batches: one a spacing at most (a batch's start is taken before it
+      // connects, its apply later, so gaps between applies may fall a little short of the spacing).
+      expect(batchesAt.length).toBeLessThanOrEqual(Math.ceil(streamMs / spacingMs) + 1);
+      expect(batchesAt.length).toBeLessThan(10);
+      for (let i = 1; i < batchesAt.length; i++) {
+        expect((batchesAt[i] as number) - (batchesAt[i - 1] as number)).toBeGreaterThanOrEqual(
+          spacingMs * 0.75,
+        );
+      }
+    },
+  );
 
   it('stops a projection on a fault of the system (not of an entry), names it, and keeps the others going', async () => {
     const alice = await registerProfile(ledger, 'Dana');
