@@ -205,6 +205,40 @@ describe('notifications and unreadNotificationCount', () => {
   });
 });
 
+describe('Connect-Min-Index', () => {
+  it('holds a document that reads notifications until the notifier is there, and one of commitments only until the read models are', async () => {
+    // The notifier's checkpoint row held: its next batch waits on the lock, the other projections go on.
+    const holder = await s.database.pool.connect();
+    let released = 0;
+    try {
+      await holder.query('begin');
+      await holder.query(
+        "select * from projection_checkpoints where projection = 'notifications' for update",
+      );
+      const held = await command(ana, '/v1/commitments', { type: 'personal', title: 'Held back' });
+      await command(ana, `/v1/commitments/${held.commitmentId}/invite`, {
+        userId: dan.userId,
+        role: 'participant',
+      });
+      const notificationsRead = graphql(dan, '{ unreadNotificationCount }').then((answer) => ({
+        ...answer,
+        at: Date.now(),
+      }));
+      const commitmentRead = await graphql(dan, `{ commitment(id: "${held.commitmentId}") { title } }`);
+      expect(commitmentRead.body).toEqual({ data: { commitment: { title: 'Held back' } } });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      released = Date.now();
+      await holder.query('commit');
+      const notifications = await notificationsRead;
+      expect(notifications.at).toBeGreaterThanOrEqual(released);
+      expect(notifications.body.data?.unreadNotificationCount).toBeGreaterThanOrEqual(1);
+    } finally {
+      if (!released) await holder.query('rollback').catch(() => undefined);
+      holder.release();
+    }
+  });
+});
+
 describe('markNotificationsRead', () => {
   const MARK = 'mutation Mark($ids: [ID!], $all: Boolean) { markNotificationsRead(ids: $ids, all: $all) }';
 

@@ -67,24 +67,35 @@ describe('reading your own writes', () => {
     });
   });
 
-  it('answers 503 with Retry-After when the index is not reached within the bound', async () => {
-    const started = Date.now();
-    const response = await read(ana, '/v1/commitments', 10_000_000);
-    expect(response.statusCode).toBe(503);
-    expect(response.headers['retry-after']).toBe('1');
-    expect(response.headers['content-type']).toContain('application/problem+json');
-    expect(Date.now() - started).toBeGreaterThanOrEqual(350);
-  });
-
-  it('refuses a malformed Connect-Min-Index, naming the header', async () => {
-    const response = await s.app.inject({
-      method: 'GET',
-      url: '/v1/commitments',
-      headers: { ...ana.auth, 'connect-min-index': 'soon' },
+  /** The caller's commitments over REST or GraphQL, with this Connect-Min-Index. */
+  const readWith = (api: 'REST' | 'GraphQL', minIndex: string) =>
+    s.app.inject({
+      ...(api === 'REST'
+        ? { method: 'GET', url: '/v1/commitments' }
+        : { method: 'POST', url: '/graphql', payload: { query: '{ commitments { edges { cursor } } }' } }),
+      headers: { ...ana.auth, 'connect-min-index': minIndex },
     });
-    expect(response.statusCode).toBe(400);
-    expect(response.json().errors[0].path).toBe('header.connect-min-index');
-  });
+
+  it.each(['REST', 'GraphQL'] as const)(
+    'answers 503 with Retry-After when the index is not reached within the bound (%s)',
+    async (api) => {
+      const started = Date.now();
+      const response = await readWith(api, '10000000');
+      expect(response.statusCode).toBe(503);
+      expect(response.headers['retry-after']).toBe('1');
+      expect(response.headers['content-type']).toContain('application/problem+json');
+      expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+    },
+  );
+
+  it.each(['REST', 'GraphQL'] as const)(
+    'refuses a malformed Connect-Min-Index, naming the header (%s)',
+    async (api) => {
+      const response = await readWith(api, 'soon');
+      expect(response.statusCode).toBe(400);
+      expect(response.json().errors[0].path).toBe('header.connect-min-index');
+    },
+  );
 });
 
 describe('REST reads', () => {

@@ -33,6 +33,7 @@ import {
 import { graphiqlRoutes } from './graphiql.ts';
 import { refuseTooCostly, refuseTooDeep, refuseTooLarge } from './limits.ts';
 import { replaceMercuriusSocketReader } from './message-reader.ts';
+import { reachOf } from './reach.ts';
 import { type GraphqlContext, graphqlResolvers } from './resolvers.ts';
 import { schema } from './schema.ts';
 import { refuseUnstorableText } from './text-input.ts';
@@ -108,8 +109,11 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
   const { reader } = deps;
   const { resolvers, loaders } = graphqlResolvers(reader, deps.pool, deps.cipher.fields);
   const { ErrorWithProps, withFilter } = mercurius;
-  // One document may read commitments and notifications both, so a query waits for both.
-  const consistent = readConsistency(deps.projectedIndex, deps.minIndexWaitMs, 'with-notifications');
+  // Connect-Min-Index: a document that reads or marks notifications waits for the notifier too.
+  const consistent = {
+    'read-models': readConsistency(deps.projectedIndex, deps.minIndexWaitMs, 'read-models'),
+    'with-notifications': readConsistency(deps.projectedIndex, deps.minIndexWaitMs, 'with-notifications'),
+  };
   const connections = openConnections({ sessions: deps.sessions, limits: deps.subscriptions });
   const topics = changeTopics(connections);
   const notifications = notificationFeed(connections, () =>
@@ -201,14 +205,14 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
     },
   };
 
-  // Queries over HTTP need a bearer token (401 before any GraphQL runs) and honour Connect-Min-Index; subscriptions
-  // authenticate in connection_init instead, since browsers cannot set WebSocket headers.
-  app.addHook('preValidation', async (request, reply) => {
+  // Queries over HTTP need a bearer token (401 before any GraphQL runs) and honour Connect-Min-Index
+  // once their document is known (preExecution below); subscriptions authenticate in connection_init
+  // instead, since browsers cannot set WebSocket headers.
+  app.addHook('preValidation', async (request) => {
     if (request.routeOptions.url !== '/graphql' || request.headers.upgrade?.toLowerCase() === 'websocket')
       return;
     const claims = await deps.authenticate(request);
     request.caller = callerFromClaims(claims);
-    await consistent(request, reply);
   });
 
   await app.register(graphiqlRoutes);
@@ -277,6 +281,7 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
     refuseTooCostly(document, variables ?? {});
     refuseUnstorableText(document, variables ?? {});
     await admit(context);
+    if (!context.connection) await consistent[reachOf(document)](context.reply.request, context.reply);
   });
   app.graphql.addHook('preSubscriptionParsing', async (_schema, source) => refuseTooLarge(source));
   app.graphql.addHook('preSubscriptionExecution', async (_schema, document, context) => {
