@@ -128,7 +128,7 @@ export function startProjector(
   /** Projects batches while this runner holds the lock; returns when it must stop. */
   async function drive(projection: Projection, status: ProjectionStatus, mustStop: () => boolean) {
     const tables = liveTables(projection);
-    const spacingMs = projection.batchSpacingMs ?? batchSpacingMs;
+    const spacingMs = Math.max(projection.batchSpacingMs ?? 0, batchSpacingMs);
     // A projection whose last batch had nothing of its own (profiles, while commitments change)
     // first tries to move past the next one in a single statement.
     let expectOwnEntries = true;

@@ -8,15 +8,20 @@ import type { ProjectedIndex, Reach } from './projected-index.ts';
 
 export const DEFAULT_MIN_INDEX_WAIT_MS = 5000;
 
+/** The index Connect-Min-Index asks for, if any; a malformed one is a 400 naming the header. */
+export function minIndexOf(request: FastifyRequest): number | undefined {
+  const header = request.headers['connect-min-index'];
+  return header === undefined ? undefined : parseLedgerIndex(String(header), 'header.connect-min-index');
+}
+
 export function readConsistency(
   projected: ProjectedIndex,
   maxWaitMs = DEFAULT_MIN_INDEX_WAIT_MS,
   reach: Reach = 'read-models',
 ) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const header = request.headers['connect-min-index'];
-    if (header !== undefined) {
-      const wanted = parseLedgerIndex(String(header), 'header.connect-min-index');
+    const wanted = minIndexOf(request);
+    if (wanted !== undefined) {
       if (!(await projected.waitFor(wanted, maxWaitMs, reach))) {
         reply.header('retry-after', '1');
         reply.header('connect-index', String(projected.current(reach)));

@@ -207,14 +207,14 @@ describe('notifications and unreadNotificationCount', () => {
 
 describe('Connect-Min-Index', () => {
   it('holds a document that reads notifications until the notifier is there, and one of commitments only until the read models are', async () => {
-    // The notifier's checkpoint row held: its next batch waits on the lock, the other projections go on.
+    // The notifier's table held against writes: its next batch waits to insert, while reads of it and
+    // the other projections go on (its checkpoint row is left alone: the projections that only move
+    // their checkpoints lock every such row together, the notifier's among them).
     const holder = await s.database.pool.connect();
     let released = 0;
     try {
       await holder.query('begin');
-      await holder.query(
-        "select * from projection_checkpoints where projection = 'notifications' for update",
-      );
+      await holder.query('lock table notifications in exclusive mode');
       const held = await command(ana, '/v1/commitments', { type: 'personal', title: 'Held back' });
       await command(ana, `/v1/commitments/${held.commitmentId}/invite`, {
         userId: dan.userId,

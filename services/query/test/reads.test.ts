@@ -96,6 +96,22 @@ describe('reading your own writes', () => {
       expect(response.json().errors[0].path).toBe('header.connect-min-index');
     },
   );
+
+  it('says its index on a GraphQL document refused before it runs, and refuses a malformed header there too', async () => {
+    const refused = (minIndex: string) =>
+      s.app.inject({
+        method: 'POST',
+        url: '/graphql',
+        payload: { query: '{ noSuchField }' },
+        headers: { ...ana.auth, 'connect-min-index': minIndex },
+      });
+    const invalid = await refused('1');
+    expect(invalid.json().errors[0].message).toContain('noSuchField');
+    expect(Number(invalid.headers['connect-index'])).toBeGreaterThanOrEqual(1);
+    const malformed = await refused('soon');
+    expect(malformed.statusCode).toBe(400);
+    expect(malformed.json().errors[0].path).toBe('header.connect-min-index');
+  });
 });
 
 describe('REST reads', () => {

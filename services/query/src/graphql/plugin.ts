@@ -11,7 +11,7 @@ import mercurius, { type MercuriusOptions } from 'mercurius';
 import type pg from 'pg';
 import { z } from 'zod';
 import { commitmentsById } from '../commitments/queries.ts';
-import { readConsistency } from '../consistency.ts';
+import { minIndexOf, readConsistency } from '../consistency.ts';
 import { type NotificationView, notificationsSince } from '../notifications/queries.ts';
 import type { ProjectedIndex } from '../projected-index.ts';
 import { type Caller, callerFromClaims, readAs } from '../reader.ts';
@@ -205,14 +205,17 @@ export async function graphqlRoutes(app: FastifyInstance, deps: GraphqlDeps): Pr
     },
   };
 
-  // Queries over HTTP need a bearer token (401 before any GraphQL runs) and honour Connect-Min-Index
-  // once their document is known (preExecution below); subscriptions authenticate in connection_init
-  // instead, since browsers cannot set WebSocket headers.
-  app.addHook('preValidation', async (request) => {
+  // Queries over HTTP need a bearer token (401 before any GraphQL runs) and honour Connect-Min-Index;
+  // subscriptions authenticate in connection_init instead, since browsers cannot set WebSocket
+  // headers. A malformed Connect-Min-Index is refused and every answer says its index before
+  // GraphQL runs; the wait comes once the document is known (preExecution below).
+  app.addHook('preValidation', async (request, reply) => {
     if (request.routeOptions.url !== '/graphql' || request.headers.upgrade?.toLowerCase() === 'websocket')
       return;
     const claims = await deps.authenticate(request);
     request.caller = callerFromClaims(claims);
+    minIndexOf(request);
+    reply.header('connect-index', String(deps.projectedIndex.current('with-notifications')));
   });
 
   await app.register(graphiqlRoutes);

@@ -4,11 +4,16 @@
 import { BREAK, type DocumentNode, visit } from 'graphql';
 import type { Reach } from '../projected-index.ts';
 
-/** The fields whose answers come from the notifications the notifier writes. */
+/** Every field answered from the notifications the notifier writes (a new one must be added here). */
 const NOTIFICATION_FIELDS = new Set(['notifications', 'unreadNotificationCount', 'markNotificationsRead']);
 
+/** Per parsed document: mercurius hands the same one again for a query text it has cached. */
+const reaches = new WeakMap<DocumentNode, Reach>();
+
 export function reachOf(document: DocumentNode): Reach {
-  let reach: Reach = 'read-models';
+  let reach = reaches.get(document);
+  if (reach) return reach;
+  reach = 'read-models';
   visit(document, {
     Field(field) {
       if (!NOTIFICATION_FIELDS.has(field.name.value)) return undefined;
@@ -16,5 +21,6 @@ export function reachOf(document: DocumentNode): Reach {
       return BREAK;
     },
   });
+  reaches.set(document, reach);
   return reach;
 }
